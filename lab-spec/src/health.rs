@@ -1,0 +1,106 @@
+//! `HealthReport`: what `GET /v1/health` returns.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::node_config::Role;
+
+/// Version of the HealthReport format.
+pub const HEALTH_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    /// Always [`HEALTH_SCHEMA`].
+    pub schema: u32,
+    /// `None` while the agent waits to be provisioned.
+    pub node: Option<String>,
+    pub lab: Option<String>,
+    pub role: Option<Role>,
+    pub agent_version: String,
+    pub board: Board,
+    pub system: System,
+    pub bgp: Vec<BgpNeighborState>,
+    pub vxlan: Vec<VniState>,
+    pub sflow: SflowState,
+    pub reconcile: ReconcileState,
+    /// Overall verdict: every neighbour up, every VNI ok, last reconcile ok.
+    pub healthy: bool,
+    /// Why `healthy` is false, one reason a line.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// Facts about the hardware. `None` means "unknown" (not a Pi, or the
+/// kernel does not expose it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Board {
+    pub model: Option<String>,
+    pub serial: Option<String>,
+    pub mac: Option<String>,
+    pub soc_temperature_celsius: Option<f64>,
+    pub under_voltage: Option<bool>,
+    pub throttled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct System {
+    pub hostname: String,
+    pub uptime_seconds: u64,
+    pub load: [f64; 3],
+    pub memory_total_bytes: u64,
+    pub memory_available_bytes: u64,
+    pub disk_total_bytes: u64,
+    pub disk_available_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BgpNeighborState {
+    pub address: Ipv4Addr,
+    pub remote_asn: u32,
+    pub description: String,
+    /// FRR's state name: `Established`, `Active`, `Connect`, ...
+    pub state: String,
+    pub established: bool,
+    pub uptime_seconds: Option<u64>,
+    pub prefixes_received: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VniState {
+    pub vni: u32,
+    pub device: String,
+    pub device_up: bool,
+    pub bridge: String,
+    /// Flooding mode: `static` or `evpn`.
+    pub flooding: String,
+    /// Remote VTEPs in the kernel's flood list (all-zeros FDB entries).
+    pub remote_vteps: Vec<Ipv4Addr>,
+    /// For static flooding: what the config asks for.
+    pub expected_vteps: Vec<Ipv4Addr>,
+    pub ok: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SflowState {
+    pub enabled: bool,
+    pub collectors: Vec<String>,
+    pub datagrams_sent: u64,
+    pub counter_samples_sent: u64,
+    pub flow_samples_sent: u64,
+    pub send_errors: u64,
+    pub sampling_rate: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReconcileState {
+    /// Version of the config being applied (`NodeConfig::version`).
+    pub config_version: Option<String>,
+    /// Seconds since the Unix epoch of the last finished pass.
+    pub last_run_unix: Option<u64>,
+    pub ok: bool,
+    /// Changes made by the last pass.
+    pub changes: u32,
+    pub passes: u64,
+    pub errors: Vec<String>,
+}

@@ -1,0 +1,283 @@
+//! `NodeConfig`: everything one node-agent needs, fully resolved.
+//!
+//! The host compiles a lab into one of these per node and delivers it either
+//! on the card's FAT partition (`pi-lab/node.toml`) or over the management
+//! API (`PUT /v1/config`). Nothing in here refers to a pool or to another
+//! node by name alone: every address is concrete, so the agent never has to
+//! look anything up.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Version of the NodeConfig format. Bumped on any incompatible change.
+pub const NODE_CONFIG_SCHEMA: u32 = 1;
+
+/// UDP port of every VXLAN device (IANA). The kernel default is 8472.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Default TCP port of node-agent's HTTP API.
+pub const DEFAULT_HEALTH_PORT: u16 = 9180;
+
+/// What a node does in the lab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Spine,
+    Leaf,
+    Host,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Spine => "spine",
+            Role::Leaf => "leaf",
+            Role::Host => "host",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Always [`NODE_CONFIG_SCHEMA`].
+    pub schema: u32,
+    /// Name of the lab this node belongs to.
+    pub lab: String,
+    /// Content hash of this config (see [`NodeConfig::content_version`]).
+    #[serde(default)]
+    pub version: String,
+    pub hostname: String,
+    pub role: Role,
+    #[serde(default)]
+    pub identity: Identity,
+    pub management: Management,
+    /// Router loopback (/32). `None` for hosts.
+    #[serde(default)]
+    pub loopback: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+    #[serde(default)]
+    pub bgp: Option<Bgp>,
+    #[serde(default)]
+    pub vxlan: Vec<Segment>,
+    /// Static routes (hosts: towards other segments through their leaf).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    pub sflow: Sflow,
+    pub health: HealthApi,
+    pub auth: Auth,
+    #[serde(default)]
+    pub led: Led,
+}
+
+/// Identity of the board this config is meant for (zero-touch matching).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// Board serial number as in `/proc/device-tree/serial-number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// MAC address of the management port, lower-case `aa:bb:cc:dd:ee:ff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// The management network as seen from this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Management {
+    /// Management interface. `None`: the first Ethernet device, matched by
+    /// type (a Pi 3B has `eth0`, the emulator `usb0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// Address with prefix length, e.g. `192.168.200.11/24`.
+    pub address: Ipv4Net,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Where pi-lab runs: announcements and sFlow go there.
+    pub controller: Ipv4Addr,
+}
+
+/// A lab interface: a whole port or an 802.1Q VLAN on a parent port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// Kernel name: `eth1`, `enx001122334455`, `eth0.101`.
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: InterfaceKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Point-to-point or host address with prefix length. `None` for an
+    /// access port that only joins a bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Net>,
+    /// Free text for people: usually `to spine1:eth1`.
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum InterfaceKind {
+    /// A whole port that already exists (built-in, USB adapter, veth).
+    Port,
+    /// An 802.1Q sub-interface the agent creates on `parent`.
+    Vlan { parent: String, vlan_id: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub neighbors: Vec<Neighbor>,
+    /// Prefixes to advertise (the loopback at least).
+    pub networks: Vec<Ipv4Net>,
+    pub timers: BgpTimers,
+    /// Paths to install for ECMP (`maximum-paths`).
+    pub multipath: u16,
+    /// Turn on `address-family l2vpn evpn` with `advertise-all-vni`.
+    pub evpn: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neighbor {
+    pub address: Ipv4Addr,
+    pub remote_asn: u32,
+    /// Local interface the session runs over.
+    pub interface: String,
+    /// The peer node's name, for `description`.
+    pub description: String,
+}
+
+/// BGP timers in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpTimers {
+    pub keepalive: u16,
+    pub hold: u16,
+    pub connect_retry: u16,
+}
+
+impl Default for BgpTimers {
+    /// Short timers: labs want fast convergence, not stability on WAN links.
+    fn default() -> Self {
+        BgpTimers { keepalive: 3, hold: 9, connect_retry: 5 }
+    }
+}
+
+/// One VXLAN segment (VNI) on a leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    pub vni: u32,
+    /// Segment name from the lab file.
+    pub name: String,
+    /// VXLAN device name, e.g. `vxlan10010`.
+    pub device: String,
+    /// Bridge the VXLAN device and access ports join, e.g. `br10010`.
+    pub bridge: String,
+    /// Local VTEP address: this leaf's loopback.
+    pub local_vtep: Ipv4Addr,
+    /// Always [`VXLAN_PORT`].
+    pub port: u16,
+    /// Access ports that join the bridge.
+    pub access_ports: Vec<String>,
+    pub flooding: Flooding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Flooding {
+    /// Head-end replication: one all-zeros FDB entry per remote VTEP.
+    Static { remote_vteps: Vec<Ipv4Addr> },
+    /// FRR learns remote VTEPs over BGP EVPN and installs the flood list.
+    Evpn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub gateway: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sflow {
+    /// Where to send datagrams; empty disables export.
+    pub collectors: Vec<SocketAddr>,
+    /// Counter polling interval in seconds.
+    pub polling_interval: u32,
+    /// Packet sampling 1-in-N; 0 turns sampling off.
+    pub sampling_rate: u32,
+    /// Agent address in every datagram: loopback, else management address.
+    pub agent_address: IpAddr,
+    /// Interfaces whose counters are exported and that are sampled.
+    pub interfaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthApi {
+    /// Address and port of the HTTP API (the management address).
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Lower-case hex SHA-256 of the bearer token. The token itself never
+    /// lands on the card.
+    pub token_sha256: String,
+}
+
+impl Auth {
+    pub fn from_token(token: &str) -> Self {
+        Auth { token_sha256: hex::encode(Sha256::digest(token.as_bytes())) }
+    }
+}
+
+/// The status LED.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Led {
+    /// No LED.
+    #[default]
+    None,
+    /// A sysfs LED class device, e.g. the on-board `ACT` LED.
+    Sysfs { name: String },
+    /// An external LED on a BCM GPIO pin.
+    Gpio { pin: u8 },
+}
+
+impl NodeConfig {
+    /// Hash of everything but `version` itself: the same content always gets
+    /// the same version, so a re-provision with no change is a no-op.
+    pub fn content_version(&self) -> String {
+        let mut copy = self.clone();
+        copy.version = String::new();
+        let json = serde_json::to_vec(&copy).unwrap_or_default();
+        hex::encode(&Sha256::digest(&json)[..8])
+    }
+
+    /// Fill in `version` from the content.
+    pub fn with_version(mut self) -> Self {
+        self.version = self.content_version();
+        self
+    }
+
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}

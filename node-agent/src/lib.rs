@@ -1,0 +1,10 @@
+//! `node-agent`: brings up a node's lab role and reports on it.
+//!
+//! ```text
+//! NodeConfig --> reconcile (netlink: links, addresses, bridges, VXLAN, FDB)
+//!            --> frr (render frr.conf, reload, read BGP state)
+//!            --> sflow (counter and flow samples to collectors)
+//!            --> health (HTTP API, Prometheus metrics, status LED)
+//! ```
+
+pub mod cli;

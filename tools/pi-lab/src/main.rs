@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use pi_lab::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match dispatch(&cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
+    Ok(match command {
+        Command::Lab(cmd) => pi_lab::lab::run(cmd)?,
+        Command::Image(cmd) => pi_lab::image::run(cmd)?,
+        Command::Flash(args) => pi_lab::flash::run(args)?,
+        Command::Provision(args) => pi_lab::provision::run(args)?,
+        Command::Status(args) => pi_lab::status::run(args)?,
+        Command::Validate(args) => pi_lab::validate::run(args)?,
+        Command::Inventory(args) => pi_lab::inventory::run(args)?,
+        Command::Sflow(cmd) => pi_lab::sflow_watch::run(cmd)?,
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pi-lab", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
