@@ -25,6 +25,8 @@ pub const DEFAULT_HEALTH_PORT: u16 = 9180;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A plain BGP router (netlab's default device role).
+    Router,
     Spine,
     Leaf,
     Host,
@@ -33,6 +35,7 @@ pub enum Role {
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Role::Router => "router",
             Role::Spine => "spine",
             Role::Leaf => "leaf",
             Role::Host => "host",

@@ -1,0 +1,112 @@
+//! Where pi-lab keeps per-lab state and the lab's bearer token.
+//!
+//! The token authenticates `pi-lab` to every agent of a lab. Only its
+//! SHA-256 goes into NodeConfigs; the token itself stays on the controller,
+//! in `STATE_DIR/LAB/token` (mode 0600), unless `PI_LAB_TOKEN` is set.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot read or write the lab token {path}: {source}")]
+    Token { path: PathBuf, source: std::io::Error },
+    #[error("the lab token in {path} is empty; delete the file to make a new one")]
+    EmptyToken { path: PathBuf },
+}
+
+/// Root of pi-lab's state: `$PI_LAB_STATE_DIR`, else
+/// `$XDG_STATE_HOME/pi-lab`, else `~/.local/state/pi-lab`, else
+/// `/var/lib/pi-lab`.
+pub fn state_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PI_LAB_STATE_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("pi-lab");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/pi-lab"),
+        None => PathBuf::from("/var/lib/pi-lab"),
+    }
+}
+
+/// State directory of one lab, created if missing.
+pub fn lab_dir(lab: &str) -> Result<PathBuf, SecretError> {
+    let path = state_root().join(lab);
+    fs::create_dir_all(&path)
+        .map_err(|source| SecretError::StateDir { path: path.clone(), source })?;
+    Ok(path)
+}
+
+/// The lab's bearer token: `$PI_LAB_TOKEN`, else the token file, made on
+/// first use from 32 random bytes.
+pub fn lab_token(lab: &str) -> Result<String, SecretError> {
+    if let Ok(token) = std::env::var("PI_LAB_TOKEN") {
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let path = lab_dir(lab)?.join("token");
+    if path.exists() {
+        return read_token(&path);
+    }
+    let token =
+        random_hex(32).map_err(|source| SecretError::Token { path: path.clone(), source })?;
+    write_private(&path, &token)
+        .map_err(|source| SecretError::Token { path: path.clone(), source })?;
+    Ok(token)
+}
+
+fn read_token(path: &Path) -> Result<String, SecretError> {
+    let text = fs::read_to_string(path)
+        .map_err(|source| SecretError::Token { path: path.to_path_buf(), source })?;
+    let token = text.trim().to_string();
+    if token.is_empty() {
+        return Err(SecretError::EmptyToken { path: path.to_path_buf() });
+    }
+    Ok(token)
+}
+
+fn random_hex(bytes: usize) -> std::io::Result<String> {
+    let mut buf = vec![0u8; bytes];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Write a file readable only by its owner, atomically.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
+    fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_is_made_once_and_kept_private() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-secrets-{}", std::process::id()));
+        let path = dir.join("token");
+        fs::create_dir_all(&dir).unwrap();
+        let token = random_hex(32).unwrap();
+        write_private(&path, &token).unwrap();
+        assert_eq!(read_token(&path).unwrap(), token);
+        assert_eq!(token.len(), 64);
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        fs::write(&path, "\n").unwrap();
+        assert!(matches!(read_token(&path), Err(SecretError::EmptyToken { .. })));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
