@@ -46,10 +46,10 @@ pub fn lab_dir(lab: &str) -> Result<PathBuf, SecretError> {
 /// The lab's bearer token: `$PI_LAB_TOKEN`, else the token file, made on
 /// first use from 32 random bytes.
 pub fn lab_token(lab: &str) -> Result<String, SecretError> {
-    if let Ok(token) = std::env::var("PI_LAB_TOKEN") {
-        if !token.is_empty() {
-            return Ok(token);
-        }
+    if let Ok(token) = std::env::var("PI_LAB_TOKEN")
+        && !token.is_empty()
+    {
+        return Ok(token);
     }
     let path = lab_dir(lab)?.join("token");
     if path.exists() {
