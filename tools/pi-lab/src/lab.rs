@@ -26,8 +26,8 @@ pub enum LabCommand {
 
 pub fn run(cmd: &LabCommand) -> Result<ExitCode, crate::NotBuilt> {
     match cmd {
-        LabCommand::Up(args) => crate::fleet::up(args),
-        LabCommand::Down(args) => crate::fleet::down(args),
+        LabCommand::Up(args) => Ok(crate::fleet::up(args)),
+        LabCommand::Down(args) => Ok(crate::fleet::down(args)),
         _ => Err(crate::NotBuilt("pi-lab lab")),
     }
 }

@@ -1,0 +1,146 @@
+//! `lab down`: undo everything the journal says `lab up` made, newest
+//! first. Missing objects are fine (down is idempotent and must work after
+//! `up` crashed anywhere); other failures are collected, the rest goes on,
+//! and the journal is kept so a second `down` can finish the job.
+
+use std::fs;
+use std::path::Path;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::ip;
+use super::journal::Entry;
+
+/// Remove what `entries` describe; the problems that remain, if any.
+pub fn undo(entries: &[Entry]) -> Vec<String> {
+    let mut problems = Vec::new();
+    // Processes first, all namespaces at once, so nothing holds a namespace
+    // or re-adds what is being removed. SIGTERM lets FRR and the agents
+    // exit cleanly; watchfrr goes in the same round, so it restarts nothing.
+    let mut pids = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Netns { name } if ip::netns_exists(name) => match ip::netns_pids(name) {
+                Ok(found) => pids.extend(found),
+                Err(err) => problems.push(err.to_string()),
+            },
+            Entry::Process { pid, what, .. } if is_running(*pid, what) => pids.push(*pid),
+            _ => {}
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    stop_processes(&pids);
+    for entry in entries.iter().rev() {
+        if let Err(problem) = remove(entry) {
+            problems.push(problem);
+        }
+    }
+    problems
+}
+
+fn remove(entry: &Entry) -> Result<(), String> {
+    let ok_if_missing = |r: Result<(), ip::IpError>| match r {
+        Err(e) if !e.is_missing() => Err(e.to_string()),
+        _ => Ok(()),
+    };
+    match entry {
+        Entry::Netns { name } if ip::netns_exists(name) => ok_if_missing(ip::netns_del(name)),
+        Entry::RootLink { name } if ip::link_exists(None, name) => {
+            ok_if_missing(ip::link_del(None, name))
+        }
+        Entry::Tree { path } => remove_path(path, true),
+        Entry::Path { path } => remove_path(path, false),
+        _ => Ok(()),
+    }
+}
+
+/// Remove a file, or a directory (`tree`: with everything in it; else only
+/// when empty, so nobody else's files go with it).
+fn remove_path(path: &Path, tree: bool) -> Result<(), String> {
+    let result = match fs::symlink_metadata(path) {
+        Err(_) => return Ok(()),
+        Ok(meta) if meta.is_dir() && tree => fs::remove_dir_all(path),
+        Ok(meta) if meta.is_dir() => match fs::remove_dir(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                tracing::info!(path = %path.display(), "kept: not empty");
+                Ok(())
+            }
+            other => other,
+        },
+        Ok(_) => fs::remove_file(path),
+    };
+    result.map_err(|e| format!("cannot remove {}: {e}", path.display()))
+}
+
+/// SIGTERM, up to 5 s to exit, then SIGKILL.
+fn stop_processes(pids: &[u32]) {
+    let pids: Vec<Pid> =
+        pids.iter().filter_map(|p| i32::try_from(*p).ok()).map(Pid::from_raw).collect();
+    for pid in &pids {
+        let _ = kill(*pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && pids.iter().any(|p| alive(*p)) {
+        sleep(Duration::from_millis(50));
+    }
+    for pid in pids.iter().filter(|p| alive(**p)) {
+        tracing::warn!(%pid, "did not stop on SIGTERM; killing");
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+}
+
+/// Running and not a zombie.
+fn alive(pid: Pid) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the command name in parentheses.
+        Ok(stat) => {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// `pid` still runs the program we started (pids get reused).
+fn is_running(pid: u32, what: &str) -> bool {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    i32::try_from(pid).is_ok_and(|p| alive(Pid::from_raw(p)))
+        && String::from_utf8_lossy(&cmdline).contains(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_go_but_shared_directories_stay_when_not_empty() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-teardown-{}", std::process::id()));
+        let tree = dir.join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("sub/file"), "x").unwrap();
+        let problems = undo(&[
+            Entry::Path { path: dir.clone() },
+            Entry::Tree { path: tree.clone() },
+            Entry::Path { path: dir.join("never-made") },
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(!dir.exists(), "the empty directory made by up is removed");
+
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("theirs"), "x").unwrap();
+        assert!(undo(&[Entry::Path { path: dir.clone() }]).is_empty());
+        assert!(dir.join("theirs").exists(), "someone else's file stays");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_child_is_stopped() {
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        stop_processes(&[child.id()]);
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "sleep 60 ended by a signal, not by itself");
+    }
+}
