@@ -62,11 +62,13 @@ impl AgentFiles {
 }
 
 /// Start `node-agent run` inside `netns`, with its own hostname, detached
-/// from pi-lab (its own process group) so it outlives `lab up`.
+/// from pi-lab (its own process group) so it outlives `lab up`. Nodes with
+/// FRR get its pathspace (the namespace's name); hosts run without FRR.
 pub fn spawn(
     agent: &Path,
     netns: &str,
     hostname: &str,
+    with_frr: bool,
     files: &AgentFiles,
 ) -> Result<Child, AgentError> {
     let spawn_err = |source| AgentError::Spawn { netns: netns.into(), source };
@@ -85,7 +87,7 @@ pub fn spawn(
         .arg("run")
         .arg("--config")
         .arg(&files.config)
-        .args(["--frr-pathspace", netns])
+        .args(if with_frr { vec!["--frr-pathspace", netns] } else { vec!["--no-frr"] })
         .arg("--state-dir")
         .arg(&files.state_dir)
         .env("RUST_LOG", std::env::var("PI_LAB_AGENT_LOG").unwrap_or_else(|_| "info".into()))

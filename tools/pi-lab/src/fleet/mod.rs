@@ -333,7 +333,7 @@ impl Fleet<'_> {
             source: std::io::Error::other(e),
         })?;
         write_atomic(&files.config, &text)?;
-        let child = agent::spawn(&self.agent, &ns, &node.hostname, &files)?;
+        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.bgp.is_some(), &files)?;
         self.journal.record(&Entry::Process {
             netns: ns,
             pid: child.id(),
