@@ -173,12 +173,9 @@ impl<'a> Space<'a> {
             Diagnostic::error(
                 span,
                 format!(
-                    "{} is too small: {} more {}{} needed, {} free",
+                    "{} is too small: {} needed, room for {room}",
                     self.pool,
-                    free.len(),
-                    self.what,
-                    if free.len() == 1 { " is" } else { "es are" },
-                    room
+                    count_of(free.len(), self.what),
                 ),
             )
             .help(self.grow_help.clone()),
@@ -198,6 +195,15 @@ impl<'a> Space<'a> {
             ),
         )
         .help("a displaced address can change when names around it change; pin it with `id` or a fixed address to keep it")
+    }
+}
+
+/// `1 loopback`, `2 loopbacks`, `3 management addresses`.
+fn count_of(n: usize, what: &str) -> String {
+    match (n, what.ends_with('s')) {
+        (1, _) => format!("1 {what}"),
+        (_, true) => format!("{n} {what}es"),
+        (_, false) => format!("{n} {what}s"),
     }
 }
 
