@@ -415,7 +415,6 @@ fn toml_syntax_errors_have_a_position() {
 fn every_error_is_reported_sorted_by_position() {
     let text = BASE
         .replace("asn = 100", "asn = 0")
-        .replace("rol", "rol")
         .replace("b = \"r2:eth1\"", "b = \"r9:eth1\"")
         .replace("role = \"router\"\nasn = 200", "rle = \"router\"\nasn = 200");
     let found = report(&text);
