@@ -78,9 +78,14 @@ impl Reader {
         let mut duplicate_section: Option<usize> = None;
         for err in errors {
             let span = err.span().unwrap_or(0..0);
-            let line_start =
-                source.text[..span.start.min(source.text.len())].rfind('\n').map_or(0, |i| i + 1);
-            let line = source.text[line_start..].lines().next().unwrap_or("").trim_start();
+            let before = source.text.get(..span.start).unwrap_or("");
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let line = source
+                .text
+                .get(line_start..)
+                .and_then(|l| l.lines().next())
+                .unwrap_or("")
+                .trim_start();
             if err.message() == "duplicate key" {
                 let key = source.slice(&span).unwrap_or("").to_string();
                 if line.starts_with('[') {
@@ -89,7 +94,9 @@ impl Reader {
                     continue;
                 }
                 // Keys inside a table that is itself a duplicate are noise.
-                if duplicate_section.is_some_and(|s| !source.text[s..line_start].contains("\n[")) {
+                if duplicate_section.is_some_and(|s| {
+                    source.text.get(s..line_start).is_some_and(|t| !t.contains("\n["))
+                }) {
                     continue;
                 }
                 self.error(
@@ -627,7 +634,7 @@ impl Reader {
     /// the string is written plainly (no escapes); else the whole value.
     fn inner(&self, span: &Span, text: &str, offset: usize, len: usize) -> Span {
         let raw = self.diags.source.slice(span).unwrap_or("");
-        if raw.len() == text.len() + 2 && raw[1..raw.len() - 1] == *text {
+        if raw.len() == text.len() + 2 && raw.get(1..raw.len() - 1) == Some(text) {
             span.start + 1 + offset..span.start + 1 + offset + len
         } else {
             span.clone()
