@@ -51,7 +51,10 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     let lab = reader.lab(doc.get_ref(), source);
     let mut diags = reader.diags;
     if let Some(lab) = &lab {
-        crate::validate::check(lab, &mut diags);
+        // Nodes with errors of their own are left out of `lab`; references
+        // to them are not reported again as unknown.
+        let declared = declared_nodes(doc.get_ref());
+        crate::validate::check(lab, &declared, &mut diags);
     }
     diags.sort();
     match lab {
@@ -690,6 +693,13 @@ impl Reader {
             });
         }
         segments
+    }
+}
+
+fn declared_nodes(doc: &Table) -> Vec<String> {
+    match doc.get("nodes").map(|v| v.get_ref()) {
+        Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().to_string()).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -670,13 +670,14 @@ fn or_dash<T: fmt::Display>(v: Option<T>) -> String {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = &self.management;
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         writeln!(
             f,
-            "lab {}: {} nodes, {} links, {} segments",
+            "lab {}: {}, {}, {}",
             self.lab,
-            self.nodes.len(),
-            self.links.len(),
-            self.segments.len()
+            count(self.nodes.len(), "node"),
+            count(self.links.len(), "link"),
+            count(self.segments.len(), "segment")
         )?;
         writeln!(
             f,

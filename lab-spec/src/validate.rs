@@ -8,8 +8,10 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::lab::{Endpoint, Lab, Link};
 use crate::node_config::Role;
 
-pub fn check(lab: &Lab, diags: &mut Diagnostics) {
-    let mut v = Validator { lab, found: Vec::new() };
+/// `declared`: every node name in the file, including nodes left out of
+/// `lab` because of their own errors.
+pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
+    let mut v = Validator { lab, declared, found: Vec::new() };
     v.links();
     v.interfaces_used_once();
     v.unique_node_fields();
@@ -19,6 +21,7 @@ pub fn check(lab: &Lab, diags: &mut Diagnostics) {
 
 struct Validator<'a> {
     lab: &'a Lab,
+    declared: &'a [String],
     found: Vec<Diagnostic>,
 }
 
@@ -55,6 +58,9 @@ impl Validator<'_> {
     fn known_node(&mut self, end: &Endpoint, place: &str) -> bool {
         if self.lab.nodes.contains_key(&end.node) {
             return true;
+        }
+        if self.declared.contains(&end.node) {
+            return false;
         }
         let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
         let help = match did_you_mean(&end.node, &names) {
@@ -263,6 +269,7 @@ impl Validator<'_> {
             }
             seen.push(leaf);
             match self.lab.nodes.get(leaf) {
+                None if self.declared.contains(leaf) => {}
                 None => {
                     let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
                     let help = match did_you_mean(leaf, &names) {

@@ -437,3 +437,11 @@ fn displaced_names_are_warned_about() {
     assert_eq!((w.line, w.column), (Some(3), Some(8)));
     assert!(w.message.contains("is taken by r2"), "{w:?}");
 }
+
+#[test]
+fn a_broken_node_is_not_also_reported_as_unknown() {
+    let text = BASE.replace("role = \"router\"\nasn = 200", "rol = \"router\"\nasn = 200");
+    let found = report(&text);
+    assert!(found.iter().all(|d| !d.message.contains("unknown node")), "{found:#?}");
+    assert_error(&text, 7, 8, "missing \"role\" in [nodes.r2]", "add role");
+}
