@@ -247,7 +247,8 @@ pub struct Located {
 
 /// The closest candidate to `word`, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    // One edit per three characters, rounded up: `leafs` finds `leaves`.
+    let limit = word.chars().count().div_ceil(3).max(1);
     candidates
         .iter()
         .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
@@ -304,6 +305,7 @@ mod tests {
     fn suggestions_only_for_near_misses() {
         assert_eq!(did_you_mean("rol", &["role", "asn"]), Some("role"));
         assert_eq!(did_you_mean("colectors", &["collectors"]), Some("collectors"));
+        assert_eq!(did_you_mean("leafs", &["name", "leaves"]), Some("leaves"));
         assert_eq!(did_you_mean("banana", &["role", "asn"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

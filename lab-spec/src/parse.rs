@@ -654,17 +654,9 @@ impl Reader {
             let vni = self.integer(t, "vni", place, VNI_RANGE);
             let vni = self.required(vni, t, "vni", place, &header, "add vni = N (1 to 16777215)");
             let flooding = self.converted(t, "flooding", place, flooding);
-            let leaves = match t.get("leaves") {
-                Some(v) => self.strings(v, "leaves", place),
-                None => {
-                    self.error(
-                        header.clone(),
-                        "missing \"leaves\" in [[segments]]",
-                        "list the member leaves: leaves = [\"leaf1\", \"leaf2\"]",
-                    );
-                    Vec::new()
-                }
-            };
+            // A missing list is reported by validation as "no leaves".
+            let leaves =
+                t.get("leaves").map(|v| self.strings(v, "leaves", place)).unwrap_or_default();
             let access: Vec<Endpoint> = match t.get("access") {
                 Some(v) => self
                     .strings(v, "access", place)
