@@ -104,3 +104,17 @@ fn same_file_same_plan() {
     let (_, b) = plan_of("fabric.toml");
     assert_eq!(a, b);
 }
+
+/// The lab-file reference in the README must stay a valid lab.
+#[test]
+fn readme_reference_lab_is_valid() {
+    let readme = std::fs::read_to_string(example("../README.md")).unwrap();
+    let start = readme.find("```toml\nname = \"fabric\"").expect("reference block") + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let others = "\n[nodes.spine1]\nrole = \"spine\"\nasn = 65000\n\n[nodes.leaf3]\nrole = \"leaf\"\nasn = 65003\n";
+    let text = format!("{}{others}", &readme[start..end]);
+    let lab = lab_spec::parse(&text, "README.md").unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan::new(&lab).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.nodes["leaf1"].loopback, Some("10.0.0.21".parse().unwrap()));
+    assert_eq!(plan.links[0].subnet, "10.1.9.0/31".parse().unwrap());
+}
