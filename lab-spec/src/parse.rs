@@ -173,6 +173,19 @@ impl Reader {
         }
     }
 
+    /// A top-level `[key]` table (empty when absent), its keys checked.
+    fn section<'t, 'i>(
+        &mut self,
+        doc: &'t Table<'i>,
+        key: &str,
+        allowed: &[&str],
+        empty: &'t Table<'i>,
+    ) -> &'t Table<'i> {
+        let t = doc.get(key).and_then(|v| self.table(v, key, "the lab file")).unwrap_or(empty);
+        self.keys(t, allowed, &format!("[{key}]"));
+        t
+    }
+
     fn string(&mut self, t: &Table, key: &str, place: &str) -> Field<String> {
         let value = t.get(key)?;
         match value.get_ref() {
@@ -274,11 +287,7 @@ impl Reader {
     fn management(&mut self, doc: &Table) -> ManagementSpec {
         let place = "[management]";
         let empty = Table::new();
-        let t = doc
-            .get("management")
-            .and_then(|v| self.table(v, "management", "the lab file"))
-            .unwrap_or(&empty);
-        self.keys(t, MANAGEMENT_KEYS, place);
+        let t = self.section(doc, "management", MANAGEMENT_KEYS, &empty);
         let subnet =
             self.converted(t, "subnet", place, |s| network(s, "management subnet", 0..=30));
         let (subnet, subnet_span) = split(subnet, defaults::MANAGEMENT);
@@ -320,9 +329,7 @@ impl Reader {
     fn pools(&mut self, doc: &Table, management: &ManagementSpec) -> Pools {
         let place = "[pools]";
         let empty = Table::new();
-        let t =
-            doc.get("pools").and_then(|v| self.table(v, "pools", "the lab file")).unwrap_or(&empty);
-        self.keys(t, POOL_KEYS, place);
+        let t = self.section(doc, "pools", POOL_KEYS, &empty);
         let loopback =
             self.converted(t, "loopback", place, |s| network(s, "pools.loopback", 0..=32));
         let p2p = self.converted(t, "p2p", place, |s| network(s, "pools.p2p", 0..=31));
@@ -348,8 +355,7 @@ impl Reader {
     fn bgp(&mut self, doc: &Table) -> BgpSpec {
         let place = "[bgp]";
         let empty = Table::new();
-        let t = doc.get("bgp").and_then(|v| self.table(v, "bgp", "the lab file")).unwrap_or(&empty);
-        self.keys(t, BGP_KEYS, place);
+        let t = self.section(doc, "bgp", BGP_KEYS, &empty);
         let timers = crate::node_config::BgpTimers::default();
         let keepalive = self.integer(t, "keepalive", place, 1..=65535);
         let hold = self.integer(t, "hold", place, 0..=65535);
@@ -384,9 +390,7 @@ impl Reader {
     fn sflow(&mut self, doc: &Table, management: &ManagementSpec) -> SflowSpec {
         let place = "[sflow]";
         let empty = Table::new();
-        let t =
-            doc.get("sflow").and_then(|v| self.table(v, "sflow", "the lab file")).unwrap_or(&empty);
-        self.keys(t, SFLOW_KEYS, place);
+        let t = self.section(doc, "sflow", SFLOW_KEYS, &empty);
         let polling = self.integer(t, "polling_interval", place, 1..=3600);
         let sampling = self.integer(t, "sampling_rate", place, 0..=i128::from(u32::MAX));
         let collectors = match t.get("collectors") {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::alloc::{Space, Want};
 use crate::diagnostics::{Diagnostic, Diagnostics, Span};
-use crate::lab::{FloodingMode, Lab, Link, defaults};
+use crate::lab::{FloodingMode, Lab, Link, Node, defaults};
 use crate::node_config::Role;
 use crate::validate::{LinkKind, link_kind};
 
@@ -260,6 +260,14 @@ impl Blocks {
     }
 }
 
+/// A pool that node addresses come from, and how to talk about it.
+struct Target {
+    what: &'static str,
+    setting: &'static str,
+    net: Ipv4Net,
+    span: Option<Span>,
+}
+
 struct Planner<'a> {
     lab: &'a Lab,
     found: Vec<Diagnostic>,
@@ -302,112 +310,86 @@ impl Planner<'_> {
     }
 
     fn loopbacks(&mut self) -> BTreeMap<String, Ipv4Addr> {
-        let pool = self.lab.pools.loopback;
-        let hosts = Hosts::new(pool);
-        let mut wants = Vec::new();
-        for n in self.lab.nodes.values().filter(|n| n.is_router()) {
-            let pin = match (n.loopback, n.id) {
-                (Some(addr), _) => {
-                    let span = n.spans.loopback.clone().unwrap_or(n.spans.name.clone());
-                    if !pool.contains(&addr) {
-                        self.error(
-                            span,
-                            format!(
-                                "loopback {addr} of {} is outside pools.loopback {pool}",
-                                n.name
-                            ),
-                            format!(
-                                "pick an address in {pool}, or remove it to have one allocated"
-                            ),
-                        );
-                        continue;
-                    }
-                    match hosts.slot_of(addr) {
-                        Some(s) => Some((s..s + 1, span)),
-                        // In the pool but not allocatable (like .0): nothing to collide with.
-                        None => continue,
-                    }
-                }
-                (None, Some(id)) => {
-                    match self.id_slot(&hosts, id, &n.name, n.spans.id.clone(), "pools.loopback") {
-                        Some(pin) => Some(pin),
-                        None => continue,
-                    }
-                }
-                (None, None) => None,
-            };
-            wants.push(Want {
-                key: n.name.clone(),
-                owner: n.name.clone(),
-                span: n.spans.name.clone(),
-                pin,
-            });
-        }
-        let mut space = Space::new(
-            "loopback",
-            format!("pools.loopback {pool}"),
-            self.lab.pools.spans.loopback.clone(),
-            hosts.count,
-            move |s| hosts.addr(s).to_string(),
-        );
-        let slots = space.allocate(&wants, &mut self.found);
-        let mut out: BTreeMap<String, Ipv4Addr> =
-            self.lab.nodes.values().filter_map(|n| Some((n.name.clone(), n.loopback?))).collect();
-        for (name, slot) in slots {
-            out.entry(name).or_insert_with(|| hosts.addr(slot));
-        }
-        out
-    }
-
-    /// The slot that `id = N` pins, or an error if the pool has no such host.
-    fn id_slot(
-        &mut self,
-        hosts: &Hosts,
-        id: u32,
-        node: &str,
-        span: Option<Span>,
-        pool_name: &str,
-    ) -> Option<(Range<u64>, Span)> {
-        let span = span.unwrap_or(0..0);
-        match hosts.slot_of_id(id) {
-            Some(s) => Some((s..s + 1, span)),
-            None => {
-                let last = u64::from(hosts.first) + hosts.count.saturating_sub(1);
-                self.error(
-                    span,
-                    format!("id {id} of {node} does not fit in {pool_name} {}", hosts.net),
-                    format!("ids in {} go from {} to {last}", hosts.net, hosts.first),
-                );
-                None
-            }
-        }
+        let pools = &self.lab.pools;
+        let routers: Vec<&Node> = self.lab.nodes.values().filter(|n| n.is_router()).collect();
+        let target = Target {
+            what: "loopback",
+            setting: "pools.loopback",
+            net: pools.loopback,
+            span: pools.spans.loopback.clone(),
+        };
+        self.node_addresses(
+            &routers,
+            target,
+            |n| Some((n.loopback?, n.spans.loopback.clone()?)),
+            &[],
+        )
     }
 
     fn management(&mut self) -> BTreeMap<String, Ipv4Addr> {
         let m = &self.lab.management;
-        let hosts = Hosts::new(m.subnet);
+        let nodes: Vec<&Node> = self.lab.nodes.values().collect();
+        let mut reserved = vec![(m.controller, format!("the controller ({})", m.controller))];
+        reserved.extend(m.gateway.map(|g| (g, format!("the gateway ({g})"))));
+        let target = Target {
+            what: "management address",
+            setting: "[management] subnet",
+            net: m.subnet,
+            span: m.spans.subnet.clone(),
+        };
+        self.node_addresses(
+            &nodes,
+            target,
+            |n| Some((n.management?, n.spans.management.clone()?)),
+            &reserved,
+        )
+    }
+
+    /// One address per node from `target`: the fixed one, else host number
+    /// `id`, else allocated by name. `reserved` addresses go to no node.
+    fn node_addresses(
+        &mut self,
+        nodes: &[&Node],
+        target: Target,
+        fixed: impl Fn(&Node) -> Option<(Ipv4Addr, Span)>,
+        reserved: &[(Ipv4Addr, String)],
+    ) -> BTreeMap<String, Ipv4Addr> {
+        let hosts = Hosts::new(target.net);
+        let place = format!("{} {}", target.setting, target.net);
         let mut wants = Vec::new();
-        for n in self.lab.nodes.values() {
-            let pin = match (n.management, n.id) {
-                (Some(addr), _) => {
-                    let span = n.spans.management.clone().unwrap_or(n.spans.name.clone());
-                    match hosts.slot_of(addr) {
-                        Some(s) => Some((s..s + 1, span)),
-                        None => {
-                            self.error(span, format!("management address {addr} of {} is not a host address of the management subnet {}", n.name, m.subnet), format!("pick a host address in {}, or remove it to have one allocated", m.subnet));
-                            continue;
-                        }
+        for n in nodes {
+            let pin = match (fixed(n), n.id) {
+                (Some((addr, span)), _) => match hosts.slot_of(addr) {
+                    Some(s) => Some((s..s + 1, span)),
+                    None => {
+                        let problem = if target.net.contains(&addr) {
+                            "not a host address of"
+                        } else {
+                            "outside"
+                        };
+                        self.error(
+                            span,
+                            format!("{} {addr} of {} is {problem} {place}", target.what, n.name),
+                            format!(
+                                "pick a host address in {}, or remove it to have one allocated",
+                                target.net
+                            ),
+                        );
+                        continue;
                     }
-                }
-                (None, Some(id)) => match self.id_slot(
-                    &hosts,
-                    id,
-                    &n.name,
-                    n.spans.id.clone(),
-                    "the management subnet",
-                ) {
-                    Some(pin) => Some(pin),
-                    None => continue,
+                },
+                (None, Some(id)) => match hosts.slot_of_id(id) {
+                    Some(s) => Some((s..s + 1, n.spans.id.clone().unwrap_or(n.spans.name.clone()))),
+                    None => {
+                        let last = u64::from(hosts.first) + hosts.count.saturating_sub(1);
+                        let span = n.spans.id.clone().unwrap_or(n.spans.name.clone());
+                        self.error(
+                            span,
+                            format!("id {id} of {} does not fit in {place}", n.name),
+                            format!("ids in {} go from {} to {last}", target.net, hosts.first),
+                        );
+                        continue;
+                    }
                 },
                 (None, None) => None,
             };
@@ -418,28 +400,22 @@ impl Planner<'_> {
                 pin,
             });
         }
-        let mut space = Space::new(
-            "management address",
-            format!("management subnet {}", m.subnet),
-            m.spans.subnet.clone(),
-            hosts.count,
-            move |s| hosts.addr(s).to_string(),
-        );
-        space.grow_help = "give [management] subnet a shorter prefix (more addresses)".to_string();
-        if let Some(slot) = hosts.slot_of(m.controller) {
-            space.reserve(slot, &format!("the controller ({})", m.controller));
-        }
-        if let Some(slot) = m.gateway.and_then(|g| hosts.slot_of(g)) {
-            space.reserve(slot, "the gateway");
+        let mut space = Space::new(target.what, place, target.span, hosts.count, move |s| {
+            hosts.addr(s).to_string()
+        });
+        space.grow_help = format!("give {} a shorter prefix (more addresses)", target.setting);
+        for (addr, owner) in reserved {
+            if let Some(slot) = hosts.slot_of(*addr) {
+                space.reserve(slot, owner);
+            }
         }
         let slots = space.allocate(&wants, &mut self.found);
-        slots
-            .into_iter()
-            .map(|(name, slot)| {
-                let fixed = self.lab.nodes.get(&name).and_then(|n| n.management);
-                (name, fixed.unwrap_or_else(|| hosts.addr(slot)))
-            })
-            .collect()
+        let mut out: BTreeMap<String, Ipv4Addr> =
+            nodes.iter().filter_map(|n| Some((n.name.clone(), fixed(n)?.0))).collect();
+        for (name, slot) in slots {
+            out.entry(name).or_insert_with(|| hosts.addr(slot));
+        }
+        out
     }
 
     /// Subnets of router-to-router links, by link key.

@@ -299,8 +299,8 @@ fn pools_too_small() {
         &text,
         3,
         10,
-        "management subnet 192.168.200.0/30 is too small: 2 management addresses needed, room for 1",
-        "[management] subnet",
+        "[management] subnet 192.168.200.0/30 is too small: 2 management addresses needed, room for 1",
+        "give [management] subnet a shorter prefix",
     );
 }
 
@@ -324,7 +324,7 @@ fn fixed_loopback_outside_its_pool() {
         10,
         12,
         "loopback 10.9.0.1 of r2 is outside pools.loopback 10.0.0.0/24",
-        "pick an address in 10.0.0.0/24",
+        "pick a host address in 10.0.0.0/24",
     );
 }
 
@@ -335,7 +335,7 @@ fn fixed_management_address_outside_the_subnet() {
         &text,
         10,
         14,
-        "management address 192.168.7.3 of r2 is not a host address of the management subnet 192.168.200.0/24",
+        "management address 192.168.7.3 of r2 is outside [management] subnet 192.168.200.0/24",
         "pick a host address",
     );
 }
