@@ -189,6 +189,22 @@ proptest! {
         prop_assert_eq!(subnets.len(), plan.links.iter().filter(|l| l.segment.is_none()).count());
     }
 
+    /// Allocation is keyed by names: the order of links and segments in
+    /// the file does not change any address.
+    #[test]
+    fn plan_does_not_depend_on_file_order(spec in spec()) {
+        let (mut lab, plan) = plan_of(&spec.render());
+        lab.links.reverse();
+        lab.segments.reverse();
+        let reordered = Plan::new(&lab).unwrap();
+        prop_assert_eq!(&plan.nodes, &reordered.nodes);
+        let mut a = plan.addresses();
+        let mut b = reordered.addresses();
+        a.sort();
+        b.sort();
+        prop_assert_eq!(a, b);
+    }
+
     /// Adding a node (here: a leaf linked to an existing router) keeps every
     /// other address. This holds only when the newcomer's home slots are
     /// free: a name whose home is taken probes to the next free slot, which
