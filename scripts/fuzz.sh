@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 mkdir -p fuzz/corpus/lab_parse
 cp examples/*.toml fuzz/corpus/lab_parse/
-RUSTC_BOOTSTRAP=1 cargo fuzz run lab_parse fuzz/corpus/lab_parse -- -max_total_time="$seconds"
+RUSTC_BOOTSTRAP=1 cargo fuzz run lab_parse fuzz/corpus/lab_parse -- \
+  -dict=fuzz/lab.dict -max_total_time="$seconds"
