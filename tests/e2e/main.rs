@@ -5,3 +5,4 @@
 
 mod common;
 mod fleet;
+mod lab_cli;

@@ -20,8 +20,8 @@ pub enum LoadError {
     Name(#[from] names::NameError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
-    #[error("{path}: {message}")]
-    Compile { path: PathBuf, message: String },
+    #[error(transparent)]
+    Lab(#[from] lab_spec::LabError),
 }
 
 /// One end of a cable: `node:interface`.
@@ -51,14 +51,24 @@ pub fn lab_name(path: &Path) -> Result<String, LoadError> {
     Ok(name.to_string())
 }
 
-/// Compile the lab and collect its cables.
+/// Compile the lab (exactly as for boards) and collect its cables.
 pub fn load(path: &Path) -> Result<FleetLab, LoadError> {
     let name = lab_name(path)?;
     let token = crate::secrets::lab_token(&name)?;
-    let mut nodes = compile(path, &token)?;
-    nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname));
-    let links = links(path, &read_toml(path)?)?;
-    let lab = FleetLab { name, nodes, links };
+    let (lab, _plan, configs) = lab_spec::compile_file(path, &token)?;
+    let links = lab
+        .links
+        .iter()
+        .map(|l| {
+            let end = |e: &lab_spec::lab::Endpoint| End {
+                node: e.node.clone(),
+                interface: e.interface.clone(),
+            };
+            (end(&l.a), end(&l.b))
+        })
+        .collect();
+    // BTreeMap: already in node-name order.
+    let lab = FleetLab { name: lab.name, nodes: configs.into_values().collect(), links };
     check(path, &lab)?;
     Ok(lab)
 }
@@ -68,42 +78,6 @@ fn read_toml(path: &Path) -> Result<toml::Table, LoadError> {
         .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
     text.parse::<toml::Table>()
         .map_err(|e| LoadError::Syntax { path: path.to_path_buf(), message: e.to_string() })
-}
-
-fn compile(path: &Path, _token: &str) -> Result<Vec<NodeConfig>, LoadError> {
-    // TEMPORARY until lab compilation (issue 2) is merged: hand-written
-    // NodeConfigs from $PI_LAB_FLEET_NODECONFIGS.
-    let compile_err = |message: String| LoadError::Compile { path: path.to_path_buf(), message };
-    let dir = std::env::var_os("PI_LAB_FLEET_NODECONFIGS")
-        .ok_or_else(|| compile_err("lab compilation is not built yet".into()))?;
-    let mut nodes = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(|e| compile_err(e.to_string()))? {
-        let file = entry.map_err(|e| compile_err(e.to_string()))?.path();
-        let text = std::fs::read_to_string(&file).map_err(|e| compile_err(e.to_string()))?;
-        nodes.push(NodeConfig::from_toml(&text).map_err(|e| compile_err(e.to_string()))?);
-    }
-    Ok(nodes)
-}
-
-/// `[[links]] a = "node:port" b = "node:port"` as cables.
-fn links(path: &Path, doc: &toml::Table) -> Result<Vec<(End, End)>, LoadError> {
-    let invalid = |message: String| LoadError::Invalid { path: path.to_path_buf(), message };
-    let mut out = Vec::new();
-    let Some(list) = doc.get("links") else { return Ok(out) };
-    let list = list.as_array().ok_or_else(|| invalid("`links` must be [[links]] tables".into()))?;
-    for (i, link) in list.iter().enumerate() {
-        let end = |key: &str| -> Result<End, LoadError> {
-            let text = link.get(key).and_then(|v| v.as_str()).ok_or_else(|| {
-                invalid(format!("link {}: `{key}` must be \"node:interface\"", i + 1))
-            })?;
-            let (node, interface) = text.split_once(':').ok_or_else(|| {
-                invalid(format!("link {}: {key} = {text:?} must be \"node:interface\"", i + 1))
-            })?;
-            Ok(End { node: node.to_string(), interface: interface.to_string() })
-        };
-        out.push((end("a")?, end("b")?));
-    }
-    Ok(out)
 }
 
 /// What the virtual fleet cannot build, said before anything is made.

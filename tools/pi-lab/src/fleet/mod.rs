@@ -112,19 +112,12 @@ pub enum FleetError {
     NotRoot,
 }
 
-pub fn up(args: &UpArgs) -> ExitCode {
-    report(run_up(args))
+pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
+    run_up(args)
 }
 
-pub fn down(args: &DownArgs) -> ExitCode {
-    report(run_down(args))
-}
-
-fn report(result: Result<ExitCode, FleetError>) -> ExitCode {
-    result.unwrap_or_else(|err| {
-        eprintln!("error: {err}");
-        ExitCode::from(2)
-    })
+pub fn down(args: &DownArgs) -> Result<ExitCode, FleetError> {
+    run_down(args)
 }
 
 fn fleet_dir(lab: &str) -> PathBuf {
