@@ -19,6 +19,9 @@ use lab_spec::node_config::Flooding;
 
 use crate::common::{bin, prerequisites, workspace};
 
+/// The agent's reconcile interval (10 s by default) plus a pass's time.
+const REPAIR_SECS: u64 = 12;
+
 const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
 
 /// A lab of this test, torn down when dropped.
@@ -262,7 +265,7 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
     let out = lab.exec("leaf1", &["ip", "link", "del", &blue.device]);
     assert!(out.status.success(), "{}", text(&out));
     let t = Instant::now();
-    eventually(15, || {
+    eventually(REPAIR_SECS, || {
         let out = lab.exec("leaf1", &["ip", "link", "show", "dev", &blue.device]);
         if out.status.success() { Ok(()) } else { Err(format!("{} still missing", blue.device)) }
     })
@@ -286,9 +289,12 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
         "leaf1",
         &["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", &blue.device, "dst", &remote],
     );
+    // The delete succeeded; the agent may put the entry back at once (it
+    // listens to netlink), so only the repair is checked, not the gap.
     assert!(out.status.success(), "{}", text(&out));
-    assert!(fdb_has_remote().is_err(), "the entry was deleted");
-    eventually(15, fdb_has_remote).unwrap();
+    let t = Instant::now();
+    eventually(REPAIR_SECS, fdb_has_remote).unwrap();
+    eprintln!("flood entry to {remote} repaired after {:.1} s", t.elapsed().as_secs_f64());
     // And both segments carry traffic again.
     for target in &pinged {
         let addr: ipnet::Ipv4Net = h2

@@ -20,6 +20,25 @@ pub fn undo(entries: &[Entry]) -> Vec<String> {
     // Processes first, all namespaces at once, so nothing holds a namespace
     // or re-adds what is being removed. SIGTERM lets FRR and the agents
     // exit cleanly; watchfrr goes in the same round, so it restarts nothing.
+    // Look again afterwards: a start script cut off by a crashed `up` may
+    // still have been forking daemons.
+    for _round in 0..10 {
+        let pids = processes(entries, &mut problems);
+        if pids.is_empty() {
+            break;
+        }
+        stop_processes(&pids);
+    }
+    for entry in entries.iter().rev() {
+        if let Err(problem) = remove(entry) {
+            problems.push(problem);
+        }
+    }
+    problems
+}
+
+/// Every process in the lab's namespaces, and those it started elsewhere.
+fn processes(entries: &[Entry], problems: &mut Vec<String>) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in entries {
         match entry {
@@ -33,13 +52,8 @@ pub fn undo(entries: &[Entry]) -> Vec<String> {
     }
     pids.sort_unstable();
     pids.dedup();
-    stop_processes(&pids);
-    for entry in entries.iter().rev() {
-        if let Err(problem) = remove(entry) {
-            problems.push(problem);
-        }
-    }
-    problems
+    pids.retain(|p| i32::try_from(*p).is_ok_and(|p| alive(Pid::from_raw(p))));
+    pids
 }
 
 fn remove(entry: &Entry) -> Result<(), String> {
