@@ -86,11 +86,6 @@ pub fn netns_exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
 }
 
-/// Every process whose network namespace is `name`.
-pub fn netns_pids(name: &str) -> Result<Vec<u32>, IpError> {
-    Ok(ip(&["netns", "pids", name])?.split_whitespace().filter_map(|p| p.parse().ok()).collect())
-}
-
 pub fn link_up(ns: Option<&str>, dev: &str) -> Result<(), IpError> {
     ip(&in_ns(ns, &["link", "set", dev, "up"])).map(drop)
 }

@@ -4,6 +4,7 @@
 //! and the journal is kept so a second `down` can finish the job.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -16,38 +17,63 @@ use super::journal::Entry;
 
 /// Remove what `entries` describe; the problems that remain, if any.
 pub fn undo(entries: &[Entry]) -> Vec<String> {
-    let mut problems = Vec::new();
+    // A namespace is known by its inode: processes still entering it (an
+    // `ip netns exec` cut off by a crashed `up`) are found by it even after
+    // its name is gone.
+    let namespaces: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| match e {
+            Entry::Netns { name } => netns_inode(name),
+            _ => None,
+        })
+        .collect();
     // Processes first, all namespaces at once, so nothing holds a namespace
     // or re-adds what is being removed. SIGTERM lets FRR and the agents
     // exit cleanly; watchfrr goes in the same round, so it restarts nothing.
-    // Look again afterwards: a start script cut off by a crashed `up` may
-    // still have been forking daemons.
-    for _round in 0..10 {
-        let pids = processes(entries, &mut problems);
-        if pids.is_empty() {
-            break;
-        }
-        stop_processes(&pids);
-    }
+    stop_all(entries, &namespaces);
+    let mut problems = Vec::new();
     for entry in entries.iter().rev() {
         if let Err(problem) = remove(entry) {
             problems.push(problem);
         }
     }
+    stop_all(entries, &namespaces);
     problems
 }
 
-/// Every process in the lab's namespaces, and those it started elsewhere.
-fn processes(entries: &[Entry], problems: &mut Vec<String>) -> Vec<u32> {
-    let mut pids = Vec::new();
+/// Stop every process of the lab; look again after each round, since a
+/// start script cut off by a crashed `up` may still be forking daemons.
+fn stop_all(entries: &[Entry], namespaces: &[u64]) {
+    for _round in 0..10 {
+        let pids = processes(entries, namespaces);
+        if pids.is_empty() {
+            return;
+        }
+        stop_processes(&pids);
+    }
+}
+
+fn netns_inode(name: &str) -> Option<u64> {
+    fs::metadata(Path::new("/run/netns").join(name)).ok().map(|m| m.ino())
+}
+
+/// Every live process in one of `namespaces` (by inode), and those the
+/// journal names.
+fn processes(entries: &[Entry], namespaces: &[u64]) -> Vec<u32> {
+    let mut pids: Vec<u32> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| namespaces.contains(&m.ino()))
+        })
+        .collect();
     for entry in entries {
-        match entry {
-            Entry::Netns { name } if ip::netns_exists(name) => match ip::netns_pids(name) {
-                Ok(found) => pids.extend(found),
-                Err(err) => problems.push(err.to_string()),
-            },
-            Entry::Process { pid, what, .. } if is_running(*pid, what) => pids.push(*pid),
-            _ => {}
+        if let Entry::Process { pid, what, .. } = entry
+            && is_running(*pid, what)
+        {
+            pids.push(*pid);
         }
     }
     pids.sort_unstable();
