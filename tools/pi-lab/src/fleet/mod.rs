@@ -170,10 +170,11 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     };
     // Once built, the fleet stays up even when it does not converge, so
     // people can look at what is wrong.
+    let built = started.elapsed();
     let fleet_dir = fleet_dir(&name);
     let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout)?;
     drop(progress);
-    print_state(&lab.name, &states, started.elapsed(), args.json);
+    print_state(&lab.name, &states, [built, started.elapsed()], args.json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -403,18 +404,23 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), FleetError> {
     fs::rename(&tmp, path).map_err(write_err)
 }
 
-fn print_state(lab: &str, states: &[converge::NodeState], took: Duration, json: bool) {
+/// The state table (or JSON); `times`: built after, converged after.
+fn print_state(lab: &str, states: &[converge::NodeState], times: [Duration; 2], json: bool) {
+    let [built, converged] = times.map(|t| t.as_secs_f64());
     if json {
         let doc = serde_json::json!({
             "lab": lab,
             "converged": true,
-            "seconds": took.as_secs_f64(),
+            "seconds": converged,
+            "built_seconds": built,
             "nodes": states,
         });
         println!("{doc:#}");
         return;
     }
-    println!("lab {lab} converged in {:.1} s\n", took.as_secs_f64());
+    println!(
+        "lab {lab} converged in {converged:.1} s (namespaces, links, FRR, agents: {built:.1} s)\n"
+    );
     print!("{}", converge::table(states));
     println!("\nlook inside: sudo ip netns exec {lab}-NODE ...   sudo vtysh -N {lab}-NODE");
     println!("tear down:   sudo pi-lab lab down --name {lab}");
