@@ -306,6 +306,38 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
         let (port, _) = host_port_towards(&h1, &addr);
         eventually(30, || ping(&lab, "h1", &port, target)).unwrap();
     }
+    // An agent killed and started again finds nothing to do.
+    restarted_agent_changes_nothing(&lab, "leaf3");
+}
+
+/// Kill `node`'s agent; a fresh one-shot pass then changes nothing.
+fn restarted_agent_changes_nothing(lab: &TestLab, node: &str) {
+    let fleet = lab.state.join(&lab.name).join("fleet");
+    let journal = std::fs::read_to_string(fleet.join("journal.jsonl")).unwrap();
+    let pid = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["kind"] == "process" && e["netns"] == lab.ns(node).as_str())
+        .and_then(|e| e["pid"].as_u64())
+        .expect("the journal names the agent's pid");
+    let out = Command::new("kill").args(["-9", &pid.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let config = fleet.join("nodes").join(format!("{node}.toml"));
+    let state = fleet.join("agents").join(node);
+    let agent = bin("node-agent");
+    let ns = lab.ns(node);
+    let apply = |extra: &[&str]| {
+        let mut args = vec![agent.to_str().unwrap(), "apply", "--json", "--frr-pathspace", &ns];
+        args.extend_from_slice(&["--config", config.to_str().unwrap()]);
+        args.extend_from_slice(&["--state-dir", state.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        lab.json(node, &args)
+    };
+    let plan = apply(&["--dry-run"]);
+    assert_eq!(plan["planned"], serde_json::json!([]), "{node}: {plan:#}");
+    let report = apply(&[]);
+    assert_eq!(report["applied"], serde_json::json!([]), "{node}: {report:#}");
+    assert_eq!(report["failed"], serde_json::json!([]), "{node}: {report:#}");
 }
 
 #[test]
