@@ -8,8 +8,13 @@
 //!
 //! `NodeConfig` and `HealthReport` are the two documents that cross the wire.
 
+pub mod frr;
 pub mod health;
+pub mod node_check;
 pub mod node_config;
+#[cfg(test)]
+mod test_configs;
 
 pub use health::HealthReport;
+pub use node_check::{ConfigError, ConfigErrors};
 pub use node_config::{NODE_CONFIG_SCHEMA, NodeConfig, Role};
