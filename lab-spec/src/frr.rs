@@ -46,13 +46,17 @@ fn header(out: &mut String, cfg: &NodeConfig) {
          frr defaults datacenter\n\
          hostname {host}\n\
          log syslog informational\n\
-         service integrated-vtysh-config\n\
-         !\n",
+         service integrated-vtysh-config\n",
         host = cfg.hostname,
         role = cfg.role,
         lab = cfg.lab,
         version = if cfg.version.is_empty() { "-" } else { &cfg.version },
     );
+    // Routers forward; zebra sets the sysctl (a namespace starts with 0).
+    if cfg.role != Role::Host {
+        out.push_str("ip forwarding\n");
+    }
+    out.push_str("!\n");
 }
 
 fn interfaces(out: &mut String, cfg: &NodeConfig) {
@@ -130,6 +134,7 @@ frr defaults datacenter
 hostname leaf1
 log syslog informational
 service integrated-vtysh-config
+ip forwarding
 !
 interface eth1
  description to spine1:eth1

@@ -453,6 +453,14 @@ mod tests {
     }
 
     #[test]
+    fn toml_round_trip_keeps_interface_kinds() {
+        let mut cfg = leaf();
+        cfg.interfaces[0].kind = InterfaceKind::Vlan { parent: "eth0".into(), vlan_id: 101 };
+        let text = cfg.to_toml().unwrap();
+        assert_eq!(NodeConfig::from_toml(&text).unwrap(), cfg, "{text}");
+    }
+
+    #[test]
     fn interface_names() {
         assert!(is_interface_name("eth0.101"));
         assert!(is_interface_name("enx001122334455"));
