@@ -165,7 +165,9 @@ impl Frr {
 
     fn reload(&self, path: &Path) -> Result<(), FrrError> {
         let mut cmd = Command::new(&self.reload_script);
-        cmd.args(["--reload", "--stdout"]);
+        // With the file at CONFDIR/frr.conf frr-reload does not `write` the
+        // running config over ours.
+        cmd.args(["--reload", "--stdout", "--confdir"]).arg(&self.dir);
         if let Some(name) = &self.pathspace {
             cmd.args(["--pathspace", name]);
         }
