@@ -297,3 +297,47 @@ fn deleted_device_is_back_before_the_interval() {
     assert!(eventually(Duration::from_secs(5), || has(&ns)), "{}", ns.agent_log());
     eprintln!("vxlan10020 repaired after {:?}", start.elapsed());
 }
+
+/// Type=notify: READY=1 after the first pass, WATCHDOG=1 at least every
+/// WATCHDOG_USEC/2, STOPPING=1 on SIGTERM.
+#[test]
+fn tells_systemd_it_is_ready_and_alive() {
+    if !prerequisites("tells_systemd", &["ip"]) {
+        return;
+    }
+    let mut ns = leaf_netns("notify");
+    let path = ns.write_config("node.toml", &leaf());
+    let sock_path = ns.dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let state = ns.dir.join("state");
+    let pid = ns.spawn_agent_env(
+        &[
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--no-frr",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+        &[("NOTIFY_SOCKET", &sock_path), ("WATCHDOG_USEC", std::path::Path::new("400000"))],
+    );
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while seen.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 3 {
+        let Ok(n) = sock.recv(&mut buf) else { break };
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    check(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]));
+    let status = ns.wait_agent(Duration::from_secs(5)).expect("agent exits on SIGTERM");
+    sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    while let Ok(n) = sock.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(seen.first().map(String::as_str), Some("READY=1"), "{seen:?}\n{}", ns.agent_log());
+    assert!(seen.iter().filter(|m| *m == "WATCHDOG=1").count() >= 3, "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("STOPPING=1"));
+    assert!(status.success());
+    // The network was brought up before READY.
+    assert!(ns.ip(&["link", "show", "vxlan10010"]).contains("vxlan10010"));
+}

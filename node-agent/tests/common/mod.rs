@@ -109,12 +109,16 @@ impl Netns {
 
     /// Start `node-agent run` in the namespace; killed on drop.
     pub fn spawn_agent(&mut self, args: &[&str]) -> u32 {
+        self.spawn_agent_env(args, &[])
+    }
+
+    pub fn spawn_agent_env(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
         let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
-        let child = self
-            .agent(args)
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start node-agent: {e}"));
+        let mut cmd = self.agent(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.stderr(log).spawn().unwrap_or_else(|e| panic!("start node-agent: {e}"));
         let pid = child.id();
         self.children.push(child);
         pid
