@@ -206,22 +206,12 @@ fn run_loop_follows_config_rolls_back_and_repairs() {
     let mut ns = leaf_netns("run");
     let path = ns.write_config("node.toml", &leaf());
     let state = ns.dir.join("state");
-    let pid = ns.spawn_agent(&[
-        "run",
-        "--config",
-        path.to_str().unwrap(),
-        "--no-frr",
-        "--interval",
-        "1",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    let has = |ns: &Netns, dev: &str| {
-        run(std::process::Command::new("ip").args(["-n", &ns.name, "link", "show", dev]))
-            .status
-            .success()
-    };
-    assert!(eventually(Duration::from_secs(10), || has(&ns, "vxlan10010")), "{}", ns.agent_log());
+    let pid = ns.run_agent(&path, "1", &[]);
+    assert!(
+        eventually(Duration::from_secs(10), || ns.has_link("vxlan10010")),
+        "{}",
+        ns.agent_log()
+    );
     assert!(eventually(Duration::from_secs(5), || state.join("last-good.toml").exists()));
 
     // Bad file: refused, nothing removed.
@@ -229,7 +219,7 @@ fn run_loop_follows_config_rolls_back_and_repairs() {
     bad.vxlan[0].local_vtep = "10.9.9.9".parse().unwrap();
     std::fs::write(&path, bad.to_toml().unwrap()).unwrap();
     assert!(eventually(Duration::from_secs(5), || ns.agent_log().contains("config file refused")));
-    assert!(has(&ns, "vxlan10010"));
+    assert!(ns.has_link("vxlan10010"));
 
     // A config that fails to apply (port missing) is rolled back.
     let mut failing = leaf();
@@ -243,9 +233,8 @@ fn run_loop_follows_config_rolls_back_and_repairs() {
         "{}",
         ns.agent_log()
     );
-    assert!(
-        eventually(Duration::from_secs(3), || has(&ns, "vxlan10010") && !has(&ns, "vxlan10030"))
-    );
+    assert!(eventually(Duration::from_secs(3), || ns.has_link("vxlan10010")
+        && !ns.has_link("vxlan10030")));
     let saved = std::fs::read_to_string(state.join("last-good.toml")).unwrap();
     assert!(saved.contains("vxlan10010") && !saved.contains("vxlan10030"));
 
@@ -257,7 +246,7 @@ fn run_loop_follows_config_rolls_back_and_repairs() {
 
     // Drift is repaired by the loop.
     ns.ip(&["link", "del", "vxlan10010"]);
-    assert!(eventually(Duration::from_secs(5), || has(&ns, "vxlan10010")
+    assert!(eventually(Duration::from_secs(5), || ns.has_link("vxlan10010")
         && ns.bridge_fdb("vxlan10010") == ["10.0.0.8"]));
 
     check(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]));
@@ -274,27 +263,12 @@ fn deleted_device_is_back_before_the_interval() {
     }
     let mut ns = leaf_netns("event");
     let path = ns.write_config("node.toml", &leaf());
-    let state = ns.dir.join("state");
-    ns.spawn_agent(&[
-        "run",
-        "--config",
-        path.to_str().unwrap(),
-        "--no-frr",
-        "--interval",
-        "30",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
-    let has = |ns: &Netns| {
-        run(std::process::Command::new("ip").args(["-n", &ns.name, "link", "show", "vxlan10020"]))
-            .status
-            .success()
-    };
-    assert!(eventually(Duration::from_secs(10), || has(&ns)));
+    ns.run_agent(&path, "30", &[]);
+    assert!(eventually(Duration::from_secs(10), || ns.has_link("vxlan10020")));
     std::thread::sleep(Duration::from_millis(500));
     ns.ip(&["link", "del", "vxlan10020"]);
     let start = std::time::Instant::now();
-    assert!(eventually(Duration::from_secs(5), || has(&ns)), "{}", ns.agent_log());
+    assert!(eventually(Duration::from_secs(5), || ns.has_link("vxlan10020")), "{}", ns.agent_log());
     eprintln!("vxlan10020 repaired after {:?}", start.elapsed());
 }
 
@@ -310,18 +284,9 @@ fn tells_systemd_it_is_ready_and_alive() {
     let sock_path = ns.dir.join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let state = ns.dir.join("state");
-    let pid = ns.spawn_agent_env(
-        &[
-            "run",
-            "--config",
-            path.to_str().unwrap(),
-            "--no-frr",
-            "--state-dir",
-            state.to_str().unwrap(),
-        ],
-        &[("NOTIFY_SOCKET", &sock_path), ("WATCHDOG_USEC", std::path::Path::new("400000"))],
-    );
+    let watchdog = std::path::Path::new("400000");
+    let env = [("NOTIFY_SOCKET", sock_path.as_path()), ("WATCHDOG_USEC", watchdog)];
+    let pid = ns.run_agent(&path, "10", &env);
     let mut seen = Vec::new();
     let mut buf = [0u8; 256];
     while seen.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 3 {

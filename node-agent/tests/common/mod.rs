@@ -107,12 +107,17 @@ impl Netns {
         cmd
     }
 
-    /// Start `node-agent run` in the namespace; killed on drop.
-    pub fn spawn_agent(&mut self, args: &[&str]) -> u32 {
-        self.spawn_agent_env(args, &[])
+    /// `node-agent run --no-frr` on `config`, state in the test directory,
+    /// killed on drop. Returns its pid.
+    pub fn run_agent(&mut self, config: &Path, interval: &str, env: &[(&str, &Path)]) -> u32 {
+        let state = self.dir.join("state");
+        let (config, state) = (config.to_str().unwrap(), state.to_str().unwrap());
+        let args =
+            ["run", "--config", config, "--no-frr", "--interval", interval, "--state-dir", state];
+        self.spawn_agent(&args, env)
     }
 
-    pub fn spawn_agent_env(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
+    fn spawn_agent(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
         let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
         let mut cmd = self.agent(args);
         for (k, v) in env {
@@ -139,6 +144,10 @@ impl Netns {
             std::thread::sleep(Duration::from_millis(50));
         }
         None
+    }
+
+    pub fn has_link(&self, dev: &str) -> bool {
+        run(Command::new("ip").args(["-n", &self.name, "link", "show", dev])).status.success()
     }
 
     pub fn write_config(&self, file: &str, cfg: &NodeConfig) -> PathBuf {
