@@ -117,6 +117,25 @@ impl Netns {
         self.spawn_agent(&args, env)
     }
 
+    /// `node-agent run` with FRR in pathspace = namespace name.
+    pub fn run_agent_frr(&mut self, config: &Path, interval: &str) -> u32 {
+        let state = self.dir.join("state");
+        let (config, state) = (config.to_str().unwrap(), state.to_str().unwrap());
+        let name = self.name.clone();
+        let args = [
+            "run",
+            "--config",
+            config,
+            "--frr-pathspace",
+            &name,
+            "--interval",
+            interval,
+            "--state-dir",
+            state,
+        ];
+        self.spawn_agent(&args, &[])
+    }
+
     fn spawn_agent(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
         let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
         let mut cmd = self.agent(args);
