@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use ipnet::Ipv4Net;
 use lab_spec::node_config::{Flooding, InterfaceKind, NodeConfig};
 
-use super::{Create, Desired, DesiredLink, StaticRoute, VXLAN_MTU, VxlanParams, WantedAddresses};
+use super::{
+    Create, Desired, DesiredLink, Management, StaticRoute, VXLAN_MTU, VxlanParams, WantedAddresses,
+};
 
 /// Translate a (checked) NodeConfig into the kernel objects it implies.
 pub fn desired(cfg: &NodeConfig) -> Desired {
@@ -77,16 +79,19 @@ pub fn desired(cfg: &NodeConfig) -> Desired {
     }
     // The management address is added if missing but nothing else there is
     // touched: removing the wrong thing would cut the agent off.
-    if let Some(mgmt) = &cfg.management.interface {
-        let entry = d.addresses.entry(mgmt.clone()).or_default();
-        entry.addresses.insert(cfg.management.address);
-    }
+    d.management = Some(Management {
+        interface: cfg.management.interface.clone(),
+        address: cfg.management.address,
+    });
 
     d.routes = cfg
         .routes
         .iter()
         .map(|r| StaticRoute { destination: r.destination.trunc(), gateway: r.gateway })
         .collect();
+    if let Some(gateway) = cfg.management.gateway {
+        d.routes.insert(StaticRoute { destination: Ipv4Net::default(), gateway });
+    }
     d
 }
 

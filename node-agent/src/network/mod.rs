@@ -93,6 +93,15 @@ pub struct Desired {
     /// Static-flooding VXLAN device -> remote VTEPs.
     pub flood: BTreeMap<String, BTreeSet<Ipv4Addr>>,
     pub routes: BTreeSet<StaticRoute>,
+    pub management: Option<Management>,
+}
+
+/// The management address, added where it is missing (never removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Management {
+    /// `None`: the first wired Ethernet port (see [`LinkState::wired`]).
+    pub interface: Option<String>,
+    pub address: Ipv4Net,
 }
 
 /// A link as the kernel has it.
@@ -109,6 +118,9 @@ pub struct LinkState {
     pub vxlan: Option<VxlanParams>,
     /// VLAN parent name and id.
     pub vlan: Option<(String, u16)>,
+    /// A wired Ethernet port backed by hardware (not virtual, not Wi-Fi):
+    /// `eth0` on a Pi 3B, `usb0` in the emulator.
+    pub wired: bool,
 }
 
 impl LinkState {

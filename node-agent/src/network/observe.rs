@@ -8,7 +8,10 @@ use ipnet::Ipv4Net;
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
     address::{AddressAttribute, AddressMessage},
-    link::{InfoData, InfoVlan, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
+    link::{
+        InfoData, InfoVlan, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkLayerType,
+        LinkMessage,
+    },
     neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage},
     route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol},
 };
@@ -95,7 +98,16 @@ fn link_state(l: &LinkMessage, names: &BTreeMap<u32, String>) -> Option<LinkStat
     if let Some((p, _)) = s.vlan.as_mut() {
         *p = parent.unwrap_or_default();
     }
+    s.wired =
+        l.header.link_layer_type == LinkLayerType::Ether && s.kind.is_empty() && is_wired(&s.name);
     Some(s)
+}
+
+/// Backed by a device and not wireless, per sysfs (which `ip netns exec`
+/// mounts for the namespace).
+fn is_wired(name: &str) -> bool {
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    dir.join("device").exists() && !dir.join("wireless").exists() && !dir.join("phy80211").exists()
 }
 
 fn read_link_info(info: &[LinkInfo], s: &mut LinkState) {

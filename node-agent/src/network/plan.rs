@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::{Change, Create, Desired, DesiredLink, LinkState, Observed};
+use super::{Change, Create, Desired, DesiredLink, LinkState, Management, Observed};
 
 /// What a pass would do, and what it cannot do on its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -125,6 +125,21 @@ fn mismatch(create: &Create, seen: &LinkState) -> Option<String> {
 
 fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
     let none = BTreeSet::new();
+    let management = desired.management.as_ref().and_then(|m| {
+        let iface = management_interface(m, desired, observed);
+        if iface.is_none() {
+            p.problems.push(format!(
+                "management: no wired Ethernet port for {}; set management.interface",
+                m.address
+            ));
+        }
+        Some((iface?, m.address))
+    });
+    if let Some((iface, address)) = &management
+        && !observed.addresses.get(iface).is_some_and(|a| a.contains(address))
+    {
+        p.changes.push(Change::AddAddress { interface: iface.clone(), address: *address });
+    }
     for (iface, want) in &desired.addresses {
         let have = observed.addresses.get(iface).unwrap_or(&none);
         for address in want.addresses.difference(have) {
@@ -135,12 +150,28 @@ fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
         }
         for address in have.difference(&want.addresses) {
             let loopback_net = iface == "lo" && address.addr().is_loopback();
-            if !loopback_net {
+            let is_management = management.as_ref() == Some(&(iface.clone(), *address));
+            if !loopback_net && !is_management {
                 p.changes
                     .push(Change::RemoveAddress { interface: iface.clone(), address: *address });
             }
         }
     }
+}
+
+/// The named management port, else the wired Ethernet port with the lowest
+/// index (the built-in port before USB adapters) that the lab does not use.
+fn management_interface(m: &Management, desired: &Desired, observed: &Observed) -> Option<String> {
+    if m.interface.is_some() {
+        return m.interface.clone();
+    }
+    let named: BTreeSet<&str> = desired.links.iter().map(|l| l.name.as_str()).collect();
+    observed
+        .links
+        .values()
+        .filter(|l| l.wired && !named.contains(l.name.as_str()))
+        .min_by_key(|l| l.index)
+        .map(|l| l.name.clone())
 }
 
 fn plan_flood(desired: &Desired, observed: &Observed, p: &mut Plan) {
@@ -227,6 +258,7 @@ mod tests {
                 destination: "10.20.0.0/16".parse().unwrap(),
                 gateway: ip("10.1.0.0"),
             }]),
+            management: None,
         }
     }
 
@@ -241,6 +273,7 @@ mod tests {
             alias: None,
             vxlan: None,
             vlan: None,
+            wired: false,
         }
     }
 
@@ -379,6 +412,39 @@ mod tests {
                 master: Some("br10010".into())
             }]
         );
+    }
+
+    #[test]
+    fn management_address_goes_on_the_first_wired_port_and_stays_additive() {
+        let mut d = desired();
+        d.management =
+            Some(Management { interface: None, address: "192.168.200.13/24".parse().unwrap() });
+        let mut observed = converged();
+        for (name, index, wired) in [("wlan0", 2, false), ("usb1", 9, true), ("usb0", 3, true)] {
+            let mut l = link(name, "", None);
+            (l.index, l.wired) = (index, wired);
+            observed.links.insert(name.into(), l);
+        }
+        observed
+            .addresses
+            .insert("usb0".into(), BTreeSet::from(["169.254.1.1/16".parse().unwrap()]));
+        assert_eq!(
+            plan(&d, &observed).changes,
+            [Change::AddAddress {
+                interface: "usb0".into(),
+                address: "192.168.200.13/24".parse().unwrap()
+            }]
+        );
+        observed.links.retain(|_, l| !l.wired);
+        assert!(plan(&d, &observed).problems[0].contains("no wired Ethernet port"));
+
+        // On a port the config names, the management address is kept.
+        d.management = Some(Management {
+            interface: Some("eth1".into()),
+            address: "192.168.200.13/24".parse().unwrap(),
+        });
+        observed.addresses.get_mut("eth1").unwrap().insert("192.168.200.13/24".parse().unwrap());
+        assert_eq!(plan(&d, &observed), Plan::default());
     }
 
     #[test]

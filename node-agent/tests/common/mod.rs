@@ -67,6 +67,8 @@ impl Netns {
         std::fs::create_dir_all(&dir).unwrap();
         let ns = Netns { name, dir, children: Vec::new() };
         ns.ip(&["link", "set", "lo", "up"]);
+        // The management port of the test configs.
+        ns.veth("mgmt0");
         ns
     }
 
@@ -229,7 +231,7 @@ pub fn router(
         role: lab_spec::Role::Router,
         identity: Default::default(),
         management: Management {
-            interface: None,
+            interface: Some("mgmt0".into()),
             address: "192.168.200.10/24".parse().unwrap(),
             gateway: None,
             controller: "192.168.200.1".parse().unwrap(),
