@@ -1,10 +1,15 @@
 //! Logs go to the journal when systemd started us (`JOURNAL_STREAM` is set),
-//! else to stderr. `RUST_LOG` filters (default `info`).
+//! else to stderr. `RUST_LOG` filters (`debug`, `node_agent=debug,info`;
+//! default `info`); a plain level/target filter, no regex engine.
 
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
 
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
     let registry = tracing_subscriber::registry().with(filter);
     if std::env::var_os("JOURNAL_STREAM").is_some()
         && let Ok(journald) = tracing_journald::layer()
