@@ -390,3 +390,29 @@ fn down_removes_a_converged_lab_completely() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn two_labs_run_side_by_side() {
+    if !prerequisites("two_labs", true, TOOLS) {
+        return;
+    }
+    let (a, b) =
+        (TestLab::new("two-router.toml", "sa", 245), TestLab::new("two-router.toml", "sb", 246));
+    let both = std::thread::scope(|s| {
+        let up_b = s.spawn(|| b.up());
+        (a.up(), up_b.join().unwrap())
+    });
+    assert_eq!(
+        (both.0["converged"].clone(), both.1["converged"].clone()),
+        (true.into(), true.into())
+    );
+    // The same node names, interface names and addresses in both labs, but
+    // each node sees only its own lab.
+    assert_eq!(a.config("r1").loopback, b.config("r1").loopback);
+    let out = a.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(a.leftovers(), Vec::<String>::new());
+    for node in ["r1", "r2"] {
+        sessions_established(&b, node).unwrap();
+    }
+}
