@@ -416,3 +416,21 @@ fn two_labs_run_side_by_side() {
         sessions_established(&b, node).unwrap();
     }
 }
+
+#[test]
+fn a_broken_lab_is_refused_and_leaves_nothing() {
+    if !prerequisites("broken_lab", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "bl", 247);
+    let text_before = std::fs::read_to_string(&lab.file).unwrap();
+    std::fs::write(&lab.file, text_before.replace("b = \"r2:eth1\"", "b = \"r9:eth1\"")).unwrap();
+    let out = lab.pi_lab().args(["lab", "up"]).arg(&lab.file).output().unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("r9") && message.contains(&lab.file.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
