@@ -41,7 +41,7 @@ fn ip(args: &[&str]) -> Result<String, IpError> {
 }
 
 /// Run a program and insist on exit status 0.
-pub fn run(program: &str, args: &[&str]) -> Result<String, IpError> {
+fn run(program: &str, args: &[&str]) -> Result<String, IpError> {
     let command = format!("{program} {}", args.join(" "));
     tracing::debug!(%command, "run");
     let out = Command::new(program)
@@ -84,6 +84,17 @@ pub fn netns_del(name: &str) -> Result<(), IpError> {
 
 pub fn netns_exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
+}
+
+/// Names of network namespaces starting with `prefix`.
+pub fn netns_with_prefix(prefix: &str) -> Vec<String> {
+    let entries = std::fs::read_dir("/run/netns").into_iter().flatten().flatten();
+    let mut found: Vec<String> = entries
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    found.sort();
+    found
 }
 
 pub fn link_up(ns: Option<&str>, dev: &str) -> Result<(), IpError> {

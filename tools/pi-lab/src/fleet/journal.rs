@@ -21,7 +21,9 @@ pub enum Entry {
     Netns { name: String },
     /// A device in the root namespace (bridge, management veth end).
     RootLink { name: String },
-    /// FRR daemons running in a namespace under their own pathspace.
+    /// FRR daemons running in a namespace under their own pathspace. For
+    /// people reading the journal: `down` stops them with every other
+    /// process of the namespace.
     Frr { netns: String },
     /// A process pi-lab started (recorded once its pid is known).
     Process { netns: String, pid: u32, what: String },

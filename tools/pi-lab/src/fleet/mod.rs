@@ -106,6 +106,12 @@ pub enum FleetError {
          the fleet stays up for a look; `pi-lab lab down` removes it"
     )]
     Timeout { seconds: u64, waiting: String },
+    #[error(
+        "lab {lab:?} has no journal under {state}, yet namespaces named after it exist \
+         ({found}); was it started with another PI_LAB_STATE_DIR or by another user (sudo \
+         changes HOME)? Run `lab down` with that state directory"
+    )]
+    Stray { lab: String, state: PathBuf, found: String },
     #[error("lab down left things behind:\n  {}", .0.join("\n  "))]
     Leftovers(Vec<String>),
     #[error("must run as root: network namespaces and FRR need it")]
@@ -437,6 +443,14 @@ fn run_down(args: &DownArgs) -> Result<ExitCode, FleetError> {
         (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
     };
     if !journal_path(&name).exists() && !fleet_dir(&name).exists() {
+        let strays = ip::netns_with_prefix(&format!("{name}-"));
+        if !strays.is_empty() {
+            return Err(FleetError::Stray {
+                lab: name,
+                state: crate::secrets::state_root(),
+                found: strays.join(", "),
+            });
+        }
         eprintln!("lab {name} is not up; nothing to remove");
         return Ok(ExitCode::SUCCESS);
     }
