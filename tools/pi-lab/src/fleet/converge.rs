@@ -24,13 +24,11 @@ pub struct NodeState {
     pub vnis: Vec<u32>,
     /// Configured addresses (ports and loopback) missing from the kernel.
     pub missing_addresses: Vec<String>,
-    pub agent_running: bool,
 }
 
 impl NodeState {
     pub fn converged(&self) -> bool {
-        self.agent_running
-            && self.bgp_up == self.bgp_total
+        self.bgp_up == self.bgp_total
             && self.vnis_up.len() == self.vnis.len()
             && self.missing_addresses.is_empty()
     }
@@ -38,9 +36,6 @@ impl NodeState {
     /// What is still missing, for progress lines and timeouts.
     pub fn waiting_for(&self) -> String {
         let mut parts = Vec::new();
-        if !self.agent_running {
-            parts.push("agent not running".to_string());
-        }
         if !self.missing_addresses.is_empty() {
             parts.push(format!("addresses {}", self.missing_addresses.join(" ")));
         }
@@ -54,8 +49,20 @@ impl NodeState {
     }
 }
 
+/// Look at every node at once (each look runs vtysh and ip).
+pub fn observe_all(lab: &str, nodes: &[NodeConfig]) -> Vec<NodeState> {
+    std::thread::scope(|scope| {
+        let looks: Vec<_> = nodes.iter().map(|n| scope.spawn(move || observe(lab, n))).collect();
+        looks
+            .into_iter()
+            .zip(nodes)
+            .map(|(look, n)| look.join().unwrap_or_else(|_| observe(lab, n)))
+            .collect()
+    })
+}
+
 /// Look at one node.
-pub fn observe(lab: &str, config: &NodeConfig, agent_running: bool) -> NodeState {
+pub fn observe(lab: &str, config: &NodeConfig) -> NodeState {
     let netns = names::netns(lab, &config.hostname);
     let (bgp_up, bgp_total) = bgp(&netns, config);
     let present = addresses(&netns);
@@ -74,7 +81,6 @@ pub fn observe(lab: &str, config: &NodeConfig, agent_running: bool) -> NodeState
             .into_iter()
             .filter(|a| !present.contains(a))
             .collect(),
-        agent_running,
         netns,
     }
 }
@@ -192,7 +198,6 @@ mod tests {
             vnis_up: vnis.0.to_vec(),
             vnis: vnis.1.to_vec(),
             missing_addresses: Vec::new(),
-            agent_running: true,
         }
     }
 

@@ -250,14 +250,7 @@ impl Fleet<'_> {
         for line in lines.iter_mut() {
             line.done(Step::Links);
         }
-        for (index, node) in self.lab.nodes.iter().enumerate() {
-            if node.bgp.is_none() {
-                lines[index].skip(Step::Frr);
-                continue;
-            }
-            self.frr(node).inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
-            lines[index].done(Step::Frr);
-        }
+        self.frr(lines)?;
         let mut children = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
             let child = self
@@ -313,13 +306,50 @@ impl Fleet<'_> {
         Ok(())
     }
 
-    fn frr(&mut self, node: &NodeConfig) -> Result<(), FleetError> {
-        let ns = self.ns(&node.hostname);
-        self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
-        self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
-        self.journal.record(&Entry::Frr { netns: ns.clone() })?;
-        frr::write_pathspace(&ns, &node.hostname)?;
-        frr::start(&ns, &node.hostname)?;
+    /// FRR on every router: pathspaces written (and journaled) one by one,
+    /// then all instances started at once (each start takes a while).
+    fn frr(&mut self, lines: &mut [NodeLine]) -> Result<(), FleetError> {
+        let mut routers = Vec::new();
+        for (index, node) in self.lab.nodes.iter().enumerate() {
+            if node.bgp.is_none() {
+                lines[index].skip(Step::Frr);
+                continue;
+            }
+            let ns = self.ns(&node.hostname);
+            self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
+            self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
+            self.journal.record(&Entry::Frr { netns: ns.clone() })?;
+            frr::write_pathspace(&ns, &node.hostname)
+                .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
+            routers.push((index, ns, node.hostname.as_str()));
+        }
+        let results: Vec<(usize, Result<(), frr::FrrError>)> = std::thread::scope(|scope| {
+            let starts: Vec<_> = routers
+                .iter()
+                .map(|(index, ns, host)| (*index, scope.spawn(move || frr::start(ns, host))))
+                .collect();
+            starts
+                .into_iter()
+                .map(|(index, start)| {
+                    let result = start.join().unwrap_or_else(|_| {
+                        Err(frr::FrrError::Start {
+                            netns: String::new(),
+                            message: "panicked".into(),
+                        })
+                    });
+                    (index, result)
+                })
+                .collect()
+        });
+        for (index, result) in results {
+            match result {
+                Ok(()) => lines[index].done(Step::Frr),
+                Err(err) => {
+                    lines[index].failed(Step::Frr, &err.to_string());
+                    return Err(err.into());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -353,7 +383,6 @@ fn wait(
 ) -> Result<Vec<converge::NodeState>, FleetError> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
-        let mut states = Vec::new();
         for ((node, child), line) in lab.nodes.iter().zip(&mut children).zip(lines.iter_mut()) {
             if let Ok(Some(status)) = child.try_wait() {
                 let files = agent::AgentFiles::new(dir, &node.hostname);
@@ -365,13 +394,14 @@ fn wait(
                     log: files.log,
                 });
             }
-            let state = converge::observe(&lab.name, node, true);
+        }
+        let states = converge::observe_all(&lab.name, &lab.nodes);
+        for (state, line) in states.iter().zip(lines.iter_mut()) {
             if state.converged() {
                 line.finish();
             } else {
                 line.note(&state.waiting_for());
             }
-            states.push(state);
         }
         if states.iter().all(converge::NodeState::converged) {
             return Ok(states);
