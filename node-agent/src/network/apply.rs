@@ -136,7 +136,7 @@ fn lookup(
             RouteNetlinkMessage::NewLink(l) => Some(l),
             _ => None,
         }),
-        Err(NetlinkError::Kernel { errno: 19 }) => None, // ENODEV
+        Err(NetlinkError::Kernel { errno: 19, .. }) => None, // ENODEV
         Err(e) => return Err(e.into()),
     };
     let link = found
