@@ -14,6 +14,28 @@
 //! `AgentHandle::apply` checks the config, applies it (network and FRR),
 //! and on any failure re-applies the previous config and returns the error.
 //! A config that applied cleanly is saved as `STATE_DIR/last-good.toml`.
+//!
+//! Wiring another part (health API, sFlow) to the agent:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use node_agent::agent::{self, Settings};
+//! let settings = Settings {
+//!     config_path: Some("/boot/firmware/pi-lab/node.toml".into()),
+//!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
+//!     state_dir: "/var/lib/node-agent".into(),
+//!     interval: std::time::Duration::from_secs(10),
+//! };
+//! let (handle, runner) = agent::start(settings)?;
+//! let api = handle.clone();
+//! std::thread::spawn(move || {
+//!     // PUT /v1/config: `api.apply(cfg)` -> Ok(report) or Err(ApplyError)
+//!     // GET /v1/health: `api.status().read()` -> config, reconcile, bgp, vxlan
+//!     let _ = api.status();
+//! });
+//! runner.run()?; // until SIGTERM/SIGINT or handle.shutdown()
+//! # Ok(()) }
+//! ```
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

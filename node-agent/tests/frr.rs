@@ -155,6 +155,18 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     drop(f2);
 }
 
+fn host_config(name: &str, blue: &str, green: &str) -> lab_spec::NodeConfig {
+    let mut cfg = router(name, "10.0.0.99", 65099, blue, "leaf", 65001);
+    cfg.role = lab_spec::Role::Host;
+    cfg.loopback = None;
+    cfg.bgp = None;
+    cfg.interfaces.push(cfg.interfaces[0].clone());
+    cfg.interfaces[1].name = "eth2".into();
+    cfg.interfaces[1].address = Some(green.parse().unwrap());
+    cfg.check().unwrap();
+    cfg
+}
+
 fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     check(Command::new("ip").args([
         "link", "add", a_if, "netns", &a.name, "type", "veth", "peer", "name", b_if, "netns",
@@ -237,13 +249,25 @@ fn evpn_and_static_segments_carry_host_traffic_across_a_spine() {
         ]));
         assert!(out.status.success(), "{}: {}", ns.name, String::from_utf8_lossy(&out.stderr));
     }
+    // Hosts are node-agent nodes too: addresses on their ports, no FRR.
     for (host, blue, green) in
         [(&h1, "10.10.0.1/24", "10.20.0.1/24"), (&h2, "10.10.0.2/24", "10.20.0.2/24")]
     {
-        host.ip(&["addr", "add", blue, "dev", "eth1"]);
-        host.ip(&["addr", "add", green, "dev", "eth2"]);
-        host.ip(&["link", "set", "eth1", "up"]);
-        host.ip(&["link", "set", "eth2", "up"]);
+        let path = host.write_config("node.toml", &host_config(&host.name, blue, green));
+        let state = host.dir.join("state");
+        let out = run(&mut host.agent(&[
+            "apply",
+            "--json",
+            "--config",
+            path.to_str().unwrap(),
+            "--frr-pathspace",
+            &host.name,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ]));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{report:#}");
+        assert_eq!(report["frr"], serde_json::Value::Null, "a host has no FRR");
     }
 
     let ping = |from: &Netns, to: &str| {
