@@ -301,3 +301,21 @@ fn evpn_and_static_segments_carry_host_traffic_across_a_spine() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["planned"], serde_json::json!([]), "{report:#}");
 }
+
+/// Without running daemons: the error says so, and frr.conf is written
+/// for FRR to read when it starts.
+#[test]
+fn frr_not_running_is_reported_and_config_still_written() {
+    if !prerequisites("frr_not_running", &["vtysh"]) {
+        return;
+    }
+    let ns = Netns::new("nofrr");
+    let cfg = router("r9", "10.0.0.9", 65009, "10.1.0.8/31", "r8", 65008);
+    let mut frr = Frr::new(Some(ns.name.clone()), Some(ns.dir.join("frr")), "vtysh".into());
+    let err = frr.neighbors(&cfg).unwrap_err().to_string();
+    assert!(err.contains("vtysh") && err.contains("failed"), "{err}");
+    assert_eq!(frr.sync(&cfg).unwrap(), FrrSync::WrittenOnly);
+    let written = std::fs::read_to_string(ns.dir.join("frr/frr.conf")).unwrap();
+    assert_eq!(written, lab_spec::frr::render(&cfg));
+    assert!(ns.dir.join("frr/vtysh.conf").exists());
+}
