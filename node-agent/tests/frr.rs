@@ -77,20 +77,7 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     let f2 = FrrInstance::start(&r2);
 
     for (ns, cfg) in [(&r1, &c1), (&r2, &c2)] {
-        let path = ns.write_config("node.toml", cfg);
-        let state = ns.dir.join("state");
-        let out = run(&mut ns.agent(&[
-            "apply",
-            "--json",
-            "--config",
-            path.to_str().unwrap(),
-            "--frr-pathspace",
-            &ns.name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]));
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(out.status.success(), "{report:#}\n{}", String::from_utf8_lossy(&out.stderr));
+        let report = apply_frr(ns, cfg);
         assert_eq!(report["frr"], "reloaded", "{report:#}");
         let written = std::fs::read_to_string(format!("/etc/frr/{}/frr.conf", ns.name)).unwrap();
         assert_eq!(written, lab_spec::frr::render(cfg));
@@ -236,37 +223,13 @@ fn evpn_and_static_segments_carry_host_traffic_across_a_spine() {
 
     let _frr: Vec<FrrInstance> = [&l1, &sp, &l2].map(FrrInstance::start).into();
     for (ns, cfg) in [(&l1, &c1), (&sp, &cs), (&l2, &c2)] {
-        let path = ns.write_config("node.toml", cfg);
-        let state = ns.dir.join("state");
-        let out = run(&mut ns.agent(&[
-            "apply",
-            "--config",
-            path.to_str().unwrap(),
-            "--frr-pathspace",
-            &ns.name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]));
-        assert!(out.status.success(), "{}: {}", ns.name, String::from_utf8_lossy(&out.stderr));
+        apply_frr(ns, cfg);
     }
     // Hosts are node-agent nodes too: addresses on their ports, no FRR.
     for (host, blue, green) in
         [(&h1, "10.10.0.1/24", "10.20.0.1/24"), (&h2, "10.10.0.2/24", "10.20.0.2/24")]
     {
-        let path = host.write_config("node.toml", &host_config(&host.name, blue, green));
-        let state = host.dir.join("state");
-        let out = run(&mut host.agent(&[
-            "apply",
-            "--json",
-            "--config",
-            path.to_str().unwrap(),
-            "--frr-pathspace",
-            &host.name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]));
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(out.status.success(), "{report:#}");
+        let report = apply_frr(host, &host_config(&host.name, blue, green));
         assert_eq!(report["frr"], serde_json::Value::Null, "a host has no FRR");
     }
 
