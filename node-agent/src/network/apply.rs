@@ -96,6 +96,10 @@ fn apply_one(
             let master = master.as_ref().map(|m| lookup(nl, index, m)).transpose()?;
             send(nl, messages::set_link(i, *up, *mtu, master))?;
         }
+        Change::ReleaseLink { name } => {
+            let i = lookup(nl, index, name)?;
+            send(nl, messages::set_link(i, false, None, Some(0)))?; // IFLA_MASTER 0
+        }
         Change::AddAddress { interface, address } => {
             let i = lookup(nl, index, interface)?;
             send(nl, messages::add_address(i, *address))?;

@@ -29,7 +29,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     delete_stale_links(desired, observed, &mut p);
     let mut set = Vec::new();
     for link in &desired.links {
-        plan_link(link, observed.links.get(&link.name), &mut p, &mut set);
+        plan_link(link, observed, &mut p, &mut set);
     }
     p.changes.extend(set);
     plan_addresses(desired, observed, &mut p);
@@ -50,7 +50,8 @@ fn delete_stale_links(desired: &Desired, observed: &Observed, p: &mut Plan) {
     }
 }
 
-fn plan_link(link: &DesiredLink, seen: Option<&LinkState>, p: &mut Plan, set: &mut Vec<Change>) {
+fn plan_link(link: &DesiredLink, observed: &Observed, p: &mut Plan, set: &mut Vec<Change>) {
+    let seen = observed.links.get(&link.name);
     let recreate = match (&link.create, seen) {
         (Some(create), Some(seen)) => match mismatch(create, seen) {
             None => false,
@@ -96,6 +97,13 @@ fn plan_link(link: &DesiredLink, seen: Option<&LinkState>, p: &mut Plan, set: &m
     let master = link.master.clone().filter(|m| seen.master.as_ref() != Some(m));
     if !seen.up || mtu.is_some() || master.is_some() {
         set.push(Change::SetLink { name: link.name.clone(), up: !seen.up, mtu, master });
+    }
+    // No longer an access port: leave the agent's bridge (a foreign
+    // bridge keeps its ports).
+    let in_our_bridge =
+        seen.master.as_ref().and_then(|m| observed.links.get(m)).is_some_and(LinkState::owned);
+    if link.master.is_none() && in_our_bridge {
+        set.push(Change::ReleaseLink { name: link.name.clone() });
     }
 }
 
@@ -445,6 +453,16 @@ mod tests {
         });
         observed.addresses.get_mut("eth1").unwrap().insert("192.168.200.13/24".parse().unwrap());
         assert_eq!(plan(&d, &observed), Plan::default());
+    }
+
+    #[test]
+    fn a_port_that_is_no_longer_an_access_port_leaves_our_bridge_only() {
+        let mut d = desired();
+        d.links[1].master = None;
+        let mut observed = converged();
+        assert_eq!(plan(&d, &observed).changes, [Change::ReleaseLink { name: "eth3".into() }]);
+        observed.links.get_mut("br10010").unwrap().alias = None;
+        assert!(plan(&d, &observed).changes.is_empty());
     }
 
     #[test]
