@@ -6,7 +6,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -21,6 +22,9 @@ pub enum NetlinkError {
     Kernel { errno: i32, message: Option<String> },
     #[error("cannot decode the kernel's reply: {0}")]
     Decode(String),
+    /// The kernel's tables changed during a dump; ask again.
+    #[error("dump interrupted by a concurrent change")]
+    Interrupted,
 }
 
 impl NetlinkError {
@@ -59,6 +63,14 @@ impl Netlink {
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        // A dump racing with a change (FRR installing routes) is marked
+        // inconsistent; a few retries get a clean one.
+        for _ in 0..3 {
+            match self.request(msg.clone(), NLM_F_DUMP) {
+                Err(NetlinkError::Interrupted) => continue,
+                other => return other,
+            }
+        }
         self.request(msg, NLM_F_DUMP)
     }
 
@@ -98,6 +110,7 @@ impl Netlink {
     /// answer to a get.
     fn collect(&self, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
         let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let (data, _) = self.socket.recv_from_full()?;
             let mut offset = 0;
@@ -113,6 +126,7 @@ impl Netlink {
                 if msg.header.sequence_number != seq {
                     continue; // a late reply to an earlier request
                 }
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
                 match msg.payload {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
@@ -122,6 +136,9 @@ impl Netlink {
                             }),
                             None => Ok(out),
                         };
+                    }
+                    NetlinkPayload::Done(_) if interrupted => {
+                        return Err(NetlinkError::Interrupted);
                     }
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::InnerMessage(inner) => {
