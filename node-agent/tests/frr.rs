@@ -282,3 +282,38 @@ fn frr_not_running_is_reported_and_config_still_written() {
     assert_eq!(written, lab_spec::frr::render(&cfg));
     assert!(ns.dir.join("frr/vtysh.conf").exists());
 }
+
+/// The two-router example as `pi-lab` compiles it: BGP Established, each
+/// router has a route to the other's loopback.
+#[test]
+fn compiled_two_router_example_comes_up() {
+    if !prerequisites(
+        "compiled_two_router",
+        &["ip", "vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/frr-reload.py"],
+    ) {
+        return;
+    }
+    let lab = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/two-router.toml");
+    let (_, _, configs) = lab_spec::compile_file(&lab, "t3a").unwrap();
+    let (c1, c2) = (&configs["r1"], &configs["r2"]);
+    let (n1, n2) = (Netns::new("x1"), Netns::new("x2"));
+    link(&n1, "eth1", &n2, "eth1");
+    let _frr = [FrrInstance::start(&n1), FrrInstance::start(&n2)];
+    for (ns, cfg) in [(&n1, c1), (&n2, c2)] {
+        // The virtual fleet's management port is a veth carrying the address.
+        ns.ip(&["addr", "add", &cfg.management.address.to_string(), "dev", "mgmt0"]);
+        assert_eq!(apply_frr(ns, cfg)["frr"], "reloaded");
+    }
+    let frr = Frr::new(Some(n1.name.clone()), None, "vtysh".into());
+    let up = eventually(Duration::from_secs(30), || {
+        frr.neighbors(c1).is_ok_and(|n| n.iter().all(|s| s.established))
+    });
+    assert!(up, "{}", vtysh(&n1.name, "show bgp summary"));
+    for (ns, other) in [(&n1, c2), (&n2, c1)] {
+        let lo = other.loopback.unwrap().to_string();
+        let found = eventually(Duration::from_secs(15), || {
+            ns.ip(&["route", "show", &lo]).contains("proto bgp")
+        });
+        assert!(found, "{}: no route to {lo}: {}", ns.name, ns.ip(&["route"]));
+    }
+}

@@ -133,7 +133,9 @@ fn mismatch(create: &Create, seen: &LinkState) -> Option<String> {
 
 fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
     let none = BTreeSet::new();
-    let management = desired.management.as_ref().and_then(|m| {
+    // Present anywhere (the virtual fleet puts it on a veth): nothing to do.
+    let present = |m: &&Management| observed.addresses.values().any(|a| a.contains(&m.address));
+    let management = desired.management.as_ref().filter(|m| !present(m)).and_then(|m| {
         let iface = management_interface(m, desired, observed);
         if iface.is_none() {
             p.problems.push(format!(
@@ -158,7 +160,7 @@ fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
         }
         for address in have.difference(&want.addresses) {
             let loopback_net = iface == "lo" && address.addr().is_loopback();
-            let is_management = management.as_ref() == Some(&(iface.clone(), *address));
+            let is_management = desired.management.as_ref().is_some_and(|m| m.address == *address);
             if !loopback_net && !is_management {
                 p.changes
                     .push(Change::RemoveAddress { interface: iface.clone(), address: *address });
@@ -445,6 +447,13 @@ mod tests {
         );
         observed.links.retain(|_, l| !l.wired);
         assert!(plan(&d, &observed).problems[0].contains("no wired Ethernet port"));
+
+        // Already present on some other port (a veth in the virtual fleet).
+        observed
+            .addresses
+            .insert("veth-mgmt".into(), BTreeSet::from(["192.168.200.13/24".parse().unwrap()]));
+        assert_eq!(plan(&d, &observed), Plan::default());
+        observed.addresses.remove("veth-mgmt");
 
         // On a port the config names, the management address is kept.
         d.management = Some(Management {
