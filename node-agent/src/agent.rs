@@ -316,6 +316,16 @@ impl Runner {
             }),
             _ => Vec::new(),
         };
+        // One line for `systemctl status node-agent`.
+        let errors = report.errors();
+        systemd::notify(&match errors.first() {
+            None => format!("STATUS=config {}: converged", version_of(cfg)),
+            Some(first) => format!(
+                "STATUS=config {}: {} error(s), first: {first}",
+                version_of(cfg),
+                errors.len()
+            ),
+        });
         let Ok(mut status) = self.status.write() else { return };
         status.config = Some(cfg.clone());
         let r = &mut status.reconcile;
@@ -324,7 +334,7 @@ impl Runner {
         r.ok = report.ok();
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
-        r.errors = report.errors();
+        r.errors = errors;
         status.bgp = bgp;
         status.vxlan = vxlan;
     }
