@@ -99,9 +99,10 @@ pub struct Frr {
     pub dir: PathBuf,
     pub vtysh: PathBuf,
     pub reload_script: PathBuf,
-    /// Text last handed to FRR successfully (in memory: after an agent
-    /// restart the first pass reloads once, which frr-reload makes a no-op).
-    loaded: Option<String>,
+    /// Text last handed to FRR successfully, and the daemons' pids then.
+    /// In memory: after an agent restart the first pass reloads once (which
+    /// frr-reload makes a no-op); after a daemon restart, too.
+    loaded: Option<(String, String)>,
 }
 
 impl Frr {
@@ -131,6 +132,18 @@ impl Frr {
         }
     }
 
+    /// Changes when a daemon restarts (and lost its running config unless
+    /// something ran `vtysh -b`).
+    fn daemon_pids(&self) -> String {
+        DAEMONS
+            .iter()
+            .map(|d| {
+                fs::read_to_string(self.run_dir().join(format!("{d}.pid"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn running(&self) -> bool {
         DAEMONS.iter().any(|d| self.run_dir().join(format!("{d}.vty")).exists())
     }
@@ -141,7 +154,8 @@ impl Frr {
     }
 
     pub fn sync_text(&mut self, text: &str) -> Result<FrrSync, FrrError> {
-        if self.loaded.as_deref() == Some(text) {
+        let pids = self.daemon_pids();
+        if self.loaded.as_ref().is_some_and(|(t, p)| t == text && *p == pids) {
             return Ok(FrrSync::Unchanged);
         }
         let path = self.conf_path();
@@ -161,7 +175,7 @@ impl Frr {
             run(cmd)?;
             FrrSync::Applied
         };
-        self.loaded = Some(text.to_string());
+        self.loaded = Some((text.to_string(), pids));
         Ok(how)
     }
 

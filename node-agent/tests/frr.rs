@@ -128,6 +128,20 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     assert_eq!(fallback.sync(&c1c).unwrap(), FrrSync::Applied);
     assert!(vtysh(&f1.name, "show running-config").contains("description to r2 (fallback)"));
 
+    // A restarted bgpd has lost its config: the next sync notices.
+    assert_eq!(frr.sync(&c1b).unwrap(), FrrSync::Unchanged);
+    let pidfile = f1.run_dir().join("bgpd.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    check(Command::new("kill").arg(pid.trim()));
+    assert!(eventually(Duration::from_secs(10), || !Path::new(&format!("/proc/{}", pid.trim()))
+        .exists()));
+    check(&mut daemon_command(&r1.name, &f1.name, "bgpd"));
+    assert!(eventually(Duration::from_secs(10), || f1.run_dir().join("bgpd.vty").exists()));
+    assert_eq!(frr.sync(&c1b).unwrap(), FrrSync::Reloaded);
+    let back =
+        eventually(Duration::from_secs(30), || frr.neighbors(&c1).is_ok_and(|n| n[0].established));
+    assert!(back, "{}", vtysh(&f1.name, "show bgp summary"));
+
     // The service reloads FRR once, then only when the config changes.
     let mut r2 = r2;
     let path = r2.dir.join("node.toml");
