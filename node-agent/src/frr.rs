@@ -1,6 +1,12 @@
 //! FRR: keep `frr.conf` equal to the rendered config, reload FRR when it
 //! changed, and read BGP neighbour state back.
 //!
+//! When: the file is rewritten (atomically) only when its text differs;
+//! FRR is reloaded when the text differs from what was last loaded, when
+//! the agent has just started, or when a daemon's pid changed (a restarted
+//! daemon has an empty running config). If no daemon runs, the file is
+//! written and FRR reads it when it starts (`vtysh -b`, as frrinit does).
+//!
 //! Reload: `frr-reload.py --reload` (package `frr-pythontools`) computes the
 //! difference to the running config and applies only that, so established
 //! sessions stay up. When the script is missing the agent falls back to
