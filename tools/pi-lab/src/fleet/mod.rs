@@ -319,7 +319,7 @@ impl Fleet<'_> {
             self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
             self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
             self.journal.record(&Entry::Frr { netns: ns.clone() })?;
-            frr::write_pathspace(&ns, &node.hostname)
+            frr::write_pathspace(&ns, &lab_spec::frr::render(&fleet_config(node)))
                 .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
             routers.push((index, ns, node.hostname.as_str()));
         }
@@ -497,7 +497,14 @@ fn tear_down(name: &str) -> Result<(), FleetError> {
     // something is left, the journal stays for the next `down`.
     let (outer, inner): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| holds(e, &journal));
-    let problems = teardown::undo(&inner);
+    let mut problems = teardown::undo(&inner);
+    if !problems.is_empty() {
+        // Something may still have been settling (a process exiting, a
+        // device going with its peer): one more try before giving up.
+        tracing::info!(?problems, "lab down: trying once more");
+        sleep(Duration::from_secs(1));
+        problems = teardown::undo(&inner);
+    }
     if !problems.is_empty() {
         return Err(FleetError::Leftovers(problems));
     }
