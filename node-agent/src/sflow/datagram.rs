@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use super::records::{CounterRecord, HostAdapter, SampledHeader, encode_sampled_header, format};
+use super::records::{
+    CounterRecord, HostAdapter, IfCounters, SampledHeader, encode_sampled_header, format,
+};
 use super::xdr::{Xdr, data_format};
 
 /// Largest datagram we send: fits an Ethernet MTU with IP/UDP headers and
@@ -234,6 +236,31 @@ pub fn host_record_sets(
         sets.push(records);
     }
     sets
+}
+
+/// One polling interval's counter samples, encoded: one per interface
+/// (source 0:ifIndex, generic interface counters) and the host samples
+/// (source 2:1), each with its next sequence number.
+pub fn counter_samples(
+    agent: IpAddr,
+    interfaces: Vec<IfCounters>,
+    host: Vec<CounterRecord>,
+    adapters: Vec<HostAdapter>,
+    sequences: &mut SampleSequences,
+) -> Vec<Vec<u8>> {
+    let mut samples = Vec::with_capacity(interfaces.len() + 1);
+    for counters in interfaces {
+        let source = DataSource::interface(counters.if_index);
+        let records = vec![CounterRecord::Interface(counters)];
+        samples.push(
+            CounterSample { sequence: sequences.next_counter(source), source, records }.encode(),
+        );
+    }
+    for records in host_record_sets(agent, host, adapters) {
+        let sequence = sequences.next_counter(HOST_SOURCE);
+        samples.push(CounterSample { sequence, source: HOST_SOURCE, records }.encode());
+    }
+    samples
 }
 
 #[cfg(test)]

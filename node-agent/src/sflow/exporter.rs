@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use lab_spec::health::SflowState;
 use lab_spec::node_config::Sflow;
 
-use super::datagram::{
-    CounterSample, DataSource, FlowSample, HOST_SOURCE, Packer, SampleSequences, host_record_sets,
-};
+use super::datagram::{DataSource, FlowSample, Packer, SampleSequences, counter_samples};
 use super::host::{self, HostInfo};
 use super::links::{self, Link};
 use super::nflog::{NflogGroup, SampledPacket};
@@ -343,21 +341,9 @@ impl Worker {
             CounterRecord::HostNetIo(links::host_net_io(links)),
         ];
         let adapters = links.iter().filter(|l| !l.is_loopback()).map(Link::adapter).collect();
+        let interfaces = selected(links, &self.cfg.interfaces).map(Link::if_counters).collect();
         let mut out = lock(&self.shared.out);
-        let mut samples = Vec::new();
-        for link in selected(links, &self.cfg.interfaces) {
-            let source = DataSource::interface(link.index);
-            let records = vec![CounterRecord::Interface(link.if_counters())];
-            samples.push(
-                CounterSample { sequence: out.sequences.next_counter(source), source, records }
-                    .encode(),
-            );
-        }
-        for records in host_record_sets(self.cfg.agent_address, base, adapters) {
-            let sequence = out.sequences.next_counter(HOST_SOURCE);
-            samples.push(CounterSample { sequence, source: HOST_SOURCE, records }.encode());
-        }
-        samples
+        counter_samples(self.cfg.agent_address, interfaces, base, adapters, &mut out.sequences)
     }
 
     /// Brings the rules and the NFLOG reader in line with the settings and
