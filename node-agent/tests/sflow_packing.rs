@@ -68,7 +68,9 @@ proptest! {
         let adapters: Vec<HostAdapter> = ifs.iter().map(|(i, _, m)| HostAdapter { if_index: *i, macs: vec![*m] }).collect();
         let mut seqs = SampleSequences::default();
         let samples = counter_samples(agent, counters, host_records(hostname, release), adapters, &mut seqs);
-        let datagrams = Packer::new(agent, 0).pack(&samples, 1).expect("every sample fits");
+        let mut packer = Packer::new(agent, 0);
+        let mut datagrams = packer.pack(&samples.interfaces, 1).expect("every sample fits");
+        datagrams.extend(packer.pack(&samples.host, 1).expect("every sample fits"));
 
         let mut if_seen: BTreeMap<u32, u32> = BTreeMap::new();
         let mut adapter_seen: BTreeMap<u32, u32> = BTreeMap::new();

@@ -238,29 +238,48 @@ pub fn host_record_sets(
     sets
 }
 
-/// One polling interval's counter samples, encoded: one per interface
-/// (source 0:ifIndex, generic interface counters) and the host samples
-/// (source 2:1), each with its next sequence number.
+/// One polling interval's counter samples, encoded, each with its next
+/// sequence number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CounterSamples {
+    /// One per interface: source 0:ifIndex, generic interface counters.
+    pub interfaces: Vec<Vec<u8>>,
+    /// The host (source 2:1). Sent in datagrams of their own: Wireshark's
+    /// sFlow dissector (4.0) does not know the host structures and marks
+    /// the rest of a datagram malformed after one.
+    pub host: Vec<Vec<u8>>,
+}
+
+impl CounterSamples {
+    pub fn len(&self) -> usize {
+        self.interfaces.len() + self.host.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 pub fn counter_samples(
     agent: IpAddr,
     interfaces: Vec<IfCounters>,
     host: Vec<CounterRecord>,
     adapters: Vec<HostAdapter>,
     sequences: &mut SampleSequences,
-) -> Vec<Vec<u8>> {
-    let mut samples = Vec::with_capacity(interfaces.len() + 1);
+) -> CounterSamples {
+    let mut out = CounterSamples::default();
     for counters in interfaces {
         let source = DataSource::interface(counters.if_index);
         let records = vec![CounterRecord::Interface(counters)];
-        samples.push(
+        out.interfaces.push(
             CounterSample { sequence: sequences.next_counter(source), source, records }.encode(),
         );
     }
     for records in host_record_sets(agent, host, adapters) {
         let sequence = sequences.next_counter(HOST_SOURCE);
-        samples.push(CounterSample { sequence, source: HOST_SOURCE, records }.encode());
+        out.host.push(CounterSample { sequence, source: HOST_SOURCE, records }.encode());
     }
-    samples
+    out
 }
 
 #[cfg(test)]

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use lab_spec::health::SflowState;
 use lab_spec::node_config::Sflow;
 
-use super::datagram::{DataSource, FlowSample, Packer, SampleSequences, counter_samples};
+use super::datagram::{
+    CounterSamples, DataSource, FlowSample, Packer, SampleSequences, counter_samples,
+};
 use super::host::{self, HostInfo};
 use super::links::{self, Link};
 use super::nflog::{NflogGroup, SampledPacket};
@@ -328,11 +330,11 @@ impl Worker {
             return;
         }
         let samples = self.counter_samples(&links);
-        let n = samples.len() as u64;
-        self.shared.send(&samples, n, 0);
+        self.shared.send(&samples.interfaces, samples.interfaces.len() as u64, 0);
+        self.shared.send(&samples.host, samples.host.len() as u64, 0);
     }
 
-    fn counter_samples(&self, links: &[Link]) -> Vec<Vec<u8>> {
+    fn counter_samples(&self, links: &[Link]) -> CounterSamples {
         let base = vec![
             CounterRecord::HostDescr(self.host.descr()),
             CounterRecord::HostCpu(host::read_cpu()),
