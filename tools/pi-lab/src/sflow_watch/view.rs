@@ -172,8 +172,10 @@ impl Watch {
         for stat in self.flows.values_mut() {
             let (bps, pps) = (stat.pending_bytes * 8.0 / secs, stat.pending_packets / secs);
             stat.idle_secs = if stat.pending_packets > 0.0 { 0.0 } else { stat.idle_secs + secs };
-            stat.bps = 0.5 * stat.bps + 0.5 * bps;
-            stat.pps = 0.5 * stat.pps + 0.5 * pps;
+            // Smooth, except for a flow seen for the first time.
+            let w = if stat.bps == 0.0 && stat.pps == 0.0 { 1.0 } else { 0.5 };
+            stat.bps = (1.0 - w) * stat.bps + w * bps;
+            stat.pps = (1.0 - w) * stat.pps + w * pps;
             stat.pending_bytes = 0.0;
             stat.pending_packets = 0.0;
         }
@@ -416,7 +418,7 @@ mod tests {
         let s = w.snapshot(1);
         assert_eq!(s.flows.len(), 1);
         assert_eq!(s.flows[0].key.src, "big");
-        assert_eq!(s.flows[0].bps, 0.5 * 2.0 * 1500.0 * 100.0 * 8.0);
+        assert_eq!(s.flows[0].bps, 2.0 * 1500.0 * 100.0 * 8.0);
         assert!(
             json_lines(&s).lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         );
