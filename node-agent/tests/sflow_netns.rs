@@ -267,6 +267,12 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
         (sock, handle)
     });
     assert!(lab.tables().contains("table netdev node_agent_sflow"), "{}", lab.tables());
+    // A second exporter cannot take the NFLOG group, and says why.
+    let second = cfg.clone();
+    let err =
+        in_netns(&lab.agent, move || Exporter::start(&second, HostInfo::detect()).map(|_| ()))
+            .expect_err("the NFLOG group is taken");
+    assert!(err.to_string().contains("another program such as hsflowd"), "{err}");
 
     // Sampling on: 3000 echo requests in, about 300 sampled.
     lab.flood(3000);

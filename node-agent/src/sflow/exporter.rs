@@ -65,9 +65,12 @@ impl Exporter {
         let mut worker =
             Worker { cfg: cfg.clone(), host, opts, shared: shared.clone(), sampling: None };
         worker.set_state();
-        // Rules left by an agent that was killed are ours: clear them.
-        if !sampling_wanted(cfg) {
-            nft::remove()?;
+        // Rules left by an agent that was killed are ours: clear them. Best
+        // effort: counters work without nftables installed.
+        if !sampling_wanted(cfg)
+            && let Err(e) = nft::remove()
+        {
+            tracing::debug!("sFlow: clearing old sampling rules: {e}");
         }
         let links = links::read_links().map_err(SflowError::Links)?;
         worker.update_sampling(&links)?;

@@ -41,7 +41,8 @@ pub enum SflowError {
     #[error("cannot open the UDP socket for sFlow datagrams: {0}")]
     Socket(#[source] std::io::Error),
     #[error(
-        "cannot listen on NFLOG group {group} for packet sampling: {source} (is another agent such as hsflowd or ulogd using it?)"
+        "cannot listen on NFLOG group {group} for packet sampling: {source}{}",
+        nflog_hint(source)
     )]
     Nflog {
         group: u16,
@@ -54,4 +55,17 @@ pub enum SflowError {
     Links(#[source] std::io::Error),
     #[error("the sFlow exporter thread has stopped")]
     Stopped,
+}
+
+/// What to check when the NFLOG group cannot be bound.
+fn nflog_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => {
+            " (another program such as hsflowd or ulogd listens on that group, or the agent lacks CAP_NET_ADMIN)"
+        }
+        Some(libc::EPROTONOSUPPORT) | Some(libc::ENOENT) => {
+            " (the kernel lacks nfnetlink_log: modprobe nfnetlink_log, or set sampling_rate = 0)"
+        }
+        _ => "",
+    }
 }
