@@ -305,8 +305,9 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<16} {:>7} {:>4} {ib:>9} {ob:>9} {ip:>9} {op:>9} {:>11} {:>11}",
+            "{:<16} {:<15} {:>7} {:>4} {ib:>9} {ob:>9} {ip:>9} {op:>9} {:>11} {:>11}",
             r.node,
+            r.agent.to_string(),
             r.if_index,
             if r.oper_up { "up" } else { "down" },
             format!("{}/{}", r.in_errors, r.out_errors),
@@ -422,5 +423,25 @@ mod tests {
         assert!(
             json_lines(&s).lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         );
+    }
+
+    #[test]
+    fn table_shows_node_agent_rates_and_skips() {
+        let mut w = Watch::default();
+        w.ingest(dg(1, 1_000, vec![Sample::Host { hostname: "spine1".into() }, ifs(0, 0)]));
+        w.ingest(dg(2, 2_000, vec![ifs(125_000_000, 1_000)]));
+        w.bad(Bad::Truncated);
+        w.bad(Bad::Oversized);
+        let text = render(&w.snapshot(5), "0.0.0.0:6343");
+        assert!(
+            text.contains(
+                "2 datagrams from 1 agents, 0 lost, skipped: 1 truncated, 0 malformed, 1 oversized"
+            ),
+            "{text}"
+        );
+        let row = text.lines().find(|l| l.starts_with("spine1")).expect("row for spine1");
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[..6], ["spine1", "10.0.0.1", "3", "down", "1.00G", "0"], "{row}");
+        assert_eq!(cols[6], "1.0k", "{row}");
     }
 }
