@@ -4,7 +4,8 @@
 //! with the kernel's within one polling interval, that tshark's sFlow
 //! dissector reads the same datagrams as sflow-parser, that flow samples
 //! appear under traffic with sampling on, and that they stop (and the
-//! nftables table goes, other tables untouched) when sampling is set to 0.
+//! nftables table goes, other tables untouched) when sampling is set to 0,
+//! and that two collectors receive the same datagrams.
 //!
 //! Needs root, `ip`, `nft`, `tshark`, `ping`. Namespaces: `t4-ag-PID`,
 //! `t4-pr-PID`, removed even when the test fails.
@@ -328,6 +329,31 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
     let off = decode(&collect(&sock, Duration::from_millis(2000)), lab1, 0);
     assert_eq!(off.flow_samples, 0);
     assert!(!off.lab1_counters.is_empty(), "counter samples go on with sampling off");
+
+    // Two collectors get the same datagram stream.
+    let sock2 = in_netns(&lab.agent, || {
+        let s = UdpSocket::bind("127.0.0.1:6344").expect("second collector");
+        s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        s
+    });
+    cfg.collectors.push("127.0.0.1:6344".parse().expect("addr"));
+    handle.reconfigure(&cfg).expect("reconfigure");
+    collect(&sock, Duration::from_millis(50));
+    let other = std::thread::spawn(move || collect(&sock2, Duration::from_millis(2500)));
+    let first = collect(&sock, Duration::from_millis(2500));
+    let second = other.join().expect("collector thread");
+    let seqs = |d: &[Vec<u8>]| -> Vec<u32> {
+        d.iter()
+            .map(|b| sflow_parser::parse_datagram(b).expect("decodes").sequence_number)
+            .collect()
+    };
+    let (a, b) = (seqs(&first), seqs(&second));
+    assert!(a.len() >= 2, "{a:?}");
+    assert!(
+        b.iter().all(|s| a.contains(s)) && a.iter().filter(|s| !b.contains(s)).count() <= 1,
+        "{a:?} vs {b:?}"
+    );
+    assert!(a.windows(2).all(|w| w[1] == w[0] + 1), "datagram sequence without gaps: {a:?}");
 
     let stats = handle.stats();
     assert!(
