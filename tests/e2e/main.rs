@@ -4,4 +4,5 @@
 //! skipped with a message.
 
 mod common;
+mod fleet;
 mod lab_cli;
