@@ -13,6 +13,7 @@ pub mod frr;
 pub mod logging;
 pub mod netlink;
 pub mod network;
+pub mod sflow;
 pub mod state;
 pub mod status;
 pub mod systemd;
