@@ -434,3 +434,33 @@ fn a_broken_lab_is_refused_and_leaves_nothing() {
     );
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn an_agent_that_dies_is_reported_and_the_fleet_stays_for_a_look() {
+    if !prerequisites("agent_dies", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "ad", 248);
+    let out = lab
+        .pi_lab()
+        .args(["lab", "up", "--agent", "/bin/false", "--timeout", "30"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("node-agent on r1 stopped") && message.contains("lab down"),
+        "{message}"
+    );
+    assert!(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("r1"), "true"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
