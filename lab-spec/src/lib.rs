@@ -8,6 +8,7 @@
 //!
 //! `NodeConfig` and `HealthReport` are the two documents that cross the wire.
 
+pub mod announce;
 pub mod health;
 pub mod node_config;
 

@@ -7,4 +7,8 @@
 //!            --> health (HTTP API, Prometheus metrics, status LED)
 //! ```
 
+pub mod board;
 pub mod cli;
+pub mod health;
+pub mod identity;
+pub mod led;
