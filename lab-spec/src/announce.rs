@@ -35,3 +35,19 @@ pub struct Announcement {
     /// controllers that want to list the fleet).
     pub provisioned: bool,
 }
+
+/// Serial numbers compare without case and leading zeros: the device tree
+/// says `00000000a1b2c3d4`, people write `a1b2c3d4`.
+pub fn same_serial(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim().trim_start_matches('0').to_ascii_lowercase();
+    norm(a) == norm(b)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn serials_match_without_leading_zeros_or_case() {
+        assert!(super::same_serial("00000000A1B2C3D4", "a1b2c3d4"));
+        assert!(!super::same_serial("a1b2c3d5", "a1b2c3d4"));
+    }
+}

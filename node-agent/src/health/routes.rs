@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use lab_spec::announce::same_serial;
 use lab_spec::{NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
 use serde_json::json;
 
@@ -179,22 +180,9 @@ fn check_config(config: &NodeConfig, board: &Board) -> Vec<String> {
     problems
 }
 
-/// Serial numbers compare without case and leading zeros: the device tree
-/// says `00000000a1b2c3d4`, people write `a1b2c3d4`.
-pub fn same_serial(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_start_matches('0').to_ascii_lowercase();
-    norm(a) == norm(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serials_match_without_leading_zeros_or_case() {
-        assert!(same_serial("00000000A1B2C3D4", "a1b2c3d4"));
-        assert!(!same_serial("a1b2c3d5", "a1b2c3d4"));
-    }
 
     #[test]
     fn unknown_media_types_are_refused() {

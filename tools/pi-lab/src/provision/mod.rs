@@ -1,0 +1,326 @@
+//! `pi-lab provision`: push each node's config to the running agents in
+//! parallel, wait until each has reconciled it, and summarise.
+
+pub mod discover;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lab_spec::NodeConfig;
+use serde::Serialize;
+
+use crate::status::client::{AgentClient, ClientError, PushAnswer};
+use crate::status::table;
+use crate::status::view::{LabView, ViewError};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  pi-lab provision examples/fabric.toml
+  pi-lab provision lab.toml --node leaf1 --node leaf2
+  pi-lab provision lab.toml --discover 30     # zero-touch: find fresh boards first
+
+Each agent checks the lab token (PI_LAB_TOKEN, else the lab's token file);
+a fresh board accepts it when its bootstrap.sha256 holds the token's hash.
+Exit status: 0 when every node applied its config, 1 when any did not,
+2 when the lab file cannot be used.")]
+pub struct ProvisionArgs {
+    /// The lab file.
+    pub file: PathBuf,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// First listen SECONDS for unprovisioned boards announcing themselves
+    /// (UDP 9181) and push to the ones whose serial number or MAC the lab names.
+    #[arg(long, value_name = "SECONDS")]
+    pub discover: Option<u64>,
+    /// Seconds to wait for each node to finish reconciling its new config.
+    #[arg(long, default_value_t = 120, env = "PI_LAB_PROVISION_TIMEOUT")]
+    pub timeout: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error("cannot listen for announcements on UDP port {port}: {source}")]
+    Discover { port: u16, source: std::io::Error },
+}
+
+/// How provisioning one node ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied and reconciled.
+    Applied {
+        version: String,
+        changes: u64,
+    },
+    Unreachable {
+        error: String,
+    },
+    /// The agent refused the token or the config.
+    Refused {
+        error: String,
+    },
+    /// Applying failed and the agent went back to its previous config.
+    RolledBack {
+        error: String,
+        rolled_back_to: Option<String>,
+    },
+    /// Applied, but the reconcile pass reports errors.
+    ReconcileFailed {
+        version: String,
+        errors: Vec<String>,
+    },
+    /// Applied, but the reconcile did not finish in time.
+    Timeout {
+        version: String,
+    },
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self, Outcome::Applied { .. })
+    }
+
+    fn short(&self) -> String {
+        match self {
+            Outcome::Applied { changes, .. } => format!("applied ({changes} changes)"),
+            Outcome::Unreachable { .. } => "UNREACHABLE".into(),
+            Outcome::Refused { .. } => "REFUSED".into(),
+            Outcome::RolledBack { .. } => "ROLLED BACK".into(),
+            Outcome::ReconcileFailed { .. } => "RECONCILE FAILED".into(),
+            Outcome::Timeout { .. } => "TIMEOUT".into(),
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::Applied { .. } => None,
+            Outcome::Unreachable { error } | Outcome::Refused { error } => Some(error.clone()),
+            Outcome::RolledBack { error, rolled_back_to } => Some(format!(
+                "{error}; now running {}",
+                rolled_back_to.as_deref().unwrap_or("no config")
+            )),
+            Outcome::ReconcileFailed { errors, .. } => Some(errors.join("; ")),
+            Outcome::Timeout { version } => {
+                Some(format!("config {version} pushed, reconcile not finished in time"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub api: SocketAddr,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub seconds: f64,
+}
+
+pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
+    let (view, token) = LabView::load(&args.file)?;
+    let configs = view.select(&args.nodes)?;
+    let targets = targets(&configs, args.discover)?;
+    let client = AgentClient::new(Duration::from_secs(15));
+    let wait = Duration::from_secs(args.timeout);
+    let results = push_all(&client, &token, &targets, wait, !args.json);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else {
+        print!("{}", summary(&results));
+    }
+    let all_ok = results.iter().all(|r| r.outcome.ok());
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Where to push each config: the lab's management address, or for boards
+/// heard announcing themselves, the address they announced from.
+fn targets<'a>(
+    configs: &[&'a NodeConfig],
+    discover: Option<u64>,
+) -> Result<Vec<(&'a NodeConfig, SocketAddr)>, ProvisionError> {
+    let mut targets: Vec<(&NodeConfig, SocketAddr)> =
+        configs.iter().map(|c| (*c, c.health.listen)).collect();
+    let Some(seconds) = discover else { return Ok(targets) };
+    let port = discover::default_port();
+    eprintln!("listening {seconds}s for boards announcing themselves on UDP {port}...");
+    let heard = discover::listen(port, Duration::from_secs(seconds))
+        .map_err(|source| ProvisionError::Discover { port, source })?;
+    let matched = discover::match_boards(configs, &heard);
+    for h in &heard {
+        let a = &h.announcement;
+        let node = matched.iter().find(|(_, (_, m))| m == h).map(|(n, _)| n.as_str());
+        eprintln!(
+            "  heard {} (serial {}, MAC {}){}",
+            h.from,
+            a.serial.as_deref().unwrap_or("unknown"),
+            a.mac.as_deref().unwrap_or("unknown"),
+            node.map_or(" — no node of this lab has that serial or MAC".to_string(), |n| format!(
+                " -> {n}"
+            )),
+        );
+    }
+    for (config, addr) in &mut targets {
+        if let Some((_, heard)) = matched.get(&config.hostname) {
+            *addr = heard.api();
+        }
+    }
+    Ok(targets)
+}
+
+/// Push every config at once, one thread and one progress bar per node.
+pub fn push_all(
+    client: &AgentClient,
+    token: &str,
+    targets: &[(&NodeConfig, SocketAddr)],
+    wait: Duration,
+    show_progress: bool,
+) -> Vec<NodeResult> {
+    let bars = MultiProgress::new();
+    if !show_progress {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|(config, addr)| {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(config.hostname.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let outcome = provision_one(client, token, config, *addr, wait, &bar);
+                    bar.finish_with_message(outcome.short());
+                    NodeResult {
+                        node: config.hostname.clone(),
+                        api: *addr,
+                        outcome,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(targets)
+            .map(|(h, (config, addr))| {
+                h.join().unwrap_or_else(|_| NodeResult {
+                    node: config.hostname.clone(),
+                    api: *addr,
+                    outcome: Outcome::Unreachable { error: "the push thread panicked".into() },
+                    seconds: 0.0,
+                })
+            })
+            .collect()
+    })
+}
+
+fn provision_one(
+    client: &AgentClient,
+    token: &str,
+    config: &NodeConfig,
+    addr: SocketAddr,
+    wait: Duration,
+    bar: &ProgressBar,
+) -> Outcome {
+    bar.set_message(format!("pushing config {} to {addr}", config.version));
+    let (version, changes) = match client.push(addr, token, config) {
+        Ok(PushAnswer::Applied { version, changes }) => (version, changes),
+        Ok(PushAnswer::Invalid { reasons }) => {
+            return Outcome::Refused { error: format!("invalid config: {}", reasons.join("; ")) };
+        }
+        Ok(PushAnswer::Failed { error, rolled_back_to, .. }) => {
+            return Outcome::RolledBack { error, rolled_back_to };
+        }
+        Err(e @ ClientError::Unreachable { .. }) => {
+            return Outcome::Unreachable { error: e.to_string() };
+        }
+        Err(e) => return Outcome::Refused { error: e.to_string() },
+    };
+    bar.set_message(format!("waiting for the reconcile of {version}"));
+    match wait_reconciled(client, config, addr, &version, wait) {
+        // The pass that applied it made the changes, not the latest pass.
+        Outcome::Applied { version, .. } => Outcome::Applied { version, changes },
+        other => other,
+    }
+}
+
+/// Poll the health report until the agent reports a finished pass of
+/// `version`. After the first push a fresh board moves its API from the
+/// address it announced to its management address, so both are tried.
+fn wait_reconciled(
+    client: &AgentClient,
+    config: &NodeConfig,
+    pushed_to: SocketAddr,
+    version: &str,
+    wait: Duration,
+) -> Outcome {
+    let deadline = Instant::now() + wait;
+    let mut addrs = vec![config.health.listen];
+    if pushed_to != config.health.listen {
+        addrs.push(pushed_to);
+    }
+    loop {
+        for addr in &addrs {
+            let Ok(report) = client.health(*addr) else { continue };
+            let r = &report.reconcile;
+            if r.config_version.as_deref() == Some(version) && r.last_run_unix.is_some() {
+                let changes = u64::from(r.changes);
+                return if r.ok {
+                    Outcome::Applied { version: version.to_string(), changes }
+                } else {
+                    Outcome::ReconcileFailed {
+                        version: version.to_string(),
+                        errors: r.errors.clone(),
+                    }
+                };
+            }
+        }
+        if Instant::now() >= deadline {
+            return Outcome::Timeout { version: version.to_string() };
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The table after the bars, then what went wrong where.
+pub fn summary(results: &[NodeResult]) -> String {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let version = match &r.outcome {
+                Outcome::Applied { version, .. }
+                | Outcome::ReconcileFailed { version, .. }
+                | Outcome::Timeout { version } => version.clone(),
+                _ => "-".into(),
+            };
+            vec![
+                r.node.clone(),
+                r.api.to_string(),
+                r.outcome.short(),
+                version,
+                format!("{:.1}s", r.seconds),
+            ]
+        })
+        .collect();
+    let mut out = table::render(&["NODE", "API", "RESULT", "CONFIG", "TIME"], &rows);
+    for r in results {
+        if let Some(detail) = r.outcome.detail() {
+            out.push_str(&format!("{}: {detail}\n", r.node));
+        }
+    }
+    let ok = results.iter().filter(|r| r.outcome.ok()).count();
+    out.push_str(&format!("{ok} of {} nodes provisioned\n", results.len()));
+    out
+}
