@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod report;
 mod routes;
 mod server;
 
