@@ -125,7 +125,7 @@ phase() {
     ms=$(awk '{print $1*1000}' "$WORK/$who.ms" | median)
     bytes=$([ -f "$WORK/$who.body" ] && [ "$scrape" = 1 ] && wc -c <"$WORK/$who.body" || echo -)
     printf '%s %s %s %s %s %s\n' "$label" "$name" "$(median <"$WORK/$who.rss")" \
-      "$(awk -v d="$((d1 - d0))" -v hz="$TICK" -v s="$(echo "$t1 - $t0" | bc)" 'BEGIN {printf "%.2f", 100*d/hz/s}')" \
+      "$(awk -v d="$((d1 - d0))" -v hz="$TICK" -v s="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" 'BEGIN {printf "%.2f", 100*d/hz/s}')" \
       "$ms" "$bytes"
   done
 }
@@ -141,7 +141,7 @@ echo
 echo "| process | phase | RSS median (MiB) | CPU (% of one core) | scrape median (ms) | /metrics size (bytes) |"
 echo "|---|---|---|---|---|---|"
 while read -r who name rss cpu ms bytes; do
-  printf '| %s | %s | %.1f | %s | %s | %s |\n' "$who" "$name" "$(echo "$rss / 1024" | bc -l)" "$cpu" "$ms" "$bytes"
+  printf '| %s | %s | %.1f | %s | %s | %s |\n' "$who" "$name" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$cpu" "$ms" "$bytes"
 done <"$WORK/results"
 awk '
   $1=="node-agent" {a[$2]=$3; ac[$2]=$4}
