@@ -5,3 +5,4 @@
 
 mod common;
 mod fleet_ops;
+mod lab_cli;

@@ -78,12 +78,21 @@ impl LabView {
 
 type Compiled = (BTreeMap<String, NodeConfig>, Vec<SegmentView>);
 
-/// Compile with lab-spec (issue 2). Until that lands on main this says so.
-fn compile(path: &Path, _token: &str) -> Result<Compiled, ViewError> {
-    Err(ViewError::Lab(format!(
-        "{}: compiling labs is not on this branch yet (lab_spec::compile_file)",
-        path.display()
-    )))
+fn compile(path: &Path, token: &str) -> Result<Compiled, ViewError> {
+    let (_lab, plan, nodes) =
+        lab_spec::compile_file(path, token).map_err(|e| ViewError::Lab(e.to_string()))?;
+    let segments = plan
+        .segments
+        .iter()
+        .map(|s| SegmentView {
+            name: s.name.clone(),
+            vni: s.vni,
+            evpn: matches!(s.flooding, lab_spec::lab::FloodingMode::Evpn),
+            vteps: s.vteps.clone(),
+            hosts: s.hosts.clone(),
+        })
+        .collect();
+    Ok((nodes, segments))
 }
 
 /// Only the `name` of a lab file (for the token) before compiling it.
