@@ -145,7 +145,11 @@ fn status_error(addr: SocketAddr, status: u16, body: &str) -> ClientError {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-        .unwrap_or_else(|| body.trim().chars().take(200).collect());
+        .unwrap_or_else(|| match body.trim() {
+            "" if status == 404 => "nothing there; is this a node-agent?".to_string(),
+            "" => "(empty answer)".to_string(),
+            text => text.chars().take(200).collect(),
+        });
     if matches!(status, 401 | 403) {
         ClientError::Unauthorized { addr, status, message }
     } else {
