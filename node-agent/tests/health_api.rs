@@ -573,3 +573,78 @@ fn shutdown_releases_the_port() {
     r.server.take().unwrap().shutdown();
     assert!(TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err());
 }
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn plane_announces_until_provisioned_then_moves_the_api() {
+    use node_agent::health::{Plane, PlaneOptions};
+    use node_agent::identity::Paths;
+
+    let dir = std::env::temp_dir().join(format!("t5-plane-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("boot")).unwrap();
+    let controller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    controller.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::fs::write(dir.join("boot/controller"), controller.local_addr().unwrap().to_string())
+        .unwrap();
+    let bootstrap = dir.join("bootstrap.sha256");
+    std::fs::write(&bootstrap, Auth::from_token("boot").token_sha256).unwrap();
+
+    let backend = TestBackend::new(None);
+    // Unprovisioned on the wildcard address, then the same port on one address.
+    let port = free_port("0.0.0.0");
+    let mut server = ServerConfig::new(format!("0.0.0.0:{port}").parse().unwrap());
+    server.bootstrap_files = vec![bootstrap];
+    let options = PlaneOptions {
+        server,
+        paths: Paths { boot_dir: dir.join("boot"), state_dir: dir.join("state") },
+        announce: true,
+        announce_interval: Duration::from_millis(100),
+        tick: Duration::from_millis(100),
+    };
+    let plane = Plane::start(backend.clone() as Arc<dyn Backend>, options).unwrap();
+    let first: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(plane.listening().map(|a| a.port()), Some(port));
+
+    // Unprovisioned: it announces itself, naming its API port.
+    let mut buf = [0u8; 2048];
+    let (n, _) = controller.recv_from(&mut buf).unwrap();
+    let heard: lab_spec::announce::Announcement = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(heard.serial.as_deref(), Some("00000000a1b2c3d4"));
+    assert_eq!(heard.api_port, first.port());
+    assert!(!heard.provisioned);
+
+    // Provisioned through the bootstrap token with a config on another address.
+    let mut config = node_config("leaf1", TOKEN);
+    let moved: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    config.health.listen = moved;
+    let answer = put(
+        first,
+        Some("boot"),
+        "application/json",
+        &serde_json::to_string(&config.with_version()).unwrap(),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while plane.listening() != Some(moved) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(plane.listening(), Some(moved));
+    assert_eq!(get(moved, "/v1/health", None).status, 200);
+    assert!(
+        TcpStream::connect_timeout(&first, Duration::from_millis(300)).is_err(),
+        "old address still open"
+    );
+
+    // Announcements stop.
+    std::thread::sleep(Duration::from_millis(300));
+    controller.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    while controller.recv_from(&mut buf).is_ok() {}
+    controller.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    assert!(controller.recv_from(&mut buf).is_err(), "still announcing after provisioning");
+    drop(plane);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

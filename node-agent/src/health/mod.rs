@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod http;
 pub mod metrics;
+pub mod plane;
 pub mod report;
 mod routes;
 mod server;
@@ -29,6 +30,7 @@ use std::sync::Mutex;
 use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
 
+pub use plane::{Plane, PlaneOptions};
 pub use server::{Server, ServerConfig};
 
 /// What the HTTP API needs from the agent. Every method is called from a
@@ -75,9 +77,10 @@ pub enum ApplyError {
     /// Applying failed and so did the rollback (HTTP 500).
     #[error("applying failed: {reason}; rollback failed too: {rollback_error}")]
     RollbackFailed { reason: String, rollback_error: String },
-    /// Another config is being applied (HTTP 409).
-    #[error("another config is being applied; try again")]
-    Busy,
+    /// The agent could not try (HTTP 500): stopping, kernel unreadable,
+    /// or applied but not persisted.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Answers given, by status code, for `pilab_http_requests_total`.

@@ -109,7 +109,10 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
             500,
             &json!({"status": 500, "applied": false, "error": e.to_string(), "rolled_back": false}),
         ),
-        Err(e @ ApplyError::Busy) => Response::error(409, &e.to_string()),
+        Err(ApplyError::Internal(e)) => Response::json(
+            500,
+            &json!({"status": 500, "applied": false, "error": e, "rolled_back": false}),
+        ),
     }
 }
 
