@@ -4,143 +4,103 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lab_spec::health::{BgpNeighborState, Board, ReconcileState, SflowState, System, VniState};
 use lab_spec::node_config::Auth;
 use lab_spec::{HealthReport, NodeConfig};
-use node_agent::health::{ApplyError, ApplyOutcome, Backend, ReconcileStats, Server, ServerConfig};
+use node_agent::health::memory::MemoryBackend;
+use node_agent::health::{ApplyError, Backend, ReconcileStats, Server, ServerConfig};
 
 const TOKEN: &str = "t5-lab-token";
 
-/// A backend with a config slot; records every apply it is asked for.
-struct TestBackend {
-    config: Mutex<Option<NodeConfig>>,
-    applied: Mutex<Vec<NodeConfig>>,
-    next_error: Mutex<Option<ApplyError>>,
-    board: Board,
+/// The report every test agent serves (identity filled in from its config).
+fn template() -> HealthReport {
+    let board = Board {
+        model: Some("Raspberry Pi 3 Model B Rev 1.2".into()),
+        serial: Some("00000000a1b2c3d4".into()),
+        mac: Some("b8:27:eb:12:34:56".into()),
+        soc_temperature_celsius: Some(51.5),
+        under_voltage: Some(false),
+        throttled: None,
+    };
+    HealthReport {
+        schema: 1,
+        node: None,
+        lab: None,
+        role: None,
+        agent_version: "0.1.0".into(),
+        board,
+        system: System {
+            hostname: "leaf1".into(),
+            uptime_seconds: 4242,
+            load: [0.5, 0.25, 0.125],
+            memory_total_bytes: 967_221_248,
+            memory_available_bytes: 700_000_000,
+            disk_total_bytes: 30_000_000_000,
+            disk_available_bytes: 20_000_000_000,
+        },
+        bgp: vec![
+            BgpNeighborState {
+                address: Ipv4Addr::new(10, 1, 0, 0),
+                remote_asn: 65000,
+                description: "spine1".into(),
+                state: "Established".into(),
+                established: true,
+                uptime_seconds: Some(300),
+                prefixes_received: Some(7),
+            },
+            BgpNeighborState {
+                address: Ipv4Addr::new(10, 1, 0, 2),
+                remote_asn: 65000,
+                description: "spine \"2\"".into(),
+                state: "Active".into(),
+                established: false,
+                uptime_seconds: None,
+                prefixes_received: None,
+            },
+        ],
+        vxlan: vec![VniState {
+            vni: 10010,
+            device: "vxlan10010".into(),
+            device_up: true,
+            bridge: "br10010".into(),
+            flooding: "static".into(),
+            remote_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
+            expected_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
+            ok: true,
+        }],
+        sflow: SflowState {
+            enabled: true,
+            collectors: vec!["192.168.200.1:6343".into()],
+            datagrams_sent: 123,
+            counter_samples_sent: 456,
+            flow_samples_sent: 0,
+            send_errors: 2,
+            sampling_rate: 0,
+        },
+        reconcile: ReconcileState {
+            config_version: None,
+            last_run_unix: Some(1_700_000_000),
+            ok: true,
+            changes: 0,
+            passes: 17,
+            errors: vec![],
+        },
+        healthy: false,
+        problems: vec!["neighbour 10.1.0.2 (spine \"2\") is Active".into()],
+    }
 }
 
-impl TestBackend {
-    fn new(config: Option<NodeConfig>) -> Arc<Self> {
-        Arc::new(TestBackend {
-            config: Mutex::new(config),
-            applied: Mutex::new(Vec::new()),
-            next_error: Mutex::new(None),
-            board: Board {
-                model: Some("Raspberry Pi 3 Model B Rev 1.2".into()),
-                serial: Some("00000000a1b2c3d4".into()),
-                mac: Some("b8:27:eb:12:34:56".into()),
-                soc_temperature_celsius: Some(51.5),
-                under_voltage: Some(false),
-                throttled: None,
-            },
-        })
-    }
-
-    fn applied(&self) -> usize {
-        self.applied.lock().unwrap().len()
-    }
-
-    fn current_version(&self) -> Option<String> {
-        self.config.lock().unwrap().as_ref().map(|c| c.version.clone())
-    }
-}
-
-impl Backend for TestBackend {
-    fn health(&self) -> HealthReport {
-        let config = self.config.lock().unwrap().clone();
-        HealthReport {
-            schema: 1,
-            node: config.as_ref().map(|c| c.hostname.clone()),
-            lab: config.as_ref().map(|c| c.lab.clone()),
-            role: config.as_ref().map(|c| c.role),
-            agent_version: "0.1.0".into(),
-            board: self.board.clone(),
-            system: System {
-                hostname: "leaf1".into(),
-                uptime_seconds: 4242,
-                load: [0.5, 0.25, 0.125],
-                memory_total_bytes: 967_221_248,
-                memory_available_bytes: 700_000_000,
-                disk_total_bytes: 30_000_000_000,
-                disk_available_bytes: 20_000_000_000,
-            },
-            bgp: vec![
-                BgpNeighborState {
-                    address: Ipv4Addr::new(10, 1, 0, 0),
-                    remote_asn: 65000,
-                    description: "spine1".into(),
-                    state: "Established".into(),
-                    established: true,
-                    uptime_seconds: Some(300),
-                    prefixes_received: Some(7),
-                },
-                BgpNeighborState {
-                    address: Ipv4Addr::new(10, 1, 0, 2),
-                    remote_asn: 65000,
-                    description: "spine \"2\"".into(),
-                    state: "Active".into(),
-                    established: false,
-                    uptime_seconds: None,
-                    prefixes_received: None,
-                },
-            ],
-            vxlan: vec![VniState {
-                vni: 10010,
-                device: "vxlan10010".into(),
-                device_up: true,
-                bridge: "br10010".into(),
-                flooding: "static".into(),
-                remote_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
-                expected_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
-                ok: true,
-            }],
-            sflow: SflowState {
-                enabled: true,
-                collectors: vec!["192.168.200.1:6343".into()],
-                datagrams_sent: 123,
-                counter_samples_sent: 456,
-                flow_samples_sent: 0,
-                send_errors: 2,
-                sampling_rate: 0,
-            },
-            reconcile: ReconcileState {
-                config_version: config.map(|c| c.version),
-                last_run_unix: Some(1_700_000_000),
-                ok: true,
-                changes: 0,
-                passes: 17,
-                errors: vec![],
-            },
-            healthy: false,
-            problems: vec!["neighbour 10.1.0.2 (spine \"2\") is Active".into()],
-        }
-    }
-
-    fn reconcile_stats(&self) -> ReconcileStats {
-        ReconcileStats {
-            passes_total: 17,
-            errors_total: 3,
-            last_success_unix: Some(1_700_000_000),
-            last_duration_seconds: Some(0.042),
-        }
-    }
-
-    fn current_config(&self) -> Option<NodeConfig> {
-        self.config.lock().unwrap().clone()
-    }
-
-    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError> {
-        self.applied.lock().unwrap().push(config.clone());
-        if let Some(e) = self.next_error.lock().unwrap().take() {
-            return Err(e);
-        }
-        let version = config.version.clone();
-        *self.config.lock().unwrap() = Some(config);
-        Ok(ApplyOutcome { version, changes: 5 })
-    }
+fn backend(config: Option<NodeConfig>) -> Arc<MemoryBackend> {
+    let stats = ReconcileStats {
+        passes_total: 17,
+        errors_total: 3,
+        last_success_unix: Some(1_700_000_000),
+        last_duration_seconds: Some(0.042),
+    };
+    Arc::new(MemoryBackend::new(config, template(), stats))
 }
 
 fn node_config(hostname: &str, token: &str) -> NodeConfig {
@@ -172,7 +132,7 @@ token_sha256 = "{}"
 
 struct Running {
     server: Option<Server>,
-    backend: Arc<TestBackend>,
+    backend: Arc<MemoryBackend>,
 }
 
 impl Running {
@@ -182,7 +142,7 @@ impl Running {
 }
 
 fn start(config: Option<NodeConfig>, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
-    let backend = TestBackend::new(config);
+    let backend = backend(config);
     let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());
     cfg.bootstrap_files = vec![PathBuf::from("/nonexistent/t5/bootstrap.sha256")];
     tweak(&mut cfg);
@@ -343,7 +303,7 @@ fn missing_or_wrong_token_is_refused_and_nothing_changes() {
         let get_answer = get(r.addr(), "/v1/config", token);
         assert_eq!(get_answer.status, 401);
     }
-    assert_eq!(r.backend.applied(), 0);
+    assert_eq!(r.backend.applied().len(), 0);
     assert_eq!(r.backend.current_version(), before);
 }
 
@@ -403,7 +363,7 @@ fn malformed_configs_get_400_with_reasons() {
     // Not a config at all.
     let answer = put(r.addr(), Some(TOKEN), "image/png", "x");
     assert_eq!(answer.status, 415);
-    assert_eq!(r.backend.applied(), 0, "nothing reached the backend");
+    assert_eq!(r.backend.applied().len(), 0, "nothing reached the backend");
 }
 
 #[test]
@@ -412,7 +372,7 @@ fn backend_refusal_and_rollback_are_reported() {
     let before = r.backend.current_version();
     let body = node_config("leaf5", TOKEN).to_toml().unwrap();
 
-    *r.backend.next_error.lock().unwrap() = Some(ApplyError::RolledBack {
+    r.backend.fail_next(ApplyError::RolledBack {
         reason: "FRR rejected frr.conf: line 12: unknown command".into(),
         rolled_back_to: before.clone(),
     });
@@ -423,14 +383,13 @@ fn backend_refusal_and_rollback_are_reported() {
     assert_eq!(json["rolled_back_to"].as_str(), before.as_deref());
     assert!(json["error"].as_str().unwrap().contains("unknown command"));
 
-    *r.backend.next_error.lock().unwrap() = Some(ApplyError::RollbackFailed {
+    r.backend.fail_next(ApplyError::RollbackFailed {
         reason: "netlink: EPERM".into(),
         rollback_error: "netlink: EPERM".into(),
     });
     assert_eq!(put(r.addr(), Some(TOKEN), "application/toml", &body).status, 500);
 
-    *r.backend.next_error.lock().unwrap() =
-        Some(ApplyError::Invalid(vec!["VNI 0 is out of range".into()]));
+    r.backend.fail_next(ApplyError::Invalid(vec!["VNI 0 is out of range".into()]));
     let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
     assert_eq!(answer.status, 400);
     assert_eq!(answer.json()["reasons"][0], "VNI 0 is out of range");
@@ -451,7 +410,7 @@ fn oversized_bodies_get_413_before_they_are_read() {
     );
     assert_eq!(answer.status, 413);
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(r.backend.applied(), 0);
+    assert_eq!(r.backend.applied().len(), 0);
 }
 
 #[test]
@@ -503,7 +462,7 @@ fn slow_and_broken_requests_time_out_or_get_4xx() {
     stream.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(read_answer(&mut stream).status, 400);
 
-    assert_eq!(r.backend.applied(), 0);
+    assert_eq!(r.backend.applied().len(), 0);
     assert_eq!(r.backend.current_version(), before);
     // And the server still answers.
     assert_eq!(get(r.addr(), "/v1/health", None).status, 200);
@@ -549,7 +508,7 @@ fn unprovisioned_node_needs_the_bootstrap_token() {
     let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
     assert_eq!(answer.status, 403, "{}", answer.body);
     assert!(answer.body.contains("bootstrap.sha256"), "{}", answer.body);
-    assert_eq!(r.backend.applied(), 0);
+    assert_eq!(r.backend.applied().len(), 0);
 
     let dir = std::env::temp_dir().join(format!("t5-bootstrap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -592,7 +551,7 @@ fn plane_announces_until_provisioned_then_moves_the_api() {
     let bootstrap = dir.join("bootstrap.sha256");
     std::fs::write(&bootstrap, Auth::from_token("boot").token_sha256).unwrap();
 
-    let backend = TestBackend::new(None);
+    let backend = backend(None);
     // Unprovisioned on the wildcard address, then the same port on one address.
     let port = free_port("0.0.0.0");
     let mut server = ServerConfig::new(format!("0.0.0.0:{port}").parse().unwrap());

@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod plane;
 pub mod report;

@@ -324,3 +324,118 @@ pub fn summary(results: &[NodeResult]) -> String {
     out.push_str(&format!("{ok} of {} nodes provisioned\n", results.len()));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lab_spec::node_config::Auth;
+    use node_agent::health::memory::MemoryBackend;
+    use node_agent::health::{ApplyError, Backend, ReconcileStats, Server, ServerConfig};
+
+    use super::*;
+    use crate::status::view::tests::node;
+    use crate::validate::checks::tests::report;
+
+    const TOKEN: &str = "t5-token";
+
+    /// A real API server on loopback in front of an in-memory agent that
+    /// already runs an older config.
+    fn agent(name: &str, octet: u8) -> (Server, Arc<MemoryBackend>, NodeConfig) {
+        let mut old = node(name, "leaf", 65000 + u32::from(octet), octet, None);
+        old.auth = Auth::from_token(TOKEN);
+        let mut template = report();
+        template.reconcile.ok = true;
+        template.reconcile.last_run_unix = Some(1_700_000_000);
+        let backend =
+            Arc::new(MemoryBackend::new(Some(old.clone()), template, ReconcileStats::default()));
+        let server = Server::start(
+            ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+            backend.clone() as Arc<dyn Backend>,
+        )
+        .unwrap();
+        let mut new = old;
+        new.health.listen = server.local_addr();
+        new.sflow.polling_interval = 10; // something changed
+        (server, backend, new.with_version())
+    }
+
+    fn closed_port() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[test]
+    fn pushes_to_every_node_and_reports_the_dead_one() {
+        let (_s1, b1, c1) = agent("leaf1", 11);
+        let (_s2, b2, c2) = agent("leaf2", 12);
+        let mut dead = node("leaf3", "leaf", 65003, 13, None);
+        dead.health.listen = closed_port();
+        let client = AgentClient::new(Duration::from_secs(3));
+        let targets =
+            vec![(&c1, c1.health.listen), (&c2, c2.health.listen), (&dead, dead.health.listen)];
+        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(5), false);
+
+        assert_eq!(
+            results[0].outcome,
+            Outcome::Applied { version: c1.version.clone(), changes: 5 }
+        );
+        assert_eq!(
+            results[1].outcome,
+            Outcome::Applied { version: c2.version.clone(), changes: 5 }
+        );
+        assert!(matches!(&results[2].outcome, Outcome::Unreachable { .. }), "{:?}", results[2]);
+        assert_eq!(b1.applied(), vec![c1.clone()]);
+        assert_eq!(b2.current_version(), Some(c2.version.clone()));
+        let text = summary(&results);
+        assert!(text.contains("2 of 3 nodes provisioned"), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("leaf3") && l.contains("UNREACHABLE")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refusals_and_rollbacks_are_reported() {
+        let (_s, backend, config) = agent("leaf1", 11);
+        let client = AgentClient::new(Duration::from_secs(3));
+        let targets = vec![(&config, config.health.listen)];
+
+        let results = push_all(&client, "wrong", &targets, Duration::from_secs(2), false);
+        assert!(
+            matches!(&results[0].outcome, Outcome::Refused { error } if error.contains("401")),
+            "{:?}",
+            results[0]
+        );
+
+        let before = backend.current_version();
+        backend.fail_next(ApplyError::RolledBack {
+            reason: "FRR refused frr.conf".into(),
+            rolled_back_to: before.clone(),
+        });
+        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(2), false);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::RolledBack {
+                error: "applying failed: FRR refused frr.conf".into(),
+                rolled_back_to: before.clone()
+            }
+        );
+        assert_eq!(backend.current_version(), before);
+    }
+
+    #[test]
+    fn status_calls_a_node_on_another_config_stale() {
+        let (_s, _backend, config) = agent("leaf1", 11);
+        let client = AgentClient::new(Duration::from_secs(3));
+        let statuses = crate::status::collect(&client, &[&config]);
+        assert!(statuses[0].reachable);
+        assert!(!statuses[0].healthy, "{:?}", statuses[0]);
+        assert!(statuses[0].problems[0].contains("run pi-lab provision"), "{:?}", statuses[0]);
+        push_all(&client, TOKEN, &[(&config, config.health.listen)], Duration::from_secs(2), false);
+        let statuses = crate::status::collect(&client, &[&config]);
+        assert!(statuses[0].healthy, "{:?}", statuses[0].problems);
+        let table = crate::status::render(&statuses);
+        assert!(table.starts_with("NODE"), "{table}");
+        assert!(table.contains("leaf1  127.0.0.1  yes"), "{table}");
+    }
+}

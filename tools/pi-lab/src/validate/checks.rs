@@ -225,7 +225,7 @@ pub fn sflow(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use lab_spec::health::{BgpNeighborState, VniState};
     use lab_spec::node_config::Neighbor;
 
@@ -233,7 +233,7 @@ mod tests {
     use crate::status::view::SegmentView;
     use crate::status::view::tests::two_node_view;
 
-    fn report() -> HealthReport {
+    pub(crate) fn report() -> HealthReport {
         serde_json::from_value(serde_json::json!({
             "schema": 1, "node": "leaf1", "lab": "t5", "role": "leaf", "agent_version": "0",
             "board": {}, "system": {"hostname": "leaf1", "uptime_seconds": 1, "load": [0.0, 0.0, 0.0],
