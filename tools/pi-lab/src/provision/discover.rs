@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
-use lab_spec::announce::{ANNOUNCE_PORT, Announcement, same_serial};
+use lab_spec::announce::{Announcement, same_serial};
 
 /// An announcement and who sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,10 +27,6 @@ impl Heard {
 pub fn listen(port: u16, window: Duration) -> io::Result<Vec<Heard>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
     collect(&socket, window)
-}
-
-pub fn default_port() -> u16 {
-    ANNOUNCE_PORT
 }
 
 fn collect(socket: &UdpSocket, window: Duration) -> io::Result<Vec<Heard>> {

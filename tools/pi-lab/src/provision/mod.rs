@@ -36,6 +36,9 @@ pub struct ProvisionArgs {
     /// (UDP 9181) and push to the ones whose serial number or MAC the lab names.
     #[arg(long, value_name = "SECONDS")]
     pub discover: Option<u64>,
+    /// UDP port to hear announcements on.
+    #[arg(long, default_value_t = lab_spec::announce::ANNOUNCE_PORT, env = "PI_LAB_ANNOUNCE_PORT")]
+    pub announce_port: u16,
     /// Seconds to wait for each node to finish reconciling its new config.
     #[arg(long, default_value_t = 120, env = "PI_LAB_PROVISION_TIMEOUT")]
     pub timeout: u64,
@@ -128,7 +131,10 @@ pub struct NodeResult {
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
     let (view, token) = LabView::load(&args.file)?;
     let configs = view.select(&args.nodes)?;
-    let targets = targets(&configs, args.discover)?;
+    let targets = match args.discover {
+        Some(seconds) => discovered(&configs, args.announce_port, Duration::from_secs(seconds))?,
+        None => configs.iter().map(|c| (*c, c.health.listen)).collect(),
+    };
     let client = AgentClient::new(Duration::from_secs(15));
     let wait = Duration::from_secs(args.timeout);
     let results = push_all(&client, &token, &targets, wait, !args.json);
@@ -143,16 +149,13 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
 
 /// Where to push each config: the lab's management address, or for boards
 /// heard announcing themselves, the address they announced from.
-fn targets<'a>(
+pub fn discovered<'a>(
     configs: &[&'a NodeConfig],
-    discover: Option<u64>,
+    port: u16,
+    window: Duration,
 ) -> Result<Vec<(&'a NodeConfig, SocketAddr)>, ProvisionError> {
-    let mut targets: Vec<(&NodeConfig, SocketAddr)> =
-        configs.iter().map(|c| (*c, c.health.listen)).collect();
-    let Some(seconds) = discover else { return Ok(targets) };
-    let port = discover::default_port();
-    eprintln!("listening {seconds}s for boards announcing themselves on UDP {port}...");
-    let heard = discover::listen(port, Duration::from_secs(seconds))
+    eprintln!("listening {}s for boards announcing themselves on UDP {port}...", window.as_secs());
+    let heard = discover::listen(port, window)
         .map_err(|source| ProvisionError::Discover { port, source })?;
     let matched = discover::match_boards(configs, &heard);
     for h in &heard {
@@ -168,12 +171,13 @@ fn targets<'a>(
             )),
         );
     }
-    for (config, addr) in &mut targets {
-        if let Some((_, heard)) = matched.get(&config.hostname) {
-            *addr = heard.api();
-        }
-    }
-    Ok(targets)
+    Ok(configs
+        .iter()
+        .map(|c| match matched.get(&c.hostname) {
+            Some((_, heard)) => (*c, heard.api()),
+            None => (*c, c.health.listen),
+        })
+        .collect())
 }
 
 /// Push every config at once, one thread and one progress bar per node.
@@ -437,5 +441,68 @@ mod tests {
         let table = crate::status::render(&statuses);
         assert!(table.starts_with("NODE"), "{table}");
         assert!(table.contains("leaf1  127.0.0.1  yes"), "{table}");
+    }
+
+    #[test]
+    fn zero_touch_finds_a_fresh_board_by_serial_and_provisions_it() {
+        use node_agent::health::{Plane, PlaneOptions};
+        use node_agent::identity::Paths;
+
+        let dir = std::env::temp_dir().join(format!("t5-zero-touch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("boot")).unwrap();
+        let announce_port =
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(dir.join("boot/controller"), format!("127.0.0.1:{announce_port}")).unwrap();
+        let bootstrap = dir.join("bootstrap.sha256");
+        std::fs::write(&bootstrap, Auth::from_token(TOKEN).token_sha256).unwrap();
+
+        // A fresh board: no config, its serial in the device tree.
+        let mut template = report();
+        template.board.serial = Some("00000000a1b2c3d4".into());
+        template.reconcile.ok = true;
+        template.reconcile.last_run_unix = Some(1_700_000_000);
+        let backend = Arc::new(MemoryBackend::new(None, template, ReconcileStats::default()));
+        let api_port = closed_port().port();
+        let mut server = ServerConfig::new(format!("0.0.0.0:{api_port}").parse().unwrap());
+        server.bootstrap_files = vec![bootstrap];
+        let options = PlaneOptions {
+            server,
+            paths: Paths { boot_dir: dir.join("boot"), state_dir: dir.join("state") },
+            announce: true,
+            announce_interval: Duration::from_millis(100),
+            tick: Duration::from_millis(100),
+        };
+        let plane = Plane::start(backend.clone() as Arc<dyn Backend>, options).unwrap();
+
+        // The lab knows the board by serial and gives it its own address.
+        let mut config = node("leaf1", "leaf", 65001, 11, None);
+        config.identity.serial = Some("A1B2C3D4".into());
+        config.auth = Auth::from_token(TOKEN);
+        config.health.listen = format!("127.0.0.2:{api_port}").parse().unwrap();
+        let config = config.with_version();
+        let mut stranger = node("leaf2", "leaf", 65002, 12, None);
+        stranger.identity.serial = Some("ffffffff".into());
+
+        let targets =
+            discovered(&[&config, &stranger], announce_port, Duration::from_millis(800)).unwrap();
+        assert_eq!(targets[0].1, format!("127.0.0.1:{api_port}").parse().unwrap());
+        assert_eq!(targets[1].1, stranger.health.listen, "not heard: the lab's address");
+
+        let client = AgentClient::new(Duration::from_secs(3));
+        let results = push_all(&client, TOKEN, &targets[..1], Duration::from_secs(5), false);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::Applied { version: config.version.clone(), changes: 5 }
+        );
+        assert_eq!(backend.current_version(), Some(config.version.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while plane.listening() != Some(config.health.listen)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(plane.listening(), Some(config.health.listen), "the API moved to its address");
+        drop(plane);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
