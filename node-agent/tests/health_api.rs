@@ -562,6 +562,7 @@ fn plane_announces_until_provisioned_then_moves_the_api() {
         announce: true,
         announce_interval: Duration::from_millis(100),
         tick: Duration::from_millis(100),
+        ..PlaneOptions::default()
     };
     let plane = Plane::start(backend.clone() as Arc<dyn Backend>, options).unwrap();
     let first: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

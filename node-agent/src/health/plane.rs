@@ -37,6 +37,8 @@ pub struct PlaneOptions {
     pub announce_interval: Duration,
     /// How often the supervisor looks.
     pub tick: Duration,
+    /// The LED; share it with the apply path to show "applying".
+    pub led: Arc<StatusLed>,
 }
 
 impl Default for PlaneOptions {
@@ -47,6 +49,7 @@ impl Default for PlaneOptions {
             announce: true,
             announce_interval: Duration::from_secs(5),
             tick: Duration::from_secs(1),
+            led: Arc::new(StatusLed::default()),
         }
     }
 }
@@ -101,7 +104,7 @@ pub struct Plane {
 impl Plane {
     pub fn start(backend: Arc<dyn Backend>, options: PlaneOptions) -> std::io::Result<Plane> {
         let stop = Arc::new(AtomicBool::new(false));
-        let led = Arc::new(StatusLed::default());
+        let led = Arc::clone(&options.led);
         let listening = Arc::new(Mutex::new(None));
         let mut supervisor = Supervisor {
             backend,

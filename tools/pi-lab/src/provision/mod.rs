@@ -471,6 +471,7 @@ mod tests {
             announce: true,
             announce_interval: Duration::from_millis(100),
             tick: Duration::from_millis(100),
+            ..PlaneOptions::default()
         };
         let plane = Plane::start(backend.clone() as Arc<dyn Backend>, options).unwrap();
 
