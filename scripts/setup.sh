@@ -11,6 +11,7 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
+  frr-pythontools
 )
 
 # promtool (from Debian's prometheus) checks the agent's /metrics.

@@ -7,8 +7,16 @@
 //!            --> health (HTTP API, Prometheus metrics, status LED)
 //! ```
 
+pub mod agent;
 pub mod board;
 pub mod cli;
+pub mod frr;
 pub mod health;
 pub mod identity;
 pub mod led;
+pub mod logging;
+pub mod netlink;
+pub mod network;
+pub mod state;
+pub mod status;
+pub mod systemd;

@@ -558,7 +558,7 @@ fn plane_announces_until_provisioned_then_moves_the_api() {
     server.bootstrap_files = vec![bootstrap];
     let options = PlaneOptions {
         server,
-        paths: Paths { boot_dir: dir.join("boot"), state_dir: dir.join("state") },
+        paths: Paths { boot_dir: dir.join("boot") },
         announce: true,
         announce_interval: Duration::from_millis(100),
         tick: Duration::from_millis(100),

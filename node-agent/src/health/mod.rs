@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_backend;
 pub mod auth;
 pub mod http;
 pub mod memory;

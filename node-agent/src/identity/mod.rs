@@ -1,25 +1,22 @@
-//! Who this node is at boot, and how an unprovisioned node makes itself
-//! known.
+//! How an unprovisioned node makes itself known.
 //!
-//! The config comes from, in order:
-//! 1. `/boot/firmware/pi-lab/node.toml` (written by `pi-lab flash`), when it
-//!    is new — i.e. not the one already adopted at an earlier boot;
-//! 2. the persisted last-good config (`STATE_DIR/last-good.toml`), which a
-//!    later `PUT /v1/config` may have replaced;
-//! 3. nothing: the node waits for `pi-lab provision` and announces itself
-//!    (serial number, MAC, address, agent version) as JSON over UDP, port
-//!    9181, to the broadcast address and to the controller named in
-//!    `/boot/firmware/pi-lab/controller` (one `ADDRESS[:PORT]` per line).
+//! Which config a node starts with is the run loop's business (`agent`):
+//! the systemd unit passes `/boot/firmware/pi-lab/node.toml` (written by
+//! `pi-lab flash`), and a newer persisted last-good config (a later `PUT
+//! /v1/config`) wins over it. With neither, the node waits for `pi-lab
+//! provision` and announces itself (serial number, MAC, address, agent
+//! version) as JSON over UDP, port 9181, to the broadcast address and to
+//! the controller named in `/boot/firmware/pi-lab/controller` (one
+//! `ADDRESS[:PORT]` per line).
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use lab_spec::NodeConfig;
 use lab_spec::announce::{ANNOUNCE_PORT, ANNOUNCE_SCHEMA, Announcement};
 use lab_spec::health::Board;
 
@@ -29,106 +26,12 @@ pub struct Paths {
     /// `pi-lab/` on the FAT partition: `node.toml`, `controller`,
     /// `bootstrap.sha256`.
     pub boot_dir: PathBuf,
-    /// The agent's state: `last-good.toml`, `boot-adopted.version`.
-    pub state_dir: PathBuf,
 }
 
 impl Default for Paths {
     fn default() -> Self {
-        Paths {
-            boot_dir: PathBuf::from("/boot/firmware/pi-lab"),
-            state_dir: PathBuf::from("/var/lib/node-agent"),
-        }
+        Paths { boot_dir: PathBuf::from("/boot/firmware/pi-lab") }
     }
-}
-
-impl Paths {
-    pub fn boot_config(&self) -> PathBuf {
-        self.boot_dir.join("node.toml")
-    }
-
-    pub fn last_good(&self) -> PathBuf {
-        self.state_dir.join("last-good.toml")
-    }
-
-    fn adopted(&self) -> PathBuf {
-        self.state_dir.join("boot-adopted.version")
-    }
-}
-
-/// Where the config at boot came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    BootPartition(PathBuf),
-    LastGood(PathBuf),
-    Unprovisioned,
-}
-
-#[derive(Debug, Clone)]
-pub struct BootConfig {
-    pub config: Option<NodeConfig>,
-    pub source: Source,
-    /// Files that exist but could not be used, with why; for the log and
-    /// the health report.
-    pub problems: Vec<String>,
-}
-
-/// Choose the config to start with (see the module docs). Adopting the boot
-/// partition's config is remembered, so that after a later `PUT` the
-/// last-good config wins at the next boot until the card is flashed again.
-pub fn load(paths: &Paths) -> BootConfig {
-    let mut problems = Vec::new();
-    let mut read = |path: PathBuf| match read_config(&path) {
-        Ok(config) => config.map(|c| (c, path)),
-        Err(problem) => {
-            problems.push(problem);
-            None
-        }
-    };
-    let boot = read(paths.boot_config());
-    let last_good = read(paths.last_good());
-    let adopted = fs::read_to_string(paths.adopted()).ok().map(|s| s.trim().to_string());
-
-    let (config, source) = match (boot, last_good) {
-        (Some((boot, path)), last_good)
-            if last_good.is_none() || adopted.as_deref() != Some(version(&boot).as_str()) =>
-        {
-            if let Err(e) = write_atomic(&paths.adopted(), version(&boot).as_bytes()) {
-                problems.push(format!("cannot remember the adopted boot config: {e}"));
-            }
-            (Some(boot), Source::BootPartition(path))
-        }
-        (_, Some((last, path))) => (Some(last), Source::LastGood(path)),
-        _ => (None, Source::Unprovisioned),
-    };
-    BootConfig { config, source, problems }
-}
-
-fn version(config: &NodeConfig) -> String {
-    if config.version.is_empty() { config.content_version() } else { config.version.clone() }
-}
-
-/// `Ok(None)` when the file does not exist.
-fn read_config(path: &Path) -> Result<Option<NodeConfig>, String> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    NodeConfig::from_toml(&text).map(Some).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Write through a temporary file and rename, so a power cut leaves the old
-/// file or the new one, never half of one.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
 }
 
 /// Where announcements go: the limited broadcast address, and every
@@ -271,9 +174,8 @@ mod tests {
             let root =
                 std::env::temp_dir().join(format!("t5-identity-{name}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&root);
-            let paths = Paths { boot_dir: root.join("boot"), state_dir: root.join("state") };
+            let paths = Paths { boot_dir: root.join("boot") };
             fs::create_dir_all(&paths.boot_dir).unwrap();
-            fs::create_dir_all(&paths.state_dir).unwrap();
             Dirs(paths, root)
         }
     }
@@ -282,68 +184,6 @@ mod tests {
         fn drop(&mut self) {
             let _ = fs::remove_dir_all(&self.1);
         }
-    }
-
-    fn config(hostname: &str) -> NodeConfig {
-        let text = format!(
-            r#"schema = 1
-lab = "t5"
-hostname = "{hostname}"
-role = "router"
-[management]
-address = "192.168.200.11/24"
-controller = "192.168.200.1"
-[sflow]
-collectors = []
-polling_interval = 20
-sampling_rate = 0
-agent_address = "192.168.200.11"
-interfaces = []
-[health]
-listen = "192.168.200.11:9180"
-[auth]
-token_sha256 = "{}"
-"#,
-            "ab".repeat(32)
-        );
-        NodeConfig::from_toml(&text).unwrap().with_version()
-    }
-
-    #[test]
-    fn boot_partition_then_last_good_then_nothing() {
-        let d = Dirs::new("order");
-        let loaded = load(&d.0);
-        assert_eq!(loaded.source, Source::Unprovisioned);
-        assert!(loaded.config.is_none() && loaded.problems.is_empty());
-
-        fs::write(d.0.last_good(), config("from-state").to_toml().unwrap()).unwrap();
-        let loaded = load(&d.0);
-        assert_eq!(loaded.source, Source::LastGood(d.0.last_good()));
-        assert_eq!(loaded.config.unwrap().hostname, "from-state");
-
-        fs::write(d.0.boot_config(), config("from-card").to_toml().unwrap()).unwrap();
-        let loaded = load(&d.0);
-        assert_eq!(loaded.source, Source::BootPartition(d.0.boot_config()));
-        assert_eq!(loaded.config.unwrap().hostname, "from-card");
-
-        // Same card, next boot: the last-good (a later PUT) wins.
-        let loaded = load(&d.0);
-        assert_eq!(loaded.source, Source::LastGood(d.0.last_good()));
-
-        // Card flashed with a new config: it wins again.
-        fs::write(d.0.boot_config(), config("reflashed").to_toml().unwrap()).unwrap();
-        assert_eq!(load(&d.0).config.unwrap().hostname, "reflashed");
-    }
-
-    #[test]
-    fn a_broken_boot_config_is_reported_and_last_good_used() {
-        let d = Dirs::new("broken");
-        fs::write(d.0.boot_config(), "schema = 1\nhostname = [").unwrap();
-        fs::write(d.0.last_good(), config("kept").to_toml().unwrap()).unwrap();
-        let loaded = load(&d.0);
-        assert_eq!(loaded.config.unwrap().hostname, "kept");
-        assert_eq!(loaded.problems.len(), 1);
-        assert!(loaded.problems[0].contains("node.toml"), "{:?}", loaded.problems);
     }
 
     #[test]

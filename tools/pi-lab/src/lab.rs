@@ -169,7 +169,7 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
 struct Rendered<'a> {
     node: &'a str,
     config: &'a NodeConfig,
-    /// `None` until the FRR renderer is wired in (see `frr_conf`).
+    /// `None` for hosts, which run no routing stack.
     frr_conf: Option<String>,
 }
 
@@ -193,8 +193,6 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
     }
     let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
     let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
-    // ---- frr.conf -------------------------------------------------------
-    // The agent's FRR renderer appends the node's frr.conf here.
     if let Some(frr) = frr {
         out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
     }
@@ -202,12 +200,9 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The frr.conf the node will get.
-///
-/// LEAD: wire the FRR renderer in here (`lab_spec::frr::render(config)`)
-/// once it lands; `render` already prints whatever this returns.
-fn frr_conf(_config: &NodeConfig) -> Option<String> {
-    None
+/// The frr.conf the node will get; hosts run no routing stack.
+fn frr_conf(config: &NodeConfig) -> Option<String> {
+    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
 }
 
 fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
