@@ -7,7 +7,7 @@
 #   PHASE_SECONDS=20 sudo scripts/bench-health.sh
 #
 # The agent runs for real (`node-agent run --no-frr`) in its own network
-# namespace `t5-bench` with a one-router config; FRR is left out so the
+# namespace `t5-bench` with a one-host config (valid for the run loop: no loopback, no BGP); FRR is left out so the
 # numbers are the agent's own. Prints a Markdown table (medians of
 # one-second samples); docs/bench-health.md keeps the last result.
 set -euo pipefail
@@ -58,7 +58,7 @@ cat > "$WORK/node.toml" <<EOF
 schema = 1
 lab = "t5bench"
 hostname = "bench1"
-role = "router"
+role = "host"
 
 [management]
 interface = "$NS_IF"
