@@ -45,7 +45,12 @@ impl LabView {
     pub fn load(path: &Path) -> Result<(LabView, String), ViewError> {
         let name = lab_name(path)?;
         let token = crate::secrets::lab_token(&name)?;
-        let (nodes, segments) = compile(path, &token)?;
+        let (mut nodes, segments) = compile(path, &token)?;
+        if runs_as_virtual_fleet(&name, &nodes) {
+            for config in nodes.values_mut() {
+                *config = fleet_config(config);
+            }
+        }
         let view = LabView { name, file: path.to_path_buf(), nodes, segments };
         Ok((view, token))
     }
@@ -74,6 +79,30 @@ impl LabView {
         picked.dedup_by(|a, b| a.hostname == b.hostname);
         Ok(picked)
     }
+}
+
+/// True when every node of the lab has its virtual-fleet namespace
+/// (`LAB-NODE`, see `fleet::names`).
+pub fn runs_as_virtual_fleet(lab: &str, nodes: &BTreeMap<String, NodeConfig>) -> bool {
+    !nodes.is_empty() && nodes.keys().all(|node| netns_exists(&netns(lab, node)))
+}
+
+/// The virtual fleet's namespace of a node.
+pub fn netns(lab: &str, node: &str) -> String {
+    format!("{lab}-{node}")
+}
+
+pub fn netns_exists(name: &str) -> bool {
+    Path::new("/run/netns").join(name).exists()
+}
+
+/// The config the virtual fleet gives a node: as on a board, but with the
+/// management port named (`mgmt0`), since a namespace has no "first
+/// Ethernet port" (mirrors `fleet::fleet_config`).
+fn fleet_config(config: &NodeConfig) -> NodeConfig {
+    let mut config = config.clone();
+    config.management.interface = Some("mgmt0".to_string());
+    config.with_version()
 }
 
 type Compiled = (BTreeMap<String, NodeConfig>, Vec<SegmentView>);

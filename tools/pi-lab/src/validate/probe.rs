@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::checks::{Check, Kind, Ping, Verdict};
-use crate::status::view::LabView;
+use crate::status::view::{LabView, netns, netns_exists};
 
 /// How pings reach the hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +38,6 @@ impl PingVia {
             (false, None) => PingVia::Unavailable,
         }
     }
-}
-
-/// The virtual fleet's namespace of a node (see `fleet::names`).
-fn netns(lab: &str, node: &str) -> String {
-    format!("{lab}-{node}")
-}
-
-fn netns_exists(name: &str) -> bool {
-    Path::new("/run/netns").join(name).exists()
 }
 
 pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
