@@ -7,9 +7,10 @@
 #   PHASE_SECONDS=20 sudo scripts/bench-health.sh
 #
 # The agent runs for real (`node-agent run --no-frr`) in its own network
-# namespace `t5-bench` with a one-host config (valid for the run loop: no loopback, no BGP); FRR is left out so the
-# numbers are the agent's own. Prints a Markdown table (medians of
-# one-second samples); docs/bench-health.md keeps the last result.
+# namespace `t5-bench`, provisioned with a one-host config (no loopback, no
+# BGP); FRR is left out so the numbers are the agent's own. Prints a
+# Markdown table (medians of one-second samples); docs/bench-health.md keeps
+# the last result.
 set -euo pipefail
 
 PHASE=${PHASE_SECONDS:-60}
