@@ -12,6 +12,7 @@ PACKAGES=(
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
   frr-pythontools
+  python3
 )
 
 # promtool (from Debian's prometheus) checks the agent's /metrics.

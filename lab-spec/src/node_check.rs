@@ -460,6 +460,28 @@ mod tests {
         assert_eq!(NodeConfig::from_toml(&text).unwrap(), cfg, "{text}");
     }
 
+    /// What the lab compiler produces for the example labs is what the
+    /// agent accepts, and renders to FRR config with every neighbour.
+    #[test]
+    fn compiled_example_labs_pass_the_agent_check() {
+        let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for lab in ["two-router.toml", "fabric.toml"] {
+            let (_, _, configs) = crate::compile_file(&examples.join(lab), "secret").unwrap();
+            for (name, cfg) in &configs {
+                assert_eq!(cfg.check(), Ok(()), "{lab}: {name}");
+                let text = crate::frr::render(cfg);
+                for n in cfg.bgp.iter().flat_map(|b| &b.neighbors) {
+                    assert!(
+                        text.contains(&format!(
+                            " neighbor {} remote-as {}",
+                            n.address, n.remote_asn
+                        ))
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn interface_names() {
         assert!(is_interface_name("eth0.101"));

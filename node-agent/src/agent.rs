@@ -14,6 +14,28 @@
 //! `AgentHandle::apply` checks the config, applies it (network and FRR),
 //! and on any failure re-applies the previous config and returns the error.
 //! A config that applied cleanly is saved as `STATE_DIR/last-good.toml`.
+//!
+//! Wiring another part (health API, sFlow) to the agent:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use node_agent::agent::{self, Settings};
+//! let settings = Settings {
+//!     config_path: Some("/boot/firmware/pi-lab/node.toml".into()),
+//!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
+//!     state_dir: "/var/lib/node-agent".into(),
+//!     interval: std::time::Duration::from_secs(10),
+//! };
+//! let (handle, runner) = agent::start(settings)?;
+//! let api = handle.clone();
+//! std::thread::spawn(move || {
+//!     // PUT /v1/config: `api.apply(cfg)` -> Ok(report) or Err(ApplyError)
+//!     // GET /v1/health: `api.status().read()` -> config, reconcile, bgp, vxlan
+//!     let _ = api.status();
+//! });
+//! runner.run()?; // until SIGTERM/SIGINT or handle.shutdown()
+//! # Ok(()) }
+//! ```
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -295,6 +317,16 @@ impl Runner {
             }),
             _ => Vec::new(),
         };
+        // One line for `systemctl status node-agent`.
+        let errors = report.errors();
+        systemd::notify(&match errors.first() {
+            None => format!("STATUS=config {}: converged", version_of(cfg)),
+            Some(first) => format!(
+                "STATUS=config {}: {} error(s), first: {first}",
+                version_of(cfg),
+                errors.len()
+            ),
+        });
         let Ok(mut status) = self.status.write() else { return };
         status.config = Some(cfg.clone());
         let r = &mut status.reconcile;
@@ -303,7 +335,7 @@ impl Runner {
         r.ok = report.ok();
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
-        r.errors = report.errors();
+        r.errors = errors;
         let (finished, ok, errors) = (r.last_run_unix, r.ok, r.errors.len() as u64);
         let stats = &mut status.stats;
         stats.passes_total += 1;

@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
     after_help = "Examples:
   node-agent run --config /boot/firmware/pi-lab/node.toml
   node-agent apply --config node.toml --dry-run
-  ip netns exec fabric-leaf1 node-agent run --config leaf1.toml --frr-pathspace fabric-leaf1"
+  ip netns exec fabric-leaf1 node-agent run --config leaf1.toml \\
+      --frr-pathspace fabric-leaf1 --state-dir /var/lib/pi-lab/fabric/leaf1"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,6 +37,7 @@ pub enum Command {
     },
     /// Reconcile once and exit (non-zero if anything failed).
     Apply {
+        /// NodeConfig file (TOML).
         #[arg(long, env = "NODE_AGENT_CONFIG")]
         config: PathBuf,
         /// Print the plan, change nothing.

@@ -1,6 +1,12 @@
 //! FRR: keep `frr.conf` equal to the rendered config, reload FRR when it
 //! changed, and read BGP neighbour state back.
 //!
+//! When: the file is rewritten (atomically) only when its text differs;
+//! FRR is reloaded when the text differs from what was last loaded, when
+//! the agent has just started, or when a daemon's pid changed (a restarted
+//! daemon has an empty running config). If no daemon runs, the file is
+//! written and FRR reads it when it starts (`vtysh -b`, as frrinit does).
+//!
 //! Reload: `frr-reload.py --reload` (package `frr-pythontools`) computes the
 //! difference to the running config and applies only that, so established
 //! sessions stay up. When the script is missing the agent falls back to
@@ -36,8 +42,10 @@
 //! daemon command lines.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
 use lab_spec::health::BgpNeighborState;
@@ -97,9 +105,10 @@ pub struct Frr {
     pub dir: PathBuf,
     pub vtysh: PathBuf,
     pub reload_script: PathBuf,
-    /// Text last handed to FRR successfully (in memory: after an agent
-    /// restart the first pass reloads once, which frr-reload makes a no-op).
-    loaded: Option<String>,
+    /// Text last handed to FRR successfully, and the daemons' pids then.
+    /// In memory: after an agent restart the first pass reloads once (which
+    /// frr-reload makes a no-op); after a daemon restart, too.
+    loaded: Option<(String, String)>,
 }
 
 impl Frr {
@@ -129,6 +138,18 @@ impl Frr {
         }
     }
 
+    /// Changes when a daemon restarts (and lost its running config unless
+    /// something ran `vtysh -b`).
+    fn daemon_pids(&self) -> String {
+        DAEMONS
+            .iter()
+            .map(|d| {
+                fs::read_to_string(self.run_dir().join(format!("{d}.pid"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     fn running(&self) -> bool {
         DAEMONS.iter().any(|d| self.run_dir().join(format!("{d}.vty")).exists())
     }
@@ -139,7 +160,8 @@ impl Frr {
     }
 
     pub fn sync_text(&mut self, text: &str) -> Result<FrrSync, FrrError> {
-        if self.loaded.as_deref() == Some(text) {
+        let pids = self.daemon_pids();
+        if self.loaded.as_ref().is_some_and(|(t, p)| t == text && *p == pids) {
             return Ok(FrrSync::Unchanged);
         }
         let path = self.conf_path();
@@ -159,7 +181,7 @@ impl Frr {
             run(cmd)?;
             FrrSync::Applied
         };
-        self.loaded = Some(text.to_string());
+        self.loaded = Some((text.to_string(), pids));
         Ok(how)
     }
 
@@ -241,19 +263,57 @@ pub fn neighbor_state(
     }
 }
 
+/// A stuck vtysh (a daemon that does not answer) must not stall the agent.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn run(mut cmd: Command) -> Result<String, FrrError> {
     let program = format!("{:?}", cmd.get_program());
-    let out =
-        cmd.output().map_err(|source| FrrError::Spawn { program: program.clone(), source })?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let output =
-            format!("{stdout}{stderr}").trim().chars().rev().take(2000).collect::<String>();
-        let output: String = output.chars().rev().collect();
-        return Err(FrrError::Failed { program, status: out.status.to_string(), output });
+    let spawn_err = |source| FrrError::Spawn { program: program.clone(), source };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(spawn_err)?;
+    // Read both pipes on threads so a chatty child never blocks on a full pipe.
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) if status.success() => Ok(stdout),
+        status => {
+            let status = status
+                .map_or_else(|| format!("killed after {COMMAND_TIMEOUT:?}"), |s| s.to_string());
+            let output = format!("{stdout}{stderr}");
+            let output = output.trim();
+            // The end of the output says what went wrong.
+            let cut = output.len().saturating_sub(2000);
+            let cut = (cut..output.len()).find(|i| output.is_char_boundary(*i)).unwrap_or(0);
+            Err(FrrError::Failed { program, status, output: output[cut..].to_string() })
+        }
     }
-    Ok(stdout)
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FrrError> {

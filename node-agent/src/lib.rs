@@ -17,6 +17,7 @@ pub mod led;
 pub mod logging;
 pub mod netlink;
 pub mod network;
+pub mod sflow;
 pub mod state;
 pub mod status;
 pub mod systemd;

@@ -17,5 +17,8 @@ pub fn init() {
         let _ = registry.with(journald.with_syslog_identifier("node-agent".into())).try_init();
         return;
     }
-    let _ = registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init();
+    // Colours only for a person at a terminal, never in files or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = registry.with(fmt).try_init();
 }

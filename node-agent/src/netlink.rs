@@ -6,7 +6,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -15,17 +16,21 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 pub enum NetlinkError {
     #[error("netlink socket: {0}")]
     Socket(#[from] io::Error),
-    /// The kernel refused the request; `errno` is positive (EEXIST = 17).
-    #[error("kernel: {}", io::Error::from_raw_os_error(*errno))]
-    Kernel { errno: i32 },
+    /// The kernel refused the request; `errno` is positive (EEXIST = 17),
+    /// `message` is the kernel's extended ACK text when it gave one.
+    #[error("kernel: {}{}", io::Error::from_raw_os_error(*errno), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Kernel { errno: i32, message: Option<String> },
     #[error("cannot decode the kernel's reply: {0}")]
     Decode(String),
+    /// The kernel's tables changed during a dump; ask again.
+    #[error("dump interrupted by a concurrent change")]
+    Interrupted,
 }
 
 impl NetlinkError {
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NetlinkError::Kernel { errno } => Some(*errno),
+            NetlinkError::Kernel { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -43,6 +48,9 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE)?;
         socket.bind_auto()?;
         socket.connect(&SocketAddr::new(0, 0))?;
+        // Errors without the echoed request, with the kernel's explanation.
+        let _ = socket.set_cap_ack(true);
+        let _ = socket.set_ext_ack(true);
         // Big dumps (many FDB entries) arrive in several datagrams; a
         // generous receive buffer avoids ENOBUFS.
         // Best effort: qemu-user, for one, does not emulate it.
@@ -55,6 +63,14 @@ impl Netlink {
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        // A dump racing with a change (FRR installing routes) is marked
+        // inconsistent; a few retries get a clean one.
+        for _ in 0..3 {
+            match self.request(msg.clone(), NLM_F_DUMP) {
+                Err(NetlinkError::Interrupted) => continue,
+                other => return other,
+            }
+        }
         self.request(msg, NLM_F_DUMP)
     }
 
@@ -94,6 +110,7 @@ impl Netlink {
     /// answer to a get.
     fn collect(&self, seq: u32, dump: bool) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
         let mut out = Vec::new();
+        let mut interrupted = false;
         loop {
             let (data, _) = self.socket.recv_from_full()?;
             let mut offset = 0;
@@ -109,12 +126,19 @@ impl Netlink {
                 if msg.header.sequence_number != seq {
                     continue; // a late reply to an earlier request
                 }
+                interrupted |= msg.header.flags & NLM_F_DUMP_INTR != 0;
                 match msg.payload {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
-                            Some(code) => Err(NetlinkError::Kernel { errno: -code.get() }),
+                            Some(code) => Err(NetlinkError::Kernel {
+                                errno: -code.get(),
+                                message: ext_ack_message(&e.header),
+                            }),
                             None => Ok(out),
                         };
+                    }
+                    NetlinkPayload::Done(_) if interrupted => {
+                        return Err(NetlinkError::Interrupted);
                     }
                     NetlinkPayload::Done(_) => return Ok(out),
                     NetlinkPayload::InnerMessage(inner) => {
@@ -127,5 +151,42 @@ impl Netlink {
                 }
             }
         }
+    }
+}
+
+/// NLMSGERR_ATTR_MSG from an error's payload: the echoed request header
+/// (16 bytes with NETLINK_CAP_ACK), then attributes.
+fn ext_ack_message(payload: &[u8]) -> Option<String> {
+    const NLMSGERR_ATTR_MSG: u16 = 1;
+    let mut attrs = payload.get(16..)?;
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &attrs[4..len];
+            let text = text.split(|b| *b == 0).next().unwrap_or_default();
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extended_ack_text_is_found_after_the_echoed_header() {
+        let mut payload = vec![0u8; 16];
+        let msg = b"VNI 10 already exists\0";
+        payload.extend_from_slice(&((4 + msg.len()) as u16).to_ne_bytes());
+        payload.extend_from_slice(&1u16.to_ne_bytes());
+        payload.extend_from_slice(msg);
+        assert_eq!(ext_ack_message(&payload).as_deref(), Some("VNI 10 already exists"));
+        assert_eq!(ext_ack_message(&payload[..16]), None);
     }
 }

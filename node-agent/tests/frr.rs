@@ -77,20 +77,7 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     let f2 = FrrInstance::start(&r2);
 
     for (ns, cfg) in [(&r1, &c1), (&r2, &c2)] {
-        let path = ns.write_config("node.toml", cfg);
-        let state = ns.dir.join("state");
-        let out = run(&mut ns.agent(&[
-            "apply",
-            "--json",
-            "--config",
-            path.to_str().unwrap(),
-            "--frr-pathspace",
-            &ns.name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]));
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert!(out.status.success(), "{report:#}\n{}", String::from_utf8_lossy(&out.stderr));
+        let report = apply_frr(ns, cfg);
         assert_eq!(report["frr"], "reloaded", "{report:#}");
         let written = std::fs::read_to_string(format!("/etc/frr/{}/frr.conf", ns.name)).unwrap();
         assert_eq!(written, lab_spec::frr::render(cfg));
@@ -141,6 +128,20 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     assert_eq!(fallback.sync(&c1c).unwrap(), FrrSync::Applied);
     assert!(vtysh(&f1.name, "show running-config").contains("description to r2 (fallback)"));
 
+    // A restarted bgpd has lost its config: the next sync notices.
+    assert_eq!(frr.sync(&c1b).unwrap(), FrrSync::Unchanged);
+    let pidfile = f1.run_dir().join("bgpd.pid");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    check(Command::new("kill").arg(pid.trim()));
+    assert!(eventually(Duration::from_secs(10), || !Path::new(&format!("/proc/{}", pid.trim()))
+        .exists()));
+    check(&mut daemon_command(&r1.name, &f1.name, "bgpd"));
+    assert!(eventually(Duration::from_secs(10), || f1.run_dir().join("bgpd.vty").exists()));
+    assert_eq!(frr.sync(&c1b).unwrap(), FrrSync::Reloaded);
+    let back =
+        eventually(Duration::from_secs(30), || frr.neighbors(&c1).is_ok_and(|n| n[0].established));
+    assert!(back, "{}", vtysh(&f1.name, "show bgp summary"));
+
     // The service reloads FRR once, then only when the config changes.
     let mut r2 = r2;
     let path = r2.dir.join("node.toml");
@@ -153,6 +154,18 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     assert!(r2.wait_agent(Duration::from_secs(5)).is_some_and(|s| s.success()));
     assert!(frr1.neighbors(&c1).unwrap()[0].established);
     drop(f2);
+}
+
+fn host_config(name: &str, blue: &str, green: &str) -> lab_spec::NodeConfig {
+    let mut cfg = router(name, "10.0.0.99", 65099, blue, "leaf", 65001);
+    cfg.role = lab_spec::Role::Host;
+    cfg.loopback = None;
+    cfg.bgp = None;
+    cfg.interfaces.push(cfg.interfaces[0].clone());
+    cfg.interfaces[1].name = "eth2".into();
+    cfg.interfaces[1].address = Some(green.parse().unwrap());
+    cfg.check().unwrap();
+    cfg
 }
 
 fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
@@ -224,26 +237,14 @@ fn evpn_and_static_segments_carry_host_traffic_across_a_spine() {
 
     let _frr: Vec<FrrInstance> = [&l1, &sp, &l2].map(FrrInstance::start).into();
     for (ns, cfg) in [(&l1, &c1), (&sp, &cs), (&l2, &c2)] {
-        let path = ns.write_config("node.toml", cfg);
-        let state = ns.dir.join("state");
-        let out = run(&mut ns.agent(&[
-            "apply",
-            "--config",
-            path.to_str().unwrap(),
-            "--frr-pathspace",
-            &ns.name,
-            "--state-dir",
-            state.to_str().unwrap(),
-        ]));
-        assert!(out.status.success(), "{}: {}", ns.name, String::from_utf8_lossy(&out.stderr));
+        apply_frr(ns, cfg);
     }
+    // Hosts are node-agent nodes too: addresses on their ports, no FRR.
     for (host, blue, green) in
         [(&h1, "10.10.0.1/24", "10.20.0.1/24"), (&h2, "10.10.0.2/24", "10.20.0.2/24")]
     {
-        host.ip(&["addr", "add", blue, "dev", "eth1"]);
-        host.ip(&["addr", "add", green, "dev", "eth2"]);
-        host.ip(&["link", "set", "eth1", "up"]);
-        host.ip(&["link", "set", "eth2", "up"]);
+        let report = apply_frr(host, &host_config(&host.name, blue, green));
+        assert_eq!(report["frr"], serde_json::Value::Null, "a host has no FRR");
     }
 
     let ping = |from: &Netns, to: &str| {
@@ -276,4 +277,57 @@ fn evpn_and_static_segments_carry_host_traffic_across_a_spine() {
     ]));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["planned"], serde_json::json!([]), "{report:#}");
+}
+
+/// Without running daemons: the error says so, and frr.conf is written
+/// for FRR to read when it starts.
+#[test]
+fn frr_not_running_is_reported_and_config_still_written() {
+    if !prerequisites("frr_not_running", &["vtysh"]) {
+        return;
+    }
+    let ns = Netns::new("nofrr");
+    let cfg = router("r9", "10.0.0.9", 65009, "10.1.0.8/31", "r8", 65008);
+    let mut frr = Frr::new(Some(ns.name.clone()), Some(ns.dir.join("frr")), "vtysh".into());
+    let err = frr.neighbors(&cfg).unwrap_err().to_string();
+    assert!(err.contains("vtysh") && err.contains("failed"), "{err}");
+    assert_eq!(frr.sync(&cfg).unwrap(), FrrSync::WrittenOnly);
+    let written = std::fs::read_to_string(ns.dir.join("frr/frr.conf")).unwrap();
+    assert_eq!(written, lab_spec::frr::render(&cfg));
+    assert!(ns.dir.join("frr/vtysh.conf").exists());
+}
+
+/// The two-router example as `pi-lab` compiles it: BGP Established, each
+/// router has a route to the other's loopback.
+#[test]
+fn compiled_two_router_example_comes_up() {
+    if !prerequisites(
+        "compiled_two_router",
+        &["ip", "vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/frr-reload.py"],
+    ) {
+        return;
+    }
+    let lab = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/two-router.toml");
+    let (_, _, configs) = lab_spec::compile_file(&lab, "t3a").unwrap();
+    let (c1, c2) = (&configs["r1"], &configs["r2"]);
+    let (n1, n2) = (Netns::new("x1"), Netns::new("x2"));
+    link(&n1, "eth1", &n2, "eth1");
+    let _frr = [FrrInstance::start(&n1), FrrInstance::start(&n2)];
+    for (ns, cfg) in [(&n1, c1), (&n2, c2)] {
+        // The virtual fleet's management port is a veth carrying the address.
+        ns.ip(&["addr", "add", &cfg.management.address.to_string(), "dev", "mgmt0"]);
+        assert_eq!(apply_frr(ns, cfg)["frr"], "reloaded");
+    }
+    let frr = Frr::new(Some(n1.name.clone()), None, "vtysh".into());
+    let up = eventually(Duration::from_secs(30), || {
+        frr.neighbors(c1).is_ok_and(|n| n.iter().all(|s| s.established))
+    });
+    assert!(up, "{}", vtysh(&n1.name, "show bgp summary"));
+    for (ns, other) in [(&n1, c2), (&n2, c1)] {
+        let lo = other.loopback.unwrap().to_string();
+        let found = eventually(Duration::from_secs(15), || {
+            ns.ip(&["route", "show", &lo]).contains("proto bgp")
+        });
+        assert!(found, "{}: no route to {lo}: {}", ns.name, ns.ip(&["route"]));
+    }
 }

@@ -299,10 +299,38 @@ fn tells_systemd_it_is_ready_and_alive() {
     while let Ok(n) = sock.recv(&mut buf) {
         seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
+    // STATUS= lines describe passes; the protocol messages come in order.
+    let line = seen.iter().find(|m| m.starts_with("STATUS=")).cloned().unwrap_or_default();
+    assert!(line.ends_with(": converged"), "{seen:?}");
+    seen.retain(|m| !m.starts_with("STATUS="));
     assert_eq!(seen.first().map(String::as_str), Some("READY=1"), "{seen:?}\n{}", ns.agent_log());
     assert!(seen.iter().filter(|m| *m == "WATCHDOG=1").count() >= 3, "{seen:?}");
     assert_eq!(seen.last().map(String::as_str), Some("STOPPING=1"));
     assert!(status.success());
     // The network was brought up before READY.
     assert!(ns.ip(&["link", "show", "vxlan10010"]).contains("vxlan10010"));
+}
+
+/// A segment that loses an access port lets it go; a segment that goes
+/// away takes its devices along.
+#[test]
+fn removed_access_ports_and_segments_are_undone() {
+    if !prerequisites("removed_access_ports", &["ip", "bridge"]) {
+        return;
+    }
+    let ns = leaf_netns("undo");
+    let path = ns.write_config("leaf.toml", &leaf());
+    assert!(apply(&ns, &path, &[]).1);
+    assert_eq!(ns.ip_json(&["link", "show", "eth4"])[0]["master"], "br10020");
+
+    let mut cfg = leaf();
+    cfg.vxlan[1].access_ports.clear();
+    cfg.vxlan.remove(0);
+    let path = ns.write_config("leaf.toml", &cfg);
+    let (report, ok) = apply(&ns, &path, &[]);
+    assert!(ok, "{report:#}");
+    assert_eq!(ns.ip_json(&["link", "show", "eth4"])[0]["master"], serde_json::Value::Null);
+    assert!(!ns.has_link("vxlan10010") && !ns.has_link("br10010"));
+    assert!(ns.has_link("vxlan10020"));
+    assert_eq!(apply(&ns, &path, &[]).0["planned"], serde_json::json!([]));
 }

@@ -4,5 +4,6 @@
 //! skipped with a message.
 
 mod common;
+mod fleet;
 mod fleet_ops;
 mod lab_cli;

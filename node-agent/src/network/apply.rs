@@ -96,6 +96,10 @@ fn apply_one(
             let master = master.as_ref().map(|m| lookup(nl, index, m)).transpose()?;
             send(nl, messages::set_link(i, *up, *mtu, master))?;
         }
+        Change::ReleaseLink { name } => {
+            let i = lookup(nl, index, name)?;
+            send(nl, messages::set_link(i, false, None, Some(0)))?; // IFLA_MASTER 0
+        }
         Change::AddAddress { interface, address } => {
             let i = lookup(nl, index, interface)?;
             send(nl, messages::add_address(i, *address))?;
@@ -136,7 +140,7 @@ fn lookup(
             RouteNetlinkMessage::NewLink(l) => Some(l),
             _ => None,
         }),
-        Err(NetlinkError::Kernel { errno: 19 }) => None, // ENODEV
+        Err(NetlinkError::Kernel { errno: 19, .. }) => None, // ENODEV
         Err(e) => return Err(e.into()),
     };
     let link = found

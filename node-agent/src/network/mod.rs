@@ -148,6 +148,7 @@ pub enum Change {
     DeleteLink { name: String, reason: String },
     CreateLink { name: String, create: Create, mtu: Option<u32> },
     SetLink { name: String, up: bool, mtu: Option<u32>, master: Option<String> },
+    ReleaseLink { name: String },
     AddAddress { interface: String, address: Ipv4Net },
     RemoveAddress { interface: String, address: Ipv4Net },
     AddFlood { device: String, vtep: Ipv4Addr },
@@ -162,7 +163,8 @@ impl Change {
         match self {
             Change::DeleteLink { name, .. }
             | Change::CreateLink { name, .. }
-            | Change::SetLink { name, .. } => name.clone(),
+            | Change::SetLink { name, .. }
+            | Change::ReleaseLink { name } => name.clone(),
             Change::AddAddress { interface, address }
             | Change::RemoveAddress { interface, address } => format!("{interface} {address}"),
             Change::AddFlood { device, vtep } | Change::RemoveFlood { device, vtep } => {
@@ -214,6 +216,7 @@ impl fmt::Display for Change {
                 }
                 Ok(())
             }
+            Change::ReleaseLink { name } => write!(f, "ip link set {name} nomaster"),
             Change::AddAddress { interface, address } => {
                 write!(f, "ip addr add {address} dev {interface}")
             }

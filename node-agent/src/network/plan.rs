@@ -29,7 +29,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     delete_stale_links(desired, observed, &mut p);
     let mut set = Vec::new();
     for link in &desired.links {
-        plan_link(link, observed.links.get(&link.name), &mut p, &mut set);
+        plan_link(link, observed, &mut p, &mut set);
     }
     p.changes.extend(set);
     plan_addresses(desired, observed, &mut p);
@@ -50,7 +50,8 @@ fn delete_stale_links(desired: &Desired, observed: &Observed, p: &mut Plan) {
     }
 }
 
-fn plan_link(link: &DesiredLink, seen: Option<&LinkState>, p: &mut Plan, set: &mut Vec<Change>) {
+fn plan_link(link: &DesiredLink, observed: &Observed, p: &mut Plan, set: &mut Vec<Change>) {
+    let seen = observed.links.get(&link.name);
     let recreate = match (&link.create, seen) {
         (Some(create), Some(seen)) => match mismatch(create, seen) {
             None => false,
@@ -97,6 +98,13 @@ fn plan_link(link: &DesiredLink, seen: Option<&LinkState>, p: &mut Plan, set: &m
     if !seen.up || mtu.is_some() || master.is_some() {
         set.push(Change::SetLink { name: link.name.clone(), up: !seen.up, mtu, master });
     }
+    // No longer an access port: leave the agent's bridge (a foreign
+    // bridge keeps its ports).
+    let in_our_bridge =
+        seen.master.as_ref().and_then(|m| observed.links.get(m)).is_some_and(LinkState::owned);
+    if link.master.is_none() && in_our_bridge {
+        set.push(Change::ReleaseLink { name: link.name.clone() });
+    }
 }
 
 /// Why an existing device is not what `create` would make.
@@ -125,7 +133,9 @@ fn mismatch(create: &Create, seen: &LinkState) -> Option<String> {
 
 fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
     let none = BTreeSet::new();
-    let management = desired.management.as_ref().and_then(|m| {
+    // Present anywhere (the virtual fleet puts it on a veth): nothing to do.
+    let present = |m: &&Management| observed.addresses.values().any(|a| a.contains(&m.address));
+    let management = desired.management.as_ref().filter(|m| !present(m)).and_then(|m| {
         let iface = management_interface(m, desired, observed);
         if iface.is_none() {
             p.problems.push(format!(
@@ -150,7 +160,7 @@ fn plan_addresses(desired: &Desired, observed: &Observed, p: &mut Plan) {
         }
         for address in have.difference(&want.addresses) {
             let loopback_net = iface == "lo" && address.addr().is_loopback();
-            let is_management = management.as_ref() == Some(&(iface.clone(), *address));
+            let is_management = desired.management.as_ref().is_some_and(|m| m.address == *address);
             if !loopback_net && !is_management {
                 p.changes
                     .push(Change::RemoveAddress { interface: iface.clone(), address: *address });
@@ -438,6 +448,13 @@ mod tests {
         observed.links.retain(|_, l| !l.wired);
         assert!(plan(&d, &observed).problems[0].contains("no wired Ethernet port"));
 
+        // Already present on some other port (a veth in the virtual fleet).
+        observed
+            .addresses
+            .insert("veth-mgmt".into(), BTreeSet::from(["192.168.200.13/24".parse().unwrap()]));
+        assert_eq!(plan(&d, &observed), Plan::default());
+        observed.addresses.remove("veth-mgmt");
+
         // On a port the config names, the management address is kept.
         d.management = Some(Management {
             interface: Some("eth1".into()),
@@ -445,6 +462,16 @@ mod tests {
         });
         observed.addresses.get_mut("eth1").unwrap().insert("192.168.200.13/24".parse().unwrap());
         assert_eq!(plan(&d, &observed), Plan::default());
+    }
+
+    #[test]
+    fn a_port_that_is_no_longer_an_access_port_leaves_our_bridge_only() {
+        let mut d = desired();
+        d.links[1].master = None;
+        let mut observed = converged();
+        assert_eq!(plan(&d, &observed).changes, [Change::ReleaseLink { name: "eth3".into() }]);
+        observed.links.get_mut("br10010").unwrap().alias = None;
+        assert!(plan(&d, &observed).changes.is_empty());
     }
 
     #[test]

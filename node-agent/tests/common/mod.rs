@@ -346,3 +346,24 @@ pub fn strings(v: &Value) -> Vec<String> {
         .map(|x| x.as_str().map_or_else(|| x.to_string(), String::from))
         .collect()
 }
+
+/// Write `cfg` as the namespace's node.toml and apply it once with FRR in
+/// pathspace = namespace name; the pass must succeed. Returns the report.
+pub fn apply_frr(ns: &Netns, cfg: &NodeConfig) -> Value {
+    let path = ns.write_config("node.toml", cfg);
+    let state = ns.dir.join("state");
+    let out = run(&mut ns.agent(&[
+        "apply",
+        "--json",
+        "--config",
+        path.to_str().unwrap(),
+        "--frr-pathspace",
+        &ns.name,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(out.status.success(), "{}: {report:#}\n{stderr}", ns.name);
+    report
+}

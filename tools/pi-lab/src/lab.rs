@@ -75,6 +75,17 @@ pub struct RenderArgs {
     /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
+    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
+    /// card) or `frr` (the frr.conf the agent will write).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub only: Option<RenderPart>,
+}
+
+/// One part of `lab render`'s output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderPart {
+    Config,
+    Frr,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +203,17 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
         return Ok(ExitCode::SUCCESS);
     }
     let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+    match args.only {
+        Some(RenderPart::Config) => {
+            print_text(&toml)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(RenderPart::Frr) => {
+            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
     let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
     if let Some(frr) = frr {
         out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
