@@ -87,10 +87,7 @@ pub fn runs_as_virtual_fleet(lab: &str, nodes: &BTreeMap<String, NodeConfig>) ->
     !nodes.is_empty() && nodes.keys().all(|node| netns_exists(&netns(lab, node)))
 }
 
-/// The virtual fleet's namespace of a node.
-pub fn netns(lab: &str, node: &str) -> String {
-    format!("{lab}-{node}")
-}
+pub use crate::fleet::names::netns;
 
 pub fn netns_exists(name: &str) -> bool {
     Path::new("/run/netns").join(name).exists()
@@ -101,7 +98,7 @@ pub fn netns_exists(name: &str) -> bool {
 /// Ethernet port" (mirrors `fleet::fleet_config`).
 fn fleet_config(config: &NodeConfig) -> NodeConfig {
     let mut config = config.clone();
-    config.management.interface = Some("mgmt0".to_string());
+    config.management.interface = Some(crate::fleet::names::MGMT_PORT.to_string());
     config.with_version()
 }
 
