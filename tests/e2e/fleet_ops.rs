@@ -15,7 +15,8 @@ use crate::common::{bin, prerequisites};
 
 const LAB: &str = "t5ops";
 
-/// spine1 between two leaves; h1 and h2 in one static-flooding segment.
+/// spine1 between two leaves; h1 and h2 in a static-flooding segment and in
+/// an EVPN segment.
 const LAB_FILE: &str = r#"
 name = "t5ops"
 
@@ -62,12 +63,27 @@ b = "leaf1:eth2"
 a = "h2:eth1"
 b = "leaf2:eth2"
 
+[[links]]
+a = "h1:eth2"
+b = "leaf1:eth3"
+
+[[links]]
+a = "h2:eth2"
+b = "leaf2:eth3"
+
 [[segments]]
 name = "blue"
 vni = 10010
 flooding = "static"
 leaves = ["leaf1", "leaf2"]
 access = ["leaf1:eth2", "leaf2:eth2"]
+
+[[segments]]
+name = "green"
+vni = 10020
+flooding = "evpn"
+leaves = ["leaf1", "leaf2"]
+access = ["leaf1:eth3", "leaf2:eth3"]
 "#;
 
 /// The lab's files, and the fleet torn down however the test ends.
@@ -250,7 +266,14 @@ fn provisioning_works_and_everything_is_healthy(fleet: &Fleet) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "validate:\n{}", said(&out));
     assert!(text.contains(" 0 failed"), "{text}");
-    for expected in ["leaf1 -> spine1", "VNI 10010", "blue: h1 -> h2:eth1", "exports sFlow"] {
+    for expected in [
+        "leaf1 -> spine1",
+        "VNI 10010 (blue, static)",
+        "VNI 10020 (green, evpn) floods to 10.0.0.",
+        "blue: h1 -> h2:eth1",
+        "green: h1 -> h2:eth2",
+        "exports sFlow",
+    ] {
         assert!(text.contains(expected), "no check {expected:?} in\n{text}");
     }
 }
