@@ -200,7 +200,9 @@ pub fn sflow(
     fallback: &BTreeMap<String, u64>,
     why_no_socket: Option<&str>,
 ) -> Vec<Check> {
-    sflow_agents(view)
+    let mut agents: Vec<(IpAddr, String)> = sflow_agents(view).into_iter().collect();
+    agents.sort_by(|a, b| a.1.cmp(&b.1));
+    agents
         .into_iter()
         .map(|(agent, node)| {
             let name = format!("{node} exports sFlow (agent {agent})");
