@@ -15,6 +15,9 @@ PACKAGES=(
   python3
 )
 
+# promtool (from Debian's prometheus) checks the agent's /metrics.
+PACKAGES+=(prometheus)
+
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)
 
@@ -34,6 +37,11 @@ fi
 # instances per namespace.
 if command -v systemctl >/dev/null && systemctl is-active --quiet frr 2>/dev/null; then
   $SUDO systemctl stop frr || true
+fi
+
+# Only promtool is wanted from the prometheus package, not a server.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl disable --now prometheus || true
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -172,6 +172,9 @@ impl Frr {
         if !self.running() {
             return Ok(FrrSync::WrittenOnly);
         }
+        // A failed load may have applied half of the text: whatever comes
+        // next (a rollback to the previous text, too) must load in full.
+        self.loaded = None;
         let how = if self.reload_script.exists() {
             self.reload(&path)?;
             FrrSync::Reloaded

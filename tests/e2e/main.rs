@@ -5,4 +5,5 @@
 
 mod common;
 mod fleet;
+mod fleet_ops;
 mod lab_cli;
