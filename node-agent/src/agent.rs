@@ -184,6 +184,11 @@ impl Runner {
         self.listen_for_signals()?;
         self.listen_for_link_events();
         if let Some(cfg) = self.initial_config() {
+            // The node is provisioned from now on: the API must accept the
+            // lab's token even while this first pass is still running.
+            if let Ok(mut status) = self.status.write() {
+                status.config = Some(cfg.clone());
+            }
             if let Err(e) = self.apply_new(cfg) {
                 tracing::error!(error = %e, "initial config did not apply cleanly");
             }

@@ -56,26 +56,27 @@ impl Default for PlaneOptions {
 
 /// The LED shared between the supervisor and whoever applies configs.
 #[derive(Debug, Default)]
-pub struct StatusLed(Mutex<Option<(Led, Blinker)>>);
+pub struct StatusLed(Mutex<Option<(Led, Option<Blinker>)>>);
 
 impl StatusLed {
     /// Show `state` (no-op without an LED).
     pub fn set(&self, state: LedState) {
         if let Ok(guard) = self.0.lock()
-            && let Some((_, blinker)) = guard.as_ref()
+            && let Some((_, Some(blinker))) = guard.as_ref()
         {
             blinker.set(state);
         }
     }
 
-    /// Drive the LED the config names, replacing the previous one.
+    /// Drive the LED the config names, replacing the previous one. An LED
+    /// that cannot be driven is remembered too, so it is reported once.
     fn follow(&self, wanted: &Led, state: LedState) {
         let Ok(mut guard) = self.0.lock() else { return };
         if guard.as_ref().map(|(led, _)| led) == Some(wanted) {
             return;
         }
         *guard = None; // stops the old blinker first
-        *guard = led::from_config(wanted, state).map(|b| (wanted.clone(), b));
+        *guard = Some((wanted.clone(), led::from_config(wanted, state)));
     }
 }
 
