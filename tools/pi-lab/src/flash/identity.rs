@@ -1,0 +1,332 @@
+//! A card's identity: the node's config, hostname and SSH keys written into
+//! the FAT partition with a userspace FAT library (no mount), then read back.
+//!
+//! Files (`/boot/firmware/...` on the running board):
+//! - `pi-lab/node.toml`: the NodeConfig node-agent starts from;
+//! - `pi-lab/hostname`, `pi-lab/authorized_keys`: for first boot;
+//! - `sysconf.txt`: `hostname=` and `root_authorized_key=`, which Debian's
+//!   raspi images apply on first boot (rpi-set-sysconf).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use lab_spec::NodeConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot read the partition table: {0}")]
+    Read(io::Error),
+    #[error("no MBR partition table on the card (signature {0:#06x}, expected 0x55aa)")]
+    NoMbr(u16),
+    #[error("partition 1 has type {0:#04x}; expected a FAT32 partition (0x0c or 0x0b)")]
+    NotFat(u8),
+    #[error("partition 1 ({start}+{len} bytes) lies outside the card's {size} bytes")]
+    OutOfBounds { start: u64, len: u64, size: u64 },
+    #[error("FAT partition: {0}")]
+    Fat(io::Error),
+    #[error("read-back of {file} differs from what was written")]
+    Mismatch { file: String },
+    #[error("cannot render node.toml: {0}")]
+    Toml(#[from] toml::ser::Error),
+    #[error("cannot read SSH keys {path}: {source}")]
+    Keys { path: PathBuf, source: io::Error },
+}
+
+/// What to write onto one card.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub config: NodeConfig,
+    /// OpenSSH `authorized_keys` lines; empty: none written.
+    pub authorized_keys: String,
+}
+
+impl Identity {
+    /// The files to write, by path inside the FAT partition.
+    pub fn files(
+        &self,
+        old_sysconf: Option<&str>,
+    ) -> Result<Vec<(String, Vec<u8>)>, IdentityError> {
+        let mut files = vec![
+            ("pi-lab/node.toml".to_string(), self.config.to_toml()?.into_bytes()),
+            ("pi-lab/hostname".to_string(), format!("{}\n", self.config.hostname).into_bytes()),
+        ];
+        if !self.authorized_keys.trim().is_empty() {
+            files.push((
+                "pi-lab/authorized_keys".to_string(),
+                self.authorized_keys.clone().into_bytes(),
+            ));
+        }
+        files.push((
+            "sysconf.txt".to_string(),
+            self.sysconf(old_sysconf.unwrap_or_default()).into_bytes(),
+        ));
+        Ok(files)
+    }
+
+    /// The image's `sysconf.txt` with our keys set (other lines kept).
+    fn sysconf(&self, old: &str) -> String {
+        let ours = ["hostname=", "root_authorized_key="];
+        let mut out: String = old
+            .lines()
+            .filter(|l| !ours.iter().any(|k| l.trim_start().starts_with(k)))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        out.push_str(&format!("hostname={}\n", self.config.hostname));
+        if let Some(key) = self
+            .authorized_keys
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            out.push_str(&format!("root_authorized_key={key}\n"));
+        }
+        out
+    }
+}
+
+/// SSH public keys: the given file, else every `~/.ssh/*.pub`.
+pub fn authorized_keys(path: Option<&Path>) -> Result<String, IdentityError> {
+    if let Some(path) = path {
+        return std::fs::read_to_string(path)
+            .map_err(|source| IdentityError::Keys { path: path.to_path_buf(), source });
+    }
+    let Some(home) = std::env::var_os("HOME") else { return Ok(String::new()) };
+    let dir = PathBuf::from(home).join(".ssh");
+    let mut keys: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pub"))
+        .collect();
+    keys.sort();
+    let mut out = String::new();
+    for key in keys {
+        let text = std::fs::read_to_string(&key)
+            .map_err(|source| IdentityError::Keys { path: key.clone(), source })?;
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Byte range of partition 1, from the MBR.
+pub fn fat_partition(file: &File, size: u64) -> Result<(u64, u64), IdentityError> {
+    let mut mbr = [0u8; 512];
+    file.read_exact_at(&mut mbr, 0).map_err(IdentityError::Read)?;
+    let signature = u16::from_le_bytes([mbr[510], mbr[511]]);
+    if signature != 0xaa55 {
+        return Err(IdentityError::NoMbr(signature.swap_bytes()));
+    }
+    let entry = &mbr[446..462];
+    let kind = entry[4];
+    if !matches!(kind, 0x0b | 0x0c) {
+        return Err(IdentityError::NotFat(kind));
+    }
+    let start = u64::from(u32::from_le_bytes([entry[8], entry[9], entry[10], entry[11]])) * 512;
+    let len = u64::from(u32::from_le_bytes([entry[12], entry[13], entry[14], entry[15]])) * 512;
+    if len == 0 || start + len > size {
+        return Err(IdentityError::OutOfBounds { start, len, size });
+    }
+    Ok((start, len))
+}
+
+/// A window onto one partition of the card, for the FAT library.
+#[derive(Debug)]
+struct Partition<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Partition<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        let n = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for Partition<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = (buf.len() as u64).min(self.len.saturating_sub(self.pos)) as usize;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write past the end of the FAT partition",
+            ));
+        }
+        let n = self.file.write_at(&buf[..n], self.start + self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for Partition<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "seek before the partition")
+        })?;
+        Ok(self.pos)
+    }
+}
+
+fn open_fs(
+    file: &File,
+    start: u64,
+    len: u64,
+) -> Result<fatfs::FileSystem<Partition<'_>>, IdentityError> {
+    fatfs::FileSystem::new(Partition { file, start, len, pos: 0 }, fatfs::FsOptions::new())
+        .map_err(IdentityError::Fat)
+}
+
+fn read_file(fs: &fatfs::FileSystem<Partition<'_>>, path: &str) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    fs.root_dir().open_file(path)?.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// Write the identity into partition 1 of `file` (direct I/O must be off),
+/// then flush and read every file back through a fresh mount of the FAT.
+/// Returns the paths written.
+pub fn write(file: &File, size: u64, identity: &Identity) -> Result<Vec<String>, IdentityError> {
+    let (start, len) = fat_partition(file, size)?;
+    let fs = open_fs(file, start, len)?;
+    let old = read_file(&fs, "sysconf.txt").ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+    let files = identity.files(old.as_deref())?;
+    fs.root_dir().create_dir("pi-lab").map_err(IdentityError::Fat)?;
+    for (path, data) in &files {
+        let mut f = fs.root_dir().create_file(path).map_err(IdentityError::Fat)?;
+        f.truncate()
+            .and_then(|()| f.write_all(data))
+            .and_then(|()| f.flush())
+            .map_err(IdentityError::Fat)?;
+    }
+    fs.unmount().map_err(IdentityError::Fat)?;
+    file.sync_all().map_err(IdentityError::Fat)?;
+    drop_cache(file);
+
+    let fs = open_fs(file, start, len)?;
+    for (path, data) in &files {
+        let back = read_file(&fs, path).map_err(IdentityError::Fat)?;
+        if &back != data {
+            return Err(IdentityError::Mismatch { file: path.clone() });
+        }
+    }
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+fn drop_cache(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: advisory call on a descriptor we own.
+    unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A NodeConfig as the lab compiler makes one (hand-built here).
+    pub(crate) fn node(name: &str) -> NodeConfig {
+        let toml = format!(
+            r#"schema = 1
+lab = "test"
+hostname = "{name}"
+role = "leaf"
+loopback = "10.0.0.3"
+[management]
+address = "192.168.200.13/24"
+controller = "192.168.200.1"
+[sflow]
+collectors = ["192.168.200.1:6343"]
+polling_interval = 20
+sampling_rate = 0
+agent_address = "10.0.0.3"
+interfaces = []
+[health]
+listen = "192.168.200.13:9180"
+[auth]
+token_sha256 = "{}"
+"#,
+            lab_spec::node_config::Auth::from_token("secret").token_sha256
+        );
+        NodeConfig::from_toml(&toml).unwrap().with_version()
+    }
+
+    /// A card image: MBR with a FAT32 partition 1 at 1 MiB (the real image
+    /// puts it at 4 MiB; the offset is read from the table either way).
+    fn card(path: &Path, kind: u8) -> File {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .unwrap();
+        let (start, len) = (1u64 << 20, 40u64 << 20);
+        file.set_len(start + len).unwrap();
+        let mut mbr = [0u8; 512];
+        mbr[446 + 4] = kind;
+        mbr[446 + 8..446 + 12].copy_from_slice(&((start / 512) as u32).to_le_bytes());
+        mbr[446 + 12..446 + 16].copy_from_slice(&((len / 512) as u32).to_le_bytes());
+        mbr[510] = 0x55;
+        mbr[511] = 0xaa;
+        file.write_all_at(&mbr, 0).unwrap();
+        let part = Partition { file: &file, start, len, pos: 0 };
+        fatfs::format_volume(
+            part,
+            fatfs::FormatVolumeOptions::new().fat_type(fatfs::FatType::Fat32),
+        )
+        .unwrap();
+        file
+    }
+
+    #[test]
+    fn identity_lands_in_the_fat_partition_and_reads_back() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-identity-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = card(&dir.join("card.img"), 0x0c);
+        let identity = Identity {
+            config: node("leaf1"),
+            authorized_keys: "ssh-ed25519 AAAA me@host\n".into(),
+        };
+        let size = file.metadata().unwrap().len();
+        let written = write(&file, size, &identity).unwrap();
+        assert!(written.contains(&"pi-lab/node.toml".to_string()));
+        // Again, over the first: files are replaced, not appended to.
+        let identity2 = Identity { config: node("leaf2"), ..identity };
+        write(&file, size, &identity2).unwrap();
+        let (start, len) = fat_partition(&file, size).unwrap();
+        let fs = open_fs(&file, start, len).unwrap();
+        let toml = String::from_utf8(read_file(&fs, "pi-lab/node.toml").unwrap()).unwrap();
+        assert_eq!(NodeConfig::from_toml(&toml).unwrap(), node("leaf2"));
+        let sysconf = String::from_utf8(read_file(&fs, "sysconf.txt").unwrap()).unwrap();
+        assert_eq!(sysconf, "hostname=leaf2\nroot_authorized_key=ssh-ed25519 AAAA me@host\n");
+    }
+
+    #[test]
+    fn a_card_without_a_fat_partition_is_named() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-identity-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = card(&dir.join("linux.img"), 0x83);
+        let identity = Identity { config: node("x"), authorized_keys: String::new() };
+        let err = write(&file, 41 << 20, &identity).unwrap_err().to_string();
+        assert!(err.contains("type 0x83"), "{err}");
+        file.write_all_at(&[0, 0], 510).unwrap();
+        let err = write(&file, 41 << 20, &identity).unwrap_err().to_string();
+        assert!(err.contains("no MBR"), "{err}");
+    }
+}
