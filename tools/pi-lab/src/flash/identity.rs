@@ -189,8 +189,51 @@ fn open_fs(
     start: u64,
     len: u64,
 ) -> Result<fatfs::FileSystem<Partition<'_>>, IdentityError> {
-    fatfs::FileSystem::new(Partition { file, start, len, pos: 0 }, fatfs::FsOptions::new())
+    let options = fatfs::FsOptions::new().time_provider(&UTC_CLOCK);
+    fatfs::FileSystem::new(Partition { file, start, len, pos: 0 }, options)
         .map_err(IdentityError::Fat)
+}
+
+/// File times in UTC (fatfs without chrono would write month 0).
+#[derive(Debug)]
+struct UtcClock;
+
+static UTC_CLOCK: UtcClock = UtcClock;
+
+impl fatfs::TimeProvider for UtcClock {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.get_current_date_time().date
+    }
+
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+        let t = secs % 86_400;
+        fatfs::DateTime {
+            date: fatfs::Date { year: year.clamp(1980, 2107) as u16, month, day },
+            time: fatfs::Time {
+                hour: (t / 3600) as u16,
+                min: (t / 60 % 60) as u16,
+                sec: (t % 60) as u16,
+                millis: 0,
+            },
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u16, u16) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 fn read_file(fs: &fatfs::FileSystem<Partition<'_>>, path: &str) -> io::Result<Vec<u8>> {
@@ -315,6 +358,13 @@ token_sha256 = "{}"
         assert_eq!(NodeConfig::from_toml(&toml).unwrap(), node("leaf2"));
         let sysconf = String::from_utf8(read_file(&fs, "sysconf.txt").unwrap()).unwrap();
         assert_eq!(sysconf, "hostname=leaf2\nroot_authorized_key=ssh-ed25519 AAAA me@host\n");
+    }
+
+    #[test]
+    fn civil_dates_are_right() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]

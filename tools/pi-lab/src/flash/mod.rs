@@ -228,8 +228,9 @@ fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         FlashError::Usage(format!("cannot read node config {}: {e}", path.display()))
     })?;
-    NodeConfig::from_toml(&text)
-        .map_err(|e| FlashError::Usage(format!("{}: not a NodeConfig: {e}", path.display())))
+    let config = NodeConfig::from_toml(&text)
+        .map_err(|e| FlashError::Usage(format!("{}: not a NodeConfig: {e}", path.display())))?;
+    Ok(if config.version.is_empty() { config.with_version() } else { config })
 }
 
 /// NodeConfigs of `names` from the lab file, with the lab's token hash.
@@ -334,7 +335,7 @@ fn flash(
                 report.kind = Some(t.kind);
                 jobs.push((i, t, report));
             }
-            Err(e) => failed.push((i, report.finish(Err(e.to_string()), Stage::Untouched))),
+            Err(e) => failed.push((i, report.finish(Err(e.to_string())))),
         }
     }
     let mut outs = Vec::new();
@@ -408,9 +409,6 @@ fn run_target(
                 TargetKind::BlockDevice => target.size,
                 TargetKind::RegularFile => target.file().metadata().map(|m| m.len()).unwrap_or(0),
             };
-            // An unverified card counts as verified for the identity step
-            // only if verify was off by choice.
-            report.stage = report.stage.max(Stage::Verified);
             report.identity_files =
                 identity::write(target.file(), size, id).map_err(|e| e.to_string())?;
             report.stage = Stage::Identified;
@@ -421,7 +419,7 @@ fn run_target(
         Ok(()) => bar.finish_with_message("done"),
         Err(_) => bar.abandon_with_message("FAILED"),
     }
-    report.finish(result, Stage::Identified)
+    report.finish(result)
 }
 
 /// `--list`: every disk, candidates first.

@@ -50,19 +50,15 @@ impl TargetReport {
     }
 
     /// Close the report: success, or the error and what it left behind.
-    pub fn finish(mut self, result: Result<(), String>, done: Stage) -> TargetReport {
+    pub fn finish(mut self, result: Result<(), String>) -> TargetReport {
         match result {
             Ok(()) => {
                 self.ok = true;
-                self.state = if done == Stage::Identified || self.stage == Stage::Identified {
-                    "complete".into()
-                } else {
-                    match self.stage {
-                        Stage::Verified => "written and verified".into(),
-                        Stage::Written => "written (not verified: --no-verify)".into(),
-                        other => other.consequence().into(),
-                    }
-                };
+                let verified =
+                    if self.verified { "verified" } else { "not verified (--no-verify)" };
+                let identity =
+                    if self.identity_files.is_empty() { "no identity" } else { "identity written" };
+                self.state = format!("complete: written, {verified}, {identity}");
             }
             Err(err) => {
                 self.error = Some(err);

@@ -256,7 +256,10 @@ fn read_sys(path: impl AsRef<Path>) -> String {
 
 fn disk_facts(name: &str, path: PathBuf, table: &MountTable) -> DiskFacts {
     let sys = Path::new("/sys/block").join(name);
-    let vendor = read_sys(sys.join("device/vendor"));
+    // virtio and NVMe report a PCI vendor number here, not a name.
+    let vendor = Some(read_sys(sys.join("device/vendor")))
+        .filter(|v| !v.starts_with("0x"))
+        .unwrap_or_default();
     let model = read_sys(sys.join("device/model"));
     let model = [vendor, model].join(" ").trim().to_string();
     let size = read_sys(sys.join("size")).parse::<u64>().unwrap_or(0) * 512;

@@ -257,7 +257,9 @@ impl Stage {
             Stage::Partial => {
                 "partially written: partition table not yet written (the old one is wiped), card will not boot; flash it again"
             }
-            Stage::Written => "fully written but not verified: do not trust it; flash it again",
+            Stage::Written => {
+                "image fully written, but not verified (failed or skipped) and no identity written: flash it again"
+            }
             Stage::Verified => {
                 "image written and verified, but its identity is missing or wrong: the node will not know who it is"
             }
