@@ -250,7 +250,15 @@ pub fn write(file: &File, size: u64, identity: &Identity) -> Result<Vec<String>,
     let fs = open_fs(file, start, len)?;
     let old = read_file(&fs, "sysconf.txt").ok().map(|b| String::from_utf8_lossy(&b).into_owned());
     let files = identity.files(old.as_deref())?;
-    fs.root_dir().create_dir("pi-lab").map_err(IdentityError::Fat)?;
+    let fs = if fs.root_dir().open_dir("pi-lab").is_err() {
+        fs.root_dir().create_dir("pi-lab").map_err(IdentityError::Fat)?;
+        fs.unmount().map_err(IdentityError::Fat)?;
+        dot_entries::repair(&mut Partition { file, start, len, pos: 0 }, b"PI-LAB     ")
+            .map_err(IdentityError::Fat)?;
+        open_fs(file, start, len)?
+    } else {
+        fs
+    };
     for (path, data) in &files {
         let mut f = fs.root_dir().create_file(path).map_err(IdentityError::Fat)?;
         f.truncate()
@@ -272,6 +280,122 @@ pub fn write(file: &File, size: u64, identity: &Identity) -> Result<Vec<String>,
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
+/// fatfs 0.3 writes a new directory's `.` and `..` with long-name
+/// entries in front of them and `..` pointing at the root's cluster;
+/// fsck.vfat (run at boot for /boot/firmware) would "repair" that by
+/// renaming and deleting entries. Put them the way the FAT spec wants.
+mod dot_entries {
+    use std::io::{self, Read, Seek, SeekFrom, Write};
+
+    const ENTRY: usize = 32;
+    const LFN: u8 = 0x0f;
+    const DIRECTORY: u8 = 0x10;
+
+    struct Geometry {
+        bytes_per_sector: u64,
+        sectors_per_cluster: u64,
+        fat_start: u64,
+        data_start: u64,
+        root_cluster: u32,
+    }
+
+    fn le16(b: &[u8], at: usize) -> u64 {
+        u64::from(u16::from_le_bytes([b[at], b[at + 1]]))
+    }
+
+    fn le32(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+    }
+
+    fn geometry<T: Read + Seek>(disk: &mut T) -> io::Result<Geometry> {
+        let mut boot = [0u8; 512];
+        disk.seek(SeekFrom::Start(0))?;
+        disk.read_exact(&mut boot)?;
+        let bytes_per_sector = le16(&boot, 11);
+        let sectors_per_cluster = u64::from(boot[13]);
+        let reserved = le16(&boot, 14);
+        let fats = u64::from(boot[16]);
+        let fat_size = u64::from(le32(&boot, 36));
+        if bytes_per_sector == 0 || sectors_per_cluster == 0 || le16(&boot, 22) != 0 {
+            return Err(io::Error::other("not a FAT32 boot sector"));
+        }
+        Ok(Geometry {
+            bytes_per_sector,
+            sectors_per_cluster,
+            fat_start: reserved * bytes_per_sector,
+            data_start: (reserved + fats * fat_size) * bytes_per_sector,
+            root_cluster: le32(&boot, 44),
+        })
+    }
+
+    impl Geometry {
+        fn cluster_bytes(&self) -> u64 {
+            self.bytes_per_sector * self.sectors_per_cluster
+        }
+
+        fn offset(&self, cluster: u32) -> u64 {
+            self.data_start + u64::from(cluster.saturating_sub(2)) * self.cluster_bytes()
+        }
+
+        fn next<T: Read + Seek>(&self, disk: &mut T, cluster: u32) -> io::Result<Option<u32>> {
+            let mut entry = [0u8; 4];
+            disk.seek(SeekFrom::Start(self.fat_start + u64::from(cluster) * 4))?;
+            disk.read_exact(&mut entry)?;
+            let next = u32::from_le_bytes(entry) & 0x0fff_ffff;
+            Ok((2..0x0fff_fff0).contains(&next).then_some(next))
+        }
+    }
+
+    /// Cluster of the root directory's subdirectory `name` (8.3, padded).
+    fn find<T: Read + Seek>(
+        disk: &mut T,
+        geo: &Geometry,
+        name: &[u8; 11],
+    ) -> io::Result<Option<u32>> {
+        let mut cluster = Some(geo.root_cluster);
+        let mut buf = vec![0u8; geo.cluster_bytes() as usize];
+        // Bounded walk: a corrupt chain must not loop forever.
+        for _ in 0..4096 {
+            let Some(c) = cluster else { break };
+            disk.seek(SeekFrom::Start(geo.offset(c)))?;
+            disk.read_exact(&mut buf)?;
+            for e in buf.chunks(ENTRY) {
+                if e[0] == 0 {
+                    return Ok(None);
+                }
+                if &e[..11] == name && e[11] & DIRECTORY != 0 && e[11] != LFN {
+                    return Ok(Some(((le16(e, 20) as u32) << 16) | le16(e, 26) as u32));
+                }
+            }
+            cluster = geo.next(disk, c)?;
+        }
+        Ok(None)
+    }
+
+    pub(super) fn repair<T: Read + Write + Seek>(disk: &mut T, name: &[u8; 11]) -> io::Result<()> {
+        let geo = geometry(disk)?;
+        let Some(cluster) = find(disk, &geo, name)? else { return Ok(()) };
+        let mut slots = [0u8; 4 * ENTRY];
+        disk.seek(SeekFrom::Start(geo.offset(cluster)))?;
+        disk.read_exact(&mut slots)?;
+        let is = |i: usize, n: &[u8]| slots[i * ENTRY..i * ENTRY + 11] == *n;
+        let lfn = |i: usize| slots[i * ENTRY + 11] == LFN;
+        if !(lfn(0) && is(1, b".          ") && lfn(2) && is(3, b"..         ")) {
+            return Ok(());
+        }
+        let mut fixed = [0u8; 4 * ENTRY];
+        fixed[..ENTRY].copy_from_slice(&slots[ENTRY..2 * ENTRY]);
+        fixed[ENTRY..2 * ENTRY].copy_from_slice(&slots[3 * ENTRY..]);
+        // `..` of a directory in the root points at cluster 0.
+        fixed[ENTRY + 20..ENTRY + 22].fill(0);
+        fixed[ENTRY + 26..ENTRY + 28].fill(0);
+        fixed[2 * ENTRY] = 0xe5;
+        fixed[3 * ENTRY] = 0xe5;
+        disk.seek(SeekFrom::Start(geo.offset(cluster)))?;
+        disk.write_all(&fixed)
+    }
+}
+
 fn drop_cache(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: advisory call on a descriptor we own.
@@ -282,30 +406,10 @@ fn drop_cache(file: &File) {
 pub(crate) mod tests {
     use super::*;
 
-    /// A NodeConfig as the lab compiler makes one (hand-built here).
+    /// A NodeConfig as the lab compiler makes one (a shared fixture).
     pub(crate) fn node(name: &str) -> NodeConfig {
-        let toml = format!(
-            r#"schema = 1
-lab = "test"
-hostname = "{name}"
-role = "leaf"
-loopback = "10.0.0.3"
-[management]
-address = "192.168.200.13/24"
-controller = "192.168.200.1"
-[sflow]
-collectors = ["192.168.200.1:6343"]
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.3"
-interfaces = []
-[health]
-listen = "192.168.200.13:9180"
-[auth]
-token_sha256 = "{}"
-"#,
-            lab_spec::node_config::Auth::from_token("secret").token_sha256
-        );
+        let toml =
+            include_str!("../../../../tests/e2e/fixtures/node-config.toml").replace("NAME", name);
         NodeConfig::from_toml(&toml).unwrap().with_version()
     }
 
