@@ -627,3 +627,41 @@ fn three_cards_at_once_one_fails_the_others_complete() {
     assert!(failed["error"].as_str().unwrap().contains("No space left"), "{failed}");
     assert!(failed["state"].as_str().unwrap().contains("card will not boot"), "{failed}");
 }
+
+#[test]
+fn lab_nodes_give_each_card_its_identity() {
+    if !prerequisites("lab_nodes_give_each_card_its_identity", false, IMAGE_TOOLS) {
+        return;
+    }
+    let scratch = Scratch::new("lab");
+    let img = make_image(&scratch, 1);
+    let lab = crate::common::workspace().join("examples/fabric.toml");
+    let (a, b) = (scratch.path("a.img"), scratch.path("b.img"));
+    let token = "lab-token-for-flash-e2e";
+    let run_flash = |nodes: &str| {
+        let out = Command::new(bin("pi-lab"))
+            .args(["flash", s(&img), "--to", s(&a), s(&b), "--lab", s(&lab), "--nodes", nodes])
+            .arg("--authorized-keys")
+            .arg("/dev/null")
+            .env("PI_LAB_TOKEN", token)
+            .env("PI_LAB_STATE_DIR", scratch.path("state"))
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, stderr) = run_flash("leaf1,spine2");
+    assert_eq!(code, Some(0), "{stderr}");
+    for (card, name) in [(&a, "leaf1"), (&b, "spine2")] {
+        let toml = mtype(s(card), FAT_OFFSET, "pi-lab/node.toml");
+        let config = lab_spec::NodeConfig::from_toml(&toml).unwrap();
+        assert_eq!((config.hostname.as_str(), config.lab.as_str()), (name, "fabric"));
+        assert_eq!(config.auth, lab_spec::node_config::Auth::from_token(token));
+        assert!(!toml.contains(token));
+    }
+    let (code, stderr) = run_flash("leaf1,nosuch");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no node named \"nosuch\"") && stderr.contains("leaf2"), "{stderr}");
+    let (code, stderr) = run_flash("leaf1,leaf1");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("given twice"), "{stderr}");
+}

@@ -5,3 +5,4 @@
 
 mod common;
 mod flash;
+mod lab_cli;

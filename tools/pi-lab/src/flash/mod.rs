@@ -63,7 +63,7 @@ pub struct FlashArgs {
     /// Nodes of --lab, one per target, in the order of --to.
     #[arg(long, value_name = "A,B,C", value_delimiter = ',', requires = "lab")]
     pub nodes: Vec<String>,
-    /// A compiled NodeConfig (TOML) per target, instead of --lab.
+    /// A NodeConfig TOML file per target, in the order of --to (instead of --lab).
     #[arg(long = "node-config", value_name = "FILE", conflicts_with = "lab")]
     pub node_config: Vec<PathBuf>,
     /// SSH public keys for the cards (default: ~/.ssh/*.pub).
@@ -121,6 +121,10 @@ pub enum FlashError {
     Identity(#[from] identity::IdentityError),
     #[error("refusing to write, nothing was written:\n{0}")]
     Refused(String),
+    #[error(transparent)]
+    Lab(#[from] lab_spec::LabError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     #[error("cannot print: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -233,14 +237,31 @@ fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
     Ok(if config.version.is_empty() { config.with_version() } else { config })
 }
 
-/// NodeConfigs of `names` from the lab file, with the lab's token hash.
-fn configs_from_lab(lab: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
-    let _ = names;
-    Err(FlashError::Usage(format!(
-        "cannot compile {}: the lab compiler (lab_spec::compile_file) is not in this build yet; \
-         pass one --node-config FILE per target (from `pi-lab lab render`)",
-        lab.display()
-    )))
+/// NodeConfigs of `names` from the lab file; only the SHA-256 of the
+/// lab's token goes into them (and so onto the cards).
+fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
+    let lab = lab_spec::load(path)?;
+    let token = crate::secrets::lab_token(&lab.name)?;
+    let (_, _, configs) = lab_spec::compile_file(path, &token)?;
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .iter()
+        .map(|name| {
+            if !seen.insert(name) {
+                return Err(FlashError::Usage(format!(
+                    "node {name} is given twice: two cards would claim the same identity"
+                )));
+            }
+            configs.get(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = configs.keys().map(String::as_str).collect();
+                FlashError::Usage(format!(
+                    "{}: no node named {name:?}; the lab has: {}",
+                    path.display(),
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Every refusal for every target, before anything is opened for writing.
