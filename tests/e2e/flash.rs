@@ -340,7 +340,10 @@ fn a_corrupted_or_truncated_image_stops_before_the_partition_table() {
     for (source, what) in
         [(&truncated, "truncated"), (&corrupted, "corrupted"), (&xz_short, "truncated")]
     {
+        // A file target keeps its old content: the new image goes to a
+        // partial copy that is removed on failure.
         let card = scratch.path("card.img");
+        std::fs::write(&card, b"old card").unwrap();
         let (code, json, stderr) =
             flash(&[s(source), "--bmap", s(&bmap_of(&img)), "--to", s(&card), "--json"]);
         assert_eq!(code, 1, "{}: {stderr}", source.display());
@@ -352,15 +355,63 @@ fn a_corrupted_or_truncated_image_stops_before_the_partition_table() {
         );
         let t = target_report(&json, 0);
         assert_eq!(t["ok"], false);
-        assert!(t["state"].as_str().unwrap().contains("partition table not yet written"), "{t}");
-        let mut mbr = [0u8; 512];
-        std::fs::File::open(&card).unwrap().read_exact_at(&mut mbr, 0).unwrap();
-        assert!(
-            mbr.iter().all(|b| *b == 0),
-            "{}: the partition table must not be written",
-            source.display()
+        assert!(t["state"].as_str().unwrap().contains("partial copy was removed"), "{t}");
+        assert_eq!(std::fs::read(&card).unwrap(), b"old card");
+        assert_eq!(
+            std::fs::read_dir(&scratch.0)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref().unwrap().file_name().to_string_lossy().ends_with("pi-lab-partial")
+                })
+                .count(),
+            0,
+            "no partial file is left behind"
         );
     }
+}
+
+#[test]
+fn a_bad_image_leaves_a_card_that_cannot_boot_rather_than_a_mix() {
+    let name = "a_bad_image_leaves_a_card_that_cannot_boot_rather_than_a_mix";
+    let mut tools = IMAGE_TOOLS.to_vec();
+    tools.push("losetup");
+    if !prerequisites(name, true, &tools) {
+        return;
+    }
+    let scratch = Scratch::new("badcard");
+    let img = make_image(&scratch, 8);
+    let zst = compress(&img, "zstd", "zst");
+    let bytes = std::fs::read(&zst).unwrap();
+    let truncated = scratch.path("short.img.zst");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    // The card holds an older, bootable image.
+    let backing = scratch.path("card.bin");
+    std::fs::copy(&img, &backing).unwrap();
+    let dev = Loop::new(&backing, &[]);
+    let (code, json, stderr) = flash(&[
+        s(&truncated),
+        "--bmap",
+        s(&bmap_of(&img)),
+        "--to",
+        &dev.0,
+        "--allow-non-removable",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let t = target_report(&json, 0);
+    assert_eq!(t["stage"], "partial", "{t}");
+    assert!(
+        t["state"].as_str().unwrap().contains("partition table not yet written")
+            && t["state"].as_str().unwrap().contains("will not boot"),
+        "{t}"
+    );
+    let mut mbr = [0u8; 512];
+    std::fs::File::open(&dev.0).unwrap().read_exact_at(&mut mbr, 0).unwrap();
+    assert!(
+        mbr.iter().all(|b| *b == 0),
+        "the old partition table is wiped, the new one not written"
+    );
 }
 
 #[test]
@@ -387,11 +438,9 @@ fn a_bmap_that_does_not_fit_the_image_is_refused() {
     assert_eq!(code, 1, "{stderr}");
     assert!(json["image_error"].as_str().unwrap().contains("do not match the bmap"), "{json}");
     assert!(
-        target_report(&json, 0)["state"]
-            .as_str()
-            .unwrap()
-            .contains("partition table not yet written")
+        target_report(&json, 0)["state"].as_str().unwrap().contains("partial copy was removed")
     );
+    assert!(!card.exists());
 
     // A bmap of another (bigger) image.
     let other = scratch.path("other.img");
@@ -447,6 +496,10 @@ fn unreadable_or_missing_targets_are_named() {
     );
     assert_eq!(target_report(&json, 2)["ok"], true, "the good target completes");
     assert_mapped_equal(&img, &good, false);
+
+    let (code, _, stderr) = flash(&[s(&img), "--to", s(&good), s(&img)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("it is the image itself"), "{stderr}");
 }
 
 #[test]
@@ -625,7 +678,12 @@ fn three_cards_at_once_one_fails_the_others_complete() {
     let failed = target_report(&json, 2);
     assert_eq!(failed["ok"], false);
     assert!(failed["error"].as_str().unwrap().contains("No space left"), "{failed}");
-    assert!(failed["state"].as_str().unwrap().contains("card will not boot"), "{failed}");
+    assert!(failed["state"].as_str().unwrap().contains("partial copy was removed"), "{failed}");
+    assert_eq!(
+        std::fs::read_dir(&small).unwrap().count(),
+        0,
+        "nothing left on the full file system"
+    );
 }
 
 #[test]

@@ -138,7 +138,7 @@ pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     let source = Source::open(image)?;
     let plan = plan(&source, bmap.as_ref())?;
     let identities = identities(args)?;
-    check_targets(args, &plan, &SysFacts)?;
+    check_targets(args, image, &plan, &SysFacts)?;
     let report = flash(
         image,
         bmap.as_ref(),
@@ -265,10 +265,16 @@ fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, Fl
 }
 
 /// Every refusal for every target, before anything is opened for writing.
-fn check_targets(args: &FlashArgs, plan: &Plan, facts: &dyn FactSource) -> Result<(), FlashError> {
+fn check_targets(
+    args: &FlashArgs,
+    image: &Path,
+    plan: &Plan,
+    facts: &dyn FactSource,
+) -> Result<(), FlashError> {
     let mut problems = Vec::new();
     let mut devices: Vec<DiskFacts> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
+    seen.insert(std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf()));
     let mapped_end = match plan {
         Plan::Mapped { ranges, .. } => ranges.last().map_or(0, |r| r.end),
         Plan::Whole { size } => size.unwrap_or(0),
@@ -276,7 +282,7 @@ fn check_targets(args: &FlashArgs, plan: &Plan, facts: &dyn FactSource) -> Resul
     for path in &args.to {
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
         if !seen.insert(real) {
-            problems.push(format!("  {}: given twice", path.display()));
+            problems.push(format!("  {}: given twice, or it is the image itself", path.display()));
             continue;
         }
         match target::kind_of(path) {
@@ -434,7 +440,7 @@ fn run_target(
                 identity::write(target.file(), size, id).map_err(|e| e.to_string())?;
             report.stage = Stage::Identified;
         }
-        Ok(())
+        target.commit().map_err(|e| e.to_string())
     })();
     match &result {
         Ok(()) => bar.finish_with_message("done"),

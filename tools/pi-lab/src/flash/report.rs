@@ -62,7 +62,12 @@ impl TargetReport {
             }
             Err(err) => {
                 self.error = Some(err);
-                self.state = self.stage.consequence().into();
+                self.state = if self.kind == Some(TargetKind::RegularFile) {
+                    // Target::drop removed the partial copy.
+                    "not written: the partial copy was removed; the file is as it was before".into()
+                } else {
+                    self.stage.consequence().into()
+                };
             }
         }
         self

@@ -78,6 +78,15 @@ pub struct Target {
     direct: bool,
     /// Writes and reads of this granularity may use direct I/O.
     block: u64,
+    /// A regular file is written beside its final name and renamed there
+    /// only when complete; a failed run leaves no half-written file.
+    partial: Option<PathBuf>,
+}
+
+/// `DIR/.NAME.pi-lab-partial` for `DIR/NAME`.
+fn partial_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.pi-lab-partial"))
 }
 
 /// What kind of target a path is, following symlinks (`/dev/disk/by-id/…`).
@@ -116,13 +125,22 @@ impl Target {
                 let mut file = options.open(path).map_err(open_err)?;
                 let size = file.seek(SeekFrom::End(0)).map_err(open_err)?;
                 let block = logical_block_size(path).max(512);
-                Ok(Target { path: path.to_path_buf(), kind, file, size, direct: true, block })
+                Ok(Target {
+                    path: path.to_path_buf(),
+                    kind,
+                    file,
+                    size,
+                    direct: true,
+                    block,
+                    partial: None,
+                })
             }
             TargetKind::RegularFile => {
-                options.create(true);
-                let file = options.open(path).map_err(open_err)?;
+                let partial = partial_path(path);
+                options.create(true).truncate(true);
+                let file = options.open(&partial).map_err(open_err)?;
                 let size = image_size.unwrap_or(0);
-                file.set_len(0).and_then(|()| file.set_len(size)).map_err(open_err)?;
+                file.set_len(size).map_err(open_err)?;
                 let mut target = Target {
                     path: path.to_path_buf(),
                     kind,
@@ -130,6 +148,7 @@ impl Target {
                     size,
                     direct: false,
                     block: 4096,
+                    partial: Some(partial),
                 };
                 // Direct I/O where the file system has it (not all do).
                 target.direct = target.set_direct(true).is_ok();
@@ -203,12 +222,28 @@ impl Target {
         result.map_err(|e| self.io_err(action, offset, e))
     }
 
+    /// A file target takes its final name (after sync, verify, identity).
+    pub fn commit(&mut self) -> Result<(), TargetError> {
+        if let Some(partial) = self.partial.take() {
+            std::fs::rename(&partial, &self.path).map_err(|e| self.io_err("rename", 0, e))?;
+        }
+        Ok(())
+    }
+
     /// Flush to the card and drop cached pages, so later reads hit the card.
     pub fn sync(&self) -> Result<(), TargetError> {
         self.file.sync_all().map_err(|e| self.io_err("fsync", 0, e))?;
         // SAFETY: advisory call on a descriptor we own.
         unsafe { libc::posix_fadvise(self.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         Ok(())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(partial) = &self.partial {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 }
 
@@ -251,10 +286,27 @@ mod tests {
         let mut back = AlignedBuf::new(4096);
         t.read_at(4096, back.as_mut_slice()).unwrap();
         assert_eq!(back.as_slice(), buf.as_slice());
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            vec![0xffu8; 100_000],
+            "old file kept until commit"
+        );
+        t.commit().unwrap();
         let content = std::fs::read(&path).unwrap();
         assert_eq!(content.len(), 3 * 4096 + 10);
         assert!(content[..4096].iter().all(|b| *b == 0), "old bytes must not survive");
         assert_eq!(&content[3 * 4096..], &[9u8; 10]);
+    }
+
+    #[test]
+    fn an_uncommitted_file_target_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-target-drop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("card.img");
+        let t = Target::open(&path, Some(8192)).unwrap();
+        assert!(partial_path(&path).exists());
+        drop(t);
+        assert!(!partial_path(&path).exists() && !path.exists());
     }
 
     #[test]

@@ -389,6 +389,7 @@ mod tests {
         for (i, (r, stage)) in results.into_iter().enumerate() {
             assert_eq!(r.unwrap(), 3);
             assert_eq!(stage, Stage::Written);
+            targets[i].commit().unwrap();
             let out = std::fs::read(dir.join(format!("t{i}.img"))).unwrap();
             assert_eq!(out.len(), data.len());
             for r in &ranges {
@@ -431,7 +432,7 @@ mod tests {
         assert!(err.contains("bytes 2097152..3145728 do not match the bmap"), "{err}");
         assert!(matches!(written, Err(WriteError::Aborted(_))));
         assert_eq!(stage, Stage::Partial);
-        let out = std::fs::read(dir.join("t.img")).unwrap();
+        let out = std::fs::read(dir.join(".t.img.pi-lab-partial")).unwrap();
         assert!(out[..4096].iter().all(|b| *b == 0), "the head must not be written");
     }
 
