@@ -532,6 +532,23 @@ fn loop_device_is_refused_as_non_removable_then_written_with_the_override() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no terminal to confirm on; pass --yes"), "{stderr}");
 
+    // --list shows it, with the facts the refusals are based on.
+    let (code, list, stderr) = flash(&["--list", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["path"] == dev.0.as_str())
+        .unwrap_or_else(|| panic!("{} not in --list: {list}", dev.0));
+    assert_eq!(entry["size"].as_u64(), Some(256 * MIB));
+    assert_eq!(
+        (entry["removable"].clone(), entry["transport"].clone()),
+        (false.into(), "loop".into())
+    );
+    assert_eq!(entry["candidate"], false);
+    assert!(entry["mounts"].as_array().unwrap().is_empty());
+
     let leaf = node_config(&scratch, "leaf7");
     let (code, json, stderr) = flash(&[
         s(&zst),
