@@ -740,3 +740,46 @@ fn lab_nodes_give_each_card_its_identity() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("given twice"), "{stderr}");
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_no_partial_file() {
+    let mut tools = IMAGE_TOOLS.to_vec();
+    tools.extend(["mkfifo", "kill"]);
+    if !prerequisites("ctrl_c_stops_cleanly_and_leaves_no_partial_file", false, &tools) {
+        return;
+    }
+    let scratch = Scratch::new("ctrlc");
+    let img = make_image(&scratch, 8);
+    let zst = std::fs::read(compress(&img, "zstd", "zst")).unwrap();
+    // The image comes through a pipe, so the test decides when it ends.
+    let fifo = scratch.path("slow.img.zst");
+    run(Command::new("mkfifo").arg(&fifo));
+    let card = scratch.path("card.img");
+    let child = Command::new(bin("pi-lab"))
+        .args(["flash", s(&fifo), "--bmap", s(&bmap_of(&img)), "--to", s(&card), "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    use std::io::Write;
+    pipe.write_all(&zst[..zst.len() / 2]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let _ = pipe.write_all(&zst[zst.len() / 2..]);
+    drop(pipe);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(json["image_error"].as_str().unwrap().contains("interrupted"), "{json}");
+    let t = target_report(&json, 0);
+    assert!(t["state"].as_str().unwrap().contains("partial copy was removed"), "{t}");
+    assert!(!card.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&scratch.0)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("pi-lab-partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -18,6 +18,7 @@ pub mod write;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
@@ -129,9 +130,20 @@ pub enum FlashError {
     Output(#[from] std::io::Error),
 }
 
+/// Set by Ctrl-C: the stream stops, every card is reported as it was left
+/// and partial files are removed.
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
 pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     if args.list {
         return list(&SysFacts, args.json);
+    }
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+        tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted run may leave partial files");
     }
     let image = args.image.as_deref().ok_or_else(|| FlashError::Usage("give an IMAGE".into()))?;
     let bmap = load_bmap(image, args.bmap.as_deref())?;
@@ -154,7 +166,13 @@ pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     } else {
         print!("{}", report.table());
     }
-    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if interrupted() {
+        ExitCode::from(130)
+    } else if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<Bmap>, FlashError> {

@@ -15,6 +15,8 @@ pub enum VerifyError {
          (bad card or reader?)"
     )]
     Mismatch { start: u64, end: u64, expected: String, actual: String },
+    #[error("interrupted (Ctrl-C) while reading back")]
+    Interrupted,
 }
 
 /// Check every range; `on_read` gets the bytes of each read (for progress).
@@ -29,6 +31,9 @@ pub fn verify(
         let mut pos = range.start;
         while pos < range.end {
             let len = (range.end - pos).min(CHUNK as u64) as usize;
+            if super::interrupted() {
+                return Err(VerifyError::Interrupted);
+            }
             let slice = &mut buf.as_mut_slice()[..len];
             target.read_at(pos, slice)?;
             sha256.update(&*slice);

@@ -80,6 +80,8 @@ pub enum FeedError {
     Checksum { start: u64, end: u64, kind: ChecksumKind, expected: String, actual: String },
     #[error("every target failed; stopped reading the image")]
     NoTargets,
+    #[error("interrupted (Ctrl-C)")]
+    Interrupted,
 }
 
 /// The bmap's own hash of a range, when it is not SHA-256.
@@ -115,6 +117,22 @@ pub fn feed(
             Err(err)
         }
     }
+}
+
+/// Send data to every live target; stop if none is left or on Ctrl-C.
+fn send_data(
+    outs: &mut [Option<SyncSender<Msg>>],
+    offset: u64,
+    buf: AlignedBuf,
+) -> Result<(), FeedError> {
+    if super::interrupted() {
+        return Err(FeedError::Interrupted);
+    }
+    let buf = Arc::new(buf);
+    if !broadcast(outs, || Msg::Data { offset, buf: buf.clone() }) {
+        return Err(FeedError::NoTargets);
+    }
+    Ok(())
 }
 
 /// Send to every live target; a target whose writer has stopped is dropped.
@@ -153,10 +171,7 @@ fn feed_ranges(
             if let RangeCheck::Sha1(h) = &mut check {
                 h.update(buf.as_slice());
             }
-            let buf = Arc::new(buf);
-            if !broadcast(outs, || Msg::Data { offset: pos, buf: buf.clone() }) {
-                return Err(FeedError::NoTargets);
-            }
+            send_data(outs, pos, buf)?;
             pos += len as u64;
         }
         let digest: [u8; 32] = sha256.finalize().into();
@@ -215,10 +230,7 @@ fn feed_whole(
                 buf = short;
             }
             sha256.update(buf.as_slice());
-            let buf = Arc::new(buf);
-            if !broadcast(outs, || Msg::Data { offset: pos, buf: buf.clone() }) {
-                return Err(FeedError::NoTargets);
-            }
+            send_data(outs, pos, buf)?;
             pos += got as u64;
             if ended {
                 break;
