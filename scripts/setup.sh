@@ -12,6 +12,8 @@ PACKAGES=(
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
   hyperfine
+  frr-pythontools
+  python3
 )
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }

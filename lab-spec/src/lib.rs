@@ -11,11 +11,15 @@
 pub mod alloc;
 pub mod compile;
 pub mod diagnostics;
+pub mod frr;
 pub mod health;
 pub mod lab;
+pub mod node_check;
 pub mod node_config;
 pub mod parse;
 pub mod plan;
+#[cfg(test)]
+mod test_configs;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -24,6 +28,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use health::HealthReport;
 pub use lab::Lab;
+pub use node_check::{ConfigError, ConfigErrors};
 pub use node_config::{NODE_CONFIG_SCHEMA, NodeConfig, Role};
 pub use parse::parse;
 pub use plan::Plan;

@@ -5,4 +5,5 @@
 
 mod common;
 mod flash;
+mod fleet;
 mod lab_cli;

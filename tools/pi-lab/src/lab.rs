@@ -75,6 +75,17 @@ pub struct RenderArgs {
     /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
+    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
+    /// card) or `frr` (the frr.conf the agent will write).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub only: Option<RenderPart>,
+}
+
+/// One part of `lab render`'s output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderPart {
+    Config,
+    Frr,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +180,7 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
 struct Rendered<'a> {
     node: &'a str,
     config: &'a NodeConfig,
-    /// `None` until the FRR renderer is wired in (see `frr_conf`).
+    /// `None` for hosts, which run no routing stack.
     frr_conf: Option<String>,
 }
 
@@ -192,9 +203,18 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
         return Ok(ExitCode::SUCCESS);
     }
     let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+    match args.only {
+        Some(RenderPart::Config) => {
+            print_text(&toml)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(RenderPart::Frr) => {
+            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
     let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
-    // ---- frr.conf -------------------------------------------------------
-    // The agent's FRR renderer appends the node's frr.conf here.
     if let Some(frr) = frr {
         out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
     }
@@ -202,12 +222,9 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The frr.conf the node will get.
-///
-/// LEAD: wire the FRR renderer in here (`lab_spec::frr::render(config)`)
-/// once it lands; `render` already prints whatever this returns.
-fn frr_conf(_config: &NodeConfig) -> Option<String> {
-    None
+/// The frr.conf the node will get; hosts run no routing stack.
+fn frr_conf(config: &NodeConfig) -> Option<String> {
+    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
 }
 
 fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
