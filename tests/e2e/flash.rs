@@ -783,3 +783,42 @@ fn ctrl_c_stops_cleanly_and_leaves_no_partial_file() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// The disk this machine runs from: the whole disk behind `/`.
+fn root_disk() -> Option<String> {
+    let out = Command::new("findmnt").args(["-no", "SOURCE", "/"]).output().ok()?;
+    let source = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    if !source.starts_with("/dev/") {
+        return None;
+    }
+    let out = Command::new("lsblk").args(["-no", "PKNAME", &source]).output().ok()?;
+    let parent = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    Some(if parent.is_empty() { source } else { format!("/dev/{parent}") })
+}
+
+#[test]
+fn the_system_disk_is_refused() {
+    if !prerequisites("the_system_disk_is_refused", false, &["findmnt", "lsblk"]) {
+        return;
+    }
+    let Some(disk) = root_disk() else {
+        eprintln!("the_system_disk_is_refused: / is not on a block device here; nothing to refuse");
+        return;
+    };
+    let scratch = Scratch::new("system");
+    let img = scratch.path("tiny.img");
+    std::fs::write(&img, vec![0u8; 2 * MIB as usize]).unwrap();
+    // No --yes and no terminal either: two independent guards.
+    let out = Command::new(bin("pi-lab"))
+        .args(["flash", s(&img), "--to", &disk])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    assert!(
+        stderr.contains("it holds this system") && stderr.contains("--allow-system-disk"),
+        "{stderr}"
+    );
+}
