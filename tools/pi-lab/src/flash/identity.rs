@@ -443,8 +443,8 @@ pub(crate) mod tests {
 
     #[test]
     fn identity_lands_in_the_fat_partition_and_reads_back() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-identity-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("identity");
+        let dir = tmp.path();
         let file = card(&dir.join("card.img"), 0x0c);
         let identity = Identity {
             config: node("leaf1"),
@@ -473,8 +473,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_card_without_a_fat_partition_is_named() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-identity-bad-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("identity-bad");
+        let dir = tmp.path();
         let file = card(&dir.join("linux.img"), 0x83);
         let identity = Identity { config: node("x"), authorized_keys: String::new() };
         let err = write(&file, 41 << 20, &identity).unwrap_err().to_string();

@@ -212,18 +212,14 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("pi-lab-source-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
-    }
-
     fn data() -> Vec<u8> {
         (0..300_000u32).map(|i| (i % 251) as u8).collect()
     }
 
     #[test]
     fn every_format_yields_the_same_bytes_and_skips() {
+        let tmp = super::super::TestDir::new("source-formats");
+        let temp = |name: &str| tmp.path().join(name);
         let raw = temp("a.img");
         std::fs::write(&raw, data()).unwrap();
         let zst = temp("a.img.zst");
@@ -248,6 +244,8 @@ mod tests {
 
     #[test]
     fn truncated_and_too_long_streams_are_named() {
+        let tmp = super::super::TestDir::new("source-truncated");
+        let temp = |name: &str| tmp.path().join(name);
         let zst = temp("t.img.zst");
         let full = zstd::encode_all(&data()[..], 3).unwrap();
         std::fs::write(&zst, &full[..full.len() / 2]).unwrap();
@@ -265,6 +263,8 @@ mod tests {
 
     #[test]
     fn finds_the_bmap_beside_the_image() {
+        let tmp = super::super::TestDir::new("source-bmap");
+        let temp = |name: &str| tmp.path().join(name);
         let image = temp("b.img.zst");
         std::fs::write(&image, b"").unwrap();
         assert_eq!(find_bmap(&image), None);

@@ -272,8 +272,8 @@ mod tests {
 
     #[test]
     fn a_file_target_is_cut_to_the_image_and_round_trips() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-target-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("target");
+        let dir = tmp.path();
         let path = dir.join("card.img");
         std::fs::write(&path, vec![0xffu8; 100_000]).unwrap();
         let mut t = Target::open(&path, Some(3 * 4096 + 10)).unwrap();
@@ -300,8 +300,8 @@ mod tests {
 
     #[test]
     fn an_uncommitted_file_target_leaves_nothing_behind() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-target-drop-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("target-drop");
+        let dir = tmp.path();
         let path = dir.join("card.img");
         let t = Target::open(&path, Some(8192)).unwrap();
         assert!(partial_path(&path).exists());

@@ -59,8 +59,8 @@ mod tests {
 
     #[test]
     fn a_changed_byte_names_its_range() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-verify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("verify");
+        let dir = tmp.path();
         let path = dir.join("card.img");
         let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 13) as u8).collect();
         let hash = |s: usize, e: usize| RangeHash {

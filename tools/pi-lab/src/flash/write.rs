@@ -365,9 +365,10 @@ mod tests {
 
     #[test]
     fn mapped_ranges_reach_every_target_and_the_head_comes_last() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-write-{}", std::process::id()));
+        let tmp = super::super::TestDir::new("write");
+        let dir = tmp.path();
         let data: Vec<u8> = (0..(6u32 << 20)).map(|i| (i % 253) as u8 + 1).collect();
-        let path = image(&dir, &data);
+        let path = image(dir, &data);
         let ranges =
             ranges_of(&data, &[(0, 8192), (1 << 20, 5 << 20), ((6 << 20) - 4096, 6 << 20)]);
         let plan = Plan::Mapped {
@@ -416,9 +417,10 @@ mod tests {
 
     #[test]
     fn a_bad_checksum_stops_before_the_partition_table() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-write-bad-{}", std::process::id()));
+        let tmp = super::super::TestDir::new("write-bad");
+        let dir = tmp.path();
         let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8 + 1).collect();
-        let path = image(&dir, &data);
+        let path = image(dir, &data);
         let mut ranges = ranges_of(&data, &[(0, 4096), (2 << 20, 3 << 20)]);
         ranges[1].checksum = Some("0".repeat(64));
         let plan = Plan::Mapped {
@@ -450,8 +452,8 @@ mod tests {
 
     #[test]
     fn without_a_bmap_every_byte_is_streamed_in_segments() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-write-whole-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = super::super::TestDir::new("write-whole");
+        let dir = tmp.path();
         let data: Vec<u8> = (0..(SEGMENT as u32 + 12345)).map(|i| (i % 7) as u8).collect();
         let path = dir.join("w.img.zst");
         std::fs::write(&path, zstd::encode_all(&data[..], 1).unwrap()).unwrap();
