@@ -732,6 +732,10 @@ fn lab_nodes_give_each_card_its_identity() {
         assert_eq!((config.hostname.as_str(), config.lab.as_str()), (name, "fabric"));
         assert_eq!(config.auth, lab_spec::node_config::Auth::from_token(token));
         assert!(!toml.contains(token));
+        // Zero-touch re-provisioning by the same lab: token hash and controller.
+        let bootstrap = mtype(s(card), FAT_OFFSET, "pi-lab/bootstrap.sha256");
+        assert_eq!(bootstrap.trim(), config.auth.token_sha256);
+        assert_eq!(mtype(s(card), FAT_OFFSET, "pi-lab/controller").trim(), "192.168.200.1");
     }
     let (code, stderr) = run_flash("leaf1,nosuch");
     assert_eq!(code, Some(2), "{stderr}");

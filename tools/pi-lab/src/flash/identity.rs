@@ -4,6 +4,9 @@
 //! Files (`/boot/firmware/...` on the running board):
 //! - `pi-lab/node.toml`: the NodeConfig node-agent starts from;
 //! - `pi-lab/hostname`, `pi-lab/authorized_keys`: for first boot;
+//! - `pi-lab/bootstrap.sha256`, `pi-lab/controller`: the lab token's hash
+//!   and where pi-lab runs, so a board whose node.toml is later removed can
+//!   still be re-provisioned (zero-touch) by the same lab;
 //! - `sysconf.txt`: `hostname=` and `root_authorized_key=`, which Debian's
 //!   raspi images apply on first boot (rpi-set-sysconf).
 
@@ -51,6 +54,14 @@ impl Identity {
         let mut files = vec![
             ("pi-lab/node.toml".to_string(), self.config.to_toml()?.into_bytes()),
             ("pi-lab/hostname".to_string(), format!("{}\n", self.config.hostname).into_bytes()),
+            (
+                "pi-lab/bootstrap.sha256".to_string(),
+                format!("{}\n", self.config.auth.token_sha256).into_bytes(),
+            ),
+            (
+                "pi-lab/controller".to_string(),
+                format!("{}\n", self.config.management.controller).into_bytes(),
+            ),
         ];
         if !self.authorized_keys.trim().is_empty() {
             files.push((
