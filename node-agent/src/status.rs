@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use lab_spec::NodeConfig;
-use lab_spec::health::{BgpNeighborState, ReconcileState, VniState};
+use lab_spec::health::{BgpNeighborState, ReconcileState, SflowState, VniState};
 use lab_spec::node_config::Flooding;
 
 use crate::network::Observed;
@@ -18,6 +18,8 @@ pub struct Status {
     pub reconcile: ReconcileState,
     pub bgp: Vec<BgpNeighborState>,
     pub vxlan: Vec<VniState>,
+    /// The sFlow exporter's counters as of the last pass.
+    pub sflow: SflowState,
 }
 
 pub type SharedStatus = Arc<RwLock<Status>>;

@@ -28,10 +28,12 @@ pub mod netlink;
 pub mod nflog;
 pub mod nft;
 pub mod records;
+mod service;
 pub mod xdr;
 
 pub use exporter::{Exporter, ExporterHandle, ExporterOptions};
 pub use host::HostInfo;
+pub use service::SflowService;
 
 /// What can go wrong starting or reconfiguring the exporter.
 #[derive(Debug, thiserror::Error)]
