@@ -6,3 +6,4 @@
 mod common;
 mod fleet;
 mod lab_cli;
+mod sflow_fleet;
