@@ -323,7 +323,14 @@ fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
         NODES.iter().map(|n| (*n, lab.config(n).sflow.agent_address)).collect();
     let eth1: BTreeMap<&str, u32> = NODES.iter().map(|n| (*n, lab.ifindex(n, "eth1"))).collect();
     for node in NODES {
-        assert!(lab.sampling_table_exists(node), "{node}: no sampling table:\n{}", lab.log(node));
+        // Set up in the agent's first pass, before BGP could come up; if
+        // not, the agent fell back to counters and retries every pass.
+        if !lab.sampling_table_exists(node) {
+            eprintln!("{node}: no sampling table right after `lab up`:\n{}", lab.log(node));
+        }
+        eventually(RELOAD_SECS, &format!("{node}: no sampling table:\n{}", lab.log(node)), || {
+            lab.sampling_table_exists(node)
+        });
     }
 
     // Traffic, sampling 1-in-10: capture, watch and the kernel side by side.
