@@ -9,8 +9,9 @@
 //! flow samples 1-in-10 from eth1 while traffic flows; none once the
 //! nodes' config files are rewritten with `sampling_rate = 0` (the agent
 //! follows its file; `lab up` refuses a running lab); `pi-lab sflow watch`
-//! sees both nodes on a second collector port; and SIGTERM takes the
-//! agent's nftables table away.
+//! sees both nodes on a second collector port; a node whose NFLOG group is
+//! taken exports counters only and takes sampling back once it is free;
+//! and SIGTERM takes the agent's nftables table away.
 //!
 //! Lab name `t4w` + 4 hex digits of the pid, management 172.31.204.0/24;
 //! a guard runs `lab down` even when the test fails.
@@ -313,7 +314,7 @@ fn flood(lab: &SflowLab, secs: u64) -> std::process::Child {
 
 #[test]
 fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
-    let tools = ["ip", "vtysh", "ping", "nft", "tshark", "/usr/lib/frr/frrinit.sh"];
+    let tools = ["ip", "vtysh", "ping", "nft", "tshark", "dumpcap", "/usr/lib/frr/frrinit.sh"];
     if !prerequisites("fleet_sflow", true, &tools) {
         return;
     }
@@ -412,11 +413,51 @@ fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
         assert_eq!(flows, 0, "{node}: {flows} flow samples with sampling_rate = 0");
     }
 
-    // SIGTERM: the agent leaves no sampling rules behind.
+    // Sampling back on. r1 takes it; r2 finds its NFLOG group taken (dumpcap
+    // listens on it, as hsflowd or ulogd might) and exports counters only.
+    let mut squatter = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("r2"), "dumpcap", "-q", "-i", "nflog:6343", "-w"])
+        .arg(lab.file.with_extension("nflog.pcapng"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually(10, "dumpcap did not bind NFLOG group 6343 in r2", || {
+        let out = lab.exec("r2", &["cat", "/proc/net/netfilter/nfnetlink_log"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("6343"))
+    });
     lab.set_sampling("r1", RATE);
+    lab.set_sampling("r2", RATE);
     eventually(RELOAD_SECS, "r1 did not install its sampling table again", || {
         lab.sampling_table_exists("r1")
     });
+    eventually(RELOAD_SECS, "r2 did not say it fell back to counters", || {
+        lab.log("r2").contains("packet sampling 1-in-10 is off, exporting counters only")
+    });
+    assert!(!lab.sampling_table_exists("r2"), "r2 installed rules nobody reads");
+    let mut ping = flood(&lab, 4);
+    let datagrams = capture(&lab.bridge(), 4, &lab.file.with_extension("fallback.pcap"));
+    let _ = ping.wait();
+    let from = |node: &str| {
+        let agent = agents[node];
+        datagrams.iter().filter(move |d| d.agent == agent)
+    };
+    assert!(from("r1").any(|d| !d.flows.is_empty()), "r1: no flow samples with sampling on");
+    assert!(from("r2").all(|d| d.flows.is_empty()), "r2: flow samples without its NFLOG group");
+    assert!(
+        from("r2").any(|d| d.counters.iter().any(|c| c.0 == eth1["r2"])),
+        "r2: no counter samples after falling back"
+    );
+    // Group free again: the next pass takes sampling back.
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+    eventually(RELOAD_SECS, "r2 did not take sampling back", || {
+        lab.sampling_table_exists("r2") && lab.log("r2").contains("sflow: settings in force again")
+    });
+
+    // SIGTERM: the agent leaves no sampling rules behind.
     let pid = lab.agent_pid("r1").expect("r1's node-agent is running");
     let kill = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(kill.success());

@@ -57,6 +57,13 @@ pub enum SflowError {
     Links(#[source] std::io::Error),
     #[error("the sFlow exporter thread has stopped")]
     Stopped,
+    /// The agent fell back to counter samples.
+    #[error("packet sampling 1-in-{rate} is off, exporting counters only: {source}")]
+    CountersOnly {
+        rate: u32,
+        #[source]
+        source: Box<SflowError>,
+    },
 }
 
 /// What to check when the NFLOG group cannot be bound.

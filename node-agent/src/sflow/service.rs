@@ -92,10 +92,10 @@ impl SflowService {
         match self.run_with(cfg, &counters_only) {
             Ok(()) => {
                 self.applied = Some(applied(cfg, true));
-                Err(SflowError::Config(format!(
-                    "packet sampling 1-in-{} is off, exporting counters only: {sampling_error}",
-                    cfg.sflow.sampling_rate
-                )))
+                Err(SflowError::CountersOnly {
+                    rate: cfg.sflow.sampling_rate,
+                    source: Box::new(sampling_error),
+                })
             }
             Err(e) => {
                 self.stop();
