@@ -146,6 +146,14 @@ impl Drop for SflowLab {
         if !out.status.success() {
             eprintln!("lab down {} failed:\n{}", self.name, text(&out));
         }
+        // The captures stay for a look when the test failed.
+        match (std::thread::panicking(), self.file.parent()) {
+            (true, Some(dir)) => eprintln!("lab file and captures: {}", dir.display()),
+            (false, Some(dir)) if out.status.success() => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            _ => {}
+        }
     }
 }
 
