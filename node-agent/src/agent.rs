@@ -48,6 +48,7 @@ use serde::Serialize;
 use crate::frr::{Frr, FrrSync};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
+use crate::sflow::SflowService;
 use crate::state::{self, ConfigFileError};
 use crate::status::{SharedStatus, Status, vni_states};
 use crate::systemd;
@@ -75,6 +76,10 @@ pub struct ReconcileReport {
     pub problems: Vec<String>,
     pub frr: Option<FrrSync>,
     pub frr_error: Option<String>,
+    /// sFlow settings not (fully) in force; the rest of the config is, so
+    /// this alone neither fails an apply nor rolls it back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sflow_error: Option<String>,
 }
 
 impl ReconcileReport {
@@ -88,6 +93,7 @@ impl ReconcileReport {
             self.failed.iter().map(|f| format!("{}: {}", f.change, f.error)).collect();
         out.extend(self.problems.iter().cloned());
         out.extend(self.frr_error.iter().map(|e| format!("frr: {e}")));
+        out.extend(self.sflow_error.iter().cloned());
         out
     }
 }
@@ -160,6 +166,7 @@ pub struct Runner {
     status: SharedStatus,
     current: Option<NodeConfig>,
     config_mtime: Option<SystemTime>,
+    sflow: SflowService,
 }
 
 /// Create the agent. Hand out the handle, then call `runner.run()`.
@@ -175,6 +182,7 @@ pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
         status,
         current: None,
         config_mtime: None,
+        sflow: SflowService::default(),
     };
     Ok((handle, runner))
 }
@@ -225,6 +233,8 @@ impl Runner {
         }
         systemd::notify("STOPPING=1");
         tracing::info!("stopping");
+        // Takes the packet sampling rules away with it.
+        self.sflow.stop();
         Ok(())
     }
 
@@ -305,10 +315,11 @@ impl Runner {
         Err(ApplyError::Failed { report: Box::new(report), rolled_back })
     }
 
-    /// One pass for `cfg`: network, then FRR; publishes the result.
+    /// One pass for `cfg`: network, FRR, sFlow; publishes the result.
     fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
         let started = Instant::now();
-        let report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
+        let mut report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
+        report.sflow_error = self.sflow.sync(cfg);
         self.publish(cfg, &report, started.elapsed());
         Ok(report)
     }
@@ -337,7 +348,7 @@ impl Runner {
         let r = &mut status.reconcile;
         r.config_version = Some(version_of(cfg));
         r.last_run_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
-        r.ok = report.ok();
+        r.ok = report.ok() && report.sflow_error.is_none();
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
         r.errors = errors;
@@ -351,6 +362,7 @@ impl Runner {
         }
         status.bgp = bgp;
         status.vxlan = vxlan;
+        status.sflow = self.sflow.stats();
     }
 
     fn listen_for_signals(&self) -> Result<(), AgentError> {

@@ -10,7 +10,6 @@ use node_agent::frr::Frr;
 use node_agent::health::agent_backend::AgentBackend;
 use node_agent::health::{Plane, PlaneOptions};
 use node_agent::netlink::Netlink;
-use node_agent::sflow::follow::SflowFollower;
 use node_agent::{logging, state};
 
 fn main() -> anyhow::Result<()> {
@@ -73,10 +72,10 @@ fn main() -> anyhow::Result<()> {
 /// sFlow export; they run beside the loop until the process ends.
 fn management_plane(handle: &agent::AgentHandle) -> anyhow::Result<Plane> {
     let options = PlaneOptions::default();
-    let sflow = SflowFollower::spawn(handle.status());
+    let status = handle.status();
     let backend = AgentBackend::new(handle.clone(), BoardReader::system_root(None))
         .with_led(Arc::clone(&options.led))
-        .with_sflow(Box::new(move || sflow.stats()));
+        .with_sflow(Box::new(move || status.read().ok().map(|s| s.sflow.clone())));
     Plane::start(Arc::new(backend), options).context("start the management API")
 }
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use lab_spec::NodeConfig;
-use lab_spec::health::{BgpNeighborState, ReconcileState, VniState};
+use lab_spec::health::{BgpNeighborState, ReconcileState, SflowState, VniState};
 use lab_spec::node_config::Flooding;
 
 use crate::network::Observed;
@@ -20,6 +20,8 @@ pub struct Status {
     pub stats: crate::health::ReconcileStats,
     pub bgp: Vec<BgpNeighborState>,
     pub vxlan: Vec<VniState>,
+    /// The sFlow exporter's counters as of the last pass.
+    pub sflow: SflowState,
 }
 
 pub type SharedStatus = Arc<RwLock<Status>>;

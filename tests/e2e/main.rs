@@ -8,3 +8,4 @@ mod flash;
 mod fleet;
 mod fleet_ops;
 mod lab_cli;
+mod sflow_fleet;

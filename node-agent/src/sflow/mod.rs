@@ -22,17 +22,18 @@
 
 pub mod datagram;
 mod exporter;
-pub mod follow;
 pub mod host;
 pub mod links;
 pub mod netlink;
 pub mod nflog;
 pub mod nft;
 pub mod records;
+mod service;
 pub mod xdr;
 
 pub use exporter::{Exporter, ExporterHandle, ExporterOptions};
 pub use host::HostInfo;
+pub use service::SflowService;
 
 /// What can go wrong starting or reconfiguring the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,13 @@ pub enum SflowError {
     Links(#[source] std::io::Error),
     #[error("the sFlow exporter thread has stopped")]
     Stopped,
+    /// The agent fell back to counter samples.
+    #[error("packet sampling 1-in-{rate} is off, exporting counters only: {source}")]
+    CountersOnly {
+        rate: u32,
+        #[source]
+        source: Box<SflowError>,
+    },
 }
 
 /// What to check when the NFLOG group cannot be bound.
