@@ -1,0 +1,357 @@
+//! The disk image, made without loop devices or mounts:
+//! `/boot/firmware` becomes a FAT32 file system written in user space
+//! (`fatfs`), the rest an ext4 file system made by `mkfs.ext4 -d`, and both
+//! are copied, holes kept, into one sparse file behind an MBR we write.
+//!
+//! Layout: MBR; p1 FAT32 (LBA, type 0x0c) `RASPIFIRM` 4 MiB..512 MiB;
+//! p2 Linux (0x83) ext4 `RASPIROOT` 512 MiB..end.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
+
+use super::overlay::walk;
+use super::profile::{FIRMWARE_END, FIRMWARE_START};
+use super::progress::{Cancel, Step};
+use super::{ImageError, Profile};
+
+const SECTOR: u64 = 512;
+
+fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
+    let ctx = format!("{ctx} {}", p.display());
+    move |e| ImageError::io(ctx, e)
+}
+
+/// Builds the whole image at `img` from the prepared tree.
+pub fn image(
+    tree: &Path,
+    profile: &Profile,
+    img: &Path,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let fat = work.join("firmware.vfat");
+    let ext4 = work.join("root.ext4");
+    step.message("FAT32 file system from /boot/firmware");
+    firmware_fs(&tree.join("boot/firmware"), &fat, profile)?;
+    empty_dir(&tree.join("boot/firmware"))?;
+    step.message("ext4 file system (mkfs.ext4 -d)");
+    root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
+    step.message("partition table and placement");
+    let mut out =
+        OpenOptions::new().write(true).create_new(true).open(img).map_err(io("creating", img))?;
+    out.set_len(profile.image_size).map_err(io("sizing", img))?;
+    out.write_all(&mbr(profile.derived_u32("disk signature"), profile.image_size))
+        .map_err(io("writing the MBR of", img))?;
+    splice(&fat, &out, FIRMWARE_START, &step.cancel)?;
+    splice(&ext4, &out, FIRMWARE_END, &step.cancel)?;
+    out.sync_all().map_err(io("syncing", img))?;
+    for p in [&fat, &ext4] {
+        fs::remove_file(p).map_err(io("removing", p))?;
+    }
+    Ok(())
+}
+
+/// The Master Boot Record: fixed disk signature, two primary partitions.
+pub fn mbr(signature: u32, image_size: u64) -> [u8; 512] {
+    let mut m = [0u8; 512];
+    m[440..444].copy_from_slice(&signature.to_le_bytes());
+    let parts = [
+        (0x0c_u8, FIRMWARE_START / SECTOR, (FIRMWARE_END - FIRMWARE_START) / SECTOR),
+        (0x83_u8, FIRMWARE_END / SECTOR, (image_size - FIRMWARE_END) / SECTOR),
+    ];
+    for (i, (kind, start, count)) in parts.iter().enumerate() {
+        let e = &mut m[446 + i * 16..446 + (i + 1) * 16];
+        e[0] = 0x00; // not "active": the Pi's firmware does not look
+        e[1..4].copy_from_slice(&chs(*start));
+        e[4] = *kind;
+        e[5..8].copy_from_slice(&chs(start + count - 1));
+        e[8..12].copy_from_slice(&(*start as u32).to_le_bytes());
+        e[12..16].copy_from_slice(&(*count as u32).to_le_bytes());
+    }
+    m[510] = 0x55;
+    m[511] = 0xaa;
+    m
+}
+
+/// CHS address with the usual 255 heads x 63 sectors geometry; past the
+/// reach of CHS it is the conventional 1023/254/63.
+fn chs(lba: u64) -> [u8; 3] {
+    let (heads, sectors) = (255u64, 63u64);
+    let c = lba / (heads * sectors);
+    if c > 1023 {
+        return [0xfe, 0xff, 0xff];
+    }
+    let h = (lba / sectors) % heads;
+    let s = lba % sectors + 1;
+    [h as u8, (s as u8) | (((c >> 8) as u8) << 6), c as u8]
+}
+
+/// FAT timestamps: the build epoch, in UTC.
+#[derive(Debug)]
+struct EpochTime(fatfs::DateTime);
+
+impl fatfs::TimeProvider for EpochTime {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.0.date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        self.0
+    }
+}
+
+fn dos_time(epoch: u64) -> fatfs::DateTime {
+    let days = (epoch / 86400) as i64;
+    let secs = epoch % 86400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    fatfs::DateTime {
+        date: fatfs::Date {
+            year: year.clamp(1980, 2107) as u16,
+            month: month as u16,
+            day: day as u16,
+        },
+        time: fatfs::Time {
+            hour: (secs / 3600) as u16,
+            min: (secs / 60 % 60) as u16,
+            sec: (secs % 60) as u16,
+            millis: 0,
+        },
+    }
+}
+
+/// Formats a FAT32 file system the size of p1 in `out` and copies `src`
+/// (the tree's `/boot/firmware`) into it.
+pub fn firmware_fs(src: &Path, out: &Path, profile: &Profile) -> Result<(), ImageError> {
+    let size = FIRMWARE_END - FIRMWARE_START;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .map_err(io("creating", out))?;
+    file.set_len(size).map_err(io("sizing", out))?;
+    let opts = fatfs::FormatVolumeOptions::new()
+        .fat_type(fatfs::FatType::Fat32)
+        .bytes_per_cluster(4096)
+        .total_sectors((size / SECTOR) as u32)
+        .volume_id(profile.derived_u32("firmware volume id"))
+        .volume_label(*b"RASPIFIRM  ");
+    let fat_err = |e: std::io::Error| {
+        ImageError::io(format!("writing the FAT32 file system {}", out.display()), e)
+    };
+    fatfs::format_volume(&file, opts).map_err(fat_err)?;
+    let when: &'static EpochTime = Box::leak(Box::new(EpochTime(dos_time(profile.epoch()))));
+    let fs_opts = fatfs::FsOptions::new().time_provider(when).update_accessed_date(false);
+    let fs = fatfs::FileSystem::new(&file, fs_opts).map_err(fat_err)?;
+    {
+        let root = fs.root_dir();
+        for (rel, meta) in walk(src)? {
+            let name = rel.to_str().ok_or_else(|| ImageError::Step {
+                step: "firmware partition",
+                message: format!("file name {} is not UTF-8", rel.display()),
+            })?;
+            if meta.is_dir() {
+                root.create_dir(name).map_err(fat_err)?;
+            } else if meta.is_file() {
+                let mut f = root.create_file(name).map_err(fat_err)?;
+                let mut input =
+                    File::open(src.join(&rel)).map_err(io("reading", &src.join(&rel)))?;
+                std::io::copy(&mut input, &mut f).map_err(fat_err)?;
+                f.flush().map_err(fat_err)?;
+            } else {
+                return Err(ImageError::Step {
+                    step: "firmware partition",
+                    message: format!(
+                        "/boot/firmware/{name} is a link or special file; FAT cannot hold it"
+                    ),
+                });
+            }
+        }
+    }
+    fs.unmount().map_err(fat_err)?;
+    file.sync_all().map_err(io("syncing", out))
+}
+
+fn empty_dir(dir: &Path) -> Result<(), ImageError> {
+    for entry in fs::read_dir(dir).map_err(io("reading", dir))? {
+        let p = entry.map_err(io("reading", dir))?.path();
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&p).map_err(io("removing", &p))?;
+        } else {
+            fs::remove_file(&p).map_err(io("removing", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mkfs.ext4 -d`: the file system made straight from the tree, with UUID,
+/// directory hash seed and times fixed, then inode change times set to the
+/// epoch (mkfs copies them from the tree, where they are the unpack time).
+pub fn root_fs(
+    tree: &Path,
+    out: &Path,
+    size: u64,
+    profile: &Profile,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let epoch = profile.epoch().to_string();
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.env("E2FSPROGS_FAKE_TIME", &epoch)
+        .env("SOURCE_DATE_EPOCH", &epoch)
+        .env("LC_ALL", "C")
+        .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-L", "RASPIROOT"])
+        .arg("-U")
+        .arg(profile.derived_uuid("root file system uuid"))
+        .arg("-E")
+        .arg(format!(
+            "hash_seed={},root_owner=0:0,nodiscard",
+            profile.derived_uuid("root directory hash seed")
+        ))
+        .arg("-d")
+        .arg(tree)
+        .arg(out)
+        .arg(format!("{}k", size / 1024));
+    step.command("mkfs.ext4", &mut cmd, &work.join("mkfs.ext4.log"))?;
+    fix_ctimes(tree, out, profile.epoch(), work, step)
+}
+
+fn fix_ctimes(
+    tree: &Path,
+    img: &Path,
+    epoch: u64,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let script = work.join("ctimes.debugfs");
+    let mut text = format!("sif / ctime @{epoch}\n");
+    for (rel, _) in walk(tree)? {
+        let p = rel.to_string_lossy();
+        if p.contains('"') || p.contains('\n') {
+            return Err(ImageError::Step {
+                step: "root file system",
+                message: format!(
+                    "file name /{p} has a quote or newline; debugfs cannot address it"
+                ),
+            });
+        }
+        text.push_str(&format!("sif \"/{p}\" ctime @{epoch}\n"));
+    }
+    fs::write(&script, text).map_err(io("writing", &script))?;
+    let mut cmd = Command::new("debugfs");
+    cmd.arg("-w").arg("-f").arg(&script).arg(img);
+    let log = work.join("debugfs.log");
+    step.command("debugfs (inode change times)", &mut cmd, &log)?;
+    // debugfs exits 0 even when a command fails; its errors name the command.
+    let out = fs::read_to_string(&log).unwrap_or_default();
+    if let Some(line) = out.lines().find(|l| l.starts_with("sif:") || l.contains("File not found"))
+    {
+        return Err(ImageError::Step {
+            step: "root file system",
+            message: format!("debugfs: {line}"),
+        });
+    }
+    fs::remove_file(&script).map_err(io("removing", &script))
+}
+
+/// Copies the data of `src` into `dst` at `offset`, skipping holes, so the
+/// image stays sparse and the block map sees only what the file systems
+/// wrote.
+pub fn splice(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
+    let mut input = File::open(src).map_err(io("opening", src))?;
+    let len = input.metadata().map_err(io("stat", src))?.size();
+    let mut buf = vec![0u8; 1 << 20];
+    for (start, end) in data_ranges(&input, len).map_err(io("finding data in", src))? {
+        cancel.check()?;
+        input.seek(SeekFrom::Start(start)).map_err(io("seeking", src))?;
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            input.read_exact(&mut buf[..n]).map_err(io("reading", src))?;
+            dst.write_all_at(&buf[..n], offset + pos)
+                .map_err(|e| ImageError::io("writing the image", e))?;
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
+
+/// `(start, end)` byte ranges holding data (SEEK_DATA/SEEK_HOLE).
+pub fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    use nix::unistd::{Whence, lseek};
+    let mut out = Vec::new();
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        let start = match lseek(file.as_fd(), pos, Whence::SeekData) {
+            Ok(s) => s,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = lseek(file.as_fd(), start, Whence::SeekHole)?;
+        out.push((start as u64, (end as u64).min(len)));
+        pos = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbr_layout_matches_design() {
+        let m = mbr(0x1234_5678, 2 << 30);
+        assert_eq!(&m[510..], &[0x55, 0xaa]);
+        assert_eq!(u32::from_le_bytes(m[440..444].try_into().unwrap()), 0x1234_5678);
+        let p1 = &m[446..462];
+        assert_eq!(p1[4], 0x0c);
+        assert_eq!(u32::from_le_bytes(p1[8..12].try_into().unwrap()), 8192);
+        assert_eq!(u32::from_le_bytes(p1[12..16].try_into().unwrap()), (508 << 20) / 512);
+        let p2 = &m[462..478];
+        assert_eq!(p2[4], 0x83);
+        assert_eq!(u32::from_le_bytes(p2[8..12].try_into().unwrap()), (512 << 20) / 512);
+        assert_eq!(u32::from_le_bytes(p2[12..16].try_into().unwrap()), (1536 << 20) / 512);
+    }
+
+    #[test]
+    fn chs_of_first_partition() {
+        // LBA 8192 = cylinder 0, head 130, sector 3 with 255x63 geometry.
+        assert_eq!(chs(8192), [130, 3, 0]);
+        assert_eq!(chs(1 << 40), [0xfe, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn dos_time_of_known_epoch() {
+        let t = dos_time(1_735_689_600 + 3600 + 61); // 2025-01-01 01:01:01 UTC
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2025, 1, 1));
+        assert_eq!((t.time.hour, t.time.min, t.time.sec), (1, 1, 1));
+        let leap = dos_time(1_709_164_800); // 2024-02-29
+        assert_eq!((leap.date.year, leap.date.month, leap.date.day), (2024, 2, 29));
+    }
+
+    #[test]
+    fn data_ranges_skip_holes() {
+        let p = std::env::temp_dir().join(format!("pi-lab-holes-{}", std::process::id()));
+        let f =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(b"x", 4 << 20).unwrap();
+        let r = data_ranges(&f, 8 << 20).unwrap();
+        fs::remove_file(&p).unwrap();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].0 <= 4 << 20 && r[0].1 > 4 << 20 && r[0].1 - r[0].0 <= 1 << 20, "{r:?}");
+    }
+}
