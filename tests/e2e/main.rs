@@ -4,3 +4,4 @@
 //! skipped with a message.
 
 mod common;
+mod image;
