@@ -6,6 +6,8 @@
 //! system cache lives in /var/cache/pi-lab (or `PI_LAB_TEST_IMAGE_CACHE`) so
 //! later runs are warm. The image is built once per test run and shared.
 
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
