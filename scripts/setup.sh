@@ -11,6 +11,7 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
+  arch-test jq
 )
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }

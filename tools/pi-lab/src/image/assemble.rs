@@ -1,6 +1,7 @@
 //! The disk image, made without loop devices or mounts:
-//! `/boot/firmware` becomes a FAT32 file system written in user space
-//! (`fatfs`), the rest an ext4 file system made by `mkfs.ext4 -d`, and both
+//! `/boot/firmware` becomes a FAT32 file system made in a plain file
+//! (`mkfs.vfat`, filled by mtools' `mcopy`), the rest an ext4 file system
+//! made by `mkfs.ext4 -d`, and both
 //! are copied, holes kept, into one sparse file behind an MBR we write.
 //!
 //! Layout: MBR; p1 FAT32 (LBA, type 0x0c) `RASPIFIRM` 4 MiB..512 MiB;
@@ -36,7 +37,7 @@ pub fn image(
     let fat = work.join("firmware.vfat");
     let ext4 = work.join("root.ext4");
     step.message("FAT32 file system from /boot/firmware");
-    firmware_fs(&tree.join("boot/firmware"), &fat, profile)?;
+    firmware_fs(&tree.join("boot/firmware"), &fat, profile, work, step)?;
     empty_dir(&tree.join("boot/firmware"))?;
     step.message("ext4 file system (mkfs.ext4 -d)");
     root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
@@ -90,98 +91,49 @@ fn chs(lba: u64) -> [u8; 3] {
     [h as u8, (s as u8) | (((c >> 8) as u8) << 6), c as u8]
 }
 
-/// FAT timestamps: the build epoch, in UTC.
-#[derive(Debug)]
-struct EpochTime(fatfs::DateTime);
-
-impl fatfs::TimeProvider for EpochTime {
-    fn get_current_date(&self) -> fatfs::Date {
-        self.0.date
-    }
-    fn get_current_date_time(&self) -> fatfs::DateTime {
-        self.0
-    }
-}
-
-fn dos_time(epoch: u64) -> fatfs::DateTime {
-    let days = (epoch / 86400) as i64;
-    let secs = epoch % 86400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    fatfs::DateTime {
-        date: fatfs::Date {
-            year: year.clamp(1980, 2107) as u16,
-            month: month as u16,
-            day: day as u16,
-        },
-        time: fatfs::Time {
-            hour: (secs / 3600) as u16,
-            min: (secs / 60 % 60) as u16,
-            sec: (secs % 60) as u16,
-            millis: 0,
-        },
-    }
-}
-
-/// Formats a FAT32 file system the size of p1 in `out` and copies `src`
-/// (the tree's `/boot/firmware`) into it.
-pub fn firmware_fs(src: &Path, out: &Path, profile: &Profile) -> Result<(), ImageError> {
+/// Formats a FAT32 file system the size of p1 in `out` (`mkfs.vfat
+/// --invariant` with the profile's volume id) and copies `src` (the tree's
+/// `/boot/firmware`) into it with mtools, keeping the clamped mtimes.
+pub fn firmware_fs(
+    src: &Path,
+    out: &Path,
+    profile: &Profile,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
     let size = FIRMWARE_END - FIRMWARE_START;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .map_err(io("creating", out))?;
-    file.set_len(size).map_err(io("sizing", out))?;
-    let opts = fatfs::FormatVolumeOptions::new()
-        .fat_type(fatfs::FatType::Fat32)
-        .bytes_per_cluster(4096)
-        .total_sectors((size / SECTOR) as u32)
-        .volume_id(profile.derived_u32("firmware volume id"))
-        .volume_label(*b"RASPIFIRM  ");
-    let fat_err = |e: std::io::Error| {
-        ImageError::io(format!("writing the FAT32 file system {}", out.display()), e)
-    };
-    fatfs::format_volume(&file, opts).map_err(fat_err)?;
-    let when: &'static EpochTime = Box::leak(Box::new(EpochTime(dos_time(profile.epoch()))));
-    let fs_opts = fatfs::FsOptions::new().time_provider(when).update_accessed_date(false);
-    let fs = fatfs::FileSystem::new(&file, fs_opts).map_err(fat_err)?;
-    {
-        let root = fs.root_dir();
-        for (rel, meta) in walk(src)? {
-            let name = rel.to_str().ok_or_else(|| ImageError::Step {
-                step: "firmware partition",
-                message: format!("file name {} is not UTF-8", rel.display()),
-            })?;
-            if meta.is_dir() {
-                root.create_dir(name).map_err(fat_err)?;
-            } else if meta.is_file() {
-                let mut f = root.create_file(name).map_err(fat_err)?;
-                let mut input =
-                    File::open(src.join(&rel)).map_err(io("reading", &src.join(&rel)))?;
-                std::io::copy(&mut input, &mut f).map_err(fat_err)?;
-                f.flush().map_err(fat_err)?;
-            } else {
-                return Err(ImageError::Step {
-                    step: "firmware partition",
-                    message: format!(
-                        "/boot/firmware/{name} is a link or special file; FAT cannot hold it"
-                    ),
-                });
-            }
-        }
+    let epoch = profile.epoch().to_string();
+    let mut mkfs = Command::new("mkfs.vfat");
+    mkfs.env("SOURCE_DATE_EPOCH", &epoch)
+        .args(["-F", "32", "-S", "512", "-s", "8", "-n", "RASPIFIRM", "--invariant", "-i"])
+        .arg(format!("{:08X}", profile.derived_u32("firmware volume id")))
+        .arg("-C")
+        .arg(out)
+        .arg((size / 1024).to_string());
+    step.command("mkfs.vfat", &mut mkfs, &work.join("mkfs.vfat.log"))?;
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .map_err(io("reading", src))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io("reading", src))?;
+    entries.sort();
+    if entries.is_empty() {
+        return Err(ImageError::Step {
+            step: "firmware partition",
+            message: "/boot/firmware is empty: raspi-firmware's hook did not run (see the mmdebstrap log in the cache)"
+                .into(),
+        });
     }
-    fs.unmount().map_err(fat_err)?;
-    file.sync_all().map_err(io("syncing", out))
+    let mut mcopy = Command::new("mcopy");
+    mcopy
+        .env("SOURCE_DATE_EPOCH", &epoch)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("LC_ALL", "C")
+        .args(["-s", "-m", "-p", "-Q", "-i"])
+        .arg(out)
+        .args(&entries)
+        .arg("::");
+    step.command("mcopy", &mut mcopy, &work.join("mcopy.log"))
 }
 
 fn empty_dir(dir: &Path) -> Result<(), ImageError> {
@@ -331,15 +283,6 @@ mod tests {
         // LBA 8192 = cylinder 0, head 130, sector 3 with 255x63 geometry.
         assert_eq!(chs(8192), [130, 3, 0]);
         assert_eq!(chs(1 << 40), [0xfe, 0xff, 0xff]);
-    }
-
-    #[test]
-    fn dos_time_of_known_epoch() {
-        let t = dos_time(1_735_689_600 + 3600 + 61); // 2025-01-01 01:01:01 UTC
-        assert_eq!((t.date.year, t.date.month, t.date.day), (2025, 1, 1));
-        assert_eq!((t.time.hour, t.time.min, t.time.sec), (1, 1, 1));
-        let leap = dos_time(1_709_164_800); // 2024-02-29
-        assert_eq!((leap.date.year, leap.date.month, leap.date.day), (2024, 2, 29));
     }
 
     #[test]

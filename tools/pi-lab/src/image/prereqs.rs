@@ -11,6 +11,8 @@ const PROGRAMS: &[(&str, &str, &str)] = &[
     ("arch-test", "arch-test", "lets mmdebstrap check foreign architectures"),
     ("mkfs.ext4", "e2fsprogs", "makes the root filesystem"),
     ("debugfs", "e2fsprogs", "fixes inode change times for reproducible images"),
+    ("mkfs.vfat", "dosfstools", "makes the firmware partition"),
+    ("mcopy", "mtools", "copies files into the firmware partition without mounting it"),
     ("dpkg-query", "dpkg", "lists the installed packages for the manifest"),
     ("tar", "tar", "unpacks the cached root filesystem"),
     ("zstd", "zstd", "compresses the image"),

@@ -116,9 +116,7 @@ impl Step {
                 return Ok(status);
             }
             if self.cancel.check().is_err() {
-                // Ctrl-C reached the child too; SIGTERM only reached us.
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(child);
                 return Err(ImageError::Interrupted);
             }
             if let Some(line) = tail(log, 1).lines().last() {
@@ -127,6 +125,25 @@ impl Step {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// Asks a child to stop and lets it clean up (mmdebstrap unmounts what it
+/// mounted in its chroot); kills it only if it does not end in time.
+fn stop(child: &mut Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The last `n` lines of a log file (reads at most its last 16 KiB).

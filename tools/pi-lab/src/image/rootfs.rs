@@ -9,8 +9,13 @@ use super::{ImageError, Profile, outputs};
 
 /// What pi-lab does to the base system besides installing packages. Part of
 /// the cache key: change it and every cached root file system is rebuilt.
-pub const RECIPE: &str =
-    "pi-lab rootfs recipe 1: raspi-firmware defaults, hook rerun, no man/locale, apt cache";
+pub const RECIPE: &str = "pi-lab rootfs recipe 2: initramfs once, raspi-firmware defaults, hook rerun, no man/locale/doc, apt cache";
+
+/// Emulated, an initramfs takes minutes, and package triggers would make it
+/// two or three times: `update-initramfs` is a no-op while packages install
+/// and runs once at the end.
+const DIVERT: &str = r#"chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.pi-lab --add /usr/sbin/update-initramfs && printf '#!/bin/sh\necho pi-lab: update-initramfs deferred\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs""#;
+const UNDIVERT: &str = r#"rm -f "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && chroot "$1" update-initramfs -c -k all"#;
 
 /// A root file system tarball, from cache or freshly made.
 #[derive(Debug, Clone)]
@@ -98,6 +103,8 @@ fn mmdebstrap(profile: &Profile, apt: &Path, defaults: &Path, extra: &Path, out:
             "--customize-hook=upload '{}' /etc/default/raspi-extra-cmdline",
             extra.display()
         ))
+        .arg(format!("--essential-hook={DIVERT}"))
+        .arg(format!("--customize-hook={UNDIVERT}"))
         .arg(
             "--customize-hook=chroot \"$1\" env DEB_MAINT_PARAMS=configure \
              /etc/kernel/postinst.d/z50-raspi-firmware",
