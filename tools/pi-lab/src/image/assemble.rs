@@ -39,6 +39,7 @@ pub fn image(
     step.message("FAT32 file system from /boot/firmware");
     firmware_fs(&tree.join("boot/firmware"), &fat, profile, work, step)?;
     empty_dir(&tree.join("boot/firmware"))?;
+    super::overlay::clamp_mtimes(&tree.join("boot/firmware"), profile.epoch())?;
     step.message("ext4 file system (mkfs.ext4 -d)");
     root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
     step.message("partition table and placement");
@@ -149,8 +150,9 @@ fn empty_dir(dir: &Path) -> Result<(), ImageError> {
 }
 
 /// `mkfs.ext4 -d`: the file system made straight from the tree, with UUID,
-/// directory hash seed and times fixed, then inode change times set to the
-/// epoch (mkfs copies them from the tree, where they are the unpack time).
+/// directory hash seed and times fixed, then inode change and access times
+/// set to the epoch (mkfs copies them from the tree, where they are the
+/// unpack time; mtimes are already clamped in the tree).
 pub fn root_fs(
     tree: &Path,
     out: &Path,
@@ -189,7 +191,7 @@ fn fix_ctimes(
     step: &Step,
 ) -> Result<(), ImageError> {
     let script = work.join("ctimes.debugfs");
-    let mut text = format!("sif / ctime @{epoch}\n");
+    let mut text = format!("sif / ctime @{epoch}\nsif / atime @{epoch}\n");
     for (rel, _) in walk(tree)? {
         let p = rel.to_string_lossy();
         if p.contains('"') || p.contains('\n') {
@@ -200,11 +202,11 @@ fn fix_ctimes(
                 ),
             });
         }
-        text.push_str(&format!("sif \"/{p}\" ctime @{epoch}\n"));
+        text.push_str(&format!("sif \"/{p}\" ctime @{epoch}\nsif \"/{p}\" atime @{epoch}\n"));
     }
     fs::write(&script, text).map_err(io("writing", &script))?;
     let mut cmd = Command::new("debugfs");
-    cmd.arg("-w").arg("-f").arg(&script).arg(img);
+    cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string()).arg("-w").arg("-f").arg(&script).arg(img);
     let log = work.join("debugfs.log");
     step.command("debugfs (inode change times)", &mut cmd, &log)?;
     // debugfs exits 0 even when a command fails; its errors name the command.
