@@ -474,7 +474,7 @@ fn image_boots_in_qemu_raspi3b() {
         .spawn()
         .expect("start qemu-system-aarch64");
     let mut vm = Vm { child: qemu, serial: serial.clone(), ok: false };
-    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 600));
+    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
     let started = Instant::now();
     let banner = wait_for(deadline, || ssh_banner(ssh_port));
     assert!(banner.is_some(), "no SSH banner within {deadline:?}; serial log kept (see below)");
