@@ -552,3 +552,36 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     s.read_to_string(&mut body).ok()?;
     body.starts_with("HTTP/").then_some(body)
 }
+
+/// Ctrl-C in the middle of a (warm) build: pi-lab stops, says so, and
+/// leaves neither outputs nor its work folder behind.
+#[test]
+fn image_ctrl_c_leaves_nothing() {
+    if !prerequisites("image_ctrl_c_leaves_nothing", true, TOOLS) {
+        return;
+    }
+    let _ = built(); // warm cache: the build is unpacking when interrupted
+    let (proj, out) = error_project("ctrlc", |t| t);
+    let agent = workspace().join("target/aarch64-unknown-linux-musl/release/node-agent");
+    let child = Command::new(bin("pi-lab"))
+        .args(["image", "build", "--profile"])
+        .arg(proj.join("images/p.toml"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("--agent")
+        .arg(agent)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    run(Command::new("kill").arg("-INT").arg(child.id().to_string()));
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let entries: Vec<_> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(entries.is_empty(), "left behind: {entries:?}");
+}

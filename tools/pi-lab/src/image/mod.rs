@@ -201,9 +201,9 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
         rootfs_sha256: rootfs.sha256.clone(),
         overlays: overlay::hashes(&overlays, &profile.profile.overlays)?,
     };
-    let image_sha256 = steps.run("manifest and SHA256SUMS", |_| {
+    let image_sha256 = steps.run("manifest and SHA256SUMS", |s| {
         outputs::manifest(&work, &inputs, &packages)?;
-        outputs::sha256sums(&work)
+        outputs::sha256sums(&work, &s.cancel)
     })?;
     let finals = steps.run("move outputs into place", |_| work.commit(&args.out))?;
     Ok(Summary {

@@ -239,13 +239,12 @@ pub fn manifest(
 }
 
 /// `SHA256SUMS` in `sha256sum -c` format; returns the image's hash.
-pub fn sha256sums(work: &WorkDir) -> Result<String, ImageError> {
-    let cancel = Cancel::never();
+pub fn sha256sums(work: &WorkDir, cancel: &Cancel) -> Result<String, ImageError> {
     let mut text = String::new();
     let mut image = String::new();
     for s in SUFFIXES {
         let p = work.file(s);
-        let sum = sha256_file(&p, &cancel)?;
+        let sum = sha256_file(&p, cancel)?;
         if *s == ".img" {
             image = sum.clone();
         }
