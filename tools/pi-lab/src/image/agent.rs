@@ -18,25 +18,20 @@ pub struct Agent {
 /// Uses `given` when set, else builds node-agent in the project at `root`.
 /// cargo decides whether anything needs compiling; an up-to-date binary is
 /// reported as cached.
-pub fn provide(
-    given: Option<&Path>,
-    root: &Path,
-    work: &Path,
-    step: &Step,
-) -> Result<Agent, ImageError> {
+pub fn provide(given: Option<&Path>, root: &Path, step: &Step) -> Result<Agent, ImageError> {
     let path = match given {
         Some(p) => {
             step.set_cached();
             p.to_path_buf()
         }
-        None => build(root, work, step)?,
+        None => build(root, step)?,
     };
     check_elf(&path)?;
     let sha256 = outputs::sha256_file(&path, &step.cancel)?;
     Ok(Agent { path, sha256 })
 }
 
-fn build(root: &Path, work: &Path, step: &Step) -> Result<PathBuf, ImageError> {
+fn build(root: &Path, step: &Step) -> Result<PathBuf, ImageError> {
     if !root.join("node-agent/Cargo.toml").is_file() {
         return Err(ImageError::Step {
             step: "node-agent",
@@ -61,7 +56,7 @@ fn build(root: &Path, work: &Path, step: &Step) -> Result<PathBuf, ImageError> {
         "--target",
         TARGET,
     ]);
-    let log = work.join("node-agent-build.log");
+    let log = step.log("node-agent-build.log");
     step.command("cargo build node-agent", &mut cmd, &log).map_err(|e| match e {
         ImageError::Step { message, .. } if message.contains("target may not be installed") => {
             ImageError::Prerequisite {

@@ -37,7 +37,7 @@ pub fn image(
     let fat = work.join("firmware.vfat");
     let ext4 = work.join("root.ext4");
     step.message("FAT32 file system from /boot/firmware");
-    firmware_fs(&tree.join("boot/firmware"), &fat, profile, work, step)?;
+    firmware_fs(&tree.join("boot/firmware"), &fat, profile, step)?;
     empty_dir(&tree.join("boot/firmware"))?;
     super::overlay::clamp_mtimes(&tree.join("boot/firmware"), profile.epoch())?;
     step.message("ext4 file system (mkfs.ext4 -d)");
@@ -99,7 +99,6 @@ pub fn firmware_fs(
     src: &Path,
     out: &Path,
     profile: &Profile,
-    work: &Path,
     step: &Step,
 ) -> Result<(), ImageError> {
     let size = FIRMWARE_END - FIRMWARE_START;
@@ -111,7 +110,7 @@ pub fn firmware_fs(
         .arg("-C")
         .arg(out)
         .arg((size / 1024).to_string());
-    step.command("mkfs.vfat", &mut mkfs, &work.join("mkfs.vfat.log"))?;
+    step.command("mkfs.vfat", &mut mkfs, &step.log("mkfs.vfat.log"))?;
     let mut entries: Vec<_> = fs::read_dir(src)
         .map_err(io("reading", src))?
         .map(|e| e.map(|e| e.path()))
@@ -134,7 +133,7 @@ pub fn firmware_fs(
         .arg(out)
         .args(&entries)
         .arg("::");
-    step.command("mcopy", &mut mcopy, &work.join("mcopy.log"))
+    step.command("mcopy", &mut mcopy, &step.log("mcopy.log"))
 }
 
 fn empty_dir(dir: &Path) -> Result<(), ImageError> {
@@ -179,7 +178,7 @@ pub fn root_fs(
         .arg(tree)
         .arg(out)
         .arg(format!("{}k", size / 1024));
-    step.command("mkfs.ext4", &mut cmd, &work.join("mkfs.ext4.log"))?;
+    step.command("mkfs.ext4", &mut cmd, &step.log("mkfs.ext4.log"))?;
     fix_ctimes(tree, out, profile.epoch(), work, step)
 }
 
@@ -207,7 +206,7 @@ fn fix_ctimes(
     fs::write(&script, text).map_err(io("writing", &script))?;
     let mut cmd = Command::new("debugfs");
     cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string()).arg("-w").arg("-f").arg(&script).arg(img);
-    let log = work.join("debugfs.log");
+    let log = step.log("debugfs.log");
     step.command("debugfs (inode change times)", &mut cmd, &log)?;
     // debugfs exits 0 even when a command fails; its errors name the command.
     let out = fs::read_to_string(&log).unwrap_or_default();

@@ -157,7 +157,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     let profile = Profile::read(&args.profile)?;
     let root = project_root(&args.profile);
     let cache = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
-    let mut steps = progress::Steps::new(!args.json, cancel.clone());
+    let mut steps = progress::Steps::new(!args.json, cancel.clone())?;
 
     let notes = steps.run("prerequisites", |_| {
         prereqs::check(&profile.profile.rootfs.architecture, args.agent.is_none())
@@ -170,15 +170,14 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     let work = outputs::WorkDir::new(&args.out, &profile.profile.name)?;
 
     let agent = steps.run("node-agent (aarch64-unknown-linux-musl)", |s| {
-        agent::provide(args.agent.as_deref(), &root, work.path(), s)
+        agent::provide(args.agent.as_deref(), &root, s)
     })?;
     let rootfs = steps.run("root file system (mmdebstrap)", |s| {
         rootfs::provide(&profile, &cache, args.no_cache, s)
     })?;
     let tree = work.path().join("rootfs");
-    steps.run("unpack a copy of the root file system", |s| {
-        rootfs::unpack(&rootfs.tar, &tree, work.path(), s)
-    })?;
+    steps
+        .run("unpack a copy of the root file system", |s| rootfs::unpack(&rootfs.tar, &tree, s))?;
     let overlays = root.join("overlays");
     steps.run("overlays", |_| overlay::apply(&overlays, &profile.profile.overlays, &tree))?;
     let packages = steps.run("first boot, agent and units", |_| {
@@ -191,9 +190,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
         assemble::image(&tree, &profile, &img, work.path(), s)
     })?;
     let bmap = steps.run("block map", |s| bmap::write(&img, &work.file(".img.bmap"), &s.cancel))?;
-    steps.run("compress (zstd)", |s| {
-        outputs::compress(&img, &work.file(".img.zst"), work.path(), s)
-    })?;
+    steps.run("compress (zstd)", |s| outputs::compress(&img, &work.file(".img.zst"), s))?;
     let inputs = outputs::Inputs {
         profile: &profile,
         agent_sha256: agent.sha256.clone(),

@@ -30,6 +30,24 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// A private folder under the system's temporary folder, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(RemoveOnDrop);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Result<Self, ImageError> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)
+            .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
+        Ok(Self(RemoveOnDrop(vec![dir])))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0.0[0]
+    }
+}
+
 /// `OUT/.NAME.build-PID`: everything of one build until it is complete.
 #[derive(Debug)]
 pub struct WorkDir {
@@ -154,10 +172,10 @@ pub fn packages(tree: &Path) -> Result<Vec<Package>, ImageError> {
 }
 
 /// zstd, multi-threaded (its output does not depend on the thread count).
-pub fn compress(img: &Path, out: &Path, work: &Path, step: &Step) -> Result<(), ImageError> {
+pub fn compress(img: &Path, out: &Path, step: &Step) -> Result<(), ImageError> {
     let mut cmd = Command::new("zstd");
     cmd.args(["-q", "-6", "-T0", "--no-progress", "-f", "-o"]).arg(out).arg(img);
-    step.command("zstd", &mut cmd, &work.join("zstd.log"))
+    step.command("zstd", &mut cmd, &step.log("zstd.log"))
 }
 
 /// Hashes of everything that went into the image.

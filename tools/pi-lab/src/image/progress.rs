@@ -1,7 +1,7 @@
 //! Steps of the build: the progress display, Ctrl-C, and child programs.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,12 +61,19 @@ pub struct StepRecord {
 #[derive(Debug)]
 pub struct Step {
     bar: ProgressBar,
+    logs: PathBuf,
     name: String,
     cached: AtomicBool,
     pub cancel: Cancel,
 }
 
 impl Step {
+    /// Where a child program's output goes: outside `--out`, so a full
+    /// output disk does not swallow the error message.
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(name)
+    }
+
     pub fn set_cached(&self) {
         self.cached.store(true, Ordering::Relaxed);
     }
@@ -162,13 +169,15 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[derive(Debug)]
 pub struct Steps {
     show: bool,
+    logs: super::outputs::TempDir,
     cancel: Cancel,
     records: Vec<StepRecord>,
 }
 
 impl Steps {
-    pub fn new(show: bool, cancel: Cancel) -> Self {
-        Self { show, cancel, records: Vec::new() }
+    pub fn new(show: bool, cancel: Cancel) -> Result<Self, ImageError> {
+        let logs = super::outputs::TempDir::new("pi-lab-image-logs")?;
+        Ok(Self { show, logs, cancel, records: Vec::new() })
     }
 
     pub fn note(&self, msg: &str) {
@@ -191,6 +200,7 @@ impl Steps {
         bar.enable_steady_tick(Duration::from_millis(120));
         bar.set_message(name.to_string());
         let step = Step {
+            logs: self.logs.path().to_path_buf(),
             bar: bar.clone(),
             name: name.to_string(),
             cached: AtomicBool::new(false),

@@ -156,7 +156,7 @@ fn explain(err: ImageError, profile: &Profile, log: &Path) -> ImageError {
 }
 
 /// Unpacks the cached tarball into a fresh folder we may change.
-pub fn unpack(tar: &Path, tree: &Path, work: &Path, step: &Step) -> Result<(), ImageError> {
+pub fn unpack(tar: &Path, tree: &Path, step: &Step) -> Result<(), ImageError> {
     std::fs::create_dir_all(tree)
         .map_err(|e| ImageError::io(format!("creating {}", tree.display()), e))?;
     let mut cmd = Command::new("tar");
@@ -164,5 +164,5 @@ pub fn unpack(tar: &Path, tree: &Path, work: &Path, step: &Step) -> Result<(), I
         .arg(tar)
         .arg("-C")
         .arg(tree);
-    step.command("unpacking the root file system", &mut cmd, &work.join("unpack.log"))
+    step.command("unpacking the root file system", &mut cmd, &step.log("unpack.log"))
 }
