@@ -3,6 +3,7 @@
 # test (formatting, lints, unit, property, snapshot and end-to-end tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ensure-rust.sh
 scripts/setup.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -8,8 +8,54 @@
 //!
 //! `NodeConfig` and `HealthReport` are the two documents that cross the wire.
 
+pub mod alloc;
+pub mod compile;
+pub mod diagnostics;
+pub mod frr;
 pub mod health;
+pub mod lab;
+pub mod node_check;
 pub mod node_config;
+pub mod parse;
+pub mod plan;
+#[cfg(test)]
+mod test_configs;
+pub mod validate;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use health::HealthReport;
+pub use lab::Lab;
+pub use node_check::{ConfigError, ConfigErrors};
 pub use node_config::{NODE_CONFIG_SCHEMA, NodeConfig, Role};
+pub use parse::parse;
+pub use plan::Plan;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("cannot read lab file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The file was read but is not a valid lab; the diagnostics say why.
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}
+
+/// Read and check a lab file.
+pub fn load(path: &Path) -> Result<Lab, LabError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| LabError::Io { path: path.to_path_buf(), source })?;
+    parse(&text, &path.display().to_string()).map_err(LabError::Invalid)
+}
+
+/// Read, check, plan and compile a lab file in one go.
+pub fn compile_file(
+    path: &Path,
+    token: &str,
+) -> Result<(Lab, Plan, BTreeMap<String, NodeConfig>), LabError> {
+    let lab = load(path)?;
+    let plan = Plan::new(&lab).map_err(LabError::Invalid)?;
+    let configs = compile::compile(&lab, &plan, token);
+    Ok((lab, plan, configs))
+}

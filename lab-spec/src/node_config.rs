@@ -106,8 +106,10 @@ pub struct Management {
 }
 
 /// A lab interface: a whole port or an 802.1Q VLAN on a parent port.
+///
+/// No `deny_unknown_fields` here: serde cannot combine it with the
+/// flattened `kind`, and every config with an interface would fail to load.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Interface {
     /// Kernel name: `eth1`, `enx001122334455`, `eth0.101`.
     pub name: String,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand};
     about = "The pi-lab agent: brings up a node's lab role and reports its health",
     after_help = "Examples:
   node-agent run --config /boot/firmware/pi-lab/node.toml
-  node-agent apply --config node.toml --dry-run"
+  node-agent apply --config node.toml --dry-run
+  ip netns exec fabric-leaf1 node-agent run --config leaf1.toml \\
+      --frr-pathspace fabric-leaf1 --state-dir /var/lib/pi-lab/fabric/leaf1"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -20,18 +22,51 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run as the service: reconcile, export sFlow, serve the health API.
+    /// Run as the service: reconcile every interval and on link changes,
+    /// reload the config file when it changes, keep FRR in step.
     Run {
-        /// NodeConfig file (TOML).
+        /// NodeConfig file (TOML). Without it the agent starts from the
+        /// last good config in the state directory, if any.
         #[arg(long, env = "NODE_AGENT_CONFIG")]
         config: Option<PathBuf>,
+        /// Seconds between reconcile passes.
+        #[arg(long, env = "NODE_AGENT_INTERVAL", default_value_t = 10)]
+        interval: u64,
+        #[command(flatten)]
+        common: Common,
     },
-    /// Reconcile once and exit.
+    /// Reconcile once and exit (non-zero if anything failed).
     Apply {
+        /// NodeConfig file (TOML).
         #[arg(long, env = "NODE_AGENT_CONFIG")]
         config: PathBuf,
         /// Print the plan, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
     },
+}
+
+/// Settings shared by `run` and `apply`.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// FRR pathspace (`-N NAME`) when several FRR instances share a host.
+    #[arg(long, env = "NODE_AGENT_FRR_PATHSPACE")]
+    pub frr_pathspace: Option<String>,
+    /// Where frr.conf lives [default: /etc/frr, or /etc/frr/NAME with a pathspace].
+    #[arg(long, env = "NODE_AGENT_FRR_DIR")]
+    pub frr_dir: Option<PathBuf>,
+    /// The vtysh binary.
+    #[arg(long, env = "NODE_AGENT_VTYSH", default_value = "vtysh")]
+    pub vtysh: PathBuf,
+    /// Leave FRR alone (no frr.conf, no reload): network only.
+    #[arg(long, env = "NODE_AGENT_NO_FRR")]
+    pub no_frr: bool,
+    /// Where the last good config is kept.
+    #[arg(long, env = "NODE_AGENT_STATE_DIR", default_value = "/var/lib/node-agent")]
+    pub state_dir: PathBuf,
 }

@@ -7,4 +7,13 @@
 //!            --> health (HTTP API, Prometheus metrics, status LED)
 //! ```
 
+pub mod agent;
 pub mod cli;
+pub mod frr;
+pub mod logging;
+pub mod netlink;
+pub mod network;
+pub mod sflow;
+pub mod state;
+pub mod status;
+pub mod systemd;

@@ -1,11 +1,70 @@
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::Parser;
-use node_agent::cli::{Cli, Command};
+use node_agent::agent::{self, Settings};
+use node_agent::cli::{Cli, Command, Common};
+use node_agent::frr::Frr;
+use node_agent::netlink::Netlink;
+use node_agent::{logging, state};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    logging::init();
     match cli.command {
-        Command::Run { .. } | Command::Apply { .. } => {
-            anyhow::bail!("not built yet")
+        Command::Run { config, interval, common } => {
+            let settings = Settings {
+                config_path: config,
+                frr: frr(&common),
+                state_dir: common.state_dir,
+                interval: Duration::from_secs(interval.max(1)),
+            };
+            let (_handle, runner) = agent::start(settings)?;
+            runner.run()?;
+            Ok(())
+        }
+        Command::Apply { config, dry_run, json, common } => {
+            let cfg = state::load_config(&config)?;
+            let mut nl = Netlink::open().context("open netlink")?;
+            let mut frr = frr(&common);
+            let report = agent::pass(&mut nl, frr.as_mut(), &cfg, dry_run)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if dry_run {
+                for change in &report.planned {
+                    println!("{change}");
+                }
+                for problem in &report.problems {
+                    println!("# problem: {problem}");
+                }
+                if let Some(frr) = &frr
+                    && cfg.bgp.is_some()
+                {
+                    let now = std::fs::read_to_string(frr.conf_path()).unwrap_or_default();
+                    let new = lab_spec::frr::render(&cfg);
+                    let verdict =
+                        if now == new { "unchanged" } else { "would be rewritten and reloaded" };
+                    println!("# {}: {verdict}", frr.conf_path().display());
+                }
+            } else {
+                for change in &report.applied {
+                    println!("{change}");
+                }
+                println!("{} change(s), {} failure(s)", report.applied.len(), report.failed.len());
+            }
+            if !report.ok() {
+                for e in report.errors() {
+                    eprintln!("error: {e}");
+                }
+                std::process::exit(1);
+            }
+            Ok(())
         }
     }
+}
+
+fn frr(common: &Common) -> Option<Frr> {
+    (!common.no_frr).then(|| {
+        Frr::new(common.frr_pathspace.clone(), common.frr_dir.clone(), common.vtysh.clone())
+    })
 }

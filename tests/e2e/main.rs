@@ -4,4 +4,6 @@
 //! skipped with a message.
 
 mod common;
+mod fleet;
 mod image;
+mod lab_cli;

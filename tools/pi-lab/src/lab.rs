@@ -1,33 +1,259 @@
 //! `pi-lab lab ...`: check, plan and render lab files, and run them as a
 //! virtual fleet.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use lab_spec::diagnostics::did_you_mean;
+use lab_spec::{Diagnostics, Lab, LabError, NodeConfig, Plan};
+use serde::Serialize;
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
     /// Validate a lab file; exit 0 when valid, 1 when not.
-    Check { file: PathBuf },
-    /// Show the address plan.
-    Plan {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one node's NodeConfig and frr.conf.
-    Render { file: PathBuf, node: String },
+    #[command(after_help = "Every problem is reported at once, as FILE:LINE:COLUMN with a hint.
+
+Examples:
+  pi-lab lab check examples/fabric.toml
+  pi-lab lab check --json lab.toml | jq '.[] | .message'")]
+    Check(CheckArgs),
+    /// Show the address plan: nodes, links and VXLAN segments.
+    #[command(
+        after_help = "Addresses are allocated by name, so the same file always gives the same
+plan, and adding a node keeps everyone else's addresses (warnings name the
+few that had to move off their home slot).
+
+Examples:
+  pi-lab lab plan examples/fabric.toml
+  pi-lab lab plan --json examples/fabric.toml | jq '.nodes.leaf1.loopback'"
+    )]
+    Plan(PlanArgs),
+    /// Show one node's NodeConfig (and its frr.conf).
+    #[command(after_help = "The config is exactly what the node's agent receives, including the
+SHA-256 of the lab token (from PI_LAB_TOKEN or the lab's state directory).
+
+Examples:
+  pi-lab lab render examples/fabric.toml leaf1
+  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
+    Render(RenderArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
     /// Tear down a virtual fleet.
     Down(crate::fleet::DownArgs),
 }
 
-pub fn run(cmd: &LabCommand) -> Result<ExitCode, crate::NotBuilt> {
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The lab file.
+    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
+    pub file: PathBuf,
+    /// Print the findings as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The lab file.
+    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
+    pub file: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The lab file.
+    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
+    pub file: PathBuf,
+    /// The node to render.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
+    #[arg(long)]
+    pub json: bool,
+    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
+    /// card) or `frr` (the frr.conf the agent will write).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    pub only: Option<RenderPart>,
+}
+
+/// One part of `lab render`'s output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RenderPart {
+    Config,
+    Frr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabCmdError {
+    #[error("cannot read lab file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{node:?} is not a node of {file}; {hint}")]
+    UnknownNode { node: String, file: String, hint: String },
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("cannot write output: {0}")]
+    Output(String),
+    #[error(transparent)]
+    Fleet(Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
     match cmd {
-        LabCommand::Up(args) => crate::fleet::up(args),
-        LabCommand::Down(args) => crate::fleet::down(args),
-        _ => Err(crate::NotBuilt("pi-lab lab")),
+        LabCommand::Check(args) => check(args),
+        LabCommand::Plan(args) => plan(args),
+        LabCommand::Render(args) => render(args),
+        LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
+        LabCommand::Down(args) => {
+            crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
+        }
+    }
+}
+
+/// A lab file that parsed and planned, or the diagnostics saying why not.
+enum Loaded {
+    Valid(Box<Lab>, Box<Plan>),
+    Invalid(Diagnostics),
+}
+
+fn load(path: &Path) -> Result<Loaded, LabCmdError> {
+    let lab = match lab_spec::load(path) {
+        Ok(lab) => lab,
+        Err(LabError::Io { path, source }) => return Err(LabCmdError::Read { path, source }),
+        Err(LabError::Invalid(diags)) => return Ok(Loaded::Invalid(diags)),
+    };
+    Ok(match Plan::new(&lab) {
+        Ok(plan) => Loaded::Valid(Box::new(lab), Box::new(plan)),
+        Err(diags) => Loaded::Invalid(diags),
+    })
+}
+
+fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
+    let (findings, valid, summary) = match load(&args.file)? {
+        Loaded::Invalid(diags) => (diags, false, String::new()),
+        Loaded::Valid(lab, plan) => {
+            let summary = format!(
+                "{}: lab {} is valid ({} nodes, {} links, {} segments)",
+                args.file.display(),
+                lab.name,
+                lab.nodes.len(),
+                lab.links.len(),
+                lab.segments.len()
+            );
+            (plan.warnings, true, summary)
+        }
+    };
+    if args.json {
+        print_json(&findings)?;
+    } else {
+        if !findings.is_empty() {
+            eprintln!("{findings}");
+        }
+        if valid {
+            println!("{summary}");
+        }
+    }
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
+    let (_, plan) = match load(&args.file)? {
+        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
+        Loaded::Valid(lab, plan) => (lab, plan),
+    };
+    if args.json {
+        print_json(&plan)?;
+    } else {
+        print_text(&plan.to_string())?;
+        if !plan.warnings.is_empty() {
+            eprintln!("\n{}", plan.warnings);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Rendered<'a> {
+    node: &'a str,
+    config: &'a NodeConfig,
+    /// `None` for hosts, which run no routing stack.
+    frr_conf: Option<String>,
+}
+
+fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
+    let (lab, plan) = match load(&args.file)? {
+        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
+        Loaded::Valid(lab, plan) => (lab, plan),
+    };
+    let Some(node) = lab.nodes.get(&args.node) else {
+        return Err(unknown_node(&lab, &args.node, &args.file));
+    };
+    let token = crate::secrets::lab_token(&lab.name)?;
+    let configs = lab_spec::compile::compile(&lab, &plan, &token);
+    let Some(config) = configs.get(&node.name) else {
+        return Err(unknown_node(&lab, &args.node, &args.file));
+    };
+    let frr = frr_conf(config);
+    if args.json {
+        print_json(&Rendered { node: &node.name, config, frr_conf: frr })?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+    match args.only {
+        Some(RenderPart::Config) => {
+            print_text(&toml)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(RenderPart::Frr) => {
+            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        None => {}
+    }
+    let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
+    if let Some(frr) = frr {
+        out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
+    }
+    print_text(&out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The frr.conf the node will get; hosts run no routing stack.
+fn frr_conf(config: &NodeConfig) -> Option<String> {
+    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
+}
+
+fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
+    let names: Vec<&str> = lab.nodes.keys().map(String::as_str).collect();
+    let hint = match did_you_mean(node, &names) {
+        Some(n) => format!("did you mean {n:?}? nodes are: {}", names.join(", ")),
+        None => format!("nodes are: {}", names.join(", ")),
+    };
+    LabCmdError::UnknownNode { node: node.to_string(), file: file.display().to_string(), hint }
+}
+
+/// Print diagnostics of an invalid lab and say so in the exit code.
+fn invalid(diags: &Diagnostics) -> ExitCode {
+    eprintln!("{diags}");
+    ExitCode::from(1)
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), LabCmdError> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| LabCmdError::Output(e.to_string()))?;
+    print_text(&format!("{text}\n"))
+}
+
+/// Print to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_text(text: &str) -> Result<(), LabCmdError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(LabCmdError::Output(e.to_string())),
     }
 }

@@ -1,0 +1,191 @@
+//! Turning a lab and its plan into one fully resolved `NodeConfig` per
+//! node: everything the agent on that board needs, no names to look up.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+
+use crate::lab::{FloodingMode, Lab, Node, SegmentSpec, defaults, interface_kind};
+use crate::node_config::{
+    Auth, Bgp, BgpTimers, DEFAULT_HEALTH_PORT, Flooding, HealthApi, Identity, Interface,
+    Management, NODE_CONFIG_SCHEMA, Neighbor, NodeConfig, Role, Segment, Sflow, VXLAN_PORT,
+};
+use crate::plan::{EndPlan, LinkPlan, Plan, PlannedLinkKind};
+
+/// One `NodeConfig` per node of a lab, keyed by node name. `token` is the
+/// lab's bearer token; only its SHA-256 ends up in the configs.
+pub fn compile(lab: &Lab, plan: &Plan, token: &str) -> BTreeMap<String, NodeConfig> {
+    lab.nodes
+        .values()
+        .filter_map(|node| Some((node.name.clone(), node_config(lab, plan, node, token)?)))
+        .collect()
+}
+
+fn node_config(lab: &Lab, plan: &Plan, node: &Node, token: &str) -> Option<NodeConfig> {
+    let planned = plan.nodes.get(&node.name)?;
+    let interfaces = interfaces(lab, plan, node);
+    let agent_address = planned.loopback.unwrap_or(planned.management.addr());
+    let config = NodeConfig {
+        schema: NODE_CONFIG_SCHEMA,
+        lab: lab.name.clone(),
+        version: String::new(),
+        hostname: node.name.clone(),
+        role: node.role,
+        identity: Identity { serial: node.serial.clone(), mac: node.mac.clone() },
+        management: Management {
+            interface: None,
+            address: planned.management,
+            gateway: lab.management.gateway,
+            controller: lab.management.controller,
+        },
+        loopback: planned.loopback,
+        bgp: bgp(lab, plan, node),
+        vxlan: vxlan(lab, plan, node),
+        routes: Vec::new(),
+        sflow: Sflow {
+            collectors: lab.sflow.collectors.clone(),
+            polling_interval: lab.sflow.polling_interval,
+            sampling_rate: lab.sflow.sampling_rate,
+            agent_address: IpAddr::V4(agent_address),
+            interfaces: interfaces.iter().map(|i| i.name.clone()).collect(),
+        },
+        interfaces,
+        health: HealthApi {
+            listen: SocketAddr::new(IpAddr::V4(planned.management.addr()), DEFAULT_HEALTH_PORT),
+        },
+        auth: Auth::from_token(token),
+        led: node.led.clone(),
+    };
+    Some(config.with_version())
+}
+
+/// This node's end and the other end of every link it is on.
+fn ends<'p>(
+    plan: &'p Plan,
+    node: &str,
+) -> impl Iterator<Item = (&'p LinkPlan, &'p EndPlan, &'p EndPlan)> {
+    plan.links.iter().filter_map(move |l| {
+        if l.a.node == node {
+            Some((l, &l.a, &l.b))
+        } else if l.b.node == node {
+            Some((l, &l.b, &l.a))
+        } else {
+            None
+        }
+    })
+}
+
+/// Link interfaces in file order, then access ports no link uses.
+fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
+    let mut out: Vec<Interface> = ends(plan, &node.name)
+        .map(|(link, mine, peer)| {
+            let host_mtu = (node.role == Role::Host && link.kind == PlannedLinkKind::Access)
+                .then_some(defaults::HOST_MTU);
+            Interface {
+                name: mine.interface.clone(),
+                kind: interface_kind(&mine.interface),
+                mtu: link.mtu.or(host_mtu),
+                address: mine.address,
+                description: format!("to {}:{}", peer.node, peer.interface),
+            }
+        })
+        .collect();
+    for seg in &lab.segments {
+        for port in seg.access.iter().filter(|e| e.node == node.name) {
+            if out.iter().all(|i| i.name != port.interface) {
+                out.push(Interface {
+                    name: port.interface.clone(),
+                    kind: port.kind(),
+                    mtu: None,
+                    address: None,
+                    description: format!("access port of segment {}", seg.name),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn bgp(lab: &Lab, plan: &Plan, node: &Node) -> Option<Bgp> {
+    let loopback = plan.nodes.get(&node.name)?.loopback?;
+    let asn = node.asn?;
+    let neighbors = ends(plan, &node.name)
+        .filter(|(link, _, _)| link.kind == PlannedLinkKind::Underlay)
+        .filter_map(|(_, mine, peer)| {
+            Some(Neighbor {
+                address: peer.address?.addr(),
+                remote_asn: lab.nodes.get(&peer.node)?.asn?,
+                interface: mine.interface.clone(),
+                description: peer.node.clone(),
+            })
+        })
+        .collect();
+    Some(Bgp {
+        asn,
+        router_id: loopback,
+        neighbors,
+        networks: vec![Ipv4Net::from(loopback)],
+        timers: BgpTimers {
+            keepalive: lab.bgp.keepalive,
+            hold: lab.bgp.hold,
+            connect_retry: lab.bgp.connect_retry,
+        },
+        multipath: lab.bgp.multipath,
+        evpn: carries_evpn(lab, node),
+    })
+}
+
+/// Leaves of an EVPN segment speak EVPN; spines relay it whenever the lab
+/// has one.
+fn carries_evpn(lab: &Lab, node: &Node) -> bool {
+    match node.role {
+        Role::Spine => lab.has_evpn(),
+        Role::Leaf => lab
+            .segments
+            .iter()
+            .any(|s| s.flooding == FloodingMode::Evpn && s.leaves.contains(&node.name)),
+        Role::Router | Role::Host => false,
+    }
+}
+
+fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {
+    let Some(local_vtep) = plan.nodes.get(&node.name).and_then(|n| n.loopback) else {
+        return Vec::new();
+    };
+    lab.segments
+        .iter()
+        .filter(|s| s.leaves.contains(&node.name))
+        .map(|s| Segment {
+            vni: s.vni,
+            name: s.name.clone(),
+            device: format!("vxlan{}", s.vni),
+            bridge: format!("br{}", s.vni),
+            local_vtep,
+            port: VXLAN_PORT,
+            access_ports: s
+                .access
+                .iter()
+                .filter(|e| e.node == node.name)
+                .map(|e| e.interface.clone())
+                .collect(),
+            flooding: flooding(plan, s, &node.name),
+        })
+        .collect()
+}
+
+fn flooding(plan: &Plan, segment: &SegmentSpec, me: &str) -> Flooding {
+    match segment.flooding {
+        FloodingMode::Evpn => Flooding::Evpn,
+        FloodingMode::Static => {
+            let mut remote_vteps: Vec<Ipv4Addr> = segment
+                .leaves
+                .iter()
+                .filter(|l| l.as_str() != me)
+                .filter_map(|l| plan.nodes.get(l)?.loopback)
+                .collect();
+            remote_vteps.sort();
+            Flooding::Static { remote_vteps }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The lab file as a model: what the user wrote, checked, with defaults
+//! filled in, and with the place in the file of everything that can be
+//! wrong later (address collisions are only found when planning).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::diagnostics::{Source, Span};
+use crate::node_config::{InterfaceKind, Led, Role};
+
+/// Defaults, netlab-like, all overridable in the lab file.
+pub mod defaults {
+    use std::net::Ipv4Addr;
+
+    use ipnet::Ipv4Net;
+
+    pub const MANAGEMENT: Ipv4Net = net(192, 168, 200, 0, 24);
+    pub const LOOPBACK: Ipv4Net = net(10, 0, 0, 0, 24);
+    pub const P2P: Ipv4Net = net(10, 1, 0, 0, 16);
+    pub const SEGMENTS: Ipv4Net = net(172, 16, 0, 0, 16);
+    /// Prefix length of a segment allocated from the segments pool.
+    pub const SEGMENT_PREFIX: u8 = 24;
+    /// Prefix length of an allocated point-to-point link (RFC 3021).
+    pub const P2P_PREFIX: u8 = 31;
+    pub const SFLOW_PORT: u16 = 6343;
+    pub const SFLOW_POLLING_INTERVAL: u32 = 20;
+    pub const MULTIPATH: u16 = 8;
+    /// Host interfaces sit in a VXLAN segment: 50 bytes of VXLAN, UDP, IP
+    /// and Ethernet overhead must fit in the underlay's 1500.
+    pub const HOST_MTU: u32 = 1450;
+
+    const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
+        match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {
+            Ok(n) => n,
+            Err(_) => panic!("bad default prefix"),
+        }
+    }
+}
+
+/// A whole lab file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lab {
+    pub name: String,
+    pub management: ManagementSpec,
+    pub pools: Pools,
+    pub bgp: BgpSpec,
+    pub sflow: SflowSpec,
+    pub nodes: BTreeMap<String, Node>,
+    pub links: Vec<Link>,
+    pub segments: Vec<SegmentSpec>,
+    /// The file it came from, for diagnostics found after parsing.
+    #[serde(skip)]
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManagementSpec {
+    pub subnet: Ipv4Net,
+    /// Where pi-lab runs. Default: the subnet's first host address.
+    pub controller: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(skip)]
+    pub spans: ManagementSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManagementSpans {
+    pub subnet: Option<Span>,
+    pub controller: Option<Span>,
+    pub gateway: Option<Span>,
+}
+
+/// Where allocated addresses come from. The management pool is
+/// `management.subnet`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pools {
+    /// Router loopbacks, one /32 each.
+    pub loopback: Ipv4Net,
+    /// Router-to-router links, one /31 each.
+    pub p2p: Ipv4Net,
+    /// VXLAN segments, one /24 each.
+    pub segments: Ipv4Net,
+    #[serde(skip)]
+    pub spans: PoolSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolSpans {
+    pub loopback: Option<Span>,
+    pub p2p: Option<Span>,
+    pub segments: Option<Span>,
+    pub management: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BgpSpec {
+    pub keepalive: u16,
+    pub hold: u16,
+    pub connect_retry: u16,
+    pub multipath: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SflowSpec {
+    pub collectors: Vec<SocketAddr>,
+    pub polling_interval: u32,
+    pub sampling_rate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    pub name: String,
+    pub role: Role,
+    /// Required for every role but `host`.
+    pub asn: Option<u32>,
+    /// Pins the host number of the loopback and management address.
+    pub id: Option<u32>,
+    pub serial: Option<String>,
+    pub mac: Option<String>,
+    /// Fixed management address.
+    pub management: Option<Ipv4Addr>,
+    /// Fixed loopback address.
+    pub loopback: Option<Ipv4Addr>,
+    pub led: Led,
+    #[serde(skip)]
+    pub spans: NodeSpans,
+}
+
+impl Node {
+    /// Routers, spines and leaves run BGP and have a loopback.
+    pub fn is_router(&self) -> bool {
+        self.role != Role::Host
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeSpans {
+    /// The node's table header, `[nodes.NAME]`.
+    pub name: Span,
+    pub role: Option<Span>,
+    pub asn: Option<Span>,
+    pub id: Option<Span>,
+    pub serial: Option<Span>,
+    pub mac: Option<Span>,
+    pub management: Option<Span>,
+    pub loopback: Option<Span>,
+}
+
+/// `node:interface` in a link or an access list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    pub node: String,
+    pub interface: String,
+    #[serde(skip)]
+    pub spans: EndpointSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointSpans {
+    /// The whole string value.
+    pub whole: Span,
+    /// Just the node name inside it.
+    pub node: Span,
+    /// Just the interface name inside it.
+    pub interface: Span,
+}
+
+impl Endpoint {
+    /// `eth0.101` is VLAN 101 on `eth0`; anything else is a whole port.
+    pub fn kind(&self) -> InterfaceKind {
+        interface_kind(&self.interface)
+    }
+
+    /// Key used for sorting and hashing: `node:interface`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.node, self.interface)
+    }
+}
+
+/// The interface kind an interface name stands for.
+pub fn interface_kind(name: &str) -> InterfaceKind {
+    match name.rsplit_once('.') {
+        Some((parent, vid)) => match vid.parse::<u16>() {
+            Ok(vlan_id) => InterfaceKind::Vlan { parent: parent.to_string(), vlan_id },
+            Err(_) => InterfaceKind::Port,
+        },
+        None => InterfaceKind::Port,
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.node, self.interface)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Link {
+    pub a: Endpoint,
+    pub b: Endpoint,
+    pub mtu: Option<u32>,
+    /// Fixed subnet (a /31 or /30) instead of one from `pools.p2p`.
+    pub subnet: Option<Ipv4Net>,
+    #[serde(skip)]
+    pub spans: LinkSpans,
+}
+
+impl Link {
+    /// The allocation key: both ends, sorted, so swapping `a` and `b` or
+    /// moving the link in the file keeps its subnet.
+    pub fn key(&self) -> String {
+        let (a, b) = (self.a.key(), self.b.key());
+        if a <= b { format!("{a}|{b}") } else { format!("{b}|{a}") }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LinkSpans {
+    /// The `[[links]]` header.
+    pub header: Span,
+    pub subnet: Option<Span>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloodingMode {
+    /// Head-end replication lists written by pi-lab.
+    Static,
+    /// Remote VTEPs learnt over BGP EVPN.
+    Evpn,
+}
+
+impl std::fmt::Display for FloodingMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FloodingMode::Static => "static",
+            FloodingMode::Evpn => "evpn",
+        })
+    }
+}
+
+/// A VXLAN segment (one VNI) across some leaves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentSpec {
+    pub name: String,
+    pub vni: u32,
+    pub flooding: FloodingMode,
+    pub leaves: Vec<String>,
+    pub access: Vec<Endpoint>,
+    /// Fixed subnet instead of a /24 from `pools.segments`.
+    pub subnet: Option<Ipv4Net>,
+    #[serde(skip)]
+    pub spans: SegmentSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SegmentSpans {
+    pub header: Span,
+    pub name: Option<Span>,
+    pub vni: Option<Span>,
+    /// One per entry of `leaves`.
+    pub leaves: Vec<Span>,
+    pub subnet: Option<Span>,
+}
+
+impl Lab {
+    /// Does the lab have a segment that uses EVPN?
+    pub fn has_evpn(&self) -> bool {
+        self.segments.iter().any(|s| s.flooding == FloodingMode::Evpn)
+    }
+
+    /// The segment an access port `node:interface` belongs to.
+    pub fn segment_of_access(&self, node: &str, interface: &str) -> Option<&SegmentSpec> {
+        self.segments
+            .iter()
+            .find(|s| s.access.iter().any(|e| e.node == node && e.interface == interface))
+    }
+}

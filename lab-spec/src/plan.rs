@@ -1,0 +1,715 @@
+//! The address plan: every loopback, management address, link subnet,
+//! segment subnet and host address of a lab, allocated from the pools by
+//! name (see `alloc`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+use crate::alloc::{Space, Want};
+use crate::diagnostics::{Diagnostic, Diagnostics, Span};
+use crate::lab::{FloodingMode, Lab, Link, Node, defaults};
+use crate::node_config::Role;
+use crate::validate::{LinkKind, link_kind};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub lab: String,
+    pub management: ManagementPlan,
+    pub nodes: BTreeMap<String, NodePlan>,
+    /// In the order of the lab file.
+    pub links: Vec<LinkPlan>,
+    /// In the order of the lab file.
+    pub segments: Vec<SegmentPlan>,
+    /// Names that did not get their home address (they may move when the
+    /// lab changes).
+    pub warnings: Diagnostics,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ManagementPlan {
+    pub subnet: Ipv4Net,
+    pub controller: Ipv4Addr,
+    pub gateway: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodePlan {
+    pub role: Role,
+    pub asn: Option<u32>,
+    pub loopback: Option<Ipv4Addr>,
+    /// Management address with the subnet's prefix length.
+    pub management: Ipv4Net,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlannedLinkKind {
+    /// Router to router: /31 and eBGP.
+    Underlay,
+    /// Host to a leaf's access port.
+    Access,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkPlan {
+    pub kind: PlannedLinkKind,
+    pub a: EndPlan,
+    pub b: EndPlan,
+    /// The link's subnet (underlay) or the segment's (access).
+    pub subnet: Ipv4Net,
+    /// Segment of an access link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndPlan {
+    pub node: String,
+    pub interface: String,
+    /// `None` on a leaf's access port (it only joins the bridge).
+    pub address: Option<Ipv4Net>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentPlan {
+    pub name: String,
+    pub vni: u32,
+    pub flooding: FloodingMode,
+    pub subnet: Ipv4Net,
+    /// Member leaf to its VTEP address (its loopback).
+    pub vteps: BTreeMap<String, Ipv4Addr>,
+    /// `leaf:interface` access ports.
+    pub access: Vec<String>,
+    /// `host:interface` to its address in the segment.
+    pub hosts: BTreeMap<String, Ipv4Net>,
+}
+
+impl Plan {
+    /// Allocate every address of a checked lab. Errors: pools that overlap
+    /// or are too small, fixed addresses outside their pool or on top of
+    /// another one.
+    pub fn new(lab: &Lab) -> Result<Plan, Diagnostics> {
+        let mut planner = Planner { lab, found: Vec::new() };
+        planner.pools_disjoint();
+        let loopbacks = planner.loopbacks();
+        let management = planner.management();
+        let p2p = planner.p2p();
+        let segment_nets = planner.segment_subnets();
+        let hosts = planner.host_addresses(&segment_nets);
+        let mut diags = Diagnostics::new(lab.source.clone());
+        diags.extend(planner.found);
+        diags.sort();
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        let nodes = lab
+            .nodes
+            .values()
+            .filter_map(|n| {
+                let mgmt =
+                    Ipv4Net::new(*management.get(&n.name)?, lab.management.subnet.prefix_len())
+                        .ok()?;
+                let plan = NodePlan {
+                    role: n.role,
+                    asn: n.asn,
+                    loopback: loopbacks.get(&n.name).copied(),
+                    management: mgmt,
+                };
+                Some((n.name.clone(), plan))
+            })
+            .collect();
+        let links = lab
+            .links
+            .iter()
+            .filter_map(|l| link_plan(lab, l, &p2p, &segment_nets, &hosts))
+            .collect();
+        let segments = lab
+            .segments
+            .iter()
+            .filter_map(|s| {
+                let subnet = *segment_nets.get(&s.name)?;
+                Some(SegmentPlan {
+                    name: s.name.clone(),
+                    vni: s.vni,
+                    flooding: s.flooding,
+                    subnet,
+                    vteps: s
+                        .leaves
+                        .iter()
+                        .filter_map(|l| Some((l.clone(), *loopbacks.get(l)?)))
+                        .collect(),
+                    access: s.access.iter().map(|e| e.key()).collect(),
+                    hosts: hosts.get(&s.name).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        Ok(Plan {
+            lab: lab.name.clone(),
+            management: ManagementPlan {
+                subnet: lab.management.subnet,
+                controller: lab.management.controller,
+                gateway: lab.management.gateway,
+            },
+            nodes,
+            links,
+            segments,
+            warnings: diags,
+        })
+    }
+
+    /// Every address this plan hands out, with what it was handed to.
+    pub fn addresses(&self) -> Vec<(Ipv4Addr, String)> {
+        let mut out = Vec::new();
+        for (name, n) in &self.nodes {
+            out.push((n.management.addr(), format!("{name} management")));
+            if let Some(lo) = n.loopback {
+                out.push((lo, format!("{name} loopback")));
+            }
+        }
+        for l in self.links.iter().filter(|l| l.kind == PlannedLinkKind::Underlay) {
+            for end in [&l.a, &l.b] {
+                if let Some(a) = end.address {
+                    out.push((a.addr(), format!("{}:{}", end.node, end.interface)));
+                }
+            }
+        }
+        for s in &self.segments {
+            for (host, a) in &s.hosts {
+                out.push((a.addr(), host.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Hosts of a prefix: all but network and broadcast (a /31 or /32 pool
+/// has no such addresses to skip).
+#[derive(Debug, Clone, Copy)]
+struct Hosts {
+    net: Ipv4Net,
+    first: u32,
+    count: u64,
+}
+
+impl Hosts {
+    fn new(net: Ipv4Net) -> Self {
+        let size = 1u64 << (32 - net.prefix_len());
+        if net.prefix_len() >= 31 {
+            Hosts { net, first: 0, count: size }
+        } else {
+            Hosts { net, first: 1, count: size - 2 }
+        }
+    }
+
+    fn addr(&self, slot: u64) -> Ipv4Addr {
+        Ipv4Addr::from(
+            u32::from(self.net.network()).wrapping_add(self.first).wrapping_add(slot as u32),
+        )
+    }
+
+    fn slot_of(&self, addr: Ipv4Addr) -> Option<u64> {
+        if !self.net.contains(&addr) {
+            return None;
+        }
+        let offset = u32::from(addr) - u32::from(self.net.network());
+        let slot = u64::from(offset.checked_sub(self.first)?);
+        (slot < self.count).then_some(slot)
+    }
+
+    /// Host number `id` (offset from the network address) as a slot.
+    fn slot_of_id(&self, id: u32) -> Option<u64> {
+        let size = 1u64 << (32 - self.net.prefix_len());
+        if u64::from(id) >= size {
+            return None;
+        }
+        self.slot_of(Ipv4Addr::from(u32::from(self.net.network()).wrapping_add(id)))
+    }
+}
+
+/// Equal sub-blocks of a pool: /31s of pools.p2p, /24s of pools.segments.
+#[derive(Debug, Clone, Copy)]
+struct Blocks {
+    pool: Ipv4Net,
+    prefix: u8,
+}
+
+impl Blocks {
+    fn count(&self) -> u64 {
+        1u64 << (self.prefix - self.pool.prefix_len())
+    }
+
+    fn block(&self, slot: u64) -> Ipv4Net {
+        let start = u64::from(u32::from(self.pool.network())) + (slot << (32 - self.prefix));
+        Ipv4Net::new(Ipv4Addr::from(start as u32), self.prefix).unwrap_or(self.pool)
+    }
+
+    /// The slots a fixed subnet inside the pool covers.
+    fn slots_of(&self, net: Ipv4Net) -> Range<u64> {
+        let base = u32::from(self.pool.network());
+        let shift = 32 - u32::from(self.prefix);
+        let first = u64::from((u32::from(net.network()) - base) >> shift);
+        let last = u64::from((u32::from(net.broadcast()) - base) >> shift);
+        first..last + 1
+    }
+}
+
+/// A pool that node addresses come from, and how to talk about it.
+struct Target {
+    what: &'static str,
+    setting: &'static str,
+    net: Ipv4Net,
+    span: Option<Span>,
+}
+
+struct Planner<'a> {
+    lab: &'a Lab,
+    found: Vec<Diagnostic>,
+}
+
+impl Planner<'_> {
+    fn error(&mut self, span: Span, message: String, help: String) {
+        self.found.push(Diagnostic::error(span, message).help(help));
+    }
+
+    /// Loopback, link, segment and management addresses must never be
+    /// confused, so their pools must not overlap.
+    fn pools_disjoint(&mut self) {
+        let p = &self.lab.pools;
+        let pools = [
+            ("pools.loopback", p.loopback, p.spans.loopback.clone()),
+            ("pools.p2p", p.p2p, p.spans.p2p.clone()),
+            ("pools.segments", p.segments, p.spans.segments.clone()),
+            ("management.subnet", self.lab.management.subnet, p.spans.management.clone()),
+        ];
+        for (i, (a, a_net, a_span)) in pools.iter().enumerate() {
+            for (b, b_net, b_span) in &pools[i + 1..] {
+                if !(a_net.contains(&b_net.network()) || b_net.contains(&a_net.network())) {
+                    continue;
+                }
+                // Point at the later of the two that the user wrote.
+                let (name, net, other, other_net, span) = match (a_span, b_span) {
+                    (Some(x), Some(y)) if x.start > y.start => (a, a_net, b, b_net, x.clone()),
+                    (_, Some(y)) => (b, b_net, a, a_net, y.clone()),
+                    (Some(x), None) => (a, a_net, b, b_net, x.clone()),
+                    (None, None) => (b, b_net, a, a_net, 0..0),
+                };
+                self.error(
+                    span,
+                    format!("{name} {net} overlaps {other} {other_net}"),
+                    "pools must not overlap; pick a prefix outside the other pools".to_string(),
+                );
+            }
+        }
+    }
+
+    fn loopbacks(&mut self) -> BTreeMap<String, Ipv4Addr> {
+        let pools = &self.lab.pools;
+        let routers: Vec<&Node> = self.lab.nodes.values().filter(|n| n.is_router()).collect();
+        let target = Target {
+            what: "loopback",
+            setting: "pools.loopback",
+            net: pools.loopback,
+            span: pools.spans.loopback.clone(),
+        };
+        self.node_addresses(
+            &routers,
+            target,
+            |n| Some((n.loopback?, n.spans.loopback.clone()?)),
+            &[],
+        )
+    }
+
+    fn management(&mut self) -> BTreeMap<String, Ipv4Addr> {
+        let m = &self.lab.management;
+        let nodes: Vec<&Node> = self.lab.nodes.values().collect();
+        let mut reserved = vec![(m.controller, format!("the controller ({})", m.controller))];
+        reserved.extend(m.gateway.map(|g| (g, format!("the gateway ({g})"))));
+        let target = Target {
+            what: "management address",
+            setting: "[management] subnet",
+            net: m.subnet,
+            span: m.spans.subnet.clone(),
+        };
+        self.node_addresses(
+            &nodes,
+            target,
+            |n| Some((n.management?, n.spans.management.clone()?)),
+            &reserved,
+        )
+    }
+
+    /// One address per node from `target`: the fixed one, else host number
+    /// `id`, else allocated by name. `reserved` addresses go to no node.
+    fn node_addresses(
+        &mut self,
+        nodes: &[&Node],
+        target: Target,
+        fixed: impl Fn(&Node) -> Option<(Ipv4Addr, Span)>,
+        reserved: &[(Ipv4Addr, String)],
+    ) -> BTreeMap<String, Ipv4Addr> {
+        let hosts = Hosts::new(target.net);
+        let place = format!("{} {}", target.setting, target.net);
+        let mut wants = Vec::new();
+        for n in nodes {
+            let pin = match (fixed(n), n.id) {
+                (Some((addr, span)), _) => match hosts.slot_of(addr) {
+                    Some(s) => Some((s..s + 1, span)),
+                    None => {
+                        let problem = if target.net.contains(&addr) {
+                            "not a host address of"
+                        } else {
+                            "outside"
+                        };
+                        self.error(
+                            span,
+                            format!("{} {addr} of {} is {problem} {place}", target.what, n.name),
+                            format!(
+                                "pick a host address in {}, or remove it to have one allocated",
+                                target.net
+                            ),
+                        );
+                        continue;
+                    }
+                },
+                (None, Some(id)) => match hosts.slot_of_id(id) {
+                    Some(s) => Some((s..s + 1, n.spans.id.clone().unwrap_or(n.spans.name.clone()))),
+                    None => {
+                        let last = u64::from(hosts.first) + hosts.count.saturating_sub(1);
+                        let span = n.spans.id.clone().unwrap_or(n.spans.name.clone());
+                        self.error(
+                            span,
+                            format!("id {id} of {} does not fit in {place}", n.name),
+                            format!("ids in {} go from {} to {last}", target.net, hosts.first),
+                        );
+                        continue;
+                    }
+                },
+                (None, None) => None,
+            };
+            wants.push(Want {
+                key: n.name.clone(),
+                owner: n.name.clone(),
+                span: n.spans.name.clone(),
+                pin,
+            });
+        }
+        let mut space = Space::new(target.what, place, target.span, hosts.count, move |s| {
+            hosts.addr(s).to_string()
+        });
+        space.grow_help = format!("give {} a shorter prefix (more addresses)", target.setting);
+        for (addr, owner) in reserved {
+            if let Some(slot) = hosts.slot_of(*addr) {
+                space.reserve(slot, owner);
+            }
+        }
+        let slots = space.allocate(&wants, &mut self.found);
+        let mut out: BTreeMap<String, Ipv4Addr> =
+            nodes.iter().filter_map(|n| Some((n.name.clone(), fixed(n)?.0))).collect();
+        for (name, slot) in slots {
+            out.entry(name).or_insert_with(|| hosts.addr(slot));
+        }
+        out
+    }
+
+    /// Subnets of router-to-router links, by link key.
+    fn p2p(&mut self) -> BTreeMap<String, Ipv4Net> {
+        let pool = self.lab.pools.p2p;
+        let blocks = Blocks { pool, prefix: defaults::P2P_PREFIX.max(pool.prefix_len()) };
+        let mut wants = Vec::new();
+        for link in
+            self.lab.links.iter().filter(|l| link_kind(self.lab, l) == Some(LinkKind::Underlay))
+        {
+            let owner = format!("link {} - {}", link.a, link.b);
+            let pin = match (link.subnet, link.spans.subnet.clone()) {
+                (Some(net), Some(span)) => {
+                    if !pool.contains(&net) {
+                        self.error(
+                            span,
+                            format!("subnet {net} of {owner} is outside pools.p2p {pool}"),
+                            format!("pick a /31 in {pool}, or remove it to have one allocated"),
+                        );
+                        continue;
+                    }
+                    Some((blocks.slots_of(net), span))
+                }
+                _ => None,
+            };
+            wants.push(Want { key: link.key(), owner, span: link.spans.header.clone(), pin });
+        }
+        let mut space = Space::new(
+            "link subnet",
+            format!("pools.p2p {pool}"),
+            self.lab.pools.spans.p2p.clone(),
+            blocks.count(),
+            move |s| blocks.block(s).to_string(),
+        );
+        let slots = space.allocate(&wants, &mut self.found);
+        let fixed: BTreeMap<String, Ipv4Net> =
+            self.lab.links.iter().filter_map(|l| Some((l.key(), l.subnet?))).collect();
+        slots
+            .into_iter()
+            .map(|(key, slot)| {
+                let net = fixed.get(&key).copied().unwrap_or_else(|| blocks.block(slot));
+                (key, net)
+            })
+            .collect()
+    }
+
+    /// Subnets of segments, by segment name.
+    fn segment_subnets(&mut self) -> BTreeMap<String, Ipv4Net> {
+        let pool = self.lab.pools.segments;
+        let blocks = Blocks { pool, prefix: defaults::SEGMENT_PREFIX.max(pool.prefix_len()) };
+        let mut wants = Vec::new();
+        for seg in &self.lab.segments {
+            let pin = match (seg.subnet, seg.spans.subnet.clone()) {
+                (Some(net), Some(span)) => {
+                    if !pool.contains(&net) {
+                        self.error(
+                            span,
+                            format!(
+                                "subnet {net} of segment {} is outside pools.segments {pool}",
+                                seg.name
+                            ),
+                            format!("pick a subnet in {pool}, or remove it to have one allocated"),
+                        );
+                        continue;
+                    }
+                    Some((blocks.slots_of(net), span))
+                }
+                _ => None,
+            };
+            let span = seg.spans.name.clone().unwrap_or(seg.spans.header.clone());
+            wants.push(Want {
+                key: seg.name.clone(),
+                owner: format!("segment {}", seg.name),
+                span,
+                pin,
+            });
+        }
+        let mut space = Space::new(
+            "segment subnet",
+            format!("pools.segments {pool}"),
+            self.lab.pools.spans.segments.clone(),
+            blocks.count(),
+            move |s| blocks.block(s).to_string(),
+        );
+        let slots = space.allocate(&wants, &mut self.found);
+        slots
+            .into_iter()
+            .map(|(name, slot)| {
+                let fixed =
+                    self.lab.segments.iter().find(|s| s.name == name).and_then(|s| s.subnet);
+                (name, fixed.unwrap_or_else(|| blocks.block(slot)))
+            })
+            .collect()
+    }
+
+    /// Host addresses per segment, keyed by `host:interface`.
+    fn host_addresses(
+        &mut self,
+        nets: &BTreeMap<String, Ipv4Net>,
+    ) -> BTreeMap<String, BTreeMap<String, Ipv4Net>> {
+        let mut wants: BTreeMap<String, Vec<Want>> = BTreeMap::new();
+        for link in &self.lab.links {
+            if let Some((host, segment)) = host_end(self.lab, link) {
+                let want = Want {
+                    key: host.key(),
+                    owner: host.key(),
+                    span: host.spans.whole.clone(),
+                    pin: None,
+                };
+                wants.entry(segment).or_default().push(want);
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (segment, wants) in wants {
+            let Some(net) = nets.get(&segment).copied() else { continue };
+            let hosts = Hosts::new(net);
+            let span = self
+                .lab
+                .segments
+                .iter()
+                .find(|s| s.name == segment)
+                .and_then(|s| s.spans.subnet.clone());
+            let mut space = Space::new(
+                "host address",
+                format!("subnet {net} of segment {segment}"),
+                span,
+                hosts.count,
+                move |s| hosts.addr(s).to_string(),
+            );
+            space.grow_help = format!("give segment {segment} a larger subnet");
+            let slots = space.allocate(&wants, &mut self.found);
+            let addrs = slots
+                .into_iter()
+                .filter_map(|(k, s)| Some((k, Ipv4Net::new(hosts.addr(s), net.prefix_len()).ok()?)))
+                .collect();
+            out.insert(segment, addrs);
+        }
+        out
+    }
+}
+
+/// For a host-to-leaf link: the host's end and the segment of the leaf's
+/// access port.
+fn host_end<'a>(lab: &'a Lab, link: &'a Link) -> Option<(&'a crate::lab::Endpoint, String)> {
+    if link_kind(lab, link)? != LinkKind::Access {
+        return None;
+    }
+    let (host, leaf) = if lab.nodes.get(&link.a.node)?.is_router() {
+        (&link.b, &link.a)
+    } else {
+        (&link.a, &link.b)
+    };
+    let segment = lab.segment_of_access(&leaf.node, &leaf.interface)?;
+    Some((host, segment.name.clone()))
+}
+
+fn link_plan(
+    lab: &Lab,
+    link: &Link,
+    p2p: &BTreeMap<String, Ipv4Net>,
+    segment_nets: &BTreeMap<String, Ipv4Net>,
+    hosts: &BTreeMap<String, BTreeMap<String, Ipv4Net>>,
+) -> Option<LinkPlan> {
+    let end = |e: &crate::lab::Endpoint, address: Option<Ipv4Net>| EndPlan {
+        node: e.node.clone(),
+        interface: e.interface.clone(),
+        address,
+    };
+    match link_kind(lab, link)? {
+        LinkKind::Underlay => {
+            let net = *p2p.get(&link.key())?;
+            // A /31 uses both addresses (RFC 3021); a /30 skips network and broadcast.
+            let first = if net.prefix_len() == 31 { 0 } else { 1 };
+            let at = |i: u32| {
+                Ipv4Net::new(Ipv4Addr::from(u32::from(net.network()) + first + i), net.prefix_len())
+                    .ok()
+            };
+            Some(LinkPlan {
+                kind: PlannedLinkKind::Underlay,
+                a: end(&link.a, at(0)),
+                b: end(&link.b, at(1)),
+                subnet: net,
+                segment: None,
+                mtu: link.mtu,
+            })
+        }
+        LinkKind::Access => {
+            let (host, segment) = host_end(lab, link)?;
+            let address = hosts.get(&segment)?.get(&host.key()).copied();
+            let addr_of =
+                |e: &crate::lab::Endpoint| if e.key() == host.key() { address } else { None };
+            Some(LinkPlan {
+                kind: PlannedLinkKind::Access,
+                a: end(&link.a, addr_of(&link.a)),
+                b: end(&link.b, addr_of(&link.b)),
+                subnet: *segment_nets.get(&segment)?,
+                segment: Some(segment),
+                mtu: link.mtu,
+            })
+        }
+    }
+}
+
+/// Columns padded to the widest cell.
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn or_dash<T: fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.management;
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        writeln!(
+            f,
+            "lab {}: {}, {}, {}",
+            self.lab,
+            count(self.nodes.len(), "node"),
+            count(self.links.len(), "link"),
+            count(self.segments.len(), "segment")
+        )?;
+        writeln!(
+            f,
+            "management {}, controller {}, gateway {}\n",
+            m.subnet,
+            m.controller,
+            or_dash(m.gateway)
+        )?;
+        let nodes: Vec<Vec<String>> = self
+            .nodes
+            .iter()
+            .map(|(name, n)| {
+                vec![
+                    name.clone(),
+                    n.role.to_string(),
+                    or_dash(n.asn),
+                    or_dash(n.loopback),
+                    n.management.to_string(),
+                ]
+            })
+            .collect();
+        f.write_str(&table(&["NODE", "ROLE", "ASN", "LOOPBACK", "MANAGEMENT"], &nodes))?;
+        let links: Vec<Vec<String>> = self
+            .links
+            .iter()
+            .map(|l| {
+                let kind = match &l.segment {
+                    Some(s) => format!("access {s}"),
+                    None => "underlay".to_string(),
+                };
+                let end = |e: &EndPlan| format!("{}:{}", e.node, e.interface);
+                vec![end(&l.a), or_dash(l.a.address), end(&l.b), or_dash(l.b.address), kind]
+            })
+            .collect();
+        if !links.is_empty() {
+            f.write_str("\n")?;
+            f.write_str(&table(&["A", "ADDRESS", "B", "ADDRESS", "KIND"], &links))?;
+        }
+        let segments: Vec<Vec<String>> = self
+            .segments
+            .iter()
+            .map(|s| {
+                let vteps: Vec<String> = s.vteps.iter().map(|(l, a)| format!("{l} {a}")).collect();
+                vec![
+                    s.vni.to_string(),
+                    s.name.clone(),
+                    s.flooding.to_string(),
+                    s.subnet.to_string(),
+                    vteps.join(", "),
+                ]
+            })
+            .collect();
+        if !segments.is_empty() {
+            f.write_str("\n")?;
+            f.write_str(&table(&["VNI", "SEGMENT", "FLOODING", "SUBNET", "VTEPS"], &segments))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! Checks across the lab file: names that must refer to something, things
+//! that must be unique, and links that must make sense for the roles at
+//! their ends. Address checks that need the plan live in `plan`.
+
+use std::collections::BTreeMap;
+
+use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
+use crate::lab::{Endpoint, Lab, Link};
+use crate::node_config::Role;
+
+/// `declared`: every node name in the file, including nodes left out of
+/// `lab` because of their own errors.
+pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
+    let mut v = Validator { lab, declared, found: Vec::new() };
+    v.links();
+    v.interfaces_used_once();
+    v.unique_node_fields();
+    v.segments();
+    diags.extend(v.found);
+}
+
+struct Validator<'a> {
+    lab: &'a Lab,
+    declared: &'a [String],
+    found: Vec<Diagnostic>,
+}
+
+/// What a link is, by the roles at its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Router to router: a /31 and an eBGP session.
+    Underlay,
+    /// Host to a leaf's access port: the host gets a segment address.
+    Access,
+}
+
+/// The kind of a link whose ends both exist, or why it has none.
+pub fn link_kind(lab: &Lab, link: &Link) -> Option<LinkKind> {
+    let a = lab.nodes.get(&link.a.node)?;
+    let b = lab.nodes.get(&link.b.node)?;
+    match (a.is_router(), b.is_router()) {
+        (true, true) => Some(LinkKind::Underlay),
+        (true, false) | (false, true) => Some(LinkKind::Access),
+        (false, false) => None,
+    }
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Span, message: impl Into<String>, help: impl Into<String>) {
+        self.found.push(Diagnostic::error(span, message).help(help));
+    }
+
+    /// Line of a byte offset, for "first used at line N".
+    fn line(&self, span: &Span) -> usize {
+        self.lab.source.line_col(span.start).0
+    }
+
+    fn known_node(&mut self, end: &Endpoint, place: &str) -> bool {
+        if self.lab.nodes.contains_key(&end.node) {
+            return true;
+        }
+        if self.declared.contains(&end.node) {
+            return false;
+        }
+        let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
+        let help = match did_you_mean(&end.node, &names) {
+            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", names.join(", ")),
+            None if names.is_empty() => "define it as [nodes.NAME]".to_string(),
+            None => format!("known nodes are {}", names.join(", ")),
+        };
+        self.error(
+            end.spans.node.clone(),
+            format!("unknown node \"{}\" in {place}", end.node),
+            help,
+        );
+        false
+    }
+
+    fn links(&mut self) {
+        for link in &self.lab.links {
+            let a_ok = self.known_node(&link.a, "link");
+            let b_ok = self.known_node(&link.b, "link");
+            if link.a.node == link.b.node {
+                self.error(
+                    link.b.spans.node.clone(),
+                    format!("link from {} to itself", link.a.node),
+                    "a link joins two different nodes; check the node name in a and b",
+                );
+                continue;
+            }
+            if a_ok && b_ok {
+                self.link_roles(link);
+            }
+        }
+    }
+
+    /// Router links must not touch access ports; host links must land on
+    /// one.
+    fn link_roles(&mut self, link: &Link) {
+        let lab = self.lab;
+        match link_kind(lab, link) {
+            Some(LinkKind::Underlay) => {
+                for end in [&link.a, &link.b] {
+                    if let Some(seg) = lab.segment_of_access(&end.node, &end.interface) {
+                        self.error(
+                            end.spans.whole.clone(),
+                            format!("access interface {end} of segment {} is also used as a router-to-router link", seg.name),
+                            format!("use another interface for this link, or remove {end} from the access list of {}", seg.name),
+                        );
+                    }
+                }
+            }
+            Some(LinkKind::Access) => {
+                let (host, other) = if lab.nodes[&link.a.node].is_router() {
+                    (&link.b, &link.a)
+                } else {
+                    (&link.a, &link.b)
+                };
+                let role = lab.nodes[&other.node].role;
+                if role != Role::Leaf {
+                    self.error(
+                        other.spans.whole.clone(),
+                        format!("host {} is linked to {role} {}", host.node, other.node),
+                        "hosts attach to an access port of a leaf",
+                    );
+                } else if lab.segment_of_access(&other.node, &other.interface).is_none() {
+                    self.error(
+                        other.spans.whole.clone(),
+                        format!("host {} is linked to {other}, which is not an access port of any segment", host.node),
+                        format!("add \"{other}\" to the access list of a [[segments]] entry"),
+                    );
+                }
+                if link.subnet.is_some() {
+                    let span = link.spans.subnet.clone().unwrap_or(link.spans.header.clone());
+                    self.error(span, "subnet on a host link", "host addresses come from the segment's subnet; set subnet on the [[segments]] entry");
+                }
+            }
+            None => self.error(
+                link.a.spans.whole.clone(),
+                format!("link between two hosts ({} and {})", link.a.node, link.b.node),
+                "hosts attach to an access port of a leaf",
+            ),
+        }
+    }
+
+    /// Each `node:interface` appears in at most one link and one segment
+    /// access list (a host link to an access port is the one allowed pair).
+    fn interfaces_used_once(&mut self) {
+        let mut in_links: BTreeMap<(String, String), Span> = BTreeMap::new();
+        for end in self.lab.links.iter().flat_map(|l| [&l.a, &l.b]) {
+            self.once(&mut in_links, end, "in two links");
+        }
+        let mut in_access: BTreeMap<(String, String), Span> = BTreeMap::new();
+        for end in self.lab.segments.iter().flat_map(|s| s.access.iter()) {
+            self.once(&mut in_access, end, "as an access port twice");
+        }
+    }
+
+    fn once(&mut self, seen: &mut BTreeMap<(String, String), Span>, end: &Endpoint, how: &str) {
+        let key = (end.node.clone(), end.interface.clone());
+        if let Some(first) = seen.get(&key) {
+            let line = self.line(first);
+            self.error(
+                end.spans.interface.clone(),
+                format!("interface {end} is used {how}"),
+                format!("it is first used on line {line}; give each link its own interface"),
+            );
+        } else {
+            seen.insert(key, end.spans.whole.clone());
+        }
+    }
+
+    /// Serials, MACs, fixed addresses and ids identify one node each.
+    fn unique_node_fields(&mut self) {
+        type Getter = fn(&crate::lab::Node) -> Option<(String, Span)>;
+        let fields: [(&str, Getter); 5] = [
+            ("serial", |n| Some((n.serial.clone()?, n.spans.serial.clone()?))),
+            ("mac", |n| Some((n.mac.clone()?, n.spans.mac.clone()?))),
+            ("management address", |n| {
+                Some((n.management?.to_string(), n.spans.management.clone()?))
+            }),
+            ("loopback", |n| Some((n.loopback?.to_string(), n.spans.loopback.clone()?))),
+            ("id", |n| Some((n.id?.to_string(), n.spans.id.clone()?))),
+        ];
+        for (what, get) in fields {
+            let mut values: Vec<(String, Span, &str)> = self
+                .lab
+                .nodes
+                .values()
+                .filter_map(|n| get(n).map(|(v, s)| (v, s, n.name.as_str())))
+                .collect();
+            values.sort_by_key(|(_, span, _)| span.start);
+            let mut first: BTreeMap<String, &str> = BTreeMap::new();
+            for (value, span, node) in values {
+                match first.get(&value) {
+                    Some(owner) => self.error(
+                        span,
+                        format!("{what} {value} of {node} is also the {what} of {owner}"),
+                        format!("each node needs its own {what}"),
+                    ),
+                    None => {
+                        first.insert(value, node);
+                    }
+                }
+            }
+        }
+    }
+
+    fn segments(&mut self) {
+        let lab = self.lab;
+        let mut vnis: BTreeMap<u32, &str> = BTreeMap::new();
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for seg in &lab.segments {
+            let vni_span = seg.spans.vni.clone().unwrap_or(seg.spans.header.clone());
+            if let Some(other) = vnis.get(&seg.vni) {
+                self.error(
+                    vni_span,
+                    format!("VNI {} of segment {} is also the VNI of {other}", seg.vni, seg.name),
+                    "each segment needs its own VNI",
+                );
+            } else {
+                vnis.insert(seg.vni, &seg.name);
+            }
+            let name_span = seg.spans.name.clone().unwrap_or(seg.spans.header.clone());
+            if let Some(first) = names.get(seg.name.as_str()) {
+                self.error(
+                    name_span,
+                    format!("segment {} is defined twice", seg.name),
+                    format!("the first one is on line {first}; rename one of them"),
+                );
+            } else {
+                names.insert(&seg.name, self.line(&name_span));
+            }
+            if seg.leaves.is_empty() {
+                self.error(
+                    seg.spans.header.clone(),
+                    format!("segment {} has no leaves", seg.name),
+                    "list its member leaves: leaves = [\"leaf1\", \"leaf2\"]",
+                );
+            }
+            self.members(seg);
+            for end in &seg.access {
+                if self.known_node(end, "access list") && !seg.leaves.contains(&end.node) {
+                    self.error(
+                        end.spans.node.clone(),
+                        format!(
+                            "access port {end} is on {}, which is not a leaf of segment {}",
+                            end.node, seg.name
+                        ),
+                        format!("add \"{}\" to leaves, or use a port of a member leaf", end.node),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Members must be leaves: a VTEP needs a leaf's loopback.
+    fn members(&mut self, seg: &crate::lab::SegmentSpec) {
+        let mut seen: Vec<&str> = Vec::new();
+        for (leaf, span) in seg.leaves.iter().zip(&seg.spans.leaves) {
+            let span = span.clone();
+            if seen.contains(&leaf.as_str()) {
+                self.error(
+                    span,
+                    format!("{leaf} is listed twice in segment {}", seg.name),
+                    "list each leaf once",
+                );
+                continue;
+            }
+            seen.push(leaf);
+            match self.lab.nodes.get(leaf) {
+                None if self.declared.contains(leaf) => {}
+                None => {
+                    let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
+                    let help = match did_you_mean(leaf, &names) {
+                        Some(n) => format!("did you mean \"{n}\"?"),
+                        None => format!("known nodes are {}", names.join(", ")),
+                    };
+                    self.error(
+                        span,
+                        format!("unknown node \"{leaf}\" in segment {}", seg.name),
+                        help,
+                    );
+                }
+                Some(node) if node.role == Role::Host => self.error(
+                    span,
+                    format!("segment member {leaf} is a host and has no loopback to be a VTEP"),
+                    "VXLAN segments are carried by leaves; list the leaf the host is attached to",
+                ),
+                Some(node) if node.role != Role::Leaf => self.error(
+                    span,
+                    format!("segment member {leaf} is a {}, not a leaf", node.role),
+                    "VXLAN tunnels end on leaves; list leaves only, or make it role = \"leaf\"",
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+}

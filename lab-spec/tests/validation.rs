@@ -1,0 +1,447 @@
+//! One test per kind of mistake in a lab file: each checks the message,
+//! the help, and the line:column it is reported at.
+
+use lab_spec::diagnostics::{Located, Severity};
+use lab_spec::{Plan, parse};
+
+/// Everything `pi-lab lab check` would report for a lab file.
+fn report(text: &str) -> Vec<Located> {
+    match parse(text, "t.toml") {
+        Err(diags) => diags.located(),
+        Ok(lab) => match Plan::new(&lab) {
+            Err(diags) => diags.located(),
+            Ok(plan) => plan.warnings.located(),
+        },
+    }
+}
+
+/// Assert an error whose message contains `message` at `line:column`, and
+/// whose help contains `help`.
+#[track_caller]
+fn assert_error(text: &str, line: usize, column: usize, message: &str, help: &str) {
+    let found = report(text);
+    let Some(d) = found.iter().find(|d| d.message.contains(message)) else {
+        panic!("no error containing {message:?}; got {found:#?}");
+    };
+    assert_eq!(d.severity, Severity::Error, "{d:?}");
+    assert_eq!((d.line, d.column), (Some(line), Some(column)), "{d:?}");
+    let got = d.help.as_deref().unwrap_or("");
+    assert!(got.contains(help), "help {got:?} lacks {help:?}");
+}
+
+/// Two routers and a link; tests append or replace lines.
+const BASE: &str = r#"name = "t"
+
+[nodes.r1]
+role = "router"
+asn = 100
+
+[nodes.r2]
+role = "router"
+asn = 200
+
+[[links]]
+a = "r1:eth1"
+b = "r2:eth1"
+"#;
+
+/// A small fabric: lines 1-30.
+const FABRIC: &str = r#"name = "f"
+
+[nodes.s1]
+role = "spine"
+asn = 65000
+
+[nodes.l1]
+role = "leaf"
+asn = 65001
+
+[nodes.l2]
+role = "leaf"
+asn = 65002
+
+[nodes.h1]
+role = "host"
+
+[[links]]
+a = "s1:eth1"
+b = "l1:eth1"
+
+[[links]]
+a = "s1:eth2"
+b = "l2:eth1"
+
+[[links]]
+a = "h1:eth1"
+b = "l1:eth3"
+
+[[segments]]
+"#;
+
+#[test]
+fn base_labs_are_valid() {
+    assert!(report(BASE).is_empty(), "{:#?}", report(BASE));
+    let fabric = format!(
+        "{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    assert!(
+        report(&fabric).iter().all(|d| d.severity == Severity::Warning),
+        "{:#?}",
+        report(&fabric)
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    let text = BASE.replace("role = \"router\"\nasn = 200", "rol = \"router\"\nasn = 200");
+    assert_error(&text, 8, 1, "unknown key \"rol\" in [nodes.r2]", "did you mean \"role\"?");
+}
+
+#[test]
+fn unknown_top_level_key_suggests_the_right_one() {
+    let text = format!("{BASE}\n[sflw]\ncollectors = []\n");
+    assert_error(&text, 15, 2, "unknown key \"sflw\" in the lab file", "did you mean \"sflow\"?");
+}
+
+#[test]
+fn unknown_key_without_a_near_miss_lists_the_valid_ones() {
+    let text = format!("{BASE}mtux = 9000\nbanana = 1\n");
+    assert_error(
+        &text,
+        15,
+        1,
+        "unknown key \"banana\" in [[links]]",
+        "expected one of: a, b, mtu, subnet",
+    );
+}
+
+#[test]
+fn unknown_node_in_link() {
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r3:eth1\"");
+    assert_error(&text, 13, 6, "unknown node \"r3\" in link", "known nodes are r1, r2");
+}
+
+#[test]
+fn unknown_node_display_is_rustc_like() {
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"leaf9:eth1\"");
+    let diags = parse(&text, "fabric.toml").unwrap_err();
+    let shown = diags.to_string();
+    let expected = "fabric.toml:13:6: error: unknown node \"leaf9\" in link\n   |\n13 | b = \"leaf9:eth1\"\n   |      ^^^^^\n  = help: known nodes are r1, r2\n";
+    assert!(shown.starts_with(expected), "{shown}");
+    assert!(shown.ends_with("fabric.toml: 1 error"), "{shown}");
+}
+
+#[test]
+fn interface_used_twice() {
+    let text = format!("{BASE}\n[[links]]\na = \"r1:eth1\"\nb = \"r2:eth2\"\n");
+    assert_error(&text, 16, 9, "interface r1:eth1 is used in two links", "first used on line 12");
+}
+
+#[test]
+fn duplicate_node_names_are_named_clearly() {
+    let text = format!("{BASE}\n[nodes.r1]\nrole = \"router\"\nasn = 300\n");
+    assert_error(&text, 15, 8, "node \"r1\" is defined twice", "rename or merge");
+    // The keys inside the second table are not reported again.
+    assert_eq!(report(&text).len(), 1, "{:#?}", report(&text));
+}
+
+#[test]
+fn duplicate_fixed_management_addresses() {
+    let text = BASE
+        .replace("asn = 100", "asn = 100\nmanagement = \"192.168.200.10\"")
+        .replace("asn = 200", "asn = 200\nmanagement = \"192.168.200.10\"");
+    assert_error(
+        &text,
+        11,
+        14,
+        "management address 192.168.200.10 of r2 is also the management address of r1",
+        "its own",
+    );
+}
+
+#[test]
+fn duplicate_fixed_loopbacks() {
+    let text = BASE
+        .replace("asn = 100", "asn = 100\nloopback = \"10.0.0.9\"")
+        .replace("asn = 200", "asn = 200\nloopback = \"10.0.0.9\"");
+    assert_error(&text, 11, 12, "loopback 10.0.0.9 of r2 is also the loopback of r1", "its own");
+}
+
+#[test]
+fn duplicate_serials() {
+    let text = BASE
+        .replace("asn = 100", "asn = 100\nserial = \"00000000a1b2c3d4\"")
+        .replace("asn = 200", "asn = 200\nserial = \"00000000A1B2C3D4\"");
+    assert_error(
+        &text,
+        11,
+        10,
+        "serial 00000000a1b2c3d4 of r2 is also the serial of r1",
+        "its own serial",
+    );
+}
+
+#[test]
+fn duplicate_macs() {
+    let text = BASE
+        .replace("asn = 100", "asn = 100\nmac = \"b8:27:eb:00:00:01\"")
+        .replace("asn = 200", "asn = 200\nmac = \"B8-27-EB-00-00-01\"");
+    assert_error(&text, 11, 7, "mac b8:27:eb:00:00:01 of r2 is also the mac of r1", "its own mac");
+}
+
+#[test]
+fn duplicate_vnis() {
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\"]\n\n[[segments]]\nname = \"red\"\nvni = 10\nleaves = [\"l1\"]\n"
+    );
+    assert_error(&text, 38, 7, "VNI 10 of segment red is also the VNI of blue", "its own VNI");
+}
+
+#[test]
+fn vni_out_of_range() {
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 16777216\nleaves = [\"l1\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    assert_error(&text, 32, 7, "vni 16777216 is out of range", "between 1 and 16777215");
+    let text =
+        format!("{FABRIC}name = \"blue\"\nvni = 0\nleaves = [\"l1\"]\naccess = [\"l1:eth3\"]\n");
+    assert_error(&text, 32, 7, "vni 0 is out of range", "between 1 and 16777215");
+}
+
+#[test]
+fn asn_out_of_range() {
+    let text = BASE.replace("asn = 200", "asn = 4294967295");
+    assert_error(&text, 9, 7, "asn 4294967295 is out of range", "between 1 and 4294967294");
+    let text = BASE.replace("asn = 100", "asn = 0");
+    assert_error(&text, 5, 7, "asn 0 is out of range", "between 1 and 4294967294");
+}
+
+#[test]
+fn four_byte_asns_are_fine() {
+    let text = BASE.replace("asn = 200", "asn = 4200000000");
+    assert!(report(&text).is_empty(), "{:#?}", report(&text));
+}
+
+#[test]
+fn missing_asn_on_a_router() {
+    let text = BASE.replace("asn = 200\n", "");
+    assert_error(&text, 7, 8, "router r2 has no asn", "add asn = N");
+}
+
+#[test]
+fn link_from_a_node_to_itself() {
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r1:eth2\"");
+    assert_error(&text, 13, 6, "link from r1 to itself", "two different nodes");
+}
+
+#[test]
+fn vxlan_member_that_is_not_a_leaf() {
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"s1\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    assert_error(&text, 33, 17, "segment member s1 is a spine, not a leaf", "list leaves only");
+}
+
+#[test]
+fn vxlan_member_without_a_loopback() {
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"h1\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    assert_error(
+        &text,
+        33,
+        17,
+        "segment member h1 is a host and has no loopback",
+        "leaf the host is attached to",
+    );
+}
+
+#[test]
+fn access_interface_also_used_as_a_router_link() {
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\", \"l2:eth1\"]\n"
+    );
+    assert_error(
+        &text,
+        24,
+        5,
+        "access interface l2:eth1 of segment blue is also used as a router-to-router link",
+        "use another interface",
+    );
+}
+
+#[test]
+fn host_on_a_port_that_is_not_an_access_port() {
+    let text = format!("{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\", \"l2\"]\n");
+    assert_error(
+        &text,
+        28,
+        5,
+        "host h1 is linked to l1:eth3, which is not an access port of any segment",
+        "add \"l1:eth3\" to the access list",
+    );
+}
+
+#[test]
+fn pools_too_small() {
+    let text = format!("{BASE}\n[pools]\nloopback = \"10.0.0.0/32\"\n");
+    assert_error(
+        &text,
+        16,
+        12,
+        "pools.loopback 10.0.0.0/32 is too small: 2 loopbacks needed, room for 1",
+        "shorter prefix",
+    );
+    let text = BASE
+        .replace("name = \"t\"\n", "name = \"t\"\n[management]\nsubnet = \"192.168.200.0/30\"\n");
+    // /30: two hosts, one of them the controller, two nodes.
+    assert_error(
+        &text,
+        3,
+        10,
+        "[management] subnet 192.168.200.0/30 is too small: 2 management addresses needed, room for 1",
+        "give [management] subnet a shorter prefix",
+    );
+}
+
+#[test]
+fn overlapping_pools() {
+    let text = format!("{BASE}\n[pools]\np2p = \"10.0.0.0/16\"\n");
+    assert_error(
+        &text,
+        16,
+        7,
+        "pools.p2p 10.0.0.0/16 overlaps pools.loopback 10.0.0.0/24",
+        "must not overlap",
+    );
+}
+
+#[test]
+fn fixed_loopback_outside_its_pool() {
+    let text = BASE.replace("asn = 200", "asn = 200\nloopback = \"10.9.0.1\"");
+    assert_error(
+        &text,
+        10,
+        12,
+        "loopback 10.9.0.1 of r2 is outside pools.loopback 10.0.0.0/24",
+        "pick a host address in 10.0.0.0/24",
+    );
+}
+
+#[test]
+fn fixed_management_address_outside_the_subnet() {
+    let text = BASE.replace("asn = 200", "asn = 200\nmanagement = \"192.168.7.3\"");
+    assert_error(
+        &text,
+        10,
+        14,
+        "management address 192.168.7.3 of r2 is outside [management] subnet 192.168.200.0/24",
+        "pick a host address",
+    );
+}
+
+#[test]
+fn fixed_link_subnet_outside_its_pool() {
+    let text = format!("{BASE}subnet = \"10.2.0.0/31\"\n");
+    assert_error(
+        &text,
+        14,
+        10,
+        "subnet 10.2.0.0/31 of link r1:eth1 - r2:eth1 is outside pools.p2p 10.1.0.0/16",
+        "pick a /31",
+    );
+}
+
+#[test]
+fn fixed_management_address_on_the_controller() {
+    let text = BASE.replace("asn = 200", "asn = 200\nmanagement = \"192.168.200.1\"");
+    assert_error(
+        &text,
+        10,
+        14,
+        "management address 192.168.200.1 of r2 collides with the controller",
+        "pick another management address",
+    );
+}
+
+#[test]
+fn id_colliding_with_a_fixed_loopback() {
+    let text = BASE
+        .replace("asn = 100", "asn = 100\nloopback = \"10.0.0.7\"")
+        .replace("asn = 200", "asn = 200\nid = 7");
+    assert_error(&text, 11, 6, "loopback 10.0.0.7 of r2 collides with r1", "pick another loopback");
+}
+
+#[test]
+fn collector_that_is_not_address_and_port() {
+    let text =
+        format!("{BASE}\n[sflow]\ncollectors = [\"192.168.200.1:6343\", \"collector.lab:6343\"]\n");
+    assert_error(
+        &text,
+        16,
+        37,
+        "collector \"collector.lab:6343\" is not address[:port]",
+        "default port 6343",
+    );
+}
+
+#[test]
+fn unknown_role_suggests_one() {
+    let text = BASE.replace("role = \"router\"\nasn = 200", "role = \"spin\"\nasn = 200");
+    assert_error(&text, 8, 8, "unknown role \"spin\"", "did you mean \"spine\"?");
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    let text = BASE.replace("asn = 200", "asn = \"200\"");
+    assert_error(
+        &text,
+        9,
+        7,
+        "\"asn\" in [nodes.r2] must be an integer, found string",
+        "an integer",
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_a_position() {
+    let text = BASE.replace("asn = 200", "asn = = 200");
+    let found = report(&text);
+    assert_eq!(found[0].line, Some(9), "{found:#?}");
+    assert!(found[0].message.starts_with("invalid TOML"), "{found:#?}");
+}
+
+#[test]
+fn every_error_is_reported_sorted_by_position() {
+    let text = BASE
+        .replace("asn = 100", "asn = 0")
+        .replace("b = \"r2:eth1\"", "b = \"r9:eth1\"")
+        .replace("role = \"router\"\nasn = 200", "rle = \"router\"\nasn = 200");
+    let found = report(&text);
+    let lines: Vec<usize> = found.iter().filter_map(|d| d.line).collect();
+    assert!(found.len() >= 3, "{found:#?}");
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    assert!(found.iter().any(|d| d.message.contains("asn 0")));
+    assert!(found.iter().any(|d| d.message.contains("unknown key \"rle\"")));
+    assert!(found.iter().any(|d| d.message.contains("unknown node \"r9\"")));
+}
+
+#[test]
+fn displaced_names_are_warned_about() {
+    // Pin r2 onto r1's home host number: r1 must move and the plan says so.
+    let home = lab_spec::alloc::home_slot("r1", 254) + 1;
+    let text = BASE.replace("asn = 200", &format!("asn = 200\nid = {home}"));
+    let found = report(&text);
+    let w = found.iter().find(|d| d.message.starts_with("r1: loopback")).expect("warning");
+    assert_eq!(w.severity, Severity::Warning);
+    assert_eq!((w.line, w.column), (Some(3), Some(8)));
+    assert!(w.message.contains("is taken by r2"), "{w:?}");
+}
+
+#[test]
+fn a_broken_node_is_not_also_reported_as_unknown() {
+    let text = BASE.replace("role = \"router\"\nasn = 200", "rol = \"router\"\nasn = 200");
+    let found = report(&text);
+    assert!(found.iter().all(|d| !d.message.contains("unknown node")), "{found:#?}");
+    assert_error(&text, 7, 8, "missing \"role\" in [nodes.r2]", "add role");
+}

@@ -1,0 +1,441 @@
+//! The agent's run loop and the handle other parts use to reach it.
+//!
+//! One thread owns the netlink socket and FRR and does every pass; others
+//! (health API, signal handler, netlink listener) talk to it through a
+//! channel:
+//!
+//! ```text
+//! AgentHandle::apply(cfg) ──┐
+//! SIGTERM/SIGINT ───────────┼──> Runner::run (passes, rollback, last-good)
+//! netlink link events ──────┤        │
+//! timer (--interval) ───────┘        └──> Arc<RwLock<Status>>
+//! ```
+//!
+//! `AgentHandle::apply` checks the config, applies it (network and FRR),
+//! and on any failure re-applies the previous config and returns the error.
+//! A config that applied cleanly is saved as `STATE_DIR/last-good.toml`.
+//!
+//! Wiring another part (health API, sFlow) to the agent:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use node_agent::agent::{self, Settings};
+//! let settings = Settings {
+//!     config_path: Some("/boot/firmware/pi-lab/node.toml".into()),
+//!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
+//!     state_dir: "/var/lib/node-agent".into(),
+//!     interval: std::time::Duration::from_secs(10),
+//! };
+//! let (handle, runner) = agent::start(settings)?;
+//! let api = handle.clone();
+//! std::thread::spawn(move || {
+//!     // PUT /v1/config: `api.apply(cfg)` -> Ok(report) or Err(ApplyError)
+//!     // GET /v1/health: `api.status().read()` -> config, reconcile, bgp, vxlan
+//!     let _ = api.status();
+//! });
+//! runner.run()?; // until SIGTERM/SIGINT or handle.shutdown()
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lab_spec::NodeConfig;
+use serde::Serialize;
+
+use crate::frr::{Frr, FrrSync};
+use crate::netlink::{Netlink, NetlinkError};
+use crate::network::{self, Failure};
+use crate::state::{self, ConfigFileError};
+use crate::status::{SharedStatus, Status, vni_states};
+use crate::systemd;
+
+/// How the agent is set up (from the command line).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// NodeConfig file to follow; re-read when it changes.
+    pub config_path: Option<PathBuf>,
+    /// `None`: leave FRR alone.
+    pub frr: Option<Frr>,
+    pub state_dir: PathBuf,
+    pub interval: Duration,
+}
+
+/// What one pass did (network and FRR).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    pub config_version: String,
+    /// The changes the plan asked for, as `ip`/`bridge` commands.
+    pub planned: Vec<String>,
+    pub applied: Vec<String>,
+    pub failed: Vec<Failure>,
+    /// Conflicts left to a person (foreign devices in the way).
+    pub problems: Vec<String>,
+    pub frr: Option<FrrSync>,
+    pub frr_error: Option<String>,
+}
+
+impl ReconcileReport {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.problems.is_empty() && self.frr_error.is_none()
+    }
+
+    /// One line per problem, for logs and the health report.
+    pub fn errors(&self) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.failed.iter().map(|f| format!("{}: {}", f.change, f.error)).collect();
+        out.extend(self.problems.iter().cloned());
+        out.extend(self.frr_error.iter().map(|e| format!("frr: {e}")));
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("config refused, nothing changed: {0}")]
+    Invalid(#[from] lab_spec::ConfigErrors),
+    #[error("config failed to apply{}: {}", if *.rolled_back { " and was rolled back" } else { "" }, .report.errors().join("; "))]
+    Failed { report: Box<ReconcileReport>, rolled_back: bool },
+    #[error("cannot read the kernel's state: {0}")]
+    Netlink(#[from] NetlinkError),
+    #[error("applied, but not saved as last good: {0}")]
+    Persist(#[from] ConfigFileError),
+    #[error("the agent is not running")]
+    Stopped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot open netlink: {0}")]
+    Netlink(#[from] NetlinkError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+type Reply = Sender<Result<ReconcileReport, ApplyError>>;
+
+#[derive(Debug)]
+enum Event {
+    Apply(Box<NodeConfig>, Reply),
+    LinkChanged,
+    Shutdown,
+}
+
+/// Cheap to clone; give one to every part that needs the agent.
+#[derive(Debug, Clone)]
+pub struct AgentHandle {
+    tx: Sender<Event>,
+    status: SharedStatus,
+}
+
+impl AgentHandle {
+    /// Check, apply and (on success) persist a new config. Blocks until the
+    /// pass is done. On failure the previous config is applied again.
+    pub fn apply(&self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
+        cfg.check()?;
+        let (reply, answer) = mpsc::channel();
+        self.tx.send(Event::Apply(Box::new(cfg), reply)).map_err(|_| ApplyError::Stopped)?;
+        answer.recv().map_err(|_| ApplyError::Stopped)?
+    }
+
+    pub fn status(&self) -> SharedStatus {
+        self.status.clone()
+    }
+
+    /// Ask the run loop to stop after the current pass.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Event::Shutdown);
+    }
+}
+
+/// The agent itself; `run` blocks until shutdown.
+#[derive(Debug)]
+pub struct Runner {
+    settings: Settings,
+    nl: Netlink,
+    rx: Receiver<Event>,
+    tx: Sender<Event>,
+    status: SharedStatus,
+    current: Option<NodeConfig>,
+    config_mtime: Option<SystemTime>,
+}
+
+/// Create the agent. Hand out the handle, then call `runner.run()`.
+pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
+    let (tx, rx) = mpsc::channel();
+    let status = Arc::new(RwLock::new(Status::default()));
+    let handle = AgentHandle { tx: tx.clone(), status: status.clone() };
+    let runner = Runner {
+        settings,
+        nl: Netlink::open()?,
+        rx,
+        tx,
+        status,
+        current: None,
+        config_mtime: None,
+    };
+    Ok((handle, runner))
+}
+
+impl Runner {
+    pub fn run(mut self) -> Result<(), AgentError> {
+        self.listen_for_signals()?;
+        self.listen_for_link_events();
+        if let Some(cfg) = self.initial_config() {
+            if let Err(e) = self.apply_new(cfg) {
+                tracing::error!(error = %e, "initial config did not apply cleanly");
+            }
+        } else {
+            tracing::info!("no config yet; waiting to be provisioned");
+        }
+        systemd::notify("READY=1");
+        let watchdog = systemd::watchdog_interval();
+        let mut next_pass = Instant::now() + self.settings.interval;
+        loop {
+            let wait = next_pass.saturating_duration_since(Instant::now());
+            let wait = watchdog.map_or(wait, |w| wait.min(w));
+            let event = self.rx.recv_timeout(wait);
+            if watchdog.is_some() {
+                systemd::notify("WATCHDOG=1");
+            }
+            match event {
+                Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(Event::Apply(cfg, reply)) => {
+                    let _ = reply.send(self.apply_new(*cfg));
+                }
+                Ok(Event::LinkChanged) => {
+                    // Our own changes cause events too: let a burst settle.
+                    self.drain_link_events(Duration::from_millis(300));
+                    self.periodic_pass();
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() >= next_pass => {
+                    self.follow_config_file();
+                    self.periodic_pass();
+                    next_pass = Instant::now() + self.settings.interval;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        systemd::notify("STOPPING=1");
+        tracing::info!("stopping");
+        Ok(())
+    }
+
+    /// The config file, unless the last good config is newer (a `PUT
+    /// /v1/config` after the card was written wins over the card's file).
+    fn initial_config(&mut self) -> Option<NodeConfig> {
+        let last_good = state::last_good_path(&self.settings.state_dir);
+        let from_file = self.settings.config_path.clone().and_then(|path| {
+            self.config_mtime = mtime(&path);
+            state::load_config(&path)
+                .map_err(|e| tracing::error!(error = %e, "config file refused"))
+                .ok()
+        });
+        let saved = state::load_config(&last_good).ok();
+        match (from_file, saved) {
+            (Some(_), Some(s)) if mtime(&last_good) > self.config_mtime => {
+                tracing::info!(path = %last_good.display(), "last good config is newer than the config file; using it");
+                Some(s)
+            }
+            (Some(f), _) => Some(f),
+            (None, s) => s,
+        }
+    }
+
+    fn follow_config_file(&mut self) {
+        let Some(path) = self.settings.config_path.clone() else { return };
+        let now = mtime(&path);
+        if now == self.config_mtime {
+            return;
+        }
+        self.config_mtime = now;
+        match state::load_config(&path) {
+            Ok(cfg) if Some(&cfg) == self.current.as_ref() => {}
+            Ok(cfg) => match self.apply_new(cfg) {
+                Ok(_) => tracing::info!(path = %path.display(), "new config file applied"),
+                Err(e) => tracing::error!(error = %e, "new config file not applied"),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "config file refused; keeping the current config")
+            }
+        }
+    }
+
+    fn periodic_pass(&mut self) {
+        let Some(cfg) = self.current.clone() else { return };
+        match self.pass(&cfg) {
+            Ok(report) if !report.ok() => {
+                tracing::warn!(errors = ?report.errors(), "pass finished with errors")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pass failed"),
+        }
+    }
+
+    /// Check, apply, roll back on failure, persist on success.
+    fn apply_new(&mut self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
+        cfg.check()?;
+        let report = self.pass(&cfg)?;
+        if report.ok() {
+            self.current = Some(cfg.clone());
+            state::save_last_good(&self.settings.state_dir, &cfg)?;
+            return Ok(report);
+        }
+        let rolled_back = match self.current.clone() {
+            Some(prev) => {
+                tracing::warn!(errors = ?report.errors(), "rolling back to the previous config");
+                if let Err(e) = self.pass(&prev) {
+                    tracing::error!(error = %e, "rollback pass failed");
+                }
+                true
+            }
+            None => {
+                // Nothing to go back to: keep trying the new one.
+                self.current = Some(cfg);
+                false
+            }
+        };
+        Err(ApplyError::Failed { report: Box::new(report), rolled_back })
+    }
+
+    /// One pass for `cfg`: network, then FRR; publishes the result.
+    fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
+        let report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
+        self.publish(cfg, &report);
+        Ok(report)
+    }
+
+    fn publish(&mut self, cfg: &NodeConfig, report: &ReconcileReport) {
+        let vxlan = network::observe(&mut self.nl).map(|o| vni_states(cfg, &o)).unwrap_or_default();
+        let bgp = match &self.settings.frr {
+            Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "no BGP state from FRR");
+                Vec::new()
+            }),
+            _ => Vec::new(),
+        };
+        // One line for `systemctl status node-agent`.
+        let errors = report.errors();
+        systemd::notify(&match errors.first() {
+            None => format!("STATUS=config {}: converged", version_of(cfg)),
+            Some(first) => format!(
+                "STATUS=config {}: {} error(s), first: {first}",
+                version_of(cfg),
+                errors.len()
+            ),
+        });
+        let Ok(mut status) = self.status.write() else { return };
+        status.config = Some(cfg.clone());
+        let r = &mut status.reconcile;
+        r.config_version = Some(version_of(cfg));
+        r.last_run_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
+        r.ok = report.ok();
+        r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
+        r.passes += 1;
+        r.errors = errors;
+        status.bgp = bgp;
+        status.vxlan = vxlan;
+    }
+
+    fn listen_for_signals(&self) -> Result<(), AgentError> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals =
+            signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(AgentError::Signals)?;
+        let tx = self.tx.clone();
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = tx.send(Event::Shutdown);
+                }
+            })
+            .map_err(AgentError::Signals)?;
+        Ok(())
+    }
+
+    /// Wake up when a link appears, disappears or changes (a VXLAN device
+    /// deleted by hand is back within a second, not an interval).
+    fn listen_for_link_events(&self) {
+        const RTMGRP_LINK: u32 = 1;
+        let socket =
+            netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).and_then(|mut s| {
+                s.bind(&netlink_sys::SocketAddr::new(0, RTMGRP_LINK))?;
+                Ok(s)
+            });
+        let socket = match socket {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no netlink events; relying on the interval");
+                return;
+            }
+        };
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new().name("link-events".into()).spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            while socket.recv(&mut &mut buf[..], 0).is_ok() {
+                if tx.send(Event::LinkChanged).is_err() {
+                    break;
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no netlink event thread");
+        }
+    }
+
+    fn drain_link_events(&self, settle: Duration) {
+        let until = Instant::now() + settle;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Event::LinkChanged) => {}
+                Ok(other) => {
+                    // Not ours to drop: put it back for the main loop.
+                    let _ = self.tx.send(other);
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// One pass without the run loop (`node-agent apply`).
+pub fn pass(
+    nl: &mut Netlink,
+    frr: Option<&mut Frr>,
+    cfg: &NodeConfig,
+    dry_run: bool,
+) -> Result<ReconcileReport, NetlinkError> {
+    let (plan, net) = network::reconcile(nl, cfg, dry_run)?;
+    let mut report = ReconcileReport {
+        config_version: version_of(cfg),
+        planned: plan.changes.iter().map(ToString::to_string).collect(),
+        applied: net.applied,
+        failed: net.failed,
+        problems: net.problems,
+        ..Default::default()
+    };
+    if let (Some(frr), true, false) = (frr, cfg.bgp.is_some(), dry_run) {
+        match frr.sync(cfg) {
+            Ok(how) => {
+                if how != FrrSync::Unchanged {
+                    tracing::info!(?how, path = %frr.conf_path().display(), "frr.conf");
+                }
+                report.frr = Some(how);
+            }
+            Err(e) => report.frr_error = Some(e.to_string()),
+        }
+    }
+    Ok(report)
+}
+
+fn version_of(cfg: &NodeConfig) -> String {
+    if cfg.version.is_empty() { cfg.content_version() } else { cfg.version.clone() }
+}
+
+fn mtime(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}

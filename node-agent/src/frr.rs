@@ -1,0 +1,369 @@
+//! FRR: keep `frr.conf` equal to the rendered config, reload FRR when it
+//! changed, and read BGP neighbour state back.
+//!
+//! When: the file is rewritten (atomically) only when its text differs;
+//! FRR is reloaded when the text differs from what was last loaded, when
+//! the agent has just started, or when a daemon's pid changed (a restarted
+//! daemon has an empty running config). If no daemon runs, the file is
+//! written and FRR reads it when it starts (`vtysh -b`, as frrinit does).
+//!
+//! Reload: `frr-reload.py --reload` (package `frr-pythontools`) computes the
+//! difference to the running config and applies only that, so established
+//! sessions stay up. When the script is missing the agent falls back to
+//! `vtysh -f frr.conf`, which *adds* the file's commands to the running
+//! config. Its limits: nothing is ever removed (a neighbour deleted from the
+//! lab stays configured until FRR restarts), and commands that fail are
+//! only logged. Changed values (timers, descriptions, remote-as) are applied,
+//! and no session is reset that the commands themselves do not reset.
+//!
+//! # Running FRR per network namespace (virtual fleet)
+//!
+//! Checked with FRR 8.4 (Debian 12). With a pathspace `NAME` the daemons use
+//! `/etc/frr/NAME/` for config and `/var/run/frr/NAME/` for sockets and pid
+//! files (created by the daemons themselves):
+//!
+//! ```text
+//! mkdir -p /etc/frr/NAME && chown frr:frr /etc/frr/NAME
+//! printf 'service integrated-vtysh-config\n' > /etc/frr/NAME/vtysh.conf
+//! ip netns exec NS /usr/lib/frr/zebra -d -N NAME -F datacenter
+//! ip netns exec NS /usr/lib/frr/bgpd  -d -N NAME -F datacenter
+//! ip netns exec NS /usr/lib/frr/staticd -d -N NAME -F datacenter   # optional
+//! vtysh -N NAME -b            # load /etc/frr/NAME/frr.conf (node-agent's
+//!                             # first pass also does it via frr-reload)
+//! vtysh -N NAME -c 'show bgp summary'
+//! kill $(cat /var/run/frr/NAME/bgpd.pid /var/run/frr/NAME/zebra.pid)
+//! ```
+//!
+//! The daemons do not read `frr.conf` themselves (they look for
+//! `bgpd.conf`); integrated config is pushed by vtysh. `-F datacenter` sets
+//! the defaults profile (the `frr defaults` line only takes effect at
+//! start). vtysh reaches the daemons through the sockets in the pathspace,
+//! so it need not run inside the namespace. [`daemon_command`] builds the
+//! daemon command lines.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_spec::NodeConfig;
+use lab_spec::health::BgpNeighborState;
+use serde_json::Value;
+
+/// The FRR daemons a node needs, in start order.
+pub const DAEMONS: [&str; 2] = ["zebra", "bgpd"];
+
+/// Where Debian installs the daemons and frr-reload.py.
+pub const FRR_LIBDIR: &str = "/usr/lib/frr";
+
+/// Command line to start one FRR daemon for pathspace `name` inside network
+/// namespace `netns` (`ip netns exec NETNS /usr/lib/frr/DAEMON -d -N NAME
+/// -F datacenter`). Run it, then `vtysh -N NAME -b` or node-agent.
+pub fn daemon_command(netns: &str, pathspace: &str, daemon: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns]).arg(Path::new(FRR_LIBDIR).join(daemon)).args([
+        "-d",
+        "-N",
+        pathspace,
+        "-F",
+        "datacenter",
+    ]);
+    cmd
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrrError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot run {program}: {source}")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("{program} failed ({status}): {output}")]
+    Failed { program: String, status: String, output: String },
+    #[error("cannot parse vtysh JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// How frr.conf reached FRR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrrSync {
+    /// Same text as last time: nothing done.
+    Unchanged,
+    /// Applied with frr-reload.py (difference only).
+    Reloaded,
+    /// Applied with `vtysh -f` (additive; see the module docs).
+    Applied,
+    /// Written; FRR is not running and reads it when it starts.
+    WrittenOnly,
+}
+
+/// One FRR instance: its config directory, pathspace and tools.
+#[derive(Debug, Clone)]
+pub struct Frr {
+    pub pathspace: Option<String>,
+    pub dir: PathBuf,
+    pub vtysh: PathBuf,
+    pub reload_script: PathBuf,
+    /// Text last handed to FRR successfully, and the daemons' pids then.
+    /// In memory: after an agent restart the first pass reloads once (which
+    /// frr-reload makes a no-op); after a daemon restart, too.
+    loaded: Option<(String, String)>,
+}
+
+impl Frr {
+    pub fn new(pathspace: Option<String>, dir: Option<PathBuf>, vtysh: PathBuf) -> Self {
+        let dir = dir.unwrap_or_else(|| match &pathspace {
+            Some(name) => Path::new("/etc/frr").join(name),
+            None => PathBuf::from("/etc/frr"),
+        });
+        Frr {
+            pathspace,
+            dir,
+            vtysh,
+            reload_script: Path::new(FRR_LIBDIR).join("frr-reload.py"),
+            loaded: None,
+        }
+    }
+
+    pub fn conf_path(&self) -> PathBuf {
+        self.dir.join("frr.conf")
+    }
+
+    /// `/var/run/frr[/NAME]`: where the daemons' vty sockets are.
+    fn run_dir(&self) -> PathBuf {
+        match &self.pathspace {
+            Some(name) => Path::new("/var/run/frr").join(name),
+            None => PathBuf::from("/var/run/frr"),
+        }
+    }
+
+    /// Changes when a daemon restarts (and lost its running config unless
+    /// something ran `vtysh -b`).
+    fn daemon_pids(&self) -> String {
+        DAEMONS
+            .iter()
+            .map(|d| {
+                fs::read_to_string(self.run_dir().join(format!("{d}.pid"))).unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn running(&self) -> bool {
+        DAEMONS.iter().any(|d| self.run_dir().join(format!("{d}.vty")).exists())
+    }
+
+    /// Bring FRR to `lab_spec::frr::render(cfg)`.
+    pub fn sync(&mut self, cfg: &NodeConfig) -> Result<FrrSync, FrrError> {
+        self.sync_text(&lab_spec::frr::render(cfg))
+    }
+
+    pub fn sync_text(&mut self, text: &str) -> Result<FrrSync, FrrError> {
+        let pids = self.daemon_pids();
+        if self.loaded.as_ref().is_some_and(|(t, p)| t == text && *p == pids) {
+            return Ok(FrrSync::Unchanged);
+        }
+        let path = self.conf_path();
+        if fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            write_atomic(&path, text.as_bytes())?;
+        }
+        self.ensure_vtysh_conf()?;
+        if !self.running() {
+            return Ok(FrrSync::WrittenOnly);
+        }
+        let how = if self.reload_script.exists() {
+            self.reload(&path)?;
+            FrrSync::Reloaded
+        } else {
+            let mut cmd = self.vtysh_command();
+            cmd.arg("-f").arg(&path);
+            run(cmd)?;
+            FrrSync::Applied
+        };
+        self.loaded = Some((text.to_string(), pids));
+        Ok(how)
+    }
+
+    fn reload(&self, path: &Path) -> Result<(), FrrError> {
+        let mut cmd = Command::new(&self.reload_script);
+        // With the file at CONFDIR/frr.conf frr-reload does not `write` the
+        // running config over ours.
+        cmd.args(["--reload", "--stdout", "--confdir"]).arg(&self.dir);
+        if let Some(name) = &self.pathspace {
+            cmd.args(["--pathspace", name]);
+        }
+        if let Some(bindir) = self.vtysh.parent().filter(|p| !p.as_os_str().is_empty()) {
+            cmd.arg("--bindir").arg(bindir);
+        }
+        cmd.arg(path);
+        run(cmd).map(|_| ())
+    }
+
+    /// vtysh warns on every call without it; the package ships one only
+    /// for the default pathspace.
+    fn ensure_vtysh_conf(&self) -> Result<(), FrrError> {
+        let path = self.dir.join("vtysh.conf");
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomic(&path, b"service integrated-vtysh-config\n")
+    }
+
+    pub fn vtysh_command(&self) -> Command {
+        let mut cmd = Command::new(&self.vtysh);
+        if let Some(name) = &self.pathspace {
+            cmd.args(["-N", name]);
+        }
+        cmd
+    }
+
+    /// `show bgp vrf default neighbors json`, merged with the configured
+    /// neighbours so an unconfigured or missing session still shows.
+    pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
+        let Some(bgp) = &cfg.bgp else { return Ok(Vec::new()) };
+        let mut cmd = self.vtysh_command();
+        cmd.args(["-c", "show bgp vrf default neighbors json"]);
+        let json: Value = serde_json::from_str(&run(cmd)?)?;
+        Ok(bgp
+            .neighbors
+            .iter()
+            .map(|n| neighbor_state(n, json.get(n.address.to_string())))
+            .collect())
+    }
+}
+
+/// One neighbour from FRR's JSON (`None`: FRR does not know it).
+pub fn neighbor_state(
+    n: &lab_spec::node_config::Neighbor,
+    json: Option<&Value>,
+) -> BgpNeighborState {
+    let state = json
+        .and_then(|j| j.get("bgpState"))
+        .and_then(Value::as_str)
+        .unwrap_or("NotConfigured")
+        .to_string();
+    let established = state == "Established";
+    let uptime_seconds = json
+        .and_then(|j| j.get("bgpTimerUpMsec"))
+        .and_then(Value::as_u64)
+        .filter(|_| established)
+        .map(|ms| ms / 1000);
+    let prefixes_received = json
+        .and_then(|j| j.pointer("/addressFamilyInfo/ipv4Unicast/acceptedPrefixCounter"))
+        .and_then(Value::as_u64);
+    BgpNeighborState {
+        address: n.address,
+        remote_asn: n.remote_asn,
+        description: n.description.clone(),
+        state,
+        established,
+        uptime_seconds,
+        prefixes_received,
+    }
+}
+
+/// A stuck vtysh (a daemon that does not answer) must not stall the agent.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn run(mut cmd: Command) -> Result<String, FrrError> {
+    let program = format!("{:?}", cmd.get_program());
+    let spawn_err = |source| FrrError::Spawn { program: program.clone(), source };
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(spawn_err)?;
+    // Read both pipes on threads so a chatty child never blocks on a full pipe.
+    let pipe = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        Some(status) if status.success() => Ok(stdout),
+        status => {
+            let status = status
+                .map_or_else(|| format!("killed after {COMMAND_TIMEOUT:?}"), |s| s.to_string());
+            let output = format!("{stdout}{stderr}");
+            let output = output.trim();
+            // The end of the output says what went wrong.
+            let cut = output.len().saturating_sub(2000);
+            let cut = (cut..output.len()).find(|i| output.is_char_boundary(*i)).unwrap_or(0);
+            Err(FrrError::Failed { program, status, output: output[cut..].to_string() })
+        }
+    }
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), FrrError> {
+    crate::state::write_atomic(path, data)
+        .map_err(|source| FrrError::Write { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbour_state_from_frr_json() {
+        let n = lab_spec::node_config::Neighbor {
+            address: "10.1.0.0".parse().unwrap(),
+            remote_asn: 65000,
+            interface: "eth1".into(),
+            description: "spine1".into(),
+        };
+        let json: Value = serde_json::from_str(
+            r#"{"10.1.0.0":{"remoteAs":65000,"bgpState":"Established","bgpTimerUpMsec":12345,
+                "addressFamilyInfo":{"ipv4Unicast":{"acceptedPrefixCounter":3}}}}"#,
+        )
+        .unwrap();
+        let s = neighbor_state(&n, json.get("10.1.0.0"));
+        assert!(s.established);
+        assert_eq!((s.uptime_seconds, s.prefixes_received), (Some(12), Some(3)));
+        let missing = neighbor_state(&n, None);
+        assert_eq!((missing.state.as_str(), missing.established), ("NotConfigured", false));
+    }
+
+    #[test]
+    fn config_dir_follows_the_pathspace() {
+        let frr = Frr::new(Some("lab-leaf1".into()), None, "vtysh".into());
+        assert_eq!(frr.conf_path(), Path::new("/etc/frr/lab-leaf1/frr.conf"));
+        let cmd = daemon_command("lab-leaf1", "lab-leaf1", "bgpd");
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args,
+            [
+                "netns",
+                "exec",
+                "lab-leaf1",
+                "/usr/lib/frr/bgpd",
+                "-d",
+                "-N",
+                "lab-leaf1",
+                "-F",
+                "datacenter"
+            ]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The node's lab network in the kernel: links, addresses, bridges, VXLAN
+//! devices, flood lists and static routes, reconciled over netlink.
+//!
+//! ```text
+//! NodeConfig --desired--> Desired ─┐
+//!                                  ├─ plan() ──> Vec<Change> ──apply()──> Report
+//! kernel ─────observe───> Observed ┘   (pure)                (netlink)
+//! ```
+//!
+//! Ownership: devices the agent creates (bridges, VXLAN and VLAN devices)
+//! carry the interface alias [`OWNER_ALIAS`]; only those are ever deleted.
+//! Addresses are removed only from interfaces the config names, flood
+//! entries only from VXLAN devices of static segments, routes only when
+//! they carry the agent's routing protocol number [`ROUTE_PROTOCOL`].
+
+pub mod apply;
+pub mod desired;
+pub mod messages;
+pub mod observe;
+pub mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+
+pub use apply::{Failure, Report, apply};
+pub use desired::desired;
+pub use observe::observe;
+pub use plan::{Plan, plan};
+
+/// Interface alias (IFLA_IFALIAS) marking a device node-agent created.
+pub const OWNER_ALIAS: &str = "pi-lab";
+
+/// Routing protocol number on routes node-agent installs (`ip route show
+/// proto 200`). Outside the numbers iproute2 and FRR use.
+pub const ROUTE_PROTOCOL: u8 = 200;
+
+/// MTU of VXLAN devices: 1500 minus the 50 bytes of VXLAN over IPv4.
+pub const VXLAN_MTU: u32 = 1450;
+
+/// Parameters that define a VXLAN device; a change means re-creating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct VxlanParams {
+    pub vni: u32,
+    pub local: Ipv4Addr,
+    pub port: u16,
+    pub learning: bool,
+}
+
+/// What kind of device the agent creates for a link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Create {
+    Bridge,
+    Vlan { parent: String, vlan_id: u16 },
+    Vxlan(VxlanParams),
+}
+
+/// One link as the config wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredLink {
+    pub name: String,
+    /// `None`: the link must already exist (a port, `lo`).
+    pub create: Option<Create>,
+    pub mtu: Option<u32>,
+    /// Bridge this link joins. `None`: leave its master alone.
+    pub master: Option<String>,
+}
+
+/// Addresses wanted on one interface.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WantedAddresses {
+    pub addresses: BTreeSet<Ipv4Net>,
+    /// True: remove every other IPv4 address (except 127/8 on `lo`).
+    pub exclusive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StaticRoute {
+    pub destination: Ipv4Net,
+    pub gateway: Ipv4Addr,
+}
+
+/// The lab network as the config wants it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    /// In creation order: ports, bridges, VLANs, VXLAN devices.
+    pub links: Vec<DesiredLink>,
+    pub addresses: BTreeMap<String, WantedAddresses>,
+    /// Static-flooding VXLAN device -> remote VTEPs.
+    pub flood: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    pub routes: BTreeSet<StaticRoute>,
+    pub management: Option<Management>,
+}
+
+/// The management address, added where it is missing (never removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Management {
+    /// `None`: the first wired Ethernet port (see [`LinkState::wired`]).
+    pub interface: Option<String>,
+    pub address: Ipv4Net,
+}
+
+/// A link as the kernel has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// IFLA_INFO_KIND: `bridge`, `vxlan`, `vlan`, `veth`; empty for none.
+    pub kind: String,
+    pub up: bool,
+    pub mtu: u32,
+    pub master: Option<String>,
+    pub alias: Option<String>,
+    pub vxlan: Option<VxlanParams>,
+    /// VLAN parent name and id.
+    pub vlan: Option<(String, u16)>,
+    /// A wired Ethernet port backed by hardware (not virtual, not Wi-Fi):
+    /// `eth0` on a Pi 3B, `usb0` in the emulator.
+    pub wired: bool,
+}
+
+impl LinkState {
+    pub fn owned(&self) -> bool {
+        self.alias.as_deref() == Some(OWNER_ALIAS)
+    }
+}
+
+/// The kernel's state, as far as the agent cares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub links: BTreeMap<String, LinkState>,
+    /// IPv4 addresses per interface name.
+    pub addresses: BTreeMap<String, BTreeSet<Ipv4Net>>,
+    /// All-zeros FDB destinations per VXLAN device name.
+    pub flood: BTreeMap<String, BTreeSet<Ipv4Addr>>,
+    /// Main-table routes with protocol [`ROUTE_PROTOCOL`].
+    pub routes: BTreeSet<StaticRoute>,
+}
+
+/// One step that brings the kernel closer to the config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    DeleteLink { name: String, reason: String },
+    CreateLink { name: String, create: Create, mtu: Option<u32> },
+    SetLink { name: String, up: bool, mtu: Option<u32>, master: Option<String> },
+    ReleaseLink { name: String },
+    AddAddress { interface: String, address: Ipv4Net },
+    RemoveAddress { interface: String, address: Ipv4Net },
+    AddFlood { device: String, vtep: Ipv4Addr },
+    RemoveFlood { device: String, vtep: Ipv4Addr },
+    AddRoute { route: StaticRoute },
+    RemoveRoute { route: StaticRoute },
+}
+
+impl Change {
+    /// The object this change is about, for per-object error reports.
+    pub fn object(&self) -> String {
+        match self {
+            Change::DeleteLink { name, .. }
+            | Change::CreateLink { name, .. }
+            | Change::SetLink { name, .. }
+            | Change::ReleaseLink { name } => name.clone(),
+            Change::AddAddress { interface, address }
+            | Change::RemoveAddress { interface, address } => format!("{interface} {address}"),
+            Change::AddFlood { device, vtep } | Change::RemoveFlood { device, vtep } => {
+                format!("{device} flood {vtep}")
+            }
+            Change::AddRoute { route } | Change::RemoveRoute { route } => {
+                format!("route {}", route.destination)
+            }
+        }
+    }
+}
+
+/// Printed like the `ip`/`bridge` command that would do the same, so the
+/// dry-run plan reads naturally.
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::DeleteLink { name, reason } => write!(f, "ip link del {name}  # {reason}"),
+            Change::CreateLink { name, create, mtu } => {
+                write!(f, "ip link add {name}")?;
+                if let Some(mtu) = mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+                match create {
+                    Create::Bridge => write!(f, " type bridge"),
+                    Create::Vlan { parent, vlan_id } => {
+                        write!(f, " link {parent} type vlan id {vlan_id}")
+                    }
+                    Create::Vxlan(v) => write!(
+                        f,
+                        " type vxlan id {} local {} dstport {}{}",
+                        v.vni,
+                        v.local,
+                        v.port,
+                        if v.learning { "" } else { " nolearning" }
+                    ),
+                }
+            }
+            Change::SetLink { name, up, mtu, master } => {
+                write!(f, "ip link set {name}")?;
+                if let Some(master) = master {
+                    write!(f, " master {master}")?;
+                }
+                if let Some(mtu) = mtu {
+                    write!(f, " mtu {mtu}")?;
+                }
+                if *up {
+                    write!(f, " up")?;
+                }
+                Ok(())
+            }
+            Change::ReleaseLink { name } => write!(f, "ip link set {name} nomaster"),
+            Change::AddAddress { interface, address } => {
+                write!(f, "ip addr add {address} dev {interface}")
+            }
+            Change::RemoveAddress { interface, address } => {
+                write!(f, "ip addr del {address} dev {interface}")
+            }
+            Change::AddFlood { device, vtep } => {
+                write!(f, "bridge fdb append 00:00:00:00:00:00 dev {device} dst {vtep}")
+            }
+            Change::RemoveFlood { device, vtep } => {
+                write!(f, "bridge fdb del 00:00:00:00:00:00 dev {device} dst {vtep}")
+            }
+            Change::AddRoute { route } => write!(
+                f,
+                "ip route add {} via {} proto {ROUTE_PROTOCOL}",
+                route.destination, route.gateway
+            ),
+            Change::RemoveRoute { route } => write!(
+                f,
+                "ip route del {} via {} proto {ROUTE_PROTOCOL}",
+                route.destination, route.gateway
+            ),
+        }
+    }
+}
+
+/// One reconcile pass: observe, plan, and (unless `dry_run`) apply.
+pub fn reconcile(
+    nl: &mut crate::netlink::Netlink,
+    cfg: &lab_spec::NodeConfig,
+    dry_run: bool,
+) -> Result<(Plan, Report), crate::netlink::NetlinkError> {
+    let observed = observe(nl)?;
+    let plan = plan(&desired(cfg), &observed);
+    let mut report = Report { problems: plan.problems.clone(), ..Report::default() };
+    if !dry_run {
+        let done = apply(nl, &observed, &plan.changes);
+        report.applied = done.applied;
+        report.failed = done.failed;
+    }
+    Ok((plan, report))
+}

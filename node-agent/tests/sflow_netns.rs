@@ -1,0 +1,422 @@
+//! The exporter in network namespaces of its own: a veth pair between an
+//! "agent" namespace and a "peer" namespace, a collector socket and a tshark
+//! capture on the agent's loopback. Checks that interface counters agree
+//! with the kernel's within one polling interval, that tshark's sFlow
+//! dissector reads the same datagrams as sflow-parser, that flow samples
+//! appear under traffic with sampling on, and that they stop (and the
+//! nftables table goes, other tables untouched) when sampling is set to 0,
+//! and that two collectors receive the same datagrams.
+//!
+//! Needs root, `ip`, `nft`, `tshark`, `ping`. Namespaces: `t4-ag-PID`,
+//! `t4-pr-PID`, removed even when the test fails.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lab_spec::node_config::Sflow;
+use node_agent::sflow::{Exporter, HostInfo};
+use sflow_parser::models::{CounterData, FlowData, SampleData};
+
+/// Like tests/e2e/common.rs `prerequisites`: false (and why) when the test
+/// cannot run here; under CI=true a missing prerequisite fails the test.
+fn prerequisites(test: &str, commands: &[&str]) -> bool {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root".to_string());
+    }
+    for cmd in commands {
+        let found = Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output();
+        if !found.map(|o| o.status.success()).unwrap_or(false) {
+            missing.push(format!("command `{cmd}`"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let msg = format!("{test}: missing {}; run scripts/setup.sh as root", missing.join(", "));
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
+    eprintln!("SKIP {msg}");
+    false
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("run command");
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two namespaces joined by a veth pair `lab1`, removed on drop.
+struct Lab {
+    agent: String,
+    peer: String,
+}
+
+impl Lab {
+    fn new() -> Self {
+        let pid = std::process::id();
+        let lab = Lab { agent: format!("t4-ag-{pid}"), peer: format!("t4-pr-{pid}") };
+        for ns in [&lab.agent, &lab.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            sh(&["ip", "netns", "add", ns]);
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            // No IPv6 neighbour discovery chatter on the counters.
+            sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ]);
+        }
+        sh(&[
+            "ip", "-n", &lab.agent, "link", "add", "lab1", "type", "veth", "peer", "name", "lab1",
+            "netns", &lab.peer,
+        ]);
+        sh(&["ip", "-n", &lab.agent, "addr", "add", "10.44.0.1/24", "dev", "lab1"]);
+        sh(&["ip", "-n", &lab.peer, "addr", "add", "10.44.0.2/24", "dev", "lab1"]);
+        sh(&["ip", "-n", &lab.agent, "link", "set", "lab1", "up"]);
+        sh(&["ip", "-n", &lab.peer, "link", "set", "lab1", "up"]);
+        lab
+    }
+
+    fn exec(&self, ns: &str, args: &[&str]) -> String {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    fn counter(&self, name: &str) -> u64 {
+        let path = format!("/sys/class/net/lab1/statistics/{name}");
+        self.exec(&self.agent, &["cat", &path]).trim().parse().expect("counter value")
+    }
+
+    fn tables(&self) -> String {
+        self.exec(&self.agent, &["nft", "list", "tables"])
+    }
+
+    fn flood(&self, count: u32) {
+        self.exec(&self.peer, &["ping", "-q", "-f", "-c", &count.to_string(), "10.44.0.1"]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in [&self.agent, &self.peer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Runs `f` on a thread that has entered network namespace `ns`; threads
+/// `f` starts stay in it.
+fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = File::open(&path).expect("open netns");
+        // SAFETY: setns on a valid namespace descriptor, affecting only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("netns thread")
+}
+
+/// A tshark capture of UDP 6343 on the agent's loopback; killed on drop.
+struct Capture {
+    child: Child,
+    file: String,
+}
+
+impl Capture {
+    fn start(ns: &str) -> Self {
+        let file = format!("/tmp/t4-sflow-{}.pcapng", std::process::id());
+        let _ = std::fs::remove_file(&file);
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "tshark", "-i", "lo", "-f", "udp port 6343", "-w", &file])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tshark");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("Capturing on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20)).expect("tshark started capturing");
+        Capture { child, file }
+    }
+
+    /// Stops the capture (SIGTERM lets tshark finish the file).
+    fn stop(&mut self) {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+fn collect(sock: &UdpSocket, for_how_long: Duration) -> Vec<Vec<u8>> {
+    let end = Instant::now() + for_how_long;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            assert!(n <= 1400, "datagram of {n} bytes");
+            out.push(buf[..n].to_vec());
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default)]
+struct Decoded {
+    /// (datagram sequence, ifInOctets, ifOutOctets) of lab1 counter samples.
+    lab1_counters: Vec<(u32, u64, u64)>,
+    flow_samples: usize,
+    /// Flow samples whose header is Ethernet + IPv4 ICMP arriving on lab1.
+    icmp_on_lab1: usize,
+    host_samples: usize,
+}
+
+fn decode(datagrams: &[Vec<u8>], lab1: u32, rate: u32) -> Decoded {
+    let mut d = Decoded::default();
+    for bytes in datagrams {
+        let dg = sflow_parser::parse_datagram(bytes).expect("sflow-parser decodes every datagram");
+        for s in &dg.samples {
+            match &s.sample_data {
+                SampleData::CountersSampleExpanded(c) => {
+                    for r in &c.counters {
+                        match &r.counter_data {
+                            CounterData::GenericInterface(g) if g.if_index == lab1 => {
+                                d.lab1_counters.push((
+                                    dg.sequence_number,
+                                    g.if_in_octets,
+                                    g.if_out_octets,
+                                ));
+                            }
+                            CounterData::HostDescription(_) => d.host_samples += 1,
+                            _ => {}
+                        }
+                    }
+                }
+                SampleData::FlowSample(f) => {
+                    d.flow_samples += 1;
+                    assert_eq!(f.sampling_rate, rate);
+                    if let FlowData::SampledHeader(h) = &f.flow_records[0].flow_data {
+                        let icmp = h.header.len() > 23
+                            && h.header[12..14] == [0x08, 0x00]
+                            && h.header[23] == 1;
+                        if icmp && f.input.value() == lab1 && h.frame_length == 14 + 84 + 4 {
+                            d.icmp_on_lab1 += 1;
+                        }
+                    }
+                }
+                other => panic!("unexpected sample {other:?}"),
+            }
+        }
+    }
+    d
+}
+
+#[test]
+fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
+    if !prerequisites("exporter_in_a_network_namespace", &["ip", "nft", "tshark", "ping"]) {
+        return;
+    }
+    let lab = Lab::new();
+    // A table someone else owns: the exporter must leave it alone.
+    lab.exec(&lab.agent, &["nft", "add", "table", "inet", "t4_foreign"]);
+    let mut capture = Capture::start(&lab.agent);
+    let lab1: u32 = lab
+        .exec(&lab.agent, &["cat", "/sys/class/net/lab1/ifindex"])
+        .trim()
+        .parse()
+        .expect("ifindex");
+
+    let mut cfg = Sflow {
+        collectors: vec!["127.0.0.1:6343".parse().expect("addr")],
+        polling_interval: 1,
+        sampling_rate: 10,
+        agent_address: IpAddr::V4(Ipv4Addr::new(10, 44, 0, 1)),
+        interfaces: vec!["lab1".into()],
+    };
+    let start_cfg = cfg.clone();
+    let (sock, handle) = in_netns(&lab.agent, move || {
+        let sock = UdpSocket::bind("127.0.0.1:6343").expect("collector socket");
+        sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        let handle = Exporter::start(&start_cfg, HostInfo::detect()).expect("exporter starts");
+        (sock, handle)
+    });
+    assert!(lab.tables().contains("table netdev node_agent_sflow"), "{}", lab.tables());
+    // A second exporter cannot take the NFLOG group, and says why.
+    let second = cfg.clone();
+    let err =
+        in_netns(&lab.agent, move || Exporter::start(&second, HostInfo::detect()).map(|_| ()))
+            .expect_err("the NFLOG group is taken");
+    assert!(err.to_string().contains("another program such as hsflowd"), "{err}");
+
+    // Sampling on: 3000 echo requests in, about 300 sampled.
+    lab.flood(3000);
+    let d = decode(&collect(&sock, Duration::from_millis(2500)), lab1, 10);
+    assert!(
+        (120..=600).contains(&d.flow_samples),
+        "{} flow samples for 3000 packets at 1-in-10",
+        d.flow_samples
+    );
+    assert!(
+        d.icmp_on_lab1 * 10 >= d.flow_samples * 9,
+        "{} of {} samples are the pings",
+        d.icmp_on_lab1,
+        d.flow_samples
+    );
+    assert!(d.host_samples >= 2, "host samples every interval");
+
+    // Counters vs the kernel, within one polling interval.
+    let before = (lab.counter("rx_bytes"), lab.counter("tx_bytes"));
+    std::thread::sleep(Duration::from_millis(1200));
+    collect(&sock, Duration::from_millis(10));
+    let fresh = loop {
+        let d = decode(&collect(&sock, Duration::from_millis(300)), lab1, 10);
+        if let Some(c) = d.lab1_counters.first() {
+            break *c;
+        }
+    };
+    let after = (lab.counter("rx_bytes"), lab.counter("tx_bytes"));
+    assert!(
+        before.0 <= fresh.1 && fresh.1 <= after.0,
+        "ifInOctets {} not in kernel [{}, {}]",
+        fresh.1,
+        before.0,
+        after.0
+    );
+    assert!(
+        before.1 <= fresh.2 && fresh.2 <= after.1,
+        "ifOutOctets {} not in kernel [{}, {}]",
+        fresh.2,
+        before.1,
+        after.1
+    );
+    assert!(fresh.1 > 3000 * 98, "the flood is counted: {}", fresh.1);
+
+    // Sampling off: the table goes, flow samples stop, counters go on.
+    cfg.sampling_rate = 0;
+    handle.reconfigure(&cfg).expect("reconfigure");
+    let tables = lab.tables();
+    assert!(!tables.contains("node_agent_sflow"), "{tables}");
+    assert!(tables.contains("t4_foreign"), "{tables}");
+    collect(&sock, Duration::from_millis(500));
+    lab.flood(3000);
+    let off = decode(&collect(&sock, Duration::from_millis(2000)), lab1, 0);
+    assert_eq!(off.flow_samples, 0);
+    assert!(!off.lab1_counters.is_empty(), "counter samples go on with sampling off");
+
+    // Two collectors get the same datagram stream.
+    let sock2 = in_netns(&lab.agent, || {
+        let s = UdpSocket::bind("127.0.0.1:6344").expect("second collector");
+        s.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+        s
+    });
+    cfg.collectors.push("127.0.0.1:6344".parse().expect("addr"));
+    handle.reconfigure(&cfg).expect("reconfigure");
+    collect(&sock, Duration::from_millis(50));
+    let other = std::thread::spawn(move || collect(&sock2, Duration::from_millis(2500)));
+    let first = collect(&sock, Duration::from_millis(2500));
+    let second = other.join().expect("collector thread");
+    let seqs = |d: &[Vec<u8>]| -> Vec<u32> {
+        d.iter()
+            .map(|b| sflow_parser::parse_datagram(b).expect("decodes").sequence_number)
+            .collect()
+    };
+    let (a, b) = (seqs(&first), seqs(&second));
+    assert!(a.len() >= 2, "{a:?}");
+    assert!(
+        b.iter().all(|s| a.contains(s)) && a.iter().filter(|s| !b.contains(s)).count() <= 1,
+        "{a:?} vs {b:?}"
+    );
+    assert!(a.windows(2).all(|w| w[1] == w[0] + 1), "datagram sequence without gaps: {a:?}");
+
+    let stats = handle.stats();
+    assert!(
+        stats.flow_samples_sent >= d.flow_samples as u64 && stats.counter_samples_sent > 0,
+        "{stats:?}"
+    );
+    assert_eq!(stats.send_errors, 0);
+    handle.stop();
+    assert!(lab.tables().contains("t4_foreign"));
+
+    // tshark reads the same datagrams: every interface counter sample and
+    // flow sample sflow-parser saw (host structures are unknown to
+    // Wireshark 4.0's dissector; the Rust decoders check those).
+    capture.stop();
+    let fields = sh(&[
+        "tshark",
+        "-r",
+        &capture.file,
+        "-d",
+        "udp.port==6343,sflow",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+        "-e",
+        "sflow_245.sequence_number",
+        "-e",
+        "sflow_245.ifindex",
+        "-e",
+        "sflow_245.ifinoct",
+        "-e",
+        "sflow.flow_sample.input_interface",
+    ]);
+    let mut tshark_flows = 0;
+    let mut tshark_counters = Vec::new();
+    for line in fields.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let seq: u32 = cols[0].parse().expect("sequence");
+        let idx: Vec<&str> = cols
+            .get(1)
+            .map(|c| c.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        let oct: Vec<&str> = cols
+            .get(2)
+            .map(|c| c.split(',').filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default();
+        for (i, o) in idx.iter().zip(&oct) {
+            if i.parse::<u32>() == Ok(lab1) {
+                tshark_counters.push((seq, o.parse::<u64>().expect("octets")));
+            }
+        }
+        tshark_flows +=
+            cols.get(3).map(|c| c.split(',').filter(|s| !s.is_empty()).count()).unwrap_or(0);
+    }
+    assert!(
+        tshark_flows >= d.flow_samples,
+        "tshark decoded {tshark_flows} flow samples, we sent {}",
+        d.flow_samples
+    );
+    assert!(
+        tshark_counters.contains(&(fresh.0, fresh.1)),
+        "tshark saw {tshark_counters:?}, not {fresh:?}"
+    );
+}

@@ -1,0 +1,436 @@
+//! The virtual fleet end to end: `pi-lab lab up` on the example labs with
+//! the real node-agent, FRR and kernel, then looking at the namespaces.
+//!
+//! Every test runs its own lab, named `t3f` + two letters + a pid suffix (8
+//! bytes, so root-namespace devices are named after the lab itself), with its
+//! own management subnet and state directory. A guard runs `lab down` even
+//! when the test fails.
+
+// Test helpers: a failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use lab_spec::NodeConfig;
+use lab_spec::node_config::Flooding;
+
+use crate::common::{bin, prerequisites, workspace};
+
+/// The agent's reconcile interval (10 s by default) plus a pass's time.
+const REPAIR_SECS: u64 = 12;
+
+const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
+
+/// A lab of this test, torn down when dropped.
+struct TestLab {
+    name: String,
+    file: PathBuf,
+    state: PathBuf,
+}
+
+impl TestLab {
+    /// A copy of `example` with a unique name and management subnet
+    /// `172.31.{subnet}.0/24`.
+    fn new(example: &str, tag: &str, subnet: u8) -> Self {
+        let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
+        let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let text = std::fs::read_to_string(workspace().join("examples").join(example)).unwrap();
+        let mut doc: toml::Table = text.parse().unwrap();
+        doc.insert("name".into(), name.clone().into());
+        let mut mgmt = toml::Table::new();
+        mgmt.insert("subnet".into(), format!("172.31.{subnet}.0/24").into());
+        mgmt.insert("controller".into(), format!("172.31.{subnet}.1").into());
+        doc.insert("management".into(), mgmt.into());
+        if let Some(sflow) = doc.get_mut("sflow").and_then(|s| s.as_table_mut()) {
+            sflow.insert("collectors".into(), vec![format!("172.31.{subnet}.1:6343")].into());
+        }
+        let file = root.join(format!("{name}.toml"));
+        std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
+        TestLab { name, file, state: root.join("state") }
+    }
+
+    fn pi_lab(&self) -> Command {
+        let mut cmd = Command::new(bin("pi-lab"));
+        cmd.env("PI_LAB_STATE_DIR", &self.state).env("PI_LAB_AGENT", bin("node-agent"));
+        cmd
+    }
+
+    fn up(&self) -> serde_json::Value {
+        let out = self
+            .pi_lab()
+            .args(["lab", "up", "--json", "--timeout", "150"])
+            .arg(&self.file)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "lab up failed:\n{}", text(&out));
+        serde_json::from_slice(&out.stdout).expect("lab up --json prints JSON")
+    }
+
+    fn down(&self) -> Output {
+        self.pi_lab().args(["lab", "down", "--name", &self.name]).output().unwrap()
+    }
+
+    fn ns(&self, node: &str) -> String {
+        format!("{}-{node}", self.name)
+    }
+
+    /// The NodeConfig the fleet handed to `node`'s agent.
+    fn config(&self, node: &str) -> NodeConfig {
+        let path = self.state.join(&self.name).join("fleet/nodes").join(format!("{node}.toml"));
+        NodeConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// Run a command inside `node`'s namespace.
+    fn exec(&self, node: &str, args: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args).output().unwrap()
+    }
+
+    fn json(&self, node: &str, args: &[&str]) -> serde_json::Value {
+        let out = self.exec(node, args);
+        assert!(out.status.success(), "{args:?} in {node}: {}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Everything of this lab still on the machine.
+    fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        found.extend(lines_with(&netns.stdout, &self.name).map(|l| format!("netns {l}")));
+        let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+        found.extend(lines_with(&links.stdout, &self.name).map(|l| format!("link {l}")));
+        for dir in ["/etc/frr", "/var/run/frr"] {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&self.name) {
+                    found.push(format!("path {}", entry.path().display()));
+                }
+            }
+        }
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&self.name) && !cmdline.contains("cargo") {
+                found.push(format!("process {}: {cmdline}", entry.file_name().to_string_lossy()));
+            }
+        }
+        if self.state.join(&self.name).exists() {
+            found.push(format!("state {}", self.state.join(&self.name).display()));
+        }
+        found
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let out = self.down();
+        if !out.status.success() {
+            eprintln!("lab down {} failed:\n{}", self.name, text(&out));
+        }
+    }
+}
+
+fn lines_with<'a>(bytes: &'a [u8], needle: &'a str) -> impl Iterator<Item = String> + 'a {
+    std::str::from_utf8(bytes)
+        .unwrap_or("")
+        .lines()
+        .filter(move |l| l.contains(needle))
+        .map(str::to_string)
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Poll `check` until it holds or `secs` pass; the last failure otherwise.
+fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(why) if Instant::now() >= deadline => return Err(why),
+            Err(_) => sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+/// Every BGP neighbour of `node` is Established, as FRR says.
+fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
+    let config = lab.config(node);
+    let Some(bgp) = &config.bgp else { return Ok(()) };
+    let out = Command::new("vtysh")
+        .args(["-N", &lab.ns(node), "-c", "show bgp summary json"])
+        .output()
+        .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    for n in &bgp.neighbors {
+        let state = &summary["ipv4Unicast"]["peers"][n.address.to_string()]["state"];
+        if state != "Established" {
+            return Err(format!("{node}: neighbour {} is {state}", n.address));
+        }
+    }
+    Ok(())
+}
+
+fn has_route(lab: &TestLab, node: &str, dst: &str) -> bool {
+    let routes = lab.json(node, &["ip", "-j", "route", "show"]);
+    routes.as_array().into_iter().flatten().any(|r| r["dst"] == dst)
+}
+
+fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
+    let out = lab.exec(node, &["ping", "-c", "1", "-W", "1", "-I", port, address]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{node} -I {port} ping {address}: {}", text(&out)))
+    }
+}
+
+#[test]
+fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
+    if !prerequisites("two_router_lab", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "2r", 241);
+    let state = lab.up();
+    assert_eq!(state["converged"], true);
+    for node in ["r1", "r2"] {
+        sessions_established(&lab, node).unwrap();
+    }
+    let (r1, r2) = (lab.config("r1"), lab.config("r2"));
+    let (lo1, lo2) = (r1.loopback.unwrap().to_string(), r2.loopback.unwrap().to_string());
+    // Established comes a moment before the first UPDATE is installed.
+    for (node, dst) in [("r1", &lo2), ("r2", &lo1)] {
+        eventually(10, || {
+            if has_route(&lab, node, dst) {
+                Ok(())
+            } else {
+                Err(format!("{node}: no route to {dst}"))
+            }
+        })
+        .unwrap();
+    }
+    assert_eq!(r1.management.interface.as_deref(), Some("mgmt0"));
+    // The controller reaches every node over the management bridge.
+    let mgmt = r2.management.address.addr().to_string();
+    let out = Command::new("ping").args(["-c", "1", "-W", "2", &mgmt]).output().unwrap();
+    assert!(out.status.success(), "controller cannot reach r2 at {mgmt}");
+    // A second `up` refuses and names `lab down`.
+    let again = lab.pi_lab().args(["lab", "up"]).arg(&lab.file).output().unwrap();
+    assert!(!again.status.success());
+    assert!(text(&again).contains("lab down"), "{}", text(&again));
+}
+
+/// `config`'s port (and its address) in the subnet of `subnet_of`.
+fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> (String, String) {
+    let iface = config
+        .interfaces
+        .iter()
+        .find(|i| i.address.is_some_and(|a| a.trunc() == subnet_of.trunc()))
+        .unwrap_or_else(|| panic!("{} has no port in {subnet_of}", config.hostname));
+    (iface.name.clone(), iface.address.unwrap().addr().to_string())
+}
+
+#[test]
+fn fabric_carries_both_vnis_and_repairs_drift() {
+    if !prerequisites("fabric", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("fabric.toml", "fa", 242);
+    let started = Instant::now();
+    lab.up();
+    eprintln!("fabric converged after {:.1} s", started.elapsed().as_secs_f64());
+    for node in ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"] {
+        sessions_established(&lab, node).unwrap();
+    }
+    let (h1, h2) = (lab.config("h1"), lab.config("h2"));
+    let leaf1 = lab.config("leaf1");
+    let mut pinged = Vec::new();
+    for h2_port in h2.interfaces.iter().filter_map(|i| i.address) {
+        let (port, _) = host_port_towards(&h1, &h2_port);
+        let target = h2_port.addr().to_string();
+        eventually(60, || ping(&lab, "h1", &port, &target)).unwrap();
+        pinged.push(target);
+    }
+    assert_eq!(pinged.len(), 2, "h2 has an address in each segment");
+    let overlay_at = started.elapsed();
+    eprintln!("overlay ping through both VNIs after {:.1} s", overlay_at.as_secs_f64());
+
+    // Drift: a VXLAN device deleted by hand comes back within one interval.
+    let blue = leaf1.vxlan.iter().find(|s| matches!(s.flooding, Flooding::Static { .. })).unwrap();
+    let out = lab.exec("leaf1", &["ip", "link", "del", &blue.device]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = Instant::now();
+    eventually(REPAIR_SECS, || {
+        let out = lab.exec("leaf1", &["ip", "link", "show", "dev", &blue.device]);
+        if out.status.success() { Ok(()) } else { Err(format!("{} still missing", blue.device)) }
+    })
+    .unwrap();
+    eprintln!("{} repaired after {:.1} s", blue.device, t.elapsed().as_secs_f64());
+    let Flooding::Static { remote_vteps } = &blue.flooding else { unreachable!() };
+    let remote = remote_vteps[0].to_string();
+
+    // Drift: a static flooding entry deleted by hand comes back too.
+    let fdb_has_remote = || {
+        let fdb = lab.json("leaf1", &["bridge", "-j", "fdb", "show", "dev", &blue.device]);
+        let found = fdb
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["mac"] == "00:00:00:00:00:00" && e["dst"] == remote.as_str());
+        if found { Ok(()) } else { Err(format!("no flood entry to {remote}: {fdb}")) }
+    };
+    eventually(15, fdb_has_remote).unwrap();
+    let out = lab.exec(
+        "leaf1",
+        &["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", &blue.device, "dst", &remote],
+    );
+    // The delete succeeded; the agent may put the entry back at once (it
+    // listens to netlink), so only the repair is checked, not the gap.
+    assert!(out.status.success(), "{}", text(&out));
+    let t = Instant::now();
+    eventually(REPAIR_SECS, fdb_has_remote).unwrap();
+    eprintln!("flood entry to {remote} repaired after {:.1} s", t.elapsed().as_secs_f64());
+    // And both segments carry traffic again.
+    for target in &pinged {
+        let addr: ipnet::Ipv4Net = h2
+            .interfaces
+            .iter()
+            .filter_map(|i| i.address)
+            .find(|a| a.addr().to_string() == *target)
+            .unwrap();
+        let (port, _) = host_port_towards(&h1, &addr);
+        eventually(30, || ping(&lab, "h1", &port, target)).unwrap();
+    }
+    // An agent killed and started again finds nothing to do.
+    restarted_agent_changes_nothing(&lab, "leaf3");
+}
+
+/// Kill `node`'s agent; a fresh one-shot pass then changes nothing.
+fn restarted_agent_changes_nothing(lab: &TestLab, node: &str) {
+    let fleet = lab.state.join(&lab.name).join("fleet");
+    let journal = std::fs::read_to_string(fleet.join("journal.jsonl")).unwrap();
+    let pid = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["kind"] == "process" && e["netns"] == lab.ns(node).as_str())
+        .and_then(|e| e["pid"].as_u64())
+        .expect("the journal names the agent's pid");
+    let out = Command::new("kill").args(["-9", &pid.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let config = fleet.join("nodes").join(format!("{node}.toml"));
+    let state = fleet.join("agents").join(node);
+    let agent = bin("node-agent");
+    let ns = lab.ns(node);
+    let apply = |extra: &[&str]| {
+        let mut args = vec![agent.to_str().unwrap(), "apply", "--json", "--frr-pathspace", &ns];
+        args.extend_from_slice(&["--config", config.to_str().unwrap()]);
+        args.extend_from_slice(&["--state-dir", state.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        lab.json(node, &args)
+    };
+    let plan = apply(&["--dry-run"]);
+    assert_eq!(plan["planned"], serde_json::json!([]), "{node}: {plan:#}");
+    let report = apply(&[]);
+    assert_eq!(report["applied"], serde_json::json!([]), "{node}: {report:#}");
+    assert_eq!(report["failed"], serde_json::json!([]), "{node}: {report:#}");
+}
+
+#[test]
+fn down_after_a_killed_up_leaves_nothing_behind() {
+    if !prerequisites("down_after_crash", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("fabric.toml", "kd", 243);
+    let mut up = lab
+        .pi_lab()
+        .args(["lab", "up", "--json"])
+        .arg(&lab.file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill -9 once namespaces and FRR exist: halfway through.
+    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
+    eventually(60, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
+            Ok(())
+        } else {
+            Err("no FRR yet".into())
+        }
+    })
+    .unwrap();
+    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be killed");
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(!lab.leftovers().is_empty(), "the killed up left something to clean");
+    let out = lab.down();
+    assert!(out.status.success(), "lab down failed: {}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+    // Idempotent: a second down is fine and says there is nothing to do.
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn down_removes_a_converged_lab_completely() {
+    if !prerequisites("down_complete", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "dc", 244);
+    lab.up();
+    assert!(!lab.leftovers().is_empty());
+    // The lab file may change or vanish; down works from the journal.
+    std::fs::remove_file(&lab.file).unwrap();
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn two_labs_run_side_by_side() {
+    if !prerequisites("two_labs", true, TOOLS) {
+        return;
+    }
+    let (a, b) =
+        (TestLab::new("two-router.toml", "sa", 245), TestLab::new("two-router.toml", "sb", 246));
+    let both = std::thread::scope(|s| {
+        let up_b = s.spawn(|| b.up());
+        (a.up(), up_b.join().unwrap())
+    });
+    assert_eq!(
+        (both.0["converged"].clone(), both.1["converged"].clone()),
+        (true.into(), true.into())
+    );
+    // The same node names, interface names and addresses in both labs, but
+    // each node sees only its own lab.
+    assert_eq!(a.config("r1").loopback, b.config("r1").loopback);
+    let out = a.down();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(a.leftovers(), Vec::<String>::new());
+    for node in ["r1", "r2"] {
+        sessions_established(&b, node).unwrap();
+    }
+}
+
+#[test]
+fn a_broken_lab_is_refused_and_leaves_nothing() {
+    if !prerequisites("broken_lab", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "bl", 247);
+    let text_before = std::fs::read_to_string(&lab.file).unwrap();
+    std::fs::write(&lab.file, text_before.replace("b = \"r2:eth1\"", "b = \"r9:eth1\"")).unwrap();
+    let out = lab.pi_lab().args(["lab", "up"]).arg(&lab.file).output().unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("r9") && message.contains(&lab.file.display().to_string()),
+        "{message}"
+    );
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}

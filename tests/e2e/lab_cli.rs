@@ -1,0 +1,107 @@
+//! `pi-lab lab check | plan | render` as a user runs them: exit codes,
+//! where output goes, JSON that parses. No root needed.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::common::{bin, workspace};
+
+fn pi_lab(args: &[&str]) -> Output {
+    Command::new(bin("pi-lab"))
+        .args(args)
+        .current_dir(workspace())
+        .env("PI_LAB_TOKEN", "e2e-token")
+        .env_remove("PI_LAB_FILE")
+        .output()
+        .expect("run pi-lab")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn broken_lab() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("pi-lab-e2e-broken-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "name = \"broken\"\n\n[nodes.r1]\nrole = \"router\"\nasn = 100\n\n[[links]]\na = \"r1:eth1\"\nb = \"r9:eth1\"\n",
+    )
+    .expect("write lab");
+    path
+}
+
+#[test]
+fn lab_check_accepts_both_examples() {
+    for example in ["examples/two-router.toml", "examples/fabric.toml"] {
+        let out = pi_lab(&["lab", "check", example]);
+        assert!(out.status.success(), "{example}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("is valid"), "{}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn lab_check_rejects_a_broken_file_with_position_and_exit_1() {
+    let path = broken_lab();
+    let out = pi_lab(&["lab", "check", path.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(":9:6: error: unknown node \"r9\" in link"), "{err}");
+    assert!(err.contains("known nodes are r1"), "{err}");
+}
+
+#[test]
+fn lab_check_of_a_missing_file_fails() {
+    let out = pi_lab(&["lab", "check", "examples/no-such-lab.toml"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("cannot read lab file"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn lab_plan_json_has_every_node_and_link() {
+    let out = pi_lab(&["lab", "plan", "--json", "examples/fabric.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(plan["nodes"].as_object().map(|o| o.len()), Some(8));
+    assert_eq!(plan["links"].as_array().map(|a| a.len()), Some(12));
+    assert!(plan["nodes"]["leaf1"]["loopback"].is_string());
+}
+
+#[test]
+fn lab_plan_prints_tables() {
+    let out = pi_lab(&["lab", "plan", "examples/fabric.toml"]);
+    let shown = text(&out.stdout);
+    for header in ["NODE", "LOOPBACK", "ADDRESS", "VNI", "VTEPS", "10010", "evpn"] {
+        assert!(shown.contains(header), "{header} missing in\n{shown}");
+    }
+}
+
+#[test]
+fn lab_render_prints_a_node_config_the_agent_can_read() {
+    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1", "--only", "config"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let config = lab_spec::NodeConfig::from_toml(&text(&out.stdout)).expect("NodeConfig");
+    assert_eq!(config.hostname, "leaf1");
+    assert_eq!(config.auth, lab_spec::node_config::Auth::from_token("e2e-token"));
+    assert_eq!(config.vxlan.len(), 2);
+}
+
+#[test]
+fn lab_render_shows_the_frr_conf_the_node_will_get() {
+    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1", "--only", "frr"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let frr = text(&out.stdout);
+    assert!(frr.contains("router bgp 65001"), "{frr}");
+    assert!(frr.contains("advertise-all-vni"), "{frr}");
+    let both = text(&pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1"]).stdout);
+    assert!(both.contains("hostname = \"leaf1\"") && both.contains("router bgp 65001"), "{both}");
+}
+
+#[test]
+fn lab_render_of_an_unknown_node_lists_the_nodes() {
+    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf9"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("\"leaf9\" is not a node"), "{err}");
+    assert!(err.contains("h1, h2, leaf1, leaf2, leaf3, leaf4, spine1, spine2"), "{err}");
+}

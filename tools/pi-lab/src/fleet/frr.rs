@@ -1,0 +1,161 @@
+//! FRR per node namespace, each instance in its own pathspace: config in
+//! `/etc/frr/{netns}/`, sockets and pid files in `/var/run/frr/{netns}/`,
+//! `vtysh -N {netns}` to talk to it.
+//!
+//! FRR is started the way Debian starts it, just per pathspace:
+//! `ip netns exec NS /usr/lib/frr/frrinit.sh start NS` runs watchfrr, which
+//! starts zebra, bgpd and staticd with `-N NS` and restarts them if they
+//! die. The agent owns `frr.conf` from then on; pi-lab only writes a first
+//! one so the daemons start with the right hostname and defaults.
+
+use std::fs;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrrError {
+    #[error("cannot write FRR config {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("FRR did not start in namespace {netns}: {message}")]
+    Start { netns: String, message: String },
+}
+
+pub fn config_dir(netns: &str) -> PathBuf {
+    Path::new("/etc/frr").join(netns)
+}
+
+pub fn run_dir(netns: &str) -> PathBuf {
+    Path::new("/var/run/frr").join(netns)
+}
+
+/// Daemons this pathspace runs, as Debian's `/etc/frr/daemons` says it.
+const DAEMONS: &str = "\
+# Written by pi-lab for one node of a virtual fleet.
+zebra=yes
+bgpd=yes
+staticd=yes
+vtysh_enable=yes
+zebra_options=\"-A 127.0.0.1 -s 90000000\"
+bgpd_options=\"-A 127.0.0.1\"
+staticd_options=\"-A 127.0.0.1\"
+";
+
+/// The config FRR starts with, before the agent renders the real one.
+fn first_config(hostname: &str) -> String {
+    format!(
+        "! Replaced by node-agent as soon as it runs.\n\
+         frr defaults traditional\n\
+         hostname {hostname}\n\
+         log syslog informational\n\
+         service integrated-vtysh-config\n\
+         !\n"
+    )
+}
+
+/// Write `/etc/frr/{netns}/` (daemons, vtysh.conf, frr.conf) owned by frr.
+pub fn write_pathspace(netns: &str, hostname: &str) -> Result<(), FrrError> {
+    let dir = config_dir(netns);
+    let files = [
+        ("daemons", DAEMONS.to_string()),
+        ("vtysh.conf", "service integrated-vtysh-config\n".to_string()),
+        ("frr.conf", first_config(hostname)),
+    ];
+    fs::create_dir_all(&dir).map_err(|source| FrrError::Write { path: dir.clone(), source })?;
+    let owner = frr_owner();
+    for (name, text) in files {
+        let path = dir.join(name);
+        write_owned(&path, &text, owner)
+            .map_err(|source| FrrError::Write { path: path.clone(), source })?;
+    }
+    if let Some((uid, gid)) = owner {
+        chown(&dir, Some(uid), Some(gid))
+            .map_err(|source| FrrError::Write { path: dir.clone(), source })?;
+    }
+    Ok(())
+}
+
+fn write_owned(path: &Path, text: &str, owner: Option<(u32, u32)>) -> std::io::Result<()> {
+    let tmp = path.with_extension("pi-lab-tmp");
+    fs::write(&tmp, text)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o640))?;
+    if let Some((uid, gid)) = owner {
+        chown(&tmp, Some(uid), Some(gid))?;
+    }
+    fs::rename(&tmp, path)
+}
+
+/// uid and gid of the `frr` user, if there is one.
+fn frr_owner() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("frr:"))?;
+    let mut fields = line.split(':').skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+}
+
+/// Start watchfrr and the daemons inside the namespace, with the node's
+/// own hostname (a private UTS namespace, so the host's name is untouched).
+pub fn start(netns: &str, hostname: &str) -> Result<(), FrrError> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "unshare", "--uts", "--", "sh", "-c"])
+        .arg("hostname \"$0\" && exec /usr/lib/frr/frrinit.sh start \"$1\"")
+        .args([hostname, netns])
+        .output()
+        .map_err(|e| FrrError::Start { netns: netns.into(), message: e.to_string() })?;
+    if !out.status.success() {
+        let message = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return Err(FrrError::Start { netns: netns.into(), message });
+    }
+    Ok(())
+}
+
+/// `show bgp summary json` of the instance; `None` while it does not answer.
+pub fn bgp_summary(netns: &str) -> Option<Value> {
+    let out =
+        Command::new("vtysh").args(["-N", netns, "-c", "show bgp summary json"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Neighbour address -> BGP state, from `show bgp summary json`.
+pub fn peer_states(summary: &Value) -> Vec<(String, String)> {
+    let peers = summary["ipv4Unicast"]["peers"].as_object();
+    peers
+        .into_iter()
+        .flatten()
+        .map(|(addr, peer)| (addr.clone(), peer["state"].as_str().unwrap_or("?").to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_states_come_from_the_ipv4_unicast_table() {
+        let summary: Value = serde_json::from_str(
+            r#"{"ipv4Unicast":{"routerId":"10.0.0.1","as":100,"peers":{
+                "10.1.0.1":{"remoteAs":200,"state":"Established","peerState":"OK"},
+                "10.1.0.3":{"remoteAs":300,"state":"Active","peerState":"OK"}}}}"#,
+        )
+        .unwrap();
+        let mut states = peer_states(&summary);
+        states.sort();
+        assert_eq!(
+            states,
+            vec![
+                ("10.1.0.1".to_string(), "Established".to_string()),
+                ("10.1.0.3".to_string(), "Active".to_string())
+            ]
+        );
+        assert!(peer_states(&serde_json::json!({})).is_empty());
+    }
+}
