@@ -11,12 +11,9 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
-<<<<<<< HEAD
-  arch-test jq
-=======
   frr-pythontools
   python3
->>>>>>> main
+  arch-test jq
 )
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
