@@ -26,10 +26,13 @@ pub const UNITS: &[&str] = &[
     "ssh.service",
 ];
 
+/// `/boot/firmware` is `nofail` with a long device timeout: an emulated or
+/// slow card must not drop the boot into emergency mode; units that need
+/// it say `RequiresMountsFor=/boot/firmware`.
 pub const FSTAB: &str = "\
-# <file system>   <mount point>   <type>  <options>                     <dump> <pass>
-LABEL=RASPIROOT   /               ext4    rw,noatime,errors=remount-ro  0      1
-LABEL=RASPIFIRM   /boot/firmware  vfat    rw,noatime,umask=0077         0      2
+# <file system>   <mount point>   <type>  <options>                                              <dump> <pass>
+LABEL=RASPIROOT   /               ext4    rw,noatime,errors=remount-ro                           0      1
+LABEL=RASPIFIRM   /boot/firmware  vfat    rw,noatime,umask=0077,nofail,x-systemd.device-timeout=5min  0  2
 ";
 
 fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
