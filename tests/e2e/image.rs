@@ -582,3 +582,42 @@ fn image_ctrl_c_leaves_nothing() {
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(entries.is_empty(), "left behind: {entries:?}");
 }
+
+/// The image's management-address unit reads the NodeConfig that
+/// `pi-lab lab render` (and flash) produce: static address plus DHCP on the
+/// management port, lab ports left to node-agent.
+#[test]
+fn image_mgmt_network_script_reads_a_rendered_node_config() {
+    if !prerequisites(
+        "image_mgmt_network_script_reads_a_rendered_node_config",
+        false,
+        &["sh", "awk"],
+    ) {
+        return;
+    }
+    let dir = target_dir("pi-lab-image-test/mgmt");
+    let node = dir.join("node.toml");
+    let rendered = run(Command::new(bin("pi-lab"))
+        .args(["lab", "render", "--only", "config"])
+        .arg(workspace().join("examples/fabric.toml"))
+        .arg("leaf1"));
+    std::fs::write(&node, &rendered).unwrap();
+    let net = dir.join("run/10-pi-lab-mgmt.network");
+    let _ = std::fs::remove_dir_all(dir.join("run"));
+    run(Command::new("sh")
+        .arg(workspace().join("overlays/base/usr/local/sbin/pi-lab-mgmt-network"))
+        .arg(&node)
+        .arg(&net));
+    let cfg: toml::Value = toml::from_str(&rendered).unwrap();
+    let address = cfg["management"]["address"].as_str().unwrap();
+    let mgmt = std::fs::read_to_string(&net).unwrap();
+    assert!(mgmt.contains(&format!("Address={address}")) && mgmt.contains("DHCP=yes"), "{mgmt}");
+    let lab = std::fs::read_to_string(dir.join("run/05-pi-lab-lab-ports.network")).unwrap();
+    for port in
+        cfg["interfaces"].as_array().unwrap().iter().filter(|i| i["kind"].as_str() == Some("port"))
+    {
+        let name = port["name"].as_str().unwrap();
+        assert!(lab.contains(name), "lab port {name} not left unmanaged:\n{lab}");
+    }
+    assert!(lab.contains("Unmanaged=yes"), "{lab}");
+}
