@@ -153,7 +153,13 @@ fn image_layout_and_file_systems_are_clean() {
     // Root file system: agent, its enabled unit, fstab by label, no
     // per-machine state.
     let debugfs = |req: &str| run(Command::new("debugfs").arg("-R").arg(req).arg(&p2));
-    let agent = debugfs("stat /usr/local/sbin/node-agent");
+    let unit = debugfs("cat /etc/systemd/system/node-agent.service");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in node-agent.service");
+    let program = exec.split_whitespace().next().unwrap();
+    let agent = debugfs(&format!("stat {program}"));
     assert!(agent.contains("Mode:  0755") && agent.contains("Type: regular"), "{agent}");
     let wants = debugfs("ls -l /etc/systemd/system/multi-user.target.wants");
     for unit in [

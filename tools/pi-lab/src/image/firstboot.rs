@@ -2,6 +2,9 @@
 //! keys, machine-id, growing the root file system), identity-independent
 //! settings (fstab by label, hostname), node-agent and enabled units.
 //!
+//! node-agent is installed where its unit's `ExecStart=` points
+//! (`/usr/local/bin/node-agent` with the shipped unit).
+//!
 //! The first-boot units and scripts themselves are files in
 //! `overlays/base` (read them there); this module installs the agent, clears
 //! per-machine state and enables units the way `systemctl enable` would,
@@ -50,9 +53,33 @@ fn write(p: &Path, text: &str) -> Result<(), ImageError> {
     fs::write(p, text).map_err(io("writing", p))
 }
 
+/// Where node-agent goes: the program its unit starts (`ExecStart=`), so
+/// unit and binary cannot disagree.
+pub fn agent_path(tree: &Path) -> Result<PathBuf, ImageError> {
+    let unit = find_unit(tree, "node-agent.service").ok_or_else(|| ImageError::Step {
+        step: "node-agent",
+        message: "no node-agent.service in the image: overlays/base/etc/systemd/system/node-agent.service is missing".into(),
+    })?;
+    let text = fs::read_to_string(&unit).map_err(io("reading", &unit))?;
+    let program = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ExecStart="))
+        .filter_map(|cmd| cmd.split_whitespace().next())
+        .map(|p| p.trim_start_matches(['-', '@', ':', '+', '!']))
+        .find(|p| p.starts_with('/'))
+        .ok_or_else(|| ImageError::Step {
+            step: "node-agent",
+            message: format!("{}: no ExecStart= with an absolute path", unit.display()),
+        })?;
+    Ok(PathBuf::from(program))
+}
+
 pub fn prepare(tree: &Path, profile: &Profile, agent: &Path) -> Result<(), ImageError> {
-    let bin = tree.join("usr/local/sbin/node-agent");
-    fs::create_dir_all(tree.join("usr/local/sbin")).map_err(io("creating", &bin))?;
+    let rel = agent_path(tree)?;
+    let bin = tree.join(rel.strip_prefix("/").unwrap_or(&rel));
+    if let Some(dir) = bin.parent() {
+        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    }
     fs::copy(agent, &bin).map_err(io("installing node-agent to", &bin))?;
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(io("chmod", &bin))?;
 
@@ -172,6 +199,11 @@ mod tests {
         assert!(etc.join("sockets.target.wants/c.socket").symlink_metadata().is_ok());
         let err = enable(&tree, "missing.service").unwrap_err().to_string();
         assert!(err.contains("missing.service"), "{err}");
+        assert!(agent_path(&tree).is_err());
+        let etc_unit = tree.join("etc/systemd/system/node-agent.service");
+        fs::write(&etc_unit, "[Service]\nExecStart=-/usr/local/bin/node-agent run --config /x\n")
+            .unwrap();
+        assert_eq!(agent_path(&tree).unwrap(), Path::new("/usr/local/bin/node-agent"));
         fs::remove_dir_all(&tree).unwrap();
     }
 }
