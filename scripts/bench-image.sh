@@ -4,6 +4,7 @@
 #
 #   sudo scripts/bench-image.sh            # 1 cold build, 3 warm rebuilds
 #   COLD_RUNS=2 WARM_RUNS=5 sudo scripts/bench-image.sh
+#   COLD_RUNS=0 sudo scripts/bench-image.sh      # warm rebuilds only
 #
 # "Cold" is `--no-cache`: the root file system is made again by mmdebstrap
 # (apt's downloaded .debs in CACHE/apt are reused: the network is not what
@@ -42,10 +43,13 @@ for n in $(seq "$WARM_RUNS"); do
 done
 
 jq -s '
-  def median: sort | if length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
+  def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
   (map(select(.rootfs_cached == false) | .seconds) | median) as $cold
   | (map(select(.rootfs_cached == true) | .seconds) | median) as $warm
-  | {cold_seconds_median: $cold, warm_seconds_median: $warm, cold_over_warm: ($cold / $warm),
+  | {cold_seconds_median: $cold, warm_seconds_median: $warm, cold_over_warm: (if $cold == null then null else $cold / $warm end),
      image_mib: (.[0].image_size / 1048576), compressed_mib: (.[0].compressed_size / 1048576),
      mapped_mib: (.[0].mapped_size / 1048576), runs: length}' \
-  "$WORK"/cold-*.json "$WORK"/warm-*.json | tee "$WORK/results.json"
+  "$WORK"/*.json | tee "$WORK/results.json.tmp"
+mv "$WORK/results.json.tmp" "$WORK/results.json"
+# Per-step times of the last warm rebuild.
+jq -r '.steps[] | "\(.name)\t\(.outcome)\t\(.seconds * 10 | round / 10)s"' "$WORK/warm-$WARM_RUNS.json"
