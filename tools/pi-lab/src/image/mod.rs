@@ -50,7 +50,8 @@ pub struct BuildArgs {
     /// packages are still reused).
     #[arg(long)]
     pub no_cache: bool,
-    /// Cache of root file systems and downloaded packages.
+    /// Cache of root file systems and downloaded packages (default:
+    /// /var/cache/pi-lab as root, else ~/.cache/pi-lab).
     #[arg(long, env = "PI_LAB_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Use this node-agent binary (aarch64, static) instead of building it.
