@@ -11,10 +11,14 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
+  hyperfine
   frr-pythontools
   python3
   arch-test jq
 )
+
+# promtool (from Debian's prometheus) checks the agent's /metrics.
+PACKAGES+=(prometheus)
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)
@@ -35,6 +39,11 @@ fi
 # instances per namespace.
 if command -v systemctl >/dev/null && systemctl is-active --quiet frr 2>/dev/null; then
   $SUDO systemctl stop frr || true
+fi
+
+# Only promtool is wanted from the prometheus package, not a server.
+if command -v systemctl >/dev/null && systemctl is-active --quiet prometheus 2>/dev/null; then
+  $SUDO systemctl disable --now prometheus || true
 fi
 
 if ! command -v cargo >/dev/null; then

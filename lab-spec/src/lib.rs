@@ -9,6 +9,7 @@
 //! `NodeConfig` and `HealthReport` are the two documents that cross the wire.
 
 pub mod alloc;
+pub mod announce;
 pub mod compile;
 pub mod diagnostics;
 pub mod frr;

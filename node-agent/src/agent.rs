@@ -184,6 +184,11 @@ impl Runner {
         self.listen_for_signals()?;
         self.listen_for_link_events();
         if let Some(cfg) = self.initial_config() {
+            // The node is provisioned from now on: the API must accept the
+            // lab's token even while this first pass is still running.
+            if let Ok(mut status) = self.status.write() {
+                status.config = Some(cfg.clone());
+            }
             if let Err(e) = self.apply_new(cfg) {
                 tracing::error!(error = %e, "initial config did not apply cleanly");
             }
@@ -302,12 +307,13 @@ impl Runner {
 
     /// One pass for `cfg`: network, then FRR; publishes the result.
     fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
+        let started = Instant::now();
         let report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
-        self.publish(cfg, &report);
+        self.publish(cfg, &report, started.elapsed());
         Ok(report)
     }
 
-    fn publish(&mut self, cfg: &NodeConfig, report: &ReconcileReport) {
+    fn publish(&mut self, cfg: &NodeConfig, report: &ReconcileReport, took: Duration) {
         let vxlan = network::observe(&mut self.nl).map(|o| vni_states(cfg, &o)).unwrap_or_default();
         let bgp = match &self.settings.frr {
             Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
@@ -335,6 +341,14 @@ impl Runner {
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
         r.errors = errors;
+        let (finished, ok, errors) = (r.last_run_unix, r.ok, r.errors.len() as u64);
+        let stats = &mut status.stats;
+        stats.passes_total += 1;
+        stats.errors_total += errors;
+        stats.last_duration_seconds = Some(took.as_secs_f64());
+        if ok {
+            stats.last_success_unix = finished;
+        }
         status.bgp = bgp;
         status.vxlan = vxlan;
     }

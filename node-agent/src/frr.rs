@@ -172,6 +172,9 @@ impl Frr {
         if !self.running() {
             return Ok(FrrSync::WrittenOnly);
         }
+        // A failed load may have applied half of the text: whatever comes
+        // next (a rollback to the previous text, too) must load in full.
+        self.loaded = None;
         let how = if self.reload_script.exists() {
             self.reload(&path)?;
             FrrSync::Reloaded
@@ -191,7 +194,10 @@ impl Frr {
         // running config over ours.
         cmd.args(["--reload", "--stdout", "--confdir"]).arg(&self.dir);
         if let Some(name) = &self.pathspace {
+            // frr-reload keeps its temporary files in the run directory;
+            // the pathspace's own one goes away with the instance.
             cmd.args(["--pathspace", name]);
+            cmd.arg("--rundir").arg(Path::new("/var/run/frr").join(name));
         }
         if let Some(bindir) = self.vtysh.parent().filter(|p| !p.as_os_str().is_empty()) {
             cmd.arg("--bindir").arg(bindir);

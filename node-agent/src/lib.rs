@@ -8,8 +8,12 @@
 //! ```
 
 pub mod agent;
+pub mod board;
 pub mod cli;
 pub mod frr;
+pub mod health;
+pub mod identity;
+pub mod led;
 pub mod logging;
 pub mod netlink;
 pub mod network;

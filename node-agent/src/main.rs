@@ -1,11 +1,16 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use node_agent::agent::{self, Settings};
+use node_agent::board::BoardReader;
 use node_agent::cli::{Cli, Command, Common};
 use node_agent::frr::Frr;
+use node_agent::health::agent_backend::AgentBackend;
+use node_agent::health::{Plane, PlaneOptions};
 use node_agent::netlink::Netlink;
+use node_agent::sflow::follow::SflowFollower;
 use node_agent::{logging, state};
 
 fn main() -> anyhow::Result<()> {
@@ -19,7 +24,8 @@ fn main() -> anyhow::Result<()> {
                 state_dir: common.state_dir,
                 interval: Duration::from_secs(interval.max(1)),
             };
-            let (_handle, runner) = agent::start(settings)?;
+            let (handle, runner) = agent::start(settings)?;
+            let _plane = management_plane(&handle)?;
             runner.run()?;
             Ok(())
         }
@@ -61,6 +67,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The HTTP API, announcements while unprovisioned, the status LED and
+/// sFlow export; they run beside the loop until the process ends.
+fn management_plane(handle: &agent::AgentHandle) -> anyhow::Result<Plane> {
+    let options = PlaneOptions::default();
+    let sflow = SflowFollower::spawn(handle.status());
+    let backend = AgentBackend::new(handle.clone(), BoardReader::system_root(None))
+        .with_led(Arc::clone(&options.led))
+        .with_sflow(Box::new(move || sflow.stats()));
+    Plane::start(Arc::new(backend), options).context("start the management API")
 }
 
 fn frr(common: &Common) -> Option<Frr> {

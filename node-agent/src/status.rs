@@ -16,6 +16,8 @@ pub struct Status {
     /// The config being applied; `None` while waiting to be provisioned.
     pub config: Option<NodeConfig>,
     pub reconcile: ReconcileState,
+    /// Totals since start, for `/metrics`.
+    pub stats: crate::health::ReconcileStats,
     pub bgp: Vec<BgpNeighborState>,
     pub vxlan: Vec<VniState>,
 }

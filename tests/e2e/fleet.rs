@@ -35,6 +35,11 @@ impl TestLab {
     /// A copy of `example` with a unique name and management subnet
     /// `172.31.{subnet}.0/24`.
     fn new(example: &str, tag: &str, subnet: u8) -> Self {
+        Self::edited(example, tag, subnet, |_| {})
+    }
+
+    /// Like [`TestLab::new`], with `edit` applied to the lab file first.
+    fn edited(example: &str, tag: &str, subnet: u8, edit: impl FnOnce(&mut toml::Table)) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
         let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
         let _ = std::fs::remove_dir_all(&root);
@@ -49,6 +54,7 @@ impl TestLab {
         if let Some(sflow) = doc.get_mut("sflow").and_then(|s| s.as_table_mut()) {
             sflow.insert("collectors".into(), vec![format!("172.31.{subnet}.1:6343")].into());
         }
+        edit(&mut doc);
         let file = root.join(format!("{name}.toml"));
         std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
         TestLab { name, file, state: root.join("state") }
@@ -83,6 +89,12 @@ impl TestLab {
     fn config(&self, node: &str) -> NodeConfig {
         let path = self.state.join(&self.name).join("fleet/nodes").join(format!("{node}.toml"));
         NodeConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    /// What `node`'s agent has logged so far.
+    fn agent_log(&self, node: &str) -> String {
+        let path = self.state.join(&self.name).join("fleet/logs").join(format!("{node}.log"));
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 
     /// Run a command inside `node`'s namespace.
@@ -225,14 +237,14 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
     assert!(text(&again).contains("lab down"), "{}", text(&again));
 }
 
-/// `config`'s port (and its address) in the subnet of `subnet_of`.
-fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> (String, String) {
+/// `config`'s port in the subnet of `subnet_of`.
+fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
     let iface = config
         .interfaces
         .iter()
         .find(|i| i.address.is_some_and(|a| a.trunc() == subnet_of.trunc()))
         .unwrap_or_else(|| panic!("{} has no port in {subnet_of}", config.hostname));
-    (iface.name.clone(), iface.address.unwrap().addr().to_string())
+    iface.name.clone()
 }
 
 #[test]
@@ -251,10 +263,10 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
     let leaf1 = lab.config("leaf1");
     let mut pinged = Vec::new();
     for h2_port in h2.interfaces.iter().filter_map(|i| i.address) {
-        let (port, _) = host_port_towards(&h1, &h2_port);
+        let port = host_port_towards(&h1, &h2_port);
         let target = h2_port.addr().to_string();
         eventually(60, || ping(&lab, "h1", &port, &target)).unwrap();
-        pinged.push(target);
+        pinged.push((port, target));
     }
     assert_eq!(pinged.len(), 2, "h2 has an address in each segment");
     let overlay_at = started.elapsed();
@@ -271,10 +283,35 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
     })
     .unwrap();
     eprintln!("{} repaired after {:.1} s", blue.device, t.elapsed().as_secs_f64());
+    // And both segments carry traffic again.
+    for (port, target) in &pinged {
+        eventually(30, || ping(&lab, "h1", port, target)).unwrap();
+    }
+    // An agent killed and started again finds nothing to do.
+    restarted_agent_changes_nothing(&lab, "leaf3");
+}
+
+/// Static flooding entries are the agent's alone only where no segment uses
+/// EVPN: with `advertise-all-vni`, zebra also installs (and at once puts
+/// back) the flood entries of static segments. So this lab floods both
+/// segments statically.
+#[test]
+fn a_static_flood_entry_deleted_by_hand_is_put_back_by_the_agent() {
+    if !prerequisites("static_flood", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::edited("fabric.toml", "st", 249, |doc| {
+        for segment in doc["segments"].as_array_mut().unwrap() {
+            segment.as_table_mut().unwrap().insert("flooding".into(), "static".into());
+        }
+    });
+    lab.up();
+    let leaf1 = lab.config("leaf1");
+    assert!(!leaf1.bgp.as_ref().unwrap().evpn, "no EVPN in this lab");
+    let blue = &leaf1.vxlan[0];
     let Flooding::Static { remote_vteps } = &blue.flooding else { unreachable!() };
     let remote = remote_vteps[0].to_string();
 
-    // Drift: a static flooding entry deleted by hand comes back too.
     let fdb_has_remote = || {
         let fdb = lab.json("leaf1", &["bridge", "-j", "fdb", "show", "dev", &blue.device]);
         let found = fdb
@@ -285,6 +322,11 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
         if found { Ok(()) } else { Err(format!("no flood entry to {remote}: {fdb}")) }
     };
     eventually(15, fdb_has_remote).unwrap();
+    // The agent logs every change it applies; its re-append proves the
+    // repair was its doing.
+    let append = format!("bridge fdb append 00:00:00:00:00:00 dev {} dst {remote}", blue.device);
+    let appends = || lab.agent_log("leaf1").matches(&append).count();
+    let before = appends();
     let out = lab.exec(
         "leaf1",
         &["bridge", "fdb", "del", "00:00:00:00:00:00", "dev", &blue.device, "dst", &remote],
@@ -293,21 +335,17 @@ fn fabric_carries_both_vnis_and_repairs_drift() {
     // listens to netlink), so only the repair is checked, not the gap.
     assert!(out.status.success(), "{}", text(&out));
     let t = Instant::now();
-    eventually(REPAIR_SECS, fdb_has_remote).unwrap();
+    eventually(REPAIR_SECS, || {
+        fdb_has_remote()?;
+        if appends() > before { Ok(()) } else { Err(format!("the agent did not log `{append}`")) }
+    })
+    .unwrap();
     eprintln!("flood entry to {remote} repaired after {:.1} s", t.elapsed().as_secs_f64());
-    // And both segments carry traffic again.
-    for target in &pinged {
-        let addr: ipnet::Ipv4Net = h2
-            .interfaces
-            .iter()
-            .filter_map(|i| i.address)
-            .find(|a| a.addr().to_string() == *target)
-            .unwrap();
-        let (port, _) = host_port_towards(&h1, &addr);
-        eventually(30, || ping(&lab, "h1", &port, target)).unwrap();
+    let h1 = lab.config("h1");
+    for h2_port in lab.config("h2").interfaces.iter().filter_map(|i| i.address) {
+        let port = host_port_towards(&h1, &h2_port);
+        eventually(30, || ping(&lab, "h1", &port, &h2_port.addr().to_string())).unwrap();
     }
-    // An agent killed and started again finds nothing to do.
-    restarted_agent_changes_nothing(&lab, "leaf3");
 }
 
 /// Kill `node`'s agent; a fresh one-shot pass then changes nothing.
@@ -432,5 +470,35 @@ fn a_broken_lab_is_refused_and_leaves_nothing() {
         message.contains("r9") && message.contains(&lab.file.display().to_string()),
         "{message}"
     );
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn an_agent_that_dies_is_reported_and_the_fleet_stays_for_a_look() {
+    if !prerequisites("agent_dies", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("two-router.toml", "ad", 248);
+    let out = lab
+        .pi_lab()
+        .args(["lab", "up", "--agent", "/bin/false", "--timeout", "30"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let message = text(&out);
+    assert!(
+        message.contains("node-agent on r1 stopped") && message.contains("lab down"),
+        "{message}"
+    );
+    assert!(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("r1"), "true"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = lab.down();
+    assert!(out.status.success(), "{}", text(&out));
     assert_eq!(lab.leftovers(), Vec::<String>::new());
 }

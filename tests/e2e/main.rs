@@ -4,6 +4,8 @@
 //! skipped with a message.
 
 mod common;
+mod flash;
 mod fleet;
+mod fleet_ops;
 mod image;
 mod lab_cli;

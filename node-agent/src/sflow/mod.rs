@@ -22,6 +22,7 @@
 
 pub mod datagram;
 mod exporter;
+pub mod follow;
 pub mod host;
 pub mod links;
 pub mod netlink;

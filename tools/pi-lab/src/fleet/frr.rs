@@ -5,8 +5,9 @@
 //! FRR is started the way Debian starts it, just per pathspace:
 //! `ip netns exec NS /usr/lib/frr/frrinit.sh start NS` runs watchfrr, which
 //! starts zebra, bgpd and staticd with `-N NS` and restarts them if they
-//! die. The agent owns `frr.conf` from then on; pi-lab only writes a first
-//! one so the daemons start with the right hostname and defaults.
+//! die. The agent owns `frr.conf` from then on; pi-lab writes the first one
+//! with the same renderer, so sessions can start before the agent's first
+//! reload.
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
@@ -43,25 +44,16 @@ bgpd_options=\"-A 127.0.0.1\"
 staticd_options=\"-A 127.0.0.1\"
 ";
 
-/// The config FRR starts with, before the agent renders the real one.
-fn first_config(hostname: &str) -> String {
-    format!(
-        "! Replaced by node-agent as soon as it runs.\n\
-         frr defaults traditional\n\
-         hostname {hostname}\n\
-         log syslog informational\n\
-         service integrated-vtysh-config\n\
-         !\n"
-    )
-}
-
 /// Write `/etc/frr/{netns}/` (daemons, vtysh.conf, frr.conf) owned by frr.
-pub fn write_pathspace(netns: &str, hostname: &str) -> Result<(), FrrError> {
+/// `frr_conf` is what the agent will render too (`lab_spec::frr::render`),
+/// so FRR starts with the node's real routing config, as a board whose card
+/// already carries it would.
+pub fn write_pathspace(netns: &str, frr_conf: &str) -> Result<(), FrrError> {
     let dir = config_dir(netns);
     let files = [
         ("daemons", DAEMONS.to_string()),
         ("vtysh.conf", "service integrated-vtysh-config\n".to_string()),
-        ("frr.conf", first_config(hostname)),
+        ("frr.conf", frr_conf.to_string()),
     ];
     fs::create_dir_all(&dir).map_err(|source| FrrError::Write { path: dir.clone(), source })?;
     let owner = frr_owner();

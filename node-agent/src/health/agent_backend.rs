@@ -1,0 +1,124 @@
+//! [`Backend`] over the running agent: the run loop's shared status and
+//! `AgentHandle::apply`, the board reader, and the sFlow exporter's
+//! counters.
+
+use std::sync::Arc;
+
+use lab_spec::health::SflowState;
+use lab_spec::{HealthReport, NodeConfig};
+
+use super::plane::StatusLed;
+use super::report::{Parts, assemble};
+use super::{ApplyError, ApplyOutcome, Backend, ReconcileStats};
+use crate::agent::{AgentHandle, ApplyError as AgentApplyError};
+use crate::board::BoardReader;
+use crate::led::LedState;
+
+/// Counters of the sFlow exporter, when one runs.
+pub type SflowCounters = Box<dyn Fn() -> Option<SflowState> + Send + Sync>;
+
+pub struct AgentBackend {
+    handle: AgentHandle,
+    board: BoardReader,
+    sflow: SflowCounters,
+    led: Option<Arc<StatusLed>>,
+    /// Problems from boot (a boot config that could not be read, ...).
+    boot_problems: Vec<String>,
+}
+
+impl std::fmt::Debug for AgentBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBackend").field("board", &self.board).finish_non_exhaustive()
+    }
+}
+
+impl AgentBackend {
+    pub fn new(handle: AgentHandle, board: BoardReader) -> Self {
+        AgentBackend {
+            handle,
+            board,
+            sflow: Box::new(|| None),
+            led: None,
+            boot_problems: Vec::new(),
+        }
+    }
+
+    pub fn with_sflow(mut self, counters: SflowCounters) -> Self {
+        self.sflow = counters;
+        self
+    }
+
+    pub fn with_led(mut self, led: Arc<StatusLed>) -> Self {
+        self.led = Some(led);
+        self
+    }
+
+    pub fn with_problems(mut self, problems: Vec<String>) -> Self {
+        self.boot_problems = problems;
+        self
+    }
+
+    fn status(&self) -> crate::status::Status {
+        self.handle.status().read().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// sFlow as configured, for when no exporter reports counters.
+fn configured_sflow(config: Option<&NodeConfig>) -> SflowState {
+    let Some(c) = config else { return SflowState::default() };
+    SflowState {
+        enabled: !c.sflow.collectors.is_empty(),
+        collectors: c.sflow.collectors.iter().map(|a| a.to_string()).collect(),
+        sampling_rate: c.sflow.sampling_rate,
+        ..SflowState::default()
+    }
+}
+
+impl Backend for AgentBackend {
+    fn health(&self) -> HealthReport {
+        let status = self.status();
+        let sflow = (self.sflow)().unwrap_or_else(|| configured_sflow(status.config.as_ref()));
+        assemble(Parts {
+            config: status.config,
+            board: self.board.board(),
+            system: self.board.system(),
+            bgp: status.bgp,
+            vxlan: status.vxlan,
+            sflow,
+            reconcile: status.reconcile,
+            problems: self.boot_problems.clone(),
+        })
+    }
+
+    fn reconcile_stats(&self) -> ReconcileStats {
+        self.status().stats
+    }
+
+    fn current_config(&self) -> Option<NodeConfig> {
+        self.status().config
+    }
+
+    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError> {
+        let previous = self.status().reconcile.config_version;
+        if let Some(led) = &self.led {
+            led.set(LedState::Applying);
+        }
+        match self.handle.apply(config) {
+            Ok(report) => Ok(ApplyOutcome {
+                version: report.config_version,
+                changes: u32::try_from(report.applied.len()).unwrap_or(u32::MAX),
+            }),
+            Err(AgentApplyError::Invalid(errors)) => {
+                Err(ApplyError::Invalid(errors.0.iter().map(ToString::to_string).collect()))
+            }
+            Err(AgentApplyError::Failed { report, rolled_back: true }) => {
+                Err(ApplyError::RolledBack { reason: report.errors().join("; "), rolled_back_to: previous })
+            }
+            Err(AgentApplyError::Failed { report, rolled_back: false }) => Err(ApplyError::RollbackFailed {
+                reason: report.errors().join("; "),
+                rollback_error: "there is no previous config to go back to; the agent keeps retrying this one".into(),
+            }),
+            Err(e) => Err(ApplyError::Internal(e.to_string())),
+        }
+    }
+}

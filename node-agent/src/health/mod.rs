@@ -1,0 +1,102 @@
+//! The management API: `GET /v1/health`, `GET /metrics`, `GET`/`PUT
+//! /v1/config`, served over plain HTTP/1.1 on the management address.
+//!
+//! The server knows nothing about netlink or FRR. It talks to the agent
+//! through [`Backend`]: the run loop implements it over its shared state and
+//! its apply-with-rollback; the tests implement it with a few fields.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # fn demo(backend: Arc<dyn node_agent::health::Backend>) -> std::io::Result<()> {
+//! use node_agent::health::{Server, ServerConfig};
+//! let config = ServerConfig::new("0.0.0.0:9180".parse().unwrap());
+//! let server = Server::start(config, backend)?;
+//! // ... run the agent ...
+//! server.shutdown();
+//! # Ok(()) }
+//! ```
+
+pub mod agent_backend;
+pub mod auth;
+pub mod http;
+pub mod memory;
+pub mod metrics;
+pub mod plane;
+pub mod report;
+mod routes;
+mod server;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use lab_spec::{HealthReport, NodeConfig};
+use serde::Serialize;
+
+pub use plane::{Plane, PlaneOptions};
+pub use server::{Server, ServerConfig};
+
+/// What the HTTP API needs from the agent. Every method is called from a
+/// worker thread and must not block for long, except `apply_config`, which
+/// may take as long as a reconcile pass.
+pub trait Backend: Send + Sync {
+    /// The report served at `/v1/health`.
+    fn health(&self) -> HealthReport;
+    /// Reconcile counters for `/metrics` (not in the HealthReport).
+    fn reconcile_stats(&self) -> ReconcileStats;
+    /// The config being applied; `None` while unprovisioned.
+    fn current_config(&self) -> Option<NodeConfig>;
+    /// Validate and apply `config`; on failure roll back to the previous
+    /// config, and persist the config as last-good once it applied.
+    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError>;
+}
+
+/// Reconcile counters since the agent started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReconcileStats {
+    pub passes_total: u64,
+    pub errors_total: u64,
+    pub last_success_unix: Option<u64>,
+    pub last_duration_seconds: Option<f64>,
+}
+
+/// A config that applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplyOutcome {
+    pub version: String,
+    /// Changes the first pass made.
+    pub changes: u32,
+}
+
+/// A config that did not apply.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    /// Refused before touching anything (HTTP 400).
+    #[error("invalid config: {}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// Applying failed and the previous config was restored (HTTP 409).
+    #[error("applying failed: {reason}; rolled back to {}", .rolled_back_to.as_deref().unwrap_or("no config"))]
+    RolledBack { reason: String, rolled_back_to: Option<String> },
+    /// Applying failed and so did the rollback (HTTP 500).
+    #[error("applying failed: {reason}; rollback failed too: {rollback_error}")]
+    RollbackFailed { reason: String, rollback_error: String },
+    /// The agent could not try (HTTP 500): stopping, kernel unreadable,
+    /// or applied but not persisted.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Answers given, by status code, for `pilab_http_requests_total`.
+#[derive(Debug, Default)]
+pub struct HttpCounters(Mutex<BTreeMap<u16, u64>>);
+
+impl HttpCounters {
+    pub fn count(&self, status: u16) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry(status).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(u16, u64)> {
+        self.0.lock().map(|m| m.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default()
+    }
+}

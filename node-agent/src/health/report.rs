@@ -1,0 +1,133 @@
+//! Putting a HealthReport together, and the verdict on it.
+
+use lab_spec::health::{
+    BgpNeighborState, Board, HEALTH_SCHEMA, ReconcileState, SflowState, System, VniState,
+};
+use lab_spec::{HealthReport, NodeConfig};
+
+/// Everything a report is made of, from wherever the agent keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct Parts {
+    pub config: Option<NodeConfig>,
+    pub board: Board,
+    pub system: System,
+    pub bgp: Vec<BgpNeighborState>,
+    pub vxlan: Vec<VniState>,
+    pub sflow: SflowState,
+    pub reconcile: ReconcileState,
+    /// Problems the parts above cannot show (e.g. a broken boot config).
+    pub problems: Vec<String>,
+}
+
+/// The report, with `healthy` and one line per problem: a neighbour not
+/// Established, a VNI not ok, a failed reconcile, under-voltage.
+pub fn assemble(parts: Parts) -> HealthReport {
+    let mut problems = parts.problems;
+    if parts.config.is_none() {
+        problems.push("not provisioned: waiting for a config".into());
+    }
+    for n in parts.bgp.iter().filter(|n| !n.established) {
+        problems.push(format!("BGP neighbour {} ({}) is {}", n.address, n.description, n.state));
+    }
+    for v in parts.vxlan.iter().filter(|v| !v.ok) {
+        let why = if v.device_up { "flood list differs from the config" } else { "device down" };
+        problems.push(format!("VNI {} ({}): {why}", v.vni, v.device));
+    }
+    if parts.config.is_some() && !parts.reconcile.ok {
+        let errors = if parts.reconcile.errors.is_empty() {
+            "no pass finished yet".to_string()
+        } else {
+            parts.reconcile.errors.join("; ")
+        };
+        problems.push(format!("last reconcile failed: {errors}"));
+    }
+    if parts.board.under_voltage == Some(true) {
+        problems.push("under-voltage: the power supply is too weak".into());
+    }
+    HealthReport {
+        schema: HEALTH_SCHEMA,
+        node: parts.config.as_ref().map(|c| c.hostname.clone()),
+        lab: parts.config.as_ref().map(|c| c.lab.clone()),
+        role: parts.config.as_ref().map(|c| c.role),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        board: parts.board,
+        system: parts.system,
+        bgp: parts.bgp,
+        vxlan: parts.vxlan,
+        sflow: parts.sflow,
+        reconcile: parts.reconcile,
+        healthy: problems.is_empty(),
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    fn config() -> NodeConfig {
+        let text = format!(
+            "schema = 1\nlab = \"t5\"\nhostname = \"r1\"\nrole = \"router\"\n\
+             [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
+             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"192.168.200.11\"\ninterfaces = []\n\
+             [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
+            "00".repeat(32)
+        );
+        NodeConfig::from_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn unprovisioned_is_not_healthy() {
+        let report = assemble(Parts::default());
+        assert!(!report.healthy);
+        assert_eq!(report.node, None);
+        assert_eq!(report.problems, vec!["not provisioned: waiting for a config"]);
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let parts = Parts {
+            config: Some(config()),
+            bgp: vec![BgpNeighborState {
+                address: Ipv4Addr::new(10, 1, 0, 1),
+                remote_asn: 200,
+                description: "r2".into(),
+                state: "Active".into(),
+                established: false,
+                uptime_seconds: None,
+                prefixes_received: None,
+            }],
+            reconcile: ReconcileState {
+                ok: false,
+                errors: vec!["frr: reload failed".into()],
+                ..Default::default()
+            },
+            board: Board { under_voltage: Some(true), ..Default::default() },
+            ..Default::default()
+        };
+        let report = assemble(parts);
+        assert!(!report.healthy);
+        assert_eq!(report.node.as_deref(), Some("r1"));
+        assert_eq!(
+            report.problems,
+            vec![
+                "BGP neighbour 10.1.0.1 (r2) is Active",
+                "last reconcile failed: frr: reload failed",
+                "under-voltage: the power supply is too weak",
+            ]
+        );
+    }
+
+    #[test]
+    fn all_good_is_healthy() {
+        let parts = Parts {
+            config: Some(config()),
+            reconcile: ReconcileState { ok: true, ..Default::default() },
+            ..Default::default()
+        };
+        let report = assemble(parts);
+        assert!(report.healthy, "{:?}", report.problems);
+    }
+}

@@ -1,0 +1,203 @@
+//! What each endpoint does. No endpoint runs a command: the only thing a
+//! client can change is the config, and only through `Backend::apply_config`.
+
+use std::path::PathBuf;
+
+use lab_spec::announce::same_serial;
+use lab_spec::{NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
+use serde_json::json;
+
+use super::auth::{self, Denied};
+use super::http::{PROMETHEUS, Request, Response};
+use super::{ApplyError, Backend, HttpCounters, metrics};
+
+/// Everything a request handler may use.
+pub struct Context<'a> {
+    pub backend: &'a dyn Backend,
+    pub bootstrap_files: &'a [PathBuf],
+    pub counters: &'a HttpCounters,
+}
+
+pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("GET", "/v1/health") => Response::json(200, &ctx.backend.health()),
+        ("GET", "/metrics") => get_metrics(ctx),
+        ("GET", "/v1/config") => get_config(request, ctx),
+        ("PUT", "/v1/config") => put_config(request, ctx),
+        (_, "/v1/health" | "/metrics") => method_not_allowed("GET"),
+        (_, "/v1/config") => method_not_allowed("GET, PUT"),
+        (_, path) => Response::error(
+            404,
+            &format!("no endpoint {path}; try /v1/health, /metrics or /v1/config"),
+        ),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    Response::error(405, &format!("method not allowed; use {allow}")).with_header("Allow", allow)
+}
+
+fn get_metrics(ctx: &Context<'_>) -> Response {
+    let report = ctx.backend.health();
+    let stats = ctx.backend.reconcile_stats();
+    Response::new(200, PROMETHEUS, metrics::render(&report, &stats, ctx.counters))
+}
+
+fn authorize(request: &Request, ctx: &Context<'_>) -> Result<Option<NodeConfig>, Response> {
+    let current = ctx.backend.current_config();
+    let hash = current.as_ref().map(|c| c.auth.token_sha256.as_str());
+    match auth::authorize(request.header("authorization"), hash, ctx.bootstrap_files) {
+        Ok(()) => Ok(current),
+        Err(denied) => Err(refuse(&denied)),
+    }
+}
+
+fn refuse(denied: &Denied) -> Response {
+    let response = Response::error(denied.status(), &denied.to_string());
+    if denied.status() == 401 {
+        response.with_header("WWW-Authenticate", "Bearer realm=\"node-agent\"")
+    } else {
+        response
+    }
+}
+
+fn get_config(request: &Request, ctx: &Context<'_>) -> Response {
+    match authorize(request, ctx) {
+        Ok(Some(config)) => Response::json(200, &config),
+        Ok(None) => Response::error(404, "this node is not provisioned yet"),
+        Err(response) => response,
+    }
+}
+
+fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
+    if let Err(response) = authorize(request, ctx) {
+        return response;
+    }
+    let config = match parse_config(&request.body, request.header("content-type")) {
+        Ok(config) => config,
+        Err(ParseError::MediaType(t)) => {
+            return Response::error(
+                415,
+                &format!(
+                    "Content-Type {t} is not supported; send application/toml or application/json"
+                ),
+            );
+        }
+        Err(ParseError::Syntax(reason)) => {
+            return Response::json(
+                400,
+                &json!({"status": 400, "error": "the body is not a valid NodeConfig", "reasons": [reason]}),
+            );
+        }
+    };
+    let problems = check_config(&config, &ctx.backend.health().board);
+    if !problems.is_empty() {
+        return invalid(problems);
+    }
+    match ctx.backend.apply_config(config) {
+        Ok(outcome) => Response::json(
+            200,
+            &json!({"applied": true, "version": outcome.version, "changes": outcome.changes}),
+        ),
+        Err(ApplyError::Invalid(reasons)) => invalid(reasons),
+        Err(ApplyError::RolledBack { reason, rolled_back_to }) => Response::json(
+            409,
+            &json!({"status": 409, "applied": false, "error": format!("applying failed: {reason}"),
+                    "rolled_back": true, "rolled_back_to": rolled_back_to}),
+        ),
+        Err(e @ ApplyError::RollbackFailed { .. }) => Response::json(
+            500,
+            &json!({"status": 500, "applied": false, "error": e.to_string(), "rolled_back": false}),
+        ),
+        Err(ApplyError::Internal(e)) => Response::json(
+            500,
+            &json!({"status": 500, "applied": false, "error": e, "rolled_back": false}),
+        ),
+    }
+}
+
+fn invalid(reasons: Vec<String>) -> Response {
+    Response::json(
+        400,
+        &json!({"status": 400, "applied": false, "error": "invalid config", "reasons": reasons}),
+    )
+}
+
+#[derive(Debug)]
+enum ParseError {
+    MediaType(String),
+    Syntax(String),
+}
+
+/// A NodeConfig in TOML or JSON, as the Content-Type says; without one,
+/// JSON when it looks like JSON, else TOML.
+fn parse_config(body: &[u8], content_type: Option<&str>) -> Result<NodeConfig, ParseError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ParseError::Syntax(format!("the body is not UTF-8: {e}")))?;
+    let media = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let json = match media.as_deref() {
+        Some("application/json") => true,
+        Some("application/toml" | "text/toml" | "text/plain") => false,
+        None | Some("") | Some("application/octet-stream") => text.trim_start().starts_with('{'),
+        Some(other) => return Err(ParseError::MediaType(other.to_string())),
+    };
+    let config = if json {
+        serde_json::from_str(text).map_err(|e| ParseError::Syntax(format!("JSON: {e}")))?
+    } else {
+        NodeConfig::from_toml(text).map_err(|e| ParseError::Syntax(format!("TOML: {e}")))?
+    };
+    Ok(if config.version.is_empty() { config.with_version() } else { config })
+}
+
+/// Checks the server can make without the agent: the things that would make
+/// the node unreachable or apply someone else's config.
+fn check_config(config: &NodeConfig, board: &Board) -> Vec<String> {
+    let mut problems = Vec::new();
+    if config.schema != NODE_CONFIG_SCHEMA {
+        problems.push(format!(
+            "schema is {}, this agent understands schema {NODE_CONFIG_SCHEMA}",
+            config.schema
+        ));
+    }
+    if config.hostname.is_empty()
+        || !config.hostname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        problems.push(format!("hostname {:?} must be letters, digits and '-'", config.hostname));
+    }
+    let hash = &config.auth.token_sha256;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        problems.push("auth.token_sha256 must be 64 hex digits (the SHA-256 of the token)".into());
+    }
+    if let (Some(wanted), Some(actual)) = (&config.identity.serial, &board.serial)
+        && !same_serial(wanted, actual)
+    {
+        problems.push(format!(
+            "identity.serial is {wanted} but this board's serial number is {actual}"
+        ));
+    }
+    if let (Some(wanted), Some(actual)) = (&config.identity.mac, &board.mac)
+        && !wanted.eq_ignore_ascii_case(actual)
+    {
+        problems.push(format!("identity.mac is {wanted} but this board's MAC is {actual}"));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_media_types_are_refused() {
+        assert!(matches!(
+            parse_config(b"x", Some("image/png")),
+            Err(ParseError::MediaType(t)) if t == "image/png"
+        ));
+        assert!(
+            matches!(parse_config(b"{", None), Err(ParseError::Syntax(s)) if s.starts_with("JSON"))
+        );
+        assert!(
+            matches!(parse_config(b"a = [", None), Err(ParseError::Syntax(s)) if s.starts_with("TOML"))
+        );
+    }
+}

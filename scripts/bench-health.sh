@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Benchmark of the agent's management plane (issue 5): node-agent's RSS and
+# CPU while idle and while /metrics is scraped every second, side by side
+# with Debian's prometheus-node-exporter measured in the same run.
+#
+#   sudo scripts/bench-health.sh            # 60 s per phase
+#   PHASE_SECONDS=20 sudo scripts/bench-health.sh
+#
+# The agent runs for real (`node-agent run --no-frr`) in its own network
+# namespace `t5-bench`, provisioned with a one-host config (no loopback, no
+# BGP); FRR is left out so the numbers are the agent's own. Prints a
+# Markdown table (medians of one-second samples); docs/bench-health.md keeps
+# the last result.
+set -euo pipefail
+
+PHASE=${PHASE_SECONDS:-60}
+NS=t5-bench
+ROOT_IF=t5b-root
+NS_IF=t5b-ns
+ADDR=10.255.5.2
+EXPORTER_ADDR=127.0.0.1:9191
+WORK=$(mktemp -d /tmp/t5-bench.XXXXXX)
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+PIDS=()
+
+[ "$(id -u)" -eq 0 ] || { echo "bench-health: run as root (it makes a network namespace)" >&2; exit 2; }
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  ip link del "$ROOT_IF" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# The exporter is only for this comparison, so it is installed here, not by setup.sh.
+if ! command -v prometheus-node-exporter >/dev/null; then
+  echo "bench-health: installing prometheus-node-exporter" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-node-exporter >/dev/null
+  systemctl disable --now prometheus-node-exporter 2>/dev/null || true
+fi
+command -v curl >/dev/null || { echo "bench-health: needs curl" >&2; exit 2; }
+
+echo "bench-health: building node-agent (release)" >&2
+cargo build --release -q -p node-agent --manifest-path "$HERE/Cargo.toml"
+AGENT="$HERE/target/release/node-agent"
+
+ip netns add "$NS"
+ip link add "$ROOT_IF" type veth peer name "$NS_IF" netns "$NS"
+ip addr add 10.255.5.1/30 dev "$ROOT_IF"
+ip link set "$ROOT_IF" up
+ip -n "$NS" addr add "$ADDR/30" dev "$NS_IF"
+ip -n "$NS" link set "$NS_IF" up
+ip -n "$NS" link set lo up
+
+TOKEN_SHA=$(printf '%s' bench | sha256sum | cut -d' ' -f1)
+cat > "$WORK/node.toml" <<EOF
+schema = 1
+lab = "t5bench"
+hostname = "bench1"
+role = "host"
+
+[management]
+interface = "$NS_IF"
+address = "$ADDR/30"
+controller = "10.255.5.1"
+
+[sflow]
+collectors = []
+polling_interval = 20
+sampling_rate = 0
+agent_address = "$ADDR"
+interfaces = []
+
+[health]
+listen = "$ADDR:9180"
+
+[auth]
+token_sha256 = "$TOKEN_SHA"
+EOF
+
+ip netns exec "$NS" "$AGENT" run --config "$WORK/node.toml" --no-frr \
+  --state-dir "$WORK/state" >"$WORK/agent.log" 2>&1 &
+PIDS+=($!)
+AGENT_PID=$!
+prometheus-node-exporter --web.listen-address="$EXPORTER_ADDR" >"$WORK/exporter.log" 2>&1 &
+PIDS+=($!)
+EXPORTER_PID=$!
+
+AGENT_URL="http://$ADDR:9180/metrics"
+EXPORTER_URL="http://$EXPORTER_ADDR/metrics"
+for _ in $(seq 50); do
+  curl -sf -o /dev/null "$AGENT_URL" && curl -sf -o /dev/null "$EXPORTER_URL" && break
+  sleep 0.2
+done
+curl -sf -o /dev/null "$AGENT_URL" || { echo "bench-health: agent does not serve $AGENT_URL" >&2; cat "$WORK/agent.log" >&2; exit 1; }
+curl -sf -o /dev/null "$EXPORTER_URL" || { echo "bench-health: exporter does not serve" >&2; cat "$WORK/exporter.log" >&2; exit 1; }
+sleep 2
+
+TICK=$(getconf CLK_TCK)
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# phase NAME SCRAPE(0|1): one line per process: name phase rss_median_kib cpu_percent scrape_ms_median bytes
+phase() {
+  local name=$1 scrape=$2
+  local a0 e0 t0 t1
+  : >"$WORK/a.rss"; : >"$WORK/e.rss"; : >"$WORK/a.ms"; : >"$WORK/e.ms"
+  a0=$(ticks "$AGENT_PID"); e0=$(ticks "$EXPORTER_PID"); t0=$(date +%s.%N)
+  for _ in $(seq "$PHASE"); do
+    if [ "$scrape" = 1 ]; then
+      curl -s -o "$WORK/a.body" -w '%{time_total}\n' "$AGENT_URL" >>"$WORK/a.ms"
+      curl -s -o "$WORK/e.body" -w '%{time_total}\n' "$EXPORTER_URL" >>"$WORK/e.ms"
+    fi
+    rss_kib "$AGENT_PID" >>"$WORK/a.rss"
+    rss_kib "$EXPORTER_PID" >>"$WORK/e.rss"
+    sleep 1
+  done
+  t1=$(date +%s.%N)
+  local a1 e1; a1=$(ticks "$AGENT_PID"); e1=$(ticks "$EXPORTER_PID")
+  for who in a e; do
+    local label d0 d1 ms bytes
+    if [ $who = a ]; then label=node-agent; d0=$a0; d1=$a1; else label=node-exporter; d0=$e0; d1=$e1; fi
+    ms=$(awk '{print $1*1000}' "$WORK/$who.ms" | median)
+    bytes=$([ -f "$WORK/$who.body" ] && [ "$scrape" = 1 ] && wc -c <"$WORK/$who.body" || echo -)
+    printf '%s %s %s %s %s %s\n' "$label" "$name" "$(median <"$WORK/$who.rss")" \
+      "$(awk -v d="$((d1 - d0))" -v hz="$TICK" -v s="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" 'BEGIN {printf "%.2f", 100*d/hz/s}')" \
+      "$ms" "$bytes"
+  done
+}
+
+echo "bench-health: idle phase (${PHASE}s)" >&2
+phase idle 0 >"$WORK/results"
+echo "bench-health: scrape phase (${PHASE}s, both /metrics every second)" >&2
+phase scraped 1 >>"$WORK/results"
+
+echo
+echo "Host: $(nproc) cores, $(uname -r); $PHASE s per phase, samples every second."
+echo
+echo "| process | phase | RSS median (MiB) | CPU (% of one core) | scrape median (ms) | /metrics size (bytes) |"
+echo "|---|---|---|---|---|---|"
+while read -r who name rss cpu ms bytes; do
+  printf '| %s | %s | %.1f | %s | %s | %s |\n' "$who" "$name" "$(awk -v r="$rss" 'BEGIN {print r / 1024}')" "$cpu" "$ms" "$bytes"
+done <"$WORK/results"
+awk '
+  $1=="node-agent" {a[$2]=$3; ac[$2]=$4}
+  $1=="node-exporter" {e[$2]=$3; ec[$2]=$4}
+  END {
+    for (p in a) printf "\nRSS ratio exporter/agent (%s): %.1fx", p, e[p]/a[p];
+    if (ac["scraped"] > 0) printf "\nCPU ratio exporter/agent (scraped): %.1fx", ec["scraped"]/ac["scraped"];
+    print ""
+  }' "$WORK/results"

@@ -1,0 +1,532 @@
+//! `pi-lab flash`: write an image to SD cards, verified, each with its own identity.
+//!
+//! One decompression stream feeds every card in parallel ([`write`]); only
+//! mapped blocks are written ([`bmap`]), with direct I/O ([`target`]), the
+//! partition table last. Then each card is read back ([`verify`]) and gets
+//! its node's identity in the FAT partition ([`identity`]). [`safety`]
+//! decides which disks may be touched at all.
+
+pub mod bmap;
+pub mod identity;
+pub mod report;
+pub mod safety;
+pub mod source;
+pub mod target;
+pub mod verify;
+pub mod write;
+
+use std::io::{BufRead, IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::Instant;
+
+use lab_spec::NodeConfig;
+
+use self::bmap::Bmap;
+use self::identity::Identity;
+use self::report::{Bars, FlashReport, TargetReport};
+use self::safety::{DiskFacts, FactSource, Overrides, SysFacts};
+use self::source::Source;
+use self::target::{Target, TargetKind};
+use self::write::{Msg, Plan, Stage};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  pi-lab flash --list
+  pi-lab flash out/pi-lab.img.zst --to /dev/sdb --lab lab.toml --node leaf1
+  pi-lab flash out/pi-lab.img.zst --to /dev/sdb /dev/sdc /dev/sdd --lab lab.toml --nodes leaf1,leaf2,spine1
+  pi-lab flash out/pi-lab.img --to card.img --node-config leaf1.toml --no-verify
+
+A .bmap beside the image (IMAGE.bmap, or the name without .zst/.xz/.gz plus
+.bmap) is used automatically. Exit status: 0 all cards done, 1 some card
+failed (see the table), 2 nothing was written (bad input or refused).")]
+pub struct FlashArgs {
+    /// The image: .img, .img.zst, .img.xz or .img.gz.
+    #[arg(required_unless_present = "list")]
+    pub image: Option<PathBuf>,
+    /// Cards to write (block devices or regular files), all at once.
+    #[arg(long = "to", value_name = "TARGET", num_args = 1.., required_unless_present = "list")]
+    pub to: Vec<PathBuf>,
+    /// Block map of the image (default: found beside the image).
+    #[arg(long, value_name = "FILE")]
+    pub bmap: Option<PathBuf>,
+    /// Skip reading the cards back.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Lab file whose nodes give the cards their identities.
+    #[arg(long, value_name = "FILE", env = "PI_LAB_LAB")]
+    pub lab: Option<PathBuf>,
+    /// Node of --lab for the one target.
+    #[arg(long, value_name = "NAME", requires = "lab", conflicts_with = "nodes")]
+    pub node: Option<String>,
+    /// Nodes of --lab, one per target, in the order of --to.
+    #[arg(long, value_name = "A,B,C", value_delimiter = ',', requires = "lab")]
+    pub nodes: Vec<String>,
+    /// A NodeConfig TOML file per target, in the order of --to (instead of --lab).
+    #[arg(long = "node-config", value_name = "FILE", conflicts_with = "lab")]
+    pub node_config: Vec<PathBuf>,
+    /// SSH public keys for the cards (default: ~/.ssh/*.pub).
+    #[arg(long, value_name = "FILE")]
+    pub authorized_keys: Option<PathBuf>,
+    /// Do not ask before writing block devices.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// List disks that could be cards, and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Print the result (or the --list) as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a disk although some of its partitions are mounted.
+    #[arg(long)]
+    pub allow_mounted: bool,
+    /// Write the disk that holds this system (/, /usr, /boot, swap…).
+    #[arg(long)]
+    pub allow_system_disk: bool,
+    /// Write a disk the kernel does not call removable.
+    #[arg(long)]
+    pub allow_non_removable: bool,
+    /// Write a disk larger than 256 GB.
+    #[arg(long)]
+    pub allow_large_disk: bool,
+    /// Write a disk smaller than the image when all mapped data fits.
+    #[arg(long)]
+    pub allow_short_target: bool,
+}
+
+impl FlashArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            mounted: self.allow_mounted,
+            system_disk: self.allow_system_disk,
+            non_removable: self.allow_non_removable,
+            large_disk: self.allow_large_disk,
+            short_target: self.allow_short_target,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Bmap(#[from] bmap::BmapError),
+    #[error(transparent)]
+    Source(#[from] source::SourceError),
+    #[error(transparent)]
+    Target(#[from] target::TargetError),
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error("refusing to write, nothing was written:\n{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Lab(#[from] lab_spec::LabError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("cannot print: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Set by Ctrl-C: the stream stops, every card is reported as it was left
+/// and partial files are removed.
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
+    if args.list {
+        return list(&SysFacts, args.json);
+    }
+    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+        tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted run may leave partial files");
+    }
+    let image = args.image.as_deref().ok_or_else(|| FlashError::Usage("give an IMAGE".into()))?;
+    let bmap = load_bmap(image, args.bmap.as_deref())?;
+    let source = Source::open(image)?;
+    let plan = plan(&source, bmap.as_ref())?;
+    let identities = identities(args)?;
+    check_targets(args, image, &plan, &SysFacts)?;
+    let report = flash(
+        image,
+        bmap.as_ref(),
+        source,
+        &plan,
+        &args.to,
+        &identities,
+        !args.no_verify,
+        args.json,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(if interrupted() {
+        ExitCode::from(130)
+    } else if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<Bmap>, FlashError> {
+    let path = match given {
+        Some(p) => Some(p.to_path_buf()),
+        None => source::find_bmap(image),
+    };
+    match path {
+        Some(p) => {
+            tracing::info!("using bmap {}", p.display());
+            Ok(Some(Bmap::load(&p)?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// What to stream, and the up-front check that bmap and image belong together.
+fn plan(source: &Source, bmap: Option<&Bmap>) -> Result<Plan, FlashError> {
+    match bmap {
+        Some(b) => {
+            if let Some(raw) = source.raw_size
+                && raw != b.image_size
+            {
+                return Err(FlashError::Usage(format!(
+                    "the bmap {} is for an image of {} bytes but the image is {raw} bytes: \
+                     it belongs to another image; give the right one with --bmap",
+                    b.path.display(),
+                    b.image_size
+                )));
+            }
+            Ok(Plan::Mapped {
+                ranges: b.byte_ranges(),
+                image_size: b.image_size,
+                checksum: b.checksum,
+            })
+        }
+        None => Ok(Plan::Whole { size: source.raw_size }),
+    }
+}
+
+/// One identity per target (or none at all).
+fn identities(args: &FlashArgs) -> Result<Vec<Option<Identity>>, FlashError> {
+    let configs: Vec<NodeConfig> = if !args.node_config.is_empty() {
+        args.node_config.iter().map(|p| read_node_config(p)).collect::<Result<_, _>>()?
+    } else if let Some(lab) = &args.lab {
+        let names: Vec<String> =
+            args.node.iter().cloned().chain(args.nodes.iter().cloned()).collect();
+        if names.is_empty() {
+            return Err(FlashError::Usage(
+                "--lab needs --node NAME (one target) or --nodes A,B,C (one per target)".into(),
+            ));
+        }
+        configs_from_lab(lab, &names)?
+    } else {
+        return Ok(vec![None; args.to.len()]);
+    };
+    if configs.len() != args.to.len() {
+        return Err(FlashError::Usage(format!(
+            "{} identities for {} targets: give exactly one node per --to target, in the same order",
+            configs.len(),
+            args.to.len()
+        )));
+    }
+    let keys = identity::authorized_keys(args.authorized_keys.as_deref())?;
+    if keys.trim().is_empty() {
+        tracing::warn!("no SSH public keys (--authorized-keys or ~/.ssh/*.pub): cards get none");
+    }
+    Ok(configs
+        .into_iter()
+        .map(|config| Some(Identity { config, authorized_keys: keys.clone() }))
+        .collect())
+}
+
+fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        FlashError::Usage(format!("cannot read node config {}: {e}", path.display()))
+    })?;
+    let config = NodeConfig::from_toml(&text)
+        .map_err(|e| FlashError::Usage(format!("{}: not a NodeConfig: {e}", path.display())))?;
+    Ok(if config.version.is_empty() { config.with_version() } else { config })
+}
+
+/// NodeConfigs of `names` from the lab file; only the SHA-256 of the
+/// lab's token goes into them (and so onto the cards).
+fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
+    let lab = lab_spec::load(path)?;
+    let token = crate::secrets::lab_token(&lab.name)?;
+    let (_, _, configs) = lab_spec::compile_file(path, &token)?;
+    let mut seen = std::collections::BTreeSet::new();
+    names
+        .iter()
+        .map(|name| {
+            if !seen.insert(name) {
+                return Err(FlashError::Usage(format!(
+                    "node {name} is given twice: two cards would claim the same identity"
+                )));
+            }
+            configs.get(name).cloned().ok_or_else(|| {
+                let known: Vec<&str> = configs.keys().map(String::as_str).collect();
+                FlashError::Usage(format!(
+                    "{}: no node named {name:?}; the lab has: {}",
+                    path.display(),
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Every refusal for every target, before anything is opened for writing.
+fn check_targets(
+    args: &FlashArgs,
+    image: &Path,
+    plan: &Plan,
+    facts: &dyn FactSource,
+) -> Result<(), FlashError> {
+    let mut problems = Vec::new();
+    let mut devices: Vec<DiskFacts> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    seen.insert(std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf()));
+    let mapped_end = match plan {
+        Plan::Mapped { ranges, .. } => ranges.last().map_or(0, |r| r.end),
+        Plan::Whole { size } => size.unwrap_or(0),
+    };
+    for path in &args.to {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if !seen.insert(real) {
+            problems.push(format!("  {}: given twice, or it is the image itself", path.display()));
+            continue;
+        }
+        match target::kind_of(path) {
+            Ok(TargetKind::BlockDevice) => match facts.facts(path) {
+                Ok(f) => {
+                    for refusal in
+                        safety::check(&f, plan.image_size(), mapped_end, args.overrides())
+                    {
+                        let fix = match refusal.override_flag() {
+                            Some(flag) => format!(" (to write it anyway: {flag})"),
+                            None => String::new(),
+                        };
+                        problems.push(format!("  {}: {refusal}{fix}", f.describe()));
+                    }
+                    devices.push(f);
+                }
+                Err(e) => problems.push(format!("  {e}")),
+            },
+            Ok(TargetKind::RegularFile) => {}
+            // Reported per target when it is opened; the others go on.
+            Err(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(FlashError::Refused(problems.join("\n")));
+    }
+    if !devices.is_empty() && !args.yes {
+        confirm(&devices)?;
+    }
+    Ok(())
+}
+
+/// Ask on the terminal, naming every device; without a terminal, refuse.
+fn confirm(devices: &[DiskFacts]) -> Result<(), FlashError> {
+    let names: Vec<String> = devices.iter().map(DiskFacts::describe).collect();
+    if !std::io::stdin().is_terminal() {
+        return Err(FlashError::Refused(format!(
+            "  {}: no terminal to confirm on; pass --yes to write without asking",
+            names.join(", ")
+        )));
+    }
+    let mut err = std::io::stderr();
+    writeln!(err, "Everything on these disks will be overwritten:")?;
+    for name in &names {
+        writeln!(err, "  {name}")?;
+    }
+    write!(err, "Type 'yes' to continue: ")?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        return Err(FlashError::Refused("  not confirmed".into()));
+    }
+    Ok(())
+}
+
+/// Open every target, stream the image to all of them, verify, identify.
+#[allow(clippy::too_many_arguments)]
+fn flash(
+    image: &Path,
+    bmap: Option<&Bmap>,
+    mut source: Source,
+    plan: &Plan,
+    targets: &[PathBuf],
+    identities: &[Option<Identity>],
+    verify: bool,
+    quiet: bool,
+) -> Result<FlashReport, FlashError> {
+    let bars = Bars::new(quiet || !std::io::stderr().is_terminal());
+    let mut jobs = Vec::new();
+    let mut failed = Vec::new();
+    for (i, path) in targets.iter().enumerate() {
+        let mut report = TargetReport::new(path.clone());
+        report.node = identities[i].as_ref().map(|id| id.config.hostname.clone());
+        match Target::open(path, plan.image_size()) {
+            Ok(t) => {
+                report.kind = Some(t.kind);
+                jobs.push((i, t, report));
+            }
+            Err(e) => failed.push((i, report.finish(Err(e.to_string())))),
+        }
+    }
+    let mut outs = Vec::new();
+    let mut image_error = None;
+    let mut done: Vec<(usize, TargetReport)> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .into_iter()
+            .map(|(i, t, report)| {
+                let (tx, rx) = sync_channel(write::QUEUE);
+                outs.push(Some(tx));
+                let bar = bars.add(&path_label(&t.path), plan.bytes());
+                let id = identities[i].as_ref();
+                s.spawn(move || (i, run_target(t, rx, report, verify, id, &bar)))
+            })
+            .collect();
+        if let Err(e) = write::feed(&mut source, plan, &mut outs) {
+            image_error = Some(e.to_string());
+        }
+        drop(outs);
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+    done.extend(failed);
+    done.sort_by_key(|(i, _)| *i);
+    Ok(FlashReport {
+        image: image.to_path_buf(),
+        bmap: bmap.map(|b| b.path.clone()),
+        image_size: plan.image_size(),
+        mapped_bytes: plan.bytes(),
+        image_error,
+        targets: done.into_iter().map(|(_, r)| r).collect(),
+    })
+}
+
+fn path_label(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Write, verify and identify one card; every outcome lands in the report.
+fn run_target(
+    mut target: Target,
+    rx: Receiver<Msg>,
+    mut report: TargetReport,
+    verify: bool,
+    identity: Option<&Identity>,
+    bar: &indicatif::ProgressBar,
+) -> TargetReport {
+    let result = (|| -> Result<(), String> {
+        let started = Instant::now();
+        let mut written = 0u64;
+        let hashes = write::write_target(&mut target, rx, &mut report.stage, |n| {
+            written += n;
+            bar.inc(n);
+        });
+        report.bytes_written = written;
+        report.write_seconds = started.elapsed().as_secs_f64();
+        let hashes = hashes.map_err(|e| e.to_string())?;
+        if verify {
+            bar.set_message("verify");
+            bar.set_position(0);
+            bar.set_length(hashes.iter().map(|h| h.end - h.start).sum());
+            let started = Instant::now();
+            verify::verify(&mut target, &hashes, |n| bar.inc(n)).map_err(|e| e.to_string())?;
+            report.verify_seconds = started.elapsed().as_secs_f64();
+            report.verified = true;
+            report.stage = Stage::Verified;
+        }
+        if let Some(id) = identity {
+            bar.set_message("identity");
+            target.set_direct(false).map_err(|e| format!("cannot switch off direct I/O: {e}"))?;
+            let size = match target.kind {
+                TargetKind::BlockDevice => target.size,
+                TargetKind::RegularFile => target.file().metadata().map(|m| m.len()).unwrap_or(0),
+            };
+            report.identity_files =
+                identity::write(target.file(), size, id).map_err(|e| e.to_string())?;
+            report.stage = Stage::Identified;
+        }
+        target.commit().map_err(|e| e.to_string())
+    })();
+    match &result {
+        Ok(()) => bar.finish_with_message("done"),
+        Err(_) => bar.abandon_with_message("FAILED"),
+    }
+    report.finish(result)
+}
+
+/// `--list`: every disk, candidates first.
+fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
+    let mut disks = facts.list();
+    disks.sort_by_key(|d| !d.is_candidate());
+    if json {
+        let rows: Vec<serde_json::Value> = disks
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(d).unwrap_or_default();
+                v["candidate"] = d.is_candidate().into();
+                v["system"] = (!d.system_mounts().is_empty()).into();
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<14} {:<28} {:>9} {:<9} {:<6} MOUNTED",
+        "DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN"
+    );
+    for d in &disks {
+        let mounts: Vec<String> =
+            d.mounts.iter().map(|m| format!("{} on {}", m.device, m.mountpoint)).collect();
+        println!(
+            "{:<14} {:<28} {:>9} {:<9} {:<6} {}{}",
+            d.path.display(),
+            if d.model.is_empty() { "-" } else { &d.model },
+            safety::human_bytes(d.size),
+            if d.removable { "yes" } else { "no" },
+            d.transport,
+            if mounts.is_empty() { "-".into() } else { mounts.join(", ") },
+            if d.is_candidate() { "" } else { "  (not a card: needs --allow-… to write)" },
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A scratch folder for unit tests, removed when dropped.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TestDir(PathBuf);
+
+#[cfg(test)]
+impl TestDir {
+    pub(crate) fn new(name: &str) -> TestDir {
+        let dir = std::env::temp_dir().join(format!("pi-lab-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create test folder");
+        TestDir(dir)
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,256 @@
+//! Building a fleet: the names it needs checked free, then namespaces,
+//! management bridge, cables, FRR and agents, each journaled before it is
+//! made.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+use lab_spec::{NodeConfig, Role};
+
+use super::journal::{Entry, Journal};
+use super::load::FleetLab;
+use super::progress::{NodeLine, Step};
+use super::{FleetError, agent, frr, ip, names};
+
+/// Refuse before making anything when a name the lab needs is taken.
+pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {
+    let occupied = |what: String| FleetError::Occupied { lab: lab.name.clone(), what };
+    for node in &lab.nodes {
+        let ns = names::netns(&lab.name, &node.hostname);
+        if ip::netns_exists(&ns) {
+            return Err(occupied(format!("network namespace {ns}")));
+        }
+        if frr::run_dir(&ns).join("watchfrr.pid").exists() {
+            return Err(occupied(format!("FRR pathspace {ns}")));
+        }
+    }
+    let bridge = names::bridge(&lab.name);
+    if ip::link_exists(None, &bridge) {
+        return Err(occupied(format!("device {bridge}")));
+    }
+    if let Some(first) = lab.nodes.first() {
+        let controller = first.management.controller.to_string();
+        if let Some(dev) = ip::holders_of(None, &controller)?.first() {
+            return Err(occupied(format!(
+                "the controller address {controller} (on {dev}; another lab with the same \
+                 management subnet?)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A fleet being built.
+pub(super) struct Fleet<'a> {
+    pub lab: &'a FleetLab,
+    pub dir: PathBuf,
+    pub journal: Journal,
+    pub agent: PathBuf,
+}
+
+impl Fleet<'_> {
+    fn ns(&self, node: &str) -> String {
+        names::netns(&self.lab.name, node)
+    }
+
+    /// Namespaces, management, links, FRR, agents — in that order, so each
+    /// agent starts on a node whose cables are already plugged in.
+    pub fn build(&mut self, lines: &mut [NodeLine]) -> Result<Vec<Child>, FleetError> {
+        self.management_bridge()?;
+        for (index, node) in self.lab.nodes.iter().enumerate() {
+            self.namespace(index, node)
+                .inspect_err(|e| lines[index].failed(Step::Netns, &e.to_string()))?;
+            lines[index].done(Step::Netns);
+        }
+        self.links()?;
+        for line in lines.iter_mut() {
+            line.done(Step::Links);
+        }
+        self.frr(lines)?;
+        let mut children = Vec::new();
+        for (index, node) in self.lab.nodes.iter().enumerate() {
+            let child = self
+                .agent(node)
+                .inspect_err(|e| lines[index].failed(Step::Agent, &e.to_string()))?;
+            lines[index].done(Step::Agent);
+            children.push(child);
+        }
+        Ok(children)
+    }
+
+    fn management_bridge(&mut self) -> Result<(), FleetError> {
+        let Some(first) = self.lab.nodes.first() else { return Ok(()) };
+        let bridge = names::bridge(&self.lab.name);
+        let controller =
+            format!("{}/{}", first.management.controller, first.management.address.prefix_len());
+        self.journal.record(&Entry::RootLink { name: bridge.clone() })?;
+        ip::bridge_add(&bridge)?;
+        ip::addr_add(None, &bridge, &controller)?;
+        ip::link_up(None, &bridge)?;
+        Ok(())
+    }
+
+    /// The node's namespace, `lo` up, forwarding on routers, and `mgmt0`
+    /// on the management bridge with the node's management address.
+    fn namespace(&mut self, index: usize, node: &NodeConfig) -> Result<(), FleetError> {
+        let ns = self.ns(&node.hostname);
+        self.journal.record(&Entry::Netns { name: ns.clone() })?;
+        ip::netns_add(&ns)?;
+        ip::link_up(Some(&ns), "lo")?;
+        let forward = if node.role == Role::Host { "0" } else { "1" };
+        ip::sysctl(&ns, &format!("net.ipv4.ip_forward={forward}"))?;
+        let root_end = names::mgmt_root_end(&self.lab.name, index);
+        self.journal.record(&Entry::RootLink { name: root_end.clone() })?;
+        ip::veth_from_root(&root_end, &ns, names::MGMT_PORT)?;
+        ip::set_master(&root_end, &names::bridge(&self.lab.name))?;
+        ip::link_up(None, &root_end)?;
+        ip::addr_add(Some(&ns), names::MGMT_PORT, &node.management.address.to_string())?;
+        ip::link_up(Some(&ns), names::MGMT_PORT)?;
+        Ok(())
+    }
+
+    /// One veth pair per cable, born inside the two namespaces (nothing to
+    /// journal: deleting a namespace deletes its ends). Ports come up like
+    /// a plugged-in cable; addresses are the agent's job.
+    fn links(&mut self) -> Result<(), FleetError> {
+        for (a, b) in &self.lab.links {
+            let (a_ns, b_ns) = (self.ns(&a.node), self.ns(&b.node));
+            ip::veth_between(&a_ns, &a.interface, &b_ns, &b.interface)?;
+            ip::link_up(Some(&a_ns), &a.interface)?;
+            ip::link_up(Some(&b_ns), &b.interface)?;
+        }
+        Ok(())
+    }
+
+    /// FRR on every router: pathspaces written (and journaled) one by one,
+    /// then all instances started at once (each start takes a while).
+    fn frr(&mut self, lines: &mut [NodeLine]) -> Result<(), FleetError> {
+        let mut routers = Vec::new();
+        for (index, node) in self.lab.nodes.iter().enumerate() {
+            if node.bgp.is_none() {
+                lines[index].skip(Step::Frr);
+                continue;
+            }
+            let ns = self.ns(&node.hostname);
+            self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
+            self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
+            self.journal.record(&Entry::Frr { netns: ns.clone() })?;
+            frr::write_pathspace(&ns, &lab_spec::frr::render(&fleet_config(node)))
+                .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
+            routers.push((index, ns, node.hostname.as_str()));
+        }
+        let results: Vec<(usize, Result<(), frr::FrrError>)> = std::thread::scope(|scope| {
+            let starts: Vec<_> = routers
+                .iter()
+                .map(|(index, ns, host)| (*index, scope.spawn(move || frr::start(ns, host))))
+                .collect();
+            starts
+                .into_iter()
+                .map(|(index, start)| {
+                    let result = start.join().unwrap_or_else(|_| {
+                        Err(frr::FrrError::Start {
+                            netns: String::new(),
+                            message: "panicked".into(),
+                        })
+                    });
+                    (index, result)
+                })
+                .collect()
+        });
+        for (index, result) in results {
+            match result {
+                Ok(()) => lines[index].done(Step::Frr),
+                Err(err) => {
+                    lines[index].failed(Step::Frr, &err.to_string());
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the node's NodeConfig (as a board gets it, with the management
+    /// port named) and start its agent.
+    fn agent(&mut self, node: &NodeConfig) -> Result<Child, FleetError> {
+        let ns = self.ns(&node.hostname);
+        let files = agent::AgentFiles::new(&self.dir, &node.hostname);
+        let text = fleet_config(node).to_toml().map_err(|e| FleetError::Write {
+            path: files.config.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomic(&files.config, &text)?;
+        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.bgp.is_some(), &files)?;
+        self.journal.record(&Entry::Process {
+            netns: ns,
+            pid: child.id(),
+            what: "node-agent".into(),
+        })?;
+        Ok(child)
+    }
+}
+
+/// The NodeConfig a board would get, with the management port named: a
+/// namespace has no "first Ethernet port" to find by type.
+pub(super) fn fleet_config(node: &NodeConfig) -> NodeConfig {
+    let mut config = node.clone();
+    config.management.interface = Some(names::MGMT_PORT.to_string());
+    config.with_version()
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), FleetError> {
+    let write_err = |source| FleetError::Write { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut file = fs::File::create(&tmp).map_err(write_err)?;
+    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(write_err)?;
+    fs::rename(&tmp, path).map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R1: &str = r#"
+schema = 1
+lab = "two-router"
+hostname = "r1"
+role = "router"
+loopback = "10.0.0.1"
+[management]
+address = "192.168.200.11/24"
+controller = "192.168.200.1"
+[[interfaces]]
+name = "eth1"
+kind = "port"
+address = "10.1.0.0/31"
+description = "to r2:eth1"
+[sflow]
+collectors = []
+polling_interval = 20
+sampling_rate = 0
+agent_address = "10.0.0.1"
+interfaces = []
+[health]
+listen = "192.168.200.11:9180"
+[auth]
+token_sha256 = "00"
+"#;
+
+    #[test]
+    fn the_written_config_names_mgmt0_and_reads_back_the_same() {
+        let node = NodeConfig::from_toml(R1).unwrap();
+        let config = fleet_config(&node);
+        assert_eq!(config.management.interface.as_deref(), Some("mgmt0"));
+        assert_eq!(config.version, config.content_version());
+        assert_ne!(
+            config.version,
+            fleet_config(&NodeConfig { hostname: "r2".into(), ..node }).version
+        );
+        let back = NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap();
+        assert_eq!(back, config);
+    }
+}

@@ -1,0 +1,509 @@
+//! `pi-lab provision`: push each node's config to the running agents in
+//! parallel, wait until each has reconciled it, and summarise.
+
+pub mod discover;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use lab_spec::NodeConfig;
+use serde::Serialize;
+
+use crate::status::client::{AgentClient, ClientError, PushAnswer};
+use crate::status::table;
+use crate::status::view::{LabView, ViewError};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  pi-lab provision examples/fabric.toml
+  pi-lab provision lab.toml --node leaf1 --node leaf2
+  pi-lab provision lab.toml --discover 30     # zero-touch: find fresh boards first
+
+Each agent checks the lab token (PI_LAB_TOKEN, else the lab's token file);
+a fresh board accepts it when its bootstrap.sha256 holds the token's hash.
+Exit status: 0 when every node applied its config, 1 when any did not,
+2 when the lab file cannot be used.")]
+pub struct ProvisionArgs {
+    /// The lab file.
+    pub file: PathBuf,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// First listen SECONDS for unprovisioned boards announcing themselves
+    /// (UDP 9181) and push to the ones whose serial number or MAC the lab names.
+    #[arg(long, value_name = "SECONDS")]
+    pub discover: Option<u64>,
+    /// UDP port to hear announcements on.
+    #[arg(long, default_value_t = lab_spec::announce::ANNOUNCE_PORT, env = "PI_LAB_ANNOUNCE_PORT")]
+    pub announce_port: u16,
+    /// Seconds to wait for each node to finish reconciling its new config.
+    #[arg(long, default_value_t = 120, env = "PI_LAB_PROVISION_TIMEOUT")]
+    pub timeout: u64,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+    #[error("cannot listen for announcements on UDP port {port}: {source}")]
+    Discover { port: u16, source: std::io::Error },
+}
+
+/// How provisioning one node ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Applied and reconciled.
+    Applied {
+        version: String,
+        changes: u64,
+    },
+    Unreachable {
+        error: String,
+    },
+    /// The agent refused the token or the config.
+    Refused {
+        error: String,
+    },
+    /// Applying failed and the agent went back to its previous config.
+    RolledBack {
+        error: String,
+        rolled_back_to: Option<String>,
+    },
+    /// Applied, but the reconcile pass reports errors.
+    ReconcileFailed {
+        version: String,
+        errors: Vec<String>,
+    },
+    /// Applied, but the reconcile did not finish in time.
+    Timeout {
+        version: String,
+    },
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        matches!(self, Outcome::Applied { .. })
+    }
+
+    fn short(&self) -> String {
+        match self {
+            Outcome::Applied { changes, .. } => format!("applied ({changes} changes)"),
+            Outcome::Unreachable { .. } => "UNREACHABLE".into(),
+            Outcome::Refused { .. } => "REFUSED".into(),
+            Outcome::RolledBack { .. } => "ROLLED BACK".into(),
+            Outcome::ReconcileFailed { .. } => "RECONCILE FAILED".into(),
+            Outcome::Timeout { .. } => "TIMEOUT".into(),
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            Outcome::Applied { .. } => None,
+            Outcome::Unreachable { error } | Outcome::Refused { error } => Some(error.clone()),
+            Outcome::RolledBack { error, rolled_back_to } => Some(format!(
+                "{error}; now running {}",
+                rolled_back_to.as_deref().unwrap_or("no config")
+            )),
+            Outcome::ReconcileFailed { errors, .. } => Some(errors.join("; ")),
+            Outcome::Timeout { version } => {
+                Some(format!("config {version} pushed, reconcile not finished in time"))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    pub node: String,
+    pub api: SocketAddr,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub seconds: f64,
+}
+
+pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
+    let (view, token) = LabView::load(&args.file)?;
+    let configs = view.select(&args.nodes)?;
+    let targets = match args.discover {
+        Some(seconds) => discovered(&configs, args.announce_port, Duration::from_secs(seconds))?,
+        None => configs.iter().map(|c| (*c, c.health.listen)).collect(),
+    };
+    let client = AgentClient::new(Duration::from_secs(15));
+    let wait = Duration::from_secs(args.timeout);
+    let results = push_all(&client, &token, &targets, wait, !args.json);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
+    } else {
+        print!("{}", summary(&results));
+    }
+    let all_ok = results.iter().all(|r| r.outcome.ok());
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Where to push each config: the lab's management address, or for boards
+/// heard announcing themselves, the address they announced from.
+pub fn discovered<'a>(
+    configs: &[&'a NodeConfig],
+    port: u16,
+    window: Duration,
+) -> Result<Vec<(&'a NodeConfig, SocketAddr)>, ProvisionError> {
+    eprintln!("listening {}s for boards announcing themselves on UDP {port}...", window.as_secs());
+    let heard = discover::listen(port, window)
+        .map_err(|source| ProvisionError::Discover { port, source })?;
+    let matched = discover::match_boards(configs, &heard);
+    for h in &heard {
+        let a = &h.announcement;
+        let node = matched.iter().find(|(_, (_, m))| m == h).map(|(n, _)| n.as_str());
+        eprintln!(
+            "  heard {} (serial {}, MAC {}){}",
+            h.from,
+            a.serial.as_deref().unwrap_or("unknown"),
+            a.mac.as_deref().unwrap_or("unknown"),
+            node.map_or(" — no node of this lab has that serial or MAC".to_string(), |n| format!(
+                " -> {n}"
+            )),
+        );
+    }
+    Ok(configs
+        .iter()
+        .map(|c| match matched.get(&c.hostname) {
+            Some((_, heard)) => (*c, heard.api()),
+            None => (*c, c.health.listen),
+        })
+        .collect())
+}
+
+/// Push every config at once, one thread and one progress bar per node.
+pub fn push_all(
+    client: &AgentClient,
+    token: &str,
+    targets: &[(&NodeConfig, SocketAddr)],
+    wait: Duration,
+    show_progress: bool,
+) -> Vec<NodeResult> {
+    let bars = MultiProgress::new();
+    if !show_progress {
+        bars.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let style = ProgressStyle::with_template("{spinner} {prefix:<12} {wide_msg} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = targets
+            .iter()
+            .map(|(config, addr)| {
+                let bar = bars.add(ProgressBar::new_spinner());
+                bar.set_style(style.clone());
+                bar.set_prefix(config.hostname.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let outcome = provision_one(client, token, config, *addr, wait, &bar);
+                    bar.finish_with_message(outcome.short());
+                    NodeResult {
+                        node: config.hostname.clone(),
+                        api: *addr,
+                        outcome,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(targets)
+            .map(|(h, (config, addr))| {
+                h.join().unwrap_or_else(|_| NodeResult {
+                    node: config.hostname.clone(),
+                    api: *addr,
+                    outcome: Outcome::Unreachable { error: "the push thread panicked".into() },
+                    seconds: 0.0,
+                })
+            })
+            .collect()
+    })
+}
+
+fn provision_one(
+    client: &AgentClient,
+    token: &str,
+    config: &NodeConfig,
+    addr: SocketAddr,
+    wait: Duration,
+    bar: &ProgressBar,
+) -> Outcome {
+    bar.set_message(format!("pushing config {} to {addr}", config.version));
+    let (version, changes) = match client.push(addr, token, config) {
+        Ok(PushAnswer::Applied { version, changes }) => (version, changes),
+        Ok(PushAnswer::Invalid { reasons }) => {
+            return Outcome::Refused { error: format!("invalid config: {}", reasons.join("; ")) };
+        }
+        Ok(PushAnswer::Failed { error, rolled_back_to, .. }) => {
+            return Outcome::RolledBack { error, rolled_back_to };
+        }
+        Err(e @ ClientError::Unreachable { .. }) => {
+            return Outcome::Unreachable { error: e.to_string() };
+        }
+        Err(e) => return Outcome::Refused { error: e.to_string() },
+    };
+    bar.set_message(format!("waiting for the reconcile of {version}"));
+    match wait_reconciled(client, config, addr, &version, wait) {
+        // The pass that applied it made the changes, not the latest pass.
+        Outcome::Applied { version, .. } => Outcome::Applied { version, changes },
+        other => other,
+    }
+}
+
+/// Poll the health report until the agent reports a finished pass of
+/// `version`. After the first push a fresh board moves its API from the
+/// address it announced to its management address, so both are tried.
+fn wait_reconciled(
+    client: &AgentClient,
+    config: &NodeConfig,
+    pushed_to: SocketAddr,
+    version: &str,
+    wait: Duration,
+) -> Outcome {
+    let deadline = Instant::now() + wait;
+    let mut addrs = vec![config.health.listen];
+    if pushed_to != config.health.listen {
+        addrs.push(pushed_to);
+    }
+    loop {
+        for addr in &addrs {
+            let Ok(report) = client.health(*addr) else { continue };
+            let r = &report.reconcile;
+            if r.config_version.as_deref() == Some(version) && r.last_run_unix.is_some() {
+                let changes = u64::from(r.changes);
+                return if r.ok {
+                    Outcome::Applied { version: version.to_string(), changes }
+                } else {
+                    Outcome::ReconcileFailed {
+                        version: version.to_string(),
+                        errors: r.errors.clone(),
+                    }
+                };
+            }
+        }
+        if Instant::now() >= deadline {
+            return Outcome::Timeout { version: version.to_string() };
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The table after the bars, then what went wrong where.
+pub fn summary(results: &[NodeResult]) -> String {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            let version = match &r.outcome {
+                Outcome::Applied { version, .. }
+                | Outcome::ReconcileFailed { version, .. }
+                | Outcome::Timeout { version } => version.clone(),
+                _ => "-".into(),
+            };
+            vec![
+                r.node.clone(),
+                r.api.to_string(),
+                r.outcome.short(),
+                version,
+                format!("{:.1}s", r.seconds),
+            ]
+        })
+        .collect();
+    let mut out = table::render(&["NODE", "API", "RESULT", "CONFIG", "TIME"], &rows);
+    for r in results {
+        if let Some(detail) = r.outcome.detail() {
+            out.push_str(&format!("{}: {detail}\n", r.node));
+        }
+    }
+    let ok = results.iter().filter(|r| r.outcome.ok()).count();
+    out.push_str(&format!("{ok} of {} nodes provisioned\n", results.len()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lab_spec::node_config::Auth;
+    use node_agent::health::memory::MemoryBackend;
+    use node_agent::health::{ApplyError, Backend, ReconcileStats, Server, ServerConfig};
+
+    use super::*;
+    use crate::status::view::tests::node;
+    use crate::validate::checks::tests::report;
+
+    const TOKEN: &str = "t5-token";
+
+    /// A real API server on loopback in front of an in-memory agent that
+    /// already runs an older config.
+    fn agent(name: &str, octet: u8) -> (Server, Arc<MemoryBackend>, NodeConfig) {
+        let mut old = node(name, "leaf", 65000 + u32::from(octet), octet, None);
+        old.auth = Auth::from_token(TOKEN);
+        let mut template = report();
+        template.reconcile.ok = true;
+        template.reconcile.last_run_unix = Some(1_700_000_000);
+        let backend =
+            Arc::new(MemoryBackend::new(Some(old.clone()), template, ReconcileStats::default()));
+        let server = Server::start(
+            ServerConfig::new("127.0.0.1:0".parse().unwrap()),
+            backend.clone() as Arc<dyn Backend>,
+        )
+        .unwrap();
+        let mut new = old;
+        new.health.listen = server.local_addr();
+        new.sflow.polling_interval = 10; // something changed
+        (server, backend, new.with_version())
+    }
+
+    fn closed_port() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    #[test]
+    fn pushes_to_every_node_and_reports_the_dead_one() {
+        let (_s1, b1, c1) = agent("leaf1", 11);
+        let (_s2, b2, c2) = agent("leaf2", 12);
+        let mut dead = node("leaf3", "leaf", 65003, 13, None);
+        dead.health.listen = closed_port();
+        let client = AgentClient::new(Duration::from_secs(3));
+        let targets =
+            vec![(&c1, c1.health.listen), (&c2, c2.health.listen), (&dead, dead.health.listen)];
+        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(5), false);
+
+        assert_eq!(
+            results[0].outcome,
+            Outcome::Applied { version: c1.version.clone(), changes: 5 }
+        );
+        assert_eq!(
+            results[1].outcome,
+            Outcome::Applied { version: c2.version.clone(), changes: 5 }
+        );
+        assert!(matches!(&results[2].outcome, Outcome::Unreachable { .. }), "{:?}", results[2]);
+        assert_eq!(b1.applied(), vec![c1.clone()]);
+        assert_eq!(b2.current_version(), Some(c2.version.clone()));
+        let text = summary(&results);
+        assert!(text.contains("2 of 3 nodes provisioned"), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("leaf3") && l.contains("UNREACHABLE")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn refusals_and_rollbacks_are_reported() {
+        let (_s, backend, config) = agent("leaf1", 11);
+        let client = AgentClient::new(Duration::from_secs(3));
+        let targets = vec![(&config, config.health.listen)];
+
+        let results = push_all(&client, "wrong", &targets, Duration::from_secs(2), false);
+        assert!(
+            matches!(&results[0].outcome, Outcome::Refused { error } if error.contains("401")),
+            "{:?}",
+            results[0]
+        );
+
+        let before = backend.current_version();
+        backend.fail_next(ApplyError::RolledBack {
+            reason: "FRR refused frr.conf".into(),
+            rolled_back_to: before.clone(),
+        });
+        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(2), false);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::RolledBack {
+                error: "applying failed: FRR refused frr.conf".into(),
+                rolled_back_to: before.clone()
+            }
+        );
+        assert_eq!(backend.current_version(), before);
+    }
+
+    #[test]
+    fn status_calls_a_node_on_another_config_stale() {
+        let (_s, _backend, config) = agent("leaf1", 11);
+        let client = AgentClient::new(Duration::from_secs(3));
+        let statuses = crate::status::collect(&client, &[&config]);
+        assert!(statuses[0].reachable);
+        assert!(!statuses[0].healthy, "{:?}", statuses[0]);
+        assert!(statuses[0].problems[0].contains("run pi-lab provision"), "{:?}", statuses[0]);
+        push_all(&client, TOKEN, &[(&config, config.health.listen)], Duration::from_secs(2), false);
+        let statuses = crate::status::collect(&client, &[&config]);
+        assert!(statuses[0].healthy, "{:?}", statuses[0].problems);
+        let table = crate::status::render(&statuses);
+        assert!(table.starts_with("NODE"), "{table}");
+        assert!(table.contains("leaf1  127.0.0.1  yes"), "{table}");
+    }
+
+    #[test]
+    fn zero_touch_finds_a_fresh_board_by_serial_and_provisions_it() {
+        use node_agent::health::{Plane, PlaneOptions};
+        use node_agent::identity::Paths;
+
+        let dir = std::env::temp_dir().join(format!("t5-zero-touch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("boot")).unwrap();
+        let announce_port =
+            std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        std::fs::write(dir.join("boot/controller"), format!("127.0.0.1:{announce_port}")).unwrap();
+        let bootstrap = dir.join("bootstrap.sha256");
+        std::fs::write(&bootstrap, Auth::from_token(TOKEN).token_sha256).unwrap();
+
+        // A fresh board: no config, its serial in the device tree.
+        let mut template = report();
+        template.board.serial = Some("00000000a1b2c3d4".into());
+        template.reconcile.ok = true;
+        template.reconcile.last_run_unix = Some(1_700_000_000);
+        let backend = Arc::new(MemoryBackend::new(None, template, ReconcileStats::default()));
+        let api_port = closed_port().port();
+        let mut server = ServerConfig::new(format!("0.0.0.0:{api_port}").parse().unwrap());
+        server.bootstrap_files = vec![bootstrap];
+        let options = PlaneOptions {
+            server,
+            paths: Paths { boot_dir: dir.join("boot") },
+            announce: true,
+            announce_interval: Duration::from_millis(100),
+            tick: Duration::from_millis(100),
+            ..PlaneOptions::default()
+        };
+        let plane = Plane::start(backend.clone() as Arc<dyn Backend>, options).unwrap();
+
+        // The lab knows the board by serial and gives it its own address.
+        let mut config = node("leaf1", "leaf", 65001, 11, None);
+        config.identity.serial = Some("A1B2C3D4".into());
+        config.auth = Auth::from_token(TOKEN);
+        config.health.listen = format!("127.0.0.2:{api_port}").parse().unwrap();
+        let config = config.with_version();
+        let mut stranger = node("leaf2", "leaf", 65002, 12, None);
+        stranger.identity.serial = Some("ffffffff".into());
+
+        let targets =
+            discovered(&[&config, &stranger], announce_port, Duration::from_millis(800)).unwrap();
+        assert_eq!(targets[0].1, format!("127.0.0.1:{api_port}").parse().unwrap());
+        assert_eq!(targets[1].1, stranger.health.listen, "not heard: the lab's address");
+
+        let client = AgentClient::new(Duration::from_secs(3));
+        let results = push_all(&client, TOKEN, &targets[..1], Duration::from_secs(5), false);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::Applied { version: config.version.clone(), changes: 5 }
+        );
+        assert_eq!(backend.current_version(), Some(config.version.clone()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        while plane.listening() != Some(config.health.listen)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(plane.listening(), Some(config.health.listen), "the API moved to its address");
+        drop(plane);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,158 @@
+//! Talking to one node-agent's management API.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lab_spec::{HealthReport, NodeConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{addr} is unreachable: {reason}")]
+    Unreachable { addr: SocketAddr, reason: String },
+    #[error("{addr} refused the token (HTTP {status}): {message}")]
+    Unauthorized { addr: SocketAddr, status: u16, message: String },
+    #[error("{addr} answered HTTP {status}: {message}")]
+    Status { addr: SocketAddr, status: u16, message: String },
+    #[error("{addr} answered something that is not a {what}: {reason}")]
+    Garbled { addr: SocketAddr, what: &'static str, reason: String },
+}
+
+impl ClientError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+}
+
+/// The agent's verdict on a pushed config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushAnswer {
+    Applied {
+        version: String,
+        changes: u64,
+    },
+    /// Refused before anything changed (400).
+    Invalid {
+        reasons: Vec<String>,
+    },
+    /// Applying failed; the agent went back to `rolled_back_to` (409/500).
+    Failed {
+        error: String,
+        rolled_back: bool,
+        rolled_back_to: Option<String>,
+    },
+}
+
+/// HTTP client for the agents of a lab.
+#[derive(Debug, Clone)]
+pub struct AgentClient {
+    agent: ureq::Agent,
+}
+
+impl AgentClient {
+    /// `timeout` bounds each whole request, connection included.
+    pub fn new(timeout: Duration) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(Duration::from_secs(3))))
+            .http_status_as_error(false)
+            .user_agent(concat!("pi-lab/", env!("CARGO_PKG_VERSION")))
+            .build();
+        AgentClient { agent: config.into() }
+    }
+
+    pub fn health(&self, addr: SocketAddr) -> Result<HealthReport, ClientError> {
+        let (status, body) = self.call(addr, self.agent.get(url(addr, "/v1/health")).call())?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "health report",
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn metrics(&self, addr: SocketAddr) -> Result<String, ClientError> {
+        let (status, body) = self.call(addr, self.agent.get(url(addr, "/metrics")).call())?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        Ok(body)
+    }
+
+    /// `PUT /v1/config` with the lab token.
+    pub fn push(
+        &self,
+        addr: SocketAddr,
+        token: &str,
+        config: &NodeConfig,
+    ) -> Result<PushAnswer, ClientError> {
+        let body = serde_json::to_string(config).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "config",
+            reason: e.to_string(),
+        })?;
+        let request = self
+            .agent
+            .put(url(addr, "/v1/config"))
+            .header("Authorization", format!("Bearer {token}"))
+            .content_type("application/json");
+        let (status, body) = self.call(addr, request.send(body))?;
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
+        match status {
+            200 => Ok(PushAnswer::Applied {
+                version: text("version").unwrap_or_default(),
+                changes: json.get("changes").and_then(|v| v.as_u64()).unwrap_or(0),
+            }),
+            400 => Ok(PushAnswer::Invalid {
+                reasons: json
+                    .get("reasons")
+                    .and_then(|r| r.as_array())
+                    .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_else(|| vec![text("error").unwrap_or(body)]),
+            }),
+            409 | 500 if json.get("rolled_back").is_some() => Ok(PushAnswer::Failed {
+                error: text("error").unwrap_or_default(),
+                rolled_back: json["rolled_back"].as_bool().unwrap_or(false),
+                rolled_back_to: text("rolled_back_to"),
+            }),
+            _ => Err(status_error(addr, status, &body)),
+        }
+    }
+
+    fn call(
+        &self,
+        addr: SocketAddr,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, String), ClientError> {
+        let mut response =
+            result.map_err(|e| ClientError::Unreachable { addr, reason: e.to_string() })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| ClientError::Unreachable { addr, reason: e.to_string() })?;
+        Ok((status, body))
+    }
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+fn status_error(addr: SocketAddr, status: u16, body: &str) -> ClientError {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or_else(|| match body.trim() {
+            "" if status == 404 => "nothing there; is this a node-agent?".to_string(),
+            "" => "(empty answer)".to_string(),
+            text => text.chars().take(200).collect(),
+        });
+    if matches!(status, 401 | 403) {
+        ClientError::Unauthorized { addr, status, message }
+    } else {
+        ClientError::Status { addr, status, message }
+    }
+}

@@ -1,0 +1,243 @@
+//! `pi-lab status`: the health of every node of a lab, from each agent's
+//! `GET /v1/health`.
+
+pub mod client;
+pub mod table;
+pub mod view;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lab_spec::{HealthReport, NodeConfig};
+use serde::Serialize;
+
+use client::{AgentClient, ClientError};
+use view::{LabView, ViewError};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  pi-lab status examples/fabric.toml
+  pi-lab status lab.toml --json | jq '.[] | select(.healthy | not)'
+  pi-lab status lab.toml --watch 5
+
+Exit status: 0 when every node is reachable and healthy, 1 when not, 2 when
+the lab file cannot be used.")]
+pub struct StatusArgs {
+    /// The lab file.
+    pub file: PathBuf,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
+    /// Print JSON (one object per node, with the full health report).
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every SECONDS until interrupted.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<u64>,
+    /// Seconds to wait for each agent.
+    #[arg(long, default_value_t = 5, env = "PI_LAB_TIMEOUT")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    View(#[from] ViewError),
+}
+
+/// One node's line of the status.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub node: String,
+    pub api: SocketAddr,
+    pub reachable: bool,
+    /// Reachable, healthy by its own account and running the lab's config.
+    pub healthy: bool,
+    pub problems: Vec<String>,
+    pub report: Option<HealthReport>,
+}
+
+pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
+    let (view, _token) = LabView::load(&args.file)?;
+    let client = AgentClient::new(Duration::from_secs(args.timeout.max(1)));
+    let configs = view.select(&args.nodes)?;
+    loop {
+        let statuses = collect(&client, &configs);
+        let all_ok = statuses.iter().all(|s| s.healthy);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&statuses).unwrap_or_default());
+        } else {
+            if args.watch.is_some() {
+                print!("\x1b[2J\x1b[H");
+                println!("lab {} — {}", view.name, args.file.display());
+            }
+            print!("{}", render(&statuses));
+        }
+        match args.watch {
+            Some(seconds) => std::thread::sleep(Duration::from_secs(seconds.max(1))),
+            None => return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
+        }
+    }
+}
+
+/// Ask every agent at once.
+pub fn fetch_all(
+    client: &AgentClient,
+    configs: &[&NodeConfig],
+) -> Vec<Result<HealthReport, ClientError>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            configs.iter().map(|c| scope.spawn(move || client.health(c.health.listen))).collect();
+        handles
+            .into_iter()
+            .zip(configs)
+            .map(|(h, c)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(ClientError::Unreachable {
+                        addr: c.health.listen,
+                        reason: "the request thread panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+pub fn collect(client: &AgentClient, configs: &[&NodeConfig]) -> Vec<NodeStatus> {
+    fetch_all(client, configs).into_iter().zip(configs).map(|(r, c)| judge(c, r)).collect()
+}
+
+/// A node is fine when it answers, calls itself healthy and runs the config
+/// the lab compiles to now.
+pub fn judge(config: &NodeConfig, answer: Result<HealthReport, ClientError>) -> NodeStatus {
+    let node = config.hostname.clone();
+    let api = config.health.listen;
+    match answer {
+        Err(e) => NodeStatus {
+            node,
+            api,
+            reachable: !e.is_unreachable(),
+            healthy: false,
+            problems: vec![e.to_string()],
+            report: None,
+        },
+        Ok(report) => {
+            let mut problems = report.problems.clone();
+            match report.reconcile.config_version.as_deref() {
+                None => problems.push("not provisioned (run pi-lab provision)".into()),
+                Some(v) if v != config.version => problems.push(format!(
+                    "runs config {v}, the lab compiles to {} (run pi-lab provision)",
+                    config.version
+                )),
+                Some(_) => {}
+            }
+            if !report.healthy && problems.is_empty() {
+                problems.push("the agent reports itself unhealthy".into());
+            }
+            NodeStatus {
+                node,
+                api,
+                reachable: true,
+                healthy: report.healthy && problems.is_empty(),
+                problems,
+                report: Some(report),
+            }
+        }
+    }
+}
+
+/// The status table, and under it the problems of unhealthy nodes.
+pub fn render(statuses: &[NodeStatus]) -> String {
+    let headers = [
+        "NODE",
+        "ADDRESS",
+        "REACHABLE",
+        "UPTIME",
+        "TEMP",
+        "THROTTLED",
+        "BGP",
+        "VNIS",
+        "SFLOW",
+        "LAST RECONCILE",
+        "HEALTHY",
+    ];
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let rows: Vec<Vec<String>> = statuses.iter().map(|s| row(s, now)).collect();
+    let mut out = table::render(&headers, &rows);
+    for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
+        for problem in &s.problems {
+            out.push_str(&format!("{}: {problem}\n", s.node));
+        }
+    }
+    out
+}
+
+fn row(s: &NodeStatus, now: u64) -> Vec<String> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let mut cells = vec![s.node.clone(), s.api.ip().to_string(), yes_no(s.reachable)];
+    let Some(r) = &s.report else {
+        cells.extend(std::iter::repeat_n("-".to_string(), 7));
+        cells.push(yes_no(false));
+        return cells;
+    };
+    let temp = r.board.soc_temperature_celsius.map_or("unknown".into(), |t| format!("{t:.1}°C"));
+    let throttled = match (r.board.throttled, r.board.under_voltage) {
+        (_, Some(true)) => "UNDER-VOLTAGE".to_string(),
+        (Some(t), _) => yes_no(t),
+        (None, _) => "unknown".into(),
+    };
+    let bgp_up = r.bgp.iter().filter(|n| n.established).count();
+    let vnis_ok = r.vxlan.iter().filter(|v| v.ok).count();
+    let sflow = if !r.sflow.enabled {
+        "off".to_string()
+    } else if r.sflow.datagrams_sent > 0 {
+        format!("yes ({})", r.sflow.datagrams_sent)
+    } else {
+        "no".into()
+    };
+    let reconcile = match r.reconcile.last_run_unix {
+        None => "never".to_string(),
+        Some(t) => format!(
+            "{} {} ago",
+            if r.reconcile.ok { "ok" } else { "FAILED" },
+            duration(now.saturating_sub(t))
+        ),
+    };
+    cells.extend([
+        duration(r.system.uptime_seconds),
+        temp,
+        throttled,
+        format!("{bgp_up}/{}", r.bgp.len()),
+        format!("{vnis_ok}/{}", r.vxlan.len()),
+        sflow,
+        reconcile,
+        yes_no(s.healthy),
+    ]);
+    cells
+}
+
+/// `3d4h`, `2h5m`, `4m10s`, `42s`.
+pub fn duration(seconds: u64) -> String {
+    let (d, h, m, s) = (seconds / 86400, seconds / 3600 % 24, seconds / 60 % 60, seconds % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(duration(42), "42s");
+        assert_eq!(duration(250), "4m10s");
+        assert_eq!(duration(7500), "2h5m");
+        assert_eq!(duration(3 * 86400 + 4 * 3600 + 5), "3d4h");
+    }
+}

@@ -1,0 +1,391 @@
+//! The checks, derived from the lab: what should be true, compared with
+//! what each agent reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use lab_spec::HealthReport;
+use lab_spec::node_config::Flooding;
+use serde::Serialize;
+
+use crate::status::view::LabView;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Bgp,
+    Vxlan,
+    Reachability,
+    Sflow,
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Bgp => "bgp",
+            Kind::Vxlan => "vxlan",
+            Kind::Reachability => "reachability",
+            Kind::Sflow => "sflow",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Skip,
+}
+
+/// One check: what it looks at, and what it found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub kind: Kind,
+    /// Stable and readable: `leaf1 -> spine1 (10.1.0.0)`.
+    pub name: String,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+impl Check {
+    fn new(kind: Kind, name: String, ok: bool, detail: String) -> Self {
+        let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
+        Check { kind, name, verdict, detail }
+    }
+}
+
+/// What the agents answered, by node; `Err` is why one did not.
+pub type Reports = BTreeMap<String, Result<HealthReport, String>>;
+
+/// Every BGP neighbour of every node's config is Established.
+pub fn bgp(view: &LabView, reports: &Reports) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (node, config) in &view.nodes {
+        let Some(bgp) = &config.bgp else { continue };
+        for n in &bgp.neighbors {
+            let name = format!("{node} -> {} ({})", n.description, n.address);
+            let (ok, detail) = match reports.get(node) {
+                Some(Ok(r)) => match r.bgp.iter().find(|s| s.address == n.address) {
+                    Some(s) if s.established => (true, "Established".to_string()),
+                    Some(s) => (false, format!("{} (want Established)", s.state)),
+                    None => (false, "the agent does not report this neighbour".into()),
+                },
+                Some(Err(e)) => (false, e.clone()),
+                None => (false, "no answer".into()),
+            };
+            checks.push(Check::new(Kind::Bgp, name, ok, detail));
+        }
+    }
+    checks
+}
+
+/// Every VNI of every leaf floods to exactly the other VTEPs of its
+/// segment: the static list the lab compiles to, or for EVPN the VTEPs of
+/// the segment's other leaves, which FRR must have learnt.
+pub fn vxlan(view: &LabView, reports: &Reports) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (node, config) in &view.nodes {
+        for segment in &config.vxlan {
+            let expected: BTreeSet<Ipv4Addr> = match &segment.flooding {
+                Flooding::Static { remote_vteps } => remote_vteps.iter().copied().collect(),
+                Flooding::Evpn => view
+                    .segments
+                    .iter()
+                    .find(|s| s.vni == segment.vni)
+                    .map(|s| {
+                        s.vteps.values().copied().filter(|v| *v != segment.local_vtep).collect()
+                    })
+                    .unwrap_or_default(),
+            };
+            let mode = if matches!(segment.flooding, Flooding::Evpn) { "evpn" } else { "static" };
+            let name = format!(
+                "{node} VNI {} ({}, {mode}) floods to {}",
+                segment.vni,
+                segment.name,
+                list(&expected)
+            );
+            let (ok, detail) = match reports.get(node) {
+                Some(Ok(r)) => match r.vxlan.iter().find(|v| v.vni == segment.vni) {
+                    None => (false, "the agent reports no such VNI".into()),
+                    Some(v) if !v.device_up => (false, format!("{} is down", v.device)),
+                    Some(v) => {
+                        let actual: BTreeSet<Ipv4Addr> = v.remote_vteps.iter().copied().collect();
+                        if actual == expected {
+                            (true, format!("flood list {}", list(&actual)))
+                        } else {
+                            let missing: BTreeSet<_> =
+                                expected.difference(&actual).copied().collect();
+                            let extra: BTreeSet<_> =
+                                actual.difference(&expected).copied().collect();
+                            (
+                                false,
+                                format!(
+                                    "flood list {}; missing {}, unexpected {}",
+                                    list(&actual),
+                                    list(&missing),
+                                    list(&extra)
+                                ),
+                            )
+                        }
+                    }
+                },
+                Some(Err(e)) => (false, e.clone()),
+                None => (false, "no answer".into()),
+            };
+            checks.push(Check::new(Kind::Vxlan, name, ok, detail));
+        }
+    }
+    checks
+}
+
+fn list(set: &BTreeSet<Ipv4Addr>) -> String {
+    if set.is_empty() {
+        return "none".into();
+    }
+    set.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A ping to run: from a host node to an address in the same segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ping {
+    pub segment: String,
+    pub from_node: String,
+    pub to: String,
+    pub address: Ipv4Addr,
+}
+
+impl Ping {
+    pub fn name(&self) -> String {
+        format!("{}: {} -> {} ({})", self.segment, self.from_node, self.to, self.address)
+    }
+}
+
+/// Every ordered pair of hosts of a segment on different nodes.
+pub fn pings(view: &LabView) -> Vec<Ping> {
+    let mut out = Vec::new();
+    for segment in &view.segments {
+        for from in segment.hosts.keys() {
+            for (to, address) in &segment.hosts {
+                let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+                if node(from) != node(to) {
+                    out.push(Ping {
+                        segment: segment.name.clone(),
+                        from_node: node(from),
+                        to: to.clone(),
+                        address: address.addr(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Which node an sFlow agent address belongs to.
+pub fn sflow_agents(view: &LabView) -> BTreeMap<IpAddr, String> {
+    view.nodes
+        .iter()
+        .filter(|(_, c)| !c.sflow.collectors.is_empty())
+        .map(|(n, c)| (c.sflow.agent_address, n.clone()))
+        .collect()
+}
+
+/// sFlow from every exporting node arrived (`heard`: datagrams per agent
+/// address). Without a collector socket, `fallback` is the agents' own
+/// count of datagrams sent during the window.
+pub fn sflow(
+    view: &LabView,
+    heard: Option<&BTreeMap<IpAddr, u64>>,
+    fallback: &BTreeMap<String, u64>,
+    why_no_socket: Option<&str>,
+) -> Vec<Check> {
+    let mut agents: Vec<(IpAddr, String)> = sflow_agents(view).into_iter().collect();
+    agents.sort_by(|a, b| a.1.cmp(&b.1));
+    agents
+        .into_iter()
+        .map(|(agent, node)| {
+            let name = format!("{node} exports sFlow (agent {agent})");
+            match heard {
+                Some(heard) => {
+                    let n = heard.get(&agent).copied().unwrap_or(0);
+                    Check::new(Kind::Sflow, name, n > 0, format!("{n} datagrams arrived"))
+                }
+                None => {
+                    let n = fallback.get(&node).copied().unwrap_or(0);
+                    let why = why_no_socket.unwrap_or("no collector socket");
+                    Check::new(
+                        Kind::Sflow,
+                        name,
+                        n > 0,
+                        format!("{why}; the agent counted {n} datagrams sent"),
+                    )
+                }
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use lab_spec::health::{BgpNeighborState, VniState};
+    use lab_spec::node_config::Neighbor;
+
+    use super::*;
+    use crate::status::view::SegmentView;
+    use crate::status::view::tests::two_node_view;
+
+    pub(crate) fn report() -> HealthReport {
+        serde_json::from_value(serde_json::json!({
+            "schema": 1, "node": "leaf1", "lab": "t5", "role": "leaf", "agent_version": "0",
+            "board": {}, "system": {"hostname": "leaf1", "uptime_seconds": 1, "load": [0.0, 0.0, 0.0],
+              "memory_total_bytes": 1, "memory_available_bytes": 1, "disk_total_bytes": 1, "disk_available_bytes": 1},
+            "bgp": [], "vxlan": [], "sflow": {"enabled": false, "collectors": [], "datagrams_sent": 0,
+              "counter_samples_sent": 0, "flow_samples_sent": 0, "send_errors": 0, "sampling_rate": 0},
+            "reconcile": {"config_version": null, "last_run_unix": null, "ok": true, "changes": 0, "passes": 0, "errors": []},
+            "healthy": true
+        }))
+        .unwrap()
+    }
+
+    fn neighbor_state(address: Ipv4Addr, state: &str) -> BgpNeighborState {
+        BgpNeighborState {
+            address,
+            remote_asn: 65000,
+            description: "spine1".into(),
+            state: state.into(),
+            established: state == "Established",
+            uptime_seconds: None,
+            prefixes_received: None,
+        }
+    }
+
+    #[test]
+    fn bgp_checks_follow_the_config_not_the_report() {
+        let mut view = two_node_view();
+        let leaf = view.nodes.get_mut("leaf1").unwrap();
+        for (i, addr) in [[10, 1, 0, 1], [10, 1, 0, 3]].into_iter().enumerate() {
+            leaf.bgp.as_mut().unwrap().neighbors.push(Neighbor {
+                address: addr.into(),
+                remote_asn: 65000,
+                interface: format!("eth{}", i + 1),
+                description: format!("spine{}", i + 1),
+            });
+        }
+        let mut r = report();
+        r.bgp = vec![
+            neighbor_state([10, 1, 0, 1].into(), "Established"),
+            neighbor_state([10, 1, 0, 3].into(), "Active"),
+        ];
+        let mut reports = Reports::new();
+        reports.insert("leaf1".into(), Ok(r));
+        reports.insert("spine1".into(), Err("unreachable".into()));
+        let checks = bgp(&view, &reports);
+        let verdicts: Vec<_> = checks.iter().map(|c| (c.name.as_str(), c.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                ("leaf1 -> spine1 (10.1.0.1)", Verdict::Pass),
+                ("leaf1 -> spine2 (10.1.0.3)", Verdict::Fail)
+            ]
+        );
+        assert_eq!(checks[1].detail, "Active (want Established)");
+    }
+
+    fn vni_state(vni: u32, remote: &[[u8; 4]]) -> VniState {
+        VniState {
+            vni,
+            device: format!("vxlan{vni}"),
+            device_up: true,
+            bridge: format!("br{vni}"),
+            flooding: "static".into(),
+            remote_vteps: remote.iter().map(|a| Ipv4Addr::from(*a)).collect(),
+            expected_vteps: vec![],
+            ok: true,
+        }
+    }
+
+    #[test]
+    fn static_flood_lists_must_match_the_lab() {
+        let view = two_node_view(); // leaf1: VNI 10010 static to 10.0.0.9
+        let mut reports = Reports::new();
+        let mut r = report();
+        r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 9]])];
+        reports.insert("leaf1".into(), Ok(r.clone()));
+        assert_eq!(vxlan(&view, &reports)[0].verdict, Verdict::Pass);
+        // The agent calling itself ok does not matter: the lab decides.
+        r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 9], [10, 0, 0, 7]])];
+        reports.insert("leaf1".into(), Ok(r));
+        let check = &vxlan(&view, &reports)[0];
+        assert_eq!(check.verdict, Verdict::Fail);
+        assert!(check.detail.contains("unexpected 10.0.0.7"), "{}", check.detail);
+    }
+
+    #[test]
+    fn evpn_flood_lists_are_the_other_leaves_of_the_segment() {
+        let mut view = two_node_view();
+        let leaf = view.nodes.get_mut("leaf1").unwrap();
+        leaf.vxlan[0].flooding = Flooding::Evpn;
+        view.segments.push(SegmentView {
+            name: "blue".into(),
+            vni: 10010,
+            evpn: true,
+            vteps: [
+                ("leaf1".to_string(), Ipv4Addr::new(10, 0, 0, 11)),
+                ("leaf3".to_string(), Ipv4Addr::new(10, 0, 0, 13)),
+            ]
+            .into_iter()
+            .collect(),
+            hosts: BTreeMap::new(),
+        });
+        let mut r = report();
+        r.vxlan = vec![vni_state(10010, &[])];
+        let mut reports = Reports::new();
+        reports.insert("leaf1".into(), Ok(r.clone()));
+        let check = &vxlan(&view, &reports)[0];
+        assert_eq!(check.verdict, Verdict::Fail, "nothing learnt yet");
+        assert!(check.detail.contains("missing 10.0.0.13"), "{}", check.detail);
+        r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 13]])];
+        reports.insert("leaf1".into(), Ok(r));
+        assert_eq!(vxlan(&view, &reports)[0].verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn pings_pair_hosts_of_a_segment_across_nodes() {
+        let mut view = two_node_view();
+        view.segments.push(SegmentView {
+            name: "blue".into(),
+            vni: 10010,
+            evpn: false,
+            vteps: BTreeMap::new(),
+            hosts: [
+                ("h1:eth1".to_string(), "172.16.10.1/24".parse().unwrap()),
+                ("h2:eth1".to_string(), "172.16.10.2/24".parse().unwrap()),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        let pings = pings(&view);
+        assert_eq!(pings.len(), 2);
+        assert_eq!(pings[0].name(), "blue: h1 -> h2:eth1 (172.16.10.2)");
+        assert_eq!(pings[1].from_node, "h2");
+    }
+
+    #[test]
+    fn sflow_checks_use_arrivals_else_agent_counters() {
+        let mut view = two_node_view();
+        view.nodes.get_mut("leaf1").unwrap().sflow.collectors =
+            vec!["192.168.200.1:6343".parse().unwrap()];
+        let agent: IpAddr = "10.0.0.11".parse().unwrap();
+        let heard: BTreeMap<IpAddr, u64> = [(agent, 3)].into_iter().collect();
+        let checks = sflow(&view, Some(&heard), &BTreeMap::new(), None);
+        assert_eq!(checks.len(), 1, "spine1 exports nothing");
+        assert_eq!(checks[0].verdict, Verdict::Pass);
+        let checks = sflow(&view, Some(&BTreeMap::new()), &BTreeMap::new(), None);
+        assert_eq!(checks[0].verdict, Verdict::Fail);
+        let counted: BTreeMap<String, u64> = [("leaf1".to_string(), 2)].into_iter().collect();
+        let checks = sflow(&view, None, &counted, Some("port 6343 busy"));
+        assert_eq!(checks[0].verdict, Verdict::Pass);
+        assert!(checks[0].detail.starts_with("port 6343 busy"));
+    }
+}

@@ -1,0 +1,206 @@
+//! Looking at the data plane from outside the agents: pings between hosts
+//! and sFlow datagrams arriving at the collector. No agent endpoint runs
+//! commands, so pings run where pi-lab can reach the hosts itself: inside
+//! the virtual fleet's namespaces, or over SSH on boards (`--ssh`).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use super::checks::{Check, Kind, Ping, Verdict};
+use crate::status::view::{LabView, netns, netns_exists};
+
+/// How pings reach the hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PingVia {
+    /// `ip netns exec LAB-NODE ping ...` (the lab runs as a virtual fleet).
+    Netns,
+    /// `ssh USER@MGMT ping ...`.
+    Ssh { user: String },
+    /// Neither: the checks are reported as skipped.
+    Unavailable,
+}
+
+impl PingVia {
+    /// The virtual fleet when every pinging node has its namespace, else
+    /// SSH when asked for.
+    pub fn choose(view: &LabView, pings: &[Ping], ssh: Option<&str>) -> PingVia {
+        let fleet = !pings.is_empty()
+            && pings.iter().all(|p| netns_exists(&netns(&view.name, &p.from_node)));
+        match (fleet, ssh) {
+            (true, _) => PingVia::Netns,
+            (false, Some(user)) => PingVia::Ssh { user: user.to_string() },
+            (false, None) => PingVia::Unavailable,
+        }
+    }
+}
+
+pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
+    let address = p.address.to_string();
+    let ping_args = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
+    let mut command = match via {
+        PingVia::Netns => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &netns(&view.name, &p.from_node)]).args(ping_args);
+            c
+        }
+        PingVia::Ssh { user } => {
+            let Some(config) = view.nodes.get(&p.from_node) else {
+                return skip(p, format!("{} is not a node of the lab", p.from_node));
+            };
+            let target = format!("{user}@{}", config.management.address.addr());
+            let mut c = Command::new("ssh");
+            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target]).args(ping_args);
+            c
+        }
+        PingVia::Unavailable => {
+            return skip(p, "needs the virtual fleet or SSH to the hosts (--ssh USER)".into());
+        }
+    };
+    let output = command.stdin(Stdio::null()).output();
+    let (ok, detail) = match output {
+        Ok(out) if out.status.success() => (true, "replied".to_string()),
+        Ok(out) => {
+            let said = String::from_utf8_lossy(&out.stdout);
+            let summary = said.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            (false, format!("no reply {summary} {err}").trim().to_string())
+        }
+        Err(e) => (false, format!("cannot run ping: {e}")),
+    };
+    Check {
+        kind: Kind::Reachability,
+        name: p.name(),
+        verdict: if ok { Verdict::Pass } else { Verdict::Fail },
+        detail,
+    }
+}
+
+fn skip(p: &Ping, detail: String) -> Check {
+    Check { kind: Kind::Reachability, name: p.name(), verdict: Verdict::Skip, detail }
+}
+
+/// Counts sFlow datagrams per agent address on the collector port while it
+/// lives.
+#[derive(Debug)]
+pub struct SflowListener {
+    heard: Arc<Mutex<BTreeMap<IpAddr, u64>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SflowListener {
+    pub fn start(port: u16) -> io::Result<Self> {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+        socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let heard = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (h, s) = (Arc::clone(&heard), Arc::clone(&stop));
+        let thread = thread::Builder::new().name("sflow-listen".into()).spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !s.load(Ordering::Relaxed) {
+                if let Ok((n, _)) = socket.recv_from(&mut buf)
+                    && let Some(agent) = agent_address(&buf[..n])
+                    && let Ok(mut map) = h.lock()
+                {
+                    *map.entry(agent).or_insert(0) += 1;
+                }
+            }
+        })?;
+        Ok(SflowListener { heard, stop, thread: Some(thread) })
+    }
+
+    pub fn heard(&self) -> BTreeMap<IpAddr, u64> {
+        self.heard.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for SflowListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The agent address of an sFlow v5 datagram: version 5, then the address
+/// type (1 IPv4, 2 IPv6) and the address.
+pub fn agent_address(datagram: &[u8]) -> Option<IpAddr> {
+    let word = |i: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(datagram.get(i..i + 4)?.try_into().ok()?))
+    };
+    if word(0)? != 5 {
+        return None;
+    }
+    match word(4)? {
+        1 => Some(IpAddr::V4(Ipv4Addr::from(word(8)?))),
+        2 => {
+            let bytes: [u8; 16] = datagram.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(agent: [u8; 4]) -> Vec<u8> {
+        let mut d = vec![0, 0, 0, 5, 0, 0, 0, 1];
+        d.extend_from_slice(&agent);
+        d.extend_from_slice(&[0; 16]);
+        d
+    }
+
+    #[test]
+    fn agent_addresses_come_from_the_header() {
+        assert_eq!(agent_address(&datagram([10, 0, 0, 11])), Some(IpAddr::from([10, 0, 0, 11])));
+        assert_eq!(agent_address(&[0, 0, 0, 4, 0, 0, 0, 1, 1, 2, 3, 4]), None, "sFlow v4");
+        assert_eq!(agent_address(&[0, 0, 0, 5, 0, 0, 0, 1, 1]), None, "truncated");
+    }
+
+    #[test]
+    fn listener_counts_datagrams_per_agent() {
+        // An ephemeral port: bind, note it, release, listen there.
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let listener = SflowListener::start(port).unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for agent in [[10, 0, 0, 11], [10, 0, 0, 11], [10, 0, 0, 12]] {
+            sender.send_to(&datagram(agent), ("127.0.0.1", port)).unwrap();
+        }
+        sender.send_to(b"junk", ("127.0.0.1", port)).unwrap();
+        let mut heard = BTreeMap::new();
+        for _ in 0..50 {
+            heard = listener.heard();
+            if heard.values().sum::<u64>() == 3 {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(heard.get(&IpAddr::from([10, 0, 0, 11])), Some(&2));
+        assert_eq!(heard.get(&IpAddr::from([10, 0, 0, 12])), Some(&1));
+    }
+
+    #[test]
+    fn without_fleet_or_ssh_pings_are_skipped() {
+        let view = crate::status::view::tests::two_node_view();
+        let p = Ping {
+            segment: "blue".into(),
+            from_node: "t5-nohost".into(),
+            to: "h2:eth1".into(),
+            address: Ipv4Addr::new(172, 16, 10, 2),
+        };
+        let via = PingVia::choose(&view, std::slice::from_ref(&p), None);
+        assert_eq!(via, PingVia::Unavailable);
+        let check = ping(&view, &via, &p);
+        assert_eq!(check.verdict, Verdict::Skip);
+        assert!(check.detail.contains("--ssh"), "{}", check.detail);
+    }
+}
