@@ -553,6 +553,9 @@ fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
         let health = wait_for(Duration::from_secs(180), || http_get(health_port, "/v1/health"));
         let body = health.expect("node-agent's GET /v1/health did not answer");
         assert!(body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"), "{body}");
+        let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let flat = json.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("GET /v1/health answered: {}", flat.chars().take(300).collect::<String>());
     }
     vm.ok = true;
     BootResult::Up
