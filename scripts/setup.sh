@@ -14,6 +14,7 @@ PACKAGES=(
   hyperfine
   frr-pythontools
   python3
+  arch-test jq
 )
 
 # promtool (from Debian's prometheus) checks the agent's /metrics.

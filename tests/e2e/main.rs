@@ -7,5 +7,6 @@ mod common;
 mod flash;
 mod fleet;
 mod fleet_ops;
+mod image;
 mod lab_cli;
 mod sflow_fleet;

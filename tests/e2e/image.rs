@@ -1,0 +1,685 @@
+//! `pi-lab image build`: the real image, checked with independent tools
+//! (sfdisk, fsck.vfat, e2fsck, debugfs, mtools, bmaptool, zstd, sha256sum),
+//! booted in `qemu-system-aarch64 -M raspi3b`, and its error cases.
+//!
+//! The first build takes minutes (mmdebstrap under emulation); the root file
+//! system cache lives in /var/cache/pi-lab (or `PI_LAB_TEST_IMAGE_CACHE`) so
+//! later runs are warm. The image is built once per test run and shared.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::common::{bin, prerequisites, workspace};
+
+const TOOLS: &[&str] = &[
+    "mmdebstrap",
+    "mkfs.ext4",
+    "debugfs",
+    "e2fsck",
+    "fsck.vfat",
+    "sfdisk",
+    "mdir",
+    "mtype",
+    "mcopy",
+    "bmaptool",
+    "zstd",
+    "blkid",
+];
+
+const NAME: &str = "pi-lab-pi3b-trixie";
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("PI_LAB_TEST_IMAGE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/pi-lab"))
+}
+
+fn target_dir(sub: &str) -> PathBuf {
+    let d = workspace().join("target").join(sub);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Output of a program, panicking with its stderr when it fails.
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Built {
+    out: PathBuf,
+    summary: serde_json::Value,
+}
+
+impl Built {
+    fn img(&self) -> PathBuf {
+        self.out.join(format!("{NAME}.img"))
+    }
+}
+
+/// Builds the image once for every test of this run.
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let out = target_dir("pi-lab-image-test/out");
+        let result = build(&out, &[]);
+        assert!(
+            result.status.success(),
+            "image build failed:\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let summary: serde_json::Value =
+            serde_json::from_slice(&result.stdout).expect("--json summary");
+        eprintln!("image build: {}", String::from_utf8_lossy(&result.stderr));
+        Built { out, summary }
+    })
+}
+
+fn build(out: &Path, extra: &[&str]) -> Output {
+    Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .args(["image", "build", "--json", "--profile"])
+        .arg(workspace().join("images/pi3b-trixie.toml"))
+        .arg("--out")
+        .arg(out)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .args(extra)
+        .output()
+        .expect("run pi-lab image build")
+}
+
+/// Copies partition `n` (1-based) out of the image into its own file.
+fn extract_partition(img: &Path, n: usize, dest: &Path) {
+    let dump = run(Command::new("sfdisk").arg("--json").arg(img));
+    let v: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    let p = &v["partitiontable"]["partitions"][n - 1];
+    let (start, size) = (p["start"].as_u64().unwrap(), p["size"].as_u64().unwrap());
+    run(Command::new("dd")
+        .arg(format!("if={}", img.display()))
+        .arg(format!("of={}", dest.display()))
+        .args(["bs=4M", "conv=sparse", "status=none", "iflag=count_bytes,skip_bytes"])
+        .arg(format!("skip={}", start * 512))
+        .arg(format!("count={}", size * 512)));
+}
+
+fn fat(img: &Path) -> String {
+    format!("{}@@{}", img.display(), 4 << 20)
+}
+
+#[test]
+fn image_layout_and_file_systems_are_clean() {
+    if !prerequisites("image_layout_and_file_systems_are_clean", true, TOOLS) {
+        return;
+    }
+    let b = built();
+    let img = b.img();
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 2 << 30);
+
+    let dump = run(Command::new("sfdisk").arg("--dump").arg(&img));
+    assert!(dump.contains("label: dos"), "{dump}");
+    assert!(
+        dump.contains("start=        8192, size=     1040384, type=c"),
+        "p1 FAT32 LBA 4..512 MiB:\n{dump}"
+    );
+    assert!(
+        dump.contains("start=     1048576, size=     3145728, type=83"),
+        "p2 Linux from 512 MiB to the end:\n{dump}"
+    );
+
+    let dir = target_dir("pi-lab-image-test/parts");
+    let (p1, p2) = (dir.join("p1.vfat"), dir.join("p2.ext4"));
+    extract_partition(&img, 1, &p1);
+    extract_partition(&img, 2, &p2);
+    run(Command::new("fsck.vfat").arg("-n").arg(&p1));
+    run(Command::new("e2fsck").arg("-fn").arg(&p2));
+    let labels = run(Command::new("blkid").arg("-p").arg("-o").arg("export").arg(&p1))
+        + &run(Command::new("blkid").arg("-p").arg("-o").arg("export").arg(&p2));
+    assert!(labels.contains("LABEL=RASPIFIRM") && labels.contains("TYPE=vfat"), "{labels}");
+    assert!(labels.contains("LABEL=RASPIROOT") && labels.contains("TYPE=ext4"), "{labels}");
+
+    // Root file system: agent, its enabled unit, fstab by label, no
+    // per-machine state.
+    let debugfs = |req: &str| run(Command::new("debugfs").arg("-R").arg(req).arg(&p2));
+    let unit = debugfs("cat /etc/systemd/system/node-agent.service");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart in node-agent.service");
+    let program = exec.split_whitespace().next().unwrap();
+    let agent = debugfs(&format!("stat {program}"));
+    assert!(agent.contains("Mode:  0755") && agent.contains("Type: regular"), "{agent}");
+    let wants = debugfs("ls -l /etc/systemd/system/multi-user.target.wants");
+    for unit in [
+        "node-agent.service",
+        "pi-lab-ssh-hostkeys.service",
+        "systemd-networkd.service",
+        "ssh.service",
+    ] {
+        assert!(wants.contains(unit), "{unit} not enabled:\n{wants}");
+    }
+    let link = debugfs("stat /etc/systemd/system/multi-user.target.wants/node-agent.service");
+    assert!(link.contains("/etc/systemd/system/node-agent.service"), "{link}");
+    let fstab = debugfs("cat /etc/fstab");
+    assert!(fstab.contains("LABEL=RASPIROOT") && fstab.contains("LABEL=RASPIFIRM"), "{fstab}");
+    assert_eq!(debugfs("cat /etc/machine-id"), "", "machine-id must be left for first boot");
+    assert!(!debugfs("ls /etc/ssh").contains("ssh_host_"), "host keys must be made on first boot");
+    assert!(
+        debugfs("ls /boot/firmware").lines().count() <= 2,
+        "/boot/firmware is only a mount point on p2"
+    );
+
+    // Firmware partition: what the Pi 3B's boot ROM and firmware read.
+    let listing = run(Command::new("mdir").arg("-i").arg(fat(&img)).arg("-b").arg("::"));
+    for f in [
+        "bootcode.bin",
+        "start.elf",
+        "config.txt",
+        "cmdline.txt",
+        "bcm2837-rpi-3-b.dtb",
+        "vmlinuz-",
+        "initrd.img-",
+    ] {
+        assert!(listing.contains(f), "{f} missing from the firmware partition:\n{listing}");
+    }
+    let cmdline = run(Command::new("mtype").arg("-i").arg(fat(&img)).arg("::cmdline.txt"));
+    for w in ["root=LABEL=RASPIROOT", "console=ttyS1,115200", "net.ifnames=0"] {
+        assert!(cmdline.contains(w), "{w} not in cmdline.txt: {cmdline}");
+    }
+    let config = run(Command::new("mtype").arg("-i").arg(fat(&img)).arg("::config.txt"));
+    assert!(config.contains("arm_64bit=1") && config.contains("initramfs"), "{config}");
+}
+
+#[test]
+fn image_outputs_agree_with_bmaptool_zstd_and_sha256sum() {
+    if !prerequisites("image_outputs_agree_with_bmaptool_zstd_and_sha256sum", true, TOOLS) {
+        return;
+    }
+    let b = built();
+    run(Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(&b.out));
+    // bmaptool checks the bmap's own checksum and every range's sha256.
+    let copy = target_dir("pi-lab-image-test/bmap").join("copy.img");
+    let _ = std::fs::remove_file(&copy);
+    run(Command::new("bmaptool")
+        .arg("copy")
+        .arg("--bmap")
+        .arg(b.out.join(format!("{NAME}.img.bmap")))
+        .arg(b.img())
+        .arg(&copy));
+    run(Command::new("cmp").arg(b.img()).arg(&copy));
+    std::fs::remove_file(&copy).unwrap();
+    let bmap = std::fs::read_to_string(b.out.join(format!("{NAME}.img.bmap"))).unwrap();
+    assert!(
+        bmap.contains("<bmap version=\"2.0\">") && bmap.contains("<BlockSize> 4096 </BlockSize>")
+    );
+    let mapped = b.summary["mapped_size"].as_u64().unwrap();
+    assert!(mapped > 200 << 20 && mapped < 1536 << 20, "mapped {mapped}");
+    let unz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("zstd -dc '{0}.zst' | cmp - '{0}'", b.img().display()))
+        .status()
+        .unwrap();
+    assert!(unz.success(), "the .zst does not decompress to the image");
+
+    let manifest = std::fs::read_to_string(b.out.join(format!("{NAME}.manifest"))).unwrap();
+    let m: toml::Value = toml::from_str(&manifest).expect("manifest is TOML");
+    let pkgs = m["package"].as_array().unwrap();
+    for want in
+        ["linux-image-arm64", "raspi-firmware", "frr", "openssh-server", "firmware-brcm80211"]
+    {
+        let p = pkgs
+            .iter()
+            .find(|p| p["name"].as_str() == Some(want))
+            .unwrap_or_else(|| panic!("{want} not in manifest"));
+        assert!(!p["version"].as_str().unwrap().is_empty());
+    }
+    for key in ["profile_sha256", "node_agent_sha256", "rootfs_cache_key", "rootfs_tar_sha256"] {
+        assert_eq!(m["inputs"][key].as_str().unwrap().len(), 64, "{key}");
+    }
+}
+
+#[test]
+fn image_rebuild_after_overlay_change_reuses_the_root_file_system() {
+    if !prerequisites("image_rebuild_after_overlay_change_reuses_the_root_file_system", true, TOOLS)
+    {
+        return;
+    }
+    let b = built();
+    // A project copy whose only change is one more overlay file.
+    let proj = target_dir("pi-lab-image-test/overlay-proj");
+    let _ = std::fs::remove_dir_all(&proj);
+    std::fs::create_dir_all(proj.join("images")).unwrap();
+    run(Command::new("cp").arg("-a").arg(workspace().join("overlays")).arg(&proj));
+    std::fs::write(proj.join("overlays/base/etc/pi-lab-test-marker"), "changed overlay\n").unwrap();
+    std::fs::copy(workspace().join("images/pi3b-trixie.toml"), proj.join("images/p.toml")).unwrap();
+    let out = proj.join("out");
+    let result = pi_lab_build(&proj.join("images/p.toml"), &out).arg("--json").output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(s["rootfs_cached"], true, "an overlay change must not rebuild the root file system");
+    assert_eq!(s["rootfs_key"], b.summary["rootfs_key"]);
+    assert_ne!(
+        s["image_sha256"], b.summary["image_sha256"],
+        "the overlay change must show in the image"
+    );
+    let p2 = out.join("p2.ext4");
+    extract_partition(&out.join(format!("{NAME}.img")), 2, &p2);
+    let marker = run(Command::new("debugfs").arg("-R").arg("cat /etc/pi-lab-test-marker").arg(&p2));
+    assert_eq!(marker, "changed overlay\n");
+    std::fs::remove_dir_all(&proj).unwrap();
+}
+
+/// Opt-in (`PI_LAB_IMAGE_REPRO=1`): one more cold build (`--no-cache`,
+/// minutes) must give the same bytes as the shared build.
+#[test]
+fn image_is_reproducible_from_a_cold_cache() {
+    if std::env::var("PI_LAB_IMAGE_REPRO").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIP image_is_reproducible_from_a_cold_cache: set PI_LAB_IMAGE_REPRO=1 (one more cold build, ~10 min)"
+        );
+        return;
+    }
+    if !prerequisites("image_is_reproducible_from_a_cold_cache", true, TOOLS) {
+        return;
+    }
+    let b = built();
+    let out = target_dir("pi-lab-image-test/repro");
+    let result = build(&out, &["--no-cache"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(s["rootfs_cached"], false);
+    assert_eq!(
+        s["image_sha256"], b.summary["image_sha256"],
+        "same inputs must give the same image bytes"
+    );
+}
+
+/// A project folder holding a changed copy of the profile, for error cases.
+fn error_project(tag: &str, edit: impl Fn(String) -> String) -> (PathBuf, PathBuf) {
+    let proj = target_dir(&format!("pi-lab-image-test/err-{tag}"));
+    let _ = std::fs::remove_dir_all(&proj);
+    std::fs::create_dir_all(proj.join("images")).unwrap();
+    std::os::unix::fs::symlink(workspace().join("overlays"), proj.join("overlays")).unwrap();
+    let text = std::fs::read_to_string(workspace().join("images/pi3b-trixie.toml")).unwrap();
+    std::fs::write(proj.join("images/p.toml"), edit(text)).unwrap();
+    let out = proj.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    (proj, out)
+}
+
+/// `pi-lab image build` for a project copy, with the agent already built.
+fn pi_lab_build(profile: &Path, out: &Path) -> Command {
+    let agent = workspace().join("target/aarch64-unknown-linux-musl/release/node-agent");
+    let mut cmd = Command::new(bin("pi-lab"));
+    cmd.args(["image", "build", "--profile"])
+        .arg(profile)
+        .arg("--out")
+        .arg(out)
+        .arg("--cache-dir")
+        .arg(cache_dir())
+        .arg("--agent")
+        .arg(agent);
+    cmd
+}
+
+fn build_error(proj: &Path, out: &Path, path_env: Option<&str>) -> String {
+    let mut cmd = pi_lab_build(&proj.join("images/p.toml"), out);
+    if let Some(p) = path_env {
+        cmd.env("PATH", p);
+    }
+    let result = cmd.output().unwrap();
+    assert!(!result.status.success(), "the build must fail");
+    let entries: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(entries.is_empty(), "partial outputs left in {}: {entries:?}", out.display());
+    String::from_utf8_lossy(&result.stderr).into_owned()
+}
+
+/// A profile with `from` replaced by `to` must fail naming every `expect`.
+fn assert_profile_error(tag: &str, from: &str, to: &str, expect: &[&str]) {
+    let (proj, out) = error_project(tag, |t| {
+        assert!(t.contains(from), "the shipped profile has no {from}");
+        t.replace(from, to)
+    });
+    let err = build_error(&proj, &out, None);
+    for e in expect {
+        assert!(err.contains(e), "error does not say {e:?}:\n{err}");
+    }
+}
+
+#[test]
+fn image_error_missing_prerequisite_names_the_package() {
+    if !prerequisites("image_error_missing_prerequisite_names_the_package", false, &[]) {
+        return;
+    }
+    let (proj, out) = error_project("prereq", |t| t);
+    let empty = proj.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = build_error(&proj, &out, Some(empty.to_str().unwrap()));
+    assert!(err.contains("mmdebstrap") && err.contains("apt-get install mmdebstrap"), "{err}");
+}
+
+/// mmdebstrap resolves the profile's packages only after installing the
+/// essential set, so this takes a few minutes under emulation.
+#[test]
+fn image_error_unknown_package_is_named() {
+    if !prerequisites("image_error_unknown_package_is_named", true, TOOLS) {
+        return;
+    }
+    let bad = "\"ethtool\", \"pi-lab-no-such-package\",";
+    assert_profile_error(
+        "package",
+        "\"ethtool\",",
+        bad,
+        &["pi-lab-no-such-package", "rootfs.packages"],
+    );
+}
+
+#[test]
+fn image_error_unreachable_mirror_is_named() {
+    if !prerequisites("image_error_unreachable_mirror_is_named", true, TOOLS) {
+        return;
+    }
+    let bad = "http://127.0.0.1:9/debian";
+    assert_profile_error("mirror", "http://deb.debian.org/debian", bad, &[bad, "unreachable"]);
+}
+
+/// `--out` on a small tmpfs in a private mount namespace (invisible to the
+/// rest of the machine): the build runs out of space and must say so and
+/// leave nothing behind.
+#[test]
+fn image_error_full_disk_leaves_nothing() {
+    if !prerequisites("image_error_full_disk_leaves_nothing", true, &["unshare", "mount"]) {
+        return;
+    }
+    let _ = built(); // warm cache: the failure is about space, not downloads
+    let (proj, out) = error_project("full", |t| t);
+    let agent = workspace().join("target/aarch64-unknown-linux-musl/release/node-agent");
+    let script = format!(
+        "mount -t tmpfs -o size=400m pi-lab-test '{out}' && '{bin}' image build --profile '{profile}' --out '{out}' --cache-dir '{cache}' --agent '{agent}'; rc=$?; echo \"entries: $(ls -A '{out}' | wc -l)\"; exit $rc",
+        out = out.display(),
+        bin = bin("pi-lab").display(),
+        profile = proj.join("images/p.toml").display(),
+        cache = cache_dir().display(),
+        agent = agent.display(),
+    );
+    let result = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "the build must fail on a full disk:\n{stderr}");
+    assert!(
+        stderr.contains("No space left on device") || stderr.contains("disk is full"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("entries: 0"), "partial outputs left: {stdout}\n{stderr}");
+}
+
+/// Boots the image as a Pi 3B in qemu and waits for sshd's banner through a
+/// forwarded port (and node-agent's health API when
+/// `PI_LAB_BOOT_EXPECT_HEALTH=1`). The serial console log is kept under
+/// target/ when it fails.
+#[test]
+fn image_boots_in_qemu_raspi3b() {
+    if !prerequisites(
+        "image_boots_in_qemu_raspi3b",
+        true,
+        &["qemu-system-aarch64", "mcopy", "mmdebstrap"],
+    ) {
+        return;
+    }
+    let b = built();
+    let dir = target_dir("pi-lab-image-test/boot");
+    let img = dir.join("sd.img");
+    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
+    let listing = run(Command::new("mdir").arg("-i").arg(fat(&b.img())).arg("-b").arg("::"));
+    let find = |prefix: &str| {
+        listing
+            .lines()
+            .map(|l| l.trim_start_matches("::/").to_string())
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("{prefix}* not in the firmware partition"))
+    };
+    let (kernel, initrd) = (find("vmlinuz-"), find("initrd.img-"));
+    for f in [kernel.as_str(), initrd.as_str(), "bcm2837-rpi-3-b.dtb"] {
+        run(Command::new("mcopy")
+            .arg("-o")
+            .arg("-i")
+            .arg(fat(&b.img()))
+            .arg(format!("::{f}"))
+            .arg(dir.join(f)));
+    }
+    let cmdline = run(Command::new("mtype").arg("-i").arg(fat(&b.img())).arg("::cmdline.txt"));
+    let attempts = env_secs("PI_LAB_BOOT_ATTEMPTS", 2);
+    for attempt in 1..=attempts {
+        let boot = Boot {
+            dir: &dir,
+            img: &img,
+            kernel: &kernel,
+            initrd: &initrd,
+            cmdline: cmdline.trim(),
+        };
+        match boot_once(&boot, attempt == attempts) {
+            BootResult::Up => return,
+            BootResult::NoNic if attempt < attempts => {
+                eprintln!(
+                    "attempt {attempt}: qemu's USB emulation did not enumerate usb-net (loaded host); booting again"
+                );
+                run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
+            }
+            BootResult::NoNic => {
+                panic!("qemu's USB emulation never enumerated usb-net; serial log kept")
+            }
+        }
+    }
+}
+
+struct Boot<'a> {
+    dir: &'a Path,
+    img: &'a Path,
+    kernel: &'a str,
+    initrd: &'a str,
+    cmdline: &'a str,
+}
+
+enum BootResult {
+    Up,
+    /// The guest booted but qemu's dwc2 never showed it the USB NIC.
+    NoNic,
+}
+
+fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
+    let (ssh_port, health_port) = (free_port(), free_port());
+    let serial = boot.dir.join("serial.log");
+    let _ = std::fs::remove_file(&serial);
+    let qemu = Command::new("qemu-system-aarch64")
+        .args(["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none"])
+        .arg("-kernel")
+        .arg(boot.dir.join(boot.kernel))
+        .arg("-initrd")
+        .arg(boot.dir.join(boot.initrd))
+        .arg("-dtb")
+        .arg(boot.dir.join("bcm2837-rpi-3-b.dtb"))
+        .arg("-drive")
+        .arg(format!("if=sd,format=raw,file={}", boot.img.display()))
+        .arg("-append")
+        .arg(boot.cmdline)
+        .args(["-device", "usb-net,netdev=n0", "-netdev"])
+        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{health_port}-:9180,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
+        // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
+        .args(["-serial", "null", "-serial"])
+        .arg(format!("file:{}", serial.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start qemu-system-aarch64");
+    let mut vm = Vm { child: qemu, serial: serial.clone(), ok: false };
+    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
+    let started = Instant::now();
+    let mut no_nic = false;
+    let banner = wait_for(deadline, || {
+        let log = std::fs::read_to_string(&serial).unwrap_or_default();
+        if log.contains(" login:") && !log.contains("cdc_ether") {
+            no_nic = true;
+            return Some(String::new());
+        }
+        ssh_banner(ssh_port)
+    });
+    if no_nic {
+        vm.ok = !last;
+        return BootResult::NoNic;
+    }
+    assert!(banner.is_some(), "no SSH banner within {deadline:?}; serial log kept (see below)");
+    eprintln!(
+        "SSH answered after {:.0}s: {}",
+        started.elapsed().as_secs_f64(),
+        banner.unwrap_or_default().trim()
+    );
+    if std::env::var("PI_LAB_BOOT_EXPECT_HEALTH").as_deref() == Ok("1") {
+        let health = wait_for(Duration::from_secs(180), || http_get(health_port, "/v1/health"));
+        let body = health.expect("node-agent's GET /v1/health did not answer");
+        assert!(body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"), "{body}");
+        let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let flat = json.split_whitespace().collect::<Vec<_>>().join(" ");
+        eprintln!("GET /v1/health answered: {}", flat.chars().take(300).collect::<String>());
+    }
+    vm.ok = true;
+    BootResult::Up
+}
+
+struct Vm {
+    child: Child,
+    serial: PathBuf,
+    ok: bool,
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.ok {
+            let keep = workspace().join("target/pi-lab-image-boot-serial.log");
+            let _ = std::fs::copy(&self.serial, &keep);
+            let mut err = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut err);
+            }
+            eprintln!("qemu stderr: {err}\nserial console log kept at {}", keep.display());
+        }
+    }
+}
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    None
+}
+
+/// The first line sshd sends (`SSH-2.0-OpenSSH_...`). slirp accepts the TCP
+/// connection even when nothing listens inside, then closes it: only a
+/// banner counts.
+fn ssh_banner(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.starts_with("SSH-").then_some(text)
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.starts_with("HTTP/").then_some(body)
+}
+
+/// Ctrl-C in the middle of a (warm) build: pi-lab stops, says so, and
+/// leaves neither outputs nor its work folder behind.
+#[test]
+fn image_ctrl_c_leaves_nothing() {
+    if !prerequisites("image_ctrl_c_leaves_nothing", true, TOOLS) {
+        return;
+    }
+    let _ = built(); // warm cache: the build is unpacking when interrupted
+    let (proj, out) = error_project("ctrlc", |t| t);
+    let child =
+        pi_lab_build(&proj.join("images/p.toml"), &out).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    run(Command::new("kill").arg("-INT").arg(child.id().to_string()));
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let entries: Vec<_> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(entries.is_empty(), "left behind: {entries:?}");
+}
+
+/// The image's management-address unit reads the NodeConfig that
+/// `pi-lab lab render` (and flash) produce: static address plus DHCP on the
+/// management port, lab ports left to node-agent.
+#[test]
+fn image_mgmt_network_script_reads_a_rendered_node_config() {
+    if !prerequisites(
+        "image_mgmt_network_script_reads_a_rendered_node_config",
+        false,
+        &["sh", "awk"],
+    ) {
+        return;
+    }
+    let dir = target_dir("pi-lab-image-test/mgmt");
+    let node = dir.join("node.toml");
+    let rendered = run(Command::new(bin("pi-lab"))
+        .args(["lab", "render", "--only", "config"])
+        .arg(workspace().join("examples/fabric.toml"))
+        .arg("leaf1"));
+    std::fs::write(&node, &rendered).unwrap();
+    let net = dir.join("run/10-pi-lab-mgmt.network");
+    let _ = std::fs::remove_dir_all(dir.join("run"));
+    run(Command::new("sh")
+        .arg(workspace().join("overlays/base/usr/local/sbin/pi-lab-mgmt-network"))
+        .arg(&node)
+        .arg(&net));
+    let cfg: toml::Value = toml::from_str(&rendered).unwrap();
+    let address = cfg["management"]["address"].as_str().unwrap();
+    let mgmt = std::fs::read_to_string(&net).unwrap();
+    assert!(mgmt.contains(&format!("Address={address}")) && mgmt.contains("DHCP=yes"), "{mgmt}");
+    let lab = std::fs::read_to_string(dir.join("run/05-pi-lab-lab-ports.network")).unwrap();
+    for port in
+        cfg["interfaces"].as_array().unwrap().iter().filter(|i| i["kind"].as_str() == Some("port"))
+    {
+        let name = port["name"].as_str().unwrap();
+        assert!(lab.contains(name), "lab port {name} not left unmanaged:\n{lab}");
+    }
+    assert!(lab.contains("Unmanaged=yes"), "{lab}");
+}

@@ -1,0 +1,301 @@
+//! The disk image, made without loop devices or mounts:
+//! `/boot/firmware` becomes a FAT32 file system made in a plain file
+//! (`mkfs.vfat`, filled by mtools' `mcopy`), the rest an ext4 file system
+//! made by `mkfs.ext4 -d`, and both
+//! are copied, holes kept, into one sparse file behind an MBR we write.
+//!
+//! Layout: MBR; p1 FAT32 (LBA, type 0x0c) `RASPIFIRM` 4 MiB..512 MiB;
+//! p2 Linux (0x83) ext4 `RASPIROOT` 512 MiB..end.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::process::Command;
+
+use super::overlay::walk;
+use super::profile::{FIRMWARE_END, FIRMWARE_START};
+use super::progress::{Cancel, Step};
+use super::{ImageError, Profile};
+
+const SECTOR: u64 = 512;
+
+fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
+    let ctx = format!("{ctx} {}", p.display());
+    move |e| ImageError::io(ctx, e)
+}
+
+/// Builds the whole image at `img` from the prepared tree.
+pub fn image(
+    tree: &Path,
+    profile: &Profile,
+    img: &Path,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let fat = work.join("firmware.vfat");
+    let ext4 = work.join("root.ext4");
+    step.message("FAT32 file system from /boot/firmware");
+    firmware_fs(&tree.join("boot/firmware"), &fat, profile, step)?;
+    empty_dir(&tree.join("boot/firmware"))?;
+    super::overlay::clamp_mtimes(&tree.join("boot/firmware"), profile.epoch())?;
+    step.message("ext4 file system (mkfs.ext4 -d)");
+    root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
+    step.message("partition table and placement");
+    let mut out =
+        OpenOptions::new().write(true).create_new(true).open(img).map_err(io("creating", img))?;
+    out.set_len(profile.image_size).map_err(io("sizing", img))?;
+    out.write_all(&mbr(profile.derived_u32("disk signature"), profile.image_size))
+        .map_err(io("writing the MBR of", img))?;
+    splice(&fat, &out, FIRMWARE_START, &step.cancel)?;
+    splice(&ext4, &out, FIRMWARE_END, &step.cancel)?;
+    out.sync_all().map_err(io("syncing", img))?;
+    for p in [&fat, &ext4] {
+        fs::remove_file(p).map_err(io("removing", p))?;
+    }
+    Ok(())
+}
+
+/// The Master Boot Record: fixed disk signature, two primary partitions.
+pub fn mbr(signature: u32, image_size: u64) -> [u8; 512] {
+    let mut m = [0u8; 512];
+    m[440..444].copy_from_slice(&signature.to_le_bytes());
+    let parts = [
+        (0x0c_u8, FIRMWARE_START / SECTOR, (FIRMWARE_END - FIRMWARE_START) / SECTOR),
+        (0x83_u8, FIRMWARE_END / SECTOR, (image_size - FIRMWARE_END) / SECTOR),
+    ];
+    for (i, (kind, start, count)) in parts.iter().enumerate() {
+        let e = &mut m[446 + i * 16..446 + (i + 1) * 16];
+        e[0] = 0x00; // not "active": the Pi's firmware does not look
+        e[1..4].copy_from_slice(&chs(*start));
+        e[4] = *kind;
+        e[5..8].copy_from_slice(&chs(start + count - 1));
+        e[8..12].copy_from_slice(&(*start as u32).to_le_bytes());
+        e[12..16].copy_from_slice(&(*count as u32).to_le_bytes());
+    }
+    m[510] = 0x55;
+    m[511] = 0xaa;
+    m
+}
+
+/// CHS address with the usual 255 heads x 63 sectors geometry; past the
+/// reach of CHS it is the conventional 1023/254/63.
+fn chs(lba: u64) -> [u8; 3] {
+    let (heads, sectors) = (255u64, 63u64);
+    let c = lba / (heads * sectors);
+    if c > 1023 {
+        return [0xfe, 0xff, 0xff];
+    }
+    let h = (lba / sectors) % heads;
+    let s = lba % sectors + 1;
+    [h as u8, (s as u8) | (((c >> 8) as u8) << 6), c as u8]
+}
+
+/// Formats a FAT32 file system the size of p1 in `out` (`mkfs.vfat
+/// --invariant` with the profile's volume id) and copies `src` (the tree's
+/// `/boot/firmware`) into it with mtools, keeping the clamped mtimes.
+pub fn firmware_fs(
+    src: &Path,
+    out: &Path,
+    profile: &Profile,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let size = FIRMWARE_END - FIRMWARE_START;
+    let epoch = profile.epoch().to_string();
+    let mut mkfs = Command::new("mkfs.vfat");
+    mkfs.env("SOURCE_DATE_EPOCH", &epoch)
+        .args(["-F", "32", "-S", "512", "-s", "8", "-n", "RASPIFIRM", "--invariant", "-i"])
+        .arg(format!("{:08X}", profile.derived_u32("firmware volume id")))
+        .arg("-C")
+        .arg(out)
+        .arg((size / 1024).to_string());
+    step.command("mkfs.vfat", &mut mkfs, &step.log("mkfs.vfat.log"))?;
+    let mut entries: Vec<_> = fs::read_dir(src)
+        .map_err(io("reading", src))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io("reading", src))?;
+    entries.sort();
+    if entries.is_empty() {
+        return Err(ImageError::Step {
+            step: "firmware partition",
+            message: "/boot/firmware is empty: raspi-firmware's hook did not run (see the mmdebstrap log in the cache)"
+                .into(),
+        });
+    }
+    let mut mcopy = Command::new("mcopy");
+    mcopy
+        .env("SOURCE_DATE_EPOCH", &epoch)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .env("LC_ALL", "C")
+        .args(["-s", "-m", "-p", "-Q", "-i"])
+        .arg(out)
+        .args(&entries)
+        .arg("::");
+    step.command("mcopy", &mut mcopy, &step.log("mcopy.log"))
+}
+
+fn empty_dir(dir: &Path) -> Result<(), ImageError> {
+    for entry in fs::read_dir(dir).map_err(io("reading", dir))? {
+        let p = entry.map_err(io("reading", dir))?.path();
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&p).map_err(io("removing", &p))?;
+        } else {
+            fs::remove_file(&p).map_err(io("removing", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// `mkfs.ext4 -d`: the file system made straight from the tree, with UUID,
+/// directory hash seed and times fixed, then inode change and access times
+/// set to the epoch (mkfs copies them from the tree, where they are the
+/// unpack time; mtimes are already clamped in the tree).
+pub fn root_fs(
+    tree: &Path,
+    out: &Path,
+    size: u64,
+    profile: &Profile,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let epoch = profile.epoch().to_string();
+    let mut cmd = Command::new("mkfs.ext4");
+    cmd.env("E2FSPROGS_FAKE_TIME", &epoch)
+        .env("SOURCE_DATE_EPOCH", &epoch)
+        .env("LC_ALL", "C")
+        .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
+        .args(["-q", "-F", "-t", "ext4", "-b", "4096", "-L", "RASPIROOT"])
+        .arg("-U")
+        .arg(profile.derived_uuid("root file system uuid"))
+        .arg("-E")
+        .arg(format!(
+            "hash_seed={},root_owner=0:0,nodiscard",
+            profile.derived_uuid("root directory hash seed")
+        ))
+        .arg("-d")
+        .arg(tree)
+        .arg(out)
+        .arg(format!("{}k", size / 1024));
+    step.command("mkfs.ext4", &mut cmd, &step.log("mkfs.ext4.log"))?;
+    fix_ctimes(tree, out, profile.epoch(), work, step)
+}
+
+fn fix_ctimes(
+    tree: &Path,
+    img: &Path,
+    epoch: u64,
+    work: &Path,
+    step: &Step,
+) -> Result<(), ImageError> {
+    let script = work.join("ctimes.debugfs");
+    let mut text = format!("sif / ctime @{epoch}\nsif / atime @{epoch}\n");
+    for (rel, _) in walk(tree)? {
+        let p = rel.to_string_lossy();
+        if p.contains('"') || p.contains('\n') {
+            return Err(ImageError::Step {
+                step: "root file system",
+                message: format!(
+                    "file name /{p} has a quote or newline; debugfs cannot address it"
+                ),
+            });
+        }
+        text.push_str(&format!("sif \"/{p}\" ctime @{epoch}\nsif \"/{p}\" atime @{epoch}\n"));
+    }
+    fs::write(&script, text).map_err(io("writing", &script))?;
+    let mut cmd = Command::new("debugfs");
+    cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string()).arg("-w").arg("-f").arg(&script).arg(img);
+    let log = step.log("debugfs.log");
+    step.command("debugfs (inode change times)", &mut cmd, &log)?;
+    // debugfs exits 0 even when a command fails; its errors name the command.
+    let out = fs::read_to_string(&log).unwrap_or_default();
+    if let Some(line) = out.lines().find(|l| l.starts_with("sif:") || l.contains("File not found"))
+    {
+        return Err(ImageError::Step {
+            step: "root file system",
+            message: format!("debugfs: {line}"),
+        });
+    }
+    fs::remove_file(&script).map_err(io("removing", &script))
+}
+
+/// Copies the data of `src` into `dst` at `offset`, skipping holes, so the
+/// image stays sparse and the block map sees only what the file systems
+/// wrote.
+pub fn splice(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
+    let mut input = File::open(src).map_err(io("opening", src))?;
+    let len = input.metadata().map_err(io("stat", src))?.size();
+    let mut buf = vec![0u8; 1 << 20];
+    for (start, end) in data_ranges(&input, len).map_err(io("finding data in", src))? {
+        cancel.check()?;
+        input.seek(SeekFrom::Start(start)).map_err(io("seeking", src))?;
+        let mut pos = start;
+        while pos < end {
+            let n = ((end - pos) as usize).min(buf.len());
+            input.read_exact(&mut buf[..n]).map_err(io("reading", src))?;
+            dst.write_all_at(&buf[..n], offset + pos)
+                .map_err(|e| ImageError::io("writing the image", e))?;
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
+
+/// `(start, end)` byte ranges holding data (SEEK_DATA/SEEK_HOLE).
+pub fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    use nix::unistd::{Whence, lseek};
+    let mut out = Vec::new();
+    let mut pos: i64 = 0;
+    while (pos as u64) < len {
+        let start = match lseek(file.as_fd(), pos, Whence::SeekData) {
+            Ok(s) => s,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let end = lseek(file.as_fd(), start, Whence::SeekHole)?;
+        out.push((start as u64, (end as u64).min(len)));
+        pos = end;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbr_layout_matches_design() {
+        let m = mbr(0x1234_5678, 2 << 30);
+        assert_eq!(&m[510..], &[0x55, 0xaa]);
+        assert_eq!(u32::from_le_bytes(m[440..444].try_into().unwrap()), 0x1234_5678);
+        let p1 = &m[446..462];
+        assert_eq!(p1[4], 0x0c);
+        assert_eq!(u32::from_le_bytes(p1[8..12].try_into().unwrap()), 8192);
+        assert_eq!(u32::from_le_bytes(p1[12..16].try_into().unwrap()), (508 << 20) / 512);
+        let p2 = &m[462..478];
+        assert_eq!(p2[4], 0x83);
+        assert_eq!(u32::from_le_bytes(p2[8..12].try_into().unwrap()), (512 << 20) / 512);
+        assert_eq!(u32::from_le_bytes(p2[12..16].try_into().unwrap()), (1536 << 20) / 512);
+    }
+
+    #[test]
+    fn chs_of_first_partition() {
+        // LBA 8192 = cylinder 0, head 130, sector 3 with 255x63 geometry.
+        assert_eq!(chs(8192), [130, 3, 0]);
+        assert_eq!(chs(1 << 40), [0xfe, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn data_ranges_skip_holes() {
+        let p = std::env::temp_dir().join(format!("pi-lab-holes-{}", std::process::id()));
+        let f =
+            OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(b"x", 4 << 20).unwrap();
+        let r = data_ranges(&f, 8 << 20).unwrap();
+        fs::remove_file(&p).unwrap();
+        assert_eq!(r.len(), 1);
+        assert!(r[0].0 <= 4 << 20 && r[0].1 > 4 << 20 && r[0].1 - r[0].0 <= 1 << 20, "{r:?}");
+    }
+}

@@ -1,0 +1,275 @@
+//! The outputs: written into a hidden work folder inside `--out`, renamed
+//! into place only when all of them are complete. A failure or Ctrl-C
+//! removes the work folder, so `--out` never holds a half-written file.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::progress::{Cancel, Step};
+use super::{ImageError, Profile};
+
+/// Removes the paths it holds when dropped (files or folders).
+#[derive(Debug)]
+pub struct RemoveOnDrop(pub Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            if p.is_dir() {
+                let _ = fs::remove_dir_all(p);
+            } else {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// A private folder under the system's temporary folder, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(RemoveOnDrop);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> Result<Self, ImageError> {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)
+            .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
+        Ok(Self(RemoveOnDrop(vec![dir])))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0.0[0]
+    }
+}
+
+/// `OUT/.NAME.build-PID`: everything of one build until it is complete.
+#[derive(Debug)]
+pub struct WorkDir {
+    dir: PathBuf,
+    name: String,
+    _guard: RemoveOnDrop,
+}
+
+/// Where the outputs ended up.
+#[derive(Debug)]
+pub struct Finals {
+    pub image: PathBuf,
+    pub compressed: PathBuf,
+    pub bmap: PathBuf,
+    pub manifest: PathBuf,
+    pub sums: PathBuf,
+    pub compressed_size: u64,
+}
+
+pub const SUFFIXES: &[&str] = &[".img", ".img.zst", ".img.bmap", ".manifest"];
+
+impl WorkDir {
+    pub fn new(out: &Path, name: &str) -> Result<Self, ImageError> {
+        let dir = out.join(format!(".{name}.build-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)
+                .map_err(|e| ImageError::io(format!("clearing {}", dir.display()), e))?;
+        }
+        fs::create_dir(&dir)
+            .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
+        Ok(Self { dir: dir.clone(), name: name.to_string(), _guard: RemoveOnDrop(vec![dir]) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `NAME` + suffix inside the work folder.
+    pub fn file(&self, suffix: &str) -> PathBuf {
+        self.dir.join(format!("{}{suffix}", self.name))
+    }
+
+    /// Renames the finished outputs into `out` (same file system: atomic).
+    pub fn commit(&self, out: &Path) -> Result<Finals, ImageError> {
+        let mut names: Vec<String> = SUFFIXES.iter().map(|s| format!("{}{s}", self.name)).collect();
+        names.push("SHA256SUMS".into());
+        for n in &names {
+            let from = self.dir.join(n);
+            let to = out.join(n);
+            fs::rename(&from, &to).map_err(|e| {
+                ImageError::io(format!("moving {} to {}", from.display(), to.display()), e)
+            })?;
+        }
+        let at = |s: &str| out.join(format!("{}{s}", self.name));
+        let compressed = at(".img.zst");
+        let compressed_size = fs::metadata(&compressed).map(|m| m.len()).unwrap_or(0);
+        Ok(Finals {
+            image: at(".img"),
+            bmap: at(".img.bmap"),
+            manifest: at(".manifest"),
+            sums: out.join("SHA256SUMS"),
+            compressed,
+            compressed_size,
+        })
+    }
+}
+
+pub fn sha256_file(path: &Path, cancel: &Cancel) -> Result<String, ImageError> {
+    let mut f =
+        File::open(path).map_err(|e| ImageError::io(format!("opening {}", path.display()), e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        cancel.check()?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// One installed package, from the tree's dpkg database.
+#[derive(Debug, Clone, Serialize)]
+pub struct Package {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+}
+
+pub fn packages(tree: &Path) -> Result<Vec<Package>, ImageError> {
+    let out = Command::new("dpkg-query")
+        .arg(format!("--admindir={}", tree.join("var/lib/dpkg").display()))
+        .args(["-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| ImageError::io("running dpkg-query", e))?;
+    if !out.status.success() {
+        return Err(ImageError::Step {
+            step: "manifest",
+            message: format!("dpkg-query failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        });
+    }
+    let mut list: Vec<Package> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split('\t');
+            let status = it.next()?;
+            (status.trim() == "ii").then_some(())?;
+            Some(Package {
+                name: it.next()?.into(),
+                version: it.next()?.into(),
+                architecture: it.next()?.into(),
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(list)
+}
+
+/// zstd, multi-threaded (its output does not depend on the thread count).
+pub fn compress(img: &Path, out: &Path, step: &Step) -> Result<(), ImageError> {
+    let mut cmd = Command::new("zstd");
+    cmd.args(["-q", "-6", "-T0", "--no-progress", "-f", "-o"]).arg(out).arg(img);
+    step.command("zstd", &mut cmd, &step.log("zstd.log"))
+}
+
+/// Hashes of everything that went into the image.
+#[derive(Debug)]
+pub struct Inputs<'a> {
+    pub profile: &'a Profile,
+    pub agent_sha256: String,
+    pub rootfs_key: String,
+    pub rootfs_sha256: String,
+    pub overlays: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Manifest<'a> {
+    image: ManifestImage<'a>,
+    inputs: ManifestInputs<'a>,
+    profile: &'a super::profile::Profile,
+    package: &'a [Package],
+}
+
+#[derive(Debug, Serialize)]
+struct ManifestImage<'a> {
+    name: &'a str,
+    size: u64,
+    source_date_epoch: u64,
+    built_by: String,
+    disk_signature: String,
+    root_uuid: String,
+    firmware_volume_id: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ManifestInputs<'a> {
+    profile_file: String,
+    profile_sha256: String,
+    node_agent_sha256: &'a str,
+    rootfs_cache_key: &'a str,
+    rootfs_tar_sha256: &'a str,
+    overlays: &'a BTreeMap<String, String>,
+}
+
+pub fn manifest(
+    work: &WorkDir,
+    inputs: &Inputs<'_>,
+    packages: &[Package],
+) -> Result<(), ImageError> {
+    let p = inputs.profile;
+    let m = Manifest {
+        image: ManifestImage {
+            name: &p.profile.name,
+            size: p.image_size,
+            source_date_epoch: p.epoch(),
+            built_by: format!("pi-lab {}", env!("CARGO_PKG_VERSION")),
+            disk_signature: format!("0x{:08x}", p.derived_u32("disk signature")),
+            root_uuid: p.derived_uuid("root file system uuid"),
+            firmware_volume_id: format!("{:08X}", p.derived_u32("firmware volume id")),
+        },
+        inputs: ManifestInputs {
+            profile_file: p
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            profile_sha256: hex::encode(Sha256::digest(p.text.as_bytes())),
+            node_agent_sha256: &inputs.agent_sha256,
+            rootfs_cache_key: &inputs.rootfs_key,
+            rootfs_tar_sha256: &inputs.rootfs_sha256,
+            overlays: &inputs.overlays,
+        },
+        profile: &p.profile,
+        package: packages,
+    };
+    let text = toml::to_string(&m)
+        .map_err(|e| ImageError::Step { step: "manifest", message: e.to_string() })?;
+    let path = work.file(".manifest");
+    let header = "# pi-lab image manifest: what is in the image and what made it.\n";
+    fs::write(&path, format!("{header}{text}"))
+        .map_err(|e| ImageError::io(format!("writing {}", path.display()), e))
+}
+
+/// `SHA256SUMS` in `sha256sum -c` format; returns the image's hash.
+pub fn sha256sums(work: &WorkDir, cancel: &Cancel) -> Result<String, ImageError> {
+    let mut text = String::new();
+    let mut image = String::new();
+    for s in SUFFIXES {
+        let p = work.file(s);
+        let sum = sha256_file(&p, cancel)?;
+        if *s == ".img" {
+            image = sum.clone();
+        }
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        text.push_str(&format!("{sum}  {name}\n"));
+    }
+    let path = work.path().join("SHA256SUMS");
+    fs::write(&path, text).map_err(|e| ImageError::io(format!("writing {}", path.display()), e))?;
+    Ok(image)
+}
