@@ -428,10 +428,9 @@ fn image_error_full_disk_leaves_nothing() {
     assert!(stdout.contains("entries: 0"), "partial outputs left: {stdout}\n{stderr}");
 }
 
-/// Boots the image as a Pi 3B in qemu and waits for sshd's banner through a
-/// forwarded port (and node-agent's health API when
-/// `PI_LAB_BOOT_EXPECT_HEALTH=1`). The serial console log is kept under
-/// target/ when it fails.
+/// Boots the image as a Pi 3B in qemu and waits for sshd's banner and
+/// node-agent's `GET /v1/health` through forwarded ports. The serial console
+/// log is kept under target/ when it fails.
 #[test]
 fn image_boots_in_qemu_raspi3b() {
     if !prerequisites(
@@ -549,14 +548,13 @@ fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
         started.elapsed().as_secs_f64(),
         banner.unwrap_or_default().trim()
     );
-    if std::env::var("PI_LAB_BOOT_EXPECT_HEALTH").as_deref() == Ok("1") {
-        let health = wait_for(Duration::from_secs(180), || http_get(health_port, "/v1/health"));
-        let body = health.expect("node-agent's GET /v1/health did not answer");
-        assert!(body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"), "{body}");
-        let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
-        let flat = json.split_whitespace().collect::<Vec<_>>().join(" ");
-        eprintln!("GET /v1/health answered: {}", flat.chars().take(300).collect::<String>());
-    }
+    let health = wait_for(Duration::from_secs(180), || http_get(health_port, "/v1/health"));
+    let body = health.expect("node-agent's GET /v1/health did not answer");
+    assert!(body.starts_with("HTTP/1.1 200") || body.starts_with("HTTP/1.0 200"), "{body}");
+    let json = body.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(json.contains("\"schema\"") && json.contains("\"agent_version\""), "{json}");
+    let flat = json.split_whitespace().collect::<Vec<_>>().join(" ");
+    eprintln!("GET /v1/health answered: {}", flat.chars().take(300).collect::<String>());
     vm.ok = true;
     BootResult::Up
 }
