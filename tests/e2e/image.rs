@@ -172,6 +172,8 @@ fn image_layout_and_file_systems_are_clean() {
     }
     let link = debugfs("stat /etc/systemd/system/multi-user.target.wants/node-agent.service");
     assert!(link.contains("/etc/systemd/system/node-agent.service"), "{link}");
+    let daemons = debugfs("cat /etc/frr/daemons");
+    assert!(daemons.lines().any(|l| l.trim() == "bgpd=yes"), "FRR must run bgpd:\n{daemons}");
     let fstab = debugfs("cat /etc/fstab");
     assert!(fstab.contains("LABEL=RASPIROOT") && fstab.contains("LABEL=RASPIFIRM"), "{fstab}");
     assert_eq!(debugfs("cat /etc/machine-id"), "", "machine-id must be left for first boot");
