@@ -17,32 +17,12 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::prerequisites;
 use lab_spec::node_config::Sflow;
 use node_agent::sflow::{Exporter, HostInfo};
 use sflow_parser::models::{CounterData, FlowData, SampleData};
-
-/// Like tests/e2e/common.rs `prerequisites`: false (and why) when the test
-/// cannot run here; under CI=true a missing prerequisite fails the test.
-fn prerequisites(test: &str, commands: &[&str]) -> bool {
-    let mut missing = Vec::new();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push("root".to_string());
-    }
-    for cmd in commands {
-        let found = Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output();
-        if !found.map(|o| o.status.success()).unwrap_or(false) {
-            missing.push(format!("command `{cmd}`"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: missing {}; run scripts/setup.sh as root", missing.join(", "));
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{msg}");
-    eprintln!("SKIP {msg}");
-    false
-}
 
 fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run command");
