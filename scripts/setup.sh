@@ -13,7 +13,7 @@ PACKAGES=(
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
   hyperfine
   frr-pythontools
-  python3
+  python3 python3-yaml
   arch-test jq
 )
 
