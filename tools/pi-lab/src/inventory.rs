@@ -2,7 +2,6 @@
 //! per role, host variables from the compiled configs) or as Prometheus
 //! `file_sd` targets for every agent's `/metrics`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -166,16 +165,13 @@ fn prometheus(view: &LabView) -> String {
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::replace_file::replace(path, text.as_bytes(), 0o644, None)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
     use crate::status::view::tests::two_node_view;
 

@@ -10,6 +10,7 @@ pub mod image;
 pub mod inventory;
 pub mod lab;
 pub mod provision;
+pub mod replace_file;
 pub mod secrets;
 pub mod sflow_watch;
 pub mod status;

@@ -3,7 +3,6 @@
 //! made.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
@@ -204,10 +203,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), FleetError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(write_err)?;
     }
-    let tmp = path.with_extension("tmp");
-    let mut file = fs::File::create(&tmp).map_err(write_err)?;
-    file.write_all(text.as_bytes()).and_then(|()| file.sync_all()).map_err(write_err)?;
-    fs::rename(&tmp, path).map_err(write_err)
+    crate::replace_file::replace(path, text.as_bytes(), 0o644, None).map_err(write_err)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! reload.
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -59,7 +59,7 @@ pub fn write_pathspace(netns: &str, frr_conf: &str) -> Result<(), FrrError> {
     let owner = frr_owner();
     for (name, text) in files {
         let path = dir.join(name);
-        write_owned(&path, &text, owner)
+        crate::replace_file::replace(&path, text.as_bytes(), 0o640, owner)
             .map_err(|source| FrrError::Write { path: path.clone(), source })?;
     }
     if let Some((uid, gid)) = owner {
@@ -67,16 +67,6 @@ pub fn write_pathspace(netns: &str, frr_conf: &str) -> Result<(), FrrError> {
             .map_err(|source| FrrError::Write { path: dir.clone(), source })?;
     }
     Ok(())
-}
-
-fn write_owned(path: &Path, text: &str, owner: Option<(u32, u32)>) -> std::io::Result<()> {
-    let tmp = path.with_extension("pi-lab-tmp");
-    fs::write(&tmp, text)?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o640))?;
-    if let Some((uid, gid)) = owner {
-        chown(&tmp, Some(uid), Some(gid))?;
-    }
-    fs::rename(&tmp, path)
 }
 
 /// uid and gid of the `frr` user, if there is one.
