@@ -38,10 +38,59 @@ Examples:
   pi-lab lab render examples/fabric.toml leaf1
   pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
     Render(RenderArgs),
-    /// Run the lab as a virtual fleet in network namespaces.
+    /// Run the lab as a virtual fleet in network namespaces, or on emulated boards.
     Up(crate::fleet::UpArgs),
-    /// Tear down a virtual fleet.
+    /// Tear down a lab started with `lab up` (virtual fleet or emulated boards).
     Down(crate::fleet::DownArgs),
+    /// Print what the managed switch of a lab on boards must carry.
+    #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
+management network untagged (native VLAN) and the board's lab links as tagged
+802.1Q VLANs (`eth0.101` on the board is VLAN 101 on the switch). Configure
+the ports as trunk/hybrid ports with exactly these VLANs allowed. Emulated
+boards (`lab up --boards emulated`) are wired the same way.
+
+Examples:
+  pi-lab lab switch examples/emulated.toml
+  pi-lab lab switch --json lab.toml | jq '.ports[] | {board, tagged}'")]
+    Switch(SwitchArgs),
+    /// Show or attach to an emulated board's serial console.
+    #[command(
+        after_help = "Without --follow, on a terminal: attach to the console (type to log in;
+Ctrl-] leaves). Otherwise print the console log so far (--follow: and keep
+printing). The log lives in the lab's state directory for as long as the lab
+is up.
+
+Examples:
+  sudo pi-lab lab console examples/emulated.toml leaf1
+  sudo pi-lab lab console --follow --name emulated leaf1"
+    )]
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The lab file.
+    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
+    pub file: PathBuf,
+    /// Print the switch plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The lab file (only its name is read).
+    #[arg(value_name = "FILE", required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The node whose console to show.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// The lab's name, instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
+    /// Print the log and keep printing what the board prints (no input).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +160,59 @@ pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
+        LabCommand::Switch(args) => switch(args),
+        LabCommand::Console(args) => {
+            crate::fleet::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
+        }
     }
+}
+
+fn switch(args: &SwitchArgs) -> Result<ExitCode, LabCmdError> {
+    let (lab, plan) = match load(&args.file)? {
+        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
+        Loaded::Valid(lab, plan) => (lab, plan),
+    };
+    let token = crate::secrets::lab_token(&lab.name)?;
+    let configs = lab_spec::compile::compile(&lab, &plan, &token);
+    let refs: Vec<&NodeConfig> = configs.values().collect();
+    let links: Vec<(String, String)> = lab
+        .links
+        .iter()
+        .map(|l| {
+            (format!("{}:{}", l.a.node, l.a.interface), format!("{}:{}", l.b.node, l.b.interface))
+        })
+        .collect();
+    let switch = crate::switch::plan(&lab.name, &refs, &links);
+    if args.json {
+        return print_json(&switch).map(|()| ExitCode::SUCCESS);
+    }
+    let mut out = format!(
+        "switch of lab {}: {} ports, {} VLANs; management {} untagged (native VLAN), controller {}\n\n",
+        lab.name,
+        switch.ports.len(),
+        switch.vlans.len(),
+        lab.management.subnet,
+        lab.management.controller
+    );
+    out += &crate::status::table::render(
+        &["PORT", "BOARD", "BOARD PORT", "UNTAGGED", "TAGGED"],
+        &switch.port_rows(),
+    );
+    if !switch.vlans.is_empty() {
+        out += "\n";
+        out += &crate::status::table::render(&["VLAN", "BETWEEN"], &switch.vlan_rows());
+    }
+    for d in &switch.direct {
+        out += &format!(
+            "\ncable {} directly to {} (whole ports, no VLAN from the lab file)",
+            d.a, d.b
+        );
+    }
+    if !switch.direct.is_empty() {
+        out += "\n";
+    }
+    print_text(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A lab file that parsed and planned, or the diagnostics saying why not.

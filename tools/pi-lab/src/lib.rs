@@ -4,6 +4,7 @@
 //! line and hands over to them.
 
 pub mod cli;
+pub mod emulated;
 pub mod flash;
 pub mod fleet;
 pub mod image;
@@ -14,6 +15,7 @@ pub mod replace_file;
 pub mod secrets;
 pub mod sflow_watch;
 pub mod status;
+pub mod switch;
 pub mod validate;
 
 /// Returned by commands whose issue has not landed yet.

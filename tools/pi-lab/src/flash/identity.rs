@@ -291,6 +291,29 @@ pub fn write(file: &File, size: u64, identity: &Identity) -> Result<Vec<String>,
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
+/// The names of the files in the root of the card's FAT partition.
+pub fn root_files(file: &File, size: u64) -> Result<Vec<String>, IdentityError> {
+    let (start, len) = fat_partition(file, size)?;
+    let fs = open_fs(file, start, len)?;
+    let mut names = Vec::new();
+    for entry in fs.root_dir().iter() {
+        let entry = entry.map_err(IdentityError::Fat)?;
+        if entry.is_file() {
+            names.push(entry.file_name());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// One file of the card's FAT partition (what the board's firmware would
+/// load: kernel, initrd, device tree, `cmdline.txt`).
+pub fn read(file: &File, size: u64, path: &str) -> Result<Vec<u8>, IdentityError> {
+    let (start, len) = fat_partition(file, size)?;
+    let fs = open_fs(file, start, len)?;
+    read_file(&fs, path).map_err(IdentityError::Fat)
+}
+
 /// fatfs 0.3 writes a new directory's `.` and `..` with long-name
 /// entries in front of them and `..` pointing at the root's cluster;
 /// fsck.vfat (run at boot for /boot/firmware) would "repair" that by

@@ -175,6 +175,30 @@ pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     })
 }
 
+/// Write `image` to card files (regular files, made or replaced), each with
+/// its own identity: the stream, bmap, verification and identity code of
+/// `pi-lab flash`, for boards that boot card files (emulated boards).
+pub fn write_card_files(
+    image: &Path,
+    cards: &[(PathBuf, Identity)],
+    quiet: bool,
+) -> Result<FlashReport, FlashError> {
+    for (path, _) in cards {
+        if target::kind_of(path)? != TargetKind::RegularFile {
+            return Err(FlashError::Usage(format!(
+                "{}: a card file must be a regular file",
+                path.display()
+            )));
+        }
+    }
+    let bmap = load_bmap(image, None)?;
+    let source = Source::open(image)?;
+    let plan = plan(&source, bmap.as_ref())?;
+    let targets: Vec<PathBuf> = cards.iter().map(|(p, _)| p.clone()).collect();
+    let identities: Vec<Option<Identity>> = cards.iter().map(|(_, id)| Some(id.clone())).collect();
+    flash(image, bmap.as_ref(), source, &plan, &targets, &identities, true, quiet)
+}
+
 fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<Bmap>, FlashError> {
     let path = match given {
         Some(p) => Some(p.to_path_buf()),

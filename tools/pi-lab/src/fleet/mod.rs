@@ -20,12 +20,12 @@ mod agent;
 mod build;
 mod converge;
 mod frr;
-mod ip;
-mod journal;
-mod load;
+pub(crate) mod ip;
+pub(crate) mod journal;
+pub(crate) mod load;
 pub mod names;
-mod progress;
-mod teardown;
+pub(crate) mod progress;
+pub(crate) mod teardown;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -43,19 +43,46 @@ use progress::{NodeLine, Progress, Step};
   sudo pi-lab lab up examples/fabric.toml --timeout 180 --json
   sudo ip netns exec fabric-leaf1 ip route      # look inside a node
   sudo vtysh -N fabric-spine1 -c 'show bgp summary'
-  sudo pi-lab lab down examples/fabric.toml")]
+  sudo pi-lab lab down examples/fabric.toml
+
+  sudo pi-lab lab up examples/emulated.toml --boards emulated --image out/pi-lab-pi3b-trixie.img
+  sudo pi-lab lab console examples/emulated.toml leaf1     # its serial console; Ctrl-] leaves
+  pi-lab status examples/emulated.toml && pi-lab validate examples/emulated.toml
+
+With --boards emulated every node is a Raspberry Pi 3B in qemu booting its own
+card (written from the image as `pi-lab flash` writes cards), its one Ethernet
+port on a bridge that plays the managed switch (`pi-lab lab switch FILE`).")]
 pub struct UpArgs {
     /// The lab file.
     pub file: PathBuf,
-    /// Seconds to wait for convergence before giving up (the fleet stays up).
-    #[arg(long, default_value_t = 120, env = "PI_LAB_UP_TIMEOUT")]
-    pub timeout: u64,
+    /// What the nodes run on: network namespaces on this machine, or
+    /// emulated Raspberry Pi 3B boards.
+    #[arg(long, value_enum, default_value_t = Boards::Virtual, env = "PI_LAB_BOARDS")]
+    pub boards: Boards,
+    /// The image emulated boards boot (.img, .img.zst, .img.xz, .img.gz)
+    /// [default: out/pi-lab-pi3b-trixie.img].
+    #[arg(long, env = "PI_LAB_IMAGE")]
+    pub image: Option<PathBuf>,
+    /// Seconds to wait for convergence before giving up [default: 120; 900
+    /// with --boards emulated]. A fleet that is built stays up.
+    #[arg(long, env = "PI_LAB_UP_TIMEOUT")]
+    pub timeout: Option<u64>,
     /// Print the final state as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
     /// node-agent binary [default: next to pi-lab, else on PATH].
     #[arg(long, env = "PI_LAB_AGENT")]
     pub agent: Option<PathBuf>,
+}
+
+/// Where `lab up` runs the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Boards {
+    /// A network namespace per node, veth cables, FRR and node-agent on
+    /// this machine.
+    Virtual,
+    /// A qemu raspi3b per node, booting a card written from the image.
+    Emulated,
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +141,10 @@ pub enum FleetError {
     Leftovers(Vec<String>),
     #[error("must run as root: network namespaces and FRR need it")]
     NotRoot,
+    #[error(transparent)]
+    Emulated(#[from] crate::emulated::EmulatedError),
+    #[error("{0}")]
+    Console(String),
 }
 
 pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
@@ -122,6 +153,51 @@ pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
 
 pub fn down(args: &DownArgs) -> Result<ExitCode, FleetError> {
     run_down(args)
+}
+
+/// `lab console`: an emulated board's serial console.
+pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
+    let name = match (&args.name, &args.file) {
+        (Some(name), _) => {
+            names::check_lab(name)?;
+            name.clone()
+        }
+        (None, Some(file)) => load::lab_name(file)?,
+        (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
+    };
+    names::check_node(&args.node)?;
+    let layout = crate::emulated::Layout::new(&fleet_dir(&name));
+    let log = layout.console_log(&args.node);
+    if !log.is_file() {
+        let boards: Vec<String> = fs::read_dir(&layout.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("console.log").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let known = if boards.is_empty() {
+            format!("lab {name} runs no emulated boards (`pi-lab lab up FILE --boards emulated`)")
+        } else {
+            format!("its boards are {}", boards.join(", "))
+        };
+        return Err(FleetError::Console(format!("no console for {:?}: {known}", args.node)));
+    }
+    let socket = layout.console_socket(&args.node);
+    let interactive = !args.follow && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let result = if interactive && socket.exists() {
+        eprintln!("attached to {}'s console; Ctrl-] leaves", args.node);
+        crate::emulated::console::attach(&socket)
+    } else {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _ =
+            signal_hook::flag::register(signal_hook::consts::SIGINT, std::sync::Arc::clone(&stop));
+        crate::emulated::console::follow(&log, args.follow, &|| {
+            stop.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    result.map_err(|e| FleetError::Console(format!("{}: {e}", log.display())))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fleet_dir(lab: &str) -> PathBuf {
@@ -155,10 +231,13 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     if token_new {
         journal.record(&Entry::Path { path: lab_dir.join("token") })?;
     }
+    if args.boards == Boards::Emulated {
+        return up_emulated(args, &name, &dir, journal, started);
+    }
     // Until the fleet is built, any failure takes back what was made: a
     // half-built fleet is of no use to look at.
     let built = prepare(args).and_then(|(lab, agent)| {
-        let mut progress = Progress::new(&node_names(&lab), args.json);
+        let mut progress = Progress::new(&node_names(&lab), &progress::FLEET_STEPS, args.json);
         let mut fleet = build::Fleet { lab: &lab, dir, journal, agent };
         let children = fleet.build(&mut progress.lines)?;
         Ok((lab, progress, children))
@@ -176,10 +255,47 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     // people can look at what is wrong.
     let built = started.elapsed();
     let fleet_dir = fleet_dir(&name);
-    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout)?;
+    let timeout = args.timeout.unwrap_or(120);
+    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, timeout)?;
     drop(progress);
     print_state(&lab.name, &states, [built, started.elapsed()], args.json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lab up --boards emulated`: boards that do not come up take the lab
+/// down with them; boards that came up but are not healthy stay for a look.
+fn up_emulated(
+    args: &UpArgs,
+    name: &str,
+    dir: &Path,
+    mut journal: Journal,
+    started: Instant,
+) -> Result<ExitCode, FleetError> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, std::sync::Arc::clone(&stop));
+    }
+    let opts = crate::emulated::UpOptions {
+        image: args.image.clone().unwrap_or_else(crate::emulated::default_image),
+        timeout: Duration::from_secs(args.timeout.unwrap_or(900)),
+        json: args.json,
+    };
+    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+    match crate::emulated::up(&args.file, &opts, dir, &mut journal, &stopped) {
+        Ok(boards) => {
+            crate::emulated::print_state(name, &boards, started.elapsed().as_secs_f64(), args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if err.takes_lab_down() {
+                crate::emulated::keep_logs(name, dir);
+                if let Err(undo) = tear_down(name) {
+                    eprintln!("error: cleaning up after a failed `lab up`: {undo}");
+                }
+            }
+            Err(err.into())
+        }
+    }
 }
 
 fn node_names(lab: &FleetLab) -> Vec<String> {

@@ -92,6 +92,7 @@ fn remove(entry: &Entry) -> Result<(), String> {
         Entry::RootLink { name } if ip::link_exists(None, name) => {
             ok_if_missing(ip::link_del(None, name))
         }
+        Entry::NftTable { family, name } => crate::emulated::wiring::nft_delete(family, name),
         Entry::Tree { path } => remove_path(path, true),
         Entry::Path { path } => remove_path(path, false),
         _ => Ok(()),
