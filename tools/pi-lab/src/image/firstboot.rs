@@ -23,6 +23,7 @@ pub const UNITS: &[&str] = &[
     "pi-lab-growroot.service",
     "pi-lab-ssh-hostkeys.service",
     "pi-lab-mgmt-network.service",
+    "pi-lab-identity.service",
     "systemd-networkd.service",
     "systemd-resolved.service",
     "systemd-timesyncd.service",
