@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::node_config::Role;
 
-/// Version of the HealthReport format.
-pub const HEALTH_SCHEMA: u32 = 1;
+/// Version of the HealthReport format. 2: ages from the board's monotonic
+/// clock instead of its wall-clock time; missing ports.
+pub const HEALTH_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -96,11 +97,31 @@ pub struct SflowState {
 pub struct ReconcileState {
     /// Version of the config being applied (`NodeConfig::version`).
     pub config_version: Option<String>,
-    /// Seconds since the Unix epoch of the last finished pass.
-    pub last_run_unix: Option<u64>,
+    /// Seconds since the last finished pass, on the board's monotonic
+    /// clock. A Pi has no real-time clock and a lab rarely has NTP, so the
+    /// board's wall-clock time is never used for ages.
+    #[serde(default)]
+    pub last_run_age_seconds: Option<u64>,
     pub ok: bool,
     /// Changes made by the last pass.
     pub changes: u32,
     pub passes: u64,
     pub errors: Vec<String>,
+    /// Ports the config names that this board does not have: a USB
+    /// adapter not plugged in, or a VLAN's parent port.
+    #[serde(default)]
+    pub missing_ports: Vec<String>,
+}
+
+/// What to tell a person about ports a board lacks: a Pi 3B has one
+/// Ethernet port, so a lab port other than `eth0` needs a USB adapter, or
+/// the link must become a VLAN on `eth0` carried by the switch.
+pub fn missing_port_hint(node: &str, ports: &[String]) -> Option<String> {
+    let first = ports.first()?;
+    Some(format!(
+        "{node} has no {}: a Pi 3B has one Ethernet port, eth0; plug in a USB Ethernet adapter \
+         for {first}, or carry the link as a VLAN on eth0 (write \"{node}:eth0.N\" in the lab \
+         file, the same N at the other end; `pi-lab lab switch FILE` shows the switch)",
+        ports.join(", ")
+    ))
 }

@@ -25,6 +25,7 @@
 //!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
 //!     state_dir: "/var/lib/node-agent".into(),
 //!     interval: std::time::Duration::from_secs(10),
+//!     manage_hostname: true,
 //! };
 //! let (handle, runner) = agent::start(settings)?;
 //! let api = handle.clone();
@@ -50,7 +51,7 @@ use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
 use crate::sflow::SflowService;
 use crate::state::{self, ConfigFileError};
-use crate::status::{SharedStatus, Status, vni_states};
+use crate::status::{SharedStatus, Status, missing_ports, vni_states};
 use crate::systemd;
 
 /// How the agent is set up (from the command line).
@@ -62,6 +63,8 @@ pub struct Settings {
     pub frr: Option<Frr>,
     pub state_dir: PathBuf,
     pub interval: Duration,
+    /// Keep the machine's hostname equal to the config's (boards only).
+    pub manage_hostname: bool,
 }
 
 /// What one pass did (network and FRR).
@@ -320,12 +323,21 @@ impl Runner {
         let started = Instant::now();
         let mut report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
         report.sflow_error = self.sflow.sync(cfg);
+        if self.settings.manage_hostname {
+            // Not a reason to roll a config back: logged, tried next pass.
+            match crate::hostname::reconcile(&cfg.hostname, std::path::Path::new("/etc")) {
+                Ok(done) => report.applied.extend(done),
+                Err(e) => tracing::warn!(error = %e, "hostname"),
+            }
+        }
         self.publish(cfg, &report, started.elapsed());
         Ok(report)
     }
 
     fn publish(&mut self, cfg: &NodeConfig, report: &ReconcileReport, took: Duration) {
-        let vxlan = network::observe(&mut self.nl).map(|o| vni_states(cfg, &o)).unwrap_or_default();
+        let observed = network::observe(&mut self.nl).ok();
+        let vxlan = observed.as_ref().map(|o| vni_states(cfg, o)).unwrap_or_default();
+        let missing = observed.as_ref().map(|o| missing_ports(cfg, o)).unwrap_or_default();
         let bgp = match &self.settings.frr {
             Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "no BGP state from FRR");
@@ -347,12 +359,14 @@ impl Runner {
         status.config = Some(cfg.clone());
         let r = &mut status.reconcile;
         r.config_version = Some(version_of(cfg));
-        r.last_run_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
         r.ok = report.ok() && report.sflow_error.is_none();
+        r.missing_ports = missing;
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
         r.errors = errors;
-        let (finished, ok, errors) = (r.last_run_unix, r.ok, r.errors.len() as u64);
+        let (ok, errors) = (r.ok, r.errors.len() as u64);
+        status.last_run = Some(Instant::now());
+        let finished = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
         let stats = &mut status.stats;
         stats.passes_total += 1;
         stats.errors_total += errors;

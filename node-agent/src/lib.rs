@@ -12,6 +12,7 @@ pub mod board;
 pub mod cli;
 pub mod frr;
 pub mod health;
+pub mod hostname;
 pub mod identity;
 pub mod led;
 pub mod logging;

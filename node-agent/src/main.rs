@@ -16,12 +16,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { config, interval, common } => {
+        Command::Run { config, interval, manage_hostname, common } => {
             let settings = Settings {
                 config_path: config,
                 frr: frr(&common),
                 state_dir: common.state_dir,
                 interval: Duration::from_secs(interval.max(1)),
+                manage_hostname,
             };
             let (handle, runner) = agent::start(settings)?;
             let _plane = management_plane(&handle)?;

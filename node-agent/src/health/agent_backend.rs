@@ -78,6 +78,7 @@ impl Backend for AgentBackend {
     fn health(&self) -> HealthReport {
         let status = self.status();
         let sflow = (self.sflow)().unwrap_or_else(|| configured_sflow(status.config.as_ref()));
+        let reconcile = status.reconcile_now();
         assemble(Parts {
             config: status.config,
             board: self.board.board(),
@@ -85,7 +86,7 @@ impl Backend for AgentBackend {
             bgp: status.bgp,
             vxlan: status.vxlan,
             sflow,
-            reconcile: status.reconcile,
+            reconcile,
             problems: self.boot_problems.clone(),
         })
     }
