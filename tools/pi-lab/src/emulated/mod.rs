@@ -26,7 +26,6 @@ pub mod qemu;
 pub mod wiring;
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -558,7 +557,7 @@ fn look(
     if board.phase < Phase::Systemd {
         return;
     }
-    let Ok(report) = client.health(SocketAddr::from(config.health.listen)) else { return };
+    let Ok(report) = client.health(config.health.listen) else { return };
     board.reach(Phase::AgentUp);
     let r = &report.reconcile;
     if r.config_version.as_deref() == Some(config.version.as_str()) && r.passes > 0 {

@@ -20,22 +20,27 @@ use crate::status::view::{LabView, netns, netns_exists};
 pub enum PingVia {
     /// `ip netns exec LAB-NODE ping ...` (the lab runs as a virtual fleet).
     Netns,
-    /// `ssh USER@MGMT ping ...`.
-    Ssh { user: String },
+    /// `ssh USER@MGMT ping ...`, with the lab's own key when it has one
+    /// (`options`: `-i KEY` and its known-hosts file).
+    Ssh { user: String, options: Vec<String> },
     /// Neither: the checks are reported as skipped.
     Unavailable,
 }
 
 impl PingVia {
     /// The virtual fleet when every pinging node has its namespace, else
-    /// SSH when asked for.
+    /// SSH: as asked for, or as root with the lab's key, which pi-lab puts
+    /// on the cards of emulated boards (and on cards it flashes).
     pub fn choose(view: &LabView, pings: &[Ping], ssh: Option<&str>) -> PingVia {
         let fleet = !pings.is_empty()
             && pings.iter().all(|p| netns_exists(&netns(&view.name, &p.from_node)));
-        match (fleet, ssh) {
-            (true, _) => PingVia::Netns,
-            (false, Some(user)) => PingVia::Ssh { user: user.to_string() },
-            (false, None) => PingVia::Unavailable,
+        let key = crate::secrets::SshKey::existing(&view.name);
+        let options = key.as_ref().map(crate::secrets::SshKey::ssh_options).unwrap_or_default();
+        match (fleet, ssh, key) {
+            (true, _, _) => PingVia::Netns,
+            (false, Some(user), _) => PingVia::Ssh { user: user.to_string(), options },
+            (false, None, Some(_)) => PingVia::Ssh { user: "root".into(), options },
+            (false, None, None) => PingVia::Unavailable,
         }
     }
 }
@@ -49,13 +54,15 @@ pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
             c.args(["netns", "exec", &netns(&view.name, &p.from_node)]).args(ping_args);
             c
         }
-        PingVia::Ssh { user } => {
+        PingVia::Ssh { user, options } => {
             let Some(config) = view.nodes.get(&p.from_node) else {
                 return skip(p, format!("{} is not a node of the lab", p.from_node));
             };
             let target = format!("{user}@{}", config.management.address.addr());
             let mut c = Command::new("ssh");
-            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target]).args(ping_args);
+            c.args(options)
+                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target])
+                .args(ping_args);
             c
         }
         PingVia::Unavailable => {

@@ -1,0 +1,275 @@
+//! Emulated boards: the whole board path in one piece. The image built by
+//! the image tests is written to one card per node (flash's code path),
+//! each card boots in `qemu-system-aarch64 -M raspi3b` with its one NIC on
+//! a bridge that plays the managed switch, and then only the commands users
+//! run on real boards drive the lab: provision, status, validate, down.
+//!
+//! The lab (examples/boards.toml): two leaves joined by eBGP over VLAN 101
+//! on eth0, and two hosts in a static VXLAN segment, each on an access VLAN.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{bin, prerequisites, workspace};
+
+const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
+
+/// A lab state directory of its own, so nothing mixes with the user's.
+fn state(test: &str) -> PathBuf {
+    let dir = workspace().join("target/pi-lab-emulated-test").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pi_lab(state: &Path, args: &[&str]) -> Output {
+    let out = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", state)
+        .env_remove("PI_LAB_TOKEN")
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ pi-lab {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Takes the lab down when the test ends, however it ends.
+struct Down<'a> {
+    state: &'a Path,
+    lab: &'a str,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = pi_lab(self.state, &["lab", "down", "--name", self.lab]);
+    }
+}
+
+/// What `lab down` must leave: no emulator, tap, bridge, switch rules or
+/// card of the lab.
+fn assert_nothing_left(state: &Path, lab: &str) {
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let state_text = state.display().to_string();
+    let qemus: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.contains("qemu-system-aarch64") && l.contains(&state_text))
+        .collect();
+    assert!(qemus.is_empty(), "emulators left running: {qemus:?}");
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    let ours: Vec<&str> = links.lines().filter(|l| l.starts_with(&format!("{lab}-"))).collect();
+    assert!(ours.is_empty(), "taps or bridge left: {ours:?}");
+    let nft = Command::new("nft").args(["list", "tables"]).output().unwrap();
+    let nft = String::from_utf8_lossy(&nft.stdout);
+    assert!(!nft.contains(&format!("pi_lab_{lab}")), "switch rules left: {nft}");
+    let fleet = state.join(lab).join("fleet");
+    assert!(!fleet.exists(), "{} (cards, consoles, journal) left", fleet.display());
+}
+
+#[test]
+fn emulated_boards_run_the_lab_end_to_end() {
+    if !prerequisites("emulated_boards_run_the_lab_end_to_end", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let state = state("e2e");
+    let lab = "boards";
+    let file = "examples/boards.toml";
+    let _down = Down { state: &state, lab };
+
+    let up = pi_lab(
+        &state,
+        &["lab", "up", file, "--boards", "emulated", "--json", "--image", image.to_str().unwrap()],
+    );
+    assert!(up.status.success(), "lab up --boards emulated failed");
+    let up = json(&up);
+    assert_eq!(up["boards"], "emulated");
+    let nodes = up["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    for n in nodes {
+        assert_eq!(n["phase"], "healthy", "{n}");
+        let mac = n["mac"].as_str().unwrap();
+        assert!(mac.starts_with("b8:27:eb:"), "{n}");
+    }
+
+    // The commands users run on real boards.
+    let provision = pi_lab(&state, &["provision", file, "--json"]);
+    assert!(provision.status.success(), "provision failed");
+    let status = pi_lab(&state, &["status", file, "--json"]);
+    assert!(status.status.success(), "status says a board is unhealthy");
+    let status = json(&status);
+    for node in status.as_array().unwrap() {
+        let name = node["node"].as_str().unwrap();
+        let report = &node["report"];
+        assert_eq!(node["healthy"], true, "{node}");
+        // The board took the hostname from its card, not the image's.
+        assert_eq!(report["system"]["hostname"], name, "{node}");
+        // Ages come from the board's monotonic clock: a pass a few seconds
+        // ago, never "227 days ago".
+        let age = report["reconcile"]["last_run_age_seconds"].as_u64().unwrap();
+        assert!(age < 120, "{name}: last pass {age} s ago");
+    }
+    let leaf1 = status.as_array().unwrap().iter().find(|n| n["node"] == "leaf1").unwrap();
+    let bgp = leaf1["report"]["bgp"].as_array().unwrap();
+    assert_eq!(bgp.len(), 1, "{bgp:?}");
+    assert_eq!(bgp[0]["state"], "Established");
+
+    let validate = pi_lab(&state, &["validate", file, "--json"]);
+    assert!(validate.status.success(), "validate failed");
+    let report = json(&validate);
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["skipped"], 0, "pings go over SSH with the lab's key: {report}");
+    for kind in ["bgp", "vxlan", "reachability", "sflow"] {
+        let passed = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind && c["verdict"] == "pass")
+            .count();
+        assert!(passed > 0, "validate passed no {kind} check: {report}");
+    }
+
+    // BGP runs over the 802.1Q sub-interface the agent made on eth0.
+    let key = state.join(lab).join("ssh/id_ed25519");
+    let mgmt = leaf1_address(&state, file);
+    let vlan =
+        ssh(&key, &state.join(lab).join("ssh/known_hosts"), &mgmt, "ip -d link show eth0.101");
+    assert!(vlan.contains("vlan protocol 802.1Q id 101"), "{vlan}");
+    assert!(vlan.contains("@eth0"), "{vlan}");
+
+    let down = pi_lab(&state, &["lab", "down", file]);
+    assert!(down.status.success(), "lab down failed");
+    assert_nothing_left(&state, lab);
+}
+
+fn leaf1_address(state: &Path, file: &str) -> String {
+    let out = pi_lab(state, &["lab", "render", "--json", file, "leaf1"]);
+    let v = json(&out);
+    let addr = v["config"]["management"]["address"].as_str().unwrap();
+    addr.split('/').next().unwrap().to_string()
+}
+
+fn ssh(key: &Path, known: &Path, host: &str, command: &str) -> String {
+    let out = Command::new("ssh")
+        .args(["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+        .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+        .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10"])
+        .arg(format!("root@{host}"))
+        .arg(command)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh {host} {command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Bad input is refused before anything is made, with what would be right.
+#[test]
+fn emulated_boards_refuse_what_cannot_run() {
+    if !prerequisites("emulated_boards_refuse_what_cannot_run", true, &["nft"]) {
+        return;
+    }
+    let state = state("refusals");
+    let dir = state.join("labs");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // No image: the error names the command that makes one.
+    let out = pi_lab(
+        &state,
+        &[
+            "lab",
+            "up",
+            "examples/boards.toml",
+            "--boards",
+            "emulated",
+            "--image",
+            "/nonexistent.img",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent.img") && err.contains("pi-lab image build"), "{err}");
+    assert!(!state.join("boards/fleet").exists(), "a refused up left its journal");
+
+    // A lab port a one-port board cannot have.
+    let usb = dir.join("usb.toml");
+    let text = std::fs::read_to_string(workspace().join("examples/two-router.toml")).unwrap();
+    std::fs::write(&usb, text.replace("name = \"two-router\"", "name = \"usb\"")).unwrap();
+    let fake_image = dir.join("image.img");
+    std::fs::write(&fake_image, b"not an image").unwrap();
+    let out = pi_lab(
+        &state,
+        &[
+            "lab",
+            "up",
+            usb.to_str().unwrap(),
+            "--boards",
+            "emulated",
+            "--image",
+            fake_image.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    if crate::common::has_command("qemu-system-aarch64") {
+        assert!(err.contains("r1:eth1: an emulated Pi 3B has one Ethernet port, eth0"), "{err}");
+        assert!(err.contains("r1:eth0.101"), "{err}");
+    }
+
+    // qemu missing: the error names the Debian package.
+    let empty = dir.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", &state)
+        .env("PATH", format!("{}:/usr/sbin:/sbin", empty.display()))
+        .args(["lab", "up", "examples/boards.toml", "--boards", "emulated"])
+        .args(["--image", fake_image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("qemu-system-arm"), "{err}");
+
+    // More boards than memory: refused with how many would fit.
+    let mut big = String::from("name = \"big\"\n[management]\nsubnet = \"192.168.211.0/24\"\n");
+    for i in 0..40 {
+        big.push_str(&format!("[nodes.h{i}]\nrole = \"host\"\n"));
+    }
+    let big_file = dir.join("big.toml");
+    std::fs::write(&big_file, big).unwrap();
+    if crate::common::has_command("qemu-system-aarch64") {
+        let out = pi_lab(
+            &state,
+            &[
+                "lab",
+                "up",
+                big_file.to_str().unwrap(),
+                "--boards",
+                "emulated",
+                "--image",
+                fake_image.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("40 emulated boards need about") && err.contains("would fit"),
+            "{err}"
+        );
+        assert!(!state.join("big/fleet").exists(), "a refused up left its journal");
+    }
+}
