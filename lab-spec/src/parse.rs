@@ -63,6 +63,33 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     }
 }
 
+/// Parse the bytes of a lab file: text that is not UTF-8 is reported at
+/// its first bad byte, like any other mistake in the file.
+pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Lab, Diagnostics> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file_name),
+        Err(err) => Err(not_utf8(bytes, &err, file_name)),
+    }
+}
+
+fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
+    // The lossy text is the same as the file up to the first bad byte, so
+    // offsets (and lines and columns) before it agree; the bad byte itself
+    // shows as U+FFFD, three bytes long.
+    let text = String::from_utf8_lossy(bytes);
+    let at = err.valid_up_to();
+    let bad = bytes.get(at).copied().unwrap_or_default();
+    let mut diags = Diagnostics::new(Source::new(file_name, &text));
+    diags.push(
+        Diagnostic::error(
+            at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+            format!("byte 0x{bad:02x} is not UTF-8"),
+        )
+        .help("a lab file is UTF-8 text; convert it, e.g. iconv -f latin1 -t utf-8 lab.toml"),
+    );
+    diags
+}
+
 struct Reader {
     diags: Diagnostics,
 }

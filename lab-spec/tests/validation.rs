@@ -445,3 +445,16 @@ fn a_broken_node_is_not_also_reported_as_unknown() {
     assert!(found.iter().all(|d| !d.message.contains("unknown node")), "{found:#?}");
     assert_error(&text, 7, 8, "missing \"role\" in [nodes.r2]", "add role");
 }
+
+#[test]
+fn invalid_utf8_is_reported_at_its_first_bad_byte() {
+    let mut bytes = BASE.replace("asn = 200", "asn = 200 # caf").into_bytes();
+    let at = bytes.iter().position(|b| *b == b'f').expect("f") + 1;
+    bytes.splice(at..at, [0xe9, b'!', 0xff]);
+    let diags = lab_spec::parse_bytes(&bytes, "t.toml").unwrap_err();
+    let found = diags.located();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].line, found[0].column), (Some(9), Some(16)), "{found:#?}");
+    assert_eq!(found[0].message, "byte 0xe9 is not UTF-8");
+    assert!(diags.to_string().contains("t.toml:9:16: error"), "{diags}");
+}
