@@ -31,6 +31,9 @@ pub mod defaults {
     /// Host interfaces sit in a VXLAN segment: 50 bytes of VXLAN, UDP, IP
     /// and Ethernet overhead must fit in the underlay's 1500.
     pub const HOST_MTU: u32 = 1450;
+    /// The management port the virtual fleet gives every node (on a board
+    /// it is the first Ethernet port).
+    pub const FLEET_MANAGEMENT_PORT: &str = "mgmt0";
 
     const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
         match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {

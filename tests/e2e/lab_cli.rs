@@ -151,3 +151,23 @@ fn every_command_reports_a_broken_lab_file_as_lab_check_does() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn lab_check_of_a_file_that_is_not_utf8_is_an_invalid_lab() {
+    let path = std::env::temp_dir().join(format!("pi-lab-e2e-latin1-{}.toml", std::process::id()));
+    std::fs::write(&path, b"name = \"caf\xe9\"\n").expect("write lab");
+    let out = pi_lab(&["lab", "check", path.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(":1:12: error: byte 0xe9 is not UTF-8"), "{err}");
+}
+
+#[test]
+fn errors_do_not_repeat_their_cause() {
+    let out = pi_lab(&["lab", "check", "examples/no-such-lab.toml"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read lab file examples/no-such-lab.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
