@@ -35,6 +35,9 @@ pub mod defaults {
     pub const OSPF_AREA: &str = "0.0.0.0";
     /// IS-IS area address (netlab's `isis.area`).
     pub const ISIS_AREA: &str = "49.0001";
+    /// The management port the virtual fleet gives every node (on a board
+    /// it is the first Ethernet port).
+    pub const FLEET_MANAGEMENT_PORT: &str = "mgmt0";
 
     const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
         match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {

@@ -65,6 +65,33 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     }
 }
 
+/// Parse the bytes of a lab file: text that is not UTF-8 is reported at
+/// its first bad byte, like any other mistake in the file.
+pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Lab, Diagnostics> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file_name),
+        Err(err) => Err(not_utf8(bytes, &err, file_name)),
+    }
+}
+
+fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
+    // The lossy text is the same as the file up to the first bad byte, so
+    // offsets (and lines and columns) before it agree; the bad byte itself
+    // shows as U+FFFD, three bytes long.
+    let text = String::from_utf8_lossy(bytes);
+    let at = err.valid_up_to();
+    let bad = bytes.get(at).copied().unwrap_or_default();
+    let mut diags = Diagnostics::new(Source::new(file_name, &text));
+    diags.push(
+        Diagnostic::error(
+            at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+            format!("byte 0x{bad:02x} is not UTF-8"),
+        )
+        .help("a lab file is UTF-8 text; convert it, e.g. iconv -f latin1 -t utf-8 lab.toml"),
+    );
+    diags
+}
+
 struct Reader {
     diags: Diagnostics,
 }
@@ -523,6 +550,13 @@ impl Reader {
             return nodes;
         };
         let Some(t) = self.table(value, "nodes", "the lab file") else { return nodes };
+        if t.is_empty() {
+            self.error(
+                value.span(),
+                "the lab has no nodes",
+                "add nodes as [nodes.NAME] tables with a role",
+            );
+        }
         for (key, value) in t.iter() {
             let name = key.get_ref().to_string();
             if let Err((message, help)) = name_ok(&name, "node name") {
@@ -817,11 +851,22 @@ pub fn interface_ok(name: &str) -> Check<()> {
     {
         return Err((format!("\"{name}\" is not a valid interface name"), help));
     }
+    let mut port = name;
     if let Some((parent, vid)) = name.rsplit_once('.')
         && vid.chars().all(|c| c.is_ascii_digit())
     {
         match vid.parse::<u16>() {
-            Ok(1..=4094) if !parent.is_empty() => {}
+            Ok(id @ 1..=4094) if !parent.is_empty() => {
+                if vid.starts_with('0') {
+                    return Err((
+                        format!("VLAN id {vid} of \"{name}\" has a leading zero"),
+                        format!(
+                            "write {parent}.{id}: {name} and {parent}.{id} would be one VLAN under two names"
+                        ),
+                    ));
+                }
+                port = parent;
+            }
             _ => {
                 return Err((
                     format!("\"{name}\" is not a valid VLAN interface"),
@@ -830,7 +875,32 @@ pub fn interface_ok(name: &str) -> Check<()> {
             }
         }
     }
+    if let Some(owner) = reserved_port(port) {
+        return Err((
+            format!("\"{port}\" is {owner}, not a lab port"),
+            "name the lab port after its NIC, e.g. eth1, or eth0.101 for VLAN 101 on eth0"
+                .to_string(),
+        ));
+    }
     Ok(())
+}
+
+/// Devices a node has besides its lab ports: the loopback, the fleet's
+/// management port, and the agent's VXLAN device and bridge of each VNI
+/// (`vxlanN`, `brN`, see `compile`).
+fn reserved_port(name: &str) -> Option<String> {
+    let vni = |prefix: &str| {
+        name.strip_prefix(prefix).filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    if name == "lo" {
+        Some("the loopback".to_string())
+    } else if name == defaults::FLEET_MANAGEMENT_PORT {
+        Some("the management port of the virtual fleet".to_string())
+    } else if let Some(n) = vni("vxlan") {
+        Some(format!("the agent's VXLAN device of VNI {n}"))
+    } else {
+        vni("br").map(|n| format!("the agent's bridge of VNI {n}"))
+    }
 }
 
 fn ipv4(s: &str, what: &str) -> Check<Ipv4Addr> {
@@ -955,16 +1025,29 @@ fn serial(s: &str) -> Check<String> {
 /// A MAC address with `:` or `-`, stored as lower-case `aa:bb:cc:dd:ee:ff`.
 fn mac(s: &str) -> Check<String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        Ok(parts.join(":").to_ascii_lowercase())
-    } else {
-        Err((
+    let hex_pair = |p: &&str| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit());
+    let bytes: Vec<u8> = parts.iter().filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    if parts.len() != 6 || !parts.iter().all(hex_pair) {
+        return Err((
             format!("mac \"{s}\" is not a MAC address"),
             "write six hex pairs, e.g. \"b8:27:eb:12:34:56\"".to_string(),
-        ))
+        ));
     }
+    let mac = parts.join(":").to_ascii_lowercase();
+    let kind = if bytes.iter().all(|b| *b == 0xff) {
+        "the broadcast address"
+    } else if bytes[0] & 1 == 1 {
+        "a multicast address (its first byte is odd)"
+    } else if bytes.iter().all(|b| *b == 0) {
+        "the all-zero address"
+    } else {
+        return Ok(mac);
+    };
+    Err((
+        format!("mac {mac} is {kind}, not a board's address"),
+        "write the board's own unicast MAC, e.g. \"b8:27:eb:12:34:56\" (ip link show eth0)"
+            .to_string(),
+    ))
 }
 
 /// `address[:port]`, IPv4 or IPv6 (`[2001:db8::1]:6343`).

@@ -15,6 +15,7 @@ pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
     v.links();
     v.interfaces_used_once();
     v.unique_node_fields();
+    v.names_differ_in_more_than_case();
     v.segments();
     v.bgp_speakers();
     diags.extend(v.found);
@@ -202,6 +203,26 @@ impl Validator<'_> {
                     None => {
                         first.insert(value, node);
                     }
+                }
+            }
+        }
+    }
+
+    /// Hostnames ignore case: `r2` and `R2` would be one name on the
+    /// management network.
+    fn names_differ_in_more_than_case(&mut self) {
+        let mut nodes: Vec<&crate::lab::Node> = self.lab.nodes.values().collect();
+        nodes.sort_by_key(|n| n.spans.name.start);
+        let mut first: BTreeMap<String, &str> = BTreeMap::new();
+        for node in nodes {
+            match first.get(&node.name.to_ascii_lowercase()) {
+                Some(other) => self.error(
+                    node.spans.name.clone(),
+                    format!("node \"{}\" differs from node \"{other}\" only in case", node.name),
+                    "hostnames ignore case, so the two would be one name; rename one of them",
+                ),
+                None => {
+                    first.insert(node.name.to_ascii_lowercase(), &node.name);
                 }
             }
         }

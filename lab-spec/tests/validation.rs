@@ -445,3 +445,83 @@ fn a_broken_node_is_not_also_reported_as_unknown() {
     assert!(found.iter().all(|d| !d.message.contains("unknown node")), "{found:#?}");
     assert_error(&text, 7, 8, "missing \"role\" in [nodes.r2]", "add role");
 }
+
+#[test]
+fn invalid_utf8_is_reported_at_its_first_bad_byte() {
+    let mut bytes = BASE.replace("asn = 200", "asn = 200 # caf").into_bytes();
+    let at = bytes.iter().position(|b| *b == b'f').expect("f") + 1;
+    bytes.splice(at..at, [0xe9, b'!', 0xff]);
+    let diags = lab_spec::parse_bytes(&bytes, "t.toml").unwrap_err();
+    let found = diags.located();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].line, found[0].column), (Some(9), Some(16)), "{found:#?}");
+    assert_eq!(found[0].message, "byte 0xe9 is not UTF-8");
+    assert!(diags.to_string().contains("t.toml:9:16: error"), "{diags}");
+}
+
+#[test]
+fn node_names_that_differ_only_in_case() {
+    let text = format!("{BASE}\n[nodes.R2]\nrole = \"router\"\nasn = 300\n");
+    assert_error(
+        &text,
+        15,
+        8,
+        "node \"R2\" differs from node \"r2\" only in case",
+        "rename one of them",
+    );
+}
+
+#[test]
+fn lab_ports_must_not_take_the_names_of_the_nodes_own_devices() {
+    for (port, owner) in [
+        ("lo", "the loopback"),
+        ("mgmt0", "the management port of the virtual fleet"),
+        ("vxlan10", "the agent's VXLAN device of VNI 10"),
+        ("br10", "the agent's bridge of VNI 10"),
+        ("br10.101", "the agent's bridge of VNI 10"),
+    ] {
+        let text = BASE.replace("b = \"r2:eth1\"", &format!("b = \"r2:{port}\""));
+        let shown = port.split('.').next().unwrap_or(port);
+        assert_error(&text, 13, 9, &format!("\"{shown}\" is {owner}"), "name the lab port after");
+    }
+    // Names that only start like them are lab ports.
+    for port in ["bridge1", "vxlan", "br", "lo1", "mgmt1", "eth0.10"] {
+        let text = BASE.replace("b = \"r2:eth1\"", &format!("b = \"r2:{port}\""));
+        assert!(report(&text).is_empty(), "{port}: {:#?}", report(&text));
+    }
+}
+
+#[test]
+fn a_vlan_id_has_one_spelling() {
+    let text = format!("{BASE}\n[[links]]\na = \"r1:eth0.101\"\nb = \"r2:eth0.0101\"\n");
+    assert_error(
+        &text,
+        17,
+        9,
+        "VLAN id 0101 of \"eth0.0101\" has a leading zero",
+        "write eth0.101",
+    );
+}
+
+#[test]
+fn a_board_mac_is_unicast() {
+    for (mac, kind) in [
+        ("ff:ff:ff:ff:ff:ff", "the broadcast address"),
+        ("01:00:5e:00:00:01", "a multicast address"),
+        ("B9:27:EB:12:34:56", "a multicast address"),
+        ("00:00:00:00:00:00", "the all-zero address"),
+    ] {
+        let text = BASE.replace("asn = 200", &format!("asn = 200\nmac = \"{mac}\""));
+        assert_error(&text, 10, 7, kind, "unicast MAC");
+    }
+    let text = BASE.replace("asn = 200", "asn = 200\nmac = \"b8:27:eb:12:34:56\"");
+    assert!(report(&text).is_empty(), "{:#?}", report(&text));
+}
+
+#[test]
+fn an_empty_nodes_table() {
+    let text = "name = \"t\"\n\n[nodes]\n";
+    assert_error(text, 3, 1, "the lab has no nodes", "[nodes.NAME]");
+    let text = "name = \"t\"\nnodes = {}\n";
+    assert_error(text, 2, 9, "the lab has no nodes", "[nodes.NAME]");
+}
