@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use lab_spec::diagnostics::did_you_mean;
+use lab_spec::diagnostics::{did_you_mean, list};
 use lab_spec::{Diagnostics, Lab, LabError, NodeConfig, Plan};
 use serde::Serialize;
 
@@ -230,8 +230,8 @@ fn frr_conf(config: &NodeConfig) -> Option<String> {
 fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
     let names: Vec<&str> = lab.nodes.keys().map(String::as_str).collect();
     let hint = match did_you_mean(node, &names) {
-        Some(n) => format!("did you mean {n:?}? nodes are: {}", names.join(", ")),
-        None => format!("nodes are: {}", names.join(", ")),
+        Some(n) => format!("did you mean {n:?}? nodes are: {}", list(&names)),
+        None => format!("nodes are: {}", list(&names)),
     };
     LabCmdError::UnknownNode { node: node.to_string(), file: file.display().to_string(), hint }
 }

@@ -275,7 +275,7 @@ fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, Fl
                 FlashError::Usage(format!(
                     "{}: no node named {name:?}; the lab has: {}",
                     path.display(),
-                    known.join(", ")
+                    lab_spec::diagnostics::list(&known)
                 ))
             })
         })

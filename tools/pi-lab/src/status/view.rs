@@ -71,7 +71,9 @@ impl LabView {
             let config = self.nodes.get(name).ok_or_else(|| ViewError::UnknownNode {
                 node: name.clone(),
                 lab: self.name.clone(),
-                known: self.nodes.keys().cloned().collect::<Vec<_>>().join(", "),
+                known: lab_spec::diagnostics::list(
+                    &self.nodes.keys().map(String::as_str).collect::<Vec<_>>(),
+                ),
             })?;
             picked.push(config);
         }
