@@ -231,6 +231,32 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
     let mgmt = r2.management.address.addr().to_string();
     let out = Command::new("ping").args(["-c", "1", "-W", "2", &mgmt]).output().unwrap();
     assert!(out.status.success(), "controller cannot reach r2 at {mgmt}");
+    // Where the lab runs comes from its state directory, not from names on
+    // the machine: with this lab's state, status expects the fleet's
+    // configs; from another state directory (same token, same namespaces
+    // present) the lab runs on boards, whose configs differ.
+    // (Converged BGP may come before the agents' first finished pass.)
+    eventually(60, || {
+        let status = lab.pi_lab().args(["status", "--timeout", "30"]).arg(&lab.file).output();
+        let status = status.unwrap();
+        if status.status.success() { Ok(()) } else { Err(text(&status)) }
+    })
+    .unwrap();
+    let token = std::fs::read_to_string(lab.state.join(&lab.name).join("token")).unwrap();
+    let elsewhere = lab
+        .pi_lab()
+        .env("PI_LAB_STATE_DIR", lab.state.with_file_name("other-state"))
+        .env("PI_LAB_TOKEN", token.trim())
+        .args(["status", "--json", "--timeout", "30"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(1), "{}", text(&elsewhere));
+    let nodes: serde_json::Value = serde_json::from_slice(&elsewhere.stdout).unwrap();
+    for node in nodes.as_array().unwrap() {
+        let problems = node["problems"].to_string();
+        assert!(problems.contains("the lab compiles to"), "{node}");
+    }
     // A second `up` refuses and names `lab down`.
     let again = lab.pi_lab().args(["lab", "up"]).arg(&lab.file).output().unwrap();
     assert!(!again.status.success());

@@ -6,9 +6,11 @@
 pub mod cli;
 pub mod flash;
 pub mod fleet;
+pub mod fleet_client;
 pub mod image;
 pub mod inventory;
 pub mod lab;
+pub mod lab_file;
 pub mod provision;
 pub mod replace_file;
 pub mod secrets;

@@ -24,6 +24,8 @@ use std::time::Instant;
 
 use lab_spec::NodeConfig;
 
+use crate::lab_file::CompiledLab;
+
 use self::bmap::Bmap;
 use self::identity::Identity;
 use self::report::{Bars, FlashReport, TargetReport};
@@ -123,9 +125,7 @@ pub enum FlashError {
     #[error("refusing to write, nothing was written:\n{0}")]
     Refused(String),
     #[error(transparent)]
-    Lab(#[from] lab_spec::LabError),
-    #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    LabFile(#[from] crate::lab_file::LabFileError),
     #[error("cannot print: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -255,12 +255,10 @@ fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
     Ok(if config.version.is_empty() { config.with_version() } else { config })
 }
 
-/// NodeConfigs of `names` from the lab file; only the SHA-256 of the
-/// lab's token goes into them (and so onto the cards).
+/// NodeConfigs of `names` from the lab file, in the order given; only the
+/// SHA-256 of the lab's token goes into them (and so onto the cards).
 fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
-    let lab = lab_spec::load(path)?;
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let (_, _, configs) = lab_spec::compile_file(path, &token)?;
+    let lab = CompiledLab::load(path)?;
     let mut seen = std::collections::BTreeSet::new();
     names
         .iter()
@@ -270,14 +268,7 @@ fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, Fl
                     "node {name} is given twice: two cards would claim the same identity"
                 )));
             }
-            configs.get(name).cloned().ok_or_else(|| {
-                let known: Vec<&str> = configs.keys().map(String::as_str).collect();
-                FlashError::Usage(format!(
-                    "{}: no node named {name:?}; the lab has: {}",
-                    path.display(),
-                    lab_spec::diagnostics::list(&known)
-                ))
-            })
+            Ok(lab.config(name)?.clone())
         })
         .collect()
 }

@@ -9,8 +9,8 @@ use std::process::Child;
 use lab_spec::{NodeConfig, Role};
 
 use super::journal::{Entry, Journal};
-use super::load::FleetLab;
 use super::progress::{NodeLine, Step};
+use super::topology::FleetLab;
 use super::{FleetError, agent, frr, ip, names};
 
 /// Refuse before making anything when a name the lab needs is taken.
@@ -192,7 +192,7 @@ impl Fleet<'_> {
 
 /// The NodeConfig a board would get, with the management port named: a
 /// namespace has no "first Ethernet port" to find by type.
-pub(super) fn fleet_config(node: &NodeConfig) -> NodeConfig {
+pub fn fleet_config(node: &NodeConfig) -> NodeConfig {
     let mut config = node.clone();
     config.management.interface = Some(names::MGMT_PORT.to_string());
     config.with_version()

@@ -1,9 +1,7 @@
 //! `pi-lab status`: the health of every node of a lab, from each agent's
 //! `GET /v1/health`.
 
-pub mod client;
 pub mod table;
-pub mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
 
-use client::{AgentClient, ClientError};
-use view::{LabView, ViewError};
+use crate::fleet_client::{ClientError, FleetClient};
+use crate::lab_file::{CompiledLab, LabFileError};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -44,7 +42,7 @@ pub struct StatusArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error(transparent)]
-    View(#[from] ViewError),
+    LabFile(#[from] LabFileError),
 }
 
 /// One node's line of the status.
@@ -60,18 +58,18 @@ pub struct NodeStatus {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
-    let (view, _token) = LabView::load(&args.file)?;
-    let client = AgentClient::new(Duration::from_secs(args.timeout.max(1)));
-    let configs = view.select(&args.nodes)?;
+    let lab = CompiledLab::load(&args.file)?;
+    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
+    let configs = fleet.select(&args.nodes)?;
     loop {
-        let statuses = collect(&client, &configs);
+        let statuses = collect(&fleet, &configs);
         let all_ok = statuses.iter().all(|s| s.healthy);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&statuses).unwrap_or_default());
         } else {
             if args.watch.is_some() {
                 print!("\x1b[2J\x1b[H");
-                println!("lab {} — {}", view.name, args.file.display());
+                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.file.display());
             }
             print!("{}", render(&statuses));
         }
@@ -82,38 +80,24 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
     }
 }
 
-/// Ask every agent at once.
-pub fn fetch_all(
-    client: &AgentClient,
-    configs: &[&NodeConfig],
-) -> Vec<Result<HealthReport, ClientError>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            configs.iter().map(|c| scope.spawn(move || client.health(c.health.listen))).collect();
-        handles
-            .into_iter()
-            .zip(configs)
-            .map(|(h, c)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ClientError::Unreachable {
-                        addr: c.health.listen,
-                        reason: "the request thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    })
-}
-
-pub fn collect(client: &AgentClient, configs: &[&NodeConfig]) -> Vec<NodeStatus> {
-    fetch_all(client, configs).into_iter().zip(configs).map(|(r, c)| judge(c, r)).collect()
+/// Ask every agent at once and judge each answer.
+pub fn collect(fleet: &FleetClient, configs: &[&NodeConfig]) -> Vec<NodeStatus> {
+    fleet
+        .health_all(configs)
+        .into_iter()
+        .zip(configs)
+        .map(|(r, c)| judge(c, fleet.api(c), r))
+        .collect()
 }
 
 /// A node is fine when it answers, calls itself healthy and runs the config
 /// the lab compiles to now.
-pub fn judge(config: &NodeConfig, answer: Result<HealthReport, ClientError>) -> NodeStatus {
+pub fn judge(
+    config: &NodeConfig,
+    api: SocketAddr,
+    answer: Result<HealthReport, ClientError>,
+) -> NodeStatus {
     let node = config.hostname.clone();
-    let api = config.health.listen;
     match answer {
         Err(e) => NodeStatus {
             node,
