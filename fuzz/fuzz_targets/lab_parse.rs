@@ -11,7 +11,6 @@ fuzz_target!(|data: &[u8]| {
         Ok(lab) => match lab_spec::Plan::new(&lab) {
             Err(diags) => drop(diags.to_string()),
             Ok(plan) => {
-                drop(plan.to_string());
                 drop(plan.warnings.to_string());
                 for config in lab_spec::compile::compile(&lab, &plan, "token").values() {
                     let _ = config.to_toml();

@@ -197,16 +197,7 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
     if bgp.asn == 0 || bgp.asn == u32::MAX {
         errors.push(ConfigError::Asn { at: "bgp.asn".into(), asn: bgp.asn });
     }
-    if let Some(lo) = cfg.loopback
-        && bgp.router_id != lo
-    {
-        errors.push(ConfigError::LoopbackMismatch {
-            at: "bgp.router_id".into(),
-            found: bgp.router_id,
-            loopback: lo,
-            what: "the router id",
-        });
-    }
+    router_id_is_loopback(cfg, "bgp.router_id", bgp.router_id, errors);
     let t = bgp.timers;
     if t.hold != 0 && (t.hold < 3 || t.hold <= t.keepalive) {
         errors.push(ConfigError::Timers {
@@ -259,18 +250,23 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
     }
 }
 
-fn check_igp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
-    let Some(igp) = &cfg.igp else { return };
+/// BGP and the IGP both identify the router by its loopback.
+fn router_id_is_loopback(cfg: &NodeConfig, at: &str, id: Ipv4Addr, errors: &mut Vec<ConfigError>) {
     if let Some(lo) = cfg.loopback
-        && igp.router_id != lo
+        && id != lo
     {
         errors.push(ConfigError::LoopbackMismatch {
-            at: "igp.router_id".into(),
-            found: igp.router_id,
+            at: at.into(),
+            found: id,
             loopback: lo,
             what: "the router id",
         });
     }
+}
+
+fn check_igp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
+    let Some(igp) = &cfg.igp else { return };
+    router_id_is_loopback(cfg, "igp.router_id", igp.router_id, errors);
     let area_ok = match igp.protocol {
         IgpProtocol::Ospf => igp.area.parse::<Ipv4Addr>().is_ok(),
         IgpProtocol::Isis => crate::parse::isis_area(&igp.area).is_ok(),

@@ -160,7 +160,7 @@ fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
     if args.json {
         print_json(&plan)?;
     } else {
-        print_text(&plan.to_string())?;
+        print_text(&crate::plan_table::render(&plan))?;
         if !plan.warnings.is_empty() {
             eprintln!("\n{}", plan.warnings);
         }

@@ -11,11 +11,13 @@ pub mod image;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
+pub mod plan_table;
 pub mod provision;
 pub mod replace_file;
 pub mod secrets;
 pub mod sflow_watch;
 pub mod status;
+pub mod table;
 pub mod validate;
 
 /// Returned by commands whose issue has not landed yet.

@@ -25,6 +25,7 @@ use std::time::Instant;
 use lab_spec::NodeConfig;
 
 use crate::lab_file::CompiledLab;
+use crate::table::Table;
 
 use self::bmap::Bmap;
 use self::identity::Identity;
@@ -475,24 +476,22 @@ fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<14} {:<28} {:>9} {:<9} {:<6} MOUNTED",
-        "DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN"
-    );
+    let mut table =
+        Table::new(["DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN", "MOUNTED", "NOTE"]).right(&[2]);
     for d in &disks {
         let mounts: Vec<String> =
             d.mounts.iter().map(|m| format!("{} on {}", m.device, m.mountpoint)).collect();
-        println!(
-            "{:<14} {:<28} {:>9} {:<9} {:<6} {}{}",
-            d.path.display(),
-            if d.model.is_empty() { "-" } else { &d.model },
+        table.row([
+            d.path.display().to_string(),
+            if d.model.is_empty() { "-".into() } else { d.model.clone() },
             safety::human_bytes(d.size),
-            if d.removable { "yes" } else { "no" },
-            d.transport,
+            if d.removable { "yes" } else { "no" }.into(),
+            d.transport.clone(),
             if mounts.is_empty() { "-".into() } else { mounts.join(", ") },
-            if d.is_candidate() { "" } else { "  (not a card: needs --allow-… to write)" },
-        );
+            if d.is_candidate() { "" } else { "not a card: needs --allow-… to write" }.into(),
+        ]);
     }
+    print!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,6 +7,8 @@ use lab_spec::NodeConfig;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::table::Table;
+
 use super::{frr, ip, names};
 
 /// One node as observed.
@@ -160,55 +162,36 @@ fn vxlan_ids_of(links: &Value) -> BTreeSet<u32> {
 
 /// The state table people read after `lab up`.
 pub fn table(states: &[NodeState]) -> String {
-    let header = ["NODE", "ROLE", "LOOPBACK", "MGMT", "IGP", "BGP", "VNIS"];
-    let rows: Vec<[String; 7]> = states
-        .iter()
-        .map(|s| {
-            let vnis = if s.vnis.is_empty() {
-                "-".to_string()
-            } else {
-                let list: Vec<String> =
-                    s.vnis
-                        .iter()
-                        .map(|v| {
-                            if s.vnis_up.contains(v) { v.to_string() } else { format!("{v}(down)") }
-                        })
-                        .collect();
-                list.join(",")
-            };
-            let bgp =
-                if s.bgp_total == 0 { "-".into() } else { format!("{}/{}", s.bgp_up, s.bgp_total) };
-            let igp = match &s.igp {
-                Some(p) => format!("{p} {}/{}", s.igp_up, s.igp_total),
-                None => "-".into(),
-            };
-            [
-                s.node.clone(),
-                s.role.clone(),
-                s.loopback.clone().unwrap_or_else(|| "-".into()),
-                s.mgmt.clone(),
-                igp,
-                bgp,
-                vnis,
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> =
-            cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(&header.map(String::from));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
-    out
+    let rows = states.iter().map(|s| {
+        let vnis = if s.vnis.is_empty() {
+            "-".to_string()
+        } else {
+            let list: Vec<String> = s
+                .vnis
+                .iter()
+                .map(|v| if s.vnis_up.contains(v) { v.to_string() } else { format!("{v}(down)") })
+                .collect();
+            list.join(",")
+        };
+        let bgp =
+            if s.bgp_total == 0 { "-".into() } else { format!("{}/{}", s.bgp_up, s.bgp_total) };
+        let igp = match &s.igp {
+            Some(p) => format!("{p} {}/{}", s.igp_up, s.igp_total),
+            None => "-".into(),
+        };
+        [
+            s.node.clone(),
+            s.role.clone(),
+            s.loopback.clone().unwrap_or_else(|| "-".into()),
+            s.mgmt.clone(),
+            igp,
+            bgp,
+            vnis,
+        ]
+    });
+    Table::new(["NODE", "ROLE", "LOOPBACK", "MGMT", "IGP", "BGP", "VNIS"])
+        .with_rows(rows)
+        .to_string()
 }
 
 #[cfg(test)]

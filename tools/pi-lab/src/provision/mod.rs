@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::fleet_client::{ClientError, FleetClient, PushAnswer};
 use crate::lab_file::{CompiledLab, LabFileError};
-use crate::status::table;
+use crate::table::Table;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -301,25 +301,23 @@ fn wait_reconciled(
 
 /// The table after the bars, then what went wrong where.
 pub fn summary(results: &[NodeResult]) -> String {
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
-            let version = match &r.outcome {
-                Outcome::Applied { version, .. }
-                | Outcome::ReconcileFailed { version, .. }
-                | Outcome::Timeout { version } => version.clone(),
-                _ => "-".into(),
-            };
-            vec![
-                r.node.clone(),
-                r.api.to_string(),
-                r.outcome.short(),
-                version,
-                format!("{:.1}s", r.seconds),
-            ]
-        })
-        .collect();
-    let mut out = table::render(&["NODE", "API", "RESULT", "CONFIG", "TIME"], &rows);
+    let rows = results.iter().map(|r| {
+        let version = match &r.outcome {
+            Outcome::Applied { version, .. }
+            | Outcome::ReconcileFailed { version, .. }
+            | Outcome::Timeout { version } => version.clone(),
+            _ => "-".into(),
+        };
+        vec![
+            r.node.clone(),
+            r.api.to_string(),
+            r.outcome.short(),
+            version,
+            format!("{:.1}s", r.seconds),
+        ]
+    });
+    let mut out =
+        Table::new(["NODE", "API", "RESULT", "CONFIG", "TIME"]).with_rows(rows).to_string();
     for r in results {
         if let Some(detail) = r.outcome.detail() {
             out.push_str(&format!("{}: {detail}\n", r.node));

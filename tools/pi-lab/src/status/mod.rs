@@ -1,8 +1,6 @@
 //! `pi-lab status`: the health of every node of a lab, from each agent's
 //! `GET /v1/health`.
 
-pub mod table;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +11,7 @@ use serde::Serialize;
 
 use crate::fleet_client::{ClientError, FleetClient};
 use crate::lab_file::{CompiledLab, LabFileError};
+use crate::table::Table;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -149,8 +148,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "HEALTHY",
     ];
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let rows: Vec<Vec<String>> = statuses.iter().map(|s| row(s, now)).collect();
-    let mut out = table::render(&headers, &rows);
+    let mut out = Table::new(headers).with_rows(statuses.iter().map(|s| row(s, now))).to_string();
     for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
         for problem in &s.problems {
             out.push_str(&format!("{}: {problem}\n", s.node));

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::fleet_client::FleetClient;
 use crate::lab_file::{CompiledLab, LabFileError};
-use crate::status::table;
+use crate::table::Table;
 use checks::{Check, Reports, Verdict};
 use probe::{PingVia, SflowListener};
 
@@ -223,19 +223,15 @@ pub fn render(report: &Report) -> String {
     if let Some(why) = &report.could_not_run {
         return format!("validate {}: could not run: {why}\n", report.lab);
     }
-    let rows: Vec<Vec<String>> = report
-        .checks
-        .iter()
-        .map(|c| {
-            let verdict = match c.verdict {
-                Verdict::Pass => "PASS",
-                Verdict::Fail => "FAIL",
-                Verdict::Skip => "SKIP",
-            };
-            vec![verdict.to_string(), c.kind.to_string(), c.name.clone(), c.detail.clone()]
-        })
-        .collect();
-    let mut out = table::render(&["RESULT", "CHECK", "WHAT", "FOUND"], &rows);
+    let rows = report.checks.iter().map(|c| {
+        let verdict = match c.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        };
+        [verdict.to_string(), c.kind.to_string(), c.name.clone(), c.detail.clone()]
+    });
+    let mut out = Table::new(["RESULT", "CHECK", "WHAT", "FOUND"]).with_rows(rows).to_string();
     out.push_str(&format!(
         "\nvalidate {}: {} passed, {} failed, {} skipped ({} attempts in {:.0}s)\n",
         report.lab, report.passed, report.failed, report.skipped, report.attempts, report.seconds
