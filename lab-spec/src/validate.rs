@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
-use crate::lab::{Endpoint, Lab, Link};
+use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, list};
+use crate::lab::{Endpoint, Lab, Link, UnderlayProtocol};
 use crate::node_config::Role;
 
 /// `declared`: every node name in the file, including nodes left out of
@@ -15,7 +15,9 @@ pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
     v.links();
     v.interfaces_used_once();
     v.unique_node_fields();
+    v.names_differ_in_more_than_case();
     v.segments();
+    v.bgp_speakers();
     diags.extend(v.found);
 }
 
@@ -64,9 +66,9 @@ impl Validator<'_> {
         }
         let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
         let help = match did_you_mean(&end.node, &names) {
-            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", names.join(", ")),
+            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", list(&names)),
             None if names.is_empty() => "define it as [nodes.NAME]".to_string(),
-            None => format!("known nodes are {}", names.join(", ")),
+            None => format!("known nodes are {}", list(&names)),
         };
         self.error(
             end.spans.node.clone(),
@@ -206,6 +208,26 @@ impl Validator<'_> {
         }
     }
 
+    /// Hostnames ignore case: `r2` and `R2` would be one name on the
+    /// management network.
+    fn names_differ_in_more_than_case(&mut self) {
+        let mut nodes: Vec<&crate::lab::Node> = self.lab.nodes.values().collect();
+        nodes.sort_by_key(|n| n.spans.name.start);
+        let mut first: BTreeMap<String, &str> = BTreeMap::new();
+        for node in nodes {
+            match first.get(&node.name.to_ascii_lowercase()) {
+                Some(other) => self.error(
+                    node.spans.name.clone(),
+                    format!("node \"{}\" differs from node \"{other}\" only in case", node.name),
+                    "hostnames ignore case, so the two would be one name; rename one of them",
+                ),
+                None => {
+                    first.insert(node.name.to_ascii_lowercase(), &node.name);
+                }
+            }
+        }
+    }
+
     fn segments(&mut self) {
         let lab = self.lab;
         let mut vnis: BTreeMap<u32, &str> = BTreeMap::new();
@@ -254,6 +276,60 @@ impl Validator<'_> {
         }
     }
 
+    /// Who runs BGP in which AS. An eBGP underlay needs an AS on every
+    /// router. With an IGP underlay BGP is iBGP in one AS, and only where
+    /// it is needed: on the nodes that speak EVPN (and on routers given an
+    /// AS).
+    fn bgp_speakers(&mut self) {
+        let lab = self.lab;
+        let asn_help = "add asn = N (1 to 4294967294; private ASNs are 64512-65534 and 4200000000-4294967294), or set it once for all nodes in [bgp]";
+        if lab.underlay.protocol == UnderlayProtocol::Ebgp {
+            for node in lab.nodes.values().filter(|n| n.is_router()) {
+                if lab.asn_of(node).is_none() {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!("{} {} has no asn", node.role, node.name),
+                        asn_help,
+                    );
+                }
+            }
+            return;
+        }
+        let protocol = match lab.underlay.protocol {
+            UnderlayProtocol::Isis => "an IS-IS",
+            _ => "an OSPF",
+        };
+        let mut first: Option<(u32, &str)> = None;
+        for node in lab.nodes.values().filter(|n| n.is_router()) {
+            let Some(asn) = lab.asn_of(node) else {
+                if lab.carries_evpn(node) {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!(
+                            "{} {} speaks EVPN, which rides on iBGP, but has no asn",
+                            node.role, node.name
+                        ),
+                        "set the fabric's AS once: [bgp] asn = 65000",
+                    );
+                }
+                continue;
+            };
+            match first {
+                None => first = Some((asn, &node.name)),
+                Some((other, owner)) if other != asn => {
+                    let span = node.spans.asn.clone().unwrap_or(node.spans.name.clone());
+                    self.error(
+                        span,
+                        format!("{} is in AS {asn} but {owner} is in AS {other}; with {protocol} underlay BGP is iBGP in one AS", node.name),
+
+                        "give every node the same AS (set [bgp] asn once and drop the nodes' asn), or use [underlay] protocol = \"ebgp\" for eBGP between ASes",
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Members must be leaves: a VTEP needs a leaf's loopback.
     fn members(&mut self, seg: &crate::lab::SegmentSpec) {
         let mut seen: Vec<&str> = Vec::new();
@@ -274,7 +350,7 @@ impl Validator<'_> {
                     let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
                     let help = match did_you_mean(leaf, &names) {
                         Some(n) => format!("did you mean \"{n}\"?"),
-                        None => format!("known nodes are {}", names.join(", ")),
+                        None => format!("known nodes are {}", list(&names)),
                     };
                     self.error(
                         span,

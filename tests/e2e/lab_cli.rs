@@ -102,6 +102,72 @@ fn lab_render_of_an_unknown_node_lists_the_nodes() {
     let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf9"]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("\"leaf9\" is not a node"), "{err}");
+    assert!(err.contains("no node named \"leaf9\""), "{err}");
     assert!(err.contains("h1, h2, leaf1, leaf2, leaf3, leaf4, spine1, spine2"), "{err}");
+}
+
+/// Every command reads a lab file through the same loader: a broken file
+/// gets the same findings, with positions, whichever command reads it.
+#[test]
+fn every_command_reports_a_broken_lab_file_as_lab_check_does() {
+    let dir = std::env::temp_dir().join(format!("pi-lab-e2e-loader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let image = dir.join("card.img");
+    std::fs::write(&image, vec![0u8; 4096]).expect("write image");
+    let target = dir.join("target.img");
+    let broken = [
+        ("syntax.toml", "name = \"broken\"\n[nodes.r1\nrole = \"router\"\n"),
+        ("noname.toml", "[nodes.r1]\nrole = \"router\"\nasn = 100\n"),
+        (
+            "unknown.toml",
+            "name = \"broken\"\n[nodes.r1]\nrole = \"router\"\nasn = 100\n[[links]]\na = \"r1:eth1\"\nb = \"r9:eth1\"\n",
+        ),
+    ];
+    for (name, content) in broken {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write lab");
+        let file = path.to_str().expect("utf-8 path");
+        let check = pi_lab(&["lab", "check", file]);
+        assert_eq!(check.status.code(), Some(1), "{name}");
+        let finding = text(&check.stderr).lines().next().unwrap_or_default().to_string();
+        assert!(finding.starts_with(&format!("{file}:")), "{name}: {finding}");
+        let (image, target) = (image.to_str().expect("utf-8"), target.to_str().expect("utf-8"));
+        let commands: [&[&str]; 7] = [
+            &["lab", "plan", file],
+            &["lab", "render", file, "r1"],
+            &["status", file],
+            &["provision", file],
+            &["validate", file],
+            &["inventory", file],
+            &["flash", image, "--to", target, "--lab", file, "--node", "r1"],
+        ];
+        for args in commands {
+            let out = pi_lab(args);
+            let err = text(&out.stderr);
+            assert!(!out.status.success(), "{args:?} accepted {name}");
+            assert!(err.contains(&finding), "{args:?} on {name}: want {finding:?}, got:\n{err}");
+        }
+        assert!(!std::path::Path::new(target).exists(), "flash wrote a card from {name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lab_check_of_a_file_that_is_not_utf8_is_an_invalid_lab() {
+    let path = std::env::temp_dir().join(format!("pi-lab-e2e-latin1-{}.toml", std::process::id()));
+    std::fs::write(&path, b"name = \"caf\xe9\"\n").expect("write lab");
+    let out = pi_lab(&["lab", "check", path.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_file(&path);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(":1:12: error: byte 0xe9 is not UTF-8"), "{err}");
+}
+
+#[test]
+fn errors_do_not_repeat_their_cause() {
+    let out = pi_lab(&["lab", "check", "examples/no-such-lab.toml"]);
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot read lab file examples/no-such-lab.toml"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use lab_spec::diagnostics::did_you_mean;
-use lab_spec::{Diagnostics, Lab, LabError, NodeConfig, Plan};
+use lab_spec::NodeConfig;
 use serde::Serialize;
+
+use crate::lab_file::{LabFile, LabFileError};
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
@@ -50,7 +51,7 @@ the ports as trunk/hybrid ports with exactly these VLANs allowed. Emulated
 boards (`lab up --boards emulated`) are wired the same way.
 
 Examples:
-  pi-lab lab switch examples/emulated.toml
+  pi-lab lab switch examples/boards.toml
   pi-lab lab switch --json lab.toml | jq '.ports[] | {board, tagged}'")]
     Switch(SwitchArgs),
     /// Show or attach to an emulated board's serial console.
@@ -61,8 +62,8 @@ printing). The log lives in the lab's state directory for as long as the lab
 is up.
 
 Examples:
-  sudo pi-lab lab console examples/emulated.toml leaf1
-  sudo pi-lab lab console --follow --name emulated leaf1"
+  sudo pi-lab lab console examples/boards.toml leaf1
+  sudo pi-lab lab console --follow --name boards leaf1"
     )]
     Console(ConsoleArgs),
 }
@@ -139,12 +140,8 @@ pub enum RenderPart {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabCmdError {
-    #[error("cannot read lab file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{node:?} is not a node of {file}; {hint}")]
-    UnknownNode { node: String, file: String, hint: String },
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    LabFile(#[from] LabFileError),
     #[error("cannot write output: {0}")]
     Output(String),
     #[error(transparent)]
@@ -168,108 +165,87 @@ pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
 }
 
 fn switch(args: &SwitchArgs) -> Result<ExitCode, LabCmdError> {
-    let (lab, plan) = match load(&args.file)? {
-        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
-        Loaded::Valid(lab, plan) => (lab, plan),
-    };
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let configs = lab_spec::compile::compile(&lab, &plan, &token);
-    let refs: Vec<&NodeConfig> = configs.values().collect();
-    let links: Vec<(String, String)> = lab
-        .links
-        .iter()
-        .map(|l| {
-            (format!("{}:{}", l.a.node, l.a.interface), format!("{}:{}", l.b.node, l.b.interface))
-        })
-        .collect();
-    let switch = crate::switch::plan(&lab.name, &refs, &links);
+    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let lab = file.compile()?;
+    let switch = crate::switch::for_lab(&lab);
     if args.json {
-        return print_json(&switch).map(|()| ExitCode::SUCCESS);
+        print_json(&switch)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let management = &lab.lab.management;
     let mut out = format!(
-        "switch of lab {}: {} ports, {} VLANs; management {} untagged (native VLAN), controller {}\n\n",
-        lab.name,
+        "switch of lab {}: {} ports, {} VLANs; management {} untagged (native VLAN), \
+         controller {}\n\n{}",
+        lab.name(),
         switch.ports.len(),
         switch.vlans.len(),
-        lab.management.subnet,
-        lab.management.controller
-    );
-    out += &crate::status::table::render(
-        &["PORT", "BOARD", "BOARD PORT", "UNTAGGED", "TAGGED"],
-        &switch.port_rows(),
+        management.subnet,
+        management.controller,
+        switch.port_table()
     );
     if !switch.vlans.is_empty() {
-        out += "\n";
-        out += &crate::status::table::render(&["VLAN", "BETWEEN"], &switch.vlan_rows());
+        out += &format!("\n{}", switch.vlan_table());
     }
     for d in &switch.direct {
         out += &format!(
-            "\ncable {} directly to {} (whole ports, no VLAN from the lab file)",
+            "\ncable {} directly to {} (whole ports, no VLAN from the lab file)\n",
             d.a, d.b
         );
-    }
-    if !switch.direct.is_empty() {
-        out += "\n";
     }
     print_text(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A lab file that parsed and planned, or the diagnostics saying why not.
-enum Loaded {
-    Valid(Box<Lab>, Box<Plan>),
-    Invalid(Diagnostics),
-}
-
-fn load(path: &Path) -> Result<Loaded, LabCmdError> {
-    let lab = match lab_spec::load(path) {
-        Ok(lab) => lab,
-        Err(LabError::Io { path, source }) => return Err(LabCmdError::Read { path, source }),
-        Err(LabError::Invalid(diags)) => return Ok(Loaded::Invalid(diags)),
-    };
-    Ok(match Plan::new(&lab) {
-        Ok(plan) => Loaded::Valid(Box::new(lab), Box::new(plan)),
-        Err(diags) => Loaded::Invalid(diags),
-    })
+/// The lab file, or `None` after printing its findings (exit 1).
+fn load(path: &Path) -> Result<Option<LabFile>, LabCmdError> {
+    match LabFile::load(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(LabFileError::Invalid(diags)) => {
+            eprintln!("{diags}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
-    let (findings, valid, summary) = match load(&args.file)? {
-        Loaded::Invalid(diags) => (diags, false, String::new()),
-        Loaded::Valid(lab, plan) => {
-            let summary = format!(
-                "{}: lab {} is valid ({} nodes, {} links, {} segments)",
-                args.file.display(),
-                lab.name,
-                lab.nodes.len(),
-                lab.links.len(),
-                lab.segments.len()
-            );
-            (plan.warnings, true, summary)
+    let file = match LabFile::load(&args.file) {
+        Ok(file) => file,
+        Err(LabFileError::Invalid(diags)) => {
+            if args.json {
+                print_json(&diags)?;
+            } else {
+                eprintln!("{diags}");
+            }
+            return Ok(ExitCode::from(1));
         }
+        Err(e) => return Err(e.into()),
     };
+    let lab = &file.lab;
     if args.json {
-        print_json(&findings)?;
+        print_json(file.warnings())?;
     } else {
-        if !findings.is_empty() {
-            eprintln!("{findings}");
+        if !file.warnings().is_empty() {
+            eprintln!("{}", file.warnings());
         }
-        if valid {
-            println!("{summary}");
-        }
+        println!(
+            "{}: lab {} is valid ({} nodes, {} links, {} segments)",
+            args.file.display(),
+            lab.name,
+            lab.nodes.len(),
+            lab.links.len(),
+            lab.segments.len()
+        );
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
-    let (_, plan) = match load(&args.file)? {
-        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
-        Loaded::Valid(lab, plan) => (lab, plan),
-    };
+    let Some(LabFile { plan, .. }) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
     if args.json {
         print_json(&plan)?;
     } else {
-        print_text(&plan.to_string())?;
+        print_text(&crate::plan_table::render(&plan))?;
         if !plan.warnings.is_empty() {
             eprintln!("\n{}", plan.warnings);
         }
@@ -286,21 +262,16 @@ struct Rendered<'a> {
 }
 
 fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
-    let (lab, plan) = match load(&args.file)? {
-        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
-        Loaded::Valid(lab, plan) => (lab, plan),
-    };
-    let Some(node) = lab.nodes.get(&args.node) else {
-        return Err(unknown_node(&lab, &args.node, &args.file));
-    };
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let configs = lab_spec::compile::compile(&lab, &plan, &token);
-    let Some(config) = configs.get(&node.name) else {
-        return Err(unknown_node(&lab, &args.node, &args.file));
-    };
+    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    if !file.lab.nodes.contains_key(&args.node) {
+        return Err(file.unknown_node(&args.node).into());
+    }
+    let lab = file.compile()?;
+    let config = lab.config(&args.node)?;
+    let node = &config.hostname;
     let frr = frr_conf(config);
     if args.json {
-        print_json(&Rendered { node: &node.name, config, frr_conf: frr })?;
+        print_json(&Rendered { node, config, frr_conf: frr })?;
         return Ok(ExitCode::SUCCESS);
     }
     let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
@@ -315,9 +286,9 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
         }
         None => {}
     }
-    let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
+    let mut out = format!("# NodeConfig of {node} in lab {}\n{toml}", lab.name());
     if let Some(frr) = frr {
-        out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
+        out.push_str(&format!("\n# ---- frr.conf of {node} ----\n{frr}"));
     }
     print_text(&out)?;
     Ok(ExitCode::SUCCESS)
@@ -325,22 +296,7 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
 
 /// The frr.conf the node will get; hosts run no routing stack.
 fn frr_conf(config: &NodeConfig) -> Option<String> {
-    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
-}
-
-fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
-    let names: Vec<&str> = lab.nodes.keys().map(String::as_str).collect();
-    let hint = match did_you_mean(node, &names) {
-        Some(n) => format!("did you mean {n:?}? nodes are: {}", names.join(", ")),
-        None => format!("nodes are: {}", names.join(", ")),
-    };
-    LabCmdError::UnknownNode { node: node.to_string(), file: file.display().to_string(), hint }
-}
-
-/// Print diagnostics of an invalid lab and say so in the exit code.
-fn invalid(diags: &Diagnostics) -> ExitCode {
-    eprintln!("{diags}");
-    ExitCode::from(1)
+    config.runs_frr().then(|| lab_spec::frr::render(config))
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), LabCmdError> {

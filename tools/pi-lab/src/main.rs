@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     match dispatch(&cli.command) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", pi_lab::error_chain(err.as_ref()));
             ExitCode::from(2)
         }
     }

@@ -16,6 +16,9 @@ use lab_spec::NodeConfig;
 use lab_spec::node_config::InterfaceKind;
 use serde::Serialize;
 
+use crate::lab_file::CompiledLab;
+use crate::table::Table;
+
 /// The board port the management network is on when the NodeConfig does
 /// not name one: a Pi 3B's built-in Ethernet port.
 pub const BOARD_PORT: &str = "eth0";
@@ -56,6 +59,20 @@ pub struct SwitchPlan {
     pub ports: Vec<SwitchPort>,
     pub vlans: Vec<SwitchVlan>,
     pub direct: Vec<DirectLink>,
+}
+
+/// The switch of a compiled lab.
+pub fn for_lab(lab: &CompiledLab) -> SwitchPlan {
+    let configs: Vec<&NodeConfig> = lab.configs.values().collect();
+    let links: Vec<(String, String)> = lab
+        .lab
+        .links
+        .iter()
+        .map(|l| {
+            (format!("{}:{}", l.a.node, l.a.interface), format!("{}:{}", l.b.node, l.b.interface))
+        })
+        .collect();
+    plan(lab.name(), &configs, &links)
 }
 
 /// The board port carrying management for `config`.
@@ -127,25 +144,26 @@ impl SwitchPlan {
         self.ports.iter().filter(|p| !p.management).collect()
     }
 
-    /// Rows of the port table: PORT, BOARD, BOARD PORT, UNTAGGED, TAGGED.
-    pub fn port_rows(&self) -> Vec<Vec<String>> {
-        self.ports
-            .iter()
-            .map(|p| {
-                vec![
+    /// The port table: PORT, BOARD, BOARD PORT, UNTAGGED, TAGGED.
+    pub fn port_table(&self) -> Table {
+        Table::new(["PORT", "BOARD", "BOARD PORT", "UNTAGGED", "TAGGED"]).right(&[0]).with_rows(
+            self.ports.iter().map(|p| {
+                [
                     p.number.to_string(),
                     p.board.clone(),
                     p.board_port.clone(),
                     if p.management { "management".into() } else { "-".into() },
                     join_ids(&p.tagged),
                 ]
-            })
-            .collect()
+            }),
+        )
     }
 
-    /// Rows of the VLAN table: VLAN, MEMBERS.
-    pub fn vlan_rows(&self) -> Vec<Vec<String>> {
-        self.vlans.iter().map(|v| vec![v.id.to_string(), v.members.join("  ")]).collect()
+    /// The VLAN table: VLAN, BETWEEN.
+    pub fn vlan_table(&self) -> Table {
+        Table::new(["VLAN", "BETWEEN"])
+            .right(&[0])
+            .with_rows(self.vlans.iter().map(|v| [v.id.to_string(), v.members.join("  ")]))
     }
 }
 
@@ -162,7 +180,7 @@ mod tests {
     use lab_spec::node_config::Interface;
 
     fn node(name: &str, vlans: &[(&str, u16)], ports: &[&str]) -> NodeConfig {
-        let mut c = crate::status::view::tests::node(name, "leaf", 65001, 11, None);
+        let mut c = crate::fleet_client::tests::node(name, "leaf", 65001, 11, None);
         c.management.interface = None;
         c.interfaces = vlans
             .iter()
@@ -218,6 +236,10 @@ mod tests {
         assert_eq!(p.direct, vec![DirectLink { a: "r1:eth1".into(), b: "r4:eth1".into() }]);
         assert_eq!(p.tagged_on("r2"), vec![101, 102]);
         assert_eq!(p.extra_ports().len(), 1);
-        assert_eq!(p.port_rows()[1], vec!["2", "r2", "eth0", "management", "101,102"]);
+        let table = p.port_table().to_string();
+        assert!(
+            table.lines().nth(2).unwrap().ends_with("2  r2     eth0        management  101,102"),
+            "{table}"
+        );
     }
 }

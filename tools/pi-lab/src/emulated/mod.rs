@@ -38,6 +38,7 @@ use crate::flash::identity::Identity;
 use crate::fleet::journal::{Entry, Journal};
 use crate::fleet::progress::Progress;
 use crate::fleet::{ip, names};
+use crate::lab_file::LabFile;
 use crate::switch::{self, SwitchPlan};
 
 /// Memory qemu needs beside the guest's 1 GiB (code, TCG buffers).
@@ -62,7 +63,7 @@ pub enum EmulatedError {
     #[error("{node}:{interface}: {message}")]
     OneNic { node: String, interface: String, message: String },
     #[error(transparent)]
-    Lab(#[from] lab_spec::LabError),
+    Lab(#[from] crate::lab_file::LabFileError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
@@ -124,29 +125,21 @@ struct Prepared {
 
 /// Refusals that need no change to the machine: image, qemu, memory, and
 /// lab ports an emulated Pi 3B cannot have.
-fn prepare(file: &Path, opts: &UpOptions, token: &str) -> Result<Prepared, EmulatedError> {
+fn prepare(file: LabFile, opts: &UpOptions) -> Result<Prepared, EmulatedError> {
     if !opts.image.is_file() {
         let dir = opts.image.parent().map_or("out".into(), |d| d.display().to_string());
         return Err(EmulatedError::NoImage { path: opts.image.clone(), dir });
     }
     let qemu = qemu::find()
         .ok_or(EmulatedError::NoQemu { program: qemu::PROGRAM, package: qemu::PACKAGE })?;
-    let (lab, _plan, configs) = lab_spec::compile_file(file, token)?;
-    let configs: Vec<NodeConfig> = configs.into_values().collect();
+    let lab = file.compile()?;
+    let switch = switch::for_lab(&lab);
+    let configs: Vec<NodeConfig> = lab.configs.into_values().collect();
     for config in &configs {
         one_nic(config)?;
     }
     fits_in_memory(configs.len(), available_memory())?;
-    let links: Vec<(String, String)> = lab
-        .links
-        .iter()
-        .map(|l| {
-            (format!("{}:{}", l.a.node, l.a.interface), format!("{}:{}", l.b.node, l.b.interface))
-        })
-        .collect();
-    let refs: Vec<&NodeConfig> = configs.iter().collect();
-    let switch = switch::plan(&lab.name, &refs, &links);
-    Ok(Prepared { lab: lab.name, configs, switch, qemu })
+    Ok(Prepared { lab: lab.lab.name, configs, switch, qemu })
 }
 
 /// An emulated Pi 3B has one Ethernet port: lab links must be VLANs on it.
@@ -208,6 +201,10 @@ fn fits_in_memory(boards: usize, available: u64) -> Result<(), EmulatedError> {
     })
 }
 
+/// The folder of a lab's emulated boards beside its journal; while it
+/// exists the lab runs on emulated boards.
+pub const BOARDS_DIR: &str = "boards";
+
 /// Where one lab's boards live: `STATE/LAB/fleet/boards/`.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -216,7 +213,7 @@ pub struct Layout {
 
 impl Layout {
     pub fn new(fleet_dir: &Path) -> Layout {
-        Layout { dir: fleet_dir.join("boards") }
+        Layout { dir: fleet_dir.join(BOARDS_DIR) }
     }
 
     pub fn boot(&self) -> PathBuf {
@@ -283,16 +280,14 @@ impl BoardState {
 
 /// Run `file` as emulated boards. `stop` says Ctrl-C was pressed.
 pub fn up(
-    file: &Path,
+    file: LabFile,
     opts: &UpOptions,
     fleet_dir: &Path,
     journal: &mut Journal,
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<BoardState>, EmulatedError> {
-    let name =
-        crate::fleet::load::lab_name(file).map_err(|e| EmulatedError::Fleet(e.to_string()))?;
-    let token = crate::secrets::lab_token(&name)?;
-    let prepared = prepare(file, opts, &token)?;
+    let name = file.name().to_string();
+    let prepared = prepare(file, opts)?;
     let layout = Layout::new(fleet_dir);
     journal.record(&Entry::Tree { path: layout.dir.clone() })?;
     let key = ssh_key(&name, journal)?;
@@ -505,7 +500,7 @@ fn watch(
     timeout: Duration,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), EmulatedError> {
-    let client = crate::status::client::AgentClient::new(Duration::from_secs(3));
+    let client = crate::fleet_client::AgentClient::new(Duration::from_secs(3));
     let started = Instant::now();
     loop {
         if stop() {
@@ -548,7 +543,7 @@ fn look(
     board: &mut BoardState,
     config: &NodeConfig,
     layout: &Layout,
-    client: &crate::status::client::AgentClient,
+    client: &crate::fleet_client::AgentClient,
 ) {
     if board.phase < Phase::Systemd {
         let log = fs::read(layout.console_log(&board.node)).unwrap_or_default();
@@ -676,7 +671,7 @@ pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, json: bool) {
         .collect();
     let header =
         ["NODE", "ROLE", "MGMT", "MAC", "KERNEL", "SYSTEMD", "AGENT", "HEALTHY", "EMULATOR RSS"];
-    print!("{}", crate::status::table::render(&header, &rows));
+    print!("{}", crate::table::Table::new(header).with_rows(rows));
     println!("\nconsole:   sudo pi-lab lab console FILE NODE        (Ctrl-] leaves)");
     println!("check:     pi-lab status FILE   pi-lab validate FILE");
     println!("tear down: sudo pi-lab lab down --name {lab}");
@@ -687,7 +682,7 @@ mod tests {
     use super::*;
 
     fn config(name: &str, ifaces: &[(&str, Option<(&str, u16)>)]) -> NodeConfig {
-        let mut c = crate::status::view::tests::node(name, "leaf", 65001, 11, None);
+        let mut c = crate::fleet_client::tests::node(name, "leaf", 65001, 11, None);
         c.management.interface = None;
         c.interfaces = ifaces
             .iter()

@@ -24,6 +24,9 @@ use std::time::Instant;
 
 use lab_spec::NodeConfig;
 
+use crate::lab_file::CompiledLab;
+use crate::table::Table;
+
 use self::bmap::Bmap;
 use self::identity::Identity;
 use self::report::{Bars, FlashReport, TargetReport};
@@ -123,9 +126,7 @@ pub enum FlashError {
     #[error("refusing to write, nothing was written:\n{0}")]
     Refused(String),
     #[error(transparent)]
-    Lab(#[from] lab_spec::LabError),
-    #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    LabFile(#[from] crate::lab_file::LabFileError),
     #[error("cannot print: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -279,12 +280,10 @@ fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
     Ok(if config.version.is_empty() { config.with_version() } else { config })
 }
 
-/// NodeConfigs of `names` from the lab file; only the SHA-256 of the
-/// lab's token goes into them (and so onto the cards).
+/// NodeConfigs of `names` from the lab file, in the order given; only the
+/// SHA-256 of the lab's token goes into them (and so onto the cards).
 fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
-    let lab = lab_spec::load(path)?;
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let (_, _, configs) = lab_spec::compile_file(path, &token)?;
+    let lab = CompiledLab::load(path)?;
     let mut seen = std::collections::BTreeSet::new();
     names
         .iter()
@@ -294,14 +293,7 @@ fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, Fl
                     "node {name} is given twice: two cards would claim the same identity"
                 )));
             }
-            configs.get(name).cloned().ok_or_else(|| {
-                let known: Vec<&str> = configs.keys().map(String::as_str).collect();
-                FlashError::Usage(format!(
-                    "{}: no node named {name:?}; the lab has: {}",
-                    path.display(),
-                    known.join(", ")
-                ))
-            })
+            Ok(lab.config(name)?.clone())
         })
         .collect()
 }
@@ -508,24 +500,22 @@ fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<14} {:<28} {:>9} {:<9} {:<6} MOUNTED",
-        "DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN"
-    );
+    let mut table =
+        Table::new(["DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN", "MOUNTED", "NOTE"]).right(&[2]);
     for d in &disks {
         let mounts: Vec<String> =
             d.mounts.iter().map(|m| format!("{} on {}", m.device, m.mountpoint)).collect();
-        println!(
-            "{:<14} {:<28} {:>9} {:<9} {:<6} {}{}",
-            d.path.display(),
-            if d.model.is_empty() { "-" } else { &d.model },
+        table.row([
+            d.path.display().to_string(),
+            if d.model.is_empty() { "-".into() } else { d.model.clone() },
             safety::human_bytes(d.size),
-            if d.removable { "yes" } else { "no" },
-            d.transport,
+            if d.removable { "yes" } else { "no" }.into(),
+            d.transport.clone(),
             if mounts.is_empty() { "-".into() } else { mounts.join(", ") },
-            if d.is_candidate() { "" } else { "  (not a card: needs --allow-… to write)" },
-        );
+            if d.is_candidate() { "" } else { "not a card: needs --allow-… to write" }.into(),
+        ]);
     }
+    print!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 

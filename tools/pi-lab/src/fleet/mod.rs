@@ -22,10 +22,10 @@ mod converge;
 mod frr;
 pub(crate) mod ip;
 pub(crate) mod journal;
-pub(crate) mod load;
 pub mod names;
 pub(crate) mod progress;
 pub(crate) mod teardown;
+mod topology;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,10 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use journal::{Entry, Journal};
-use load::FleetLab;
 use progress::{NodeLine, Progress, Step};
+use topology::FleetLab;
+
+use crate::lab_file::{LabFile, LabFileError};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -102,7 +104,9 @@ pub struct DownArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error(transparent)]
-    Load(#[from] load::LoadError),
+    LabFile(#[from] LabFileError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
@@ -155,6 +159,14 @@ pub fn down(args: &DownArgs) -> Result<ExitCode, FleetError> {
     run_down(args)
 }
 
+pub use build::fleet_config;
+
+/// Where the fleet keeps its journal, node configs, agent state and logs,
+/// inside the lab's state directory.
+fn fleet_dir_in(lab_dir: &Path) -> PathBuf {
+    lab_dir.join("fleet")
+}
+
 /// `lab console`: an emulated board's serial console.
 pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
     let name = match (&args.name, &args.file) {
@@ -162,7 +174,7 @@ pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
             names::check_lab(name)?;
             name.clone()
         }
-        (None, Some(file)) => load::lab_name(file)?,
+        (None, Some(file)) => crate::lab_file::name_only(file)?,
         (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
     };
     names::check_node(&args.node)?;
@@ -201,11 +213,17 @@ pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
 }
 
 fn fleet_dir(lab: &str) -> PathBuf {
-    crate::secrets::state_root().join(lab).join("fleet")
+    fleet_dir_in(&crate::secrets::state_root().join(lab))
+}
+
+/// The journal of the lab whose state directory is `lab_dir`; it exists
+/// exactly while the lab has something on this host (see [`journal`]).
+pub fn journal_in(lab_dir: &Path) -> PathBuf {
+    fleet_dir_in(lab_dir).join("journal.jsonl")
 }
 
 fn journal_path(lab: &str) -> PathBuf {
-    fleet_dir(lab).join("journal.jsonl")
+    journal_in(&crate::secrets::state_root().join(lab))
 }
 
 fn require_root() -> Result<(), FleetError> {
@@ -215,7 +233,11 @@ fn require_root() -> Result<(), FleetError> {
 fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     require_root()?;
     let started = Instant::now();
-    let name = load::lab_name(&args.file)?;
+    // Validated before anything is made; compiled (which may make the
+    // lab's token) once the journal can record it.
+    let file = LabFile::load(&args.file)?;
+    let name = file.name().to_string();
+    names::check_lab(&name)?;
     let journal = journal_path(&name);
     if journal.exists() {
         return Err(FleetError::AlreadyUp { lab: name, journal });
@@ -232,11 +254,11 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
         journal.record(&Entry::Path { path: lab_dir.join("token") })?;
     }
     if args.boards == Boards::Emulated {
-        return up_emulated(args, &name, &dir, journal, started);
+        return up_emulated(args, file, &dir, journal, started);
     }
     // Until the fleet is built, any failure takes back what was made: a
     // half-built fleet is of no use to look at.
-    let built = prepare(args).and_then(|(lab, agent)| {
+    let built = prepare(file, args).and_then(|(lab, agent)| {
         let mut progress = Progress::new(&node_names(&lab), &progress::FLEET_STEPS, args.json);
         let mut fleet = build::Fleet { lab: &lab, dir, journal, agent };
         let children = fleet.build(&mut progress.lines)?;
@@ -266,7 +288,7 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
 /// down with them; boards that came up but are not healthy stay for a look.
 fn up_emulated(
     args: &UpArgs,
-    name: &str,
+    file: LabFile,
     dir: &Path,
     mut journal: Journal,
     started: Instant,
@@ -281,7 +303,9 @@ fn up_emulated(
         json: args.json,
     };
     let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
-    match crate::emulated::up(&args.file, &opts, dir, &mut journal, &stopped) {
+    let name = file.name().to_string();
+    let name = name.as_str();
+    match crate::emulated::up(file, &opts, dir, &mut journal, &stopped) {
         Ok(boards) => {
             crate::emulated::print_state(name, &boards, started.elapsed().as_secs_f64(), args.json);
             Ok(ExitCode::SUCCESS)
@@ -303,8 +327,8 @@ fn node_names(lab: &FleetLab) -> Vec<String> {
 }
 
 /// Compile the lab, find the agent and check that every name is free.
-fn prepare(args: &UpArgs) -> Result<(FleetLab, PathBuf), FleetError> {
-    let lab = load::load(&args.file)?;
+fn prepare(file: LabFile, args: &UpArgs) -> Result<(FleetLab, PathBuf), FleetError> {
+    let lab = FleetLab::new(&file.compile()?)?;
     let agent = agent::find(args.agent.as_deref())?;
     build::preflight(&lab)?;
     Ok((lab, agent))
@@ -387,7 +411,11 @@ fn run_down(args: &DownArgs) -> Result<ExitCode, FleetError> {
             names::check_lab(name)?;
             name.clone()
         }
-        (None, Some(file)) => load::lab_name(file)?,
+        (None, Some(file)) => {
+            let name = crate::lab_file::name_only(file)?;
+            names::check_lab(&name)?;
+            name
+        }
         (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
     };
     if !journal_path(&name).exists() && !fleet_dir(&name).exists() {
