@@ -25,6 +25,7 @@ pub mod console;
 pub mod qemu;
 pub mod wiring;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -256,7 +257,7 @@ pub struct BoardState {
     pub pid: u32,
     pub phase: Phase,
     /// Seconds from the emulator's start to each phase reached.
-    pub seconds: Vec<(Phase, f64)>,
+    pub seconds: BTreeMap<Phase, f64>,
     /// What the agent last said is wrong, when not healthy.
     pub waiting: String,
     /// The emulator's resident memory, MiB.
@@ -272,7 +273,7 @@ impl BoardState {
         }
         let at = self.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
         for p in Phase::ALL.into_iter().filter(|p| *p > self.phase && *p <= phase) {
-            self.seconds.push((p, at));
+            self.seconds.insert(p, at);
         }
         self.phase = phase;
     }
@@ -313,11 +314,12 @@ fn ssh_key(lab: &str, journal: &mut Journal) -> Result<crate::secrets::SshKey, E
     let made = crate::secrets::SshKey::existing(lab).is_none();
     let key = crate::secrets::lab_ssh_key(lab)?;
     if made {
-        for path in [&key.private, &key.public] {
-            journal.record(&Entry::Path { path: path.clone() })?;
-        }
+        // The folder first: `down` undoes newest first, files before it.
         if let Some(dir) = key.private.parent() {
             journal.record(&Entry::Path { path: dir.to_path_buf() })?;
+        }
+        for path in [&key.private, &key.public] {
+            journal.record(&Entry::Path { path: path.clone() })?;
         }
     }
     journal.record(&Entry::Path { path: key.known_hosts.clone() })?;
@@ -481,7 +483,7 @@ fn start(
             mac,
             pid,
             phase: Phase::PoweredOn,
-            seconds: Vec::new(),
+            seconds: BTreeMap::new(),
             waiting: String::new(),
             emulator_rss_mib: None,
             started: Some(Instant::now()),
@@ -651,7 +653,7 @@ pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, json: bool) {
     }
     println!("lab {lab} is up on {} emulated Pi 3B boards in {seconds:.0} s\n", boards.len());
     let at = |b: &BoardState, p: Phase| {
-        b.seconds.iter().find(|(q, _)| *q == p).map_or("-".into(), |(_, s)| format!("{s:.0}s"))
+        b.seconds.get(&p).map_or("-".into(), |s| format!("{s:.0}s"))
     };
     let rows: Vec<Vec<String>> = boards
         .iter()
@@ -732,7 +734,7 @@ mod tests {
             mac: String::new(),
             pid: 0,
             phase: Phase::PoweredOn,
-            seconds: Vec::new(),
+            seconds: BTreeMap::new(),
             waiting: String::new(),
             emulator_rss_mib: None,
             started: Some(Instant::now()),
@@ -740,7 +742,7 @@ mod tests {
         b.reach(Phase::Systemd);
         b.reach(Phase::Kernel);
         b.reach(Phase::Systemd);
-        let phases: Vec<Phase> = b.seconds.iter().map(|(p, _)| *p).collect();
+        let phases: Vec<Phase> = b.seconds.keys().copied().collect();
         assert_eq!(phases, vec![Phase::Kernel, Phase::Systemd]);
     }
 }
