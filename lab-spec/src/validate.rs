@@ -8,10 +8,20 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, list};
 use crate::lab::{Endpoint, Lab, Link};
 use crate::node_config::Role;
 
-/// `declared`: every node name in the file, including nodes left out of
-/// `lab` because of their own errors.
-pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
-    let mut v = Validator { lab, declared, found: Vec::new() };
+/// What the file declares but `Lab` leaves out because of its own errors,
+/// already reported: what refers to it is not reported again (an error
+/// caused by an earlier error only misleads).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Every node name in the file, including nodes left out of `Lab`.
+    pub nodes: Vec<String>,
+    /// Access ports (`node`, `interface`) of segments left out of `Lab`.
+    pub access_ports: Vec<(String, String)>,
+}
+
+pub fn check(lab: &Lab, left_out: &LeftOut, diags: &mut Diagnostics) {
+    let declared = &left_out.nodes;
+    let mut v = Validator { lab, declared, left_out, found: Vec::new() };
     v.links();
     v.interfaces_used_once();
     v.unique_node_fields();
@@ -23,6 +33,7 @@ pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
 struct Validator<'a> {
     lab: &'a Lab,
     declared: &'a [String],
+    left_out: &'a LeftOut,
     found: Vec<Diagnostic>,
 }
 
@@ -124,7 +135,9 @@ impl Validator<'_> {
                         format!("host {} is linked to {role} {}", host.node, other.node),
                         "hosts attach to an access port of a leaf",
                     );
-                } else if lab.segment_of_access(&other.node, &other.interface).is_none() {
+                } else if lab.segment_of_access(&other.node, &other.interface).is_none()
+                    && !self.in_left_out_segment(other)
+                {
                     self.error(
                         other.spans.whole.clone(),
                         format!("host {} is linked to {other}, which is not an access port of any segment", host.node),
@@ -142,6 +155,10 @@ impl Validator<'_> {
                 "hosts attach to an access port of a leaf",
             ),
         }
+    }
+
+    fn in_left_out_segment(&self, end: &Endpoint) -> bool {
+        self.left_out.access_ports.iter().any(|(n, i)| *n == end.node && *i == end.interface)
     }
 
     /// Each `node:interface` appears in at most one link and one segment

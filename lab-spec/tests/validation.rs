@@ -583,3 +583,40 @@ fn invisible_and_control_characters_are_escaped() {
     assert!(shown.contains("\"eth\\01\" is not a valid interface name"), "{shown}");
     assert!(!shown.contains('\u{0}') && !shown.contains('\u{200b}'), "{shown:?}");
 }
+
+#[test]
+fn an_error_caused_by_an_earlier_error_is_not_reported() {
+    // h1 is on l1:eth3, the access port of a segment whose VNI is wrong:
+    // the VNI is the one mistake.
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 0\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_error(&text, 32, 7, "vni 0 is out of range", "between 1 and 16777215");
+    // A value the TOML parser cannot read is not also a key written twice.
+    let text = BASE.replace("role = \"router\"\nasn = 200", "role = router\nasn = 200");
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+}
+
+#[test]
+fn toml_syntax_errors_name_the_key() {
+    let text = BASE.replace("asn = 200", "asn = 65001x");
+    assert_error(
+        &text,
+        9,
+        7,
+        "invalid TOML in the value of \"asn\" in [nodes.r2]: ",
+        "numbers, true and false stay bare",
+    );
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r2:eth1");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the value of \"b\" in [[links]]: "));
+    let text = format!("{BASE}[nodes.r3\n");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in a table header: "), "{found:#?}");
+    let text = format!("nme = \"t\"\nx y = 1\n{BASE}");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the lab file: "), "{found:#?}");
+}
