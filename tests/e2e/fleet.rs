@@ -440,6 +440,51 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
     assert!(out.status.success(), "{}", text(&out));
 }
 
+/// Ctrl-C during `up` stops it cleanly (exit 130, saying so); `down` then
+/// leaves nothing: namespaces, root links, FRR, processes, state.
+#[test]
+fn ctrl_c_during_up_stops_it_and_down_leaves_nothing() {
+    if !prerequisites("ctrl_c_up", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("fabric.toml", "ci", 250);
+    let up = lab
+        .pi_lab()
+        .args(["lab", "up", "--json"])
+        .arg(&lab.file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once namespaces and FRR exist: halfway through the build.
+    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
+    let mut up = up;
+    eventually(60, || {
+        let text = std::fs::read_to_string(&journal).unwrap_or_default();
+        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
+            Ok(())
+        } else {
+            Err("no FRR yet".into())
+        }
+    })
+    .unwrap();
+    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be interrupted");
+    let sent = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = up.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    eprintln!("lab up said:\n{said}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted"), "{said}");
+    // Interrupted while building, `up` takes back what it made itself.
+    if said.contains("removed what it had made") {
+        assert_eq!(lab.leftovers(), Vec::<String>::new(), "{said}");
+    }
+    let out = lab.down();
+    assert!(out.status.success(), "lab down failed: {}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
+}
+
 #[test]
 fn down_removes_a_converged_lab_completely() {
     if !prerequisites("down_complete", true, TOOLS) {
