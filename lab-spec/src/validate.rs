@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
+use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, list};
 use crate::lab::{Endpoint, Lab, Link};
 use crate::node_config::Role;
 
@@ -65,9 +65,9 @@ impl Validator<'_> {
         }
         let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
         let help = match did_you_mean(&end.node, &names) {
-            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", names.join(", ")),
+            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", list(&names)),
             None if names.is_empty() => "define it as [nodes.NAME]".to_string(),
-            None => format!("known nodes are {}", names.join(", ")),
+            None => format!("known nodes are {}", list(&names)),
         };
         self.error(
             end.spans.node.clone(),
@@ -295,7 +295,7 @@ impl Validator<'_> {
                     let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
                     let help = match did_you_mean(leaf, &names) {
                         Some(n) => format!("did you mean \"{n}\"?"),
-                        None => format!("known nodes are {}", names.join(", ")),
+                        None => format!("known nodes are {}", list(&names)),
                     };
                     self.error(
                         span,

@@ -525,3 +525,61 @@ fn an_empty_nodes_table() {
     let text = "name = \"t\"\nnodes = {}\n";
     assert_error(text, 2, 9, "the lab has no nodes", "[nodes.NAME]");
 }
+
+#[test]
+fn a_hostile_file_does_not_flood_the_terminal() {
+    // 2,000 nodes and 2,000 references to nodes that do not exist.
+    let mut text = String::from("name = \"t\"\n");
+    for i in 0..2000 {
+        text.push_str(&format!("[nodes.r{i}]\nrole = \"router\"\nasn = {}\n", i + 1));
+    }
+    for i in 0..1000 {
+        text.push_str(&format!("[[links]]\na = \"x{i}:eth1\"\nb = \"y{i}:eth1\"\n"));
+    }
+    let diags = parse(&text, "t.toml").unwrap_err();
+    assert_eq!(diags.errors().count(), 2000, "every error is still found");
+    let shown = diags.to_string();
+    assert!(shown.len() < 64 * 1024, "{} bytes", shown.len());
+    assert!(shown.contains("known nodes are r0, r1, r10, r100, r1000, r1001, r1002, r1003, r1004, r1005 and 1990 more\n"), "{shown}");
+    assert!(shown.contains("... and 1950 more not shown here"), "{shown}");
+    assert!(shown.ends_with("t.toml: 2000 errors"), "{shown}");
+}
+
+#[test]
+fn a_very_long_line_is_cut_around_the_caret() {
+    let many = "\"10.0.0.1\", ".repeat(2000);
+    let text = format!("{BASE}\n[sflow]\ncollectors = [{many}\"bad\"]\n");
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(shown.lines().all(|l| l.chars().count() < 200), "{shown}");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].starts_with("t.toml:16:"), "{shown}");
+    // The last 120 characters of the line, the caret under "bad".
+    let cut = format!("…{}\"bad\"]", &many[many.len() - 114..]);
+    assert_eq!(lines[2], format!("16 | {cut}"));
+    assert_eq!(lines[3], format!("   | {}^^^^^", " ".repeat(cut.chars().count() - 6)));
+
+    // A long value at the start of its line: the line is cut after it.
+    let text = BASE.replace("a = \"r1:eth1\"", &format!("a = \"r1:eth1\" # {}", "x".repeat(5000)));
+    let text = text.replace("b = \"r2:eth1\"", "b = \"r9:eth1\"");
+    let text = text.replace("[[links]]", &format!("[[links]] # {}", "y".repeat(5000)));
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(shown.contains("13 | b = \"r9:eth1\"\n   |      ^^\n"), "{shown}");
+    let text = BASE.replace("asn = 200", &format!("asn = 200\n{} = 1", "k".repeat(5000)));
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0].chars().count(), "t.toml:10:1: error: ".len() + 300, "{}", lines[0]);
+    assert_eq!(lines[2], format!("10 | {}…", "k".repeat(120)));
+    assert_eq!(lines[3], format!("   | {}", "^".repeat(120)));
+}
+
+#[test]
+fn invisible_and_control_characters_are_escaped() {
+    let text =
+        BASE.replace("[nodes.r2]", "[nodes.\"r\u{200b}2\"]").replace("r2:eth1", "r2:eth\\u00001");
+    let diags = parse(&text, "t.toml").unwrap_err();
+    let shown = diags.to_string();
+    assert!(shown.contains("node name \"r\\u{200b}2\" is not a valid name"), "{shown}");
+    assert!(shown.contains("7 | [nodes.\"r\\u{200b}2\"]\n  |        ^^^^^^^^^^^^\n"), "{shown}");
+    assert!(shown.contains("\"eth\\01\" is not a valid interface name"), "{shown}");
+    assert!(!shown.contains('\u{0}') && !shown.contains('\u{200b}'), "{shown:?}");
+}

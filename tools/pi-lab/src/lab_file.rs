@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use lab_spec::diagnostics::did_you_mean;
+use lab_spec::diagnostics::{did_you_mean, list};
 use lab_spec::{Diagnostics, Lab, LabError, NodeConfig, Plan};
 
 #[derive(Debug, thiserror::Error)]
@@ -156,8 +156,8 @@ pub fn unknown_node<'a>(
 ) -> LabFileError {
     let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
     let hint = match did_you_mean(node, &names) {
-        Some(n) => format!("did you mean {n:?}? nodes are: {}", names.join(", ")),
-        None => format!("nodes are: {}", names.join(", ")),
+        Some(n) => format!("did you mean {n:?}? nodes are: {}", list(&names)),
+        None => format!("nodes are: {}", list(&names)),
     };
     LabFileError::UnknownNode {
         node: node.to_string(),
