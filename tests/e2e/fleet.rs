@@ -77,6 +77,31 @@ impl TestLab {
         serde_json::from_slice(&out.stdout).expect("lab up --json prints JSON")
     }
 
+    /// `lab up` started in the background (stdout dropped, stderr kept),
+    /// returned once the journal shows namespaces and FRR: halfway through.
+    fn up_until_frr(&self) -> std::process::Child {
+        let mut up = self
+            .pi_lab()
+            .args(["lab", "up", "--json"])
+            .arg(&self.file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let journal = self.state.join(&self.name).join("fleet/journal.jsonl");
+        eventually(60, || {
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
+                Ok(())
+            } else {
+                Err("no FRR yet".into())
+            }
+        })
+        .unwrap();
+        assert!(up.try_wait().unwrap().is_none(), "lab up ended before it was halfway");
+        up
+    }
+
     fn down(&self) -> Output {
         self.pi_lab().args(["lab", "down", "--name", &self.name]).output().unwrap()
     }
@@ -410,25 +435,8 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
         return;
     }
     let lab = TestLab::new("fabric.toml", "kd", 243);
-    let mut up = lab
-        .pi_lab()
-        .args(["lab", "up", "--json"])
-        .arg(&lab.file)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill -9 once namespaces and FRR exist: halfway through.
-    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
-    eventually(60, || {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
-            Ok(())
-        } else {
-            Err("no FRR yet".into())
-        }
-    })
-    .unwrap();
-    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be killed");
+    let mut up = lab.up_until_frr();
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(!lab.leftovers().is_empty(), "the killed up left something to clean");
@@ -448,27 +456,8 @@ fn ctrl_c_during_up_stops_it_and_down_leaves_nothing() {
         return;
     }
     let lab = TestLab::new("fabric.toml", "ci", 250);
-    let up = lab
-        .pi_lab()
-        .args(["lab", "up", "--json"])
-        .arg(&lab.file)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt once namespaces and FRR exist: halfway through the build.
-    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
-    let mut up = up;
-    eventually(60, || {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
-            Ok(())
-        } else {
-            Err("no FRR yet".into())
-        }
-    })
-    .unwrap();
-    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be interrupted");
+    let up = lab.up_until_frr();
     let sent = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
     assert!(sent.success());
     let out = up.wait_with_output().unwrap();
