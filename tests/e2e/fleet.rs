@@ -22,24 +22,29 @@ use crate::common::{bin, prerequisites, workspace};
 /// The agent's reconcile interval (10 s by default) plus a pass's time.
 const REPAIR_SECS: u64 = 12;
 
-const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
+pub(crate) const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
 
 /// A lab of this test, torn down when dropped.
-struct TestLab {
-    name: String,
-    file: PathBuf,
-    state: PathBuf,
+pub(crate) struct TestLab {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+    pub(crate) state: PathBuf,
 }
 
 impl TestLab {
     /// A copy of `example` with a unique name and management subnet
     /// `172.31.{subnet}.0/24`.
-    fn new(example: &str, tag: &str, subnet: u8) -> Self {
+    pub(crate) fn new(example: &str, tag: &str, subnet: u8) -> Self {
         Self::edited(example, tag, subnet, |_| {})
     }
 
     /// Like [`TestLab::new`], with `edit` applied to the lab file first.
-    fn edited(example: &str, tag: &str, subnet: u8, edit: impl FnOnce(&mut toml::Table)) -> Self {
+    pub(crate) fn edited(
+        example: &str,
+        tag: &str,
+        subnet: u8,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
         let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
         let _ = std::fs::remove_dir_all(&root);
@@ -60,13 +65,13 @@ impl TestLab {
         TestLab { name, file, state: root.join("state") }
     }
 
-    fn pi_lab(&self) -> Command {
+    pub(crate) fn pi_lab(&self) -> Command {
         let mut cmd = Command::new(bin("pi-lab"));
         cmd.env("PI_LAB_STATE_DIR", &self.state).env("PI_LAB_AGENT", bin("node-agent"));
         cmd
     }
 
-    fn up(&self) -> serde_json::Value {
+    pub(crate) fn up(&self) -> serde_json::Value {
         let out = self
             .pi_lab()
             .args(["lab", "up", "--json", "--timeout", "150"])
@@ -106,12 +111,12 @@ impl TestLab {
         self.pi_lab().args(["lab", "down", "--name", &self.name]).output().unwrap()
     }
 
-    fn ns(&self, node: &str) -> String {
+    pub(crate) fn ns(&self, node: &str) -> String {
         format!("{}-{node}", self.name)
     }
 
     /// The NodeConfig the fleet handed to `node`'s agent.
-    fn config(&self, node: &str) -> NodeConfig {
+    pub(crate) fn config(&self, node: &str) -> NodeConfig {
         let path = self.state.join(&self.name).join("fleet/nodes").join(format!("{node}.toml"));
         NodeConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
@@ -123,7 +128,7 @@ impl TestLab {
     }
 
     /// Run a command inside `node`'s namespace.
-    fn exec(&self, node: &str, args: &[&str]) -> Output {
+    pub(crate) fn exec(&self, node: &str, args: &[&str]) -> Output {
         Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args).output().unwrap()
     }
 
@@ -178,12 +183,15 @@ fn lines_with<'a>(bytes: &'a [u8], needle: &'a str) -> impl Iterator<Item = Stri
         .map(str::to_string)
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Poll `check` until it holds or `secs` pass; the last failure otherwise.
-fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+pub(crate) fn eventually(
+    secs: u64,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         match check() {
@@ -195,7 +203,7 @@ fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Resul
 }
 
 /// Every BGP neighbour of `node` is Established, as FRR says.
-fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
+pub(crate) fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
     let config = lab.config(node);
     let Some(bgp) = &config.bgp else { return Ok(()) };
     let out = Command::new("vtysh")
@@ -218,7 +226,7 @@ fn has_route(lab: &TestLab, node: &str, dst: &str) -> bool {
     routes.as_array().into_iter().flatten().any(|r| r["dst"] == dst)
 }
 
-fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
+pub(crate) fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
     let out = lab.exec(node, &["ping", "-c", "1", "-W", "1", "-I", port, address]);
     if out.status.success() {
         Ok(())
@@ -289,7 +297,7 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
 }
 
 /// `config`'s port in the subnet of `subnet_of`.
-fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
+pub(crate) fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
     let iface = config
         .interfaces
         .iter()

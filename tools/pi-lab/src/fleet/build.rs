@@ -139,7 +139,7 @@ impl Fleet<'_> {
     fn frr(&mut self, lines: &mut [NodeLine]) -> Result<(), FleetError> {
         let mut routers = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
-            if node.bgp.is_none() {
+            if !node.runs_frr() {
                 lines[index].skip(Step::Frr);
                 continue;
             }
@@ -148,7 +148,7 @@ impl Fleet<'_> {
             self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
             self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
             self.journal.record(&Entry::Frr { netns: ns.clone() })?;
-            frr::write_pathspace(&ns, &lab_spec::frr::render(&fleet_config(node)))
+            frr::write_pathspace(&ns, &fleet_config(node))
                 .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
             routers.push((index, ns, node.hostname.as_str()));
         }
@@ -192,7 +192,7 @@ impl Fleet<'_> {
             source: std::io::Error::other(e),
         })?;
         write_atomic(&files.config, &text)?;
-        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.bgp.is_some(), &files)?;
+        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.runs_frr(), &files)?;
         self.journal.record(&Entry::Process {
             netns: ns,
             pid: child.id(),
