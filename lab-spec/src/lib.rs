@@ -13,6 +13,7 @@ pub mod announce;
 pub mod compile;
 pub mod diagnostics;
 pub mod frr;
+pub mod frr_state;
 pub mod health;
 pub mod lab;
 pub mod node_check;

@@ -14,18 +14,20 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Source, Span, did_you_mean, li
 use crate::lab::{
     BgpSpec, Endpoint, EndpointSpans, FloodingMode, Lab, Link, LinkSpans, ManagementSpans,
     ManagementSpec, Node, NodeSpans, PoolSpans, Pools, SegmentSpans, SegmentSpec, SflowSpec,
-    defaults,
+    UnderlayProtocol, UnderlaySpans, UnderlaySpec, defaults,
 };
-use crate::node_config::{Led, Role};
+use crate::node_config::{IgpTimers, Led, Role};
 
 type Table<'i> = DeTable<'i>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] =
-    &["name", "management", "pools", "bgp", "sflow", "nodes", "links", "segments"];
+    &["name", "management", "pools", "underlay", "bgp", "sflow", "nodes", "links", "segments"];
+const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead"];
+const PROTOCOLS: &[&str] = &["ebgp", "ospf", "isis"];
 const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
 const POOL_KEYS: &[&str] = &["loopback", "p2p", "segments"];
-const BGP_KEYS: &[&str] = &["keepalive", "hold", "connect_retry", "multipath"];
+const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multipath"];
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
 const NODE_KEYS: &[&str] = &["role", "asn", "id", "serial", "mac", "management", "loopback", "led"];
 const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet"];
@@ -324,12 +326,24 @@ impl Reader {
         );
         let management = self.management(doc);
         let pools = self.pools(doc, &management);
+        let underlay = self.underlay(doc);
         let bgp = self.bgp(doc);
         let sflow = self.sflow(doc, &management);
         let nodes = self.nodes(doc);
         let links = self.links(doc);
         let segments = self.segments(doc);
-        Some(Lab { name: name?.0, management, pools, bgp, sflow, nodes, links, segments, source })
+        Some(Lab {
+            name: name?.0,
+            management,
+            pools,
+            underlay,
+            bgp,
+            sflow,
+            nodes,
+            links,
+            segments,
+            source,
+        })
     }
 
     fn management(&mut self, doc: &Table) -> ManagementSpec {
@@ -400,11 +414,77 @@ impl Reader {
         }
     }
 
+    /// `[underlay]`: protocol, area and IGP timers (checked against each
+    /// other: an IS-IS area is not an OSPF area).
+    fn underlay(&mut self, doc: &Table) -> UnderlaySpec {
+        let place = "[underlay]";
+        let empty = Table::new();
+        let t = self.section(doc, "underlay", UNDERLAY_KEYS, &empty);
+        let protocol = self.converted(t, "protocol", place, protocol);
+        let (protocol, protocol_span) = split(protocol, UnderlayProtocol::Ebgp);
+        let defaults = IgpTimers::default();
+        let hello = self.integer(t, "hello", place, 1..=600);
+        let dead = self.integer(t, "dead", place, 2..=65535);
+        let h = hello.as_ref().map_or(i128::from(defaults.hello), |h| h.0);
+        if let Some((d, span)) = &dead {
+            if *d <= h {
+                self.error(
+                    span.clone(),
+                    format!("dead {d} must be longer than hello {h}"),
+                    "dead is usually four times hello (hello = 1, dead = 4)",
+                );
+            } else if protocol == UnderlayProtocol::Isis && (d + h - 1) / h > 100 {
+                self.error(
+                    span.clone(),
+                    format!("dead {d} is more than 100 hellos of {h} s"),
+                    "IS-IS holds an adjacency for 2 to 100 hellos (isis hello-multiplier)",
+                );
+            }
+        }
+        let area = match protocol {
+            UnderlayProtocol::Ospf => self.converted(t, "area", place, ospf_area),
+            UnderlayProtocol::Isis => self.converted(t, "area", place, isis_area),
+            UnderlayProtocol::Ebgp => {
+                if let Some(v) = t.get("area") {
+                    self.error(
+                        v.span(),
+                        "area with an eBGP underlay",
+                        "areas belong to OSPF and IS-IS; set protocol = \"ospf\" or \"isis\", or remove area",
+                    );
+                }
+                None
+            }
+        };
+        let default_area = match protocol {
+            UnderlayProtocol::Ospf => defaults::OSPF_AREA,
+            UnderlayProtocol::Isis => defaults::ISIS_AREA,
+            UnderlayProtocol::Ebgp => "",
+        };
+        let (area, area_span) = split(area, default_area.to_string());
+        let int =
+            |f: &Field<i128>, d: u16| f.as_ref().map_or(d, |(v, _)| u16::try_from(*v).unwrap_or(d));
+        UnderlaySpec {
+            protocol,
+            area,
+            timers: IgpTimers {
+                hello: int(&hello, defaults.hello),
+                dead: int(&dead, defaults.dead),
+            },
+            spans: UnderlaySpans {
+                protocol: protocol_span,
+                area: area_span,
+                hello: hello.map(|h| h.1),
+                dead: dead.map(|d| d.1),
+            },
+        }
+    }
+
     fn bgp(&mut self, doc: &Table) -> BgpSpec {
         let place = "[bgp]";
         let empty = Table::new();
         let t = self.section(doc, "bgp", BGP_KEYS, &empty);
         let timers = crate::node_config::BgpTimers::default();
+        let asn = self.integer(t, "asn", place, ASN_RANGE);
         let keepalive = self.integer(t, "keepalive", place, 1..=65535);
         let hold = self.integer(t, "hold", place, 0..=65535);
         let connect_retry = self.integer(t, "connect_retry", place, 1..=65535);
@@ -428,6 +508,8 @@ impl Reader {
         }
         let int = |f: Field<i128>, d: u16| f.map_or(d, |(v, _)| u16::try_from(v).unwrap_or(d));
         BgpSpec {
+            asn: asn.as_ref().map(|(a, _)| *a as u32),
+            asn_span: asn.map(|a| a.1),
             keepalive: int(keepalive, timers.keepalive),
             hold: int(hold, timers.hold),
             connect_retry: int(connect_retry, timers.connect_retry),
@@ -545,8 +627,6 @@ impl Reader {
                     "only routers, spines and leaves have loopbacks; remove it",
                 );
             }
-        } else if asn.is_none() && !t.contains_key("asn") {
-            self.error(name_span.clone(), format!("{role} {name} has no asn"), "add asn = N (1 to 4294967294; private ASNs are 64512-65534 and 4200000000-4294967294)");
         }
         Some(Node {
             name: name.to_string(),
@@ -929,6 +1009,52 @@ fn role(s: &str) -> Check<Role> {
                 None => format!("expected one of: {}", list(ROLES)),
             },
         )),
+    }
+}
+
+fn protocol(s: &str) -> Check<UnderlayProtocol> {
+    match s {
+        "ebgp" => Ok(UnderlayProtocol::Ebgp),
+        "ospf" => Ok(UnderlayProtocol::Ospf),
+        "isis" => Ok(UnderlayProtocol::Isis),
+        _ => Err((
+            format!("unknown underlay protocol \"{s}\""),
+            match did_you_mean(s, PROTOCOLS) {
+                Some(p) => format!("did you mean \"{p}\"?"),
+                None => "expected \"ebgp\" (the default), \"ospf\" or \"isis\"".to_string(),
+            },
+        )),
+    }
+}
+
+/// An OSPF area: a dotted quad, or a number written as a string.
+fn ospf_area(s: &str) -> Check<String> {
+    if let Ok(addr) = s.parse::<Ipv4Addr>() {
+        return Ok(addr.to_string());
+    }
+    match s.parse::<u32>() {
+        Ok(n) => Ok(Ipv4Addr::from(n).to_string()),
+        Err(_) => Err((
+            format!("OSPF area \"{s}\" is neither a dotted quad nor a number"),
+            "write area = \"0.0.0.0\" (the backbone) or area = \"0\"".to_string(),
+        )),
+    }
+}
+
+/// An IS-IS area address: an AFI byte and up to six groups of four hex
+/// digits, e.g. `49.0001`.
+pub fn isis_area(s: &str) -> Check<String> {
+    let mut parts = s.split('.');
+    let afi = parts.next().unwrap_or("");
+    let groups: Vec<&str> = parts.collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    if hex(afi, 2) && groups.len() <= 6 && groups.iter().all(|g| hex(g, 4)) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err((
+            format!("IS-IS area \"{s}\" is not an area address"),
+            "write two hex digits and groups of four, e.g. area = \"49.0001\"".to_string(),
+        ))
     }
 }
 

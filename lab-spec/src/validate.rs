@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, list};
-use crate::lab::{Endpoint, Lab, Link};
+use crate::lab::{Endpoint, Lab, Link, UnderlayProtocol};
 use crate::node_config::Role;
 
 /// What the file declares but `Lab` leaves out because of its own errors,
@@ -27,6 +27,7 @@ pub fn check(lab: &Lab, left_out: &LeftOut, diags: &mut Diagnostics) {
     v.unique_node_fields();
     v.names_differ_in_more_than_case();
     v.segments();
+    v.bgp_speakers();
     diags.extend(v.found);
 }
 
@@ -288,6 +289,60 @@ impl Validator<'_> {
                         format!("add \"{}\" to leaves, or use a port of a member leaf", end.node),
                     );
                 }
+            }
+        }
+    }
+
+    /// Who runs BGP in which AS. An eBGP underlay needs an AS on every
+    /// router. With an IGP underlay BGP is iBGP in one AS, and only where
+    /// it is needed: on the nodes that speak EVPN (and on routers given an
+    /// AS).
+    fn bgp_speakers(&mut self) {
+        let lab = self.lab;
+        let asn_help = "add asn = N (1 to 4294967294; private ASNs are 64512-65534 and 4200000000-4294967294), or set it once for all nodes in [bgp]";
+        if lab.underlay.protocol == UnderlayProtocol::Ebgp {
+            for node in lab.nodes.values().filter(|n| n.is_router()) {
+                if lab.asn_of(node).is_none() {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!("{} {} has no asn", node.role, node.name),
+                        asn_help,
+                    );
+                }
+            }
+            return;
+        }
+        let protocol = match lab.underlay.protocol {
+            UnderlayProtocol::Isis => "an IS-IS",
+            _ => "an OSPF",
+        };
+        let mut first: Option<(u32, &str)> = None;
+        for node in lab.nodes.values().filter(|n| n.is_router()) {
+            let Some(asn) = lab.asn_of(node) else {
+                if lab.carries_evpn(node) {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!(
+                            "{} {} speaks EVPN, which rides on iBGP, but has no asn",
+                            node.role, node.name
+                        ),
+                        "set the fabric's AS once: [bgp] asn = 65000",
+                    );
+                }
+                continue;
+            };
+            match first {
+                None => first = Some((asn, &node.name)),
+                Some((other, owner)) if other != asn => {
+                    let span = node.spans.asn.clone().unwrap_or(node.spans.name.clone());
+                    self.error(
+                        span,
+                        format!("{} is in AS {asn} but {owner} is in AS {other}; with {protocol} underlay BGP is iBGP in one AS", node.name),
+
+                        "give every node the same AS (set [bgp] asn once and drop the nodes' asn), or use [underlay] protocol = \"ebgp\" for eBGP between ASes",
+                    );
+                }
+                Some(_) => {}
             }
         }
     }

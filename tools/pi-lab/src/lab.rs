@@ -211,7 +211,7 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
 
 /// The frr.conf the node will get; hosts run no routing stack.
 fn frr_conf(config: &NodeConfig) -> Option<String> {
-    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
+    config.runs_frr().then(|| lab_spec::frr::render(config))
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), LabCmdError> {

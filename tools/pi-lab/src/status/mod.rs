@@ -140,6 +140,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "UPTIME",
         "TEMP",
         "THROTTLED",
+        "IGP",
         "BGP",
         "VNIS",
         "SFLOW",
@@ -160,7 +161,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut cells = vec![s.node.clone(), s.api.ip().to_string(), yes_no(s.reachable)];
     let Some(r) = &s.report else {
-        cells.extend(std::iter::repeat_n("-".to_string(), 7));
+        cells.extend(std::iter::repeat_n("-".to_string(), 8));
         cells.push(yes_no(false));
         return cells;
     };
@@ -171,6 +172,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         (None, _) => "unknown".into(),
     };
     let bgp_up = r.bgp.iter().filter(|n| n.established).count();
+    let igp = igp_cell(r);
     let vnis_ok = r.vxlan.iter().filter(|v| v.ok).count();
     let sflow = if !r.sflow.enabled {
         "off".to_string()
@@ -191,6 +193,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         duration(r.system.uptime_seconds),
         temp,
         throttled,
+        igp,
         format!("{bgp_up}/{}", r.bgp.len()),
         format!("{vnis_ok}/{}", r.vxlan.len()),
         sflow,
@@ -198,6 +201,18 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         yes_no(s.healthy),
     ]);
     cells
+}
+
+/// `ospf 2/2` (Full neighbours) or `isis 2/2` (Up adjacencies); `-`
+/// without an IGP underlay.
+fn igp_cell(r: &HealthReport) -> String {
+    match (r.ospf.is_empty(), r.isis.is_empty()) {
+        (false, _) => format!("ospf {}/{}", r.ospf.iter().filter(|a| a.up).count(), r.ospf.len()),
+        (true, false) => {
+            format!("isis {}/{}", r.isis.iter().filter(|a| a.up).count(), r.isis.len())
+        }
+        (true, true) => "-".into(),
+    }
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `42s`.

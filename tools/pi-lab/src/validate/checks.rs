@@ -273,6 +273,7 @@ pub(crate) mod tests {
                 remote_asn: 65000,
                 interface: format!("eth{}", i + 1),
                 description: format!("spine{}", i + 1),
+                route_reflector_client: false,
             });
         }
         let mut r = report();
