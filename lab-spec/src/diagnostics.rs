@@ -27,6 +27,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What would be right.
     pub help: Option<String>,
+    /// The kind of finding, for findings a reader may want to group or
+    /// filter (e.g. [`crate::alloc::DISPLACED`]).
+    pub code: Option<&'static str>,
 }
 
 impl Diagnostic {
@@ -36,7 +39,13 @@ impl Diagnostic {
             span: span.into(),
             message: message.into(),
             help: None,
+            code: None,
         }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     pub fn warning(span: impl Into<Option<Span>>, message: impl Into<String>) -> Self {
@@ -157,6 +166,7 @@ impl Diagnostics {
             severity: d.severity,
             message: d.message.clone(),
             help: d.help.clone(),
+            code: d.code,
         }
     }
 
@@ -312,6 +322,8 @@ pub struct Located {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// The closest candidate to `word`, if it is close enough to be a typo.

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use lab_spec::NodeConfig;
+use lab_spec::alloc::displaced_name;
+use lab_spec::diagnostics::list;
+use lab_spec::{Diagnostic, Diagnostics, NodeConfig};
 use serde::Serialize;
 
 use crate::lab_file::{LabFile, LabFileError};
@@ -97,10 +99,11 @@ pub enum LabCmdError {
     Fleet(Box<dyn std::error::Error + Send + Sync>),
 }
 
-pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
+/// `verbose` (`-v`): show every warning on its own.
+pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
     match cmd {
-        LabCommand::Check(args) => check(args),
-        LabCommand::Plan(args) => plan(args),
+        LabCommand::Check(args) => check(args, verbose),
+        LabCommand::Plan(args) => plan(args, verbose),
         LabCommand::Render(args) => render(args),
         LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
@@ -121,7 +124,7 @@ fn load(path: &Path) -> Result<Option<LabFile>, LabCmdError> {
     }
 }
 
-fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
+fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
     let file = match LabFile::load(&args.file) {
         Ok(file) => file,
         Err(LabFileError::Invalid(diags)) => {
@@ -139,7 +142,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
         print_json(file.warnings())?;
     } else {
         if !file.warnings().is_empty() {
-            eprintln!("{}", file.warnings());
+            eprintln!("{}", warnings_text(file.warnings(), verbose));
         }
         println!(
             "{}: lab {} is valid ({} nodes, {} links, {} segments)",
@@ -153,17 +156,46 @@ fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
+fn plan(args: &PlanArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
     let Some(LabFile { plan, .. }) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
     if args.json {
         print_json(&plan)?;
     } else {
         print_text(&crate::plan_table::render(&plan))?;
         if !plan.warnings.is_empty() {
-            eprintln!("\n{}", plan.warnings);
+            eprintln!("\n{}", warnings_text(&plan.warnings, verbose));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A valid lab's warnings for the terminal. Names displaced from their
+/// home address are common in a big lab and say the same thing each: they
+/// fold into one line, unless `verbose`.
+fn warnings_text(warnings: &Diagnostics, verbose: bool) -> String {
+    let (displaced, rest): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        warnings.items.iter().partition(|d| displaced_name(d).is_some());
+    if verbose || displaced.is_empty() {
+        return warnings.to_string();
+    }
+    let mut names: Vec<&str> = displaced.iter().filter_map(|d| displaced_name(d)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let file = &warnings.source.file_name;
+    let count = match names.len() {
+        1 => "1 name is".to_string(),
+        n => format!("{n} names are"),
+    };
+    let line = format!(
+        "{file}: warning: {count} not at their home address and may move when names around them change: {} (pin them with `id` or a fixed address; -v shows each)",
+        list(&names)
+    );
+    if rest.is_empty() {
+        return line;
+    }
+    let others =
+        Diagnostics { source: warnings.source.clone(), items: rest.into_iter().cloned().collect() };
+    format!("{others}\n{line}")
 }
 
 #[derive(Serialize)]
