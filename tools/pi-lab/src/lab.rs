@@ -31,13 +31,18 @@ Examples:
   pi-lab lab plan --json examples/fabric.toml | jq '.nodes.leaf1.loopback'"
     )]
     Plan(PlanArgs),
-    /// Show one node's NodeConfig (and its frr.conf).
-    #[command(after_help = "The config is exactly what the node's agent receives, including the
-SHA-256 of the lab token (from PI_LAB_TOKEN or the lab's state directory).
+    /// Show one node's NodeConfig as its SD card gets it (or its frr.conf).
+    #[command(
+        after_help = "The NodeConfig TOML is exactly what `pi-lab flash` writes to the node's
+card and `pi-lab provision` sends its agent, including the SHA-256 of the
+lab token (from PI_LAB_TOKEN or the lab's state directory).
 
 Examples:
-  pi-lab lab render examples/fabric.toml leaf1
-  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
+  pi-lab lab render examples/fabric.toml leaf1 > leaf1.toml
+  pi-lab flash out/pi3b-trixie.img.zst --to /dev/sdb --node-config leaf1.toml
+  pi-lab lab render --frr examples/fabric.toml leaf1
+  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp"
+    )]
     Render(RenderArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
@@ -76,17 +81,10 @@ pub struct RenderArgs {
     /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
-    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
-    /// card) or `frr` (the frr.conf the agent will write).
-    #[arg(long, value_enum, conflicts_with = "json")]
-    pub only: Option<RenderPart>,
-}
-
-/// One part of `lab render`'s output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RenderPart {
-    Config,
-    Frr,
+    /// Print the frr.conf the node's agent will write instead of the
+    /// NodeConfig.
+    #[arg(long, conflicts_with = "json")]
+    pub frr: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,23 +187,14 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
         print_json(&Rendered { node, config, frr_conf: frr })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
-    match args.only {
-        Some(RenderPart::Config) => {
-            print_text(&toml)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(RenderPart::Frr) => {
-            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        None => {}
+    if args.frr {
+        print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+    } else {
+        // Byte for byte what flash writes to the card: `render > r1.toml`
+        // is a valid `flash --node-config`.
+        let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+        print_text(&toml)?;
     }
-    let mut out = format!("# NodeConfig of {node} in lab {}\n{toml}", lab.name());
-    if let Some(frr) = frr {
-        out.push_str(&format!("\n# ---- frr.conf of {node} ----\n{frr}"));
-    }
-    print_text(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
