@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
+pub mod mbr;
 pub mod plan_table;
 pub mod provision;
 pub mod replace_file;
