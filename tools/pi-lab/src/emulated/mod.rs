@@ -652,9 +652,8 @@ pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, json: bool) {
         return;
     }
     println!("lab {lab} is up on {} emulated Pi 3B boards in {seconds:.0} s\n", boards.len());
-    let at = |b: &BoardState, p: Phase| {
-        b.seconds.get(&p).map_or("-".into(), |s| format!("{s:.0}s"))
-    };
+    let at =
+        |b: &BoardState, p: Phase| b.seconds.get(&p).map_or("-".into(), |s| format!("{s:.0}s"));
     let rows: Vec<Vec<String>> = boards
         .iter()
         .map(|b| {
