@@ -42,8 +42,9 @@ use crate::fleet::{ip, names};
 use crate::lab_file::LabFile;
 use crate::switch::{self, SwitchPlan};
 
-/// Memory qemu needs beside the guest's 1 GiB (code, TCG buffers).
-const EMULATOR_OVERHEAD: u64 = 256 << 20;
+/// Memory qemu needs beside the guest's 1 GiB: its translated-code cache
+/// and its own code and buffers.
+const EMULATOR_OVERHEAD: u64 = (qemu::TB_CACHE_MIB << 20) + (128 << 20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatedError {
@@ -720,8 +721,8 @@ mod tests {
         let gib = 1u64 << 30;
         assert!(fits_in_memory(2, 4 * gib).is_ok());
         let err = fits_in_memory(8, 5 * gib).unwrap_err().to_string();
-        assert!(err.contains("8 emulated boards need about 10240 MiB"), "{err}");
-        assert!(err.contains("4 would fit"), "{err}");
+        assert!(err.contains("8 emulated boards need about 11264 MiB"), "{err}");
+        assert!(err.contains("3 would fit"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub const PACKAGE: &str = "qemu-system-arm";
 /// Guest memory of a Pi 3B; qemu's raspi3b accepts nothing else.
 pub const BOARD_MEMORY: u64 = 1 << 30;
 
+/// qemu's cache of translated guest code, MiB.
+pub const TB_CACHE_MIB: u64 = 256;
+
 /// What qemu needs to start one board.
 #[derive(Debug, Clone)]
 pub struct Board {
@@ -43,6 +46,10 @@ pub fn args(board: &Board) -> Vec<OsString> {
     for s in ["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none", "-nodefaults"] {
         push(s);
     }
+    // qemu's translated-code cache defaults to 1 GiB per emulator; a
+    // quarter of that keeps a board's host memory near its own 1 GiB.
+    push("-accel");
+    push(&format!("tcg,tb-size={TB_CACHE_MIB}"));
     let path = |p: &Path| p.as_os_str().to_owned();
     let mut kv = |k: &str, v: OsString| {
         a.push(k.into());
