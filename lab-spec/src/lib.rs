@@ -15,6 +15,7 @@ pub mod diagnostics;
 pub mod frr;
 pub mod frr_state;
 pub mod health;
+pub mod http_date;
 pub mod lab;
 pub mod node_check;
 pub mod node_config;

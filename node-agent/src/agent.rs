@@ -25,7 +25,7 @@
 //!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
 //!     state_dir: "/var/lib/node-agent".into(),
 //!     interval: std::time::Duration::from_secs(10),
-//!     manage_hostname: true,
+//!     board: true,
 //! };
 //! let (handle, runner) = agent::start(settings)?;
 //! let api = handle.clone();
@@ -64,8 +64,9 @@ pub struct Settings {
     pub frr: Option<Frr>,
     pub state_dir: PathBuf,
     pub interval: Duration,
-    /// Keep the machine's hostname equal to the config's (boards only).
-    pub manage_hostname: bool,
+    /// The agent owns the machine (a board): it keeps the hostname equal to
+    /// the config's. Never in a virtual fleet, whose agents share a host.
+    pub board: bool,
 }
 
 /// What one pass did (network and FRR).
@@ -324,7 +325,7 @@ impl Runner {
         let started = Instant::now();
         let mut report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
         report.sflow_error = self.sflow.sync(cfg);
-        if self.settings.manage_hostname {
+        if self.settings.board {
             // Not a reason to roll a config back: logged, tried next pass.
             match crate::hostname::reconcile(&cfg.hostname, std::path::Path::new("/etc")) {
                 Ok(done) => report.applied.extend(done),

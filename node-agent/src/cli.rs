@@ -32,11 +32,12 @@ pub enum Command {
         /// Seconds between reconcile passes.
         #[arg(long, env = "NODE_AGENT_INTERVAL", default_value_t = 10)]
         interval: u64,
-        /// Keep the machine's hostname (kernel, /etc/hostname, /etc/hosts)
-        /// equal to the config's: on a board, not in a virtual fleet, whose
-        /// agents share the host's hostname.
-        #[arg(long, env = "NODE_AGENT_MANAGE_HOSTNAME")]
-        manage_hostname: bool,
+        /// The agent owns this machine (a board, not a virtual fleet node):
+        /// it keeps the hostname (kernel, /etc/hostname, /etc/hosts) equal
+        /// to the config's and takes the controller's time when no NTP
+        /// server keeps the clock.
+        #[arg(long, env = "NODE_AGENT_BOARD")]
+        board: bool,
         #[command(flatten)]
         common: Common,
     },

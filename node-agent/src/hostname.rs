@@ -4,7 +4,7 @@
 //! sets it before the agent runs; this keeps it right when a new config
 //! arrives over the API (a board provisioned by discovery, a renamed node).
 //!
-//! Only on a board (`node-agent run --manage-hostname`, set by the image's
+//! Only on a board (`node-agent run --board`, set by the image's
 //! unit): in the virtual fleet every agent shares the host's hostname.
 
 use std::fs;

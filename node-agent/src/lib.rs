@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod board;
 pub mod cli;
+pub mod clock;
 pub mod frr;
 pub mod health;
 pub mod hostname;

@@ -16,16 +16,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { config, interval, manage_hostname, common } => {
+        Command::Run { config, interval, board, common } => {
             let settings = Settings {
                 config_path: config,
                 frr: frr(&common),
                 state_dir: common.state_dir,
                 interval: Duration::from_secs(interval.max(1)),
-                manage_hostname,
+                board,
             };
             let (handle, runner) = agent::start(settings)?;
-            let _plane = management_plane(&handle)?;
+            let _plane = management_plane(&handle, board)?;
             runner.run()?;
             Ok(())
         }
@@ -71,11 +71,12 @@ fn main() -> anyhow::Result<()> {
 
 /// The HTTP API, announcements while unprovisioned, the status LED and
 /// sFlow export; they run beside the loop until the process ends.
-fn management_plane(handle: &agent::AgentHandle) -> anyhow::Result<Plane> {
+fn management_plane(handle: &agent::AgentHandle, board: bool) -> anyhow::Result<Plane> {
     let options = PlaneOptions::default();
     let status = handle.status();
     let backend = AgentBackend::new(handle.clone(), BoardReader::system_root(None))
         .with_led(Arc::clone(&options.led))
+        .on_board(board)
         .with_sflow(Box::new(move || status.read().ok().map(|s| s.sflow.clone())));
     Plane::start(Arc::new(backend), options).context("start the management API")
 }

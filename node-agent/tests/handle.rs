@@ -19,7 +19,7 @@ fn start_in(ns: &Netns) -> (AgentHandle, std::thread::JoinHandle<()>) {
         frr: None,
         state_dir: ns.dir.join("state"),
         interval: Duration::from_secs(1),
-        manage_hostname: false,
+        board: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

@@ -48,6 +48,9 @@ pub trait Backend: Send + Sync {
     /// Validate and apply `config`; on failure roll back to the previous
     /// config, and persist the config as last-good once it applied.
     fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError>;
+    /// The controller's time (an HTTP `Date`) came with an authenticated
+    /// request; a board without NTP takes it (see [`crate::clock`]).
+    fn controller_time(&self, _date: &str) {}
 }
 
 /// Reconcile counters since the agent started.
