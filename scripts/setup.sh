@@ -20,6 +20,10 @@ PACKAGES=(
 # promtool (from Debian's prometheus) checks the agent's /metrics.
 PACKAGES+=(prometheus)
 
+# Emulated boards: SSH to the boards with the lab's key, and DHCP on the
+# emulated management network for zero-touch cards.
+PACKAGES+=(openssh-client dnsmasq-base)
+
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)
 

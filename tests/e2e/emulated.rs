@@ -273,3 +273,61 @@ fn emulated_boards_refuse_what_cannot_run() {
         assert!(!state.join("big/fleet").exists(), "a refused up left its journal");
     }
 }
+
+/// Zero-touch: cards of the lab but of no node. The boards come up
+/// unprovisioned, get their management address over DHCP (a reservation
+/// for their MAC), announce themselves, and `provision --discover` matches
+/// them to nodes and gives them their configs; then they take their
+/// hostnames and their time from the controller.
+#[test]
+fn emulated_zero_touch_boards_are_found_and_provisioned() {
+    if !prerequisites("emulated_zero_touch_boards_are_found_and_provisioned", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let state = state("zero-touch");
+    let lab = "two-router-boards";
+    let file = "examples/two-router-boards.toml";
+    let _down = Down { state: &state, lab };
+
+    let up = pi_lab(
+        &state,
+        &[
+            "lab",
+            "up",
+            file,
+            "--boards",
+            "emulated",
+            "--zero-touch",
+            "--json",
+            "--image",
+            image.to_str().unwrap(),
+        ],
+    );
+    assert!(up.status.success(), "lab up --zero-touch failed");
+    let up = json(&up);
+    assert_eq!(up["zero_touch"], true);
+    for n in up["nodes"].as_array().unwrap() {
+        assert_eq!(
+            n["phase"], "agent_up",
+            "an unprovisioned board answers but runs no config: {n}"
+        );
+    }
+    let status = pi_lab(&state, &["status", file]);
+    assert!(!status.status.success(), "unprovisioned boards are not healthy");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not provisioned"));
+
+    let provision = pi_lab(&state, &["provision", file, "--discover", "60", "--json"]);
+    assert!(provision.status.success(), "provision --discover failed");
+    let status = pi_lab(&state, &["status", file, "--json"]);
+    assert!(status.status.success(), "status after provisioning");
+    for node in json(&status).as_array().unwrap() {
+        let name = node["node"].as_str().unwrap();
+        // Named by its config now, not by the image.
+        assert_eq!(node["report"]["system"]["hostname"], name, "{node}");
+        assert_eq!(node["report"]["bgp"][0]["state"], "Established", "{node}");
+    }
+    let down = pi_lab(&state, &["lab", "down", file]);
+    assert!(down.status.success(), "lab down failed");
+    assert_nothing_left(&state, lab);
+}

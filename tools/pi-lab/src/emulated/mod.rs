@@ -22,6 +22,7 @@
 //! the journal, so it also cleans up after a crashed `up`.
 
 pub mod console;
+pub mod dhcp;
 pub mod qemu;
 pub mod wiring;
 
@@ -53,10 +54,8 @@ pub enum EmulatedError {
          or name it with --image PATH (env PI_LAB_IMAGE)"
     )]
     NoImage { path: PathBuf, dir: String },
-    #[error(
-        "{program} is not installed: `sudo apt-get install {package}` (emulated boards run in it)"
-    )]
-    NoQemu { program: &'static str, package: &'static str },
+    #[error("{program} is not installed: `sudo apt-get install {package}` ({why})")]
+    Missing { program: &'static str, package: &'static str, why: &'static str },
     #[error(
         "{boards} emulated boards need about {need} MiB of memory ({per} MiB each) but {have} MiB \
          are available: {fit} would fit; free memory or run a smaller lab"
@@ -109,6 +108,9 @@ pub struct UpOptions {
     pub image: PathBuf,
     pub timeout: Duration,
     pub json: bool,
+    /// Cards of the lab but of no node: the boards come up unprovisioned,
+    /// for `provision --discover`.
+    pub zero_touch: bool,
 }
 
 /// The image `lab up --boards emulated` boots when not told: what
@@ -123,6 +125,8 @@ struct Prepared {
     configs: Vec<NodeConfig>,
     switch: SwitchPlan,
     qemu: PathBuf,
+    /// dnsmasq, for zero-touch boards.
+    dhcp: Option<PathBuf>,
 }
 
 /// Refusals that need no change to the machine: image, qemu, memory, and
@@ -132,16 +136,39 @@ fn prepare(file: LabFile, opts: &UpOptions) -> Result<Prepared, EmulatedError> {
         let dir = opts.image.parent().map_or("out".into(), |d| d.display().to_string());
         return Err(EmulatedError::NoImage { path: opts.image.clone(), dir });
     }
-    let qemu = qemu::find()
-        .ok_or(EmulatedError::NoQemu { program: qemu::PROGRAM, package: qemu::PACKAGE })?;
+    let qemu = qemu::find().ok_or(EmulatedError::Missing {
+        program: qemu::PROGRAM,
+        package: qemu::PACKAGE,
+        why: "emulated boards run in it",
+    })?;
+    let dhcp = match opts.zero_touch {
+        false => None,
+        true => Some(dhcp::find().ok_or(EmulatedError::Missing {
+            program: dhcp::PROGRAM,
+            package: dhcp::PACKAGE,
+            why: "zero-touch boards get their management address over DHCP",
+        })?),
+    };
     let lab = file.compile()?;
     let switch = switch::for_lab(&lab);
-    let configs: Vec<NodeConfig> = lab.configs.into_values().collect();
+    let configs: Vec<NodeConfig> = lab.configs.values().map(board_config).collect();
     for config in &configs {
         one_nic(config)?;
     }
     fits_in_memory(configs.len(), available_memory())?;
-    Ok(Prepared { lab: lab.lab.name, configs, switch, qemu })
+    Ok(Prepared { lab: lab.lab.name, configs, switch, qemu, dhcp })
+}
+
+/// The config of an emulated board: the board's, with the emulated NIC's
+/// MAC as its identity when the lab gives none, so `provision --discover`
+/// can tell the boards apart as it tells real ones.
+pub fn board_config(board: &NodeConfig) -> NodeConfig {
+    if board.identity.mac.is_some() {
+        return board.clone();
+    }
+    let mut config = board.clone();
+    config.identity.mac = Some(qemu::mac_for(&config.lab, &config.hostname, None));
+    config.with_version()
 }
 
 /// An emulated Pi 3B has one Ethernet port: lab links must be VLANs on it.
@@ -294,6 +321,7 @@ pub fn up(
     journal.record(&Entry::Tree { path: layout.dir.clone() })?;
     let key = ssh_key(&name, journal)?;
     switch_up(&prepared, journal)?;
+    dhcp_up(&prepared, &layout, journal)?;
     cards(&prepared, opts, &layout, &key)?;
     let boot = boot_files(&layout, &prepared.configs)?;
     let mut boards = start(&prepared, &layout, &boot, journal)?;
@@ -302,7 +330,8 @@ pub fn up(
         &Phase::ALL[1..].iter().map(|p| p.label()).collect::<Vec<_>>(),
         opts.json,
     );
-    watch(&prepared, &layout, &mut boards, &mut progress, opts.timeout, stop)?;
+    let target = if opts.zero_touch { Phase::AgentUp } else { Phase::Healthy };
+    watch(&prepared, &layout, &mut boards, &mut progress, target, opts.timeout, stop)?;
     for b in &mut boards {
         b.emulator_rss_mib = rss_mib(b.pid);
     }
@@ -368,6 +397,27 @@ fn switch_up(p: &Prepared, journal: &mut Journal) -> Result<(), EmulatedError> {
     Ok(())
 }
 
+/// DHCP with a reservation per board on the switch (zero-touch only).
+fn dhcp_up(p: &Prepared, layout: &Layout, journal: &mut Journal) -> Result<(), EmulatedError> {
+    let Some(program) = &p.dhcp else { return Ok(()) };
+    let leases = layout.dir.join("dhcp.leases");
+    let args = dhcp::args(&names::bridge(&p.lab), &p.configs, &leases);
+    let log = layout.dir.join("dhcp.log");
+    fs::create_dir_all(&layout.dir)
+        .map_err(|source| EmulatedError::Write { path: layout.dir.clone(), source })?;
+    let pid = dhcp::spawn(program, &args, &log).map_err(|source| EmulatedError::Spawn {
+        program: program.display().to_string(),
+        node: "the management network".into(),
+        source,
+    })?;
+    journal.record(&Entry::Process {
+        netns: String::new(),
+        pid,
+        what: leases.display().to_string(),
+    })?;
+    Ok(())
+}
+
 /// One card file per node, written by flash's code path with the node's
 /// identity and the lab's SSH key.
 fn cards(
@@ -382,7 +432,11 @@ fn cards(
     for config in &p.configs {
         let dir = layout.node(&config.hostname);
         fs::create_dir_all(&dir).map_err(|source| EmulatedError::Write { path: dir, source })?;
-        let identity = Identity { config: config.clone(), authorized_keys: keys.clone() };
+        let identity = Identity {
+            config: config.clone(),
+            authorized_keys: keys.clone(),
+            zero_touch: opts.zero_touch,
+        };
         cards.push((layout.card(&config.hostname), identity));
     }
     let report = crate::flash::write_card_files(&opts.image, &cards, opts.json)?;
@@ -454,6 +508,7 @@ fn start(
     for (index, config) in p.configs.iter().enumerate() {
         let node = &config.hostname;
         let mac = qemu::mac_for(&p.lab, node, config.identity.mac.as_deref());
+        debug_assert_eq!(config.identity.mac.as_deref(), Some(mac.as_str()));
         let board = qemu::Board {
             card: layout.card(node),
             kernel: boot.kernel.clone(),
@@ -500,6 +555,7 @@ fn watch(
     layout: &Layout,
     boards: &mut [BoardState],
     progress: &mut Progress,
+    target: Phase,
     timeout: Duration,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), EmulatedError> {
@@ -528,7 +584,7 @@ fn watch(
             };
             line.note(&note);
         }
-        if boards.iter().all(|b| b.phase == Phase::Healthy) {
+        if boards.iter().all(|b| b.phase >= target) {
             for line in &mut progress.lines {
                 line.finish();
             }
@@ -640,19 +696,24 @@ fn rss_mib(pid: u32) -> Option<u64> {
 }
 
 /// The state table after `lab up --boards emulated`.
-pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, json: bool) {
+pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, zero_touch: bool, json: bool) {
     if json {
         let doc = serde_json::json!({
             "lab": lab,
             "boards": "emulated",
-            "healthy": true,
+            "zero_touch": zero_touch,
+            "healthy": !zero_touch,
             "seconds": seconds,
             "nodes": boards,
         });
         println!("{doc:#}");
         return;
     }
-    println!("lab {lab} is up on {} emulated Pi 3B boards in {seconds:.0} s\n", boards.len());
+    let state = if zero_touch { "waiting to be provisioned" } else { "healthy" };
+    println!(
+        "lab {lab} is up on {} emulated Pi 3B boards, {state}, in {seconds:.0} s\n",
+        boards.len()
+    );
     let at =
         |b: &BoardState, p: Phase| b.seconds.get(&p).map_or("-".into(), |s| format!("{s:.0}s"));
     let rows: Vec<Vec<String>> = boards
@@ -674,6 +735,10 @@ pub fn print_state(lab: &str, boards: &[BoardState], seconds: f64, json: bool) {
     let header =
         ["NODE", "ROLE", "MGMT", "MAC", "KERNEL", "SYSTEMD", "AGENT", "HEALTHY", "EMULATOR RSS"];
     print!("{}", crate::table::Table::new(header).with_rows(rows));
+    if zero_touch {
+        println!("\nzero-touch cards: find the boards and give them their configs with");
+        println!("           pi-lab provision FILE --discover 60");
+    }
     println!("\nconsole:   sudo pi-lab lab console FILE NODE        (Ctrl-] leaves)");
     println!("check:     pi-lab status FILE   pi-lab validate FILE");
     println!("tear down: sudo pi-lab lab down --name {lab}");

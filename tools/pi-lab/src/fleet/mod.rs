@@ -66,6 +66,11 @@ pub struct UpArgs {
     /// [default: out/pi-lab-pi3b-trixie.img].
     #[arg(long, env = "PI_LAB_IMAGE")]
     pub image: Option<PathBuf>,
+    /// With --boards emulated: write cards of the lab but of no node (as
+    /// `flash --zero-touch`); the boards get their management address over
+    /// DHCP and wait for `pi-lab provision FILE --discover SECONDS`.
+    #[arg(long)]
+    pub zero_touch: bool,
     /// Seconds to wait for convergence before giving up [default: 120; 900
     /// with --boards emulated]. A fleet that is built stays up.
     #[arg(long, env = "PI_LAB_UP_TIMEOUT")]
@@ -150,6 +155,8 @@ pub enum FleetError {
     Emulated(#[from] crate::emulated::EmulatedError),
     #[error("{0}")]
     Console(String),
+    #[error("{0}")]
+    Usage(String),
     /// Ctrl-C or SIGTERM; `next` says what became of the fleet.
     #[error("interrupted; {next}")]
     Interrupted { next: &'static str },
@@ -253,6 +260,11 @@ fn require_root() -> Result<(), FleetError> {
 }
 
 fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> {
+    if args.zero_touch && args.boards != Boards::Emulated {
+        return Err(FleetError::Usage(
+            "--zero-touch writes cards for emulated boards: add --boards emulated".into(),
+        ));
+    }
     require_root()?;
     let started = Instant::now();
     // Validated before anything is made; compiled (which may make the
@@ -328,13 +340,15 @@ fn up_emulated(
         image: args.image.clone().unwrap_or_else(crate::emulated::default_image),
         timeout: Duration::from_secs(args.timeout.unwrap_or(900)),
         json: args.json,
+        zero_touch: args.zero_touch,
     };
     let stopped = || interrupt.is_set();
     let name = file.name().to_string();
     let name = name.as_str();
     match crate::emulated::up(file, &opts, dir, &mut journal, &stopped) {
         Ok(boards) => {
-            crate::emulated::print_state(name, &boards, started.elapsed().as_secs_f64(), args.json);
+            let seconds = started.elapsed().as_secs_f64();
+            crate::emulated::print_state(name, &boards, seconds, args.zero_touch, args.json);
             Ok(ExitCode::SUCCESS)
         }
         Err(err) => {

@@ -68,8 +68,9 @@ impl RunsOn {
     /// board.
     pub fn node_config(self, board: &NodeConfig) -> NodeConfig {
         match self {
-            RunsOn::Boards | RunsOn::EmulatedBoards => board.clone(),
+            RunsOn::Boards => board.clone(),
             RunsOn::VirtualFleet => crate::fleet::fleet_config(board),
+            RunsOn::EmulatedBoards => crate::emulated::board_config(board),
         }
     }
 
