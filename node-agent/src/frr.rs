@@ -116,6 +116,10 @@ pub struct Frr {
     /// In memory: after an agent restart the first pass reloads once (which
     /// frr-reload makes a no-op); after a daemon restart, too.
     loaded: Option<(String, String)>,
+    /// Start FRR's systemd unit when a config needs routing and FRR is
+    /// down (a board: FRR is not part of its boot, so neither sshd nor the
+    /// agent waits for it, and hosts never run it).
+    pub start_on_demand: bool,
 }
 
 impl Frr {
@@ -130,7 +134,24 @@ impl Frr {
             vtysh,
             reload_script: Path::new(FRR_LIBDIR).join("frr-reload.py"),
             loaded: None,
+            start_on_demand: false,
         }
+    }
+
+    /// On a board: start FRR's unit when it is down and `cfg` routes. The
+    /// start is not waited for (FRR takes a minute to come up on a Pi);
+    /// the config written meanwhile is what FRR reads when it starts.
+    fn start_if_down(&self, cfg: &NodeConfig) -> Result<(), FrrError> {
+        if !self.start_on_demand || self.pathspace.is_some() || self.running() {
+            return Ok(());
+        }
+        if cfg.frr_daemons().is_empty() {
+            return Ok(());
+        }
+        tracing::info!("FRR is not running; starting frr.service");
+        let mut cmd = Command::new("systemctl");
+        cmd.args(["start", "--no-block", "frr.service"]);
+        run(cmd).map(drop)
     }
 
     pub fn conf_path(&self) -> PathBuf {
@@ -165,7 +186,9 @@ impl Frr {
     /// needs running.
     pub fn sync(&mut self, cfg: &NodeConfig) -> Result<FrrSync, FrrError> {
         self.sync_daemons(cfg)?;
-        self.sync_text(&lab_spec::frr::render(cfg))
+        let synced = self.sync_text(&lab_spec::frr::render(cfg))?;
+        self.start_if_down(cfg)?;
+        Ok(synced)
     }
 
     /// Switch the routing daemons `cfg` needs on (and the others off) in

@@ -17,9 +17,13 @@ fn main() -> anyhow::Result<()> {
     logging::init();
     match cli.command {
         Command::Run { config, interval, board, common } => {
+            let mut frr = frr(&common);
+            if let Some(frr) = &mut frr {
+                frr.start_on_demand = board;
+            }
             let settings = Settings {
                 config_path: config,
-                frr: frr(&common),
+                frr,
                 state_dir: common.state_dir,
                 interval: Duration::from_secs(interval.max(1)),
                 board,

@@ -151,13 +151,25 @@ fn emulated_boards_run_the_lab_end_to_end() {
     assert!(vlan.contains("vlan protocol 802.1Q id 101"), "{vlan}");
     assert!(vlan.contains("@eth0"), "{vlan}");
 
+    // FRR is not part of the boot: the agent started it on the leaves only.
+    let known = state.join(lab).join("ssh/known_hosts");
+    let frr = ssh(&key, &known, &mgmt, "systemctl is-enabled frr; systemctl is-active frr || true");
+    assert_eq!(frr.split_whitespace().collect::<Vec<_>>(), ["disabled", "active"], "{frr}");
+    let h1 = node_address(&state, file, "h1");
+    let frr = ssh(&key, &known, &h1, "systemctl is-active frr || true");
+    assert_eq!(frr.trim(), "inactive", "hosts run no routing stack");
+
     let down = pi_lab(&state, &["lab", "down", file]);
     assert!(down.status.success(), "lab down failed");
     assert_nothing_left(&state, lab);
 }
 
 fn leaf1_address(state: &Path, file: &str) -> String {
-    let out = pi_lab(state, &["lab", "render", "--json", file, "leaf1"]);
+    node_address(state, file, "leaf1")
+}
+
+fn node_address(state: &Path, file: &str, node: &str) -> String {
+    let out = pi_lab(state, &["lab", "render", "--json", file, node]);
     let v = json(&out);
     let addr = v["config"]["management"]["address"].as_str().unwrap();
     addr.split('/').next().unwrap().to_string()

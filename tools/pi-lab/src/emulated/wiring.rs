@@ -6,6 +6,13 @@
 //! drops a frame tagged with a VLAN on a port that does not carry that VLAN
 //! (`lab switch` prints the same membership for a real switch). This
 //! machine's bridge has no VLAN filtering of its own.
+//!
+//! Nor has it an address table per VLAN: it would learn a host's MAC from
+//! the VLAN its own port carries and then send that MAC's frames of every
+//! other VLAN (a leaf's reply into a VXLAN segment) to that port, where the
+//! rules drop them. So the ports learn nothing: frames go to every port
+//! and the rules let them out only where their VLAN is carried, which is
+//! what a switch with an address table per VLAN delivers.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -48,6 +55,11 @@ pub fn rules(table: &str, plan: &SwitchPlan, tap_of: &dyn Fn(&str) -> String) ->
     }
     out.push_str("  }\n}\n");
     out
+}
+
+/// A port of the switch that learns no addresses (see the module docs).
+pub fn no_learning(port: &str) -> std::io::Result<()> {
+    std::fs::write(format!("/sys/class/net/{port}/brport/learning"), "0")
 }
 
 /// Load `text` with `nft -f -`.

@@ -30,6 +30,24 @@ pub const UNITS: &[&str] = &[
     "ssh.service",
 ];
 
+/// Units of Debian's packages that a board must not start at boot:
+/// - `frr.service`: Debian orders it before `network.target`, so sshd and
+///   anything after the network would wait for FRR's start (a minute and
+///   more on a Pi); node-agent starts it when the node's config routes.
+/// - `sshd-keygen.service`: makes an RSA host key on first boot, half a
+///   minute on a Pi; `pi-lab-ssh-hostkeys.service` makes Ed25519 and ECDSA.
+pub const NOT_AT_BOOT: &[(&str, Off)] =
+    &[("frr.service", Off::Disabled), ("sshd-keygen.service", Off::Masked)];
+
+/// How a unit is kept from starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Off {
+    /// `systemctl disable`: not pulled in by a target; can still be started.
+    Disabled,
+    /// `systemctl mask`: cannot be started at all.
+    Masked,
+}
+
 /// `/boot/firmware` is `nofail` with a long device timeout: an emulated or
 /// slow card must not drop the boot into emergency mode; units that need
 /// it say `RequiresMountsFor=/boot/firmware`.
@@ -109,6 +127,9 @@ pub fn prepare(tree: &Path, profile: &Profile, agent: &Path) -> Result<(), Image
     for unit in UNITS {
         enable(tree, unit)?;
     }
+    for (unit, off) in NOT_AT_BOOT {
+        keep_off(tree, unit, *off)?;
+    }
     Ok(())
 }
 
@@ -148,6 +169,22 @@ pub fn enable(tree: &Path, unit: &str) -> Result<(), ImageError> {
             }
         }
         done.push(unit);
+    }
+    Ok(())
+}
+
+/// `systemctl disable` (every link to the unit under `/etc/systemd/system`
+/// goes) or `systemctl mask` (the unit name points at `/dev/null`).
+pub fn keep_off(tree: &Path, unit: &str, off: Off) -> Result<(), ImageError> {
+    let etc = tree.join("etc/systemd/system");
+    for entry in fs::read_dir(&etc).map_err(io("reading", &etc))?.flatten() {
+        let link = entry.path().join(unit);
+        if entry.path().is_dir() && link.symlink_metadata().is_ok() {
+            fs::remove_file(&link).map_err(io("removing", &link))?;
+        }
+    }
+    if off == Off::Masked {
+        link(tree, "", unit, Path::new("/dev/null"))?;
     }
     Ok(())
 }
@@ -205,6 +242,11 @@ mod tests {
         fs::write(&etc_unit, "[Service]\nExecStart=-/usr/local/bin/node-agent run --config /x\n")
             .unwrap();
         assert_eq!(agent_path(&tree).unwrap(), Path::new("/usr/local/bin/node-agent"));
+        keep_off(&tree, "a.service", Off::Disabled).unwrap();
+        assert!(etc.join("multi-user.target.wants/a.service").symlink_metadata().is_err());
+        keep_off(&tree, "c.socket", Off::Masked).unwrap();
+        assert_eq!(fs::read_link(etc.join("c.socket")).unwrap(), Path::new("/dev/null"));
+        assert!(etc.join("sockets.target.wants/c.socket").symlink_metadata().is_err());
         fs::remove_dir_all(&tree).unwrap();
     }
 }
