@@ -343,3 +343,40 @@ fn emulated_zero_touch_boards_are_found_and_provisioned() {
     assert!(down.status.success(), "lab down failed");
     assert_nothing_left(&state, lab);
 }
+
+/// Ctrl-C while the boards boot: `lab up` stops every emulator and takes
+/// the lab down (exit 130), and the consoles are kept for a look.
+#[test]
+fn emulated_boards_ctrl_c_takes_the_lab_down() {
+    if !prerequisites("emulated_boards_ctrl_c_takes_the_lab_down", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let state = state("ctrl-c");
+    let lab = "two-router-boards";
+    let file = "examples/two-router-boards.toml";
+    let _down = Down { state: &state, lab };
+    let child = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", &state)
+        .args(["lab", "up", file, "--boards", "emulated", "--image", image.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once both emulators run (their consoles exist).
+    let boards = state.join(lab).join("fleet/boards");
+    let started = std::time::Instant::now();
+    while !["r1", "r2"].iter().all(|n| boards.join(n).join("console.log").exists()) {
+        assert!(started.elapsed().as_secs() < 300, "the boards never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(state.join(lab).join("failed-up/r1-console.log").is_file(), "{err}");
+    assert_nothing_left(&state, lab);
+}

@@ -176,7 +176,10 @@ pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
         Interrupt::never()
     });
     match run_up(args, &interrupt) {
-        Err(e @ FleetError::Interrupted { .. }) => {
+        Err(
+            e @ (FleetError::Interrupted { .. }
+            | FleetError::Emulated(crate::emulated::EmulatedError::Interrupted)),
+        ) => {
             eprintln!("{e}");
             Ok(ExitCode::from(130))
         }
