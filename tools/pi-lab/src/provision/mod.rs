@@ -130,7 +130,10 @@ pub struct NodeResult {
 
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
     let lab = CompiledLab::load(&args.file)?;
-    let fleet = FleetClient::open(&lab, Duration::from_secs(15));
+    // The agent answers a PUT once it has applied the config: on a Pi, with
+    // FRR reloading, that can take longer than a plain request. (The
+    // connection itself still times out in seconds.)
+    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(15)));
     let configs = fleet.select(&args.nodes)?;
     let targets = match args.discover {
         Some(seconds) => {
