@@ -62,7 +62,7 @@ pub fn ping(fleet: &FleetClient, via: &PingVia, p: &Ping) -> Check {
             let target = format!("{user}@{}", config.management.address.addr());
             let mut c = Command::new("ssh");
             c.args(options)
-                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target])
+                .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", &target])
                 .args(ping_args);
             c
         }
