@@ -353,8 +353,16 @@ fn emulated_boards_ctrl_c_takes_the_lab_down() {
     }
     let image = crate::image::built().img();
     let state = state("ctrl-c");
-    let lab = "two-router-boards";
-    let file = "examples/two-router-boards.toml";
+    // The two-router lab under a name and subnet of its own: the other
+    // tests may run it at the same time.
+    let lab = "ctrl-c";
+    let text = std::fs::read_to_string(workspace().join("examples/two-router-boards.toml"))
+        .unwrap()
+        .replace("name = \"two-router-boards\"", "name = \"ctrl-c\"")
+        .replace("192.168.212.", "192.168.213.");
+    let lab_file = state.join("ctrl-c.toml");
+    std::fs::write(&lab_file, text).unwrap();
+    let file = lab_file.to_str().unwrap();
     let _down = Down { state: &state, lab };
     let child = Command::new(bin("pi-lab"))
         .current_dir(workspace())
