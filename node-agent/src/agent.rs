@@ -146,6 +146,14 @@ impl AgentHandle {
     /// pass is done. On failure the previous config is applied again.
     pub fn apply(&self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
         cfg.check()?;
+        // The config in force, and its last pass clean: nothing to do, and
+        // no reason to wait behind a pass (slow on a Pi while FRR answers).
+        if let Ok(status) = self.status.read()
+            && status.config.as_ref() == Some(&cfg)
+            && status.reconcile.ok
+        {
+            return Ok(ReconcileReport { config_version: version_of(&cfg), ..Default::default() });
+        }
         let (reply, answer) = mpsc::channel();
         self.tx.send(Event::Apply(Box::new(cfg), reply)).map_err(|_| ApplyError::Stopped)?;
         answer.recv().map_err(|_| ApplyError::Stopped)?
