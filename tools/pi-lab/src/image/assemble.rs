@@ -1,19 +1,21 @@
 //! The disk image, made without loop devices or mounts:
 //! `/boot/firmware` becomes a FAT32 file system made in a plain file
 //! (`mkfs.vfat`, filled by mtools' `mcopy`), the rest an ext4 file system
-//! made by `mkfs.ext4 -d`, and both
-//! are copied, holes kept, into one sparse file behind an MBR we write.
+//! made by `mkfs.ext4 -d` (both cached, see `filesystems.rs`); both are
+//! copied, holes kept, into one sparse file behind an MBR we write, and the
+//! build's own files are written on top (`top.rs`).
 //!
 //! Layout: MBR; p1 FAT32 (LBA, type 0x0c) `RASPIFIRM` 4 MiB..512 MiB;
 //! p2 Linux (0x83) ext4 `RASPIROOT` 512 MiB..end.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
+use super::filesystems::Filesystems;
 use super::overlay::walk;
 use super::profile::{FIRMWARE_END, FIRMWARE_START};
 use super::progress::{Cancel, Step};
@@ -26,35 +28,26 @@ fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
     move |e| ImageError::io(ctx, e)
 }
 
-/// Builds the whole image at `img` from the prepared tree.
+/// Builds the whole image at `img`: MBR, the cached file systems at their
+/// offsets, then the build's own files from `top`.
 pub fn image(
-    tree: &Path,
+    fs: &Filesystems,
+    top: &Path,
     profile: &Profile,
     img: &Path,
     work: &Path,
     step: &Step,
 ) -> Result<(), ImageError> {
-    let fat = work.join("firmware.vfat");
-    let ext4 = work.join("root.ext4");
-    step.message("FAT32 file system from /boot/firmware");
-    firmware_fs(&tree.join("boot/firmware"), &fat, profile, step)?;
-    empty_dir(&tree.join("boot/firmware"))?;
-    super::overlay::clamp_mtimes(&tree.join("boot/firmware"), profile.epoch())?;
-    step.message("ext4 file system (mkfs.ext4 -d)");
-    root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
     step.message("partition table and placement");
     let mut out =
         OpenOptions::new().write(true).create_new(true).open(img).map_err(io("creating", img))?;
     out.set_len(profile.image_size).map_err(io("sizing", img))?;
     out.write_all(&mbr(profile.derived_u32("disk signature"), profile.image_size))
         .map_err(io("writing the MBR of", img))?;
-    splice(&fat, &out, FIRMWARE_START, &step.cancel)?;
-    splice(&ext4, &out, FIRMWARE_END, &step.cancel)?;
-    out.sync_all().map_err(io("syncing", img))?;
-    for p in [&fat, &ext4] {
-        fs::remove_file(p).map_err(io("removing", p))?;
-    }
-    Ok(())
+    place(&fs.vfat, &out, FIRMWARE_START, &step.cancel)?;
+    place(&fs.ext4, &out, FIRMWARE_END, &step.cancel)?;
+    drop(out);
+    super::top::write(top, img, &fs.index, profile, work, step)
 }
 
 /// The Master Boot Record: fixed disk signature, two primary partitions.
@@ -136,7 +129,7 @@ pub fn firmware_fs(
     step.command("mcopy", &mut mcopy, &step.log("mcopy.log"))
 }
 
-fn empty_dir(dir: &Path) -> Result<(), ImageError> {
+pub fn empty_dir(dir: &Path) -> Result<(), ImageError> {
     for entry in fs::read_dir(dir).map_err(io("reading", dir))? {
         let p = entry.map_err(io("reading", dir))?.path();
         if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
@@ -220,23 +213,27 @@ fn fix_ctimes(
     fs::remove_file(&script).map_err(io("removing", &script))
 }
 
-/// Copies the data of `src` into `dst` at `offset`, skipping holes, so the
-/// image stays sparse and the block map sees only what the file systems
-/// wrote.
-pub fn splice(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
-    let mut input = File::open(src).map_err(io("opening", src))?;
+/// Copies the data of `src` into `dst` at `offset` with copy_file_range
+/// (in the kernel; a reflink where the file system can), skipping holes,
+/// so the image stays sparse and the block map sees only what the file
+/// systems wrote.
+pub fn place(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
+    use nix::fcntl::copy_file_range;
+    let input = File::open(src).map_err(io("opening", src))?;
     let len = input.metadata().map_err(io("stat", src))?.size();
-    let mut buf = vec![0u8; 1 << 20];
     for (start, end) in data_ranges(&input, len).map_err(io("finding data in", src))? {
-        cancel.check()?;
-        input.seek(SeekFrom::Start(start)).map_err(io("seeking", src))?;
-        let mut pos = start;
-        while pos < end {
-            let n = ((end - pos) as usize).min(buf.len());
-            input.read_exact(&mut buf[..n]).map_err(io("reading", src))?;
-            dst.write_all_at(&buf[..n], offset + pos)
-                .map_err(|e| ImageError::io("writing the image", e))?;
-            pos += n as u64;
+        let (mut from, mut to) = (start as i64, (offset + start) as i64);
+        while (from as u64) < end {
+            cancel.check()?;
+            let n = ((end - from as u64) as usize).min(1 << 30);
+            let done = copy_file_range(&input, Some(&mut from), dst, Some(&mut to), n)
+                .map_err(|e| ImageError::io("copying into the image", e.into()))?;
+            if done == 0 {
+                return Err(ImageError::Step {
+                    step: "assemble",
+                    message: format!("{} ended early at byte {from}", src.display()),
+                });
+            }
         }
     }
     Ok(())
@@ -263,6 +260,7 @@ pub fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     #[test]
     fn mbr_layout_matches_design() {
