@@ -33,6 +33,7 @@ fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
 pub fn image(
     fs: &Filesystems,
     top: &Path,
+    staged: &super::top::Staged,
     profile: &Profile,
     img: &Path,
     work: &Path,
@@ -47,7 +48,7 @@ pub fn image(
     place(&fs.vfat, &out, FIRMWARE_START, &step.cancel)?;
     place(&fs.ext4, &out, FIRMWARE_END, &step.cancel)?;
     drop(out);
-    super::top::write(top, img, &fs.index, profile, work, step)
+    super::top::write(top, staged, img, &fs.index, profile, work, step)
 }
 
 /// The Master Boot Record: fixed disk signature, two primary partitions.

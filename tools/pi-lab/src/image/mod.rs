@@ -216,8 +216,10 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     for n in notes {
         steps.note(&n);
     }
-    if !std::path::Path::new(rootfs::EATMYDATA_HOOKS).is_dir() {
-        steps.note("mmdebstrap has no eatmydata hook: dpkg will sync every file (slower)");
+    if !rootfs::eatmydata_available() {
+        steps.note(
+            "no eatmydata for dpkg (mmdebstrap's hook or dpkg-architecture from dpkg-dev is missing): layers build slower",
+        );
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| ImageError::io(format!("creating --out {}", args.out.display()), e))?;
@@ -243,12 +245,12 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     })?;
     let overlays = root.join("overlays");
     let top = work.path().join("top");
-    steps.run("overlays, node-agent, first boot", |_| {
+    let staged = steps.run("overlays, node-agent, first boot", |_| {
         top::stage(&overlays, &profile.profile.overlays, &agent.path, &profile, &fs.index, &top)
     })?;
     let img = work.file(".img");
     steps.run("assemble (MBR, file systems, overlays)", |s| {
-        assemble::image(&fs, &top, &profile, &img, work.path(), s)
+        assemble::image(&fs, &top, &staged, &profile, &img, work.path(), s)
     })?;
     let packed = steps.run("block map, sha256 and zstd (one pass)", |s| {
         pack::pack(&img, &work.file(".img.zst"), &s.cancel)

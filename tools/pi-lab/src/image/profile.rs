@@ -25,14 +25,15 @@ pub const BASE_LAYER: &[&str] = &[
 
 /// The lab layer, installed on the cached base: the routing stack, remote
 /// access, a clock, name resolution, and what the first-boot units use
-/// (sfdisk, resize2fs, mkfs.vfat).
+/// (sfdisk, resize2fs, mkfs.vfat). Nothing on the board speaks TLS, so no
+/// ca-certificates: its hook alone took three minutes under emulation (add
+/// it to the profile's packages if you need it).
 pub const LAB_LAYER: &[&str] = &[
     "iproute2",
     "frr",
     "openssh-server",
     "systemd-timesyncd",
     "systemd-resolved",
-    "ca-certificates",
     "fdisk",
     "dosfstools",
 ];
@@ -100,6 +101,10 @@ pub struct Initramfs {
     /// Empty: Debian's default, `MODULES=most`.
     #[serde(default)]
     pub modules: Vec<String>,
+    /// Files the packages' hooks copy in that this board does not need
+    /// (paths inside the initramfs, no leading `/`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// A profile with the facts derived from it.
@@ -154,22 +159,37 @@ impl Loaded {
         all
     }
 
-    /// `/etc/initramfs-tools/conf.d/pi-lab` and `/etc/initramfs-tools/modules`
-    /// for `MODULES=list`; `None` keeps Debian's defaults.
-    pub fn initramfs_files(&self) -> Option<(String, String)> {
-        let modules = &self.profile.initramfs.modules;
-        if modules.is_empty() {
-            return None;
+    /// Files for initramfs-tools from the profile's `[initramfs]`: path in
+    /// the root file system, content, mode. `MODULES=list` with the module
+    /// list, and a hook that leaves the `exclude`d files out.
+    pub fn initramfs_files(&self) -> Vec<(&'static str, String, u32)> {
+        let i = &self.profile.initramfs;
+        let mut files = Vec::new();
+        if !i.modules.is_empty() {
+            let conf = "# Written by pi-lab image build: only the modules listed in\n\
+                        # /etc/initramfs-tools/modules (and their dependencies).\nMODULES=list\n";
+            let mut list =
+                String::from("# Written by pi-lab image build from the profile's [initramfs].\n");
+            for m in &i.modules {
+                list.push_str(m);
+                list.push('\n');
+            }
+            files.push(("/etc/initramfs-tools/conf.d/pi-lab", conf.to_string(), 0o644));
+            files.push(("/etc/initramfs-tools/modules", list, 0o644));
         }
-        let conf = "# Written by pi-lab image build: only the modules listed in\n\
-                    # /etc/initramfs-tools/modules (and their dependencies).\nMODULES=list\n";
-        let mut list =
-            String::from("# Written by pi-lab image build from the profile's [initramfs].\n");
-        for m in modules {
-            list.push_str(m);
-            list.push('\n');
+        if !i.exclude.is_empty() {
+            // Runs after the packages' hooks (initramfs-tools runs
+            // /etc/initramfs-tools/hooks last).
+            let mut hook = String::from(
+                "#!/bin/sh\n# Written by pi-lab image build: files the profile's [initramfs] leaves out.\n\
+                 case \"$1\" in prereqs) exit 0 ;; esac\n",
+            );
+            for path in &i.exclude {
+                hook.push_str(&format!("rm -f \"$DESTDIR/{path}\"\n"));
+            }
+            files.push(("/etc/initramfs-tools/hooks/pi-lab-exclude", hook, 0o755));
         }
-        Some((conf.to_string(), list))
+        files
     }
 
     /// `SOURCE_DATE_EPOCH` from the environment, else the profile's.
@@ -194,7 +214,8 @@ impl Loaded {
     /// settings and the epoch (package lists are added by the layer).
     pub fn base_inputs(&self) -> Vec<(&'static str, String)> {
         let r = &self.profile.rootfs;
-        let (conf, modules) = self.initramfs_files().unwrap_or_default();
+        let initramfs: String =
+            self.initramfs_files().iter().map(|(p, t, m)| format!("{p} {m:o}\n{t}")).collect();
         vec![
             ("suite", r.suite.clone()),
             ("arch", r.architecture.clone()),
@@ -203,8 +224,7 @@ impl Loaded {
             ("variant", r.variant.clone()),
             ("raspi-firmware", self.raspi_firmware_defaults()),
             ("extra-cmdline", self.profile.firmware.extra_cmdline.clone()),
-            ("initramfs.conf", conf),
-            ("initramfs.modules", modules),
+            ("initramfs", initramfs),
             ("epoch", self.epoch().to_string()),
         ]
     }
@@ -283,6 +303,17 @@ fn check(p: &Profile) -> Result<(), String> {
         return Err(format!(
             "rootfs.mirror = {m:?}: give an http://, https:// or file:// URL, or leave it out for mmdebstrap's default"
         ));
+    }
+    for x in &p.initramfs.exclude {
+        let ok = !x.is_empty()
+            && !x.starts_with('/')
+            && !x.split('/').any(|c| c == ".." || c.is_empty())
+            && x.chars().all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c));
+        if !ok {
+            return Err(format!(
+                "initramfs.exclude: {x:?} must be a path inside the initramfs without a leading '/', like \"usr/lib/udev/hwdb.bin\""
+            ));
+        }
     }
     for m in &p.initramfs.modules {
         let ok = !m.is_empty()
@@ -392,8 +423,12 @@ mod tests {
     fn shipped_profile_names_no_mirror_and_a_pi3b_module_list() {
         let p = Loaded::parse(Path::new("p"), SHIPPED).unwrap();
         assert_eq!(p.profile.rootfs.mirror, None, "the repository names no mirror host");
-        let (conf, modules) = p.initramfs_files().unwrap();
-        assert!(conf.contains("MODULES=list"));
+        let files = p.initramfs_files();
+        let file = |path: &str| files.iter().find(|f| f.0 == path).map(|f| f.1.clone()).unwrap();
+        assert!(file("/etc/initramfs-tools/conf.d/pi-lab").contains("MODULES=list"));
+        let modules = file("/etc/initramfs-tools/modules");
+        let hook = file("/etc/initramfs-tools/hooks/pi-lab-exclude");
+        assert!(hook.contains("rm -f \"$DESTDIR/usr/lib/udev/hwdb.bin\""), "{hook}");
         for m in [
             "bcm2835",
             "sdhci_iproc",

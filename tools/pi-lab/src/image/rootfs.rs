@@ -21,16 +21,30 @@ use super::{ImageError, Profile, outputs};
 
 /// What pi-lab does to make the layers besides installing packages. Part of
 /// every layer's key: change it and every cached layer is rebuilt.
-pub const RECIPE: &str = "pi-lab rootfs recipe 3: layers base/lab/profile, initramfs once in base, raspi-firmware defaults, hook rerun, no man/locale/doc, no ssh host keys, apt cache";
+pub const RECIPE: &str = "pi-lab rootfs recipe 3: layers base/lab/profile, initramfs once in base, raspi-firmware defaults, hook rerun, no man/locale/doc, no ssh host keys, no debconf preconfiguration, apt cache";
 
 /// mmdebstrap's hook that runs dpkg under eatmydata: no fsync while the
 /// throw-away build root is filled (it is packed into a tarball at the end).
 pub const EATMYDATA_HOOKS: &str = "/usr/share/mmdebstrap/hooks/eatmydata";
 
+/// mmdebstrap's eatmydata hook, and the `dpkg-architecture` (dpkg-dev) it
+/// runs, are both on this host.
+pub fn eatmydata_available() -> bool {
+    Path::new(EATMYDATA_HOOKS).is_dir() && super::prereqs::on_path("dpkg-architecture")
+}
+
 /// Emulated, an initramfs takes minutes, and package triggers would make it
 /// two or three times: `update-initramfs` is a no-op while packages install
 /// and runs once at the end of the base layer.
 const DIVERT: &str = r#"chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.pi-lab --add /usr/sbin/update-initramfs && printf '#!/bin/sh\necho pi-lab: update-initramfs deferred\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs""#;
+/// While a layer is built, apt does not run debconf's pre-configuration
+/// (perl under emulation, up to a minute per layer, for questions that are
+/// answered noninteractively anyway). Removed before the layer is packed.
+const NO_PRECONFIGURE: &str = r#"printf '// pi-lab image build, removed at its end
+#clear DPkg::Pre-Install-Pkgs;
+' > "$1/etc/apt/apt.conf.d/99pi-lab-build""#;
+const PRECONFIGURE_AGAIN: &str = r#"rm -f "$1/etc/apt/apt.conf.d/99pi-lab-build""#;
+
 const UNDIVERT: &str = r#"rm -f "$1/usr/sbin/update-initramfs" && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/update-initramfs && chroot "$1" update-initramfs -c -k all"#;
 
 /// One layer of the root file system: its packages and its cache key.
@@ -138,7 +152,7 @@ pub fn provide(
     // Keep what apt downloaded for the next build, not in the layer.
     cmd.arg(format!("--customize-hook=sync-out /var/cache/apt/archives {}", quote(&apt)))
         .arg("--customize-hook=rm -f \"$1\"/var/cache/apt/archives/*.deb");
-    if Path::new(EATMYDATA_HOOKS).is_dir() {
+    if eatmydata_available() {
         // Last, so its customize script (which removes the dpkg wrapper)
         // runs after ours.
         cmd.arg(format!("--hook-dir={EATMYDATA_HOOKS}"));
@@ -218,22 +232,24 @@ fn base_hooks(
         .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/ \"$1\"/boot/firmware")
         .arg(sync_in(apt))
         .arg(format!("--essential-hook={DIVERT}"))
+        .arg(format!("--essential-hook={NO_PRECONFIGURE}"))
         .arg(format!("--customize-hook=upload {} /etc/default/raspi-firmware", quote(&defaults)))
         .arg(format!("--customize-hook=upload {} /etc/default/raspi-extra-cmdline", quote(&extra)));
-    if let Some((conf, modules)) = profile.initramfs_files() {
-        let conf = file("initramfs-conf", &conf)?;
-        let modules = file("initramfs-modules", &modules)?;
-        guard.0.extend([conf.clone(), modules.clone()]);
-        cmd.arg(format!(
-            "--customize-hook=upload {} /etc/initramfs-tools/conf.d/pi-lab",
-            quote(&conf)
-        ))
-        .arg(format!("--customize-hook=upload {} /etc/initramfs-tools/modules", quote(&modules)));
+    for (i, (path, text, mode)) in profile.initramfs_files().into_iter().enumerate() {
+        let f = file(&format!("initramfs-{i}"), &text)?;
+        guard.0.push(f.clone());
+        let dir =
+            Path::new(path).parent().map(|d| d.to_string_lossy().into_owned()).unwrap_or_default();
+        cmd.arg(format!("--customize-hook=mkdir -p \"$1{dir}\""))
+            .arg(format!("--customize-hook=upload {} {path}", quote(&f)))
+            .arg(format!("--customize-hook=chmod {mode:o} \"$1{path}\""));
     }
-    cmd.arg(format!("--customize-hook={UNDIVERT}")).arg(
-        "--customize-hook=chroot \"$1\" env DEB_MAINT_PARAMS=configure \
+    cmd.arg(format!("--customize-hook={PRECONFIGURE_AGAIN}"))
+        .arg(format!("--customize-hook={UNDIVERT}"))
+        .arg(
+            "--customize-hook=chroot \"$1\" env DEB_MAINT_PARAMS=configure \
          /etc/kernel/postinst.d/z50-raspi-firmware",
-    );
+        );
     Ok(())
 }
 
@@ -247,6 +263,7 @@ fn derived_hooks(cmd: &mut Command, layer: &Layer, parent: &Path, apt: &Path) {
             quote(parent)
         ))
         .arg(sync_in(apt))
+        .arg(format!("--setup-hook={NO_PRECONFIGURE}"))
         .arg(format!(
             "--customize-hook=APT_CONFIG=\"$MMDEBSTRAP_APT_CONFIG\" apt-get --yes \
              -o Dir::Bin::dpkg=env -o DPkg::Options::=--unset=TMPDIR -o DPkg::Options::=dpkg \
@@ -255,7 +272,8 @@ fn derived_hooks(cmd: &mut Command, layer: &Layer, parent: &Path, apt: &Path) {
         ))
         // openssh-server's postinst makes random host keys; every board
         // makes its own on first boot, and the tarball stays reproducible.
-        .arg("--customize-hook=rm -f \"$1\"/etc/ssh/ssh_host_*");
+        .arg("--customize-hook=rm -f \"$1\"/etc/ssh/ssh_host_*")
+        .arg(format!("--customize-hook={PRECONFIGURE_AGAIN}"));
 }
 
 fn sync_in(apt: &Path) -> String {

@@ -2,9 +2,11 @@
 //! node-agent, hostname and the enabled units' links. They are staged in a
 //! small folder (`top`) and then written into the image's copy of the ext4
 //! root with one debugfs script (files under `/boot/firmware` go into the
-//! FAT partition with mcopy). Owned by root, times set to the epoch, modes
-//! kept; whatever a path held before is replaced.
+//! FAT partition with mcopy). Files and links are owned by root, their
+//! modes kept, their times the epoch; whatever a path held before is
+//! replaced. Folders that already exist keep their mode and owner.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -16,6 +18,13 @@ use super::profile::{FIRMWARE_END, FIRMWARE_START};
 use super::progress::Step;
 use super::{ImageError, Profile, firstboot, overlay};
 
+/// The staged files, and which folders came from the overlays (a new
+/// folder gets the overlay's mode, any other new folder 0755).
+#[derive(Debug)]
+pub struct Staged {
+    pub overlay_dirs: BTreeSet<String>,
+}
+
 /// Stages the overlays, node-agent and first-boot settings in `top`.
 pub fn stage(
     overlays: &Path,
@@ -24,17 +33,24 @@ pub fn stage(
     profile: &Profile,
     index: &Index,
     top: &Path,
-) -> Result<(), ImageError> {
+) -> Result<Staged, ImageError> {
     fs::create_dir_all(top)
         .map_err(|e| ImageError::io(format!("creating {}", top.display()), e))?;
     overlay::apply(overlays, names, top)?;
-    firstboot::prepare(top, profile, agent, &index.units)
+    let overlay_dirs = overlay::walk(top)?
+        .into_iter()
+        .filter(|(_, m)| m.is_dir())
+        .map(|(r, _)| r.to_string_lossy().into_owned())
+        .collect();
+    firstboot::prepare(top, profile, agent, &index.units)?;
+    Ok(Staged { overlay_dirs })
 }
 
 /// Writes `top` into the image: `/boot/firmware` entries into p1, the rest
 /// into p2.
 pub fn write(
     top: &Path,
+    staged: &Staged,
     img: &Path,
     index: &Index,
     profile: &Profile,
@@ -61,7 +77,7 @@ pub fn write(
     }
     step.message("overlays, agent and settings into ext4 (debugfs)");
     let script = work.join("top.debugfs");
-    fs::write(&script, script_for(top, index, epoch)?)
+    fs::write(&script, script_for(top, index, &staged.overlay_dirs, epoch)?)
         .map_err(|e| ImageError::io(format!("writing {}", script.display()), e))?;
     let mut cmd = Command::new("debugfs");
     cmd.env("E2FSPROGS_FAKE_TIME", epoch.to_string())
@@ -107,7 +123,12 @@ fn q(path: &str) -> String {
 
 /// The debugfs script that makes the file system hold `top` (except
 /// `/boot/firmware`), given what `index` says is already there.
-pub fn script_for(top: &Path, index: &Index, epoch: u64) -> Result<String, ImageError> {
+pub fn script_for(
+    top: &Path,
+    index: &Index,
+    overlay_dirs: &BTreeSet<String>,
+    epoch: u64,
+) -> Result<String, ImageError> {
     let mut s = String::new();
     let bad = |message: String| ImageError::Step { step: "overlays", message };
     for (rel, meta) in overlay::walk(top)? {
@@ -125,12 +146,19 @@ pub fn script_for(top: &Path, index: &Index, epoch: u64) -> Result<String, Image
         let mode = meta.mode() & 0o7777;
         let mtime = (meta.mtime().max(0) as u64).min(epoch);
         if kind.is_dir() {
-            if !index.is_dir(&r) {
-                if index.exists(&r) {
-                    let _ = writeln!(s, "rm {}", q(&p));
+            if index.is_dir(&r) {
+                // An existing folder keeps its mode and owner; its entries
+                // changed, so its times are the epoch.
+                for t in ["mtime", "ctime", "atime"] {
+                    let _ = writeln!(s, "sif {} {t} @{epoch}", q(&p));
                 }
-                let _ = writeln!(s, "mkdir {}", q(&p));
+                continue;
             }
+            if index.exists(&r) {
+                let _ = writeln!(s, "rm {}", q(&p));
+            }
+            let mode = if overlay_dirs.contains(&r) { mode } else { 0o755 };
+            let _ = writeln!(s, "mkdir {}", q(&p));
             let _ = writeln!(s, "sif {} mode 0{:o}", q(&p), 0o40000 | mode);
         } else {
             if index.is_dir(&r) {
@@ -190,15 +218,18 @@ mod tests {
         let mut index = Index::default();
         index.dirs.extend(["etc".to_string()]);
         index.other.extend(["etc/hostname".to_string(), "etc/link".to_string()]);
-        let s = script_for(&top, &index, 1000).unwrap();
+        let overlay_dirs: BTreeSet<String> = ["etc".to_string()].into();
+        let s = script_for(&top, &index, &overlay_dirs, 1000).unwrap();
         assert!(s.contains("rm \"/etc/hostname\"\ncd \"/etc\"\nwrite "), "{s}");
         assert!(s.contains("mkdir \"/etc/new\"") && !s.contains("mkdir \"/etc\""), "{s}");
+        assert!(s.contains("sif \"/etc/new\" mode 040755"), "a folder not from an overlay: {s}");
+        assert!(!s.contains("sif \"/etc\" mode"), "an existing folder keeps its mode: {s}");
         assert!(s.contains("write \"") && s.contains("\" \"a b\""), "{s}");
         assert!(s.contains("rm \"/etc/link\"\nsymlink \"/etc/link\" \"/usr/lib/x\""), "{s}");
         assert!(s.contains("sif \"/etc/new/a b\" mode 0100644"), "{s}");
         assert!(s.contains("sif \"/etc/hostname\" mtime @1000"), "{s}");
         index.dirs.insert("etc/hostname".into());
-        let err = script_for(&top, &index, 1000).unwrap_err().to_string();
+        let err = script_for(&top, &index, &overlay_dirs, 1000).unwrap_err().to_string();
         assert!(err.contains("/etc/hostname") && err.contains("directory"), "{err}");
         fs::remove_dir_all(&top).unwrap();
     }
