@@ -746,7 +746,7 @@ fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
         .arg("-append")
         .arg(boot.cmdline)
         .args(["-device", "usb-net,netdev=n0", "-netdev"])
-        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{health_port}-:9180,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
+        .arg(format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{health_port}-:9180,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
         // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
         .args(["-serial", "null", "-serial"])
         .arg(format!("file:{}", serial.display()))
