@@ -11,7 +11,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
@@ -214,27 +214,47 @@ fn fix_ctimes(
     fs::remove_file(&script).map_err(io("removing", &script))
 }
 
-/// Copies the data of `src` into `dst` at `offset` with copy_file_range
-/// (in the kernel; a reflink where the file system can), skipping holes,
-/// so the image stays sparse and the block map sees only what the file
-/// systems wrote.
+/// Copies the data of `src` into `dst` at `offset`, skipping holes, so the
+/// image stays sparse and the block map sees only what the file systems
+/// wrote. copy_file_range copies in the kernel (a reflink where the file
+/// system can); between two file systems it may refuse, and then the data
+/// goes through a buffer.
 pub fn place(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
+    use nix::errno::Errno;
     use nix::fcntl::copy_file_range;
     let input = File::open(src).map_err(io("opening", src))?;
     let len = input.metadata().map_err(io("stat", src))?.size();
+    let mut in_kernel = true;
+    let mut buf = Vec::new();
     for (start, end) in data_ranges(&input, len).map_err(io("finding data in", src))? {
-        let (mut from, mut to) = (start as i64, (offset + start) as i64);
-        while (from as u64) < end {
+        let mut pos = start;
+        while pos < end {
             cancel.check()?;
-            let n = ((end - from as u64) as usize).min(1 << 30);
-            let done = copy_file_range(&input, Some(&mut from), dst, Some(&mut to), n)
-                .map_err(|e| ImageError::io("copying into the image", e.into()))?;
+            let n = ((end - pos) as usize).min(1 << 30);
+            let (mut from, mut to) = (pos as i64, (offset + pos) as i64);
+            let done = if in_kernel {
+                match copy_file_range(&input, Some(&mut from), dst, Some(&mut to), n) {
+                    Ok(done) => done,
+                    Err(Errno::EXDEV | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS) => {
+                        in_kernel = false;
+                        continue;
+                    }
+                    Err(e) => return Err(ImageError::io("copying into the image", e.into())),
+                }
+            } else {
+                buf.resize(n.min(8 << 20), 0);
+                input.read_exact_at(&mut buf, pos).map_err(io("reading", src))?;
+                dst.write_all_at(&buf, offset + pos)
+                    .map_err(|e| ImageError::io("writing the image", e))?;
+                buf.len()
+            };
             if done == 0 {
                 return Err(ImageError::Step {
                     step: "assemble",
-                    message: format!("{} ended early at byte {from}", src.display()),
+                    message: format!("{} ended early at byte {pos}", src.display()),
                 });
             }
+            pos += done as u64;
         }
     }
     Ok(())
@@ -261,7 +281,6 @@ pub fn data_ranges(file: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::FileExt;
 
     #[test]
     fn mbr_layout_matches_design() {
@@ -283,6 +302,47 @@ mod tests {
         // LBA 8192 = cylinder 0, head 130, sector 3 with 255x63 geometry.
         assert_eq!(chs(8192), [130, 3, 0]);
         assert_eq!(chs(1 << 40), [0xfe, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn place_copies_data_and_keeps_holes_also_across_file_systems() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-place-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("src");
+        let f = File::create(&src).unwrap();
+        f.set_len(16 << 20).unwrap();
+        f.write_all_at(b"first", 1 << 20).unwrap();
+        f.write_all_at(b"second", 12 << 20).unwrap();
+        // /dev/shm is tmpfs: copy_file_range from here refuses (EXDEV).
+        let shm = Path::new("/dev/shm");
+        let targets = [dir.join("dst"), shm.join(format!("pi-lab-place-{}", std::process::id()))];
+        for dst_path in targets.iter().filter(|p| p.parent().is_some_and(Path::is_dir)) {
+            let dst = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dst_path)
+                .unwrap();
+            dst.set_len(32 << 20).unwrap();
+            place(&src, &dst, 4 << 20, &Cancel::never()).unwrap();
+            let mut got = [0u8; 6];
+            dst.read_exact_at(&mut got[..5], (5 << 20) as u64).unwrap();
+            assert_eq!(&got[..5], b"first", "{}", dst_path.display());
+            dst.read_exact_at(&mut got, (16 << 20) as u64).unwrap();
+            assert_eq!(&got, b"second");
+            let mapped: u64 = data_ranges(&dst, 32 << 20).unwrap().iter().map(|(a, b)| b - a).sum();
+            assert!(mapped < 4 << 20, "holes must stay holes: {mapped} bytes mapped");
+            fs::remove_file(dst_path).unwrap();
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn io_errors_name_their_cause_once() {
+        let e = ImageError::io("opening x", std::io::Error::from_raw_os_error(2));
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
     }
 
     #[test]

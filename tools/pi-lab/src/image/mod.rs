@@ -104,26 +104,23 @@ pub enum ImageError {
     Prerequisite { what: String, fix: String },
     #[error("{step}: {message}")]
     Step { step: &'static str, message: String },
-    #[error("{context}: {source}{hint}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-        hint: String,
-    },
+    /// The cause is part of the message, not a separate source, so
+    /// `{:#}` does not print it twice.
+    #[error("{context}: {cause}{hint}")]
+    Io { context: String, cause: std::io::Error, hint: String },
     #[error("interrupted (Ctrl-C): removed the partial outputs, nothing is left mounted")]
     Interrupted,
 }
 
 impl ImageError {
     /// An I/O error with what was being done; a full disk gets a hint.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        let hint = match source.raw_os_error() {
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
+        let hint = match cause.raw_os_error() {
             Some(28) => " (the disk is full: free space or choose another --out)".to_string(),
             Some(27) => " (file size limit reached: see `ulimit -f`)".to_string(),
             _ => String::new(),
         };
-        ImageError::Io { context: context.into(), source, hint }
+        ImageError::Io { context: context.into(), cause, hint }
     }
 }
 
@@ -215,6 +212,9 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     })?;
     for n in notes {
         steps.note(&n);
+    }
+    if !prereqs::on_path("depmod") {
+        steps.note("no depmod on this host (apt-get install kmod): the kernel's module index is made under emulation (slower)");
     }
     if !rootfs::eatmydata_available() {
         steps.note(

@@ -21,7 +21,7 @@ use super::{ImageError, Profile, outputs};
 
 /// What pi-lab does to make the layers besides installing packages. Part of
 /// every layer's key: change it and every cached layer is rebuilt.
-pub const RECIPE: &str = "pi-lab rootfs recipe 3: layers base/lab/profile, initramfs once in base, raspi-firmware defaults, hook rerun, no man/locale/doc, no ssh host keys, no debconf preconfiguration, apt cache";
+pub const RECIPE: &str = "pi-lab rootfs recipe 3: layers base/lab/profile, initramfs once in base, raspi-firmware defaults, hook rerun, no man/locale/doc, no ssh host keys, no debconf preconfiguration, host depmod, apt cache";
 
 /// mmdebstrap's hook that runs dpkg under eatmydata: no fsync while the
 /// throw-away build root is filled (it is packed into a tarball at the end).
@@ -37,6 +37,15 @@ pub fn eatmydata_available() -> bool {
 /// two or three times: `update-initramfs` is a no-op while packages install
 /// and runs once at the end of the base layer.
 const DIVERT: &str = r#"chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/update-initramfs.pi-lab --add /usr/sbin/update-initramfs && printf '#!/bin/sh\necho pi-lab: update-initramfs deferred\n' > "$1/usr/sbin/update-initramfs" && chmod 755 "$1/usr/sbin/update-initramfs""#;
+/// Under emulation depmod takes a minute (it decompresses every module of
+/// the kernel); the host's depmod writes the same module index (the text
+/// files byte for byte, the `.bin` indexes in the same format) in seconds.
+/// The kernel's own call is a no-op while packages install.
+const DIVERT_DEPMOD: &str = r#"chroot "$1" dpkg-divert --quiet --local --rename --divert /usr/sbin/depmod.pi-lab --add /usr/sbin/depmod && printf '#!/bin/sh
+echo pi-lab: depmod deferred
+' > "$1/usr/sbin/depmod" && chmod 755 "$1/usr/sbin/depmod""#;
+const HOST_DEPMOD: &str = r#"if grep -q 'pi-lab: depmod deferred' "$1/usr/sbin/depmod"; then rm -f "$1/usr/sbin/depmod"; fi && chroot "$1" dpkg-divert --quiet --local --rename --remove /usr/sbin/depmod && for d in "$1"/usr/lib/modules/*/; do v=$(basename "$d"); depmod -b "$1" -F "$1/boot/System.map-$v" -a "$v" || exit 1; done"#;
+
 /// While a layer is built, apt does not run debconf's pre-configuration
 /// (perl under emulation, up to a minute per layer, for questions that are
 /// answered noninteractively anyway). Removed before the layer is packed.
@@ -232,8 +241,12 @@ fn base_hooks(
         .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/ \"$1\"/boot/firmware")
         .arg(sync_in(apt))
         .arg(format!("--essential-hook={DIVERT}"))
-        .arg(format!("--essential-hook={NO_PRECONFIGURE}"))
-        .arg(format!("--customize-hook=upload {} /etc/default/raspi-firmware", quote(&defaults)))
+        .arg(format!("--essential-hook={NO_PRECONFIGURE}"));
+    let host_depmod = super::prereqs::on_path("depmod");
+    if host_depmod {
+        cmd.arg(format!("--essential-hook={DIVERT_DEPMOD}"));
+    }
+    cmd.arg(format!("--customize-hook=upload {} /etc/default/raspi-firmware", quote(&defaults)))
         .arg(format!("--customize-hook=upload {} /etc/default/raspi-extra-cmdline", quote(&extra)));
     for (i, (path, text, mode)) in profile.initramfs_files().into_iter().enumerate() {
         let f = file(&format!("initramfs-{i}"), &text)?;
@@ -244,12 +257,14 @@ fn base_hooks(
             .arg(format!("--customize-hook=upload {} {path}", quote(&f)))
             .arg(format!("--customize-hook=chmod {mode:o} \"$1{path}\""));
     }
-    cmd.arg(format!("--customize-hook={PRECONFIGURE_AGAIN}"))
-        .arg(format!("--customize-hook={UNDIVERT}"))
-        .arg(
-            "--customize-hook=chroot \"$1\" env DEB_MAINT_PARAMS=configure \
+    cmd.arg(format!("--customize-hook={PRECONFIGURE_AGAIN}"));
+    if host_depmod {
+        cmd.arg(format!("--customize-hook={HOST_DEPMOD}"));
+    }
+    cmd.arg(format!("--customize-hook={UNDIVERT}")).arg(
+        "--customize-hook=chroot \"$1\" env DEB_MAINT_PARAMS=configure \
          /etc/kernel/postinst.d/z50-raspi-firmware",
-        );
+    );
     Ok(())
 }
 
