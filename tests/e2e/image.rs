@@ -101,6 +101,13 @@ fn build(out: &Path, extra: &[&str]) -> Output {
         .expect("run pi-lab image build")
 }
 
+/// `pi-lab image build --json` that must succeed; its summary.
+fn build_ok(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let result = build(out, extra);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    serde_json::from_slice(&result.stdout).expect("--json summary")
+}
+
 /// Copies partition `n` (1-based) out of the image into its own file.
 fn extract_partition(img: &Path, n: usize, dest: &Path) {
     let dump = run(Command::new("sfdisk").arg("--json").arg(img));
@@ -309,6 +316,20 @@ fn image_rebuild_after_adding_a_package_reuses_base_and_lab_layers() {
         assert!(t.contains("\"ethtool\","));
         t.replace("\"ethtool\",", "\"ethtool\",\n  \"tree\",")
     });
+    // An earlier run left this profile layer in the cache: remove it, so
+    // this build makes it (and only it).
+    let planned = run(Command::new(bin("pi-lab"))
+        .args(["image", "packages", "--json", "--profile"])
+        .arg(proj.join("images/p.toml")));
+    let planned: serde_json::Value = serde_json::from_str(&planned).unwrap();
+    let key = planned[2]["key"].as_str().unwrap().to_string();
+    assert_eq!(planned[2]["name"], "profile");
+    let remove_layer = || {
+        for ext in ["tar", "tar.sha256"] {
+            let _ = std::fs::remove_file(cache_dir().join(format!("rootfs/profile-{key}.{ext}")));
+        }
+    };
+    remove_layer();
     let result = pi_lab_build(&proj.join("images/p.toml"), &out).arg("--json").output().unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
@@ -352,6 +373,11 @@ fn image_rebuild_after_adding_a_package_reuses_base_and_lab_layers() {
     let tree = run(Command::new("debugfs").arg("-R").arg("stat /usr/bin/tree").arg(&p2));
     assert!(tree.contains("Type: regular"), "{tree}");
     std::fs::remove_dir_all(&proj).unwrap();
+    remove_layer(); // half a GiB the shared cache does not need
+    let fs = s["filesystems_key"].as_str().unwrap();
+    for ext in ["ext4", "vfat", "json"] {
+        let _ = std::fs::remove_file(cache_dir().join(format!("fs/{fs}.{ext}")));
+    }
 }
 
 /// Two builds with the same inputs give the same bytes. Here the file
@@ -365,17 +391,14 @@ fn image_is_reproducible_on_the_warm_path() {
     }
     let b = built();
     let out = target_dir("pi-lab-image-test/warm-repro");
-    let result = build(&out, &["--no-cache=filesystems"]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let s = build_ok(&out, &["--no-cache=filesystems"]);
     assert_eq!(s["rootfs_cached"], true);
     assert_eq!(s["filesystems_cached"], false, "the file systems must be made again");
     let sums = |dir: &Path| std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
     assert_eq!(sums(&out), sums(&b.out), "same inputs must give the same bytes");
     assert_eq!(s["image_sha256"], b.summary["image_sha256"]);
     // And once more from the cached file systems.
-    let result = build(&out, &[]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(build_ok(&out, &[])["filesystems_cached"], true);
     assert_eq!(sums(&out), sums(&b.out));
 }
 
@@ -524,9 +547,7 @@ fn image_is_reproducible_from_a_cold_cache() {
     }
     let b = built();
     let out = target_dir("pi-lab-image-test/repro");
-    let result = build(&out, &["--no-cache"]);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    let s: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let s = build_ok(&out, &["--no-cache"]);
     assert_eq!(s["rootfs_cached"], false);
     assert_eq!(
         s["image_sha256"], b.summary["image_sha256"],

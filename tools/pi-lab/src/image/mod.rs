@@ -49,12 +49,17 @@ Adding a package rebuilds only the profile layer; changing an overlay or the
 agent reuses everything and takes seconds.")]
     Build(BuildArgs),
     /// Print the packages each layer installs (`LAYER PACKAGE`, one a line).
-    #[command(after_help = "Example:
-  pi-lab image packages --profile images/pi3b-trixie.toml | cut -d' ' -f2 | paste -sd,")]
+    #[command(after_help = "Examples:
+  pi-lab image packages --profile images/pi3b-trixie.toml | cut -d' ' -f2 | paste -sd,
+  pi-lab image packages --json    # each layer's name, cache key and packages")]
     Packages {
         /// Image profile (TOML).
         #[arg(long, env = "PI_LAB_PROFILE", default_value = "images/pi3b-trixie.toml")]
         profile: PathBuf,
+        /// Each layer's name, cache key (its tarball is CACHE/rootfs/NAME-KEY.tar)
+        /// and packages, as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -167,11 +172,22 @@ pub fn run(cmd: &ImageCommand) -> Result<ExitCode, ImageError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ImageCommand::Packages { profile } => {
+        ImageCommand::Packages { profile, json } => {
             let profile = Profile::read(profile)?;
-            for layer in rootfs::plan(&profile) {
-                for p in &layer.packages {
-                    println!("{} {p}", layer.name);
+            let layers = rootfs::plan(&profile);
+            if *json {
+                let list: Vec<_> = layers
+                    .iter()
+                    .map(|l| serde_json::json!({"name": l.name, "key": l.key, "packages": l.packages}))
+                    .collect();
+                let text = serde_json::to_string_pretty(&list)
+                    .map_err(|e| ImageError::Step { step: "packages", message: e.to_string() })?;
+                println!("{text}");
+            } else {
+                for layer in &layers {
+                    for p in &layer.packages {
+                        println!("{} {p}", layer.name);
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
