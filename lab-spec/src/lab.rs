@@ -62,6 +62,10 @@ pub struct Lab {
     /// The file it came from, for diagnostics found after parsing.
     #[serde(skip)]
     pub source: Source,
+    /// Warnings about the file it was converted from (a netlab topology's
+    /// runtime settings, left to netlab); empty for a lab file.
+    #[serde(skip)]
+    pub notes: crate::diagnostics::Diagnostics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -74,7 +74,7 @@ pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Lab, Diagnostics> {
     }
 }
 
-fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
+pub(crate) fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
     // The lossy text is the same as the file up to the first bad byte, so
     // offsets (and lines and columns) before it agree; the bad byte itself
     // shows as U+FFFD, three bytes long.
@@ -322,6 +322,7 @@ impl Reader {
             links,
             segments,
             source,
+            notes: Diagnostics::default(),
         })
     }
 

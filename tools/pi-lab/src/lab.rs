@@ -39,6 +39,8 @@ Examples:
   pi-lab lab render examples/fabric.toml leaf1
   pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
     Render(RenderArgs),
+    /// Write a netlab topology (YAML) as the equivalent lab file.
+    Import(crate::import::ImportArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
     /// Tear down a virtual fleet.
@@ -97,6 +99,8 @@ pub enum LabCmdError {
     Output(String),
     #[error(transparent)]
     Fleet(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
 }
 
 pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
@@ -104,6 +108,7 @@ pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
         LabCommand::Check(args) => check(args),
         LabCommand::Plan(args) => plan(args),
         LabCommand::Render(args) => render(args),
+        LabCommand::Import(args) => Ok(crate::import::run(args)?),
         LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))

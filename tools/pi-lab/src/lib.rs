@@ -8,6 +8,7 @@ pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
 pub mod image;
+pub mod import;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
