@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod announce;
 pub mod compile;
 pub mod diagnostics;
+pub mod expr;
 pub mod frr;
 pub mod frr_state;
 pub mod health;
@@ -44,7 +45,9 @@ pub enum LabError {
     /// The file was read but is not a valid lab; the diagnostics say why.
     #[error("{0}")]
     Invalid(Diagnostics),
-    #[error("{path} is a netlab topology; this build of lab-spec reads them only with its `netlab` feature")]
+    #[error(
+        "{path} is a netlab topology; this build of lab-spec reads them only with its `netlab` feature"
+    )]
     NetlabOff { path: PathBuf },
 }
 
@@ -71,10 +74,9 @@ pub fn is_netlab(path: &Path) -> bool {
 fn load_netlab(path: &Path, bytes: &[u8], name: &str) -> Result<Lab, LabError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| LabError::Invalid(parse::not_utf8(bytes, &e, name)))?;
-    let import = netlab::convert(text, name, &netlab::default_name(path))
-        .map_err(LabError::Invalid)?;
-    let mut lab =
-        parse(&import.toml, &format!("{name} (as TOML)")).map_err(LabError::Invalid)?;
+    let import =
+        netlab::convert(text, name, &netlab::default_name(path)).map_err(LabError::Invalid)?;
+    let mut lab = parse(&import.toml, &format!("{name} (as TOML)")).map_err(LabError::Invalid)?;
     lab.notes = import.notes;
     Ok(lab)
 }

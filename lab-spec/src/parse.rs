@@ -21,8 +21,18 @@ use crate::node_config::{IgpTimers, Led, Role};
 type Table<'i> = DeTable<'i>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] =
-    &["name", "management", "pools", "underlay", "bgp", "sflow", "nodes", "links", "segments"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "management",
+    "pools",
+    "underlay",
+    "bgp",
+    "sflow",
+    "nodes",
+    "links",
+    "segments",
+    "validate",
+];
 const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead"];
 const PROTOCOLS: &[&str] = &["ebgp", "ospf", "isis"];
 const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
@@ -311,6 +321,7 @@ impl Reader {
         let nodes = self.nodes(doc);
         let links = self.links(doc);
         let segments = self.segments(doc);
+        let tests = self.tests(doc);
         Some(Lab {
             name: name?.0,
             management,
@@ -321,6 +332,7 @@ impl Reader {
             nodes,
             links,
             segments,
+            tests,
             source,
             notes: Diagnostics::default(),
         })
@@ -807,6 +819,9 @@ impl Reader {
     }
 }
 
+#[path = "parse_tests.rs"]
+mod lab_tests;
+
 fn declared_nodes(doc: &Table) -> Vec<String> {
     match doc.get("nodes").map(|v| v.get_ref()) {
         Some(DeValue::Table(t)) => t.keys().map(|k| k.get_ref().to_string()).collect(),
@@ -825,7 +840,7 @@ type Check<T> = Result<T, (String, String)>;
 
 /// Names of labs, nodes and segments: usable as hostnames and in file and
 /// namespace names.
-fn name_ok(s: &str, what: &str) -> Check<String> {
+pub(crate) fn name_ok(s: &str, what: &str) -> Check<String> {
     let valid = !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -936,7 +951,7 @@ fn network(s: &str, what: &str, lengths: RangeInclusive<u8>) -> Check<Ipv4Net> {
     Ok(net)
 }
 
-fn role(s: &str) -> Check<Role> {
+pub(crate) fn role(s: &str) -> Check<Role> {
     match s {
         "router" => Ok(Role::Router),
         "spine" => Ok(Role::Spine),

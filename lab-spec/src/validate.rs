@@ -18,6 +18,7 @@ pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
     v.names_differ_in_more_than_case();
     v.segments();
     v.bgp_speakers();
+    v.tests();
     diags.extend(v.found);
 }
 
@@ -26,6 +27,9 @@ struct Validator<'a> {
     declared: &'a [String],
     found: Vec<Diagnostic>,
 }
+
+#[path = "validate_tests.rs"]
+mod lab_tests;
 
 /// What a link is, by the roles at its ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -98,10 +98,9 @@ pub fn convert(text: &str, file_name: &str, default_name: &str) -> Result<Import
 /// name for the usual `topology.yml`.
 pub fn default_name(path: &std::path::Path) -> String {
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("netlab");
-    let from_dir = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned()));
+    let from_dir = path.canonicalize().ok().and_then(|p| {
+        p.parent().and_then(|d| d.file_name()).map(|d| d.to_string_lossy().into_owned())
+    });
     match (stem, from_dir) {
         ("topology", Some(dir)) => dir,
         (stem, _) => stem.to_string(),
@@ -206,7 +205,11 @@ impl Builder<'_> {
             for (m, span) in igp_of(self, n) {
                 match &chosen {
                     Some((c, _)) if *c != m => {
-                        self.error(span, format!("module {m} next to {c}: pi-lab runs one IGP"), format!("use {c} on every router, or {m}"));
+                        self.error(
+                            span,
+                            format!("module {m} next to {c}: pi-lab runs one IGP"),
+                            format!("use {c} on every router, or {m}"),
+                        );
                         return None;
                     }
                     Some(_) => {}
@@ -223,10 +226,18 @@ impl Builder<'_> {
         }
         let bgp: Vec<&NNode> = routers.iter().filter(|n| self.runs(n, "bgp")).collect();
         if bgp.is_empty() {
-            let linked = self.topo.links.iter().any(|l| l.ends.iter().all(|e| self.node(&e.node).is_some_and(|n| !n.host)));
+            let linked = self
+                .topo
+                .links
+                .iter()
+                .any(|l| l.ends.iter().all(|e| self.node(&e.node).is_some_and(|n| !n.host)));
             if linked {
                 let span = self.topo.links.first().map(|l| l.span.clone()).unwrap_or(0..0);
-                self.error(span, "routers are linked but run no routing module", "add module: [ ospf ] (or isis, or bgp) to the topology");
+                self.error(
+                    span,
+                    "routers are linked but run no routing module",
+                    "add module: [ ospf ] (or isis, or bgp) to the topology",
+                );
                 return None;
             }
             // Nothing to route between: OSPF only advertises the loopbacks.
@@ -234,7 +245,11 @@ impl Builder<'_> {
         }
         let missing: Vec<&NNode> = routers.iter().filter(|n| !self.runs(n, "bgp")).collect();
         for n in missing {
-            self.reader.error(n.span.clone(), format!("router {} runs no routing module", n.name), "with a BGP underlay every router runs bgp; add it to its module list");
+            self.reader.error(
+                n.span.clone(),
+                format!("router {} runs no routing module", n.name),
+                "with a BGP underlay every router runs bgp; add it to its module list",
+            );
         }
         Some(Underlay::Ebgp)
     }
@@ -294,7 +309,11 @@ impl Builder<'_> {
             .collect()
     }
 
-    fn roles(&mut self, underlay: Underlay, leaves: &BTreeSet<String>) -> BTreeMap<String, &'static str> {
+    fn roles(
+        &mut self,
+        underlay: Underlay,
+        leaves: &BTreeSet<String>,
+    ) -> BTreeMap<String, &'static str> {
         let mut roles = BTreeMap::new();
         let nodes = self.topo.nodes.clone();
         for n in &nodes {
@@ -302,7 +321,11 @@ impl Builder<'_> {
                 "host"
             } else if leaves.contains(&n.name) {
                 if n.rr {
-                    self.error(n.span.clone(), format!("{} is a route reflector with VLAN access ports", n.name), "pi-lab's route reflectors are spines; give the VLANs to other routers");
+                    self.error(
+                        n.span.clone(),
+                        format!("{} is a route reflector with VLAN access ports", n.name),
+                        "pi-lab's route reflectors are spines; give the VLANs to other routers",
+                    );
                 }
                 "leaf"
             } else if n.rr || (underlay == Underlay::Ebgp && self.runs(n, "evpn")) {
@@ -311,7 +334,11 @@ impl Builder<'_> {
                 "router"
             };
             if n.rr && !self.runs(n, "bgp") {
-                self.error(n.span.clone(), format!("{} is a route reflector without the bgp module", n.name), "add bgp to its module list");
+                self.error(
+                    n.span.clone(),
+                    format!("{} is a route reflector without the bgp module", n.name),
+                    "add bgp to its module list",
+                );
             }
             roles.insert(n.name.clone(), role);
         }
@@ -326,7 +353,11 @@ impl Builder<'_> {
         for n in &nodes {
             if let Some(id) = n.id {
                 if !taken.insert(id) {
-                    self.error(n.span.clone(), format!("id {id} of {} is also another node's", n.name), "give each node its own id");
+                    self.error(
+                        n.span.clone(),
+                        format!("id {id} of {} is also another node's", n.name),
+                        "give each node its own id",
+                    );
                 }
                 ids.insert(n.name.clone(), id);
             }
@@ -345,19 +376,36 @@ impl Builder<'_> {
     fn check_links(&mut self) {
         let links = self.topo.links.clone();
         for l in &links {
-            let hosts: Vec<&str> = l.ends.iter().filter(|e| self.node(&e.node).is_some_and(|n| n.host)).map(|e| e.node.as_str()).collect();
+            let hosts: Vec<&str> = l
+                .ends
+                .iter()
+                .filter(|e| self.node(&e.node).is_some_and(|n| n.host))
+                .map(|e| e.node.as_str())
+                .collect();
             match (hosts.len(), &l.access) {
-                (0, Some((_, span))) => self.error(span.clone(), "vlan.access on a link between two routers", "pi-lab carries VLANs to hosts; link routers without a VLAN"),
+                (0, Some((_, span))) => self.error(
+                    span.clone(),
+                    "vlan.access on a link between two routers",
+                    "pi-lab carries VLANs to hosts; link routers without a VLAN",
+                ),
                 (1, None) => {
                     let host = hosts[0].to_string();
                     self.error(l.span.clone(), format!("host {host} is on a link without vlan.access"), "pi-lab hosts sit in VLANs (segments): add vlan.access: NAME to the link and define the VLAN under vlans");
                 }
-                (2, _) => self.error(l.span.clone(), "a link between two hosts", "link each host to a router with vlan.access"),
+                (2, _) => self.error(
+                    l.span.clone(),
+                    "a link between two hosts",
+                    "link each host to a router with vlan.access",
+                ),
                 _ => {}
             }
             if l.access.is_some() && l.prefix.is_some() {
                 let span = l.prefix.as_ref().map(|p| p.1.clone()).unwrap_or(l.span.clone());
-                self.error(span, "prefix on a VLAN access link", "set the prefix on the VLAN under vlans");
+                self.error(
+                    span,
+                    "prefix on a VLAN access link",
+                    "set the prefix on the VLAN under vlans",
+                );
             }
         }
     }
@@ -386,17 +434,31 @@ impl Builder<'_> {
             let Some((vlan, span)) = &l.access else { continue };
             let Some(def) = vlans.iter().find(|v| v.name == *vlan) else {
                 let known: Vec<&str> = vlans.iter().map(|v| v.name.as_str()).collect();
-                let help = if known.is_empty() { "define it: vlans: { NAME: { vni: 5000 } }".to_string() } else { format!("the VLANs are {}", list(&known)) };
+                let help = if known.is_empty() {
+                    "define it: vlans: { NAME: { vni: 5000 } }".to_string()
+                } else {
+                    format!("the VLANs are {}", list(&known))
+                };
                 self.error(span.clone(), format!("unknown VLAN \"{vlan}\""), help);
                 continue;
             };
-            let (leaf, host) = if self.node(&a.node).is_some_and(|n| n.host) { (b, a) } else { (a, b) };
+            let (leaf, host) =
+                if self.node(&a.node).is_some_and(|n| n.host) { (b, a) } else { (a, b) };
             let seg = match segments.iter_mut().position(|s| s.vlan == *vlan) {
                 Some(i) => &mut segments[i],
                 None => {
                     let id = ids.get(vlan).copied().unwrap_or(netlab_defaults::START_VLAN_ID);
-                    let in_evpn = evpn_on && self.topo.evpn_vlans.as_ref().is_none_or(|v| v.iter().any(|(n, _)| n == vlan));
-                    let flooding = if in_evpn { FloodingMode::Evpn } else { self.topo.vxlan_flooding.unwrap_or(FloodingMode::Static) };
+                    let in_evpn = evpn_on
+                        && self
+                            .topo
+                            .evpn_vlans
+                            .as_ref()
+                            .is_none_or(|v| v.iter().any(|(n, _)| n == vlan));
+                    let flooding = if in_evpn {
+                        FloodingMode::Evpn
+                    } else {
+                        self.topo.vxlan_flooding.unwrap_or(FloodingMode::Static)
+                    };
                     segments.push(Segment {
                         vlan: vlan.clone(),
                         span: def.span.clone(),
@@ -421,8 +483,17 @@ impl Builder<'_> {
             if seg.leaves.len() < 2 {
                 continue;
             }
-            let no_vxlan: Vec<String> = seg.leaves.iter().filter(|l| self.node(l).is_some_and(|n| !self.runs(n, "vxlan"))).cloned().collect();
-            let listed = self.topo.vxlan_vlans.as_ref().is_none_or(|v| v.iter().any(|(n, _)| *n == seg.vlan));
+            let no_vxlan: Vec<String> = seg
+                .leaves
+                .iter()
+                .filter(|l| self.node(l).is_some_and(|n| !self.runs(n, "vxlan")))
+                .cloned()
+                .collect();
+            let listed = self
+                .topo
+                .vxlan_vlans
+                .as_ref()
+                .is_none_or(|v| v.iter().any(|(n, _)| *n == seg.vlan));
             if !no_vxlan.is_empty() || !listed {
                 self.error(seg.span.clone(), format!("VLAN {} spans {} but is not carried by VXLAN", seg.vlan, seg.leaves.join(", ")), "add vxlan (and vlan) to the routers' modules, and the VLAN to vxlan.vlans if that list is given; pi-lab has no VLAN trunks");
             }
@@ -432,7 +503,11 @@ impl Builder<'_> {
             let missing: Vec<&NNode> =
                 nodes.iter().filter(|n| self.runs(n, "evpn") && !self.runs(n, "bgp")).collect();
             for n in missing {
-                self.reader.error(n.span.clone(), format!("{} runs evpn without bgp", n.name), "EVPN rides on BGP: add bgp to its modules");
+                self.reader.error(
+                    n.span.clone(),
+                    format!("{} runs evpn without bgp", n.name),
+                    "EVPN rides on BGP: add bgp to its modules",
+                );
             }
         }
         segments
@@ -444,7 +519,11 @@ impl Builder<'_> {
         if let Some(mgmt) = self.topo.mgmt {
             let _ = writeln!(out, "\n[management]\nsubnet = {}", quote(&mgmt.to_string()));
         }
-        let pools = [("loopback", self.topo.loopback_pool), ("p2p", self.topo.p2p_pool), ("segments", self.topo.lan_pool)];
+        let pools = [
+            ("loopback", self.topo.loopback_pool),
+            ("p2p", self.topo.p2p_pool),
+            ("segments", self.topo.lan_pool),
+        ];
         if pools.iter().any(|p| p.1.is_some()) {
             out.push_str("\n[pools]\n");
             for (key, net) in pools {
@@ -475,7 +554,13 @@ impl Builder<'_> {
         }
     }
 
-    fn emit_nodes(&mut self, out: &mut String, roles: &BTreeMap<String, &str>, ids: &BTreeMap<String, u32>, underlay: Underlay) {
+    fn emit_nodes(
+        &mut self,
+        out: &mut String,
+        roles: &BTreeMap<String, &str>,
+        ids: &BTreeMap<String, u32>,
+        underlay: Underlay,
+    ) {
         let loopbacks = self.topo.loopback_pool.unwrap_or(defaults::LOOPBACK);
         let mgmt = self.topo.mgmt.unwrap_or(defaults::MANAGEMENT);
         let start = self.topo.mgmt_start.unwrap_or(netlab_defaults::MGMT_START);
@@ -491,10 +576,18 @@ impl Builder<'_> {
                         let _ = writeln!(out, "asn = {asn}");
                     }
                     (Some((_, span)), false) if underlay == Underlay::Ebgp => {
-                        self.error(span, format!("{} has an AS but does not run bgp", n.name), "add bgp to its module list");
+                        self.error(
+                            span,
+                            format!("{} has an AS but does not run bgp", n.name),
+                            "add bgp to its module list",
+                        );
                     }
                     (None, true) if self.topo.bgp_as.is_none() => {
-                        self.error(n.span.clone(), format!("{} runs bgp but has no AS", n.name), "set bgp.as for the lab, bgp.as on the node, or list it in bgp.as_list");
+                        self.error(
+                            n.span.clone(),
+                            format!("{} runs bgp but has no AS", n.name),
+                            "set bgp.as for the lab, bgp.as on the node, or list it in bgp.as_list",
+                        );
                     }
                     _ => {}
                 }
@@ -511,7 +604,12 @@ impl Builder<'_> {
 
     fn emit_links(&self, out: &mut String, ends: &[(End, End)]) {
         for (l, (a, b)) in self.topo.links.iter().zip(ends) {
-            let _ = writeln!(out, "\n[[links]]\na = {}\nb = {}", quote(&format!("{}:{}", a.node, a.interface)), quote(&format!("{}:{}", b.node, b.interface)));
+            let _ = writeln!(
+                out,
+                "\n[[links]]\na = {}\nb = {}",
+                quote(&format!("{}:{}", a.node, a.interface)),
+                quote(&format!("{}:{}", b.node, b.interface))
+            );
             if let Some(mtu) = l.mtu {
                 let _ = writeln!(out, "mtu = {mtu}");
             }
@@ -566,7 +664,13 @@ struct Segment {
 fn emit_segments(out: &mut String, segments: &[Segment]) {
     for s in segments {
         let _ = writeln!(out, "\n# VLAN {} (hosts {})", s.vlan, s.hosts.join(", "));
-        let _ = writeln!(out, "[[segments]]\nname = {}\nvni = {}\nflooding = {}", quote(&pi_lab_name(&s.vlan)), s.vni, quote(&s.flooding.to_string()));
+        let _ = writeln!(
+            out,
+            "[[segments]]\nname = {}\nvni = {}\nflooding = {}",
+            quote(&pi_lab_name(&s.vlan)),
+            s.vni,
+            quote(&s.flooding.to_string())
+        );
         let leaves: Vec<String> = s.leaves.iter().map(|l| quote(l)).collect();
         let access: Vec<String> = s.access.iter().map(|a| quote(a)).collect();
         let _ = writeln!(out, "leaves = [{}]\naccess = [{}]", leaves.join(", "), access.join(", "));

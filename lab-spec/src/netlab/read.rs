@@ -16,21 +16,48 @@ use crate::lab::FloodingMode;
 pub const MODULES: &[&str] = &["bgp", "ospf", "isis", "vlan", "vxlan", "evpn"];
 
 const TOP_KEYS: &[&str] = &[
-    "name", "provider", "defaults", "version", "tools", "message", "addressing", "module",
-    "nodes", "groups", "links", "bgp", "ospf", "isis", "vlans", "vlan", "vxlan", "evpn",
+    "name",
+    "provider",
+    "defaults",
+    "version",
+    "tools",
+    "message",
+    "addressing",
+    "module",
+    "nodes",
+    "groups",
+    "links",
+    "bgp",
+    "ospf",
+    "isis",
+    "vlans",
+    "vlan",
+    "vxlan",
+    "evpn",
     "validate",
 ];
 /// Top-level keys that only steer netlab's runtime.
 const RUNTIME_TOP: &[&str] = &["provider", "defaults", "version", "tools", "message"];
 const NODE_KEYS: &[&str] = &[
-    "name", "id", "module", "device", "role", "mgmt", "loopback", "bgp", "ospf", "isis",
-    "group", "box", "image", "provider", "cpu", "memory",
+    "name", "id", "module", "device", "role", "mgmt", "loopback", "bgp", "ospf", "isis", "group",
+    "box", "image", "provider", "cpu", "memory",
 ];
 /// Node keys that only steer how netlab starts the node.
 const RUNTIME_NODE: &[&str] = &["device", "box", "image", "provider", "cpu", "memory"];
 const GROUP_KEYS: &[&str] = &[
-    "members", "module", "device", "role", "bgp", "ospf", "isis", "node_data", "box", "image",
-    "provider", "cpu", "memory",
+    "members",
+    "module",
+    "device",
+    "role",
+    "bgp",
+    "ospf",
+    "isis",
+    "node_data",
+    "box",
+    "image",
+    "provider",
+    "cpu",
+    "memory",
 ];
 const LINK_KEYS: &[&str] = &["mtu", "prefix", "vlan", "interfaces", "type", "name"];
 const POOLS: &[&str] = &["loopback", "p2p", "lan", "mgmt", "router_id"];
@@ -183,7 +210,11 @@ impl<'t> Reader<'t> {
     fn keys(&mut self, node: &Node, allowed: &[&str], place: &str) -> bool {
         let Some(entries) = node.entries() else {
             let what = node.type_name();
-            self.error(node.span.clone(), format!("{place} must be a dictionary, found {what}"), "write KEY: VALUE lines under it");
+            self.error(
+                node.span.clone(),
+                format!("{place} must be a dictionary, found {what}"),
+                "write KEY: VALUE lines under it",
+            );
             return false;
         };
         for e in entries {
@@ -209,7 +240,11 @@ impl<'t> Reader<'t> {
             Value::Int(i) => Some(i.to_string()),
             _ => {
                 let found = node.type_name();
-                self.error(node.span.clone(), format!("{what} must be a string, found {found}"), format!("write {what}: TEXT"));
+                self.error(
+                    node.span.clone(),
+                    format!("{what} must be a string, found {found}"),
+                    format!("write {what}: TEXT"),
+                );
                 None
             }
         }
@@ -219,19 +254,31 @@ impl<'t> Reader<'t> {
         match &node.value {
             Value::Int(i) if (min..=max).contains(i) => u32::try_from(*i).ok(),
             Value::Int(i) => {
-                self.error(node.span.clone(), format!("{what} {i} is out of range"), format!("use {min} to {max}"));
+                self.error(
+                    node.span.clone(),
+                    format!("{what} {i} is out of range"),
+                    format!("use {min} to {max}"),
+                );
                 None
             }
             Value::Str(s) => match s.parse::<i64>() {
                 Ok(i) if (min..=max).contains(&i) => u32::try_from(i).ok(),
                 _ => {
-                    self.error(node.span.clone(), format!("{what} \"{s}\" is not a number from {min} to {max}"), format!("write {what}: N"));
+                    self.error(
+                        node.span.clone(),
+                        format!("{what} \"{s}\" is not a number from {min} to {max}"),
+                        format!("write {what}: N"),
+                    );
                     None
                 }
             },
             _ => {
                 let found = node.type_name();
-                self.error(node.span.clone(), format!("{what} must be a number, found {found}"), format!("write {what}: N"));
+                self.error(
+                    node.span.clone(),
+                    format!("{what} must be a number, found {found}"),
+                    format!("write {what}: N"),
+                );
                 None
             }
         }
@@ -240,11 +287,19 @@ impl<'t> Reader<'t> {
     fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
         match &node.value {
             Value::Bool(b) => Some(*b),
-            Value::Str(s) if ["yes", "true", "on"].contains(&s.to_lowercase().as_str()) => Some(true),
-            Value::Str(s) if ["no", "false", "off"].contains(&s.to_lowercase().as_str()) => Some(false),
+            Value::Str(s) if ["yes", "true", "on"].contains(&s.to_lowercase().as_str()) => {
+                Some(true)
+            }
+            Value::Str(s) if ["no", "false", "off"].contains(&s.to_lowercase().as_str()) => {
+                Some(false)
+            }
             _ => {
                 let found = node.type_name();
-                self.error(node.span.clone(), format!("{what} must be true or false, found {found}"), format!("write {what}: true"));
+                self.error(
+                    node.span.clone(),
+                    format!("{what} must be true or false, found {found}"),
+                    format!("write {what}: true"),
+                );
                 None
             }
         }
@@ -253,10 +308,9 @@ impl<'t> Reader<'t> {
     /// A list of names; a single name counts as a list of one.
     fn names(&mut self, node: &Node, what: &str) -> Vec<(String, Span)> {
         match &node.value {
-            Value::Seq(items) => items
-                .iter()
-                .filter_map(|i| Some((self.string(i, what)?, i.span.clone())))
-                .collect(),
+            Value::Seq(items) => {
+                items.iter().filter_map(|i| Some((self.string(i, what)?, i.span.clone()))).collect()
+            }
             Value::Null => Vec::new(),
             _ => self.string(node, what).map(|s| vec![(s, node.span.clone())]).unwrap_or_default(),
         }
@@ -267,7 +321,11 @@ impl<'t> Reader<'t> {
         let (text_node, span) = match node.get("ipv4") {
             Some(e) => {
                 for other in node.entries().unwrap_or_default().iter().filter(|e| e.key != "ipv4") {
-                    self.error(other.key_span.clone(), format!("{what}.{} is not supported by pi-lab", other.key), "pi-lab plans IPv4 only; keep ipv4");
+                    self.error(
+                        other.key_span.clone(),
+                        format!("{what}.{} is not supported by pi-lab", other.key),
+                        "pi-lab plans IPv4 only; keep ipv4",
+                    );
                 }
                 (&e.value, e.value.span.clone())
             }
@@ -277,11 +335,19 @@ impl<'t> Reader<'t> {
         match text.parse::<Ipv4Net>() {
             Ok(net) if net.trunc() == net => Some((net, span)),
             Ok(net) => {
-                self.error(span, format!("{what} {net} has host bits set"), format!("did you mean {}?", net.trunc()));
+                self.error(
+                    span,
+                    format!("{what} {net} has host bits set"),
+                    format!("did you mean {}?", net.trunc()),
+                );
                 None
             }
             Err(_) => {
-                self.error(span, format!("{what} \"{text}\" is not an IPv4 prefix"), "write ADDRESS/LENGTH, e.g. 10.1.0.0/16");
+                self.error(
+                    span,
+                    format!("{what} \"{text}\" is not an IPv4 prefix"),
+                    "write ADDRESS/LENGTH, e.g. 10.1.0.0/16",
+                );
                 None
             }
         }
@@ -298,7 +364,11 @@ impl<'t> Reader<'t> {
         match bare.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.error(node.span.clone(), format!("{what} \"{text}\" is not an IPv4 address"), "write a dotted quad, e.g. 10.0.0.1");
+                self.error(
+                    node.span.clone(),
+                    format!("{what} \"{text}\" is not an IPv4 address"),
+                    "write a dotted quad, e.g. 10.0.0.1",
+                );
                 None
             }
         }
@@ -383,13 +453,26 @@ impl<'t> Reader<'t> {
             if !self.keys(&e.value, POOL_KEYS, &place) {
                 continue;
             }
-            let ipv4 = e.value.get("ipv4").and_then(|p| self.prefix(&p.value, &format!("{place}.ipv4")).map(|x| x.0));
+            let ipv4 = e
+                .value
+                .get("ipv4")
+                .and_then(|p| self.prefix(&p.value, &format!("{place}.ipv4")).map(|x| x.0));
             if let Some(p) = e.value.get("prefix") {
-                let want = if e.key == "p2p" { 31 } else if e.key == "loopback" || e.key == "router_id" { 32 } else { 24 };
+                let want = if e.key == "p2p" {
+                    31
+                } else if e.key == "loopback" || e.key == "router_id" {
+                    32
+                } else {
+                    24
+                };
                 if let Some(len) = self.int(&p.value, &format!("{place}.prefix"), 1, 32)
                     && len != want
                 {
-                    self.error(p.value.span.clone(), format!("{place}.prefix {len} differs from pi-lab's /{want}"), format!("pi-lab allocates /{want}s from {}; remove prefix", e.key));
+                    self.error(
+                        p.value.span.clone(),
+                        format!("{place}.prefix {len} differs from pi-lab's /{want}"),
+                        format!("pi-lab allocates /{want}s from {}; remove prefix", e.key),
+                    );
                 }
             }
             if let Some(m) = e.value.get("mac") {
@@ -401,7 +484,11 @@ impl<'t> Reader<'t> {
                 "lan" => topo.lan_pool = ipv4,
                 "router_id" => {
                     if ipv4.is_some() {
-                        self.error(e.key_span.clone(), "addressing.router_id is not supported by pi-lab", "router ids are the loopbacks; set addressing.loopback");
+                        self.error(
+                            e.key_span.clone(),
+                            "addressing.router_id is not supported by pi-lab",
+                            "router ids are the loopbacks; set addressing.loopback",
+                        );
                     }
                 }
                 _ => {
@@ -414,7 +501,11 @@ impl<'t> Reader<'t> {
             if e.key != "mgmt"
                 && let Some(s) = e.value.get("start")
             {
-                self.error(s.key_span.clone(), format!("{place}.start is not supported by pi-lab"), "only the mgmt pool has a start");
+                self.error(
+                    s.key_span.clone(),
+                    format!("{place}.start is not supported by pi-lab"),
+                    "only the mgmt pool has a start",
+                );
             }
         }
     }
@@ -441,7 +532,11 @@ impl<'t> Reader<'t> {
     /// anyway; turning them off is not supported.
     fn true_only(&mut self, e: &Entry, place: &str) {
         if self.bool(&e.value, &format!("{place}.{}", e.key)) == Some(false) {
-            self.error(e.value.span.clone(), format!("{place}.{}: false is not supported by pi-lab", e.key), "pi-lab always advertises loopbacks; remove the key");
+            self.error(
+                e.value.span.clone(),
+                format!("{place}.{}: false is not supported by pi-lab", e.key),
+                "pi-lab always advertises loopbacks; remove the key",
+            );
         }
     }
 
@@ -454,18 +549,27 @@ impl<'t> Reader<'t> {
     /// are read.
     fn as_list(&mut self, node: &Node) {
         let Some(entries) = node.entries() else {
-            self.error(node.span.clone(), "bgp.as_list must be a dictionary of AS numbers", "write as_list: { 65000: { members: [ r1 ] } }");
+            self.error(
+                node.span.clone(),
+                "bgp.as_list must be a dictionary of AS numbers",
+                "write as_list: { 65000: { members: [ r1 ] } }",
+            );
             return;
         };
         for e in entries {
             let Ok(asn) = e.key.parse::<u32>() else {
-                self.error(e.key_span.clone(), format!("\"{}\" in bgp.as_list is not an AS number", e.key), "write as_list: { 65000: { members: [ r1 ] } }");
+                self.error(
+                    e.key_span.clone(),
+                    format!("\"{}\" in bgp.as_list is not an AS number", e.key),
+                    "write as_list: { 65000: { members: [ r1 ] } }",
+                );
                 continue;
             };
             if !self.keys(&e.value, &["members"], &format!("bgp.as_list.{asn}")) {
                 continue;
             }
-            let members = e.value.get("members").map(|m| self.names(&m.value, "members")).unwrap_or_default();
+            let members =
+                e.value.get("members").map(|m| self.names(&m.value, "members")).unwrap_or_default();
             for (name, span) in members {
                 self.pending.push((name, span, Some((asn, e.key_span.clone()))));
             }
@@ -480,7 +584,9 @@ impl<'t> Reader<'t> {
         for e in node.entries().unwrap_or_default() {
             let place = format!("{protocol}.{}", e.key);
             match e.key.as_str() {
-                "area" => igp.area = self.string(&e.value, &place).map(|a| (a, e.value.span.clone())),
+                "area" => {
+                    igp.area = self.string(&e.value, &place).map(|a| (a, e.value.span.clone()))
+                }
                 "timers" => {
                     if self.keys(&e.value, &["hello", "dead"], &place) {
                         if let Some(h) = e.value.get("hello") {
@@ -493,16 +599,26 @@ impl<'t> Reader<'t> {
                 }
                 "type" => {
                     if self.string(&e.value, &place).is_some_and(|t| t != "level-2") {
-                        self.error(e.value.span.clone(), "pi-lab runs IS-IS at level 2 only", "remove isis.type or write type: level-2");
+                        self.error(
+                            e.value.span.clone(),
+                            "pi-lab runs IS-IS at level 2 only",
+                            "remove isis.type or write type: level-2",
+                        );
                     }
                 }
                 "af" => {
                     let families = match &e.value.value {
-                        Value::Map(m) => m.iter().map(|x| (x.key.clone(), x.key_span.clone())).collect(),
+                        Value::Map(m) => {
+                            m.iter().map(|x| (x.key.clone(), x.key_span.clone())).collect()
+                        }
                         _ => self.names(&e.value, &place),
                     };
                     for (af, span) in families.into_iter().filter(|(af, _)| af != "ipv4") {
-                        self.error(span, format!("{place} {af} is not supported by pi-lab"), "the underlay is IPv4 only");
+                        self.error(
+                            span,
+                            format!("{place} {af} is not supported by pi-lab"),
+                            "the underlay is IPv4 only",
+                        );
                     }
                 }
                 "instance" => self.ignore(place, e.key_span.clone()),
@@ -514,13 +630,23 @@ impl<'t> Reader<'t> {
 
     fn vlans(&mut self, node: &Node) -> Vec<NVlan> {
         let Some(entries) = node.entries() else {
-            self.error(node.span.clone(), "vlans must be a dictionary of VLAN names", "write vlans: { red: { vni: 5000 } }");
+            self.error(
+                node.span.clone(),
+                "vlans must be a dictionary of VLAN names",
+                "write vlans: { red: { vni: 5000 } }",
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for e in entries {
             let place = format!("vlans.{}", e.key);
-            let mut vlan = NVlan { name: e.key.clone(), span: e.key_span.clone(), id: None, vni: None, prefix: None };
+            let mut vlan = NVlan {
+                name: e.key.clone(),
+                span: e.key_span.clone(),
+                id: None,
+                vni: None,
+                prefix: None,
+            };
             if matches!(e.value.value, Value::Null) {
                 out.push(vlan);
                 continue;
@@ -532,15 +658,24 @@ impl<'t> Reader<'t> {
                 match v.key.as_str() {
                     "id" => vlan.id = self.int(&v.value, &format!("{place}.id"), 1, 4094),
                     "vni" => vlan.vni = self.int(&v.value, &format!("{place}.vni"), 1, 16_777_215),
-                    "prefix" | "ipv4" => vlan.prefix = self.prefix(&v.value, &format!("{place}.{}", v.key)),
+                    "prefix" | "ipv4" => {
+                        vlan.prefix = self.prefix(&v.value, &format!("{place}.{}", v.key))
+                    }
                     "mode" => {
-                        if self.string(&v.value, &format!("{place}.mode")).is_some_and(|m| m != "bridge") {
+                        if self
+                            .string(&v.value, &format!("{place}.mode"))
+                            .is_some_and(|m| m != "bridge")
+                        {
                             self.error(v.value.span.clone(), format!("{place}.mode: pi-lab segments are bridged only"), "write mode: bridge (pi-lab gives the switches no address in the VLAN)");
                         }
                     }
                     _ => {
                         // evpn.* per VLAN (route targets, EVI): not built.
-                        self.error(v.key_span.clone(), format!("{place}.{} is not supported by pi-lab", v.key), "pi-lab derives EVPN settings itself; remove it");
+                        self.error(
+                            v.key_span.clone(),
+                            format!("{place}.{} is not supported by pi-lab", v.key),
+                            "pi-lab derives EVPN settings itself; remove it",
+                        );
                     }
                 }
             }
@@ -556,7 +691,11 @@ impl<'t> Reader<'t> {
         if let Some(m) = node.get("mode")
             && self.string(&m.value, "vlan.mode").is_some_and(|m| m != "bridge")
         {
-            self.error(m.value.span.clone(), "vlan.mode: pi-lab segments are bridged only", "write mode: bridge");
+            self.error(
+                m.value.span.clone(),
+                "vlan.mode: pi-lab segments are bridged only",
+                "write mode: bridge",
+            );
         }
     }
 
@@ -569,7 +708,11 @@ impl<'t> Reader<'t> {
                 Some("static") => Some(FloodingMode::Static),
                 Some("evpn") => Some(FloodingMode::Evpn),
                 Some(other) => {
-                    self.error(f.value.span.clone(), format!("vxlan.flooding {other} is not supported"), "write static or evpn");
+                    self.error(
+                        f.value.span.clone(),
+                        format!("vxlan.flooding {other} is not supported"),
+                        "write static or evpn",
+                    );
                     None
                 }
                 None => None,
@@ -590,7 +733,11 @@ impl<'t> Reader<'t> {
         if let Some(s) = node.get("session") {
             for (session, span) in self.names(&s.value, "evpn.session") {
                 if session != "ibgp" && session != "ebgp" {
-                    self.error(span, format!("evpn.session {session} is not a session type"), "write ibgp or ebgp");
+                    self.error(
+                        span,
+                        format!("evpn.session {session} is not a session type"),
+                        "write ibgp or ebgp",
+                    );
                 }
             }
         }
@@ -600,7 +747,11 @@ impl<'t> Reader<'t> {
     fn groups(&mut self, node: &Node) -> Group {
         let mut out = BTreeMap::new();
         let Some(entries) = node.entries() else {
-            self.error(node.span.clone(), "groups must be a dictionary", "write groups: { spines: { members: [ s1 ] } }");
+            self.error(
+                node.span.clone(),
+                "groups must be a dictionary",
+                "write groups: { spines: { members: [ s1 ] } }",
+            );
             return out;
         };
         for e in entries {
@@ -608,7 +759,8 @@ impl<'t> Reader<'t> {
             if !self.keys(&e.value, GROUP_KEYS, &place) {
                 continue;
             }
-            let members = e.value.get("members").map(|m| self.names(&m.value, "members")).unwrap_or_default();
+            let members =
+                e.value.get("members").map(|m| self.names(&m.value, "members")).unwrap_or_default();
             out.insert(e.key.clone(), (members, e.value.clone()));
         }
         out
@@ -623,17 +775,27 @@ impl<'t> Reader<'t> {
                         Value::Str(name) => out.push(self.new_node(name, item.span.clone())),
                         Value::Map(_) => {
                             let Some(name_entry) = item.get("name") else {
-                                self.error(item.span.clone(), "a node in the nodes list has no name", "write - name: r1");
+                                self.error(
+                                    item.span.clone(),
+                                    "a node in the nodes list has no name",
+                                    "write - name: r1",
+                                );
                                 continue;
                             };
-                            let Some(name) = self.string(&name_entry.value, "name") else { continue };
+                            let Some(name) = self.string(&name_entry.value, "name") else {
+                                continue;
+                            };
                             let mut n = self.new_node(&name, name_entry.value.span.clone());
                             self.node_attributes(item, &mut n, &format!("nodes.{name}"));
                             out.push(n);
                         }
                         _ => {
                             let found = item.type_name();
-                            self.error(item.span.clone(), format!("a node must be a name or a dictionary, found {found}"), "write - r1 or - name: r1");
+                            self.error(
+                                item.span.clone(),
+                                format!("a node must be a name or a dictionary, found {found}"),
+                                "write - r1 or - name: r1",
+                            );
                         }
                     }
                 }
@@ -647,13 +809,21 @@ impl<'t> Reader<'t> {
                     out.push(n);
                 }
             }
-            _ => self.error(node.span.clone(), "nodes must be a list or a dictionary", "write nodes: [ r1, r2 ]"),
+            _ => self.error(
+                node.span.clone(),
+                "nodes must be a list or a dictionary",
+                "write nodes: [ r1, r2 ]",
+            ),
         }
         let mut seen: BTreeMap<String, Span> = BTreeMap::new();
         for n in &out {
             if let Some(first) = seen.get(&n.name) {
                 let line = self.line(first.start);
-                self.error(n.span.clone(), format!("node {} is defined twice", n.name), format!("the first one is on line {line}"));
+                self.error(
+                    n.span.clone(),
+                    format!("node {} is defined twice", n.name),
+                    format!("the first one is on line {line}"),
+                );
             } else {
                 seen.insert(n.name.clone(), n.span.clone());
             }
@@ -692,21 +862,31 @@ impl<'t> Reader<'t> {
                 "role" => match self.string(v, "role").as_deref() {
                     Some("host") => n.host = true,
                     Some("router") | None => {}
-                    Some(other) => self.error(v.span.clone(), format!("role {other} is not supported by pi-lab"), "pi-lab nodes are routers or hosts"),
+                    Some(other) => self.error(
+                        v.span.clone(),
+                        format!("role {other} is not supported by pi-lab"),
+                        "pi-lab nodes are routers or hosts",
+                    ),
                 },
                 "mgmt" => {
                     if self.keys(v, &["ipv4", "mac", "ifname"], &format!("{place}.mgmt")) {
                         if let Some(a) = v.get("ipv4") {
                             n.mgmt = self.address(&a.value, "mgmt.ipv4");
                         }
-                        for other in v.entries().unwrap_or_default().iter().filter(|x| x.key != "ipv4") {
-                            self.ignore(format!("{place}.mgmt.{}", other.key), other.key_span.clone());
+                        for other in
+                            v.entries().unwrap_or_default().iter().filter(|x| x.key != "ipv4")
+                        {
+                            self.ignore(
+                                format!("{place}.mgmt.{}", other.key),
+                                other.key_span.clone(),
+                            );
                         }
                     }
                 }
                 "loopback" => {
                     if self.keys(v, &["ipv4"], &format!("{place}.loopback")) {
-                        n.loopback = v.get("ipv4").and_then(|a| self.address(&a.value, "loopback.ipv4"));
+                        n.loopback =
+                            v.get("ipv4").and_then(|a| self.address(&a.value, "loopback.ipv4"));
                     }
                 }
                 "bgp" => {
@@ -724,12 +904,18 @@ impl<'t> Reader<'t> {
                 "ospf" | "isis" => {
                     // Per-node IGP settings must match the lab's: pi-lab has
                     // one area and one set of timers.
-                    self.error(e.key_span.clone(), format!("{place}.{key} is not supported by pi-lab"), format!("set {key} settings once for the lab (top-level {key}:)"));
+                    self.error(
+                        e.key_span.clone(),
+                        format!("{place}.{key} is not supported by pi-lab"),
+                        format!("set {key} settings once for the lab (top-level {key}:)"),
+                    );
                 }
                 "node_data" => self.node_attributes(v, n, place),
                 "group" if !group => n.groups = self.names(v, "group"),
                 "group" => {}
-                k if RUNTIME_NODE.contains(&k) => self.ignore(format!("{place}.{k}"), e.key_span.clone()),
+                k if RUNTIME_NODE.contains(&k) => {
+                    self.ignore(format!("{place}.{k}"), e.key_span.clone())
+                }
                 _ => {}
             }
         }
@@ -781,11 +967,22 @@ impl<'t> Reader<'t> {
     }
 
     /// Members of a group, groups within it expanded.
-    fn members(&mut self, groups: &Group, group: &str, members: &[(String, Span)], out: &mut Vec<(String, Span)>, depth: u8) {
+    fn members(
+        &mut self,
+        groups: &Group,
+        group: &str,
+        members: &[(String, Span)],
+        out: &mut Vec<(String, Span)>,
+        depth: u8,
+    ) {
         for (m, span) in members {
             match groups.get(m) {
                 Some((inner, _)) if depth < 8 => self.members(groups, m, inner, out, depth + 1),
-                Some(_) => self.error(span.clone(), format!("group {group} nests groups too deeply"), "nest groups at most 8 levels"),
+                Some(_) => self.error(
+                    span.clone(),
+                    format!("group {group} nests groups too deeply"),
+                    "nest groups at most 8 levels",
+                ),
                 None => out.push((m.clone(), span.clone())),
             }
         }
@@ -807,11 +1004,22 @@ impl<'t> Reader<'t> {
         let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let mut link = NLink { span: item.span.clone(), ends: Vec::new(), mtu: None, prefix: None, access: None };
+            let mut link = NLink {
+                span: item.span.clone(),
+                ends: Vec::new(),
+                mtu: None,
+                prefix: None,
+                access: None,
+            };
             match &item.value {
                 Value::Str(s) => {
                     // `r1-r2`: netlab names have no '-'.
-                    let mut offset = item.span.start + usize::from(self.text.get(item.span.clone()).is_some_and(|t| t.starts_with(['"', '\''])));
+                    let mut offset = item.span.start
+                        + usize::from(
+                            self.text
+                                .get(item.span.clone())
+                                .is_some_and(|t| t.starts_with(['"', '\''])),
+                        );
                     for part in s.split('-') {
                         let span = offset..offset + part.len();
                         offset += part.len() + 1;
@@ -821,15 +1029,25 @@ impl<'t> Reader<'t> {
                 Value::Seq(members) => {
                     for m in members {
                         if let Some(name) = self.string(m, "link node") {
-                            link.ends.push(NEnd { node: pi_lab_name(&name), span: m.span.clone(), ifname: None });
+                            link.ends.push(NEnd {
+                                node: pi_lab_name(&name),
+                                span: m.span.clone(),
+                                ifname: None,
+                            });
                         }
                     }
                 }
                 Value::Map(entries) => {
                     for e in entries {
-                        if names.contains(&pi_lab_name(&e.key).as_str()) && !LINK_KEYS.contains(&e.key.as_str()) {
+                        if names.contains(&pi_lab_name(&e.key).as_str())
+                            && !LINK_KEYS.contains(&e.key.as_str())
+                        {
                             let ifname = self.interface(&e.value, &format!("links[{i}].{}", e.key));
-                            link.ends.push(NEnd { node: pi_lab_name(&e.key), span: e.key_span.clone(), ifname });
+                            link.ends.push(NEnd {
+                                node: pi_lab_name(&e.key),
+                                span: e.key_span.clone(),
+                                ifname,
+                            });
                         } else {
                             self.link_attribute(e, &mut link, i, &names);
                         }
@@ -837,7 +1055,11 @@ impl<'t> Reader<'t> {
                 }
                 _ => {
                     let found = item.type_name();
-                    self.error(item.span.clone(), format!("a link must be r1-r2, a list or a dictionary, found {found}"), "write - r1-r2");
+                    self.error(
+                        item.span.clone(),
+                        format!("a link must be r1-r2, a list or a dictionary, found {found}"),
+                        "write - r1-r2",
+                    );
                     continue;
                 }
             }
@@ -874,18 +1096,27 @@ impl<'t> Reader<'t> {
                 if self.keys(&e.value, &["access"], &format!("{place}.vlan"))
                     && let Some(a) = e.value.get("access")
                 {
-                    link.access = self.string(&a.value, "vlan.access").map(|s| (s, a.value.span.clone()));
+                    link.access =
+                        self.string(&a.value, "vlan.access").map(|s| (s, a.value.span.clone()));
                 }
             }
             "type" => {
                 if self.string(&e.value, "type").is_some_and(|t| t != "p2p") {
-                    self.error(e.value.span.clone(), "pi-lab links are point-to-point", "remove type or write type: p2p");
+                    self.error(
+                        e.value.span.clone(),
+                        "pi-lab links are point-to-point",
+                        "remove type or write type: p2p",
+                    );
                 }
             }
             "name" => self.ignore(format!("{place}.name"), e.key_span.clone()),
             "interfaces" => {
                 let Value::Seq(ifaces) = &e.value.value else {
-                    self.error(e.value.span.clone(), "interfaces must be a list", "write interfaces: [ { node: r1 }, { node: r2 } ]");
+                    self.error(
+                        e.value.span.clone(),
+                        "interfaces must be a list",
+                        "write interfaces: [ { node: r1 }, { node: r2 } ]",
+                    );
                     return;
                 };
                 for (j, iface) in ifaces.iter().enumerate() {
@@ -893,12 +1124,20 @@ impl<'t> Reader<'t> {
                         continue;
                     }
                     let Some(n) = iface.get("node") else {
-                        self.error(iface.span.clone(), "an interface has no node", "write { node: r1 }");
+                        self.error(
+                            iface.span.clone(),
+                            "an interface has no node",
+                            "write { node: r1 }",
+                        );
                         continue;
                     };
                     let Some(name) = self.string(&n.value, "node") else { continue };
                     let ifname = iface.get("ifname").and_then(|x| self.string(&x.value, "ifname"));
-                    link.ends.push(NEnd { node: pi_lab_name(&name), span: n.value.span.clone(), ifname });
+                    link.ends.push(NEnd {
+                        node: pi_lab_name(&name),
+                        span: n.value.span.clone(),
+                        ifname,
+                    });
                 }
             }
             other => {
@@ -906,7 +1145,11 @@ impl<'t> Reader<'t> {
                     Some(n) => format!("did you mean node \"{n}\"?"),
                     None => format!("a link holds its nodes and {}", list(LINK_KEYS)),
                 };
-                self.error(e.key_span.clone(), format!("{place}.{other} is not supported by pi-lab (and is not a node)"), help);
+                self.error(
+                    e.key_span.clone(),
+                    format!("{place}.{other} is not supported by pi-lab (and is not a node)"),
+                    help,
+                );
             }
         }
     }
@@ -921,18 +1164,33 @@ impl<'t> Reader<'t> {
         let mut out = Vec::new();
         for e in entries {
             let place = format!("validate.{}", e.key);
-            let allowed = ["description", "nodes", "plugin", "wait", "wait_msg", "level", "pass", "fail", "devices"];
+            let allowed = [
+                "description",
+                "nodes",
+                "plugin",
+                "wait",
+                "wait_msg",
+                "level",
+                "pass",
+                "fail",
+                "devices",
+            ];
             if !self.keys(&e.value, &allowed, &place) {
                 continue;
             }
             let text = |r: &mut Self, k: &str| e.value.get(k).and_then(|x| r.string(&x.value, k));
-            let nodes = e.value.get("nodes").map(|n| self.names(&n.value, "nodes")).unwrap_or_default();
+            let nodes =
+                e.value.get("nodes").map(|n| self.names(&n.value, "nodes")).unwrap_or_default();
             let wait = e.value.get("wait").and_then(|w| self.int(&w.value, "wait", 0, 3600));
             let level_warning = match e.value.get("level") {
                 Some(l) => match self.string(&l.value, "level").as_deref() {
                     Some("warning") => true,
                     _ => {
-                        self.error(l.value.span.clone(), "level must be warning", "write level: warning, or remove it");
+                        self.error(
+                            l.value.span.clone(),
+                            "level must be warning",
+                            "write level: warning, or remove it",
+                        );
                         false
                     }
                 },
@@ -976,8 +1234,9 @@ fn plugin_check(call: &str) -> Option<NCheck> {
     let args: Vec<&str> = args.split(',').map(str::trim).collect();
     let quoted = |a: &str| {
         let a = a.trim();
-        (a.len() >= 2 && (a.starts_with('\'') && a.ends_with('\'') || a.starts_with('"') && a.ends_with('"')))
-            .then(|| pi_lab_name(&a[1..a.len() - 1]))
+        (a.len() >= 2
+            && (a.starts_with('\'') && a.ends_with('\'') || a.starts_with('"') && a.ends_with('"')))
+        .then(|| pi_lab_name(&a[1..a.len() - 1]))
     };
     let router_of = |a: &str| {
         // nodes.X.ospf.router_id / nodes.X.loopback.ipv4
@@ -1008,9 +1267,15 @@ mod tests {
     #[test]
     fn plugins_pi_lab_runs() {
         assert!(matches!(plugin_check("ping('h2')"), Some(NCheck::Ping(h)) if h == "h2"));
-        assert!(matches!(plugin_check("bgp_neighbor(node.bgp.neighbors,'r_2')"), Some(NCheck::Bgp(h)) if h == "r-2"));
-        assert!(matches!(plugin_check("ospf_neighbor(nodes.s1.ospf.router_id)"), Some(NCheck::Ospf(h)) if h == "s1"));
-        assert!(matches!(plugin_check("isis_neighbor(\"s1\")"), Some(NCheck::Isis(h)) if h == "s1"));
+        assert!(
+            matches!(plugin_check("bgp_neighbor(node.bgp.neighbors,'r_2')"), Some(NCheck::Bgp(h)) if h == "r-2")
+        );
+        assert!(
+            matches!(plugin_check("ospf_neighbor(nodes.s1.ospf.router_id)"), Some(NCheck::Ospf(h)) if h == "s1")
+        );
+        assert!(
+            matches!(plugin_check("isis_neighbor(\"s1\")"), Some(NCheck::Isis(h)) if h == "s1")
+        );
         assert!(plugin_check("ospf_prefix('0.0.0.0/0')").is_none());
         assert!(plugin_check("ping").is_none());
     }

@@ -155,7 +155,12 @@ fn scalar_value(scalar: &Scalar) -> Value {
 
 /// Insert `key: value`, expanding `a.b.c` into nested maps and merging
 /// into a map that is already there.
-fn insert(entries: &mut Vec<Entry>, key: &str, key_span: Span, value: Node) -> Result<(), YamlError> {
+fn insert(
+    entries: &mut Vec<Entry>,
+    key: &str,
+    key_span: Span,
+    value: Node,
+) -> Result<(), YamlError> {
     let (head, rest) = match key.split_once('.') {
         Some((head, rest)) if !head.is_empty() && !rest.is_empty() => (head, Some(rest)),
         _ => (key, None),

@@ -45,11 +45,11 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, ImportError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ImportError::Read { path: path.clone(), source })?;
     let name = path.display().to_string();
-    let import = match lab_spec::netlab::convert(&text, &name, &lab_spec::netlab::default_name(path))
-    {
-        Ok(import) => import,
-        Err(diags) => return Ok(invalid(&diags)),
-    };
+    let import =
+        match lab_spec::netlab::convert(&text, &name, &lab_spec::netlab::default_name(path)) {
+            Ok(import) => import,
+            Err(diags) => return Ok(invalid(&diags)),
+        };
     if !import.notes.is_empty() {
         eprintln!("{}", import.notes);
     }
