@@ -197,16 +197,14 @@ impl Reader {
                 let t = self.check_table(value, kind, &["command", "expect"], "show = { command = \"show bgp summary json\", expect = 'ipv4Unicast.peers[\"10.0.0.1\"].state == \"Established\"' }")?;
                 let command = self.required_string(t, "command", &place, &value.span())?;
                 let expect = self.string(t, "expect", &place);
-                let Some((expect, span)) = self.required(
+                let (expect, span) = self.required(
                     expect,
                     t,
                     "expect",
                     &place,
                     &value.span(),
                     "add expect = 'PATH == VALUE'",
-                ) else {
-                    return None;
-                };
+                )?;
                 if let Err(e) = crate::expr::parse(&expect) {
                     // Point into the string when it is written plainly.
                     let at = self.inner(&span, &expect, e.at.min(expect.len()), 1);

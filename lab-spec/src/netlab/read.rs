@@ -187,10 +187,13 @@ pub struct Reader<'t> {
     pub ignored: Vec<(String, Span)>,
     /// `bgp.as_list` members (with their AS) and `bgp.rr_list` members
     /// (without), applied once the nodes are read.
-    pending: Vec<(String, Span, Option<(u32, Span)>)>,
+    pending: Vec<Pending>,
 }
 
 type Group = BTreeMap<String, (Vec<(String, Span)>, Node)>;
+
+/// A node named in `bgp.as_list` (with its AS) or `bgp.rr_list` (without).
+type Pending = (String, Span, Option<(u32, Span)>);
 
 impl<'t> Reader<'t> {
     pub fn new(text: &'t str) -> Self {
@@ -225,11 +228,9 @@ impl<'t> Reader<'t> {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None => format!("pi-lab reads these keys in {place}: {}", list(allowed)),
             };
-            self.error(
-                e.key_span.clone(),
-                format!("{place}.{} is not supported by pi-lab", e.key),
-                help,
-            );
+            let key =
+                if place == "the topology" { e.key.clone() } else { format!("{place}.{}", e.key) };
+            self.error(e.key_span.clone(), format!("{key} is not supported by pi-lab"), help);
         }
         true
     }
@@ -587,24 +588,20 @@ impl<'t> Reader<'t> {
                 "area" => {
                     igp.area = self.string(&e.value, &place).map(|a| (a, e.value.span.clone()))
                 }
-                "timers" => {
-                    if self.keys(&e.value, &["hello", "dead"], &place) {
-                        if let Some(h) = e.value.get("hello") {
-                            igp.hello = self.int(&h.value, "hello", 1, 600);
-                        }
-                        if let Some(d) = e.value.get("dead") {
-                            igp.dead = self.int(&d.value, "dead", 2, 65535);
-                        }
+                "timers" if self.keys(&e.value, &["hello", "dead"], &place) => {
+                    if let Some(h) = e.value.get("hello") {
+                        igp.hello = self.int(&h.value, "hello", 1, 600);
+                    }
+                    if let Some(d) = e.value.get("dead") {
+                        igp.dead = self.int(&d.value, "dead", 2, 65535);
                     }
                 }
-                "type" => {
-                    if self.string(&e.value, &place).is_some_and(|t| t != "level-2") {
-                        self.error(
-                            e.value.span.clone(),
-                            "pi-lab runs IS-IS at level 2 only",
-                            "remove isis.type or write type: level-2",
-                        );
-                    }
+                "type" if self.string(&e.value, &place).is_some_and(|t| t != "level-2") => {
+                    self.error(
+                        e.value.span.clone(),
+                        "pi-lab runs IS-IS at level 2 only",
+                        "remove isis.type or write type: level-2",
+                    );
                 }
                 "af" => {
                     let families = match &e.value.value {
@@ -868,36 +865,26 @@ impl<'t> Reader<'t> {
                         "pi-lab nodes are routers or hosts",
                     ),
                 },
-                "mgmt" => {
-                    if self.keys(v, &["ipv4", "mac", "ifname"], &format!("{place}.mgmt")) {
-                        if let Some(a) = v.get("ipv4") {
-                            n.mgmt = self.address(&a.value, "mgmt.ipv4");
-                        }
-                        for other in
-                            v.entries().unwrap_or_default().iter().filter(|x| x.key != "ipv4")
-                        {
-                            self.ignore(
-                                format!("{place}.mgmt.{}", other.key),
-                                other.key_span.clone(),
-                            );
-                        }
+                "mgmt" if self.keys(v, &["ipv4", "mac", "ifname"], &format!("{place}.mgmt")) => {
+                    if let Some(a) = v.get("ipv4") {
+                        n.mgmt = self.address(&a.value, "mgmt.ipv4");
+                    }
+                    for other in v.entries().unwrap_or_default().iter().filter(|x| x.key != "ipv4")
+                    {
+                        self.ignore(format!("{place}.mgmt.{}", other.key), other.key_span.clone());
                     }
                 }
-                "loopback" => {
-                    if self.keys(v, &["ipv4"], &format!("{place}.loopback")) {
-                        n.loopback =
-                            v.get("ipv4").and_then(|a| self.address(&a.value, "loopback.ipv4"));
-                    }
+                "loopback" if self.keys(v, &["ipv4"], &format!("{place}.loopback")) => {
+                    n.loopback =
+                        v.get("ipv4").and_then(|a| self.address(&a.value, "loopback.ipv4"));
                 }
-                "bgp" => {
-                    if self.keys(v, NODE_BGP_KEYS, &format!("{place}.bgp")) {
-                        for b in v.entries().unwrap_or_default() {
-                            match b.key.as_str() {
-                                "as" if n.asn.is_none() => n.asn = self.asn(&b.value, "bgp.as"),
-                                "rr" => n.rr |= self.bool(&b.value, "bgp.rr").unwrap_or(false),
-                                "as" => {}
-                                _ => self.true_only(b, &format!("{place}.bgp")),
-                            }
+                "bgp" if self.keys(v, NODE_BGP_KEYS, &format!("{place}.bgp")) => {
+                    for b in v.entries().unwrap_or_default() {
+                        match b.key.as_str() {
+                            "as" if n.asn.is_none() => n.asn = self.asn(&b.value, "bgp.as"),
+                            "rr" => n.rr |= self.bool(&b.value, "bgp.rr").unwrap_or(false),
+                            "as" => {}
+                            _ => self.true_only(b, &format!("{place}.bgp")),
                         }
                     }
                 }

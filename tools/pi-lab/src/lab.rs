@@ -41,6 +41,8 @@ Examples:
     Render(RenderArgs),
     /// Write a netlab topology (YAML) as the equivalent lab file.
     Import(crate::import::ImportArgs),
+    /// Draw the lab: topology or BGP sessions, as dot, SVG, D2 or JSON.
+    Graph(crate::graph::GraphArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
     /// Tear down a virtual fleet.
@@ -101,6 +103,8 @@ pub enum LabCmdError {
     Fleet(Box<dyn std::error::Error + Send + Sync>),
     #[error(transparent)]
     Import(#[from] crate::import::ImportError),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
 }
 
 pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
@@ -109,6 +113,7 @@ pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
         LabCommand::Plan(args) => plan(args),
         LabCommand::Render(args) => render(args),
         LabCommand::Import(args) => Ok(crate::import::run(args)?),
+        LabCommand::Graph(args) => Ok(crate::graph::run(args)?),
         LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
