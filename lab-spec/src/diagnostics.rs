@@ -27,6 +27,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What would be right.
     pub help: Option<String>,
+    /// The kind of finding, for findings a reader may want to group or
+    /// filter (e.g. [`crate::alloc::DISPLACED`]).
+    pub code: Option<&'static str>,
 }
 
 impl Diagnostic {
@@ -36,7 +39,13 @@ impl Diagnostic {
             span: span.into(),
             message: message.into(),
             help: None,
+            code: None,
         }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     pub fn warning(span: impl Into<Option<Span>>, message: impl Into<String>) -> Self {
@@ -157,6 +166,7 @@ impl Diagnostics {
             severity: d.severity,
             message: d.message.clone(),
             help: d.help.clone(),
+            code: d.code,
         }
     }
 
@@ -170,7 +180,7 @@ impl Diagnostics {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let message = shortened(&escaped(&d.message));
+        let message = for_terminal(&d.message);
         match &d.span {
             Some(span) => {
                 let (line, column) = self.source.line_col(span.start);
@@ -188,7 +198,7 @@ impl Diagnostics {
             None => out.push_str(&format!("{file}: {level}: {message}\n")),
         }
         if let Some(help) = &d.help {
-            out.push_str(&format!("  = help: {}\n", shortened(&escaped(help))));
+            out.push_str(&format!("  = help: {}\n", for_terminal(help)));
         }
         out
     }
@@ -233,6 +243,14 @@ fn snippet(line: &str, column: usize, width: usize) -> (String, String) {
         text.push('…');
     }
     (text, format!("{pad}{}", "^".repeat(carets.max(1))))
+}
+
+/// Text that may come from a file, made safe to print: control and
+/// invisible characters escaped, and each line longer than `MAX_MESSAGE`
+/// characters cut in the middle.
+pub fn for_terminal(text: &str) -> String {
+    let lines: Vec<String> = text.split('\n').map(|l| shortened(&escaped(l))).collect();
+    lines.join("\n")
 }
 
 /// Text with control and invisible characters written as escapes
@@ -312,6 +330,8 @@ pub struct Located {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// The closest candidate to `word`, if it is close enough to be a typo.

@@ -53,7 +53,8 @@ pub const VNI_RANGE: RangeInclusive<i128> = 1..=16_777_215;
 /// messages.
 pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     let source = Source::new(file_name, text);
-    let mut reader = Reader { diags: Diagnostics::new(source.clone()) };
+    let mut reader =
+        Reader { diags: Diagnostics::new(source.clone()), left_out_access: Vec::new() };
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         reader.toml_errors(&errors, &source);
@@ -61,12 +62,15 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
         return Err(reader.diags);
     }
     let lab = reader.lab(doc.get_ref(), source);
-    let mut diags = reader.diags;
+    let mut diags = std::mem::take(&mut reader.diags);
     if let Some(lab) = &lab {
         // Nodes with errors of their own are left out of `lab`; references
         // to them are not reported again as unknown.
-        let declared = declared_nodes(doc.get_ref());
-        crate::validate::check(lab, &declared, &mut diags);
+        let left_out = crate::validate::LeftOut {
+            nodes: declared_nodes(doc.get_ref()),
+            access_ports: std::mem::take(&mut reader.left_out_access),
+        };
+        crate::validate::check(lab, &left_out, &mut diags);
     }
     diags.sort();
     match lab {
@@ -104,6 +108,8 @@ pub(crate) fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str)
 
 struct Reader {
     diags: Diagnostics,
+    /// Access ports of segments left out because of their own errors.
+    left_out_access: Vec<(String, String)>,
 }
 
 /// A field read from a table: its value and where it was written.
@@ -114,42 +120,57 @@ impl Reader {
         self.diags.push(Diagnostic::error(span, message).help(help));
     }
 
-    /// Turn the TOML parser's errors into ours, with clearer words for the
-    /// one people hit most: a node (table) written twice.
+    /// Turn the TOML parser's errors into ours: each says which key or
+    /// table it is in, and a node (table) written twice is named clearly.
     fn toml_errors(&mut self, errors: &[toml::de::Error], source: &Source) {
+        let text: &str = &source.text;
+        let line_start =
+            |at: usize| text.get(..at).and_then(|b| b.rfind('\n')).map_or(0, |i| i + 1);
+        let is_duplicate = |err: &toml::de::Error| err.message() == "duplicate key";
+        // The parser recovers from a syntax error by guessing; a "duplicate
+        // key" on the same line is one of its guesses, not the user's.
+        let broken_lines: std::collections::HashSet<usize> = errors
+            .iter()
+            .filter(|e| !is_duplicate(e))
+            .map(|e| line_start(e.span().unwrap_or(0..0).start))
+            .collect();
+        let headers = table_headers(text);
         let mut duplicate_section: Option<usize> = None;
         for err in errors {
             let span = err.span().unwrap_or(0..0);
-            let before = source.text.get(..span.start).unwrap_or("");
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let line = source
-                .text
-                .get(line_start..)
-                .and_then(|l| l.lines().next())
-                .unwrap_or("")
-                .trim_start();
-            if err.message() == "duplicate key" {
-                let key = source.slice(&span).unwrap_or("").to_string();
-                if line.starts_with('[') {
-                    duplicate_section = Some(line_start);
-                    self.duplicate_table(span, &key, line);
-                    continue;
+            let line_start = line_start(span.start);
+            let line = text.get(line_start..).and_then(|l| l.lines().next()).unwrap_or("");
+            if !is_duplicate(err) {
+                let place = syntax_error_place(line, span.start - line_start, &headers, line_start);
+                let mut d =
+                    Diagnostic::error(span, format!("invalid TOML {place}: {}", err.message()));
+                if err.message().contains("must be quoted") {
+                    d = d.help("put text in double quotes (role = \"router\"); numbers, true and false stay bare (asn = 65001)");
                 }
-                // Keys inside a table that is itself a duplicate are noise.
-                if duplicate_section.is_some_and(|s| {
-                    source.text.get(s..line_start).is_some_and(|t| !t.contains("\n["))
-                }) {
-                    continue;
-                }
-                self.error(
-                    span,
-                    format!("key {key} is written twice in the same table"),
-                    "keep one of them",
-                );
-            } else {
-                self.diags
-                    .push(Diagnostic::error(span, format!("invalid TOML: {}", err.message())));
+                self.diags.push(d);
+                continue;
             }
+            if broken_lines.contains(&line_start) {
+                continue;
+            }
+            let line = line.trim_start();
+            let key = source.slice(&span).unwrap_or("").to_string();
+            if line.starts_with('[') {
+                duplicate_section = Some(line_start);
+                self.duplicate_table(span, &key, line);
+                continue;
+            }
+            // Keys inside a table that is itself a duplicate are noise.
+            if duplicate_section
+                .is_some_and(|s| text.get(s..line_start).is_some_and(|t| !t.contains("\n[")))
+            {
+                continue;
+            }
+            self.error(
+                span,
+                format!("key {key} is written twice in the same table"),
+                "keep one of them",
+            );
         }
     }
 
@@ -798,7 +819,11 @@ impl Reader {
             };
             let subnet =
                 self.converted(t, "subnet", place, |s| network(s, "segment subnet", 0..=30));
-            let (Some((name, name_span)), Some((vni, vni_span))) = (name, vni) else { continue };
+            let (Some((name, name_span)), Some((vni, vni_span))) = (name, vni) else {
+                let ports = access.into_iter().map(|e| (e.node, e.interface));
+                self.left_out_access.extend(ports);
+                continue;
+            };
             segments.push(SegmentSpec {
                 name,
                 vni: vni as u32,
@@ -821,6 +846,42 @@ impl Reader {
 
 #[path = "parse_tests.rs"]
 mod lab_tests;
+
+/// Offsets and texts (`[nodes.r1]`, `[[links]]`) of the table headers in
+/// a TOML text, in order: read once, so that any number of errors can be
+/// placed in their table.
+fn table_headers(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            let header = trimmed.split('#').next().unwrap_or(trimmed).trim_end();
+            out.push((offset, header));
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// Where on its line a TOML syntax error is, in the user's words: `in the
+/// value of "asn" in [nodes.r1]`, `in a table header`, `in [nodes.r1]`.
+fn syntax_error_place(line: &str, column: usize, headers: &[(usize, &str)], at: usize) -> String {
+    if line.trim_start().starts_with('[') {
+        return "in a table header".to_string();
+    }
+    let table = match headers.partition_point(|(offset, _)| *offset <= at) {
+        0 => "the lab file",
+        i => headers[i - 1].1,
+    };
+    let key = line.get(..column).and_then(|before| before.split_once('=')).map(|(k, _)| k.trim());
+    match key {
+        Some(key) if !key.is_empty() && !key.contains('#') => {
+            format!("in the value of \"{}\" in {table}", key.trim_matches(['"', '\'']))
+        }
+        _ => format!("in {table}"),
+    }
+}
 
 fn declared_nodes(doc: &Table) -> Vec<String> {
     match doc.get("nodes").map(|v| v.get_ref()) {

@@ -592,10 +592,13 @@ fn link_plan(
                 Ipv4Net::new(Ipv4Addr::from(u32::from(net.network()) + first + i), net.prefix_len())
                     .ok()
             };
+            // The end that sorts first gets the lower address, so that
+            // swapping a and b changes no address (as for the subnet).
+            let (a, b) = if link.a.key() <= link.b.key() { (0, 1) } else { (1, 0) };
             Some(LinkPlan {
                 kind: PlannedLinkKind::Underlay,
-                a: end(&link.a, at(0)),
-                b: end(&link.b, at(1)),
+                a: end(&link.a, at(a)),
+                b: end(&link.b, at(b)),
                 subnet: net,
                 segment: None,
                 mtu: link.mtu,

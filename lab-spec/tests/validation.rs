@@ -583,3 +583,76 @@ fn invisible_and_control_characters_are_escaped() {
     assert!(shown.contains("\"eth\\01\" is not a valid interface name"), "{shown}");
     assert!(!shown.contains('\u{0}') && !shown.contains('\u{200b}'), "{shown:?}");
 }
+
+#[test]
+fn an_error_caused_by_an_earlier_error_is_not_reported() {
+    // h1 is on l1:eth3, the access port of a segment whose VNI is wrong:
+    // the VNI is the one mistake.
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 0\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_error(&text, 32, 7, "vni 0 is out of range", "between 1 and 16777215");
+    // A value the TOML parser cannot read is not also a key written twice.
+    let text = BASE.replace("role = \"router\"\nasn = 200", "role = router\nasn = 200");
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+}
+
+#[test]
+fn toml_syntax_errors_name_the_key() {
+    let text = BASE.replace("asn = 200", "asn = 65001x");
+    assert_error(
+        &text,
+        9,
+        7,
+        "invalid TOML in the value of \"asn\" in [nodes.r2]: ",
+        "numbers, true and false stay bare",
+    );
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r2:eth1");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the value of \"b\" in [[links]]: "));
+    let text = format!("{BASE}[nodes.r3\n");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in a table header: "), "{found:#?}");
+    let text = format!("nme = \"t\"\nx y = 1\n{BASE}");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the lab file: "), "{found:#?}");
+}
+
+#[test]
+fn the_two_ends_of_a_link_carry_one_vlan_id() {
+    let text = BASE
+        .replace("a = \"r1:eth1\"\nb = \"r2:eth1\"", "a = \"r1:eth0.101\"\nb = \"r2:eth0.102\"");
+    assert_error(
+        &text,
+        13,
+        9,
+        "the ends of link r1:eth0.101 - r2:eth0.102 carry different VLAN ids, 101 and 102",
+        "tag both ends alike, e.g. b = \"r2:eth0.101\"",
+    );
+    // A VLAN at one end and a whole port (a USB adapter) at the other is fine.
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r2:eth0.102\"");
+    assert!(report(&text).is_empty(), "{:#?}", report(&text));
+}
+
+#[test]
+fn one_vlan_id_carries_one_link() {
+    // Links 1 and 3 both use VLAN 101; 102 is taken by link 2.
+    let text = format!(
+        "{}\n[nodes.r3]\nrole = \"router\"\nasn = 300\n\n[[links]]\na = \"r1:eth0.102\"\nb = \"r3:eth0.102\"\n\n[[links]]\na = \"r2:eth2\"\nb = \"r3:eth0.101\"\n",
+        BASE.replace(
+            "a = \"r1:eth1\"\nb = \"r2:eth1\"",
+            "a = \"r1:eth0.101\"\nb = \"r2:eth0.101\""
+        )
+    );
+    assert_error(
+        &text,
+        25,
+        9,
+        "VLAN 101 already carries the link on line 11",
+        "give this link the next free VLAN id: \"r3:eth0.103\"",
+    );
+    assert_eq!(report(&text).len(), 1, "{:#?}", report(&text));
+}

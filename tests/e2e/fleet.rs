@@ -82,6 +82,31 @@ impl TestLab {
         serde_json::from_slice(&out.stdout).expect("lab up --json prints JSON")
     }
 
+    /// `lab up` started in the background (stdout dropped, stderr kept),
+    /// returned once the journal shows namespaces and FRR: halfway through.
+    fn up_until_frr(&self) -> std::process::Child {
+        let mut up = self
+            .pi_lab()
+            .args(["lab", "up", "--json"])
+            .arg(&self.file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let journal = self.state.join(&self.name).join("fleet/journal.jsonl");
+        eventually(60, || {
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
+                Ok(())
+            } else {
+                Err("no FRR yet".into())
+            }
+        })
+        .unwrap();
+        assert!(up.try_wait().unwrap().is_none(), "lab up ended before it was halfway");
+        up
+    }
+
     fn down(&self) -> Output {
         self.pi_lab().args(["lab", "down", "--name", &self.name]).output().unwrap()
     }
@@ -418,25 +443,8 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
         return;
     }
     let lab = TestLab::new("fabric.toml", "kd", 243);
-    let mut up = lab
-        .pi_lab()
-        .args(["lab", "up", "--json"])
-        .arg(&lab.file)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill -9 once namespaces and FRR exist: halfway through.
-    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
-    eventually(60, || {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
-            Ok(())
-        } else {
-            Err("no FRR yet".into())
-        }
-    })
-    .unwrap();
-    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be killed");
+    let mut up = lab.up_until_frr();
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(!lab.leftovers().is_empty(), "the killed up left something to clean");
@@ -446,6 +454,32 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
     // Idempotent: a second down is fine and says there is nothing to do.
     let out = lab.down();
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Ctrl-C during `up` stops it cleanly (exit 130, saying so); `down` then
+/// leaves nothing: namespaces, root links, FRR, processes, state.
+#[test]
+fn ctrl_c_during_up_stops_it_and_down_leaves_nothing() {
+    if !prerequisites("ctrl_c_up", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("fabric.toml", "ci", 250);
+    // Interrupt once namespaces and FRR exist: halfway through the build.
+    let up = lab.up_until_frr();
+    let sent = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = up.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    eprintln!("lab up said:\n{said}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted"), "{said}");
+    // Interrupted while building, `up` takes back what it made itself.
+    if said.contains("removed what it had made") {
+        assert_eq!(lab.leftovers(), Vec::<String>::new(), "{said}");
+    }
+    let out = lab.down();
+    assert!(out.status.success(), "lab down failed: {}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
 
 #[test]

@@ -78,23 +78,24 @@ fn lab_plan_prints_tables() {
 
 #[test]
 fn lab_render_prints_a_node_config_the_agent_can_read() {
-    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1", "--only", "config"]);
+    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let config = lab_spec::NodeConfig::from_toml(&text(&out.stdout)).expect("NodeConfig");
     assert_eq!(config.hostname, "leaf1");
     assert_eq!(config.auth, lab_spec::node_config::Auth::from_token("e2e-token"));
     assert_eq!(config.vxlan.len(), 2);
+    // Nothing but the NodeConfig: exactly what a card gets.
+    assert_eq!(text(&out.stdout), config.to_toml().expect("toml"));
 }
 
 #[test]
-fn lab_render_shows_the_frr_conf_the_node_will_get() {
-    let out = pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1", "--only", "frr"]);
+fn lab_render_frr_shows_the_frr_conf_the_node_will_get() {
+    let out = pi_lab(&["lab", "render", "--frr", "examples/fabric.toml", "leaf1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let frr = text(&out.stdout);
     assert!(frr.contains("router bgp 65001"), "{frr}");
     assert!(frr.contains("advertise-all-vni"), "{frr}");
-    let both = text(&pi_lab(&["lab", "render", "examples/fabric.toml", "leaf1"]).stdout);
-    assert!(both.contains("hostname = \"leaf1\"") && both.contains("router bgp 65001"), "{both}");
+    assert!(!frr.contains("hostname = \"leaf1\""), "{frr}");
 }
 
 #[test]
@@ -170,4 +171,33 @@ fn errors_do_not_repeat_their_cause() {
     assert!(err.contains("cannot read lab file examples/no-such-lab.toml"), "{err}");
     assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+#[test]
+fn displaced_names_are_one_line_unless_verbose() {
+    // 64 leaves: a few dozen cannot have their home addresses.
+    let mut lab = String::from("name = \"big\"\n");
+    for i in 0..64 {
+        lab.push_str(&format!("\n[nodes.leaf{i}]\nrole = \"leaf\"\nasn = {}\n", 65000 + i));
+    }
+    let path = std::env::temp_dir().join(format!("pi-lab-e2e-big-{}.toml", std::process::id()));
+    std::fs::write(&path, lab).expect("write lab");
+    let file = path.to_str().expect("utf-8 path");
+    let quiet = pi_lab(&["lab", "check", file]);
+    let verbose = pi_lab(&["lab", "check", "-v", file]);
+    let json = pi_lab(&["lab", "check", "--json", file]);
+    let _ = std::fs::remove_file(&path);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    let warnings =
+        |out: &Output| text(&out.stderr).lines().filter(|l| l.contains("warning")).count();
+    let each = warnings(&verbose);
+    assert!(each > 10, "{}", text(&verbose.stderr));
+    assert_eq!(warnings(&quiet), 1, "{}", text(&quiet.stderr));
+    let line = text(&quiet.stderr);
+    assert!(line.contains("names are not at their home address"), "{line}");
+    assert!(line.contains("-v shows each"), "{line}");
+    let found: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let all = found.as_array().expect("array");
+    assert!(all.iter().all(|d| d["code"] == "displaced"), "{found:#}");
+    assert_eq!(all.len() + 1, each, "one line per warning and the count");
 }

@@ -11,13 +11,19 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::common::{bin, prerequisites, workspace};
 use crate::fleet::{TOOLS, text};
 
+/// The examples all use pi-lab's default management subnet (the published
+/// one says so itself): one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// A copy of a netlab example as `DIR/topology.yml`, the directory named
 /// so that the lab (named after it, as netlab does) is this test's own.
 struct Topology {
+    _turn: MutexGuard<'static, ()>,
     name: String,
     dir: PathBuf,
     file: PathBuf,
@@ -26,6 +32,7 @@ struct Topology {
 
 impl Topology {
     fn new(example: &str, tag: &str) -> Self {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("t3n{tag}{:03x}", std::process::id() & 0xfff);
         let dir = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -49,7 +56,7 @@ impl Topology {
         } else {
             file
         };
-        Topology { state: dir.join("state"), name, dir, file }
+        Topology { _turn: turn, state: dir.join("state"), name, dir, file }
     }
 
     fn pi_lab(&self, args: &[&str]) -> Output {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use lab_spec::NodeConfig;
+use lab_spec::alloc::displaced_name;
+use lab_spec::diagnostics::list;
+use lab_spec::{Diagnostic, Diagnostics, NodeConfig};
 use serde::Serialize;
 
 use crate::lab_file::{LabFile, LabFileError};
@@ -31,13 +33,18 @@ Examples:
   pi-lab lab plan --json examples/fabric.toml | jq '.nodes.leaf1.loopback'"
     )]
     Plan(PlanArgs),
-    /// Show one node's NodeConfig (and its frr.conf).
-    #[command(after_help = "The config is exactly what the node's agent receives, including the
-SHA-256 of the lab token (from PI_LAB_TOKEN or the lab's state directory).
+    /// Show one node's NodeConfig as its SD card gets it (or its frr.conf).
+    #[command(
+        after_help = "The NodeConfig TOML is exactly what `pi-lab flash` writes to the node's
+card and `pi-lab provision` sends its agent, including the SHA-256 of the
+lab token (from PI_LAB_TOKEN or the lab's state directory).
 
 Examples:
-  pi-lab lab render examples/fabric.toml leaf1
-  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
+  pi-lab lab render examples/fabric.toml leaf1 > leaf1.toml
+  pi-lab flash out/pi3b-trixie.img.zst --to /dev/sdb --node-config leaf1.toml
+  pi-lab lab render --frr examples/fabric.toml leaf1
+  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp"
+    )]
     Render(RenderArgs),
     /// Write a netlab topology (YAML) as the equivalent lab file.
     Import(crate::import::ImportArgs),
@@ -80,17 +87,10 @@ pub struct RenderArgs {
     /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
-    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
-    /// card) or `frr` (the frr.conf the agent will write).
-    #[arg(long, value_enum, conflicts_with = "json")]
-    pub only: Option<RenderPart>,
-}
-
-/// One part of `lab render`'s output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RenderPart {
-    Config,
-    Frr,
+    /// Print the frr.conf the node's agent will write instead of the
+    /// NodeConfig.
+    #[arg(long, conflicts_with = "json")]
+    pub frr: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +107,11 @@ pub enum LabCmdError {
     Graph(#[from] crate::graph::GraphError),
 }
 
-pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
+/// `verbose` (`-v`): show every warning on its own.
+pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
     match cmd {
-        LabCommand::Check(args) => check(args),
-        LabCommand::Plan(args) => plan(args),
+        LabCommand::Check(args) => check(args, verbose),
+        LabCommand::Plan(args) => plan(args, verbose),
         LabCommand::Render(args) => render(args),
         LabCommand::Import(args) => Ok(crate::import::run(args)?),
         LabCommand::Graph(args) => Ok(crate::graph::run(args)?),
@@ -133,7 +134,7 @@ fn load(path: &Path) -> Result<Option<LabFile>, LabCmdError> {
     }
 }
 
-fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
+fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
     let file = match LabFile::load(&args.file) {
         Ok(file) => file,
         Err(LabFileError::Invalid(diags)) => {
@@ -151,7 +152,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
         print_json(file.warnings())?;
     } else {
         if !file.warnings().is_empty() {
-            eprintln!("{}", file.warnings());
+            eprintln!("{}", warnings_text(file.warnings(), verbose));
         }
         println!(
             "{}: lab {} is valid ({} nodes, {} links, {} segments)",
@@ -165,17 +166,46 @@ fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
+fn plan(args: &PlanArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
     let Some(LabFile { plan, .. }) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
     if args.json {
         print_json(&plan)?;
     } else {
         print_text(&crate::plan_table::render(&plan))?;
         if !plan.warnings.is_empty() {
-            eprintln!("\n{}", plan.warnings);
+            eprintln!("\n{}", warnings_text(&plan.warnings, verbose));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A valid lab's warnings for the terminal. Names displaced from their
+/// home address are common in a big lab and say the same thing each: they
+/// fold into one line, unless `verbose`.
+fn warnings_text(warnings: &Diagnostics, verbose: bool) -> String {
+    let (displaced, rest): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        warnings.items.iter().partition(|d| displaced_name(d).is_some());
+    if verbose || displaced.is_empty() {
+        return warnings.to_string();
+    }
+    let mut names: Vec<&str> = displaced.iter().filter_map(|d| displaced_name(d)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let file = &warnings.source.file_name;
+    let count = match names.len() {
+        1 => "1 name is".to_string(),
+        n => format!("{n} names are"),
+    };
+    let line = format!(
+        "{file}: warning: {count} not at their home address and may move when names around them change: {} (pin them with `id` or a fixed address; -v shows each)",
+        list(&names)
+    );
+    if rest.is_empty() {
+        return line;
+    }
+    let others =
+        Diagnostics { source: warnings.source.clone(), items: rest.into_iter().cloned().collect() };
+    format!("{others}\n{line}")
 }
 
 #[derive(Serialize)]
@@ -199,23 +229,14 @@ fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
         print_json(&Rendered { node, config, frr_conf: frr })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
-    match args.only {
-        Some(RenderPart::Config) => {
-            print_text(&toml)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(RenderPart::Frr) => {
-            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        None => {}
+    if args.frr {
+        print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+    } else {
+        // Byte for byte what flash writes to the card: `render > r1.toml`
+        // is a valid `flash --node-config`.
+        let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+        print_text(&toml)?;
     }
-    let mut out = format!("# NodeConfig of {node} in lab {}\n{toml}", lab.name());
-    if let Some(frr) = frr {
-        out.push_str(&format!("\n# ---- frr.conf of {node} ----\n{frr}"));
-    }
-    print_text(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

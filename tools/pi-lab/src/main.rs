@@ -6,7 +6,7 @@ use pi_lab::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match dispatch(&cli.command) {
+    match dispatch(&cli.command, cli.verbose > 0) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", pi_lab::error_chain(err.as_ref()));
@@ -15,9 +15,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
+fn dispatch(command: &Command, verbose: bool) -> anyhow::Result<ExitCode> {
     Ok(match command {
-        Command::Lab(cmd) => pi_lab::lab::run(cmd)?,
+        Command::Lab(cmd) => pi_lab::lab::run(cmd, verbose)?,
         Command::Image(cmd) => pi_lab::image::run(cmd)?,
         Command::Flash(args) => pi_lab::flash::run(args)?,
         Command::Provision(args) => pi_lab::provision::run(args)?,

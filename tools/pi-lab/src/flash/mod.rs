@@ -18,7 +18,6 @@ pub mod write;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
@@ -131,19 +130,17 @@ pub enum FlashError {
     Output(#[from] std::io::Error),
 }
 
-/// Set by Ctrl-C: the stream stops, every card is reported as it was left
-/// and partial files are removed.
-pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
+/// Set by Ctrl-C ([`crate::interrupt`]): the stream stops, every card is
+/// reported as it was left and partial files are removed.
 pub(crate) fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    crate::interrupt::requested()
 }
 
 pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     if args.list {
         return list(&SysFacts, args.json);
     }
-    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+    if let Err(e) = crate::interrupt::Interrupt::install() {
         tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted run may leave partial files");
     }
     let image = args.image.as_deref().ok_or_else(|| FlashError::Usage("give an IMAGE".into()))?;

@@ -12,6 +12,7 @@ use super::journal::{Entry, Journal};
 use super::progress::{NodeLine, Step};
 use super::topology::FleetLab;
 use super::{FleetError, agent, frr, ip, names};
+use crate::interrupt::Interrupt;
 
 /// Refuse before making anything when a name the lab needs is taken.
 pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {
@@ -47,6 +48,8 @@ pub(super) struct Fleet<'a> {
     pub dir: PathBuf,
     pub journal: Journal,
     pub agent: PathBuf,
+    /// Checked before every step: Ctrl-C stops the build there.
+    pub interrupt: Interrupt,
 }
 
 impl Fleet<'_> {
@@ -54,11 +57,17 @@ impl Fleet<'_> {
         names::netns(&self.lab.name, node)
     }
 
+    fn go_on(&self) -> Result<(), FleetError> {
+        self.interrupt.check().map_err(|_| FleetError::Interrupted { next: super::UNDONE })
+    }
+
     /// Namespaces, management, links, FRR, agents — in that order, so each
     /// agent starts on a node whose cables are already plugged in.
     pub fn build(&mut self, lines: &mut [NodeLine]) -> Result<Vec<Child>, FleetError> {
+        self.go_on()?;
         self.management_bridge()?;
         for (index, node) in self.lab.nodes.iter().enumerate() {
+            self.go_on()?;
             self.namespace(index, node)
                 .inspect_err(|e| lines[index].failed(Step::Netns, &e.to_string()))?;
             lines[index].done(Step::Netns);
@@ -70,6 +79,7 @@ impl Fleet<'_> {
         self.frr(lines)?;
         let mut children = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
+            self.go_on()?;
             let child = self
                 .agent(node)
                 .inspect_err(|e| lines[index].failed(Step::Agent, &e.to_string()))?;
@@ -115,6 +125,7 @@ impl Fleet<'_> {
     /// a plugged-in cable; addresses are the agent's job.
     fn links(&mut self) -> Result<(), FleetError> {
         for (a, b) in &self.lab.links {
+            self.go_on()?;
             let (a_ns, b_ns) = (self.ns(&a.node), self.ns(&b.node));
             ip::veth_between(&a_ns, &a.interface, &b_ns, &b.interface)?;
             ip::link_up(Some(&a_ns), &a.interface)?;
@@ -132,6 +143,7 @@ impl Fleet<'_> {
                 lines[index].skip(Step::Frr);
                 continue;
             }
+            self.go_on()?;
             let ns = self.ns(&node.hostname);
             self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
             self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;

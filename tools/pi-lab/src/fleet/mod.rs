@@ -37,6 +37,7 @@ use journal::{Entry, Journal};
 use progress::{NodeLine, Progress, Step};
 use topology::FleetLab;
 
+use crate::interrupt::Interrupt;
 use crate::lab_file::{LabFile, LabFileError};
 
 #[derive(Debug, clap::Args)]
@@ -118,10 +119,31 @@ pub enum FleetError {
     Leftovers(Vec<String>),
     #[error("must run as root: network namespaces and FRR need it")]
     NotRoot,
+    /// Ctrl-C or SIGTERM; `next` says what became of the fleet.
+    #[error("interrupted; {next}")]
+    Interrupted { next: &'static str },
 }
 
+/// What an interrupted `lab up` leaves: nothing, or what `lab down` removes.
+const UNDONE: &str = "`lab up` removed what it had made";
+const LEFT_BEHIND: &str = "run `pi-lab lab down` to remove what is left";
+const STAYS_UP: &str = "the fleet stays up; `pi-lab lab down` removes it";
+
+/// `lab up`; Ctrl-C stops it cleanly (exit 130): while building, what was
+/// made is taken back, as after a failed build; once built, the fleet
+/// stays up, as after a timeout.
 pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
-    run_up(args)
+    let interrupt = Interrupt::install().unwrap_or_else(|e| {
+        tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted `lab up` leaves its objects");
+        Interrupt::never()
+    });
+    match run_up(args, &interrupt) {
+        Err(e @ FleetError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(130))
+        }
+        other => other,
+    }
 }
 
 pub fn down(args: &DownArgs) -> Result<ExitCode, FleetError> {
@@ -154,7 +176,7 @@ fn require_root() -> Result<(), FleetError> {
     if nix::unistd::geteuid().is_root() { Ok(()) } else { Err(FleetError::NotRoot) }
 }
 
-fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
+fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> {
     require_root()?;
     let started = Instant::now();
     // Validated before anything is made; compiled (which may make the
@@ -181,15 +203,23 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     // half-built fleet is of no use to look at.
     let built = prepare(file, args).and_then(|(lab, agent)| {
         let mut progress = Progress::new(&node_names(&lab), args.json);
-        let mut fleet = build::Fleet { lab: &lab, dir, journal, agent };
+        let interrupt = interrupt.clone();
+        let mut fleet = build::Fleet { lab: &lab, dir, journal, agent, interrupt };
         let children = fleet.build(&mut progress.lines)?;
         Ok((lab, progress, children))
     });
     let (lab, mut progress, children) = match built {
         Ok(built) => built,
         Err(err) => {
-            if let Err(undo) = tear_down(&name) {
+            let undone = tear_down(&name);
+            if let Err(undo) = &undone {
                 eprintln!("error: cleaning up after a failed `lab up`: {undo}");
+            }
+            // A step cut short by Ctrl-C (its `ip` got the signal too)
+            // fails with its own error; the interrupt is the news.
+            if interrupt.is_set() {
+                let next = if undone.is_ok() { UNDONE } else { LEFT_BEHIND };
+                return Err(FleetError::Interrupted { next });
             }
             return Err(err);
         }
@@ -198,7 +228,7 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     // people can look at what is wrong.
     let built = started.elapsed();
     let fleet_dir = fleet_dir(&name);
-    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout)?;
+    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout, interrupt)?;
     drop(progress);
     print_state(&lab.name, &states, [built, started.elapsed()], args.json);
     Ok(ExitCode::SUCCESS)
@@ -223,9 +253,16 @@ fn wait(
     lines: &mut [NodeLine],
     mut children: Vec<Child>,
     timeout_secs: u64,
+    interrupt: &Interrupt,
 ) -> Result<Vec<converge::NodeState>, FleetError> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
+        if interrupt.is_set() {
+            for line in lines.iter_mut() {
+                line.note("interrupted");
+            }
+            return Err(FleetError::Interrupted { next: STAYS_UP });
+        }
         for ((node, child), line) in lab.nodes.iter().zip(&mut children).zip(lines.iter_mut()) {
             if let Ok(Some(status)) = child.try_wait() {
                 let files = agent::AgentFiles::new(dir, &node.hostname);
