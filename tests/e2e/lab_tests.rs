@@ -76,8 +76,10 @@ fn lab_tests_pass_fail_warn_with_netlab_exit_codes() {
     let (code, said) = validate(&lab, &["--no-sflow", "--deadline", "60s"]);
     assert_eq!(code, Some(3), "{said}");
     assert!(said.contains("WARN") && said.contains("default on r1"), "{said}");
-    // Cut the link: the session test fails by name, with its message: 1.
-    let out = lab.exec("r1", &["ip", "link", "set", "eth1", "down"]);
+    // Cut the link (delete the cable: the agent would bring a port that
+    // is merely down back up): the session test fails by name, with its
+    // message: 1.
+    let out = lab.exec("r1", &["ip", "link", "del", "eth1"]);
     assert!(out.status.success(), "{}", text(&out));
     let (code, said) = validate(&lab, &["--test", "session", "--node", "r1"]);
     assert_eq!(code, Some(1), "{said}");

@@ -143,7 +143,7 @@ fn an_evpn_fabric_over_isis_with_route_reflectors_runs_and_validates() {
         return;
     }
     let topo = converts_runs_and_validates("evpn-isis.yml", "ei", 6);
-    let render = topo.pi_lab(&["lab", "render", "--only", "frr", topo.file(), "spine1"]);
+    let render = topo.pi_lab(&["lab", "render", "--frr", topo.file(), "spine1"]);
     let frr = String::from_utf8_lossy(&render.stdout).into_owned();
     assert!(frr.contains("router isis UNDERLAY"), "{frr}");
     assert!(frr.contains("neighbor RR-CLIENTS route-reflector-client"), "{frr}");
