@@ -7,6 +7,7 @@ pub mod cli;
 pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
+pub mod http_server;
 pub mod image;
 pub mod interrupt;
 pub mod inventory;
