@@ -180,7 +180,7 @@ impl Diagnostics {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let message = shortened(&escaped(&d.message));
+        let message = for_terminal(&d.message);
         match &d.span {
             Some(span) => {
                 let (line, column) = self.source.line_col(span.start);
@@ -198,7 +198,7 @@ impl Diagnostics {
             None => out.push_str(&format!("{file}: {level}: {message}\n")),
         }
         if let Some(help) = &d.help {
-            out.push_str(&format!("  = help: {}\n", shortened(&escaped(help))));
+            out.push_str(&format!("  = help: {}\n", for_terminal(help)));
         }
         out
     }
@@ -243,6 +243,14 @@ fn snippet(line: &str, column: usize, width: usize) -> (String, String) {
         text.push('…');
     }
     (text, format!("{pad}{}", "^".repeat(carets.max(1))))
+}
+
+/// Text that may come from a file, made safe to print: control and
+/// invisible characters escaped, and each line longer than `MAX_MESSAGE`
+/// characters cut in the middle.
+pub fn for_terminal(text: &str) -> String {
+    let lines: Vec<String> = text.split('\n').map(|l| shortened(&escaped(l))).collect();
+    lines.join("\n")
 }
 
 /// Text with control and invisible characters written as escapes

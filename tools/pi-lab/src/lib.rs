@@ -30,7 +30,8 @@ pub struct NotBuilt(pub &'static str);
 
 /// An error and its causes on one line, `what: why: why`. A cause whose
 /// text the message already carries (a thiserror message with `{source}`)
-/// is not repeated.
+/// is not repeated. Errors may quote files (a TOML parser shows the bad
+/// line): control characters are escaped and long lines cut.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cause = err.source();
@@ -42,7 +43,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
         cause = c.source();
     }
-    out
+    lab_spec::diagnostics::for_terminal(&out)
 }
 
 #[cfg(test)]
@@ -66,5 +67,16 @@ mod tests {
         assert_eq!(text, format!("cannot read lab file x.toml: {}", missing()));
         let text = error_chain(&Silent(missing()));
         assert_eq!(text, format!("cannot listen: {}", missing()));
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad line:\n{0}")]
+    struct Quoted(String);
+
+    #[test]
+    fn quoted_file_text_is_made_safe_to_print() {
+        let text = error_chain(&Quoted(format!("a\0b\u{200b}c{}", "x".repeat(5000))));
+        assert!(text.starts_with("bad line:\na\\0b\\u{200b}cxxx"), "{text}");
+        assert!(text.len() < 400, "{text}");
     }
 }
