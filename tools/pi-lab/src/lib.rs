@@ -8,6 +8,7 @@ pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
 pub mod graph;
+pub mod http_server;
 pub mod image;
 pub mod import;
 pub mod interrupt;
