@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::diagnostics::{Source, Span};
-use crate::node_config::{InterfaceKind, Led, Role};
+use crate::node_config::{IgpProtocol, IgpTimers, InterfaceKind, Led, Role};
 
 /// Defaults, netlab-like, all overridable in the lab file.
 pub mod defaults {
@@ -31,6 +31,13 @@ pub mod defaults {
     /// Host interfaces sit in a VXLAN segment: 50 bytes of VXLAN, UDP, IP
     /// and Ethernet overhead must fit in the underlay's 1500.
     pub const HOST_MTU: u32 = 1450;
+    /// OSPF's backbone area (netlab's `ospf.area`).
+    pub const OSPF_AREA: &str = "0.0.0.0";
+    /// IS-IS area address (netlab's `isis.area`).
+    pub const ISIS_AREA: &str = "49.0001";
+    /// The management port the virtual fleet gives every node (on a board
+    /// it is the first Ethernet port).
+    pub const FLEET_MANAGEMENT_PORT: &str = "mgmt0";
 
     const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
         match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {
@@ -46,14 +53,21 @@ pub struct Lab {
     pub name: String,
     pub management: ManagementSpec,
     pub pools: Pools,
+    pub underlay: UnderlaySpec,
     pub bgp: BgpSpec,
     pub sflow: SflowSpec,
     pub nodes: BTreeMap<String, Node>,
     pub links: Vec<Link>,
     pub segments: Vec<SegmentSpec>,
+    /// The lab's own tests (`[[validate]]`), in file order.
+    pub tests: Vec<TestSpec>,
     /// The file it came from, for diagnostics found after parsing.
     #[serde(skip)]
     pub source: Source,
+    /// Warnings about the file it was converted from (a netlab topology's
+    /// runtime settings, left to netlab); empty for a lab file.
+    #[serde(skip)]
+    pub notes: crate::diagnostics::Diagnostics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,8 +109,75 @@ pub struct PoolSpans {
     pub management: Option<Span>,
 }
 
+/// What carries loopback reachability between routers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderlayProtocol {
+    /// eBGP on every router-to-router link (one AS per node or tier).
+    Ebgp,
+    /// OSPF (area 0, point-to-point links); BGP, where it runs, is iBGP.
+    Ospf,
+    /// IS-IS (level 2, point-to-point links); BGP, where it runs, is iBGP.
+    Isis,
+}
+
+impl UnderlayProtocol {
+    /// The IGP, if the underlay is one.
+    pub fn igp(self) -> Option<IgpProtocol> {
+        match self {
+            UnderlayProtocol::Ebgp => None,
+            UnderlayProtocol::Ospf => Some(IgpProtocol::Ospf),
+            UnderlayProtocol::Isis => Some(IgpProtocol::Isis),
+        }
+    }
+}
+
+impl std::fmt::Display for UnderlayProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UnderlayProtocol::Ebgp => "ebgp",
+            UnderlayProtocol::Ospf => "ospf",
+            UnderlayProtocol::Isis => "isis",
+        })
+    }
+}
+
+/// `[underlay]`: the routing protocol between routers and its timers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnderlaySpec {
+    pub protocol: UnderlayProtocol,
+    /// OSPF area (dotted quad) or IS-IS area address; unused for eBGP.
+    pub area: String,
+    pub timers: IgpTimers,
+    #[serde(skip)]
+    pub spans: UnderlaySpans,
+}
+
+impl Default for UnderlaySpec {
+    fn default() -> Self {
+        UnderlaySpec {
+            protocol: UnderlayProtocol::Ebgp,
+            area: String::new(),
+            timers: IgpTimers::default(),
+            spans: UnderlaySpans::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnderlaySpans {
+    pub protocol: Option<Span>,
+    pub area: Option<Span>,
+    pub hello: Option<Span>,
+    pub dead: Option<Span>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BgpSpec {
+    /// The AS of every node that names none (`[bgp] asn`).
+    pub asn: Option<u32>,
+    #[serde(skip)]
+    pub asn_span: Option<Span>,
     pub keepalive: u16,
     pub hold: u16,
     pub connect_retry: u16,
@@ -130,7 +211,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// Routers, spines and leaves run BGP and have a loopback.
+    /// Routers, spines and leaves route (BGP, an IGP) and have a loopback.
     pub fn is_router(&self) -> bool {
         self.role != Role::Host
     }
@@ -267,6 +348,29 @@ pub struct SegmentSpans {
 }
 
 impl Lab {
+    /// The AS a router runs BGP in: its own `asn`, else `[bgp] asn`.
+    /// `None`: the node runs no BGP (hosts; IGP-only routers).
+    pub fn asn_of(&self, node: &Node) -> Option<u32> {
+        if !node.is_router() {
+            return None;
+        }
+        node.asn.or(self.bgp.asn)
+    }
+
+    /// Does this node speak EVPN? Leaves of an EVPN segment advertise their
+    /// VNIs; spines carry (eBGP) or reflect (iBGP) the routes whenever the
+    /// lab has an EVPN segment.
+    pub fn carries_evpn(&self, node: &Node) -> bool {
+        match node.role {
+            Role::Spine => self.has_evpn(),
+            Role::Leaf => self
+                .segments
+                .iter()
+                .any(|s| s.flooding == FloodingMode::Evpn && s.leaves.contains(&node.name)),
+            Role::Router | Role::Host => false,
+        }
+    }
+
     /// Does the lab have a segment that uses EVPN?
     pub fn has_evpn(&self) -> bool {
         self.segments.iter().any(|s| s.flooding == FloodingMode::Evpn)
@@ -277,5 +381,75 @@ impl Lab {
         self.segments
             .iter()
             .find(|s| s.access.iter().any(|e| e.node == node && e.interface == interface))
+    }
+}
+
+/// A test of the lab's own (`[[validate]]`), netlab-style: one check run
+/// on some nodes, retried for `wait` seconds, failing as an error or only
+/// as a warning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// Nodes named, and every node of the roles named.
+    pub nodes: Vec<String>,
+    pub roles: Vec<Role>,
+    pub check: TestCheck,
+    /// Retry for this many seconds on the nodes that have not passed yet.
+    pub wait: Option<u32>,
+    /// A failure is only a warning (netlab's `level: warning`).
+    pub warning: bool,
+    /// Said when the test passes / fails.
+    pub pass: Option<String>,
+    pub fail: Option<String>,
+    #[serde(skip)]
+    pub spans: TestSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestSpans {
+    pub header: Span,
+    pub name: Option<Span>,
+    /// One per entry of `nodes`.
+    pub nodes: Vec<Span>,
+    /// The node or address the check names (neighbour, ping target, route).
+    pub target: Option<Span>,
+}
+
+/// What a test checks on each of its nodes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum TestCheck {
+    /// The BGP session to `neighbor` (a node name or an address) is in
+    /// `state` (default Established).
+    Bgp { neighbor: String, state: String },
+    /// The OSPF neighbour `neighbor` (node or router id) is `state` (Full).
+    Ospf { neighbor: String, state: String },
+    /// The IS-IS adjacency with `neighbor` (node or router id) is `state` (Up).
+    Isis { neighbor: String, state: String },
+    /// `prefix` (an IPv4 prefix, or a node: its loopback /32) is in the
+    /// kernel's routing table (or, `present = false`, is not), optionally
+    /// from `protocol` (ospf, isis, bgp, kernel, ...).
+    Route { prefix: String, present: bool, protocol: Option<String> },
+    /// `count` pings to `to` (a node or an address) get an answer.
+    Ping { to: String, count: u32 },
+    /// `command` (run on the node) prints something matching `pattern`.
+    Exec { command: String, pattern: String },
+    /// vtysh's `command` answers JSON for which `expect` holds
+    /// (see [`crate::expr`]).
+    Show { command: String, expect: String },
+}
+
+impl TestCheck {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TestCheck::Bgp { .. } => "bgp",
+            TestCheck::Ospf { .. } => "ospf",
+            TestCheck::Isis { .. } => "isis",
+            TestCheck::Route { .. } => "route",
+            TestCheck::Ping { .. } => "ping",
+            TestCheck::Exec { .. } => "exec",
+            TestCheck::Show { .. } => "show",
+        }
     }
 }

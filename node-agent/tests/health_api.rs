@@ -61,6 +61,8 @@ fn template() -> HealthReport {
                 prefixes_received: None,
             },
         ],
+        ospf: vec![],
+        isis: vec![],
         vxlan: vec![VniState {
             vni: 10010,
             device: "vxlan10010".into(),

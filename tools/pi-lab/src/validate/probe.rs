@@ -1,80 +1,39 @@
 //! Looking at the data plane from outside the agents: pings between hosts
 //! and sFlow datagrams arriving at the collector. No agent endpoint runs
-//! commands, so pings run where pi-lab can reach the hosts itself: inside
-//! the virtual fleet's namespaces, or over SSH on boards (`--ssh`).
+//! commands, so pings run where pi-lab can reach the hosts itself (see
+//! [`Shell`]): inside the virtual fleet's namespaces, or over SSH on boards
+//! (`--ssh`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::checks::{Check, Kind, Ping, Verdict};
-use crate::status::view::{LabView, netns, netns_exists};
+use super::shell::{Shell, run};
+use crate::fleet_client::FleetClient;
 
-/// How pings reach the hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PingVia {
-    /// `ip netns exec LAB-NODE ping ...` (the lab runs as a virtual fleet).
-    Netns,
-    /// `ssh USER@MGMT ping ...`.
-    Ssh { user: String },
-    /// Neither: the checks are reported as skipped.
-    Unavailable,
-}
-
-impl PingVia {
-    /// The virtual fleet when every pinging node has its namespace, else
-    /// SSH when asked for.
-    pub fn choose(view: &LabView, pings: &[Ping], ssh: Option<&str>) -> PingVia {
-        let fleet = !pings.is_empty()
-            && pings.iter().all(|p| netns_exists(&netns(&view.name, &p.from_node)));
-        match (fleet, ssh) {
-            (true, _) => PingVia::Netns,
-            (false, Some(user)) => PingVia::Ssh { user: user.to_string() },
-            (false, None) => PingVia::Unavailable,
-        }
-    }
-}
-
-pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
+/// A ping from a host, wherever the lab runs (see [`Shell`]).
+pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
     let address = p.address.to_string();
-    let ping_args = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
-    let mut command = match via {
-        PingVia::Netns => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", &netns(&view.name, &p.from_node)]).args(ping_args);
-            c
-        }
-        PingVia::Ssh { user } => {
-            let Some(config) = view.nodes.get(&p.from_node) else {
-                return skip(p, format!("{} is not a node of the lab", p.from_node));
-            };
-            let target = format!("{user}@{}", config.management.address.addr());
-            let mut c = Command::new("ssh");
-            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target]).args(ping_args);
-            c
-        }
-        PingVia::Unavailable => {
-            return skip(p, "needs the virtual fleet or SSH to the hosts (--ssh USER)".into());
-        }
-    };
-    let output = command.stdin(Stdio::null()).output();
-    let (ok, detail) = match output {
-        Ok(out) if out.status.success() => (true, "replied".to_string()),
+    let argv = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
+    if let Some(why) = shell.unavailable() {
+        return skip(p, why.to_string());
+    }
+    let (ok, detail) = match run(shell.command(fleet, &p.from_node, &argv)) {
+        Ok(out) if out.success => (true, "replied".to_string()),
         Ok(out) => {
-            let said = String::from_utf8_lossy(&out.stdout);
-            let summary = said.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
-            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            (false, format!("no reply {summary} {err}").trim().to_string())
+            let summary = out.stdout.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
+            (false, format!("no reply {summary} {}", out.stderr.trim()).trim().to_string())
         }
-        Err(e) => (false, format!("cannot run ping: {e}")),
+        Err(e) => (false, e),
     };
     Check {
         kind: Kind::Reachability,
+        node: p.from_node.clone(),
         name: p.name(),
         verdict: if ok { Verdict::Pass } else { Verdict::Fail },
         detail,
@@ -82,7 +41,8 @@ pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
 }
 
 fn skip(p: &Ping, detail: String) -> Check {
-    Check { kind: Kind::Reachability, name: p.name(), verdict: Verdict::Skip, detail }
+    let node = p.from_node.clone();
+    Check { kind: Kind::Reachability, node, name: p.name(), verdict: Verdict::Skip, detail }
 }
 
 /// Counts sFlow datagrams per agent address on the collector port while it
@@ -190,16 +150,16 @@ mod tests {
 
     #[test]
     fn without_fleet_or_ssh_pings_are_skipped() {
-        let view = crate::status::view::tests::two_node_view();
+        let fleet = crate::fleet_client::tests::two_node_client();
         let p = Ping {
             segment: "blue".into(),
             from_node: "t5-nohost".into(),
             to: "h2:eth1".into(),
             address: Ipv4Addr::new(172, 16, 10, 2),
         };
-        let via = PingVia::choose(&view, std::slice::from_ref(&p), None);
-        assert_eq!(via, PingVia::Unavailable);
-        let check = ping(&view, &via, &p);
+        let shell = Shell::choose(&fleet, None);
+        assert_eq!(shell, Shell::Unavailable);
+        let check = ping(&fleet, &shell, &p);
         assert_eq!(check.verdict, Verdict::Skip);
         assert!(check.detail.contains("--ssh"), "{}", check.detail);
     }
