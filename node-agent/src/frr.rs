@@ -61,6 +61,9 @@ use serde_json::Value;
 /// The FRR daemons whose restarts the agent notices (their pid files).
 pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
 
+/// On a board, the mark that lets frr.service start (see `Frr::want_unit`).
+pub const FRR_WANTED: &str = "/run/pi-lab/frr-wanted";
+
 /// Where Debian installs the daemons and frr-reload.py.
 pub const FRR_LIBDIR: &str = "/usr/lib/frr";
 
@@ -149,9 +152,25 @@ impl Frr {
             return Ok(());
         }
         tracing::info!("FRR is not running; starting frr.service");
+        Self::want_unit()?;
         let mut cmd = Command::new("systemctl");
         cmd.args(["start", "--no-block", "frr.service"]);
         run(cmd).map(drop)
+    }
+
+    /// The image keeps frr.service out of the boot with a condition on this
+    /// file (overlays/base/etc/systemd/system/frr.service.d/pi-lab.conf);
+    /// it is made before the agent starts or restarts the unit.
+    fn want_unit() -> Result<(), FrrError> {
+        let path = Path::new(FRR_WANTED);
+        if path.exists() {
+            return Ok(());
+        }
+        let write = |source| FrrError::Write { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(write)?;
+        }
+        fs::write(path, b"").map_err(write)
     }
 
     pub fn conf_path(&self) -> PathBuf {
@@ -204,6 +223,9 @@ impl Frr {
         if self.running() {
             tracing::info!(daemons = ?cfg.frr_daemons(), "FRR daemons changed; restarting FRR");
             self.loaded = None;
+            if self.pathspace.is_none() && self.start_on_demand {
+                Self::want_unit()?;
+            }
             run(self.restart_command())?;
         }
         Ok(())

@@ -9,7 +9,7 @@ use super::netlink::{
     self, MessageBuilder, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NetlinkSocket, read_u32_ne,
     read_u64_ne,
 };
-use super::records::{HostAdapter, HostNetIo, IfCounters, UNKNOWN_U32};
+use super::records::{HostAdapter, HostNetIo, IfCounters, InterfaceRecords, UNKNOWN_U32};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
@@ -166,6 +166,11 @@ impl Link {
             if_out_errors: c32(s.tx_errors),
             if_promiscuous_mode: if self.flags & libc::IFF_PROMISC as u32 != 0 { 1 } else { 2 },
         }
+    }
+
+    /// The interface's counter sample records: counters and name.
+    pub fn interface_records(&self) -> InterfaceRecords {
+        InterfaceRecords { counters: self.if_counters(), name: self.name.clone() }
     }
 
     pub fn adapter(&self) -> HostAdapter {
