@@ -349,9 +349,11 @@ impl Runner {
         let vxlan = observed.as_ref().map(|o| vni_states(cfg, o)).unwrap_or_default();
         let missing = observed.as_ref().map(|o| missing_ports(cfg, o)).unwrap_or_default();
         let bgp = match &self.settings.frr {
+            // FRR not answering (not started yet, or broken) is not "no
+            // neighbours": every configured one is reported as not up.
             Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "no BGP state from FRR");
-                Vec::new()
+                unanswered_neighbors(cfg)
             }),
             _ => Vec::new(),
         };
@@ -491,10 +493,46 @@ pub fn pass(
     Ok(report)
 }
 
+/// The configured BGP neighbours, in state `FrrNotAnswering`.
+fn unanswered_neighbors(cfg: &NodeConfig) -> Vec<lab_spec::health::BgpNeighborState> {
+    let neighbors = cfg.bgp.iter().flat_map(|b| &b.neighbors);
+    neighbors
+        .map(|n| {
+            let mut state = crate::frr::neighbor_state(n, None);
+            state.state = "FrrNotAnswering".into();
+            state
+        })
+        .collect()
+}
+
 fn version_of(cfg: &NodeConfig) -> String {
     if cfg.version.is_empty() { cfg.content_version() } else { cfg.version.clone() }
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswering_frr_leaves_every_neighbour_down() {
+        let text = format!(
+            "schema = 1\nlab = \"t\"\nhostname = \"r1\"\nrole = \"router\"\nloopback = \"10.0.0.1\"\n\
+             [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
+             [bgp]\nasn = 100\nrouter_id = \"10.0.0.1\"\nnetworks = []\nmultipath = 1\nevpn = false\n\
+             [bgp.timers]\nkeepalive = 3\nhold = 9\nconnect_retry = 5\n\
+             [[bgp.neighbors]]\naddress = \"10.1.0.1\"\nremote_asn = 200\ninterface = \"eth1\"\ndescription = \"r2\"\n\
+             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"10.0.0.1\"\ninterfaces = []\n\
+             [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
+            "00".repeat(32)
+        );
+        let cfg = NodeConfig::from_toml(&text).unwrap();
+        let n = 1;
+        let states = unanswered_neighbors(&cfg);
+        assert_eq!(states.len(), n);
+        assert!(states.iter().all(|s| !s.established && s.state == "FrrNotAnswering"));
+    }
 }

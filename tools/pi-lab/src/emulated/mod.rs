@@ -230,6 +230,9 @@ fn fits_in_memory(boards: usize, available: u64) -> Result<(), EmulatedError> {
     })
 }
 
+/// `sun_path` of a Unix socket address holds 108 bytes with its NUL.
+const SOCKET_PATH_MAX: usize = 107;
+
 /// The folder of a lab's emulated boards beside its journal; while it
 /// exists the lab runs on emulated boards.
 pub const BOARDS_DIR: &str = "boards";
@@ -261,8 +264,20 @@ impl Layout {
         self.node(node).join("console.log")
     }
 
+    /// The console's socket: beside its log, unless that path is too long
+    /// for a Unix socket (108 bytes); then in [`Layout::socket_dir`].
     pub fn console_socket(&self, node: &str) -> PathBuf {
-        self.node(node).join("console.sock")
+        let near = self.node(node).join("console.sock");
+        if near.as_os_str().len() < SOCKET_PATH_MAX {
+            return near;
+        }
+        self.socket_dir().join(format!("{node}.sock"))
+    }
+
+    /// A short folder for console sockets, named after this lab's folder.
+    pub fn socket_dir(&self) -> PathBuf {
+        let key = lab_spec::alloc::fnv1a(&self.dir.to_string_lossy());
+        PathBuf::from("/run/pi-lab").join(format!("consoles-{:08x}", key as u32))
     }
 
     pub fn qemu_log(&self, node: &str) -> PathBuf {
@@ -508,11 +523,18 @@ fn start(
     boot: &BootFiles,
     journal: &mut Journal,
 ) -> Result<Vec<BoardState>, EmulatedError> {
+    let sockets = layout.socket_dir();
+    journal.record(&Entry::Tree { path: sockets.clone() })?;
     let mut boards = Vec::new();
     for (index, config) in p.configs.iter().enumerate() {
         let node = &config.hostname;
         let mac = qemu::mac_for(&p.lab, node, config.identity.mac.as_deref());
         debug_assert_eq!(config.identity.mac.as_deref(), Some(mac.as_str()));
+        let socket = layout.console_socket(node);
+        if let Some(dir) = socket.parent() {
+            fs::create_dir_all(dir)
+                .map_err(|source| EmulatedError::Write { path: dir.to_path_buf(), source })?;
+        }
         let board = qemu::Board {
             card: layout.card(node),
             kernel: boot.kernel.clone(),
@@ -521,7 +543,7 @@ fn start(
             cmdline: boot.cmdline.clone(),
             mac: mac.clone(),
             tap: tap(&p.lab, index),
-            console_socket: layout.console_socket(node),
+            console_socket: socket,
             console_log: layout.console_log(node),
         };
         let pid = qemu::spawn(&p.qemu, &board, &layout.qemu_log(node)).map_err(|source| {
@@ -783,6 +805,16 @@ mod tests {
         assert!(bare.contains("management network untagged"), "{bare}");
         let other = one_nic(&config("r1", &[("eth1.5", Some(("eth1", 5)))])).unwrap_err();
         assert!(other.to_string().contains("no USB adapter for eth1"), "{other}");
+    }
+
+    #[test]
+    fn console_sockets_fit_a_unix_socket_address() {
+        let short = Layout::new(Path::new("/s/lab/fleet"));
+        assert_eq!(short.console_socket("r1"), Path::new("/s/lab/fleet/boards/r1/console.sock"));
+        let long = Layout::new(&Path::new("/").join("x".repeat(120)));
+        let socket = long.console_socket("r1");
+        assert!(socket.as_os_str().len() < 108 && socket.starts_with("/run/pi-lab/"), "{socket:?}");
+        assert_ne!(long.socket_dir(), short.socket_dir());
     }
 
     #[test]

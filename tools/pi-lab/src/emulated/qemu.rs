@@ -112,9 +112,8 @@ pub fn mac_for(lab: &str, node: &str, given: Option<&str>) -> String {
     if let Some(mac) = given {
         return mac.to_ascii_lowercase();
     }
-    let key = format!("{lab}/{node}");
-    let h = key.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    let [_, x, y, z] = h.to_be_bytes();
+    let h = lab_spec::alloc::fnv1a(&format!("{lab}/{node}"));
+    let [.., x, y, z] = h.to_be_bytes();
     format!("b8:27:eb:{x:02x}:{y:02x}:{z:02x}")
 }
 
