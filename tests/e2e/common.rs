@@ -105,11 +105,16 @@ fn owner_alive(dir: &std::path::Path) -> bool {
 
 /// `lab down` every lab recorded under `dir/state`, then remove `dir`.
 fn take_down(dir: &std::path::Path) {
-    let state = dir.join("state");
-    for lab in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+    take_down_labs(&dir.join("state"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `lab down` every lab recorded in the state directory `state`.
+pub fn take_down_labs(state: &std::path::Path) {
+    for lab in std::fs::read_dir(state).into_iter().flatten().flatten() {
         let name = lab.file_name().to_string_lossy().into_owned();
         let out = Command::new(bin("pi-lab"))
-            .env("PI_LAB_STATE_DIR", &state)
+            .env("PI_LAB_STATE_DIR", state)
             .args(["lab", "down", "--name", &name])
             .output();
         match out {
@@ -122,5 +127,4 @@ fn take_down(dir: &std::path::Path) {
             Err(e) => eprintln!("stale lab {name}: {e}"),
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
