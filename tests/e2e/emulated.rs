@@ -12,13 +12,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{bin, prerequisites, workspace};
+use crate::common::{bin, prerequisites, take_down_labs, workspace};
 
 const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
 
 /// A lab state directory of its own, so nothing mixes with the user's.
 fn state(test: &str) -> PathBuf {
     let dir = workspace().join("target/pi-lab-emulated-test").join(test);
+    // A killed run's boards may still be up: down them, then start clean.
+    take_down_labs(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
