@@ -4,6 +4,7 @@
 //! health report with the config's identity filled in.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use lab_spec::{HealthReport, NodeConfig};
 
@@ -16,6 +17,7 @@ pub struct MemoryBackend {
     stats: ReconcileStats,
     applied: Mutex<Vec<NodeConfig>>,
     next_error: Mutex<Option<ApplyError>>,
+    apply_takes: Mutex<Duration>,
 }
 
 impl MemoryBackend {
@@ -28,6 +30,14 @@ impl MemoryBackend {
             stats,
             applied: Mutex::new(Vec::new()),
             next_error: Mutex::new(None),
+            apply_takes: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// Every `apply_config` from now on takes `time`, as a real pass does.
+    pub fn slow_applies(&self, time: Duration) {
+        if let Ok(mut t) = self.apply_takes.lock() {
+            *t = time;
         }
     }
 
@@ -68,6 +78,8 @@ impl Backend for MemoryBackend {
     }
 
     fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError> {
+        let takes = self.apply_takes.lock().map(|t| *t).unwrap_or_default();
+        std::thread::sleep(takes);
         if let Ok(mut applied) = self.applied.lock() {
             applied.push(config.clone());
         }

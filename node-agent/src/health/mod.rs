@@ -33,11 +33,12 @@ use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
 
 pub use plane::{Plane, PlaneOptions};
-pub use server::{Server, ServerConfig};
+pub use server::{Server, ServerConfig, raise_open_files_limit};
 
-/// What the HTTP API needs from the agent. Every method is called from a
-/// worker thread and must not block for long, except `apply_config`, which
-/// may take as long as a reconcile pass.
+/// What the HTTP API needs from the agent. Every method but `apply_config`
+/// is called from the server's event loop and must answer in a few
+/// milliseconds; `apply_config` runs on a worker and may take as long as a
+/// reconcile pass.
 pub trait Backend: Send + Sync {
     /// The report served at `/v1/health`.
     fn health(&self) -> HealthReport;

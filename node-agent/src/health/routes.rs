@@ -18,6 +18,12 @@ pub struct Context<'a> {
     pub counters: &'a HttpCounters,
 }
 
+/// Requests that may take as long as a reconcile pass (applying a config):
+/// the server runs them on a worker thread, everything else at once.
+pub fn blocks(request: &Request) -> bool {
+    request.method == "PUT" && request.path == "/v1/config"
+}
+
 pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/v1/health") => Response::json(200, &ctx.backend.health()),
