@@ -33,7 +33,7 @@ use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
 
 pub use plane::{Plane, PlaneOptions};
-pub use server::{Server, ServerConfig, raise_open_files_limit};
+pub use server::{Server, ServerConfig, exchange, raise_open_files_limit};
 
 /// What the HTTP API needs from the agent. Every method but `apply_config`
 /// is called from the server's event loop and must answer in a few

@@ -624,10 +624,36 @@ fn refuse_at_once(mut stream: TcpStream, counters: &HttpCounters) {
     let _ = stream.shutdown(Shutdown::Write);
 }
 
+/// One whole exchange over a stream that never makes us wait (its reads
+/// return bytes or end): the loop's reading, routing and answering, in one
+/// call. The fuzz target drives the API through it. Returns the status
+/// answered, `None` when the client left without a request.
+pub fn exchange(
+    stream: &mut (impl Read + Write),
+    backend: &dyn Backend,
+    config: &ServerConfig,
+) -> io::Result<Option<u16>> {
+    let counters = HttpCounters::default();
+    let ctx = Context { backend, bootstrap_files: &config.bootstrap_files, counters: &counters };
+    let mut reader = RequestReader::new(config.limits);
+    let mut scratch = vec![0; 16 * 1024];
+    let response = loop {
+        match read_request(stream, &mut reader, &mut scratch, |n| n <= config.max_buffered) {
+            // Only a stream that makes us wait says "keep"; see above.
+            Step::Keep | Step::Linger => return Err(ErrorKind::WouldBlock.into()),
+            Step::Close => return Ok(None),
+            Step::Respond(response) => break response,
+            Step::Request(request) => break routes::handle(&request, &ctx),
+        }
+    };
+    stream.write_all(&response.to_bytes())?;
+    Ok(Some(response.status))
+}
+
 /// Read what the client sent so far into its request. `room(n)`: may `n`
 /// more bytes be held?
 fn read_request(
-    stream: &mut TcpStream,
+    stream: &mut (impl Read + Write),
     reader: &mut RequestReader,
     scratch: &mut [u8],
     room: impl Fn(usize) -> bool,
