@@ -637,15 +637,14 @@ pub fn exchange(
     let ctx = Context { backend, bootstrap_files: &config.bootstrap_files, counters: &counters };
     let mut reader = RequestReader::new(config.limits);
     let mut scratch = vec![0; 16 * 1024];
-    let response = loop {
+    let response =
         match read_request(stream, &mut reader, &mut scratch, |n| n <= config.max_buffered) {
             // Only a stream that makes us wait says "keep"; see above.
             Step::Keep | Step::Linger => return Err(ErrorKind::WouldBlock.into()),
             Step::Close => return Ok(None),
-            Step::Respond(response) => break response,
-            Step::Request(request) => break routes::handle(&request, &ctx),
-        }
-    };
+            Step::Respond(response) => response,
+            Step::Request(request) => routes::handle(&request, &ctx),
+        };
     stream.write_all(&response.to_bytes())?;
     Ok(Some(response.status))
 }
