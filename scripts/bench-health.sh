@@ -200,21 +200,11 @@ while True:
     os.replace(out + ".tmp", out)
 EOF
 
-# slow_phase LABEL: one line: label held ok median_ms max_ms rss_before_kib rss_during_kib threads
-slow_phase() {
-  local label=$1 before during threads held hold ok
-  before=$(rss_kib "$AGENT_PID")
-  rm -f "$WORK/held"
+# health_times N: N x GET /v1/health, 0.1 s apart; codes to slow.codes, ms to slow.ms
+health_times() {
   : >"$WORK/slow.ms"
   : >"$WORK/slow.codes"
-  python3 "$WORK/hold.py" "$ADDR" 9180 "$SLOW" "$WORK/held" &
-  hold=$!
-  for _ in $(seq 60); do
-    [ "$(cat "$WORK/held" 2>/dev/null || echo 0)" -ge "$SLOW" ] && break
-    sleep 0.5
-  done
-  sleep 1
-  for _ in $(seq "$SLOW_REQUESTS"); do
+  for _ in $(seq "$1"); do
     curl -s -o /dev/null --max-time 15 -w '%{http_code} %{time_total}\n' "$HEALTH_URL" |
       while read -r code t; do
         echo "$code" >>"$WORK/slow.codes"
@@ -222,14 +212,35 @@ slow_phase() {
       done
     sleep 0.1
   done
+}
+
+# slow_phase LABEL: one line: label held ok median_ms max_ms rss_before_kib
+# rss_during_kib threads quiet_median_ms
+slow_phase() {
+  local label=$1 before during threads held hold ok quiet
+  before=$(rss_kib "$AGENT_PID")
+  # The same requests without the slow connections, for the ratio.
+  health_times "$SLOW_REQUESTS"
+  quiet=$(median <"$WORK/slow.ms")
+  rm -f "$WORK/held"
+  python3 "$WORK/hold.py" "$ADDR" 9180 "$SLOW" "$WORK/held" &
+  hold=$!
+  for _ in $(seq 60); do
+    [ "$(cat "$WORK/held" 2>/dev/null || echo 0)" -ge "$SLOW" ] && break
+    sleep 0.5
+  done
+  sleep 1
+  health_times "$SLOW_REQUESTS"
   during=$(rss_kib "$AGENT_PID")
   threads=$(awk '/^Threads:/ {print $2}' "/proc/$AGENT_PID/status")
   held=$(cat "$WORK/held" 2>/dev/null || echo 0)
   kill "$hold" 2>/dev/null || true
+  sleep 0.5
+  kill -9 "$hold" 2>/dev/null || true
   wait "$hold" 2>/dev/null || true
   ok=$(grep -c '^200$' "$WORK/slow.codes" || true)
-  printf '%s %s %s %s %s %s %s %s\n' "$label" "$held" "$ok" "$(median <"$WORK/slow.ms")" \
-    "$(sort -n "$WORK/slow.ms" | tail -1)" "$before" "$during" "$threads"
+  printf '%s %s %s %s %s %s %s %s %s\n' "$label" "$held" "$ok" "$(median <"$WORK/slow.ms")" \
+    "$(sort -n "$WORK/slow.ms" | tail -1)" "$before" "$during" "$threads" "$quiet"
 }
 
 echo "bench-health: slow-connection phase ($SLOW connections, $SLOW_REQUESTS health requests)" >&2
@@ -249,10 +260,10 @@ fi
 echo
 echo "Slow connections: $SLOW held open (half send nothing, half half a request line), $SLOW_REQUESTS x GET /v1/health."
 echo
-echo "| agent | connections held | /v1/health 200 | median (ms) | max (ms) | RSS before (MiB) | RSS with them (MiB) | threads |"
-echo "|---|---|---|---|---|---|---|---|"
-while read -r label held ok med max before during threads; do
-  printf '| %s | %s | %s of %s | %s | %s | %.1f | %.1f | %s |\n' "$label" "$held" "$ok" "$SLOW_REQUESTS" \
-    "$med" "$max" "$(awk -v r="$before" 'BEGIN {print r / 1024}')" \
+echo "| agent | connections held | /v1/health 200 | median (ms) | max (ms) | median without them (ms) | RSS before (MiB) | RSS with them (MiB) | threads |"
+echo "|---|---|---|---|---|---|---|---|---|"
+while read -r label held ok med max before during threads quiet; do
+  printf '| %s | %s | %s of %s | %s | %s | %s | %.1f | %.1f | %s |\n' "$label" "$held" "$ok" "$SLOW_REQUESTS" \
+    "$med" "$max" "$quiet" "$(awk -v r="$before" 'BEGIN {print r / 1024}')" \
     "$(awk -v r="$during" 'BEGIN {print r / 1024}')" "$threads"
 done <"$WORK/slow.results"

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use api::*;
 use lab_spec::node_config::Auth;
-use lab_spec::{HealthReport, NodeConfig};
-use node_agent::health::{ApplyError, Backend, ServerConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
+use node_agent::health::{Backend, ServerConfig};
 
 #[test]
 fn health_is_the_backends_report() {
@@ -130,10 +130,10 @@ fn a_good_config_applies_as_toml_or_json() {
     let toml = node_config("leaf2", TOKEN).to_toml().unwrap();
     let answer = put(r.addr(), Some(TOKEN), "application/toml", &toml);
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let json = answer.json();
-    assert_eq!(json["applied"], true);
-    assert_eq!(json["changes"], 5);
-    assert_eq!(json["version"], node_config("leaf2", TOKEN).version.as_str());
+    assert_eq!(
+        ConfigAnswer::from_http(answer.status, &answer.body),
+        Ok(ConfigAnswer::Applied { version: node_config("leaf2", TOKEN).version, changes: 5 })
+    );
 
     // The new config carries a new token: the old one stops working.
     let next = node_config("leaf3", "rotated");
@@ -184,33 +184,31 @@ fn malformed_configs_get_400_with_reasons() {
 }
 
 #[test]
-fn backend_refusal_and_rollback_are_reported() {
+fn every_apply_outcome_is_its_own_typed_answer() {
     let r = provisioned();
-    let before = r.backend.current_version();
+    let before = r.backend.current_version().unwrap();
     let body = node_config("leaf5", TOKEN).to_toml().unwrap();
-
-    r.backend.fail_next(ApplyError::RolledBack {
-        reason: "FRR rejected frr.conf: line 12: unknown command".into(),
-        rolled_back_to: before.clone(),
-    });
-    let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
-    assert_eq!(answer.status, 409, "{}", answer.body);
-    let json = answer.json();
-    assert_eq!(json["rolled_back"], true);
-    assert_eq!(json["rolled_back_to"].as_str(), before.as_deref());
-    assert!(json["error"].as_str().unwrap().contains("unknown command"));
-
-    r.backend.fail_next(ApplyError::RollbackFailed {
-        reason: "netlink: EPERM".into(),
-        rollback_error: "netlink: EPERM".into(),
-    });
-    assert_eq!(put(r.addr(), Some(TOKEN), "application/toml", &body).status, 500);
-
-    r.backend.fail_next(ApplyError::Invalid(vec!["VNI 0 is out of range".into()]));
-    let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.json()["reasons"][0], "VNI 0 is out of range");
-    assert_eq!(r.backend.current_version(), before);
+    let failures = [
+        ConfigAnswer::RolledBack {
+            error: "applying failed: FRR rejected frr.conf: line 12: unknown command".into(),
+            rolled_back_to: before.clone(),
+        },
+        ConfigAnswer::NoPreviousConfig { error: "applying failed: frr: exit 1".into() },
+        ConfigAnswer::RollbackFailed {
+            error: "applying failed: frr: exit 1".into(),
+            rolled_back_to: before.clone(),
+            rollback_error: "link eth4: No such device".into(),
+        },
+        ConfigAnswer::NotApplied { error: "the agent is not running".into() },
+        ConfigAnswer::Invalid { reasons: vec!["VNI 0 is out of range".into()] },
+    ];
+    for expected in failures {
+        r.backend.fail_next(expected.clone());
+        let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
+        assert_eq!(answer.status, expected.status(), "{}", answer.body);
+        assert_eq!(ConfigAnswer::from_http(answer.status, &answer.body), Ok(expected));
+    }
+    assert_eq!(r.backend.current_version().as_ref(), Some(&before));
 }
 
 #[test]
