@@ -15,6 +15,8 @@ PACKAGES=(
   frr-pythontools
   python3 python3-yaml
   arch-test jq
+  # The durability test watches the atomic writers' system calls.
+  strace
 )
 
 # promtool (from Debian's prometheus) checks the agent's /metrics.
