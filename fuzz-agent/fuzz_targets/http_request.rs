@@ -48,6 +48,8 @@ fn fixture() -> &'static Fixture {
             board: Board::default(),
             system: System::default(),
             bgp: Vec::new(),
+            ospf: Vec::new(),
+            isis: Vec::new(),
             vxlan: Vec::new(),
             sflow: SflowState::default(),
             reconcile: ReconcileState::default(),

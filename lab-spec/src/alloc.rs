@@ -15,6 +15,17 @@ use std::ops::Range;
 
 use crate::diagnostics::{Diagnostic, Span};
 
+/// The code of a warning about a name that did not get its home slot.
+pub const DISPLACED: &str = "displaced";
+
+/// The name a [`DISPLACED`] warning is about (`leaf1`, `link a:x - b:y`).
+pub fn displaced_name(d: &Diagnostic) -> Option<&str> {
+    if d.code != Some(DISPLACED) {
+        return None;
+    }
+    d.message.split_once(": ").map(|(name, _)| name)
+}
+
 /// FNV-1a, 64 bit: stable across runs, platforms and Rust versions (std's
 /// hasher is randomised per process).
 pub fn fnv1a(text: &str) -> u64 {
@@ -195,6 +206,7 @@ impl<'a> Space<'a> {
             ),
         )
         .help("a displaced address can change when names around it change; pin it with `id` or a fixed address to keep it")
+        .code(DISPLACED)
     }
 }
 

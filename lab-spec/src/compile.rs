@@ -8,8 +8,9 @@ use ipnet::Ipv4Net;
 
 use crate::lab::{FloodingMode, Lab, Node, SegmentSpec, defaults, interface_kind};
 use crate::node_config::{
-    Auth, Bgp, BgpTimers, DEFAULT_HEALTH_PORT, Flooding, HealthApi, Identity, Interface,
-    Management, NODE_CONFIG_SCHEMA, Neighbor, NodeConfig, Role, Segment, Sflow, VXLAN_PORT,
+    Auth, Bgp, BgpTimers, DEFAULT_HEALTH_PORT, Flooding, HealthApi, Identity, Igp, IgpNeighbor,
+    Interface, LOOPBACK_SESSION, Management, NODE_CONFIG_SCHEMA, Neighbor, NodeConfig, Role,
+    Segment, Sflow, VXLAN_PORT,
 };
 use crate::plan::{EndPlan, LinkPlan, Plan, PlannedLinkKind};
 
@@ -41,6 +42,7 @@ fn node_config(lab: &Lab, plan: &Plan, node: &Node, token: &str) -> Option<NodeC
         },
         loopback: planned.loopback,
         bgp: bgp(lab, plan, node),
+        igp: igp(lab, plan, node),
         vxlan: vxlan(lab, plan, node),
         routes: Vec::new(),
         sflow: Sflow {
@@ -107,20 +109,18 @@ fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
     out
 }
 
+/// BGP where the node speaks it. eBGP underlay: a session across every
+/// router-to-router link. IGP underlay: iBGP between loopbacks, with the
+/// spines as route reflectors (netlab's design), or a full mesh when the
+/// lab has no spine that speaks BGP.
 fn bgp(lab: &Lab, plan: &Plan, node: &Node) -> Option<Bgp> {
     let loopback = plan.nodes.get(&node.name)?.loopback?;
-    let asn = node.asn?;
-    let neighbors = ends(plan, &node.name)
-        .filter(|(link, _, _)| link.kind == PlannedLinkKind::Underlay)
-        .filter_map(|(_, mine, peer)| {
-            Some(Neighbor {
-                address: peer.address?.addr(),
-                remote_asn: lab.nodes.get(&peer.node)?.asn?,
-                interface: mine.interface.clone(),
-                description: peer.node.clone(),
-            })
-        })
-        .collect();
+    let asn = lab.asn_of(node)?;
+    let neighbors = if lab.underlay.protocol.igp().is_some() {
+        ibgp_neighbors(lab, plan, node)
+    } else {
+        ebgp_neighbors(lab, plan, node)
+    };
     Some(Bgp {
         asn,
         router_id: loopback,
@@ -132,21 +132,73 @@ fn bgp(lab: &Lab, plan: &Plan, node: &Node) -> Option<Bgp> {
             connect_retry: lab.bgp.connect_retry,
         },
         multipath: lab.bgp.multipath,
-        evpn: carries_evpn(lab, node),
+        evpn: lab.carries_evpn(node),
     })
 }
 
-/// Leaves of an EVPN segment speak EVPN; spines relay it whenever the lab
-/// has one.
-fn carries_evpn(lab: &Lab, node: &Node) -> bool {
-    match node.role {
-        Role::Spine => lab.has_evpn(),
-        Role::Leaf => lab
-            .segments
-            .iter()
-            .any(|s| s.flooding == FloodingMode::Evpn && s.leaves.contains(&node.name)),
-        Role::Router | Role::Host => false,
-    }
+fn ebgp_neighbors(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Neighbor> {
+    ends(plan, &node.name)
+        .filter(|(link, _, _)| link.kind == PlannedLinkKind::Underlay)
+        .filter_map(|(_, mine, peer)| {
+            Some(Neighbor {
+                address: peer.address?.addr(),
+                remote_asn: lab.asn_of(lab.nodes.get(&peer.node)?)?,
+                interface: mine.interface.clone(),
+                description: peer.node.clone(),
+                route_reflector_client: false,
+            })
+        })
+        .collect()
+}
+
+/// Route reflectors peer with everyone (their clients and each other);
+/// clients peer with the reflectors only.
+fn ibgp_neighbors(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Neighbor> {
+    let reflectors = lab.nodes.values().any(|n| is_reflector(lab, n));
+    let me_reflector = is_reflector(lab, node);
+    lab.nodes
+        .values()
+        .filter(|peer| peer.name != node.name && lab.asn_of(peer).is_some())
+        .filter(|peer| !reflectors || me_reflector || is_reflector(lab, peer))
+        .filter_map(|peer| {
+            Some(Neighbor {
+                address: plan.nodes.get(&peer.name)?.loopback?,
+                remote_asn: lab.asn_of(peer)?,
+                interface: LOOPBACK_SESSION.to_string(),
+                description: peer.name.clone(),
+                route_reflector_client: me_reflector && !is_reflector(lab, peer),
+            })
+        })
+        .collect()
+}
+
+/// Spines that speak BGP reflect the routes of an IGP underlay's iBGP.
+fn is_reflector(lab: &Lab, node: &Node) -> bool {
+    node.role == Role::Spine && lab.asn_of(node).is_some()
+}
+
+/// OSPF or IS-IS on every router of an IGP underlay: one adjacency per
+/// router-to-router link.
+fn igp(lab: &Lab, plan: &Plan, node: &Node) -> Option<Igp> {
+    let protocol = lab.underlay.protocol.igp()?;
+    let router_id = plan.nodes.get(&node.name)?.loopback?;
+    let neighbors = ends(plan, &node.name)
+        .filter(|(link, _, _)| link.kind == PlannedLinkKind::Underlay)
+        .filter_map(|(_, mine, peer)| {
+            Some(IgpNeighbor {
+                interface: mine.interface.clone(),
+                router_id: plan.nodes.get(&peer.node)?.loopback?,
+                description: peer.node.clone(),
+            })
+        })
+        .collect();
+    Some(Igp {
+        protocol,
+        router_id,
+        area: lab.underlay.area.clone(),
+        timers: lab.underlay.timers,
+        neighbors,
+    })
 }
 
 fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {

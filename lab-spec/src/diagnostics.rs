@@ -27,6 +27,9 @@ pub struct Diagnostic {
     pub message: String,
     /// What would be right.
     pub help: Option<String>,
+    /// The kind of finding, for findings a reader may want to group or
+    /// filter (e.g. [`crate::alloc::DISPLACED`]).
+    pub code: Option<&'static str>,
 }
 
 impl Diagnostic {
@@ -36,7 +39,13 @@ impl Diagnostic {
             span: span.into(),
             message: message.into(),
             help: None,
+            code: None,
         }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
     }
 
     pub fn warning(span: impl Into<Option<Span>>, message: impl Into<String>) -> Self {
@@ -157,55 +166,133 @@ impl Diagnostics {
             severity: d.severity,
             message: d.message.clone(),
             help: d.help.clone(),
+            code: d.code,
         }
     }
 
-    /// One diagnostic rendered with its source line and caret.
+    /// One diagnostic rendered with its source line and caret. What comes
+    /// from the file is shown escaped and cut to size, so that no file can
+    /// hide text from the reader or flood the terminal.
     pub fn render(&self, d: &Diagnostic) -> String {
         let mut out = String::new();
-        let file = &self.source.file_name;
+        let file = escaped(&self.source.file_name);
         let level = match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
+        let message = for_terminal(&d.message);
         match &d.span {
             Some(span) => {
                 let (line, column) = self.source.line_col(span.start);
-                out.push_str(&format!("{file}:{line}:{column}: {level}: {}\n", d.message));
-                let text = self.source.line_text(span.start);
+                out.push_str(&format!("{file}:{line}:{column}: {level}: {message}\n"));
+                let on_line = self
+                    .source
+                    .slice(span)
+                    .map_or(1, |s| s.split('\n').next().unwrap_or("").chars().count());
+                let (text, caret) = snippet(self.source.line_text(span.start), column, on_line);
                 let gutter = line.to_string().len();
                 out.push_str(&format!("{:gutter$} |\n", ""));
                 out.push_str(&format!("{line} | {text}\n"));
-                out.push_str(&format!("{:gutter$} | {}\n", "", caret(text, column, span, self)));
+                out.push_str(&format!("{:gutter$} | {caret}\n", ""));
             }
-            None => out.push_str(&format!("{file}: {level}: {}\n", d.message)),
+            None => out.push_str(&format!("{file}: {level}: {message}\n")),
         }
         if let Some(help) = &d.help {
-            out.push_str(&format!("  = help: {help}\n"));
+            out.push_str(&format!("  = help: {}\n", for_terminal(help)));
         }
         out
     }
 }
 
-/// Spaces up to the column, then one `^` per character of the span that
-/// lies on this line.
-fn caret(line_text: &str, column: usize, span: &Span, diags: &Diagnostics) -> String {
-    let pad: String =
-        line_text.chars().take(column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-    let on_line = diags
-        .source
-        .slice(span)
-        .map(|s| s.split('\n').next().unwrap_or("").chars().count())
-        .unwrap_or(1);
-    let room = line_text.chars().count().saturating_sub(column - 1);
-    let width = on_line.min(room).max(1);
-    format!("{pad}{}", "^".repeat(width))
+/// Source lines longer than this many characters are cut around the caret.
+const MAX_LINE: usize = 120;
+/// Characters kept before the caret in a cut line.
+const BEFORE_CARET: usize = 40;
+/// Messages longer than this many characters lose their middle.
+const MAX_MESSAGE: usize = 300;
+/// Diagnostics rendered as text; `--json` (`located`) still has them all.
+pub const MAX_SHOWN: usize = 50;
+
+/// The source line (cut to `MAX_LINE` around the caret, escaped) and the
+/// caret line under it: spaces (tabs where the line has tabs) up to the
+/// column, then one `^` per character of the span on this line.
+fn snippet(line: &str, column: usize, width: usize) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let at = (column - 1).min(chars.len());
+    let start = at.saturating_sub(BEFORE_CARET).min(chars.len().saturating_sub(MAX_LINE));
+    let end = (start + MAX_LINE).min(chars.len());
+    let (mut text, mut pad, mut carets) = (String::new(), String::new(), 0);
+    if start > 0 {
+        text.push('…');
+        pad.push(' ');
+    }
+    for (i, c) in chars.iter().enumerate().take(end).skip(start) {
+        let shown = if *c == '\t' { "\t".to_string() } else { escaped_char(*c) };
+        if i < at {
+            pad.push_str(&if *c == '\t' {
+                "\t".to_string()
+            } else {
+                " ".repeat(shown.chars().count())
+            });
+        } else if i < at + width {
+            carets += shown.chars().count();
+        }
+        text.push_str(&shown);
+    }
+    if end < chars.len() {
+        text.push('…');
+    }
+    (text, format!("{pad}{}", "^".repeat(carets.max(1))))
+}
+
+/// Text that may come from a file, made safe to print: control and
+/// invisible characters escaped, and each line longer than `MAX_MESSAGE`
+/// characters cut in the middle.
+pub fn for_terminal(text: &str) -> String {
+    let lines: Vec<String> = text.split('\n').map(|l| shortened(&escaped(l))).collect();
+    lines.join("\n")
+}
+
+/// Text with control and invisible characters written as escapes
+/// (`\0`, `\u{200b}`), the way Rust's `{:?}` writes them; quotes and
+/// backslashes stay as they are.
+pub fn escaped(text: &str) -> String {
+    text.chars().map(escaped_char).collect()
+}
+
+fn escaped_char(c: char) -> String {
+    // Hangul fillers print as blanks but are not whitespace.
+    let blank = matches!(c, '\u{115f}' | '\u{1160}' | '\u{3164}' | '\u{ffa0}');
+    match c {
+        '"' | '\'' | '\\' => c.to_string(),
+        _ if blank => format!("\\u{{{:x}}}", u32::from(c)),
+        _ => c.escape_debug().to_string(),
+    }
+}
+
+/// A message cut in the middle when it is longer than `MAX_MESSAGE`: a
+/// hostile file can make a key or a value as long as it likes.
+fn shortened(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= MAX_MESSAGE {
+        return text.to_string();
+    }
+    let keep = MAX_MESSAGE * 2 / 3;
+    let head: String = text.chars().take(keep).collect();
+    let tail: String = text.chars().skip(count - (MAX_MESSAGE - keep - 1)).collect();
+    format!("{head}…{tail}")
 }
 
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.items {
+        for d in self.items.iter().take(MAX_SHOWN) {
             writeln!(f, "{}", self.render(d))?;
+        }
+        if let Some(hidden) = self.items.len().checked_sub(MAX_SHOWN).filter(|n| *n > 0) {
+            writeln!(
+                f,
+                "... and {hidden} more not shown here (`pi-lab lab check --json` lists every one)\n"
+            )?;
         }
         let errors = self.errors().count();
         let warnings = self.warnings().count();
@@ -243,39 +330,71 @@ pub struct Located {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
 }
 
 /// The closest candidate to `word`, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     // One edit per three characters, rounded up: `leafs` finds `leaves`.
-    let limit = word.chars().count().div_ceil(3).max(1);
-    candidates
-        .iter()
-        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
-        .filter(|(d, _)| *d <= limit)
-        .min()
-        .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
-            diagonal = above;
+    let word: Vec<char> = word.chars().flat_map(char::to_lowercase).collect();
+    let limit = word.len().div_ceil(3).max(1);
+    let mut best: Option<(usize, &str)> = None;
+    let mut row = Vec::new();
+    for candidate in candidates {
+        let bound = best.map_or(limit, |(d, _)| d.min(limit));
+        if let Some(d) = distance_within(&word, candidate, bound, &mut row)
+            && best.is_none_or(|b| (d, *candidate) < b)
+        {
+            best = Some((d, candidate));
         }
     }
-    row[b.len()]
+    best.map(|(_, c)| c)
 }
 
-/// `a, b, c` for a help line.
+/// Levenshtein distance over characters, ignoring case.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().flat_map(char::to_lowercase).collect();
+    distance_within(&a, b, usize::MAX, &mut Vec::new()).unwrap_or(usize::MAX)
+}
+
+/// The edit distance between `a` and `b` (lower-cased) if it is at most
+/// `limit`. Gives up as soon as a whole row is over the limit, so that a
+/// file with thousands of names costs little to check.
+fn distance_within(a: &[char], b: &str, limit: usize, row: &mut Vec<usize>) -> Option<usize> {
+    let b_len = b.chars().count();
+    if a.len().abs_diff(b_len) > limit {
+        return None;
+    }
+    row.clear();
+    row.extend(0..=a.len());
+    for (j, cb) in b.chars().flat_map(char::to_lowercase).enumerate() {
+        let mut diagonal = row[0];
+        row[0] = j + 1;
+        let mut smallest = row[0];
+        for (i, ca) in a.iter().enumerate() {
+            let above = row[i + 1];
+            row[i + 1] = (diagonal + usize::from(*ca != cb)).min(row[i] + 1).min(above + 1);
+            diagonal = above;
+            smallest = smallest.min(row[i + 1]);
+        }
+        if smallest > limit {
+            return None;
+        }
+    }
+    row.last().copied().filter(|d| *d <= limit)
+}
+
+/// Names listed in a help line; more are counted, not listed.
+const MAX_LISTED: usize = 10;
+
+/// `a, b, c` for a help line; a long list ends in `and N more`.
 pub fn list(items: &[&str]) -> String {
-    items.join(", ")
+    let shown = items[..items.len().min(MAX_LISTED)].join(", ");
+    match items.len().checked_sub(MAX_LISTED) {
+        Some(more) if more > 0 => format!("{shown} and {more} more"),
+        _ => shown,
+    }
 }
 
 #[cfg(test)]
@@ -299,6 +418,14 @@ mod tests {
         assert!(text.starts_with("lab.toml:2:1: error: unknown key \"rol\"\n"), "{text}");
         assert!(text.contains("2 | rol = 1\n  | ^^^\n"), "{text}");
         assert!(text.contains("= help: did you mean \"role\"?"), "{text}");
+    }
+
+    #[test]
+    fn long_lists_are_counted_not_listed() {
+        assert_eq!(list(&["a", "b"]), "a, b");
+        let many: Vec<String> = (0..25).map(|i| format!("n{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(list(&many), "n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 15 more");
     }
 
     #[test]

@@ -1,24 +1,35 @@
 //! `frr.conf` for one node, rendered from its [`NodeConfig`].
 //!
 //! The output is meant to read like a config a network engineer writes by
-//! hand for an eBGP leaf-spine fabric: one peer group per neighbour role,
-//! the loopback as router id and as the only advertised prefix, multipath
-//! across equal-length paths from different ASNs, and, when the lab uses
-//! EVPN, `address-family l2vpn evpn`. Only nodes that own an EVPN segment
-//! say `advertise-all-vni`; spines just carry the routes.
+//! hand for a leaf-spine fabric. With an eBGP underlay: one peer group per
+//! neighbour role, the loopback as router id and as the only advertised
+//! prefix, multipath across equal-length paths from different ASNs, and,
+//! when the lab uses EVPN, `address-family l2vpn evpn`. Only nodes that own
+//! an EVPN segment say `advertise-all-vni`; spines just carry the routes.
+//!
+//! With an OSPF or IS-IS underlay the IGP is configured on the interfaces
+//! (point-to-point, short hello and dead timers) and the loopback is a
+//! passive member; BGP, where it runs, is iBGP between loopbacks
+//! (`update-source lo`) with the spines as route reflectors.
 //!
 //! The same text is valid for FRR 8.4 (Debian 12, the virtual fleet) and
 //! FRR 10.3 (Debian 13, the boards).
 
 use std::fmt::Write;
 
-use crate::node_config::{Bgp, Flooding, NodeConfig, Role};
+use crate::node_config::{Bgp, Flooding, Igp, IgpProtocol, Neighbor, NodeConfig, Role};
+
+/// Name of the IS-IS instance.
+pub const ISIS_INSTANCE: &str = "UNDERLAY";
 
 /// Render the complete `frr.conf`. Pure: the same config gives the same text.
 pub fn render(cfg: &NodeConfig) -> String {
     let mut out = String::new();
     header(&mut out, cfg);
     interfaces(&mut out, cfg);
+    if let Some(igp) = &cfg.igp {
+        router_igp(&mut out, igp);
+    }
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
     }
@@ -59,59 +70,203 @@ fn header(out: &mut String, cfg: &NodeConfig) {
     out.push_str("!\n");
 }
 
+/// Every interface with a description, and with the IGP where it runs;
+/// then the loopback, a passive IGP member.
 fn interfaces(out: &mut String, cfg: &NodeConfig) {
-    for iface in cfg.interfaces.iter().filter(|i| !i.description.trim().is_empty()) {
-        let _ = write!(
-            out,
-            "interface {}\n description {}\nexit\n!\n",
-            iface.name,
-            one_line(&iface.description)
-        );
+    let igp = cfg.igp.as_ref();
+    for iface in &cfg.interfaces {
+        let runs_igp = igp.is_some_and(|i| i.neighbors.iter().any(|n| n.interface == iface.name));
+        if iface.description.trim().is_empty() && !runs_igp {
+            continue;
+        }
+        let _ = writeln!(out, "interface {}", iface.name);
+        if !iface.description.trim().is_empty() {
+            let _ = writeln!(out, " description {}", one_line(&iface.description));
+        }
+        if let Some(igp) = igp.filter(|_| runs_igp) {
+            igp_interface(out, igp);
+        }
+        out.push_str("exit\n!\n");
+    }
+    if let Some(igp) = igp {
+        out.push_str("interface lo\n");
+        let _ = match igp.protocol {
+            IgpProtocol::Ospf => writeln!(out, " ip ospf area {}\n ip ospf passive", igp.area),
+            IgpProtocol::Isis => writeln!(out, " ip router isis {ISIS_INSTANCE}\n isis passive"),
+        };
+        out.push_str("exit\n!\n");
     }
 }
 
+/// A point-to-point link in the IGP, with the lab's timers.
+fn igp_interface(out: &mut String, igp: &Igp) {
+    let t = igp.timers;
+    let _ = match igp.protocol {
+        IgpProtocol::Ospf => write!(
+            out,
+            " ip ospf area {}\n ip ospf network point-to-point\n ip ospf hello-interval {}\n ip ospf dead-interval {}\n",
+            igp.area, t.hello, t.dead
+        ),
+        IgpProtocol::Isis => write!(
+            out,
+            " ip router isis {ISIS_INSTANCE}\n isis network point-to-point\n isis hello-interval {}\n isis hello-multiplier {}\n",
+            t.hello,
+            t.hello_multiplier()
+        ),
+    };
+}
+
+fn router_igp(out: &mut String, igp: &Igp) {
+    let _ = match igp.protocol {
+        IgpProtocol::Ospf => write!(
+            out,
+            "router ospf\n ospf router-id {}\n log-adjacency-changes\nexit\n!\n",
+            igp.router_id
+        ),
+        IgpProtocol::Isis => write!(
+            out,
+            "router isis {ISIS_INSTANCE}\n is-type level-2-only\n net {}\n metric-style wide\n log-adjacency-changes\nexit\n!\n",
+            igp.isis_net()
+        ),
+    };
+}
+
+/// A peer group and its neighbours.
+struct Group<'a> {
+    name: &'static str,
+    members: Vec<&'a Neighbor>,
+    /// iBGP between loopbacks: sourced from `lo`.
+    loopbacks: bool,
+    /// The members are this node's route-reflector clients.
+    reflect: bool,
+}
+
+/// Direct (eBGP underlay) neighbours by role, iBGP peers, and clients of a
+/// route reflector, each in its own group; empty groups are left out.
+fn groups<'a>(cfg: &NodeConfig, bgp: &'a Bgp) -> Vec<Group<'a>> {
+    let pick = |f: &dyn Fn(&Neighbor) -> bool| -> Vec<&'a Neighbor> {
+        bgp.neighbors.iter().filter(|n| f(n)).collect()
+    };
+    let groups = [
+        Group {
+            name: peer_group(cfg.role),
+            members: pick(&|n| !n.between_loopbacks()),
+            loopbacks: false,
+            reflect: false,
+        },
+        Group {
+            name: "IBGP",
+            members: pick(&|n| n.between_loopbacks() && !n.route_reflector_client),
+            loopbacks: true,
+            reflect: false,
+        },
+        Group {
+            name: "RR-CLIENTS",
+            members: pick(&|n| n.between_loopbacks() && n.route_reflector_client),
+            loopbacks: true,
+            reflect: true,
+        },
+    ];
+    groups.into_iter().filter(|g| !g.members.is_empty()).collect()
+}
+
 fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
-    let group = peer_group(cfg.role);
+    let groups = groups(cfg, bgp);
     let t = bgp.timers;
+    let ebgp = groups.iter().any(|g| !g.loopbacks);
+    let ibgp = groups.iter().any(|g| g.loopbacks);
     let _ = writeln!(out, "router bgp {}", bgp.asn);
     let _ = writeln!(out, " bgp router-id {}", bgp.router_id);
-    out.push_str(
-        " no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n bgp bestpath as-path multipath-relax\n",
-    );
-    let _ = writeln!(out, " timers bgp {} {}", t.keepalive, t.hold);
-    let has_peers = !bgp.neighbors.is_empty();
-    if has_peers {
-        let _ = writeln!(out, " neighbor {group} peer-group");
-        let _ = writeln!(out, " neighbor {group} timers connect {}", t.connect_retry);
+    out.push_str(" no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n");
+    if !ibgp {
+        out.push_str(" bgp bestpath as-path multipath-relax\n");
     }
-    for n in &bgp.neighbors {
-        let _ = writeln!(out, " neighbor {} remote-as {}", n.address, n.remote_asn);
-        let _ = writeln!(out, " neighbor {} peer-group {group}", n.address);
-        if !n.description.trim().is_empty() {
-            let _ =
-                writeln!(out, " neighbor {} description {}", n.address, one_line(&n.description));
+    let _ = writeln!(out, " timers bgp {} {}", t.keepalive, t.hold);
+    for g in &groups {
+        let _ = writeln!(out, " neighbor {} peer-group", g.name);
+        if g.loopbacks {
+            let _ = writeln!(out, " neighbor {} update-source lo", g.name);
+        }
+        let _ = writeln!(out, " neighbor {} timers connect {}", g.name, t.connect_retry);
+    }
+    for g in &groups {
+        for n in &g.members {
+            let _ = writeln!(out, " neighbor {} remote-as {}", n.address, n.remote_asn);
+            let _ = writeln!(out, " neighbor {} peer-group {}", n.address, g.name);
+            if !n.description.trim().is_empty() {
+                let _ = writeln!(
+                    out,
+                    " neighbor {} description {}",
+                    n.address,
+                    one_line(&n.description)
+                );
+            }
         }
     }
     out.push_str(" !\n address-family ipv4 unicast\n");
     for net in &bgp.networks {
         let _ = writeln!(out, "  network {}", net.trunc());
     }
-    if has_peers {
-        let _ = writeln!(out, "  neighbor {group} activate");
+    activate(out, &groups);
+    if ebgp || !ibgp {
+        let _ = writeln!(out, "  maximum-paths {}", bgp.multipath);
     }
-    let _ = writeln!(out, "  maximum-paths {}", bgp.multipath);
+    if ibgp {
+        let _ = writeln!(out, "  maximum-paths ibgp {}", bgp.multipath);
+    }
     out.push_str(" exit-address-family\n");
     if bgp.evpn {
         out.push_str(" !\n address-family l2vpn evpn\n");
-        if has_peers {
-            let _ = writeln!(out, "  neighbor {group} activate");
-        }
+        activate(out, &groups);
         if cfg.vxlan.iter().any(|s| s.flooding == Flooding::Evpn) {
             out.push_str("  advertise-all-vni\n");
         }
         out.push_str(" exit-address-family\n");
     }
     out.push_str("exit\n!\n");
+}
+
+/// `activate` every group in an address family, and reflect to clients.
+fn activate(out: &mut String, groups: &[Group]) {
+    for g in groups {
+        let _ = writeln!(out, "  neighbor {} activate", g.name);
+        if g.reflect {
+            let _ = writeln!(out, "  neighbor {} route-reflector-client", g.name);
+        }
+    }
+}
+
+/// The routing daemons pi-lab switches on and off in `/etc/frr/daemons`.
+pub const ROUTING_DAEMONS: [&str; 3] = ["bgpd", "ospfd", "isisd"];
+
+/// `/etc/frr/daemons` with the routing daemons `cfg` needs set to `yes`
+/// and the others pi-lab manages set to `no`; every other line is kept.
+/// A daemon that runs for nothing costs a Pi 3B several MiB.
+pub fn daemons(existing: &str, cfg: &NodeConfig) -> String {
+    let wanted = cfg.frr_daemons();
+    let mut seen = Vec::new();
+    let mut out = String::new();
+    for line in existing.lines() {
+        let daemon = ROUTING_DAEMONS.iter().find(|d| {
+            line.trim_start().strip_prefix(**d).is_some_and(|rest| rest.starts_with('='))
+        });
+        match daemon {
+            Some(d) => {
+                seen.push(*d);
+                let on = if wanted.contains(d) { "yes" } else { "no" };
+                let _ = writeln!(out, "{d}={on}");
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for d in ROUTING_DAEMONS.iter().filter(|d| !seen.contains(d)) {
+        let on = if wanted.contains(d) { "yes" } else { "no" };
+        let _ = writeln!(out, "{d}={on}");
+    }
+    out
 }
 
 /// FRR reads one command a line: fold anything that would break that.

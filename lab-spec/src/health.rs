@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::node_config::Role;
 
-/// Version of the HealthReport format.
-pub const HEALTH_SCHEMA: u32 = 1;
+/// Version of the HealthReport format. 2 added `ospf` and `isis`; a
+/// reader of 2 reads 1 (they are empty there).
+pub const HEALTH_SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -21,10 +22,17 @@ pub struct HealthReport {
     pub board: Board,
     pub system: System,
     pub bgp: Vec<BgpNeighborState>,
+    /// OSPF neighbours of an OSPF underlay, one per expected adjacency.
+    #[serde(default)]
+    pub ospf: Vec<IgpAdjacencyState>,
+    /// IS-IS adjacencies of an IS-IS underlay, one per expected adjacency.
+    #[serde(default)]
+    pub isis: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
-    /// Overall verdict: every neighbour up, every VNI ok, last reconcile ok.
+    /// Overall verdict: every neighbour and adjacency up, every VNI ok,
+    /// last reconcile ok.
     pub healthy: bool,
     /// Why `healthy` is false, one reason a line.
     #[serde(default)]
@@ -64,6 +72,22 @@ pub struct BgpNeighborState {
     pub established: bool,
     pub uptime_seconds: Option<u64>,
     pub prefixes_received: Option<u64>,
+}
+
+/// One OSPF neighbour or IS-IS adjacency the config expects, as FRR sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgpAdjacencyState {
+    /// Local interface of the point-to-point link.
+    pub interface: String,
+    /// The neighbour's router id (its loopback).
+    pub router_id: Ipv4Addr,
+    /// The neighbour's name.
+    pub description: String,
+    /// FRR's state: OSPF `Full`, `2-Way`, `Init`, ...; IS-IS `Up`,
+    /// `Initializing`, `Down`; `Missing` when FRR does not list it.
+    pub state: String,
+    /// OSPF `Full`, IS-IS `Up`.
+    pub up: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

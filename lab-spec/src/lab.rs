@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::diagnostics::{Source, Span};
-use crate::node_config::{InterfaceKind, Led, Role};
+use crate::node_config::{IgpProtocol, IgpTimers, InterfaceKind, Led, Role};
 
 /// Defaults, netlab-like, all overridable in the lab file.
 pub mod defaults {
@@ -31,6 +31,13 @@ pub mod defaults {
     /// Host interfaces sit in a VXLAN segment: 50 bytes of VXLAN, UDP, IP
     /// and Ethernet overhead must fit in the underlay's 1500.
     pub const HOST_MTU: u32 = 1450;
+    /// OSPF's backbone area (netlab's `ospf.area`).
+    pub const OSPF_AREA: &str = "0.0.0.0";
+    /// IS-IS area address (netlab's `isis.area`).
+    pub const ISIS_AREA: &str = "49.0001";
+    /// The management port the virtual fleet gives every node (on a board
+    /// it is the first Ethernet port).
+    pub const FLEET_MANAGEMENT_PORT: &str = "mgmt0";
 
     const fn net(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
         match Ipv4Net::new(Ipv4Addr::new(a, b, c, d), len) {
@@ -46,6 +53,7 @@ pub struct Lab {
     pub name: String,
     pub management: ManagementSpec,
     pub pools: Pools,
+    pub underlay: UnderlaySpec,
     pub bgp: BgpSpec,
     pub sflow: SflowSpec,
     pub nodes: BTreeMap<String, Node>,
@@ -95,8 +103,75 @@ pub struct PoolSpans {
     pub management: Option<Span>,
 }
 
+/// What carries loopback reachability between routers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderlayProtocol {
+    /// eBGP on every router-to-router link (one AS per node or tier).
+    Ebgp,
+    /// OSPF (area 0, point-to-point links); BGP, where it runs, is iBGP.
+    Ospf,
+    /// IS-IS (level 2, point-to-point links); BGP, where it runs, is iBGP.
+    Isis,
+}
+
+impl UnderlayProtocol {
+    /// The IGP, if the underlay is one.
+    pub fn igp(self) -> Option<IgpProtocol> {
+        match self {
+            UnderlayProtocol::Ebgp => None,
+            UnderlayProtocol::Ospf => Some(IgpProtocol::Ospf),
+            UnderlayProtocol::Isis => Some(IgpProtocol::Isis),
+        }
+    }
+}
+
+impl std::fmt::Display for UnderlayProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UnderlayProtocol::Ebgp => "ebgp",
+            UnderlayProtocol::Ospf => "ospf",
+            UnderlayProtocol::Isis => "isis",
+        })
+    }
+}
+
+/// `[underlay]`: the routing protocol between routers and its timers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnderlaySpec {
+    pub protocol: UnderlayProtocol,
+    /// OSPF area (dotted quad) or IS-IS area address; unused for eBGP.
+    pub area: String,
+    pub timers: IgpTimers,
+    #[serde(skip)]
+    pub spans: UnderlaySpans,
+}
+
+impl Default for UnderlaySpec {
+    fn default() -> Self {
+        UnderlaySpec {
+            protocol: UnderlayProtocol::Ebgp,
+            area: String::new(),
+            timers: IgpTimers::default(),
+            spans: UnderlaySpans::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnderlaySpans {
+    pub protocol: Option<Span>,
+    pub area: Option<Span>,
+    pub hello: Option<Span>,
+    pub dead: Option<Span>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BgpSpec {
+    /// The AS of every node that names none (`[bgp] asn`).
+    pub asn: Option<u32>,
+    #[serde(skip)]
+    pub asn_span: Option<Span>,
     pub keepalive: u16,
     pub hold: u16,
     pub connect_retry: u16,
@@ -130,7 +205,7 @@ pub struct Node {
 }
 
 impl Node {
-    /// Routers, spines and leaves run BGP and have a loopback.
+    /// Routers, spines and leaves route (BGP, an IGP) and have a loopback.
     pub fn is_router(&self) -> bool {
         self.role != Role::Host
     }
@@ -267,6 +342,29 @@ pub struct SegmentSpans {
 }
 
 impl Lab {
+    /// The AS a router runs BGP in: its own `asn`, else `[bgp] asn`.
+    /// `None`: the node runs no BGP (hosts; IGP-only routers).
+    pub fn asn_of(&self, node: &Node) -> Option<u32> {
+        if !node.is_router() {
+            return None;
+        }
+        node.asn.or(self.bgp.asn)
+    }
+
+    /// Does this node speak EVPN? Leaves of an EVPN segment advertise their
+    /// VNIs; spines carry (eBGP) or reflect (iBGP) the routes whenever the
+    /// lab has an EVPN segment.
+    pub fn carries_evpn(&self, node: &Node) -> bool {
+        match node.role {
+            Role::Spine => self.has_evpn(),
+            Role::Leaf => self
+                .segments
+                .iter()
+                .any(|s| s.flooding == FloodingMode::Evpn && s.leaves.contains(&node.name)),
+            Role::Router | Role::Host => false,
+        }
+    }
+
     /// Does the lab have a segment that uses EVPN?
     pub fn has_evpn(&self) -> bool {
         self.segments.iter().any(|s| s.flooding == FloodingMode::Evpn)

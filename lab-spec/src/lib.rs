@@ -15,6 +15,7 @@ pub mod compile;
 pub mod config_answer;
 pub mod diagnostics;
 pub mod frr;
+pub mod frr_state;
 pub mod health;
 pub mod lab;
 pub mod node_check;
@@ -34,7 +35,7 @@ pub use health::HealthReport;
 pub use lab::Lab;
 pub use node_check::{ConfigError, ConfigErrors};
 pub use node_config::{NODE_CONFIG_SCHEMA, NodeConfig, Role};
-pub use parse::parse;
+pub use parse::{parse, parse_bytes};
 pub use plan::Plan;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +47,12 @@ pub enum LabError {
     Invalid(Diagnostics),
 }
 
-/// Read and check a lab file.
+/// Read and check a lab file. A file that is not UTF-8 is an invalid lab
+/// (with the place of its first bad byte), not an I/O error.
 pub fn load(path: &Path) -> Result<Lab, LabError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LabError::Io { path: path.to_path_buf(), source })?;
-    parse(&text, &path.display().to_string()).map_err(LabError::Invalid)
+    let bytes =
+        std::fs::read(path).map_err(|source| LabError::Io { path: path.to_path_buf(), source })?;
+    parse_bytes(&bytes, &path.display().to_string()).map_err(LabError::Invalid)
 }
 
 /// Read, check, plan and compile a lab file in one go.

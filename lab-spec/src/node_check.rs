@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use crate::node_config::{
-    Flooding, InterfaceKind, NODE_CONFIG_SCHEMA, NodeConfig, Role, VXLAN_PORT,
+    Flooding, IgpProtocol, InterfaceKind, NODE_CONFIG_SCHEMA, NodeConfig, Role, VXLAN_PORT,
 };
 
 /// Largest VXLAN network identifier (24 bits).
@@ -81,6 +81,16 @@ pub enum ConfigError {
     TokenHash { at: String, value: String },
     #[error("{at}: polling interval must be at least 1 s when collectors are set")]
     PollingInterval { at: String },
+    #[error("{at}: {value:?} is not {what}")]
+    Area { at: String, value: String, what: &'static str },
+    #[error(
+        "{at}: hello {hello} s / dead {dead} s are invalid; hello must be at least 1 and dead longer than hello{extra}"
+    )]
+    IgpTimers { at: String, hello: u16, dead: u16, extra: &'static str },
+    #[error("{at}: the IGP runs over {interface:?}, which is not an addressed interface")]
+    UnknownIgpInterface { at: String, interface: String },
+    #[error("{at}: hosts route nothing; remove it")]
+    HostRouting { at: String },
 }
 
 /// Every problem found in one NodeConfig.
@@ -107,6 +117,7 @@ impl NodeConfig {
         check_top(self, &mut errors);
         check_interfaces(self, &mut errors);
         check_bgp(self, &mut errors);
+        check_igp(self, &mut errors);
         check_segments(self, &mut errors);
         check_rest(self, &mut errors);
         if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
@@ -130,12 +141,18 @@ fn check_top(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
                 what: "a loopback address",
             });
         }
-        if cfg.bgp.is_none() {
+        if !cfg.runs_frr() {
             errors.push(ConfigError::Missing {
                 at: "bgp".into(),
                 role: cfg.role,
-                what: "a [bgp] section",
+                what: "a [bgp] or [igp] section",
             });
+        }
+    } else {
+        for (at, present) in [("bgp", cfg.bgp.is_some()), ("igp", cfg.igp.is_some())] {
+            if present {
+                errors.push(ConfigError::HostRouting { at: at.into() });
+            }
         }
     }
 }
@@ -180,16 +197,7 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
     if bgp.asn == 0 || bgp.asn == u32::MAX {
         errors.push(ConfigError::Asn { at: "bgp.asn".into(), asn: bgp.asn });
     }
-    if let Some(lo) = cfg.loopback
-        && bgp.router_id != lo
-    {
-        errors.push(ConfigError::LoopbackMismatch {
-            at: "bgp.router_id".into(),
-            found: bgp.router_id,
-            loopback: lo,
-            what: "the router id",
-        });
-    }
+    router_id_is_loopback(cfg, "bgp.router_id", bgp.router_id, errors);
     let t = bgp.timers;
     if t.hold != 0 && (t.hold < 3 || t.hold <= t.keepalive) {
         errors.push(ConfigError::Timers {
@@ -210,6 +218,16 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
         if n.remote_asn == 0 || n.remote_asn == u32::MAX {
             errors.push(ConfigError::Asn { at: format!("{at}.remote_asn"), asn: n.remote_asn });
         }
+        if n.between_loopbacks() {
+            if cfg.loopback.is_none() {
+                errors.push(ConfigError::Missing {
+                    at: format!("{at}.interface"),
+                    role: cfg.role,
+                    what: "a loopback to source a session between loopbacks from",
+                });
+            }
+            continue;
+        }
         match cfg.interfaces.iter().find(|iface| iface.name == n.interface) {
             None => errors.push(ConfigError::UnknownNeighborInterface {
                 at: format!("{at}.interface"),
@@ -228,6 +246,61 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
                     });
                 }
             }
+        }
+    }
+}
+
+/// BGP and the IGP both identify the router by its loopback.
+fn router_id_is_loopback(cfg: &NodeConfig, at: &str, id: Ipv4Addr, errors: &mut Vec<ConfigError>) {
+    if let Some(lo) = cfg.loopback
+        && id != lo
+    {
+        errors.push(ConfigError::LoopbackMismatch {
+            at: at.into(),
+            found: id,
+            loopback: lo,
+            what: "the router id",
+        });
+    }
+}
+
+fn check_igp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
+    let Some(igp) = &cfg.igp else { return };
+    router_id_is_loopback(cfg, "igp.router_id", igp.router_id, errors);
+    let area_ok = match igp.protocol {
+        IgpProtocol::Ospf => igp.area.parse::<Ipv4Addr>().is_ok(),
+        IgpProtocol::Isis => crate::parse::isis_area(&igp.area).is_ok(),
+    };
+    if !area_ok {
+        let what = match igp.protocol {
+            IgpProtocol::Ospf => "an OSPF area (a dotted quad such as 0.0.0.0)",
+            IgpProtocol::Isis => "an IS-IS area address (such as 49.0001)",
+        };
+        errors.push(ConfigError::Area { at: "igp.area".into(), value: igp.area.clone(), what });
+    }
+    let t = igp.timers;
+    let multiplier_ok =
+        igp.protocol == IgpProtocol::Ospf || (2..=100).contains(&t.hello_multiplier());
+    if t.hello == 0 || t.dead <= t.hello || !multiplier_ok {
+        errors.push(ConfigError::IgpTimers {
+            at: "igp.timers".into(),
+            hello: t.hello,
+            dead: t.dead,
+            extra: if igp.protocol == IgpProtocol::Isis {
+                ", at most 100 hellos (IS-IS)"
+            } else {
+                ""
+            },
+        });
+    }
+    for (i, n) in igp.neighbors.iter().enumerate() {
+        let addressed =
+            cfg.interfaces.iter().any(|iface| iface.name == n.interface && iface.address.is_some());
+        if !addressed {
+            errors.push(ConfigError::UnknownIgpInterface {
+                at: format!("igp.neighbors[{i}].interface"),
+                interface: n.interface.clone(),
+            });
         }
     }
 }
@@ -465,7 +538,7 @@ mod tests {
     #[test]
     fn compiled_example_labs_pass_the_agent_check() {
         let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        for lab in ["two-router.toml", "fabric.toml"] {
+        for lab in ["two-router.toml", "fabric.toml", "fabric-ospf.toml", "fabric-isis.toml"] {
             let (_, _, configs) = crate::compile_file(&examples.join(lab), "secret").unwrap();
             for (name, cfg) in &configs {
                 assert_eq!(cfg.check(), Ok(()), "{lab}: {name}");

@@ -65,6 +65,10 @@ pub struct NodeConfig {
     pub interfaces: Vec<Interface>,
     #[serde(default)]
     pub bgp: Option<Bgp>,
+    /// The interior gateway protocol of an OSPF or IS-IS underlay. `None`
+    /// with an eBGP underlay, and on hosts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub igp: Option<Igp>,
     #[serde(default)]
     pub vxlan: Vec<Segment>,
     /// Static routes (hosts: towards other segments through their leaf).
@@ -155,10 +159,101 @@ pub struct Bgp {
 pub struct Neighbor {
     pub address: Ipv4Addr,
     pub remote_asn: u32,
-    /// Local interface the session runs over.
+    /// Local interface the session runs over; [`LOOPBACK_SESSION`] for an
+    /// iBGP session between loopbacks (sourced from `lo`, carried by the IGP).
     pub interface: String,
     /// The peer node's name, for `description`.
     pub description: String,
+    /// This node reflects the peer's routes (the peer is its client).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub route_reflector_client: bool,
+}
+
+/// `Neighbor::interface` of a session between loopbacks.
+pub const LOOPBACK_SESSION: &str = "lo";
+
+impl Neighbor {
+    /// An iBGP session between loopbacks rather than across one link.
+    pub fn between_loopbacks(&self) -> bool {
+        self.interface == LOOPBACK_SESSION
+    }
+}
+
+/// Which link-state protocol carries the underlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IgpProtocol {
+    Ospf,
+    Isis,
+}
+
+impl std::fmt::Display for IgpProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IgpProtocol::Ospf => "ospf",
+            IgpProtocol::Isis => "isis",
+        })
+    }
+}
+
+/// OSPF or IS-IS on this node: every router-to-router link point-to-point,
+/// the loopback advertised (passive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Igp {
+    pub protocol: IgpProtocol,
+    /// The loopback.
+    pub router_id: Ipv4Addr,
+    /// OSPF: the area as a dotted quad (`0.0.0.0`). IS-IS: the area address
+    /// (`49.0001`); the system id is made from the router id.
+    pub area: String,
+    pub timers: IgpTimers,
+    /// One expected adjacency per point-to-point interface.
+    pub neighbors: Vec<IgpNeighbor>,
+}
+
+/// Hello and dead (hold) time in seconds. IS-IS holds for `dead / hello`
+/// hellos (`isis hello-multiplier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgpTimers {
+    pub hello: u16,
+    pub dead: u16,
+}
+
+impl Default for IgpTimers {
+    /// Short timers: an adjacency comes up within a second or two and a
+    /// dead neighbour is noticed in four.
+    fn default() -> Self {
+        IgpTimers { hello: 1, dead: 4 }
+    }
+}
+
+impl IgpTimers {
+    /// `isis hello-multiplier`: hellos missed before the adjacency drops.
+    pub fn hello_multiplier(&self) -> u16 {
+        self.dead.div_ceil(self.hello.max(1))
+    }
+}
+
+/// An adjacency the IGP should form: over `interface`, with the router
+/// whose router id (loopback) is `router_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgpNeighbor {
+    pub interface: String,
+    pub router_id: Ipv4Addr,
+    /// The peer node's name.
+    pub description: String,
+}
+
+impl Igp {
+    /// The IS-IS NET: area, system id from the router id (each octet as
+    /// three digits: 10.0.0.75 -> 0100.0000.0075), selector 00.
+    pub fn isis_net(&self) -> String {
+        let digits: String = self.router_id.octets().iter().map(|o| format!("{o:03}")).collect();
+        format!("{}.{}.{}.{}.00", self.area, &digits[0..4], &digits[4..8], &digits[8..12])
+    }
 }
 
 /// BGP timers in seconds.
@@ -263,6 +358,26 @@ pub enum Led {
 }
 
 impl NodeConfig {
+    /// Nodes that route run FRR: BGP, an IGP, or both.
+    pub fn runs_frr(&self) -> bool {
+        self.bgp.is_some() || self.igp.is_some()
+    }
+
+    /// The FRR daemons this node needs besides zebra (and staticd, which
+    /// FRR always runs): `bgpd`, `ospfd`, `isisd`.
+    pub fn frr_daemons(&self) -> Vec<&'static str> {
+        let mut daemons = Vec::new();
+        if self.bgp.is_some() {
+            daemons.push("bgpd");
+        }
+        match self.igp.as_ref().map(|i| i.protocol) {
+            Some(IgpProtocol::Ospf) => daemons.push("ospfd"),
+            Some(IgpProtocol::Isis) => daemons.push("isisd"),
+            None => {}
+        }
+        daemons
+    }
+
     /// Hash of everything but `version` itself: the same content always gets
     /// the same version, so a re-provision with no change is a no-op.
     pub fn content_version(&self) -> String {

@@ -14,18 +14,20 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Source, Span, did_you_mean, li
 use crate::lab::{
     BgpSpec, Endpoint, EndpointSpans, FloodingMode, Lab, Link, LinkSpans, ManagementSpans,
     ManagementSpec, Node, NodeSpans, PoolSpans, Pools, SegmentSpans, SegmentSpec, SflowSpec,
-    defaults,
+    UnderlayProtocol, UnderlaySpans, UnderlaySpec, defaults,
 };
-use crate::node_config::{Led, Role};
+use crate::node_config::{IgpTimers, Led, Role};
 
 type Table<'i> = DeTable<'i>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] =
-    &["name", "management", "pools", "bgp", "sflow", "nodes", "links", "segments"];
+    &["name", "management", "pools", "underlay", "bgp", "sflow", "nodes", "links", "segments"];
+const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead"];
+const PROTOCOLS: &[&str] = &["ebgp", "ospf", "isis"];
 const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
 const POOL_KEYS: &[&str] = &["loopback", "p2p", "segments"];
-const BGP_KEYS: &[&str] = &["keepalive", "hold", "connect_retry", "multipath"];
+const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multipath"];
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
 const NODE_KEYS: &[&str] = &["role", "asn", "id", "serial", "mac", "management", "loopback", "led"];
 const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet"];
@@ -41,7 +43,8 @@ pub const VNI_RANGE: RangeInclusive<i128> = 1..=16_777_215;
 /// messages.
 pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     let source = Source::new(file_name, text);
-    let mut reader = Reader { diags: Diagnostics::new(source.clone()) };
+    let mut reader =
+        Reader { diags: Diagnostics::new(source.clone()), left_out_access: Vec::new() };
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         reader.toml_errors(&errors, &source);
@@ -49,12 +52,15 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
         return Err(reader.diags);
     }
     let lab = reader.lab(doc.get_ref(), source);
-    let mut diags = reader.diags;
+    let mut diags = std::mem::take(&mut reader.diags);
     if let Some(lab) = &lab {
         // Nodes with errors of their own are left out of `lab`; references
         // to them are not reported again as unknown.
-        let declared = declared_nodes(doc.get_ref());
-        crate::validate::check(lab, &declared, &mut diags);
+        let left_out = crate::validate::LeftOut {
+            nodes: declared_nodes(doc.get_ref()),
+            access_ports: std::mem::take(&mut reader.left_out_access),
+        };
+        crate::validate::check(lab, &left_out, &mut diags);
     }
     diags.sort();
     match lab {
@@ -63,8 +69,37 @@ pub fn parse(text: &str, file_name: &str) -> Result<Lab, Diagnostics> {
     }
 }
 
+/// Parse the bytes of a lab file: text that is not UTF-8 is reported at
+/// its first bad byte, like any other mistake in the file.
+pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Lab, Diagnostics> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse(text, file_name),
+        Err(err) => Err(not_utf8(bytes, &err, file_name)),
+    }
+}
+
+fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
+    // The lossy text is the same as the file up to the first bad byte, so
+    // offsets (and lines and columns) before it agree; the bad byte itself
+    // shows as U+FFFD, three bytes long.
+    let text = String::from_utf8_lossy(bytes);
+    let at = err.valid_up_to();
+    let bad = bytes.get(at).copied().unwrap_or_default();
+    let mut diags = Diagnostics::new(Source::new(file_name, &text));
+    diags.push(
+        Diagnostic::error(
+            at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+            format!("byte 0x{bad:02x} is not UTF-8"),
+        )
+        .help("a lab file is UTF-8 text; convert it, e.g. iconv -f latin1 -t utf-8 lab.toml"),
+    );
+    diags
+}
+
 struct Reader {
     diags: Diagnostics,
+    /// Access ports of segments left out because of their own errors.
+    left_out_access: Vec<(String, String)>,
 }
 
 /// A field read from a table: its value and where it was written.
@@ -75,42 +110,57 @@ impl Reader {
         self.diags.push(Diagnostic::error(span, message).help(help));
     }
 
-    /// Turn the TOML parser's errors into ours, with clearer words for the
-    /// one people hit most: a node (table) written twice.
+    /// Turn the TOML parser's errors into ours: each says which key or
+    /// table it is in, and a node (table) written twice is named clearly.
     fn toml_errors(&mut self, errors: &[toml::de::Error], source: &Source) {
+        let text: &str = &source.text;
+        let line_start =
+            |at: usize| text.get(..at).and_then(|b| b.rfind('\n')).map_or(0, |i| i + 1);
+        let is_duplicate = |err: &toml::de::Error| err.message() == "duplicate key";
+        // The parser recovers from a syntax error by guessing; a "duplicate
+        // key" on the same line is one of its guesses, not the user's.
+        let broken_lines: std::collections::HashSet<usize> = errors
+            .iter()
+            .filter(|e| !is_duplicate(e))
+            .map(|e| line_start(e.span().unwrap_or(0..0).start))
+            .collect();
+        let headers = table_headers(text);
         let mut duplicate_section: Option<usize> = None;
         for err in errors {
             let span = err.span().unwrap_or(0..0);
-            let before = source.text.get(..span.start).unwrap_or("");
-            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-            let line = source
-                .text
-                .get(line_start..)
-                .and_then(|l| l.lines().next())
-                .unwrap_or("")
-                .trim_start();
-            if err.message() == "duplicate key" {
-                let key = source.slice(&span).unwrap_or("").to_string();
-                if line.starts_with('[') {
-                    duplicate_section = Some(line_start);
-                    self.duplicate_table(span, &key, line);
-                    continue;
+            let line_start = line_start(span.start);
+            let line = text.get(line_start..).and_then(|l| l.lines().next()).unwrap_or("");
+            if !is_duplicate(err) {
+                let place = syntax_error_place(line, span.start - line_start, &headers, line_start);
+                let mut d =
+                    Diagnostic::error(span, format!("invalid TOML {place}: {}", err.message()));
+                if err.message().contains("must be quoted") {
+                    d = d.help("put text in double quotes (role = \"router\"); numbers, true and false stay bare (asn = 65001)");
                 }
-                // Keys inside a table that is itself a duplicate are noise.
-                if duplicate_section.is_some_and(|s| {
-                    source.text.get(s..line_start).is_some_and(|t| !t.contains("\n["))
-                }) {
-                    continue;
-                }
-                self.error(
-                    span,
-                    format!("key {key} is written twice in the same table"),
-                    "keep one of them",
-                );
-            } else {
-                self.diags
-                    .push(Diagnostic::error(span, format!("invalid TOML: {}", err.message())));
+                self.diags.push(d);
+                continue;
             }
+            if broken_lines.contains(&line_start) {
+                continue;
+            }
+            let line = line.trim_start();
+            let key = source.slice(&span).unwrap_or("").to_string();
+            if line.starts_with('[') {
+                duplicate_section = Some(line_start);
+                self.duplicate_table(span, &key, line);
+                continue;
+            }
+            // Keys inside a table that is itself a duplicate are noise.
+            if duplicate_section
+                .is_some_and(|s| text.get(s..line_start).is_some_and(|t| !t.contains("\n[")))
+            {
+                continue;
+            }
+            self.error(
+                span,
+                format!("key {key} is written twice in the same table"),
+                "keep one of them",
+            );
         }
     }
 
@@ -276,12 +326,24 @@ impl Reader {
         );
         let management = self.management(doc);
         let pools = self.pools(doc, &management);
+        let underlay = self.underlay(doc);
         let bgp = self.bgp(doc);
         let sflow = self.sflow(doc, &management);
         let nodes = self.nodes(doc);
         let links = self.links(doc);
         let segments = self.segments(doc);
-        Some(Lab { name: name?.0, management, pools, bgp, sflow, nodes, links, segments, source })
+        Some(Lab {
+            name: name?.0,
+            management,
+            pools,
+            underlay,
+            bgp,
+            sflow,
+            nodes,
+            links,
+            segments,
+            source,
+        })
     }
 
     fn management(&mut self, doc: &Table) -> ManagementSpec {
@@ -352,11 +414,77 @@ impl Reader {
         }
     }
 
+    /// `[underlay]`: protocol, area and IGP timers (checked against each
+    /// other: an IS-IS area is not an OSPF area).
+    fn underlay(&mut self, doc: &Table) -> UnderlaySpec {
+        let place = "[underlay]";
+        let empty = Table::new();
+        let t = self.section(doc, "underlay", UNDERLAY_KEYS, &empty);
+        let protocol = self.converted(t, "protocol", place, protocol);
+        let (protocol, protocol_span) = split(protocol, UnderlayProtocol::Ebgp);
+        let defaults = IgpTimers::default();
+        let hello = self.integer(t, "hello", place, 1..=600);
+        let dead = self.integer(t, "dead", place, 2..=65535);
+        let h = hello.as_ref().map_or(i128::from(defaults.hello), |h| h.0);
+        if let Some((d, span)) = &dead {
+            if *d <= h {
+                self.error(
+                    span.clone(),
+                    format!("dead {d} must be longer than hello {h}"),
+                    "dead is usually four times hello (hello = 1, dead = 4)",
+                );
+            } else if protocol == UnderlayProtocol::Isis && (d + h - 1) / h > 100 {
+                self.error(
+                    span.clone(),
+                    format!("dead {d} is more than 100 hellos of {h} s"),
+                    "IS-IS holds an adjacency for 2 to 100 hellos (isis hello-multiplier)",
+                );
+            }
+        }
+        let area = match protocol {
+            UnderlayProtocol::Ospf => self.converted(t, "area", place, ospf_area),
+            UnderlayProtocol::Isis => self.converted(t, "area", place, isis_area),
+            UnderlayProtocol::Ebgp => {
+                if let Some(v) = t.get("area") {
+                    self.error(
+                        v.span(),
+                        "area with an eBGP underlay",
+                        "areas belong to OSPF and IS-IS; set protocol = \"ospf\" or \"isis\", or remove area",
+                    );
+                }
+                None
+            }
+        };
+        let default_area = match protocol {
+            UnderlayProtocol::Ospf => defaults::OSPF_AREA,
+            UnderlayProtocol::Isis => defaults::ISIS_AREA,
+            UnderlayProtocol::Ebgp => "",
+        };
+        let (area, area_span) = split(area, default_area.to_string());
+        let int =
+            |f: &Field<i128>, d: u16| f.as_ref().map_or(d, |(v, _)| u16::try_from(*v).unwrap_or(d));
+        UnderlaySpec {
+            protocol,
+            area,
+            timers: IgpTimers {
+                hello: int(&hello, defaults.hello),
+                dead: int(&dead, defaults.dead),
+            },
+            spans: UnderlaySpans {
+                protocol: protocol_span,
+                area: area_span,
+                hello: hello.map(|h| h.1),
+                dead: dead.map(|d| d.1),
+            },
+        }
+    }
+
     fn bgp(&mut self, doc: &Table) -> BgpSpec {
         let place = "[bgp]";
         let empty = Table::new();
         let t = self.section(doc, "bgp", BGP_KEYS, &empty);
         let timers = crate::node_config::BgpTimers::default();
+        let asn = self.integer(t, "asn", place, ASN_RANGE);
         let keepalive = self.integer(t, "keepalive", place, 1..=65535);
         let hold = self.integer(t, "hold", place, 0..=65535);
         let connect_retry = self.integer(t, "connect_retry", place, 1..=65535);
@@ -380,6 +508,8 @@ impl Reader {
         }
         let int = |f: Field<i128>, d: u16| f.map_or(d, |(v, _)| u16::try_from(v).unwrap_or(d));
         BgpSpec {
+            asn: asn.as_ref().map(|(a, _)| *a as u32),
+            asn_span: asn.map(|a| a.1),
             keepalive: int(keepalive, timers.keepalive),
             hold: int(hold, timers.hold),
             connect_retry: int(connect_retry, timers.connect_retry),
@@ -441,6 +571,13 @@ impl Reader {
             return nodes;
         };
         let Some(t) = self.table(value, "nodes", "the lab file") else { return nodes };
+        if t.is_empty() {
+            self.error(
+                value.span(),
+                "the lab has no nodes",
+                "add nodes as [nodes.NAME] tables with a role",
+            );
+        }
         for (key, value) in t.iter() {
             let name = key.get_ref().to_string();
             if let Err((message, help)) = name_ok(&name, "node name") {
@@ -490,8 +627,6 @@ impl Reader {
                     "only routers, spines and leaves have loopbacks; remove it",
                 );
             }
-        } else if asn.is_none() && !t.contains_key("asn") {
-            self.error(name_span.clone(), format!("{role} {name} has no asn"), "add asn = N (1 to 4294967294; private ASNs are 64512-65534 and 4200000000-4294967294)");
         }
         Some(Node {
             name: name.to_string(),
@@ -671,7 +806,11 @@ impl Reader {
             };
             let subnet =
                 self.converted(t, "subnet", place, |s| network(s, "segment subnet", 0..=30));
-            let (Some((name, name_span)), Some((vni, vni_span))) = (name, vni) else { continue };
+            let (Some((name, name_span)), Some((vni, vni_span))) = (name, vni) else {
+                let ports = access.into_iter().map(|e| (e.node, e.interface));
+                self.left_out_access.extend(ports);
+                continue;
+            };
             segments.push(SegmentSpec {
                 name,
                 vni: vni as u32,
@@ -689,6 +828,42 @@ impl Reader {
             });
         }
         segments
+    }
+}
+
+/// Offsets and texts (`[nodes.r1]`, `[[links]]`) of the table headers in
+/// a TOML text, in order: read once, so that any number of errors can be
+/// placed in their table.
+fn table_headers(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            let header = trimmed.split('#').next().unwrap_or(trimmed).trim_end();
+            out.push((offset, header));
+        }
+        offset += line.len();
+    }
+    out
+}
+
+/// Where on its line a TOML syntax error is, in the user's words: `in the
+/// value of "asn" in [nodes.r1]`, `in a table header`, `in [nodes.r1]`.
+fn syntax_error_place(line: &str, column: usize, headers: &[(usize, &str)], at: usize) -> String {
+    if line.trim_start().starts_with('[') {
+        return "in a table header".to_string();
+    }
+    let table = match headers.partition_point(|(offset, _)| *offset <= at) {
+        0 => "the lab file",
+        i => headers[i - 1].1,
+    };
+    let key = line.get(..column).and_then(|before| before.split_once('=')).map(|(k, _)| k.trim());
+    match key {
+        Some(key) if !key.is_empty() && !key.contains('#') => {
+            format!("in the value of \"{}\" in {table}", key.trim_matches(['"', '\'']))
+        }
+        _ => format!("in {table}"),
     }
 }
 
@@ -737,11 +912,22 @@ pub fn interface_ok(name: &str) -> Check<()> {
     {
         return Err((format!("\"{name}\" is not a valid interface name"), help));
     }
+    let mut port = name;
     if let Some((parent, vid)) = name.rsplit_once('.')
         && vid.chars().all(|c| c.is_ascii_digit())
     {
         match vid.parse::<u16>() {
-            Ok(1..=4094) if !parent.is_empty() => {}
+            Ok(id @ 1..=4094) if !parent.is_empty() => {
+                if vid.starts_with('0') {
+                    return Err((
+                        format!("VLAN id {vid} of \"{name}\" has a leading zero"),
+                        format!(
+                            "write {parent}.{id}: {name} and {parent}.{id} would be one VLAN under two names"
+                        ),
+                    ));
+                }
+                port = parent;
+            }
             _ => {
                 return Err((
                     format!("\"{name}\" is not a valid VLAN interface"),
@@ -750,7 +936,32 @@ pub fn interface_ok(name: &str) -> Check<()> {
             }
         }
     }
+    if let Some(owner) = reserved_port(port) {
+        return Err((
+            format!("\"{port}\" is {owner}, not a lab port"),
+            "name the lab port after its NIC, e.g. eth1, or eth0.101 for VLAN 101 on eth0"
+                .to_string(),
+        ));
+    }
     Ok(())
+}
+
+/// Devices a node has besides its lab ports: the loopback, the fleet's
+/// management port, and the agent's VXLAN device and bridge of each VNI
+/// (`vxlanN`, `brN`, see `compile`).
+fn reserved_port(name: &str) -> Option<String> {
+    let vni = |prefix: &str| {
+        name.strip_prefix(prefix).filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    };
+    if name == "lo" {
+        Some("the loopback".to_string())
+    } else if name == defaults::FLEET_MANAGEMENT_PORT {
+        Some("the management port of the virtual fleet".to_string())
+    } else if let Some(n) = vni("vxlan") {
+        Some(format!("the agent's VXLAN device of VNI {n}"))
+    } else {
+        vni("br").map(|n| format!("the agent's bridge of VNI {n}"))
+    }
 }
 
 fn ipv4(s: &str, what: &str) -> Check<Ipv4Addr> {
@@ -801,6 +1012,52 @@ fn role(s: &str) -> Check<Role> {
     }
 }
 
+fn protocol(s: &str) -> Check<UnderlayProtocol> {
+    match s {
+        "ebgp" => Ok(UnderlayProtocol::Ebgp),
+        "ospf" => Ok(UnderlayProtocol::Ospf),
+        "isis" => Ok(UnderlayProtocol::Isis),
+        _ => Err((
+            format!("unknown underlay protocol \"{s}\""),
+            match did_you_mean(s, PROTOCOLS) {
+                Some(p) => format!("did you mean \"{p}\"?"),
+                None => "expected \"ebgp\" (the default), \"ospf\" or \"isis\"".to_string(),
+            },
+        )),
+    }
+}
+
+/// An OSPF area: a dotted quad, or a number written as a string.
+fn ospf_area(s: &str) -> Check<String> {
+    if let Ok(addr) = s.parse::<Ipv4Addr>() {
+        return Ok(addr.to_string());
+    }
+    match s.parse::<u32>() {
+        Ok(n) => Ok(Ipv4Addr::from(n).to_string()),
+        Err(_) => Err((
+            format!("OSPF area \"{s}\" is neither a dotted quad nor a number"),
+            "write area = \"0.0.0.0\" (the backbone) or area = \"0\"".to_string(),
+        )),
+    }
+}
+
+/// An IS-IS area address: an AFI byte and up to six groups of four hex
+/// digits, e.g. `49.0001`.
+pub fn isis_area(s: &str) -> Check<String> {
+    let mut parts = s.split('.');
+    let afi = parts.next().unwrap_or("");
+    let groups: Vec<&str> = parts.collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit());
+    if hex(afi, 2) && groups.len() <= 6 && groups.iter().all(|g| hex(g, 4)) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err((
+            format!("IS-IS area \"{s}\" is not an area address"),
+            "write two hex digits and groups of four, e.g. area = \"49.0001\"".to_string(),
+        ))
+    }
+}
+
 fn flooding(s: &str) -> Check<FloodingMode> {
     match s {
         "static" => Ok(FloodingMode::Static),
@@ -829,16 +1086,29 @@ fn serial(s: &str) -> Check<String> {
 /// A MAC address with `:` or `-`, stored as lower-case `aa:bb:cc:dd:ee:ff`.
 fn mac(s: &str) -> Check<String> {
     let parts: Vec<&str> = s.split([':', '-']).collect();
-    if parts.len() == 6
-        && parts.iter().all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
-    {
-        Ok(parts.join(":").to_ascii_lowercase())
-    } else {
-        Err((
+    let hex_pair = |p: &&str| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit());
+    let bytes: Vec<u8> = parts.iter().filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    if parts.len() != 6 || !parts.iter().all(hex_pair) {
+        return Err((
             format!("mac \"{s}\" is not a MAC address"),
             "write six hex pairs, e.g. \"b8:27:eb:12:34:56\"".to_string(),
-        ))
+        ));
     }
+    let mac = parts.join(":").to_ascii_lowercase();
+    let kind = if bytes.iter().all(|b| *b == 0xff) {
+        "the broadcast address"
+    } else if bytes[0] & 1 == 1 {
+        "a multicast address (its first byte is odd)"
+    } else if bytes.iter().all(|b| *b == 0) {
+        "the all-zero address"
+    } else {
+        return Ok(mac);
+    };
+    Err((
+        format!("mac {mac} is {kind}, not a board's address"),
+        "write the board's own unicast MAC, e.g. \"b8:27:eb:12:34:56\" (ip link show eth0)"
+            .to_string(),
+    ))
 }
 
 /// `address[:port]`, IPv4 or IPv6 (`[2001:db8::1]:6343`).

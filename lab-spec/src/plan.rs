@@ -3,7 +3,6 @@
 //! name (see `alloc`).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
@@ -593,10 +592,13 @@ fn link_plan(
                 Ipv4Net::new(Ipv4Addr::from(u32::from(net.network()) + first + i), net.prefix_len())
                     .ok()
             };
+            // The end that sorts first gets the lower address, so that
+            // swapping a and b changes no address (as for the subnet).
+            let (a, b) = if link.a.key() <= link.b.key() { (0, 1) } else { (1, 0) };
             Some(LinkPlan {
                 kind: PlannedLinkKind::Underlay,
-                a: end(&link.a, at(0)),
-                b: end(&link.b, at(1)),
+                a: end(&link.a, at(a)),
+                b: end(&link.b, at(b)),
                 subnet: net,
                 segment: None,
                 mtu: link.mtu,
@@ -616,100 +618,5 @@ fn link_plan(
                 mtu: link.mtu,
             })
         }
-    }
-}
-
-/// Columns padded to the widest cell.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> =
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
-    for row in rows {
-        out.push_str(&line(row));
-    }
-    out
-}
-
-fn or_dash<T: fmt::Display>(v: Option<T>) -> String {
-    v.map_or_else(|| "-".to_string(), |v| v.to_string())
-}
-
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = &self.management;
-        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
-        writeln!(
-            f,
-            "lab {}: {}, {}, {}",
-            self.lab,
-            count(self.nodes.len(), "node"),
-            count(self.links.len(), "link"),
-            count(self.segments.len(), "segment")
-        )?;
-        writeln!(
-            f,
-            "management {}, controller {}, gateway {}\n",
-            m.subnet,
-            m.controller,
-            or_dash(m.gateway)
-        )?;
-        let nodes: Vec<Vec<String>> = self
-            .nodes
-            .iter()
-            .map(|(name, n)| {
-                vec![
-                    name.clone(),
-                    n.role.to_string(),
-                    or_dash(n.asn),
-                    or_dash(n.loopback),
-                    n.management.to_string(),
-                ]
-            })
-            .collect();
-        f.write_str(&table(&["NODE", "ROLE", "ASN", "LOOPBACK", "MANAGEMENT"], &nodes))?;
-        let links: Vec<Vec<String>> = self
-            .links
-            .iter()
-            .map(|l| {
-                let kind = match &l.segment {
-                    Some(s) => format!("access {s}"),
-                    None => "underlay".to_string(),
-                };
-                let end = |e: &EndPlan| format!("{}:{}", e.node, e.interface);
-                vec![end(&l.a), or_dash(l.a.address), end(&l.b), or_dash(l.b.address), kind]
-            })
-            .collect();
-        if !links.is_empty() {
-            f.write_str("\n")?;
-            f.write_str(&table(&["A", "ADDRESS", "B", "ADDRESS", "KIND"], &links))?;
-        }
-        let segments: Vec<Vec<String>> = self
-            .segments
-            .iter()
-            .map(|s| {
-                let vteps: Vec<String> = s.vteps.iter().map(|(l, a)| format!("{l} {a}")).collect();
-                vec![
-                    s.vni.to_string(),
-                    s.name.clone(),
-                    s.flooding.to_string(),
-                    s.subnet.to_string(),
-                    vteps.join(", "),
-                ]
-            })
-            .collect();
-        if !segments.is_empty() {
-            f.write_str("\n")?;
-            f.write_str(&table(&["VNI", "SEGMENT", "FLOODING", "SUBNET", "VTEPS"], &segments))?;
-        }
-        Ok(())
     }
 }

@@ -22,6 +22,7 @@ fn neighbor(address: &str, remote_asn: u32, interface: &str, description: &str) 
         remote_asn,
         interface: interface.into(),
         description: description.into(),
+        route_reflector_client: false,
     }
 }
 
@@ -42,6 +43,7 @@ fn base(hostname: &str, role: Role, loopback: &str, mgmt: &str) -> NodeConfig {
         loopback: Some(loopback.parse().expect("test address")),
         interfaces: vec![],
         bgp: None,
+        igp: None,
         vxlan: vec![],
         routes: vec![],
         sflow: Sflow {

@@ -2,27 +2,54 @@
 //! that must be unique, and links that must make sense for the roles at
 //! their ends. Address checks that need the plan live in `plan`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
-use crate::lab::{Endpoint, Lab, Link};
-use crate::node_config::Role;
+use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean, list};
+use crate::lab::{Endpoint, Lab, Link, UnderlayProtocol};
+use crate::node_config::{InterfaceKind, Role};
 
-/// `declared`: every node name in the file, including nodes left out of
-/// `lab` because of their own errors.
-pub fn check(lab: &Lab, declared: &[String], diags: &mut Diagnostics) {
-    let mut v = Validator { lab, declared, found: Vec::new() };
+/// What the file declares but `Lab` leaves out because of its own errors,
+/// already reported: what refers to it is not reported again (an error
+/// caused by an earlier error only misleads).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Every node name in the file, including nodes left out of `Lab`.
+    pub nodes: Vec<String>,
+    /// Access ports (`node`, `interface`) of segments left out of `Lab`.
+    pub access_ports: Vec<(String, String)>,
+}
+
+pub fn check(lab: &Lab, left_out: &LeftOut, diags: &mut Diagnostics) {
+    let declared = &left_out.nodes;
+    let mut v = Validator { lab, declared, left_out, found: Vec::new() };
     v.links();
     v.interfaces_used_once();
     v.unique_node_fields();
+    v.names_differ_in_more_than_case();
+    v.vlans_fit_one_switch();
     v.segments();
+    v.bgp_speakers();
     diags.extend(v.found);
 }
 
 struct Validator<'a> {
     lab: &'a Lab,
     declared: &'a [String],
+    left_out: &'a LeftOut,
     found: Vec<Diagnostic>,
+}
+
+fn vlan_id(end: &Endpoint) -> Option<u16> {
+    match end.kind() {
+        InterfaceKind::Vlan { vlan_id, .. } => Some(vlan_id),
+        InterfaceKind::Port => None,
+    }
+}
+
+/// `node:parent.id`: the end moved to VLAN `id` on the same port.
+fn with_vlan(end: &Endpoint, id: u16) -> String {
+    let parent = end.interface.rsplit_once('.').map_or(end.interface.as_str(), |(p, _)| p);
+    format!("{}:{parent}.{id}", end.node)
 }
 
 /// What a link is, by the roles at its ends.
@@ -64,9 +91,9 @@ impl Validator<'_> {
         }
         let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
         let help = match did_you_mean(&end.node, &names) {
-            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", names.join(", ")),
+            Some(n) => format!("did you mean \"{n}\"? known nodes are {}", list(&names)),
             None if names.is_empty() => "define it as [nodes.NAME]".to_string(),
-            None => format!("known nodes are {}", names.join(", ")),
+            None => format!("known nodes are {}", list(&names)),
         };
         self.error(
             end.spans.node.clone(),
@@ -123,7 +150,9 @@ impl Validator<'_> {
                         format!("host {} is linked to {role} {}", host.node, other.node),
                         "hosts attach to an access port of a leaf",
                     );
-                } else if lab.segment_of_access(&other.node, &other.interface).is_none() {
+                } else if lab.segment_of_access(&other.node, &other.interface).is_none()
+                    && !self.in_left_out_segment(other)
+                {
                     self.error(
                         other.spans.whole.clone(),
                         format!("host {} is linked to {other}, which is not an access port of any segment", host.node),
@@ -141,6 +170,10 @@ impl Validator<'_> {
                 "hosts attach to an access port of a leaf",
             ),
         }
+    }
+
+    fn in_left_out_segment(&self, end: &Endpoint) -> bool {
+        self.left_out.access_ports.iter().any(|(n, i)| *n == end.node && *i == end.interface)
     }
 
     /// Each `node:interface` appears in at most one link and one segment
@@ -206,6 +239,74 @@ impl Validator<'_> {
         }
     }
 
+    /// Hostnames ignore case: `r2` and `R2` would be one name on the
+    /// management network.
+    fn names_differ_in_more_than_case(&mut self) {
+        let mut nodes: Vec<&crate::lab::Node> = self.lab.nodes.values().collect();
+        nodes.sort_by_key(|n| n.spans.name.start);
+        let mut first: BTreeMap<String, &str> = BTreeMap::new();
+        for node in nodes {
+            match first.get(&node.name.to_ascii_lowercase()) {
+                Some(other) => self.error(
+                    node.spans.name.clone(),
+                    format!("node \"{}\" differs from node \"{other}\" only in case", node.name),
+                    "hostnames ignore case, so the two would be one name; rename one of them",
+                ),
+                None => {
+                    first.insert(node.name.to_ascii_lowercase(), &node.name);
+                }
+            }
+        }
+    }
+
+    /// On boards every link is a VLAN through one managed switch: both
+    /// ends of a link carry the same VLAN id, and no VLAN id carries two
+    /// links (the switch would join them into one segment). A VLAN at one
+    /// end and a whole port (USB adapter) at the other is fine.
+    fn vlans_fit_one_switch(&mut self) {
+        let mut taken: BTreeSet<u16> =
+            self.lab.links.iter().flat_map(|l| [vlan_id(&l.a), vlan_id(&l.b)]).flatten().collect();
+        let mut first_use: BTreeMap<u16, usize> = BTreeMap::new();
+        for link in &self.lab.links {
+            let id = match (vlan_id(&link.a), vlan_id(&link.b)) {
+                (Some(a), Some(b)) if a != b => {
+                    self.error(
+                        link.b.spans.interface.clone(),
+                        format!("the ends of link {} - {} carry different VLAN ids, {a} and {b}", link.a, link.b),
+                        format!("a switch carries a link as one VLAN: tag both ends alike, e.g. b = \"{}\"", with_vlan(&link.b, a)),
+                    );
+                    continue;
+                }
+                (Some(id), _) | (None, Some(id)) => id,
+                (None, None) => continue,
+            };
+            let end = if vlan_id(&link.a).is_some() { &link.a } else { &link.b };
+            let line = self.line(&link.spans.header);
+            let Some(first) = first_use.get(&id).copied() else {
+                first_use.insert(id, line);
+                continue;
+            };
+            let free = (id..=4094).chain(1..id).find(|n| !taken.contains(n));
+            let help = match free {
+                Some(free) => {
+                    taken.insert(free);
+                    let ends: Vec<String> = [&link.a, &link.b]
+                        .into_iter()
+                        .filter(|e| vlan_id(e).is_some())
+                        .map(|e| format!("\"{}\"", with_vlan(e, free)))
+                        .collect();
+                    format!("one switch would join the two links into one segment; give this link the next free VLAN id: {}", ends.join(" and "))
+                }
+                None => "one switch would join the two links into one segment, and every VLAN id is taken".to_string(),
+            };
+            self.error(
+                end.spans.interface.clone(),
+                format!("VLAN {id} already carries the link on line {first}"),
+                help,
+            );
+        }
+    }
+
     fn segments(&mut self) {
         let lab = self.lab;
         let mut vnis: BTreeMap<u32, &str> = BTreeMap::new();
@@ -254,6 +355,60 @@ impl Validator<'_> {
         }
     }
 
+    /// Who runs BGP in which AS. An eBGP underlay needs an AS on every
+    /// router. With an IGP underlay BGP is iBGP in one AS, and only where
+    /// it is needed: on the nodes that speak EVPN (and on routers given an
+    /// AS).
+    fn bgp_speakers(&mut self) {
+        let lab = self.lab;
+        let asn_help = "add asn = N (1 to 4294967294; private ASNs are 64512-65534 and 4200000000-4294967294), or set it once for all nodes in [bgp]";
+        if lab.underlay.protocol == UnderlayProtocol::Ebgp {
+            for node in lab.nodes.values().filter(|n| n.is_router()) {
+                if lab.asn_of(node).is_none() {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!("{} {} has no asn", node.role, node.name),
+                        asn_help,
+                    );
+                }
+            }
+            return;
+        }
+        let protocol = match lab.underlay.protocol {
+            UnderlayProtocol::Isis => "an IS-IS",
+            _ => "an OSPF",
+        };
+        let mut first: Option<(u32, &str)> = None;
+        for node in lab.nodes.values().filter(|n| n.is_router()) {
+            let Some(asn) = lab.asn_of(node) else {
+                if lab.carries_evpn(node) {
+                    self.error(
+                        node.spans.name.clone(),
+                        format!(
+                            "{} {} speaks EVPN, which rides on iBGP, but has no asn",
+                            node.role, node.name
+                        ),
+                        "set the fabric's AS once: [bgp] asn = 65000",
+                    );
+                }
+                continue;
+            };
+            match first {
+                None => first = Some((asn, &node.name)),
+                Some((other, owner)) if other != asn => {
+                    let span = node.spans.asn.clone().unwrap_or(node.spans.name.clone());
+                    self.error(
+                        span,
+                        format!("{} is in AS {asn} but {owner} is in AS {other}; with {protocol} underlay BGP is iBGP in one AS", node.name),
+
+                        "give every node the same AS (set [bgp] asn once and drop the nodes' asn), or use [underlay] protocol = \"ebgp\" for eBGP between ASes",
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Members must be leaves: a VTEP needs a leaf's loopback.
     fn members(&mut self, seg: &crate::lab::SegmentSpec) {
         let mut seen: Vec<&str> = Vec::new();
@@ -274,7 +429,7 @@ impl Validator<'_> {
                     let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
                     let help = match did_you_mean(leaf, &names) {
                         Some(n) => format!("did you mean \"{n}\"?"),
-                        None => format!("known nodes are {}", names.join(", ")),
+                        None => format!("known nodes are {}", list(&names)),
                     };
                     self.error(
                         span,

@@ -445,3 +445,214 @@ fn a_broken_node_is_not_also_reported_as_unknown() {
     assert!(found.iter().all(|d| !d.message.contains("unknown node")), "{found:#?}");
     assert_error(&text, 7, 8, "missing \"role\" in [nodes.r2]", "add role");
 }
+
+#[test]
+fn invalid_utf8_is_reported_at_its_first_bad_byte() {
+    let mut bytes = BASE.replace("asn = 200", "asn = 200 # caf").into_bytes();
+    let at = bytes.iter().position(|b| *b == b'f').expect("f") + 1;
+    bytes.splice(at..at, [0xe9, b'!', 0xff]);
+    let diags = lab_spec::parse_bytes(&bytes, "t.toml").unwrap_err();
+    let found = diags.located();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!((found[0].line, found[0].column), (Some(9), Some(16)), "{found:#?}");
+    assert_eq!(found[0].message, "byte 0xe9 is not UTF-8");
+    assert!(diags.to_string().contains("t.toml:9:16: error"), "{diags}");
+}
+
+#[test]
+fn node_names_that_differ_only_in_case() {
+    let text = format!("{BASE}\n[nodes.R2]\nrole = \"router\"\nasn = 300\n");
+    assert_error(
+        &text,
+        15,
+        8,
+        "node \"R2\" differs from node \"r2\" only in case",
+        "rename one of them",
+    );
+}
+
+#[test]
+fn lab_ports_must_not_take_the_names_of_the_nodes_own_devices() {
+    for (port, owner) in [
+        ("lo", "the loopback"),
+        ("mgmt0", "the management port of the virtual fleet"),
+        ("vxlan10", "the agent's VXLAN device of VNI 10"),
+        ("br10", "the agent's bridge of VNI 10"),
+        ("br10.101", "the agent's bridge of VNI 10"),
+    ] {
+        let text = BASE.replace("b = \"r2:eth1\"", &format!("b = \"r2:{port}\""));
+        let shown = port.split('.').next().unwrap_or(port);
+        assert_error(&text, 13, 9, &format!("\"{shown}\" is {owner}"), "name the lab port after");
+    }
+    // Names that only start like them are lab ports.
+    for port in ["bridge1", "vxlan", "br", "lo1", "mgmt1", "eth0.10"] {
+        let text = BASE.replace("b = \"r2:eth1\"", &format!("b = \"r2:{port}\""));
+        assert!(report(&text).is_empty(), "{port}: {:#?}", report(&text));
+    }
+}
+
+#[test]
+fn a_vlan_id_has_one_spelling() {
+    let text = format!("{BASE}\n[[links]]\na = \"r1:eth0.101\"\nb = \"r2:eth0.0101\"\n");
+    assert_error(
+        &text,
+        17,
+        9,
+        "VLAN id 0101 of \"eth0.0101\" has a leading zero",
+        "write eth0.101",
+    );
+}
+
+#[test]
+fn a_board_mac_is_unicast() {
+    for (mac, kind) in [
+        ("ff:ff:ff:ff:ff:ff", "the broadcast address"),
+        ("01:00:5e:00:00:01", "a multicast address"),
+        ("B9:27:EB:12:34:56", "a multicast address"),
+        ("00:00:00:00:00:00", "the all-zero address"),
+    ] {
+        let text = BASE.replace("asn = 200", &format!("asn = 200\nmac = \"{mac}\""));
+        assert_error(&text, 10, 7, kind, "unicast MAC");
+    }
+    let text = BASE.replace("asn = 200", "asn = 200\nmac = \"b8:27:eb:12:34:56\"");
+    assert!(report(&text).is_empty(), "{:#?}", report(&text));
+}
+
+#[test]
+fn an_empty_nodes_table() {
+    let text = "name = \"t\"\n\n[nodes]\n";
+    assert_error(text, 3, 1, "the lab has no nodes", "[nodes.NAME]");
+    let text = "name = \"t\"\nnodes = {}\n";
+    assert_error(text, 2, 9, "the lab has no nodes", "[nodes.NAME]");
+}
+
+#[test]
+fn a_hostile_file_does_not_flood_the_terminal() {
+    // 2,000 nodes and 2,000 references to nodes that do not exist.
+    let mut text = String::from("name = \"t\"\n");
+    for i in 0..2000 {
+        text.push_str(&format!("[nodes.r{i}]\nrole = \"router\"\nasn = {}\n", i + 1));
+    }
+    for i in 0..1000 {
+        text.push_str(&format!("[[links]]\na = \"x{i}:eth1\"\nb = \"y{i}:eth1\"\n"));
+    }
+    let diags = parse(&text, "t.toml").unwrap_err();
+    assert_eq!(diags.errors().count(), 2000, "every error is still found");
+    let shown = diags.to_string();
+    assert!(shown.len() < 64 * 1024, "{} bytes", shown.len());
+    assert!(shown.contains("known nodes are r0, r1, r10, r100, r1000, r1001, r1002, r1003, r1004, r1005 and 1990 more\n"), "{shown}");
+    assert!(shown.contains("... and 1950 more not shown here"), "{shown}");
+    assert!(shown.ends_with("t.toml: 2000 errors"), "{shown}");
+}
+
+#[test]
+fn a_very_long_line_is_cut_around_the_caret() {
+    let many = "\"10.0.0.1\", ".repeat(2000);
+    let text = format!("{BASE}\n[sflow]\ncollectors = [{many}\"bad\"]\n");
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(shown.lines().all(|l| l.chars().count() < 200), "{shown}");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(lines[0].starts_with("t.toml:16:"), "{shown}");
+    // The last 120 characters of the line, the caret under "bad".
+    let cut = format!("…{}\"bad\"]", &many[many.len() - 114..]);
+    assert_eq!(lines[2], format!("16 | {cut}"));
+    assert_eq!(lines[3], format!("   | {}^^^^^", " ".repeat(cut.chars().count() - 6)));
+
+    // A long value at the start of its line: the line is cut after it.
+    let text = BASE.replace("a = \"r1:eth1\"", &format!("a = \"r1:eth1\" # {}", "x".repeat(5000)));
+    let text = text.replace("b = \"r2:eth1\"", "b = \"r9:eth1\"");
+    let text = text.replace("[[links]]", &format!("[[links]] # {}", "y".repeat(5000)));
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    assert!(shown.contains("13 | b = \"r9:eth1\"\n   |      ^^\n"), "{shown}");
+    let text = BASE.replace("asn = 200", &format!("asn = 200\n{} = 1", "k".repeat(5000)));
+    let shown = parse(&text, "t.toml").unwrap_err().to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines[0].chars().count(), "t.toml:10:1: error: ".len() + 300, "{}", lines[0]);
+    assert_eq!(lines[2], format!("10 | {}…", "k".repeat(120)));
+    assert_eq!(lines[3], format!("   | {}", "^".repeat(120)));
+}
+
+#[test]
+fn invisible_and_control_characters_are_escaped() {
+    let text =
+        BASE.replace("[nodes.r2]", "[nodes.\"r\u{200b}2\"]").replace("r2:eth1", "r2:eth\\u00001");
+    let diags = parse(&text, "t.toml").unwrap_err();
+    let shown = diags.to_string();
+    assert!(shown.contains("node name \"r\\u{200b}2\" is not a valid name"), "{shown}");
+    assert!(shown.contains("7 | [nodes.\"r\\u{200b}2\"]\n  |        ^^^^^^^^^^^^\n"), "{shown}");
+    assert!(shown.contains("\"eth\\01\" is not a valid interface name"), "{shown}");
+    assert!(!shown.contains('\u{0}') && !shown.contains('\u{200b}'), "{shown:?}");
+}
+
+#[test]
+fn an_error_caused_by_an_earlier_error_is_not_reported() {
+    // h1 is on l1:eth3, the access port of a segment whose VNI is wrong:
+    // the VNI is the one mistake.
+    let text = format!(
+        "{FABRIC}name = \"blue\"\nvni = 0\nleaves = [\"l1\", \"l2\"]\naccess = [\"l1:eth3\"]\n"
+    );
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_error(&text, 32, 7, "vni 0 is out of range", "between 1 and 16777215");
+    // A value the TOML parser cannot read is not also a key written twice.
+    let text = BASE.replace("role = \"router\"\nasn = 200", "role = router\nasn = 200");
+    let found = report(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+}
+
+#[test]
+fn toml_syntax_errors_name_the_key() {
+    let text = BASE.replace("asn = 200", "asn = 65001x");
+    assert_error(
+        &text,
+        9,
+        7,
+        "invalid TOML in the value of \"asn\" in [nodes.r2]: ",
+        "numbers, true and false stay bare",
+    );
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r2:eth1");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the value of \"b\" in [[links]]: "));
+    let text = format!("{BASE}[nodes.r3\n");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in a table header: "), "{found:#?}");
+    let text = format!("nme = \"t\"\nx y = 1\n{BASE}");
+    let found = report(&text);
+    assert!(found[0].message.starts_with("invalid TOML in the lab file: "), "{found:#?}");
+}
+
+#[test]
+fn the_two_ends_of_a_link_carry_one_vlan_id() {
+    let text = BASE
+        .replace("a = \"r1:eth1\"\nb = \"r2:eth1\"", "a = \"r1:eth0.101\"\nb = \"r2:eth0.102\"");
+    assert_error(
+        &text,
+        13,
+        9,
+        "the ends of link r1:eth0.101 - r2:eth0.102 carry different VLAN ids, 101 and 102",
+        "tag both ends alike, e.g. b = \"r2:eth0.101\"",
+    );
+    // A VLAN at one end and a whole port (a USB adapter) at the other is fine.
+    let text = BASE.replace("b = \"r2:eth1\"", "b = \"r2:eth0.102\"");
+    assert!(report(&text).is_empty(), "{:#?}", report(&text));
+}
+
+#[test]
+fn one_vlan_id_carries_one_link() {
+    // Links 1 and 3 both use VLAN 101; 102 is taken by link 2.
+    let text = format!(
+        "{}\n[nodes.r3]\nrole = \"router\"\nasn = 300\n\n[[links]]\na = \"r1:eth0.102\"\nb = \"r3:eth0.102\"\n\n[[links]]\na = \"r2:eth2\"\nb = \"r3:eth0.101\"\n",
+        BASE.replace(
+            "a = \"r1:eth1\"\nb = \"r2:eth1\"",
+            "a = \"r1:eth0.101\"\nb = \"r2:eth0.101\""
+        )
+    );
+    assert_error(
+        &text,
+        25,
+        9,
+        "VLAN 101 already carries the link on line 11",
+        "give this link the next free VLAN id: \"r3:eth0.103\"",
+    );
+    assert_eq!(report(&text).len(), 1, "{:#?}", report(&text));
+}

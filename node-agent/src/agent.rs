@@ -43,6 +43,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
+use lab_spec::node_config::IgpProtocol;
 use serde::Serialize;
 
 use crate::frr::{Frr, FrrSync};
@@ -353,6 +354,13 @@ impl Runner {
             }),
             _ => Vec::new(),
         };
+        let igp =
+            self.settings.frr.as_ref().map(|frr| frr.igp_adjacencies(cfg)).unwrap_or_default();
+        let (ospf, isis) = match cfg.igp.as_ref().map(|i| i.protocol) {
+            Some(IgpProtocol::Ospf) => (igp, Vec::new()),
+            Some(IgpProtocol::Isis) => (Vec::new(), igp),
+            None => (Vec::new(), Vec::new()),
+        };
         // One line for `systemctl status node-agent`.
         let errors = report.errors();
         systemd::notify(&match errors.first() {
@@ -381,6 +389,8 @@ impl Runner {
             stats.last_success_unix = finished;
         }
         status.bgp = bgp;
+        status.ospf = ospf;
+        status.isis = isis;
         status.vxlan = vxlan;
         status.sflow = self.sflow.stats();
     }
@@ -464,7 +474,7 @@ pub fn pass(
         problems: net.problems,
         ..Default::default()
     };
-    if let (Some(frr), true, false) = (frr, cfg.bgp.is_some(), dry_run) {
+    if let (Some(frr), true, false) = (frr, cfg.runs_frr(), dry_run) {
         match frr.sync(cfg) {
             Ok(how) => {
                 if how != FrrSync::Unchanged {

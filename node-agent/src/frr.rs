@@ -1,5 +1,12 @@
 //! FRR: keep `frr.conf` equal to the rendered config, reload FRR when it
-//! changed, and read BGP neighbour state back.
+//! changed, and read BGP neighbour and IGP adjacency state back.
+//!
+//! Daemons: the config says which routing daemons run (bgpd, ospfd,
+//! isisd). The agent switches them on and off in the instance's `daemons`
+//! file (Debian's `/etc/frr/daemons`, or `/etc/frr/NAME/daemons`) and, when
+//! that changed while FRR runs, restarts FRR (`systemctl restart frr`, or
+//! `frrinit.sh restart NAME` for a pathspace) before loading `frr.conf`.
+//! Without a `daemons` file the agent leaves the daemons alone.
 //!
 //! When: the file is rewritten (atomically) only when its text differs;
 //! FRR is reloaded when the text differs from what was last loaded, when
@@ -48,11 +55,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
-use lab_spec::health::BgpNeighborState;
+use lab_spec::health::{BgpNeighborState, IgpAdjacencyState};
 use serde_json::Value;
 
-/// The FRR daemons a node needs, in start order.
-pub const DAEMONS: [&str; 2] = ["zebra", "bgpd"];
+/// The FRR daemons whose restarts the agent notices (their pid files).
+pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
 
 /// Where Debian installs the daemons and frr-reload.py.
 pub const FRR_LIBDIR: &str = "/usr/lib/frr";
@@ -154,9 +161,46 @@ impl Frr {
         DAEMONS.iter().any(|d| self.run_dir().join(format!("{d}.vty")).exists())
     }
 
-    /// Bring FRR to `lab_spec::frr::render(cfg)`.
+    /// Bring FRR to `lab_spec::frr::render(cfg)`, with the daemons it
+    /// needs running.
     pub fn sync(&mut self, cfg: &NodeConfig) -> Result<FrrSync, FrrError> {
+        self.sync_daemons(cfg)?;
         self.sync_text(&lab_spec::frr::render(cfg))
+    }
+
+    /// Switch the routing daemons `cfg` needs on (and the others off) in
+    /// the `daemons` file; restart FRR if it runs and the file changed.
+    fn sync_daemons(&mut self, cfg: &NodeConfig) -> Result<(), FrrError> {
+        let path = self.dir.join("daemons");
+        let Ok(existing) = fs::read_to_string(&path) else { return Ok(()) };
+        let wanted = lab_spec::frr::daemons(&existing, cfg);
+        if wanted == existing {
+            return Ok(());
+        }
+        write_atomic(&path, wanted.as_bytes())?;
+        if self.running() {
+            tracing::info!(daemons = ?cfg.frr_daemons(), "FRR daemons changed; restarting FRR");
+            self.loaded = None;
+            run(self.restart_command())?;
+        }
+        Ok(())
+    }
+
+    /// How FRR is restarted: its systemd unit on a board, `frrinit.sh` for
+    /// a pathspace (which has no unit).
+    fn restart_command(&self) -> Command {
+        match &self.pathspace {
+            Some(name) => {
+                let mut cmd = Command::new(Path::new(FRR_LIBDIR).join("frrinit.sh"));
+                cmd.args(["restart", name]);
+                cmd
+            }
+            None => {
+                let mut cmd = Command::new("systemctl");
+                cmd.args(["restart", "frr.service"]);
+                cmd
+            }
+        }
     }
 
     pub fn sync_text(&mut self, text: &str) -> Result<FrrSync, FrrError> {
@@ -236,6 +280,27 @@ impl Frr {
             .iter()
             .map(|n| neighbor_state(n, json.get(n.address.to_string())))
             .collect())
+    }
+}
+
+impl Frr {
+    /// The IGP adjacencies `cfg` expects, as FRR sees them (all `Missing`
+    /// when FRR does not answer).
+    pub fn igp_adjacencies(&self, cfg: &NodeConfig) -> Vec<IgpAdjacencyState> {
+        let Some(igp) = &cfg.igp else { return Vec::new() };
+        let mut cmd = self.vtysh_command();
+        cmd.args(["-c", lab_spec::frr_state::show_command(igp.protocol)]);
+        match run(cmd).map(|out| serde_json::from_str::<Value>(&out)) {
+            Ok(Ok(json)) => lab_spec::frr_state::adjacencies(igp, &json),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "IGP state from FRR is not JSON");
+                lab_spec::frr_state::unknown(igp)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "no IGP state from FRR");
+                lab_spec::frr_state::unknown(igp)
+            }
+        }
     }
 }
 
@@ -340,6 +405,7 @@ mod tests {
             remote_asn: 65000,
             interface: "eth1".into(),
             description: "spine1".into(),
+            route_reflector_client: false,
         };
         let json: Value = serde_json::from_str(
             r#"{"10.1.0.0":{"remoteAs":65000,"bgpState":"Established","bgpTimerUpMsec":12345,

@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
                     println!("# problem: {problem}");
                 }
                 if let Some(frr) = &frr
-                    && cfg.bgp.is_some()
+                    && cfg.runs_frr()
                 {
                     let now = std::fs::read_to_string(frr.conf_path()).unwrap_or_default();
                     let new = lab_spec::frr::render(&cfg);

@@ -269,9 +269,8 @@ mod tests {
     #[test]
     fn links_dump_through_the_typed_stack() {
         let mut nl = Netlink::open().expect("rtnetlink socket");
-        let links = nl
-            .dump(RouteNetlinkMessage::GetLink(Default::default()))
-            .expect("RTM_GETLINK dump");
+        let links =
+            nl.dump(RouteNetlinkMessage::GetLink(Default::default())).expect("RTM_GETLINK dump");
         assert!(!links.is_empty(), "no links, not even lo");
     }
 

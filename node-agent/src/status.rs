@@ -6,7 +6,7 @@
 use std::sync::{Arc, RwLock};
 
 use lab_spec::NodeConfig;
-use lab_spec::health::{BgpNeighborState, ReconcileState, SflowState, VniState};
+use lab_spec::health::{BgpNeighborState, IgpAdjacencyState, ReconcileState, SflowState, VniState};
 use lab_spec::node_config::Flooding;
 
 use crate::network::Observed;
@@ -19,6 +19,9 @@ pub struct Status {
     /// Totals since start, for `/metrics`.
     pub stats: crate::health::ReconcileStats,
     pub bgp: Vec<BgpNeighborState>,
+    /// OSPF neighbours or IS-IS adjacencies (whichever the underlay runs).
+    pub ospf: Vec<IgpAdjacencyState>,
+    pub isis: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     /// The sFlow exporter's counters as of the last pass.
     pub sflow: SflowState,

@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{bin, prerequisites};
+use crate::common::{bin, prerequisites, workspace};
 
 const MIB: u64 = 1 << 20;
 /// The test image: 128 MiB, FAT32 p1 at 4 MiB (40 MiB), p2 after it.
@@ -310,6 +310,36 @@ fn identities_are_written_per_card_and_read_back_by_mtools() {
     let (code, _, stderr) = flash(&[s(&zst), "--to", s(&a), s(&b), "--node-config", s(&leaf1)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("1 identities for 2 targets"), "{stderr}");
+}
+
+/// The README's promise: what `lab render` prints is what the card gets,
+/// so `render > r1.toml` then `flash --node-config r1.toml` works and the
+/// card holds those very bytes.
+#[test]
+fn a_rendered_node_config_is_what_the_card_gets() {
+    if !prerequisites("a_rendered_node_config_is_what_the_card_gets", false, IMAGE_TOOLS) {
+        return;
+    }
+    let scratch = Scratch::new("render");
+    let img = make_image(&scratch, 2);
+    let rendered = run(Command::new(bin("pi-lab"))
+        .args(["lab", "render"])
+        .arg(workspace().join("examples/two-router.toml"))
+        .arg("r1")
+        .env("PI_LAB_TOKEN", "render-test-token"));
+    let r1 = scratch.path("r1.toml");
+    std::fs::write(&r1, &rendered.stdout).unwrap();
+    let card = scratch.path("card.img");
+    let (code, json, stderr) =
+        flash(&[s(&img), "--to", s(&card), "--node-config", s(&r1), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(target_report(&json, 0)["node"], "r1");
+    let on_card = mtype(s(&card), FAT_OFFSET, "pi-lab/node.toml");
+    assert_eq!(on_card.as_bytes(), rendered.stdout.as_slice());
+    let config = lab_spec::NodeConfig::from_toml(&on_card).unwrap();
+    assert_eq!(config.hostname, "r1");
+    assert_eq!(config.auth, lab_spec::node_config::Auth::from_token("render-test-token"));
+    assert_eq!(mtype(s(&card), FAT_OFFSET, "pi-lab/hostname"), "r1\n");
 }
 
 #[test]

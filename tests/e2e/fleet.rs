@@ -22,24 +22,29 @@ use crate::common::{bin, prerequisites, workspace};
 /// The agent's reconcile interval (10 s by default) plus a pass's time.
 const REPAIR_SECS: u64 = 12;
 
-const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
+pub(crate) const TOOLS: &[&str] = &["ip", "vtysh", "bridge", "ping", "/usr/lib/frr/frrinit.sh"];
 
 /// A lab of this test, torn down when dropped.
-struct TestLab {
-    name: String,
-    file: PathBuf,
-    state: PathBuf,
+pub(crate) struct TestLab {
+    pub(crate) name: String,
+    pub(crate) file: PathBuf,
+    pub(crate) state: PathBuf,
 }
 
 impl TestLab {
     /// A copy of `example` with a unique name and management subnet
     /// `172.31.{subnet}.0/24`.
-    fn new(example: &str, tag: &str, subnet: u8) -> Self {
+    pub(crate) fn new(example: &str, tag: &str, subnet: u8) -> Self {
         Self::edited(example, tag, subnet, |_| {})
     }
 
     /// Like [`TestLab::new`], with `edit` applied to the lab file first.
-    fn edited(example: &str, tag: &str, subnet: u8, edit: impl FnOnce(&mut toml::Table)) -> Self {
+    pub(crate) fn edited(
+        example: &str,
+        tag: &str,
+        subnet: u8,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
         let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
         let _ = std::fs::remove_dir_all(&root);
@@ -60,13 +65,13 @@ impl TestLab {
         TestLab { name, file, state: root.join("state") }
     }
 
-    fn pi_lab(&self) -> Command {
+    pub(crate) fn pi_lab(&self) -> Command {
         let mut cmd = Command::new(bin("pi-lab"));
         cmd.env("PI_LAB_STATE_DIR", &self.state).env("PI_LAB_AGENT", bin("node-agent"));
         cmd
     }
 
-    fn up(&self) -> serde_json::Value {
+    pub(crate) fn up(&self) -> serde_json::Value {
         let out = self
             .pi_lab()
             .args(["lab", "up", "--json", "--timeout", "150"])
@@ -77,16 +82,41 @@ impl TestLab {
         serde_json::from_slice(&out.stdout).expect("lab up --json prints JSON")
     }
 
+    /// `lab up` started in the background (stdout dropped, stderr kept),
+    /// returned once the journal shows namespaces and FRR: halfway through.
+    fn up_until_frr(&self) -> std::process::Child {
+        let mut up = self
+            .pi_lab()
+            .args(["lab", "up", "--json"])
+            .arg(&self.file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let journal = self.state.join(&self.name).join("fleet/journal.jsonl");
+        eventually(60, || {
+            let text = std::fs::read_to_string(&journal).unwrap_or_default();
+            if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
+                Ok(())
+            } else {
+                Err("no FRR yet".into())
+            }
+        })
+        .unwrap();
+        assert!(up.try_wait().unwrap().is_none(), "lab up ended before it was halfway");
+        up
+    }
+
     fn down(&self) -> Output {
         self.pi_lab().args(["lab", "down", "--name", &self.name]).output().unwrap()
     }
 
-    fn ns(&self, node: &str) -> String {
+    pub(crate) fn ns(&self, node: &str) -> String {
         format!("{}-{node}", self.name)
     }
 
     /// The NodeConfig the fleet handed to `node`'s agent.
-    fn config(&self, node: &str) -> NodeConfig {
+    pub(crate) fn config(&self, node: &str) -> NodeConfig {
         let path = self.state.join(&self.name).join("fleet/nodes").join(format!("{node}.toml"));
         NodeConfig::from_toml(&std::fs::read_to_string(&path).unwrap()).unwrap()
     }
@@ -98,7 +128,7 @@ impl TestLab {
     }
 
     /// Run a command inside `node`'s namespace.
-    fn exec(&self, node: &str, args: &[&str]) -> Output {
+    pub(crate) fn exec(&self, node: &str, args: &[&str]) -> Output {
         Command::new("ip").args(["netns", "exec", &self.ns(node)]).args(args).output().unwrap()
     }
 
@@ -153,12 +183,15 @@ fn lines_with<'a>(bytes: &'a [u8], needle: &'a str) -> impl Iterator<Item = Stri
         .map(str::to_string)
 }
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// Poll `check` until it holds or `secs` pass; the last failure otherwise.
-fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+pub(crate) fn eventually(
+    secs: u64,
+    mut check: impl FnMut() -> Result<(), String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         match check() {
@@ -170,7 +203,7 @@ fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Resul
 }
 
 /// Every BGP neighbour of `node` is Established, as FRR says.
-fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
+pub(crate) fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
     let config = lab.config(node);
     let Some(bgp) = &config.bgp else { return Ok(()) };
     let out = Command::new("vtysh")
@@ -193,7 +226,7 @@ fn has_route(lab: &TestLab, node: &str, dst: &str) -> bool {
     routes.as_array().into_iter().flatten().any(|r| r["dst"] == dst)
 }
 
-fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
+pub(crate) fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
     let out = lab.exec(node, &["ping", "-c", "1", "-W", "1", "-I", port, address]);
     if out.status.success() {
         Ok(())
@@ -231,6 +264,32 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
     let mgmt = r2.management.address.addr().to_string();
     let out = Command::new("ping").args(["-c", "1", "-W", "2", &mgmt]).output().unwrap();
     assert!(out.status.success(), "controller cannot reach r2 at {mgmt}");
+    // Where the lab runs comes from its state directory, not from names on
+    // the machine: with this lab's state, status expects the fleet's
+    // configs; from another state directory (same token, same namespaces
+    // present) the lab runs on boards, whose configs differ.
+    // (Converged BGP may come before the agents' first finished pass.)
+    eventually(60, || {
+        let status = lab.pi_lab().args(["status", "--timeout", "30"]).arg(&lab.file).output();
+        let status = status.unwrap();
+        if status.status.success() { Ok(()) } else { Err(text(&status)) }
+    })
+    .unwrap();
+    let token = std::fs::read_to_string(lab.state.join(&lab.name).join("token")).unwrap();
+    let elsewhere = lab
+        .pi_lab()
+        .env("PI_LAB_STATE_DIR", lab.state.with_file_name("other-state"))
+        .env("PI_LAB_TOKEN", token.trim())
+        .args(["status", "--json", "--timeout", "30"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(1), "{}", text(&elsewhere));
+    let nodes: serde_json::Value = serde_json::from_slice(&elsewhere.stdout).unwrap();
+    for node in nodes.as_array().unwrap() {
+        let problems = node["problems"].to_string();
+        assert!(problems.contains("the lab compiles to"), "{node}");
+    }
     // A second `up` refuses and names `lab down`.
     let again = lab.pi_lab().args(["lab", "up"]).arg(&lab.file).output().unwrap();
     assert!(!again.status.success());
@@ -238,7 +297,7 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
 }
 
 /// `config`'s port in the subnet of `subnet_of`.
-fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
+pub(crate) fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
     let iface = config
         .interfaces
         .iter()
@@ -384,25 +443,8 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
         return;
     }
     let lab = TestLab::new("fabric.toml", "kd", 243);
-    let mut up = lab
-        .pi_lab()
-        .args(["lab", "up", "--json"])
-        .arg(&lab.file)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill -9 once namespaces and FRR exist: halfway through.
-    let journal = lab.state.join(&lab.name).join("fleet/journal.jsonl");
-    eventually(60, || {
-        let text = std::fs::read_to_string(&journal).unwrap_or_default();
-        if text.contains("\"frr\"") || up.try_wait().unwrap().is_some() {
-            Ok(())
-        } else {
-            Err("no FRR yet".into())
-        }
-    })
-    .unwrap();
-    assert!(up.try_wait().unwrap().is_none(), "lab up ended before it could be killed");
+    let mut up = lab.up_until_frr();
     up.kill().unwrap();
     up.wait().unwrap();
     assert!(!lab.leftovers().is_empty(), "the killed up left something to clean");
@@ -412,6 +454,32 @@ fn down_after_a_killed_up_leaves_nothing_behind() {
     // Idempotent: a second down is fine and says there is nothing to do.
     let out = lab.down();
     assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Ctrl-C during `up` stops it cleanly (exit 130, saying so); `down` then
+/// leaves nothing: namespaces, root links, FRR, processes, state.
+#[test]
+fn ctrl_c_during_up_stops_it_and_down_leaves_nothing() {
+    if !prerequisites("ctrl_c_up", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("fabric.toml", "ci", 250);
+    // Interrupt once namespaces and FRR exist: halfway through the build.
+    let up = lab.up_until_frr();
+    let sent = Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = up.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    eprintln!("lab up said:\n{said}");
+    assert_eq!(out.status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted"), "{said}");
+    // Interrupted while building, `up` takes back what it made itself.
+    if said.contains("removed what it had made") {
+        assert_eq!(lab.leftovers(), Vec::<String>::new(), "{said}");
+    }
+    let out = lab.down();
+    assert!(out.status.success(), "lab down failed: {}", text(&out));
+    assert_eq!(lab.leftovers(), Vec::<String>::new());
 }
 
 #[test]

@@ -660,7 +660,7 @@ fn image_mgmt_network_script_reads_a_rendered_node_config() {
     let dir = target_dir("pi-lab-image-test/mgmt");
     let node = dir.join("node.toml");
     let rendered = run(Command::new(bin("pi-lab"))
-        .args(["lab", "render", "--only", "config"])
+        .args(["lab", "render"])
         .arg(workspace().join("examples/fabric.toml"))
         .arg("leaf1"));
     std::fs::write(&node, &rendered).unwrap();

@@ -11,3 +11,4 @@ mod fleet_ops;
 mod image;
 mod lab_cli;
 mod sflow_fleet;
+mod underlay;

@@ -83,6 +83,8 @@ impl Backend for AgentBackend {
             board: self.board.board(),
             system: self.board.system(),
             bgp: status.bgp,
+            ospf: status.ospf,
+            isis: status.isis,
             vxlan: status.vxlan,
             sflow,
             reconcile: status.reconcile,

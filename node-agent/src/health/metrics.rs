@@ -106,6 +106,7 @@ pub fn render(report: &HealthReport, stats: &ReconcileStats, http: &HttpCounters
         .chain(board(report))
         .chain(system(report))
         .chain(bgp(report))
+        .chain(igp(report))
         .chain(vxlan(report))
         .chain(sflow(report))
         .chain(reconcile(report, stats))
@@ -224,6 +225,35 @@ fn bgp(r: &HealthReport) -> Vec<Family<'_>> {
         Family::gauge("pilab_bgp_neighbors_established", "BGP neighbours in state Established.")
             .with(Vec::new(), up as f64),
     ]
+}
+
+/// One gauge per expected OSPF neighbour or IS-IS adjacency, labelled with
+/// the protocol, and how many are up.
+fn igp(r: &HealthReport) -> Vec<Family<'_>> {
+    let mut up = Family::gauge(
+        "pilab_igp_adjacency_up",
+        "1 when the OSPF neighbour is Full or the IS-IS adjacency is Up; the state label is FRR's.",
+    );
+    let mut counts = Family::gauge("pilab_igp_adjacencies", "Expected IGP adjacencies.");
+    let mut counts_up = Family::gauge("pilab_igp_adjacencies_up", "IGP adjacencies that are up.");
+    for (protocol, list) in [("ospf", &r.ospf), ("isis", &r.isis)] {
+        for a in list.iter() {
+            let labels = vec![
+                ("protocol", protocol.to_string()),
+                ("interface", a.interface.clone()),
+                ("neighbor", a.router_id.to_string()),
+                ("description", a.description.clone()),
+                ("state", a.state.clone()),
+            ];
+            up = up.with(labels, flag(a.up));
+        }
+        if !list.is_empty() {
+            let n = list.iter().filter(|a| a.up).count();
+            counts = counts.with(vec![("protocol", protocol.to_string())], list.len() as f64);
+            counts_up = counts_up.with(vec![("protocol", protocol.to_string())], n as f64);
+        }
+    }
+    vec![up, counts, counts_up]
 }
 
 fn vxlan(r: &HealthReport) -> Vec<Family<'_>> {

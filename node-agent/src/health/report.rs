@@ -1,7 +1,8 @@
 //! Putting a HealthReport together, and the verdict on it.
 
 use lab_spec::health::{
-    BgpNeighborState, Board, HEALTH_SCHEMA, ReconcileState, SflowState, System, VniState,
+    BgpNeighborState, Board, HEALTH_SCHEMA, IgpAdjacencyState, ReconcileState, SflowState, System,
+    VniState,
 };
 use lab_spec::{HealthReport, NodeConfig};
 
@@ -12,6 +13,8 @@ pub struct Parts {
     pub board: Board,
     pub system: System,
     pub bgp: Vec<BgpNeighborState>,
+    pub ospf: Vec<IgpAdjacencyState>,
+    pub isis: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
@@ -28,6 +31,16 @@ pub fn assemble(parts: Parts) -> HealthReport {
     }
     for n in parts.bgp.iter().filter(|n| !n.established) {
         problems.push(format!("BGP neighbour {} ({}) is {}", n.address, n.description, n.state));
+    }
+    for (protocol, adjacencies) in
+        [("OSPF neighbour", &parts.ospf), ("IS-IS adjacency", &parts.isis)]
+    {
+        for a in adjacencies.iter().filter(|a| !a.up) {
+            problems.push(format!(
+                "{protocol} {} on {} ({}) is {}",
+                a.router_id, a.interface, a.description, a.state
+            ));
+        }
     }
     for v in parts.vxlan.iter().filter(|v| !v.ok) {
         let why = if v.device_up { "flood list differs from the config" } else { "device down" };
@@ -53,6 +66,8 @@ pub fn assemble(parts: Parts) -> HealthReport {
         board: parts.board,
         system: parts.system,
         bgp: parts.bgp,
+        ospf: parts.ospf,
+        isis: parts.isis,
         vxlan: parts.vxlan,
         sflow: parts.sflow,
         reconcile: parts.reconcile,

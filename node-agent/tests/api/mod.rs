@@ -62,6 +62,8 @@ pub fn template() -> HealthReport {
                 prefixes_received: None,
             },
         ],
+        ospf: vec![],
+        isis: vec![],
         vxlan: vec![VniState {
             vni: 10010,
             device: "vxlan10010".into(),

@@ -15,7 +15,8 @@ use clap::{Parser, Subcommand};
   pi-lab provision lab.toml && pi-lab validate lab.toml"
 )]
 pub struct Cli {
-    /// More log output (-v info, -vv debug, -vvv trace). Also RUST_LOG.
+    /// More output: -v info logs and every lab warning on its own, -vv
+    /// debug, -vvv trace. Also RUST_LOG.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use lab_spec::NodeConfig;
 use serde_json::json;
 
-use crate::status::view::{LabView, ViewError};
+use crate::fleet_client::FleetClient;
+use crate::lab_file::{CompiledLab, LabFileError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -40,14 +41,16 @@ pub struct InventoryArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
     #[error(transparent)]
-    View(#[from] ViewError),
+    LabFile(#[from] LabFileError),
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
 }
 
 pub fn run(args: &InventoryArgs) -> Result<ExitCode, InventoryError> {
-    let (view, _token) = LabView::load(&args.file)?;
-    let text = render(&view, args.format);
+    let lab = CompiledLab::load(&args.file)?;
+    // No request is made: the client only says where each agent listens.
+    let fleet = FleetClient::open(&lab, std::time::Duration::from_secs(5));
+    let text = render(&fleet, args.format);
     match &args.out {
         Some(path) => write_atomic(path, &text)
             .map_err(|source| InventoryError::Write { path: path.clone(), source })?,
@@ -56,16 +59,16 @@ pub fn run(args: &InventoryArgs) -> Result<ExitCode, InventoryError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn render(view: &LabView, format: Format) -> String {
+pub fn render(fleet: &FleetClient, format: Format) -> String {
     match format {
-        Format::Ansible => ansible_yaml(view),
-        Format::AnsibleIni => ansible_ini(view),
-        Format::Prometheus => prometheus(view),
+        Format::Ansible => ansible_yaml(fleet),
+        Format::AnsibleIni => ansible_ini(fleet),
+        Format::Prometheus => prometheus(fleet),
     }
 }
 
 /// Host variables of one node, in a fixed order.
-fn host_vars(config: &NodeConfig) -> Vec<(&'static str, serde_json::Value)> {
+fn host_vars(fleet: &FleetClient, config: &NodeConfig) -> Vec<(&'static str, serde_json::Value)> {
     let mut vars = vec![
         ("ansible_host", json!(config.management.address.addr().to_string())),
         ("pilab_role", json!(config.role.to_string())),
@@ -76,7 +79,7 @@ fn host_vars(config: &NodeConfig) -> Vec<(&'static str, serde_json::Value)> {
     if let Some(lo) = config.loopback {
         vars.push(("pilab_loopback", json!(lo.to_string())));
     }
-    vars.push(("pilab_api", json!(format!("http://{}", config.health.listen))));
+    vars.push(("pilab_api", json!(format!("http://{}", fleet.api(config)))));
     if let Some(serial) = &config.identity.serial {
         vars.push(("pilab_serial", json!(serial)));
     }
@@ -91,27 +94,27 @@ fn host_vars(config: &NodeConfig) -> Vec<(&'static str, serde_json::Value)> {
 }
 
 /// Roles in a stable order, each with its nodes.
-fn groups(view: &LabView) -> Vec<(String, Vec<&NodeConfig>)> {
+fn groups(fleet: &FleetClient) -> Vec<(String, Vec<&NodeConfig>)> {
     let mut groups: std::collections::BTreeMap<String, Vec<&NodeConfig>> = Default::default();
-    for config in view.nodes.values() {
+    for config in fleet.nodes.values() {
         groups.entry(config.role.to_string()).or_default().push(config);
     }
     groups.into_iter().collect()
 }
 
-fn ansible_yaml(view: &LabView) -> String {
+fn ansible_yaml(fleet: &FleetClient) -> String {
     // JSON scalars are valid YAML scalars, so quoting is serde_json's job.
     let mut out = format!(
         "# Ansible inventory of lab {} (pi-lab inventory {})\nall:\n  vars:\n    pilab_lab: {}\n  children:\n",
-        view.name,
-        view.file.display(),
-        json!(view.name)
+        fleet.lab,
+        fleet.path.display(),
+        json!(fleet.lab)
     );
-    for (role, nodes) in groups(view) {
+    for (role, nodes) in groups(fleet) {
         out.push_str(&format!("    {role}:\n      hosts:\n"));
         for config in nodes {
             out.push_str(&format!("        {}:\n", json!(config.hostname)));
-            for (key, value) in host_vars(config) {
+            for (key, value) in host_vars(fleet, config) {
                 out.push_str(&format!("          {key}: {value}\n"));
             }
         }
@@ -119,14 +122,14 @@ fn ansible_yaml(view: &LabView) -> String {
     out
 }
 
-fn ansible_ini(view: &LabView) -> String {
+fn ansible_ini(fleet: &FleetClient) -> String {
     let mut out =
-        format!("# Ansible inventory of lab {}\n[all:vars]\npilab_lab={}\n", view.name, view.name);
-    for (role, nodes) in groups(view) {
+        format!("# Ansible inventory of lab {}\n[all:vars]\npilab_lab={}\n", fleet.lab, fleet.lab);
+    for (role, nodes) in groups(fleet) {
         out.push_str(&format!("\n[{role}]\n"));
         for config in nodes {
             out.push_str(&config.hostname);
-            for (key, value) in host_vars(config) {
+            for (key, value) in host_vars(fleet, config) {
                 let value = match value {
                     serde_json::Value::String(s) => s,
                     serde_json::Value::Array(items) => {
@@ -143,15 +146,15 @@ fn ansible_ini(view: &LabView) -> String {
 }
 
 /// One target group per node, so each carries its own labels.
-fn prometheus(view: &LabView) -> String {
-    let groups: Vec<serde_json::Value> = view
+fn prometheus(fleet: &FleetClient) -> String {
+    let groups: Vec<serde_json::Value> = fleet
         .nodes
         .values()
         .map(|c| {
             json!({
-                "targets": [c.health.listen.to_string()],
+                "targets": [fleet.api(c).to_string()],
                 "labels": {
-                    "lab": view.name,
+                    "lab": fleet.lab,
                     "node": c.hostname,
                     "role": c.role.to_string(),
                     "__metrics_path__": "/metrics",
@@ -173,12 +176,12 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::status::view::tests::two_node_view;
+    use crate::fleet_client::tests::two_node_client;
 
     #[test]
     fn prometheus_targets_carry_lab_node_and_role() {
-        let view = two_node_view();
-        let text = render(&view, Format::Prometheus);
+        let fleet = two_node_client();
+        let text = render(&fleet, Format::Prometheus);
         let groups: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(groups.len(), 2);
         let leaf = groups.iter().find(|g| g["labels"]["node"] == "leaf1").unwrap();
@@ -189,8 +192,8 @@ mod tests {
 
     #[test]
     fn ansible_yaml_parses_and_groups_by_role() {
-        let view = two_node_view();
-        let text = render(&view, Format::Ansible);
+        let fleet = two_node_client();
+        let text = render(&fleet, Format::Ansible);
         // An independent YAML parser (PyYAML) reads it back, when present.
         let parsed = std::process::Command::new("python3")
             .args(["-c", "import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin)))"])
@@ -224,7 +227,7 @@ mod tests {
 
     #[test]
     fn ansible_ini_has_a_section_per_role() {
-        let text = render(&two_node_view(), Format::AnsibleIni);
+        let text = render(&two_node_client(), Format::AnsibleIni);
         assert!(
             text.contains(
                 "[leaf]\nleaf1 ansible_host=192.168.200.11 pilab_role=leaf pilab_asn=65001"

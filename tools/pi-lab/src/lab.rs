@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use lab_spec::diagnostics::did_you_mean;
-use lab_spec::{Diagnostics, Lab, LabError, NodeConfig, Plan};
+use lab_spec::alloc::displaced_name;
+use lab_spec::diagnostics::list;
+use lab_spec::{Diagnostic, Diagnostics, NodeConfig};
 use serde::Serialize;
+
+use crate::lab_file::{LabFile, LabFileError};
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
@@ -30,13 +33,18 @@ Examples:
   pi-lab lab plan --json examples/fabric.toml | jq '.nodes.leaf1.loopback'"
     )]
     Plan(PlanArgs),
-    /// Show one node's NodeConfig (and its frr.conf).
-    #[command(after_help = "The config is exactly what the node's agent receives, including the
-SHA-256 of the lab token (from PI_LAB_TOKEN or the lab's state directory).
+    /// Show one node's NodeConfig as its SD card gets it (or its frr.conf).
+    #[command(
+        after_help = "The NodeConfig TOML is exactly what `pi-lab flash` writes to the node's
+card and `pi-lab provision` sends its agent, including the SHA-256 of the
+lab token (from PI_LAB_TOKEN or the lab's state directory).
 
 Examples:
-  pi-lab lab render examples/fabric.toml leaf1
-  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp")]
+  pi-lab lab render examples/fabric.toml leaf1 > leaf1.toml
+  pi-lab flash out/pi3b-trixie.img.zst --to /dev/sdb --node-config leaf1.toml
+  pi-lab lab render --frr examples/fabric.toml leaf1
+  pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp"
+    )]
     Render(RenderArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
@@ -75,37 +83,27 @@ pub struct RenderArgs {
     /// Print `{"node", "config", "frr_conf"}` as JSON instead of TOML.
     #[arg(long)]
     pub json: bool,
-    /// Print only one part: `config` (the NodeConfig TOML, as it lands on the
-    /// card) or `frr` (the frr.conf the agent will write).
-    #[arg(long, value_enum, conflicts_with = "json")]
-    pub only: Option<RenderPart>,
-}
-
-/// One part of `lab render`'s output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum RenderPart {
-    Config,
-    Frr,
+    /// Print the frr.conf the node's agent will write instead of the
+    /// NodeConfig.
+    #[arg(long, conflicts_with = "json")]
+    pub frr: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabCmdError {
-    #[error("cannot read lab file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{node:?} is not a node of {file}; {hint}")]
-    UnknownNode { node: String, file: String, hint: String },
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    LabFile(#[from] LabFileError),
     #[error("cannot write output: {0}")]
     Output(String),
     #[error(transparent)]
     Fleet(Box<dyn std::error::Error + Send + Sync>),
 }
 
-pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
+/// `verbose` (`-v`): show every warning on its own.
+pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
     match cmd {
-        LabCommand::Check(args) => check(args),
-        LabCommand::Plan(args) => plan(args),
+        LabCommand::Check(args) => check(args, verbose),
+        LabCommand::Plan(args) => plan(args, verbose),
         LabCommand::Render(args) => render(args),
         LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
@@ -114,66 +112,90 @@ pub fn run(cmd: &LabCommand) -> Result<ExitCode, LabCmdError> {
     }
 }
 
-/// A lab file that parsed and planned, or the diagnostics saying why not.
-enum Loaded {
-    Valid(Box<Lab>, Box<Plan>),
-    Invalid(Diagnostics),
-}
-
-fn load(path: &Path) -> Result<Loaded, LabCmdError> {
-    let lab = match lab_spec::load(path) {
-        Ok(lab) => lab,
-        Err(LabError::Io { path, source }) => return Err(LabCmdError::Read { path, source }),
-        Err(LabError::Invalid(diags)) => return Ok(Loaded::Invalid(diags)),
-    };
-    Ok(match Plan::new(&lab) {
-        Ok(plan) => Loaded::Valid(Box::new(lab), Box::new(plan)),
-        Err(diags) => Loaded::Invalid(diags),
-    })
-}
-
-fn check(args: &CheckArgs) -> Result<ExitCode, LabCmdError> {
-    let (findings, valid, summary) = match load(&args.file)? {
-        Loaded::Invalid(diags) => (diags, false, String::new()),
-        Loaded::Valid(lab, plan) => {
-            let summary = format!(
-                "{}: lab {} is valid ({} nodes, {} links, {} segments)",
-                args.file.display(),
-                lab.name,
-                lab.nodes.len(),
-                lab.links.len(),
-                lab.segments.len()
-            );
-            (plan.warnings, true, summary)
+/// The lab file, or `None` after printing its findings (exit 1).
+fn load(path: &Path) -> Result<Option<LabFile>, LabCmdError> {
+    match LabFile::load(path) {
+        Ok(file) => Ok(Some(file)),
+        Err(LabFileError::Invalid(diags)) => {
+            eprintln!("{diags}");
+            Ok(None)
         }
-    };
-    if args.json {
-        print_json(&findings)?;
-    } else {
-        if !findings.is_empty() {
-            eprintln!("{findings}");
-        }
-        if valid {
-            println!("{summary}");
-        }
+        Err(e) => Err(e.into()),
     }
-    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn plan(args: &PlanArgs) -> Result<ExitCode, LabCmdError> {
-    let (_, plan) = match load(&args.file)? {
-        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
-        Loaded::Valid(lab, plan) => (lab, plan),
+fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
+    let file = match LabFile::load(&args.file) {
+        Ok(file) => file,
+        Err(LabFileError::Invalid(diags)) => {
+            if args.json {
+                print_json(&diags)?;
+            } else {
+                eprintln!("{diags}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
     };
+    let lab = &file.lab;
+    if args.json {
+        print_json(file.warnings())?;
+    } else {
+        if !file.warnings().is_empty() {
+            eprintln!("{}", warnings_text(file.warnings(), verbose));
+        }
+        println!(
+            "{}: lab {} is valid ({} nodes, {} links, {} segments)",
+            args.file.display(),
+            lab.name,
+            lab.nodes.len(),
+            lab.links.len(),
+            lab.segments.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plan(args: &PlanArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
+    let Some(LabFile { plan, .. }) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
     if args.json {
         print_json(&plan)?;
     } else {
-        print_text(&plan.to_string())?;
+        print_text(&crate::plan_table::render(&plan))?;
         if !plan.warnings.is_empty() {
-            eprintln!("\n{}", plan.warnings);
+            eprintln!("\n{}", warnings_text(&plan.warnings, verbose));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A valid lab's warnings for the terminal. Names displaced from their
+/// home address are common in a big lab and say the same thing each: they
+/// fold into one line, unless `verbose`.
+fn warnings_text(warnings: &Diagnostics, verbose: bool) -> String {
+    let (displaced, rest): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        warnings.items.iter().partition(|d| displaced_name(d).is_some());
+    if verbose || displaced.is_empty() {
+        return warnings.to_string();
+    }
+    let mut names: Vec<&str> = displaced.iter().filter_map(|d| displaced_name(d)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let file = &warnings.source.file_name;
+    let count = match names.len() {
+        1 => "1 name is".to_string(),
+        n => format!("{n} names are"),
+    };
+    let line = format!(
+        "{file}: warning: {count} not at their home address and may move when names around them change: {} (pin them with `id` or a fixed address; -v shows each)",
+        list(&names)
+    );
+    if rest.is_empty() {
+        return line;
+    }
+    let others =
+        Diagnostics { source: warnings.source.clone(), items: rest.into_iter().cloned().collect() };
+    format!("{others}\n{line}")
 }
 
 #[derive(Serialize)]
@@ -185,61 +207,32 @@ struct Rendered<'a> {
 }
 
 fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
-    let (lab, plan) = match load(&args.file)? {
-        Loaded::Invalid(diags) => return Ok(invalid(&diags)),
-        Loaded::Valid(lab, plan) => (lab, plan),
-    };
-    let Some(node) = lab.nodes.get(&args.node) else {
-        return Err(unknown_node(&lab, &args.node, &args.file));
-    };
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let configs = lab_spec::compile::compile(&lab, &plan, &token);
-    let Some(config) = configs.get(&node.name) else {
-        return Err(unknown_node(&lab, &args.node, &args.file));
-    };
+    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    if !file.lab.nodes.contains_key(&args.node) {
+        return Err(file.unknown_node(&args.node).into());
+    }
+    let lab = file.compile()?;
+    let config = lab.config(&args.node)?;
+    let node = &config.hostname;
     let frr = frr_conf(config);
     if args.json {
-        print_json(&Rendered { node: &node.name, config, frr_conf: frr })?;
+        print_json(&Rendered { node, config, frr_conf: frr })?;
         return Ok(ExitCode::SUCCESS);
     }
-    let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
-    match args.only {
-        Some(RenderPart::Config) => {
-            print_text(&toml)?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        Some(RenderPart::Frr) => {
-            print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        None => {}
+    if args.frr {
+        print_text(frr.as_deref().unwrap_or("! hosts run no routing stack\n"))?;
+    } else {
+        // Byte for byte what flash writes to the card: `render > r1.toml`
+        // is a valid `flash --node-config`.
+        let toml = config.to_toml().map_err(|e| LabCmdError::Output(e.to_string()))?;
+        print_text(&toml)?;
     }
-    let mut out = format!("# NodeConfig of {} in lab {}\n{toml}", node.name, lab.name);
-    if let Some(frr) = frr {
-        out.push_str(&format!("\n# ---- frr.conf of {} ----\n{frr}", node.name));
-    }
-    print_text(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The frr.conf the node will get; hosts run no routing stack.
 fn frr_conf(config: &NodeConfig) -> Option<String> {
-    config.bgp.as_ref().map(|_| lab_spec::frr::render(config))
-}
-
-fn unknown_node(lab: &Lab, node: &str, file: &Path) -> LabCmdError {
-    let names: Vec<&str> = lab.nodes.keys().map(String::as_str).collect();
-    let hint = match did_you_mean(node, &names) {
-        Some(n) => format!("did you mean {n:?}? nodes are: {}", names.join(", ")),
-        None => format!("nodes are: {}", names.join(", ")),
-    };
-    LabCmdError::UnknownNode { node: node.to_string(), file: file.display().to_string(), hint }
-}
-
-/// Print diagnostics of an invalid lab and say so in the exit code.
-fn invalid(diags: &Diagnostics) -> ExitCode {
-    eprintln!("{diags}");
-    ExitCode::from(1)
+    config.runs_frr().then(|| lab_spec::frr::render(config))
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), LabCmdError> {

@@ -6,18 +6,18 @@ use pi_lab::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match dispatch(&cli.command) {
+    match dispatch(&cli.command, cli.verbose > 0) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", pi_lab::error_chain(err.as_ref()));
             ExitCode::from(2)
         }
     }
 }
 
-fn dispatch(command: &Command) -> anyhow::Result<ExitCode> {
+fn dispatch(command: &Command, verbose: bool) -> anyhow::Result<ExitCode> {
     Ok(match command {
-        Command::Lab(cmd) => pi_lab::lab::run(cmd)?,
+        Command::Lab(cmd) => pi_lab::lab::run(cmd, verbose)?,
         Command::Image(cmd) => pi_lab::image::run(cmd)?,
         Command::Flash(args) => pi_lab::flash::run(args)?,
         Command::Provision(args) => pi_lab::provision::run(args)?,

@@ -17,14 +17,16 @@ use std::path::{Path, PathBuf};
 
 use lab_spec::NodeConfig;
 
+use crate::mbr::{Mbr, MbrError, PartitionType};
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("cannot read the partition table: {0}")]
-    Read(io::Error),
-    #[error("no MBR partition table on the card (signature {0:#06x}, expected 0x55aa)")]
-    NoMbr(u16),
-    #[error("partition 1 has type {0:#04x}; expected a FAT32 partition (0x0c or 0x0b)")]
-    NotFat(u8),
+    #[error("the card: {0}")]
+    Mbr(#[from] MbrError),
+    #[error("the card has no partition 1; expected a FAT32 partition there")]
+    NoFat,
+    #[error("partition 1 has type {0}; expected a FAT32 partition (0x0c or 0x0b)")]
+    NotFat(PartitionType),
     #[error("partition 1 ({start}+{len} bytes) lies outside the card's {size} bytes")]
     OutOfBounds { start: u64, len: u64, size: u64 },
     #[error("FAT partition: {0}")]
@@ -125,20 +127,13 @@ pub fn authorized_keys(path: Option<&Path>) -> Result<String, IdentityError> {
 
 /// Byte range of partition 1, from the MBR.
 pub fn fat_partition(file: &File, size: u64) -> Result<(u64, u64), IdentityError> {
-    let mut mbr = [0u8; 512];
-    file.read_exact_at(&mut mbr, 0).map_err(IdentityError::Read)?;
-    let signature = u16::from_le_bytes([mbr[510], mbr[511]]);
-    if signature != 0xaa55 {
-        return Err(IdentityError::NoMbr(signature.swap_bytes()));
+    let mbr = Mbr::read_from(file)?;
+    let fat = mbr.partition(1).ok_or(IdentityError::NoFat)?;
+    if !fat.kind.is_fat32() {
+        return Err(IdentityError::NotFat(fat.kind));
     }
-    let entry = &mbr[446..462];
-    let kind = entry[4];
-    if !matches!(kind, 0x0b | 0x0c) {
-        return Err(IdentityError::NotFat(kind));
-    }
-    let start = u64::from(u32::from_le_bytes([entry[8], entry[9], entry[10], entry[11]])) * 512;
-    let len = u64::from(u32::from_le_bytes([entry[12], entry[13], entry[14], entry[15]])) * 512;
-    if len == 0 || start + len > size {
+    let (start, len) = (fat.start(), fat.len());
+    if fat.end() > size {
         return Err(IdentityError::OutOfBounds { start, len, size });
     }
     Ok((start, len))
@@ -436,13 +431,8 @@ pub(crate) mod tests {
             .unwrap();
         let (start, len) = (1u64 << 20, 40u64 << 20);
         file.set_len(start + len).unwrap();
-        let mut mbr = [0u8; 512];
-        mbr[446 + 4] = kind;
-        mbr[446 + 8..446 + 12].copy_from_slice(&((start / 512) as u32).to_le_bytes());
-        mbr[446 + 12..446 + 16].copy_from_slice(&((len / 512) as u32).to_le_bytes());
-        mbr[510] = 0x55;
-        mbr[511] = 0xaa;
-        file.write_all_at(&mbr, 0).unwrap();
+        let p1 = crate::mbr::Partition::new(PartitionType(kind), start, len).unwrap();
+        file.write_all_at(&Mbr::new(1, &[p1]).unwrap().to_bytes(), 0).unwrap();
         let part = Partition { file: &file, start, len, pos: 0 };
         fatfs::format_volume(
             part,

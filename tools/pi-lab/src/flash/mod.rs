@@ -18,11 +18,13 @@ pub mod write;
 use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
 use lab_spec::NodeConfig;
+
+use crate::lab_file::CompiledLab;
+use crate::table::Table;
 
 use self::bmap::Bmap;
 use self::identity::Identity;
@@ -123,26 +125,22 @@ pub enum FlashError {
     #[error("refusing to write, nothing was written:\n{0}")]
     Refused(String),
     #[error(transparent)]
-    Lab(#[from] lab_spec::LabError),
-    #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
+    LabFile(#[from] crate::lab_file::LabFileError),
     #[error("cannot print: {0}")]
     Output(#[from] std::io::Error),
 }
 
-/// Set by Ctrl-C: the stream stops, every card is reported as it was left
-/// and partial files are removed.
-pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
+/// Set by Ctrl-C ([`crate::interrupt`]): the stream stops, every card is
+/// reported as it was left and partial files are removed.
 pub(crate) fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    crate::interrupt::requested()
 }
 
 pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     if args.list {
         return list(&SysFacts, args.json);
     }
-    if let Err(e) = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::Relaxed)) {
+    if let Err(e) = crate::interrupt::Interrupt::install() {
         tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted run may leave partial files");
     }
     let image = args.image.as_deref().ok_or_else(|| FlashError::Usage("give an IMAGE".into()))?;
@@ -255,12 +253,10 @@ fn read_node_config(path: &Path) -> Result<NodeConfig, FlashError> {
     Ok(if config.version.is_empty() { config.with_version() } else { config })
 }
 
-/// NodeConfigs of `names` from the lab file; only the SHA-256 of the
-/// lab's token goes into them (and so onto the cards).
+/// NodeConfigs of `names` from the lab file, in the order given; only the
+/// SHA-256 of the lab's token goes into them (and so onto the cards).
 fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, FlashError> {
-    let lab = lab_spec::load(path)?;
-    let token = crate::secrets::lab_token(&lab.name)?;
-    let (_, _, configs) = lab_spec::compile_file(path, &token)?;
+    let lab = CompiledLab::load(path)?;
     let mut seen = std::collections::BTreeSet::new();
     names
         .iter()
@@ -270,14 +266,7 @@ fn configs_from_lab(path: &Path, names: &[String]) -> Result<Vec<NodeConfig>, Fl
                     "node {name} is given twice: two cards would claim the same identity"
                 )));
             }
-            configs.get(name).cloned().ok_or_else(|| {
-                let known: Vec<&str> = configs.keys().map(String::as_str).collect();
-                FlashError::Usage(format!(
-                    "{}: no node named {name:?}; the lab has: {}",
-                    path.display(),
-                    known.join(", ")
-                ))
-            })
+            Ok(lab.config(name)?.clone())
         })
         .collect()
 }
@@ -484,24 +473,22 @@ fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
         println!("{}", serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{:<14} {:<28} {:>9} {:<9} {:<6} MOUNTED",
-        "DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN"
-    );
+    let mut table =
+        Table::new(["DEVICE", "MODEL", "SIZE", "REMOVABLE", "TRAN", "MOUNTED", "NOTE"]).right(&[2]);
     for d in &disks {
         let mounts: Vec<String> =
             d.mounts.iter().map(|m| format!("{} on {}", m.device, m.mountpoint)).collect();
-        println!(
-            "{:<14} {:<28} {:>9} {:<9} {:<6} {}{}",
-            d.path.display(),
-            if d.model.is_empty() { "-" } else { &d.model },
+        table.row([
+            d.path.display().to_string(),
+            if d.model.is_empty() { "-".into() } else { d.model.clone() },
             safety::human_bytes(d.size),
-            if d.removable { "yes" } else { "no" },
-            d.transport,
+            if d.removable { "yes" } else { "no" }.into(),
+            d.transport.clone(),
             if mounts.is_empty() { "-".into() } else { mounts.join(", ") },
-            if d.is_candidate() { "" } else { "  (not a card: needs --allow-… to write)" },
-        );
+            if d.is_candidate() { "" } else { "not a card: needs --allow-… to write" }.into(),
+        ]);
     }
+    print!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 

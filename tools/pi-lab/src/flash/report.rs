@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::safety::human_bytes;
 use super::target::TargetKind;
 use super::write::Stage;
+use crate::table::Table;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetReport {
@@ -100,43 +101,21 @@ impl FlashReport {
 
     /// The table printed after a run.
     pub fn table(&self) -> String {
-        let header = ["TARGET", "NODE", "RESULT", "WRITTEN", "SPEED", "VERIFY", "STATE"];
-        let rows: Vec<[String; 7]> = self
-            .targets
-            .iter()
-            .map(|t| {
-                [
-                    t.target.display().to_string(),
-                    t.node.clone().unwrap_or_else(|| "-".into()),
-                    if t.ok { "ok".into() } else { "FAILED".into() },
-                    human_bytes(t.bytes_written),
-                    t.throughput(),
-                    if t.verified { "ok".into() } else { "-".into() },
-                    t.state.clone(),
-                ]
-            })
-            .collect();
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.len());
-            }
-        }
-        let line = |cells: Vec<&str>| {
-            let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    s.push_str(cell);
-                } else {
-                    s.push_str(&format!("{cell:w$}  "));
-                }
-            }
-            s.trim_end().to_string() + "\n"
-        };
-        let mut out = line(header.to_vec());
-        for row in &rows {
-            out.push_str(&line(row.iter().map(String::as_str).collect()));
-        }
+        let rows = self.targets.iter().map(|t| {
+            [
+                t.target.display().to_string(),
+                t.node.clone().unwrap_or_else(|| "-".into()),
+                if t.ok { "ok".into() } else { "FAILED".into() },
+                human_bytes(t.bytes_written),
+                t.throughput(),
+                if t.verified { "ok".into() } else { "-".into() },
+                t.state.clone(),
+            ]
+        });
+        let mut out =
+            Table::new(["TARGET", "NODE", "RESULT", "WRITTEN", "SPEED", "VERIFY", "STATE"])
+                .with_rows(rows)
+                .to_string();
         for t in self.targets.iter().filter(|t| !t.ok) {
             if let Some(err) = &t.error {
                 out.push_str(&format!("{}: {err}\n", t.target.display()));

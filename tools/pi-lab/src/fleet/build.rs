@@ -9,9 +9,10 @@ use std::process::Child;
 use lab_spec::{NodeConfig, Role};
 
 use super::journal::{Entry, Journal};
-use super::load::FleetLab;
 use super::progress::{NodeLine, Step};
+use super::topology::FleetLab;
 use super::{FleetError, agent, frr, ip, names};
+use crate::interrupt::Interrupt;
 
 /// Refuse before making anything when a name the lab needs is taken.
 pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {
@@ -47,6 +48,8 @@ pub(super) struct Fleet<'a> {
     pub dir: PathBuf,
     pub journal: Journal,
     pub agent: PathBuf,
+    /// Checked before every step: Ctrl-C stops the build there.
+    pub interrupt: Interrupt,
 }
 
 impl Fleet<'_> {
@@ -54,11 +57,17 @@ impl Fleet<'_> {
         names::netns(&self.lab.name, node)
     }
 
+    fn go_on(&self) -> Result<(), FleetError> {
+        self.interrupt.check().map_err(|_| FleetError::Interrupted { next: super::UNDONE })
+    }
+
     /// Namespaces, management, links, FRR, agents — in that order, so each
     /// agent starts on a node whose cables are already plugged in.
     pub fn build(&mut self, lines: &mut [NodeLine]) -> Result<Vec<Child>, FleetError> {
+        self.go_on()?;
         self.management_bridge()?;
         for (index, node) in self.lab.nodes.iter().enumerate() {
+            self.go_on()?;
             self.namespace(index, node)
                 .inspect_err(|e| lines[index].failed(Step::Netns, &e.to_string()))?;
             lines[index].done(Step::Netns);
@@ -70,6 +79,7 @@ impl Fleet<'_> {
         self.frr(lines)?;
         let mut children = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
+            self.go_on()?;
             let child = self
                 .agent(node)
                 .inspect_err(|e| lines[index].failed(Step::Agent, &e.to_string()))?;
@@ -115,6 +125,7 @@ impl Fleet<'_> {
     /// a plugged-in cable; addresses are the agent's job.
     fn links(&mut self) -> Result<(), FleetError> {
         for (a, b) in &self.lab.links {
+            self.go_on()?;
             let (a_ns, b_ns) = (self.ns(&a.node), self.ns(&b.node));
             ip::veth_between(&a_ns, &a.interface, &b_ns, &b.interface)?;
             ip::link_up(Some(&a_ns), &a.interface)?;
@@ -128,15 +139,16 @@ impl Fleet<'_> {
     fn frr(&mut self, lines: &mut [NodeLine]) -> Result<(), FleetError> {
         let mut routers = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
-            if node.bgp.is_none() {
+            if !node.runs_frr() {
                 lines[index].skip(Step::Frr);
                 continue;
             }
+            self.go_on()?;
             let ns = self.ns(&node.hostname);
             self.journal.record(&Entry::Tree { path: frr::config_dir(&ns) })?;
             self.journal.record(&Entry::Tree { path: frr::run_dir(&ns) })?;
             self.journal.record(&Entry::Frr { netns: ns.clone() })?;
-            frr::write_pathspace(&ns, &lab_spec::frr::render(&fleet_config(node)))
+            frr::write_pathspace(&ns, &fleet_config(node))
                 .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
             routers.push((index, ns, node.hostname.as_str()));
         }
@@ -180,7 +192,7 @@ impl Fleet<'_> {
             source: std::io::Error::other(e),
         })?;
         write_atomic(&files.config, &text)?;
-        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.bgp.is_some(), &files)?;
+        let child = agent::spawn(&self.agent, &ns, &node.hostname, node.runs_frr(), &files)?;
         self.journal.record(&Entry::Process {
             netns: ns,
             pid: child.id(),
@@ -192,7 +204,7 @@ impl Fleet<'_> {
 
 /// The NodeConfig a board would get, with the management port named: a
 /// namespace has no "first Ethernet port" to find by type.
-pub(super) fn fleet_config(node: &NodeConfig) -> NodeConfig {
+pub fn fleet_config(node: &NodeConfig) -> NodeConfig {
     let mut config = node.clone();
     config.management.interface = Some(names::MGMT_PORT.to_string());
     config.with_version()

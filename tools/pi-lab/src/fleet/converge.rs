@@ -7,6 +7,8 @@ use lab_spec::NodeConfig;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::table::Table;
+
 use super::{frr, ip, names};
 
 /// One node as observed.
@@ -19,6 +21,11 @@ pub struct NodeState {
     pub mgmt: String,
     pub bgp_up: usize,
     pub bgp_total: usize,
+    /// `ospf` or `isis` with an IGP underlay.
+    pub igp: Option<String>,
+    /// Expected OSPF neighbours (Full) or IS-IS adjacencies (Up) that are up.
+    pub igp_up: usize,
+    pub igp_total: usize,
     /// Configured VNIs whose VXLAN device exists.
     pub vnis_up: Vec<u32>,
     pub vnis: Vec<u32>,
@@ -29,6 +36,7 @@ pub struct NodeState {
 impl NodeState {
     pub fn converged(&self) -> bool {
         self.bgp_up == self.bgp_total
+            && self.igp_up == self.igp_total
             && self.vnis_up.len() == self.vnis.len()
             && self.missing_addresses.is_empty()
     }
@@ -38,6 +46,10 @@ impl NodeState {
         let mut parts = Vec::new();
         if !self.missing_addresses.is_empty() {
             parts.push(format!("addresses {}", self.missing_addresses.join(" ")));
+        }
+        if self.igp_up < self.igp_total {
+            let protocol = self.igp.as_deref().unwrap_or("IGP").to_uppercase();
+            parts.push(format!("{protocol} {}/{}", self.igp_up, self.igp_total));
         }
         if self.bgp_up < self.bgp_total {
             parts.push(format!("BGP {}/{}", self.bgp_up, self.bgp_total));
@@ -65,6 +77,7 @@ pub fn observe_all(lab: &str, nodes: &[NodeConfig]) -> Vec<NodeState> {
 pub fn observe(lab: &str, config: &NodeConfig) -> NodeState {
     let netns = names::netns(lab, &config.hostname);
     let (bgp_up, bgp_total) = bgp(&netns, config);
+    let (igp_up, igp_total) = igp(&netns, config);
     let present = addresses(&netns);
     let vxlans = vxlan_ids(&netns);
     let vnis: Vec<u32> = config.vxlan.iter().map(|s| s.vni).collect();
@@ -75,6 +88,9 @@ pub fn observe(lab: &str, config: &NodeConfig) -> NodeState {
         mgmt: config.management.address.to_string(),
         bgp_up,
         bgp_total,
+        igp: config.igp.as_ref().map(|i| i.protocol.to_string()),
+        igp_up,
+        igp_total,
         vnis_up: vnis.iter().copied().filter(|v| vxlans.contains(v)).collect(),
         vnis,
         missing_addresses: wanted_addresses(config)
@@ -100,6 +116,16 @@ fn bgp(netns: &str, config: &NodeConfig) -> (usize, usize) {
         })
         .count();
     (up, total)
+}
+
+/// Expected IGP adjacencies that are up, and their number.
+fn igp(netns: &str, config: &NodeConfig) -> (usize, usize) {
+    let Some(igp) = &config.igp else { return (0, 0) };
+    let states = match frr::vtysh_json(netns, lab_spec::frr_state::show_command(igp.protocol)) {
+        Some(json) => lab_spec::frr_state::adjacencies(igp, &json),
+        None => lab_spec::frr_state::unknown(igp),
+    };
+    (states.iter().filter(|s| s.up).count(), states.len())
 }
 
 fn wanted_addresses(config: &NodeConfig) -> Vec<String> {
@@ -136,50 +162,36 @@ fn vxlan_ids_of(links: &Value) -> BTreeSet<u32> {
 
 /// The state table people read after `lab up`.
 pub fn table(states: &[NodeState]) -> String {
-    let header = ["NODE", "ROLE", "LOOPBACK", "MGMT", "BGP", "VNIS"];
-    let rows: Vec<[String; 6]> = states
-        .iter()
-        .map(|s| {
-            let vnis = if s.vnis.is_empty() {
-                "-".to_string()
-            } else {
-                let list: Vec<String> =
-                    s.vnis
-                        .iter()
-                        .map(|v| {
-                            if s.vnis_up.contains(v) { v.to_string() } else { format!("{v}(down)") }
-                        })
-                        .collect();
-                list.join(",")
-            };
-            let bgp =
-                if s.bgp_total == 0 { "-".into() } else { format!("{}/{}", s.bgp_up, s.bgp_total) };
-            [
-                s.node.clone(),
-                s.role.clone(),
-                s.loopback.clone().unwrap_or_else(|| "-".into()),
-                s.mgmt.clone(),
-                bgp,
-                vnis,
-            ]
-        })
-        .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| {
-        let padded: Vec<String> =
-            cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(&header.map(String::from));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
-    out
+    let rows = states.iter().map(|s| {
+        let vnis = if s.vnis.is_empty() {
+            "-".to_string()
+        } else {
+            let list: Vec<String> = s
+                .vnis
+                .iter()
+                .map(|v| if s.vnis_up.contains(v) { v.to_string() } else { format!("{v}(down)") })
+                .collect();
+            list.join(",")
+        };
+        let bgp =
+            if s.bgp_total == 0 { "-".into() } else { format!("{}/{}", s.bgp_up, s.bgp_total) };
+        let igp = match &s.igp {
+            Some(p) => format!("{p} {}/{}", s.igp_up, s.igp_total),
+            None => "-".into(),
+        };
+        [
+            s.node.clone(),
+            s.role.clone(),
+            s.loopback.clone().unwrap_or_else(|| "-".into()),
+            s.mgmt.clone(),
+            igp,
+            bgp,
+            vnis,
+        ]
+    });
+    Table::new(["NODE", "ROLE", "LOOPBACK", "MGMT", "IGP", "BGP", "VNIS"])
+        .with_rows(rows)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -195,6 +207,9 @@ mod tests {
             mgmt: "192.168.200.13/24".into(),
             bgp_up: bgp.0,
             bgp_total: bgp.1,
+            igp: None,
+            igp_up: 0,
+            igp_total: 0,
             vnis_up: vnis.0.to_vec(),
             vnis: vnis.1.to_vec(),
             missing_addresses: Vec::new(),
@@ -215,8 +230,8 @@ mod tests {
         let text = table(&[state("leaf1", (2, 2), (&[10010], &[10010, 10020]))]);
         assert_eq!(
             text,
-            "NODE   ROLE  LOOPBACK  MGMT               BGP  VNIS\n\
-             leaf1  leaf  10.0.0.3  192.168.200.13/24  2/2  10010,10020(down)\n"
+            "NODE   ROLE  LOOPBACK  MGMT               IGP  BGP  VNIS\n\
+             leaf1  leaf  10.0.0.3  192.168.200.13/24  -    2/2  10010,10020(down)\n"
         );
     }
 

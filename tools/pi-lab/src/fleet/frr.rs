@@ -4,7 +4,8 @@
 //!
 //! FRR is started the way Debian starts it, just per pathspace:
 //! `ip netns exec NS /usr/lib/frr/frrinit.sh start NS` runs watchfrr, which
-//! starts zebra, bgpd and staticd with `-N NS` and restarts them if they
+//! starts zebra, staticd and the node's routing daemons (bgpd, ospfd,
+//! isisd: what its NodeConfig needs) with `-N NS` and restarts them if they
 //! die. The agent owns `frr.conf` from then on; pi-lab writes the first one
 //! with the same renderer, so sessions can start before the agent's first
 //! reload.
@@ -32,28 +33,31 @@ pub fn run_dir(netns: &str) -> PathBuf {
     Path::new("/var/run/frr").join(netns)
 }
 
-/// Daemons this pathspace runs, as Debian's `/etc/frr/daemons` says it.
+/// What Debian's `/etc/frr/daemons` says, trimmed to what a pathspace
+/// needs; `lab_spec::frr::daemons` switches the node's routing daemons on.
 const DAEMONS: &str = "\
 # Written by pi-lab for one node of a virtual fleet.
 zebra=yes
-bgpd=yes
 staticd=yes
 vtysh_enable=yes
 zebra_options=\"-A 127.0.0.1 -s 90000000\"
 bgpd_options=\"-A 127.0.0.1\"
+ospfd_options=\"-A 127.0.0.1\"
+isisd_options=\"-A 127.0.0.1\"
 staticd_options=\"-A 127.0.0.1\"
 ";
 
 /// Write `/etc/frr/{netns}/` (daemons, vtysh.conf, frr.conf) owned by frr.
-/// `frr_conf` is what the agent will render too (`lab_spec::frr::render`),
+/// The frr.conf is what the agent will render too (`lab_spec::frr::render`),
 /// so FRR starts with the node's real routing config, as a board whose card
 /// already carries it would.
-pub fn write_pathspace(netns: &str, frr_conf: &str) -> Result<(), FrrError> {
+pub fn write_pathspace(netns: &str, config: &lab_spec::NodeConfig) -> Result<(), FrrError> {
     let dir = config_dir(netns);
+    let frr_conf = lab_spec::frr::render(config);
     let files = [
-        ("daemons", DAEMONS.to_string()),
+        ("daemons", lab_spec::frr::daemons(DAEMONS, config)),
         ("vtysh.conf", "service integrated-vtysh-config\n".to_string()),
-        ("frr.conf", frr_conf.to_string()),
+        ("frr.conf", frr_conf),
     ];
     fs::create_dir_all(&dir).map_err(|source| FrrError::Write { path: dir.clone(), source })?;
     let owner = frr_owner();
@@ -99,8 +103,12 @@ pub fn start(netns: &str, hostname: &str) -> Result<(), FrrError> {
 
 /// `show bgp summary json` of the instance; `None` while it does not answer.
 pub fn bgp_summary(netns: &str) -> Option<Value> {
-    let out =
-        Command::new("vtysh").args(["-N", netns, "-c", "show bgp summary json"]).output().ok()?;
+    vtysh_json(netns, "show bgp summary json")
+}
+
+/// A `show ... json` command's answer; `None` while FRR does not answer.
+pub fn vtysh_json(netns: &str, command: &str) -> Option<Value> {
+    let out = Command::new("vtysh").args(["-N", netns, "-c", command]).output().ok()?;
     if !out.status.success() {
         return None;
     }

@@ -22,10 +22,10 @@ mod converge;
 mod frr;
 mod ip;
 mod journal;
-mod load;
 pub mod names;
 mod progress;
 mod teardown;
+mod topology;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,8 +34,11 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use journal::{Entry, Journal};
-use load::FleetLab;
 use progress::{NodeLine, Progress, Step};
+use topology::FleetLab;
+
+use crate::interrupt::Interrupt;
+use crate::lab_file::{LabFile, LabFileError};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -75,7 +78,9 @@ pub struct DownArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
     #[error(transparent)]
-    Load(#[from] load::LoadError),
+    LabFile(#[from] LabFileError),
+    #[error(transparent)]
+    Topology(#[from] topology::TopologyError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
@@ -114,32 +119,71 @@ pub enum FleetError {
     Leftovers(Vec<String>),
     #[error("must run as root: network namespaces and FRR need it")]
     NotRoot,
+    /// Ctrl-C or SIGTERM; `next` says what became of the fleet.
+    #[error("interrupted; {next}")]
+    Interrupted { next: &'static str },
 }
 
+/// What an interrupted `lab up` leaves: nothing, or what `lab down` removes.
+const UNDONE: &str = "`lab up` removed what it had made";
+const LEFT_BEHIND: &str = "run `pi-lab lab down` to remove what is left";
+const STAYS_UP: &str = "the fleet stays up; `pi-lab lab down` removes it";
+
+/// `lab up`; Ctrl-C stops it cleanly (exit 130): while building, what was
+/// made is taken back, as after a failed build; once built, the fleet
+/// stays up, as after a timeout.
 pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
-    run_up(args)
+    let interrupt = Interrupt::install().unwrap_or_else(|e| {
+        tracing::warn!("cannot catch Ctrl-C ({e}): an interrupted `lab up` leaves its objects");
+        Interrupt::never()
+    });
+    match run_up(args, &interrupt) {
+        Err(e @ FleetError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(130))
+        }
+        other => other,
+    }
 }
 
 pub fn down(args: &DownArgs) -> Result<ExitCode, FleetError> {
     run_down(args)
 }
 
+pub use build::fleet_config;
+
+/// Where the fleet keeps its journal, node configs, agent state and logs,
+/// inside the lab's state directory.
+fn fleet_dir_in(lab_dir: &Path) -> PathBuf {
+    lab_dir.join("fleet")
+}
+
 fn fleet_dir(lab: &str) -> PathBuf {
-    crate::secrets::state_root().join(lab).join("fleet")
+    fleet_dir_in(&crate::secrets::state_root().join(lab))
+}
+
+/// The journal of the lab whose state directory is `lab_dir`; it exists
+/// exactly while the lab has something on this host (see [`journal`]).
+pub fn journal_in(lab_dir: &Path) -> PathBuf {
+    fleet_dir_in(lab_dir).join("journal.jsonl")
 }
 
 fn journal_path(lab: &str) -> PathBuf {
-    fleet_dir(lab).join("journal.jsonl")
+    journal_in(&crate::secrets::state_root().join(lab))
 }
 
 fn require_root() -> Result<(), FleetError> {
     if nix::unistd::geteuid().is_root() { Ok(()) } else { Err(FleetError::NotRoot) }
 }
 
-fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
+fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> {
     require_root()?;
     let started = Instant::now();
-    let name = load::lab_name(&args.file)?;
+    // Validated before anything is made; compiled (which may make the
+    // lab's token) once the journal can record it.
+    let file = LabFile::load(&args.file)?;
+    let name = file.name().to_string();
+    names::check_lab(&name)?;
     let journal = journal_path(&name);
     if journal.exists() {
         return Err(FleetError::AlreadyUp { lab: name, journal });
@@ -157,17 +201,25 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     }
     // Until the fleet is built, any failure takes back what was made: a
     // half-built fleet is of no use to look at.
-    let built = prepare(args).and_then(|(lab, agent)| {
+    let built = prepare(file, args).and_then(|(lab, agent)| {
         let mut progress = Progress::new(&node_names(&lab), args.json);
-        let mut fleet = build::Fleet { lab: &lab, dir, journal, agent };
+        let interrupt = interrupt.clone();
+        let mut fleet = build::Fleet { lab: &lab, dir, journal, agent, interrupt };
         let children = fleet.build(&mut progress.lines)?;
         Ok((lab, progress, children))
     });
     let (lab, mut progress, children) = match built {
         Ok(built) => built,
         Err(err) => {
-            if let Err(undo) = tear_down(&name) {
+            let undone = tear_down(&name);
+            if let Err(undo) = &undone {
                 eprintln!("error: cleaning up after a failed `lab up`: {undo}");
+            }
+            // A step cut short by Ctrl-C (its `ip` got the signal too)
+            // fails with its own error; the interrupt is the news.
+            if interrupt.is_set() {
+                let next = if undone.is_ok() { UNDONE } else { LEFT_BEHIND };
+                return Err(FleetError::Interrupted { next });
             }
             return Err(err);
         }
@@ -176,7 +228,7 @@ fn run_up(args: &UpArgs) -> Result<ExitCode, FleetError> {
     // people can look at what is wrong.
     let built = started.elapsed();
     let fleet_dir = fleet_dir(&name);
-    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout)?;
+    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout, interrupt)?;
     drop(progress);
     print_state(&lab.name, &states, [built, started.elapsed()], args.json);
     Ok(ExitCode::SUCCESS)
@@ -187,8 +239,8 @@ fn node_names(lab: &FleetLab) -> Vec<String> {
 }
 
 /// Compile the lab, find the agent and check that every name is free.
-fn prepare(args: &UpArgs) -> Result<(FleetLab, PathBuf), FleetError> {
-    let lab = load::load(&args.file)?;
+fn prepare(file: LabFile, args: &UpArgs) -> Result<(FleetLab, PathBuf), FleetError> {
+    let lab = FleetLab::new(&file.compile()?)?;
     let agent = agent::find(args.agent.as_deref())?;
     build::preflight(&lab)?;
     Ok((lab, agent))
@@ -201,9 +253,16 @@ fn wait(
     lines: &mut [NodeLine],
     mut children: Vec<Child>,
     timeout_secs: u64,
+    interrupt: &Interrupt,
 ) -> Result<Vec<converge::NodeState>, FleetError> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     loop {
+        if interrupt.is_set() {
+            for line in lines.iter_mut() {
+                line.note("interrupted");
+            }
+            return Err(FleetError::Interrupted { next: STAYS_UP });
+        }
         for ((node, child), line) in lab.nodes.iter().zip(&mut children).zip(lines.iter_mut()) {
             if let Ok(Some(status)) = child.try_wait() {
                 let files = agent::AgentFiles::new(dir, &node.hostname);
@@ -271,7 +330,11 @@ fn run_down(args: &DownArgs) -> Result<ExitCode, FleetError> {
             names::check_lab(name)?;
             name.clone()
         }
-        (None, Some(file)) => load::lab_name(file)?,
+        (None, Some(file)) => {
+            let name = crate::lab_file::name_only(file)?;
+            names::check_lab(&name)?;
+            name
+        }
         (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
     };
     if !journal_path(&name).exists() && !fleet_dir(&name).exists() {

@@ -12,7 +12,7 @@
 
 /// Name of the management port inside every node namespace; written into
 /// each node's NodeConfig as `management.interface`.
-pub const MGMT_PORT: &str = "mgmt0";
+pub const MGMT_PORT: &str = lab_spec::lab::defaults::FLEET_MANAGEMENT_PORT;
 
 /// Longest interface name the kernel takes (IFNAMSIZ - 1).
 pub const IFNAME_MAX: usize = 15;

@@ -18,8 +18,7 @@ use super::overlay::walk;
 use super::profile::{FIRMWARE_END, FIRMWARE_START};
 use super::progress::{Cancel, Step};
 use super::{ImageError, Profile};
-
-const SECTOR: u64 = 512;
+use crate::mbr::{Mbr, MbrError, Partition, PartitionType};
 
 fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
     let ctx = format!("{ctx} {}", p.display());
@@ -46,8 +45,9 @@ pub fn image(
     let mut out =
         OpenOptions::new().write(true).create_new(true).open(img).map_err(io("creating", img))?;
     out.set_len(profile.image_size).map_err(io("sizing", img))?;
-    out.write_all(&mbr(profile.derived_u32("disk signature"), profile.image_size))
-        .map_err(io("writing the MBR of", img))?;
+    let table = mbr(profile.derived_u32("disk signature"), profile.image_size)
+        .map_err(|e| ImageError::Step { step: "partition table", message: e.to_string() })?;
+    out.write_all(&table.to_bytes()).map_err(io("writing the MBR of", img))?;
     splice(&fat, &out, FIRMWARE_START, &step.cancel)?;
     splice(&ext4, &out, FIRMWARE_END, &step.cancel)?;
     out.sync_all().map_err(io("syncing", img))?;
@@ -57,39 +57,13 @@ pub fn image(
     Ok(())
 }
 
-/// The Master Boot Record: fixed disk signature, two primary partitions.
-pub fn mbr(signature: u32, image_size: u64) -> [u8; 512] {
-    let mut m = [0u8; 512];
-    m[440..444].copy_from_slice(&signature.to_le_bytes());
-    let parts = [
-        (0x0c_u8, FIRMWARE_START / SECTOR, (FIRMWARE_END - FIRMWARE_START) / SECTOR),
-        (0x83_u8, FIRMWARE_END / SECTOR, (image_size - FIRMWARE_END) / SECTOR),
-    ];
-    for (i, (kind, start, count)) in parts.iter().enumerate() {
-        let e = &mut m[446 + i * 16..446 + (i + 1) * 16];
-        e[0] = 0x00; // not "active": the Pi's firmware does not look
-        e[1..4].copy_from_slice(&chs(*start));
-        e[4] = *kind;
-        e[5..8].copy_from_slice(&chs(start + count - 1));
-        e[8..12].copy_from_slice(&(*start as u32).to_le_bytes());
-        e[12..16].copy_from_slice(&(*count as u32).to_le_bytes());
-    }
-    m[510] = 0x55;
-    m[511] = 0xaa;
-    m
-}
-
-/// CHS address with the usual 255 heads x 63 sectors geometry; past the
-/// reach of CHS it is the conventional 1023/254/63.
-fn chs(lba: u64) -> [u8; 3] {
-    let (heads, sectors) = (255u64, 63u64);
-    let c = lba / (heads * sectors);
-    if c > 1023 {
-        return [0xfe, 0xff, 0xff];
-    }
-    let h = (lba / sectors) % heads;
-    let s = lba % sectors + 1;
-    [h as u8, (s as u8) | (((c >> 8) as u8) << 6), c as u8]
+/// The card's partition table: fixed disk signature, p1 FAT32 (LBA) from
+/// 4 to 512 MiB, p2 Linux from there to the end.
+pub fn mbr(signature: u32, image_size: u64) -> Result<Mbr, MbrError> {
+    let firmware =
+        Partition::new(PartitionType::FAT32_LBA, FIRMWARE_START, FIRMWARE_END - FIRMWARE_START)?;
+    let root = Partition::new(PartitionType::LINUX, FIRMWARE_END, image_size - FIRMWARE_END)?;
+    Mbr::new(signature, &[firmware, root])
 }
 
 /// Formats a FAT32 file system the size of p1 in `out` (`mkfs.vfat
@@ -266,24 +240,15 @@ mod tests {
 
     #[test]
     fn mbr_layout_matches_design() {
-        let m = mbr(0x1234_5678, 2 << 30);
-        assert_eq!(&m[510..], &[0x55, 0xaa]);
-        assert_eq!(u32::from_le_bytes(m[440..444].try_into().unwrap()), 0x1234_5678);
-        let p1 = &m[446..462];
-        assert_eq!(p1[4], 0x0c);
-        assert_eq!(u32::from_le_bytes(p1[8..12].try_into().unwrap()), 8192);
-        assert_eq!(u32::from_le_bytes(p1[12..16].try_into().unwrap()), (508 << 20) / 512);
-        let p2 = &m[462..478];
-        assert_eq!(p2[4], 0x83);
-        assert_eq!(u32::from_le_bytes(p2[8..12].try_into().unwrap()), (512 << 20) / 512);
-        assert_eq!(u32::from_le_bytes(p2[12..16].try_into().unwrap()), (1536 << 20) / 512);
-    }
-
-    #[test]
-    fn chs_of_first_partition() {
-        // LBA 8192 = cylinder 0, head 130, sector 3 with 255x63 geometry.
-        assert_eq!(chs(8192), [130, 3, 0]);
-        assert_eq!(chs(1 << 40), [0xfe, 0xff, 0xff]);
+        let m = mbr(0x1234_5678, 2 << 30).unwrap();
+        assert_eq!(m.disk_signature, 0x1234_5678);
+        let p1 = m.partition(1).unwrap();
+        assert_eq!(p1.kind, PartitionType::FAT32_LBA);
+        assert_eq!((p1.start(), p1.len()), (4 << 20, 508 << 20));
+        let p2 = m.partition(2).unwrap();
+        assert_eq!(p2.kind, PartitionType::LINUX);
+        assert_eq!((p2.start(), p2.end()), (512 << 20, 2 << 30));
+        assert_eq!(m.partition(3), None);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -11,40 +10,28 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::ImageError;
+use crate::interrupt::Interrupt;
 
-/// Set by SIGINT/SIGTERM; every step checks it and stops cleanly, so the
-/// guards remove temporary files.
+/// Ctrl-C for the build: pi-lab's one interrupt flag
+/// ([`crate::interrupt`]), read as [`ImageError::Interrupted`]. Every step
+/// checks it and stops cleanly, so the guards remove temporary files.
 #[derive(Debug, Clone)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Interrupt);
 
 impl Cancel {
     pub fn install() -> Result<Self, ImageError> {
-        let flag = Arc::new(AtomicBool::new(false));
-        // SIGXFSZ: with a file size limit, fail the write (EFBIG) and clean
-        // up instead of dying with half-written files.
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGXFSZ,
-        ] {
-            let f = if sig == signal_hook::consts::SIGXFSZ {
-                Arc::new(AtomicBool::new(false))
-            } else {
-                flag.clone()
-            };
-            signal_hook::flag::register(sig, f)
-                .map_err(|e| ImageError::io("installing the Ctrl-C handler", e))?;
-        }
-        Ok(Self(flag))
+        Interrupt::install()
+            .map(Self)
+            .map_err(|e| ImageError::io("installing the Ctrl-C handler", e))
     }
 
     /// A handle that is never cancelled (unit tests).
     pub fn never() -> Self {
-        Self(Arc::new(AtomicBool::new(false)))
+        Self(Interrupt::never())
     }
 
     pub fn check(&self) -> Result<(), ImageError> {
-        if self.0.load(Ordering::Relaxed) { Err(ImageError::Interrupted) } else { Ok(()) }
+        self.0.check().map_err(|_| ImageError::Interrupted)
     }
 }
 

@@ -84,7 +84,7 @@ pub fn match_boards<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::view::tests::node;
+    use crate::fleet_client::tests::node;
 
     fn announcement(serial: Option<&str>, mac: Option<&str>) -> Announcement {
         Announcement {

@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use lab_spec::ConfigAnswer;
 
-use crate::status::client::{AgentClient, ClientError};
-use crate::status::table;
-use crate::status::view::{LabView, ViewError};
+use crate::fleet_client::{ClientError, FleetClient};
+use crate::lab_file::{CompiledLab, LabFileError};
+use crate::table::Table;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -52,7 +52,7 @@ pub struct ProvisionArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error(transparent)]
-    View(#[from] ViewError),
+    LabFile(#[from] LabFileError),
     #[error("cannot listen for announcements on UDP port {port}: {source}")]
     Discover { port: u16, source: std::io::Error },
 }
@@ -149,15 +149,17 @@ pub struct NodeResult {
 }
 
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
-    let (view, token) = LabView::load(&args.file)?;
-    let configs = view.select(&args.nodes)?;
+    let lab = CompiledLab::load(&args.file)?;
+    let fleet = FleetClient::open(&lab, Duration::from_secs(15));
+    let configs = fleet.select(&args.nodes)?;
     let targets = match args.discover {
-        Some(seconds) => discovered(&configs, args.announce_port, Duration::from_secs(seconds))?,
-        None => configs.iter().map(|c| (*c, c.health.listen)).collect(),
+        Some(seconds) => {
+            discovered(&fleet, &configs, args.announce_port, Duration::from_secs(seconds))?
+        }
+        None => configs.iter().map(|c| (*c, fleet.api(c))).collect(),
     };
-    let client = AgentClient::new(Duration::from_secs(15));
     let wait = Duration::from_secs(args.timeout);
-    let results = push_all(&client, &token, &targets, wait, !args.json);
+    let results = push_all(&fleet, &targets, wait, !args.json);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
     } else {
@@ -170,6 +172,7 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
 /// Where to push each config: the lab's management address, or for boards
 /// heard announcing themselves, the address they announced from.
 pub fn discovered<'a>(
+    fleet: &FleetClient,
     configs: &[&'a NodeConfig],
     port: u16,
     window: Duration,
@@ -195,15 +198,14 @@ pub fn discovered<'a>(
         .iter()
         .map(|c| match matched.get(&c.hostname) {
             Some((_, heard)) => (*c, heard.api()),
-            None => (*c, c.health.listen),
+            None => (*c, fleet.api(c)),
         })
         .collect())
 }
 
 /// Push every config at once, one thread and one progress bar per node.
 pub fn push_all(
-    client: &AgentClient,
-    token: &str,
+    fleet: &FleetClient,
     targets: &[(&NodeConfig, SocketAddr)],
     wait: Duration,
     show_progress: bool,
@@ -224,7 +226,7 @@ pub fn push_all(
                 bar.enable_steady_tick(Duration::from_millis(120));
                 scope.spawn(move || {
                     let started = Instant::now();
-                    let outcome = provision_one(client, token, config, *addr, wait, &bar);
+                    let outcome = provision_one(fleet, config, *addr, wait, &bar);
                     bar.finish_with_message(outcome.short());
                     NodeResult {
                         node: config.hostname.clone(),
@@ -251,15 +253,14 @@ pub fn push_all(
 }
 
 fn provision_one(
-    client: &AgentClient,
-    token: &str,
+    fleet: &FleetClient,
     config: &NodeConfig,
     addr: SocketAddr,
     wait: Duration,
     bar: &ProgressBar,
 ) -> Outcome {
     bar.set_message(format!("pushing config {} to {addr}", config.version));
-    let (version, changes) = match client.push(addr, token, config) {
+    let (version, changes) = match fleet.push(config, addr) {
         Ok(ConfigAnswer::Applied { version, changes }) => (version, u64::from(changes)),
         Ok(ConfigAnswer::Invalid { reasons }) => {
             return Outcome::Refused { error: format!("invalid config: {}", reasons.join("; ")) };
@@ -278,7 +279,7 @@ fn provision_one(
         Err(e) => return Outcome::Refused { error: e.to_string() },
     };
     bar.set_message(format!("waiting for the reconcile of {version}"));
-    match wait_reconciled(client, config, addr, &version, wait) {
+    match wait_reconciled(fleet, config, addr, &version, wait) {
         // The pass that applied it made the changes, not the latest pass.
         Outcome::Applied { version, .. } => Outcome::Applied { version, changes },
         other => other,
@@ -289,20 +290,20 @@ fn provision_one(
 /// `version`. After the first push a fresh board moves its API from the
 /// address it announced to its management address, so both are tried.
 fn wait_reconciled(
-    client: &AgentClient,
+    fleet: &FleetClient,
     config: &NodeConfig,
     pushed_to: SocketAddr,
     version: &str,
     wait: Duration,
 ) -> Outcome {
     let deadline = Instant::now() + wait;
-    let mut addrs = vec![config.health.listen];
-    if pushed_to != config.health.listen {
+    let mut addrs = vec![fleet.api(config)];
+    if pushed_to != addrs[0] {
         addrs.push(pushed_to);
     }
     loop {
         for addr in &addrs {
-            let Ok(report) = client.health(*addr) else { continue };
+            let Ok(report) = fleet.http().health(*addr) else { continue };
             let r = &report.reconcile;
             if r.config_version.as_deref() == Some(version) && r.last_run_unix.is_some() {
                 let changes = u64::from(r.changes);
@@ -325,25 +326,23 @@ fn wait_reconciled(
 
 /// The table after the bars, then what went wrong where.
 pub fn summary(results: &[NodeResult]) -> String {
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
-            let version = match &r.outcome {
-                Outcome::Applied { version, .. }
-                | Outcome::ReconcileFailed { version, .. }
-                | Outcome::Timeout { version } => version.clone(),
-                _ => "-".into(),
-            };
-            vec![
-                r.node.clone(),
-                r.api.to_string(),
-                r.outcome.short(),
-                version,
-                format!("{:.1}s", r.seconds),
-            ]
-        })
-        .collect();
-    let mut out = table::render(&["NODE", "API", "RESULT", "CONFIG", "TIME"], &rows);
+    let rows = results.iter().map(|r| {
+        let version = match &r.outcome {
+            Outcome::Applied { version, .. }
+            | Outcome::ReconcileFailed { version, .. }
+            | Outcome::Timeout { version } => version.clone(),
+            _ => "-".into(),
+        };
+        vec![
+            r.node.clone(),
+            r.api.to_string(),
+            r.outcome.short(),
+            version,
+            format!("{:.1}s", r.seconds),
+        ]
+    });
+    let mut out =
+        Table::new(["NODE", "API", "RESULT", "CONFIG", "TIME"]).with_rows(rows).to_string();
     for r in results {
         if let Some(detail) = r.outcome.detail() {
             out.push_str(&format!("{}: {detail}\n", r.node));
@@ -363,7 +362,7 @@ mod tests {
     use node_agent::health::{Backend, ReconcileStats, Server, ServerConfig};
 
     use super::*;
-    use crate::status::view::tests::node;
+    use crate::fleet_client::tests::{client, node};
     use crate::validate::checks::tests::report;
 
     const TOKEN: &str = "t5-token";
@@ -399,10 +398,10 @@ mod tests {
         let (_s2, b2, c2) = agent("leaf2", 12);
         let mut dead = node("leaf3", "leaf", 65003, 13, None);
         dead.health.listen = closed_port();
-        let client = AgentClient::new(Duration::from_secs(3));
+        let fleet = client(vec![c1.clone(), c2.clone(), dead.clone()], TOKEN);
         let targets =
             vec![(&c1, c1.health.listen), (&c2, c2.health.listen), (&dead, dead.health.listen)];
-        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(5), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(5), false);
 
         assert_eq!(
             results[0].outcome,
@@ -426,10 +425,10 @@ mod tests {
     #[test]
     fn refusals_and_rollbacks_are_reported() {
         let (_s, backend, config) = agent("leaf1", 11);
-        let client = AgentClient::new(Duration::from_secs(3));
         let targets = vec![(&config, config.health.listen)];
 
-        let results = push_all(&client, "wrong", &targets, Duration::from_secs(2), false);
+        let wrong = client(vec![config.clone()], "wrong");
+        let results = push_all(&wrong, &targets, Duration::from_secs(2), false);
         assert!(
             matches!(&results[0].outcome, Outcome::Refused { error } if error.contains("401")),
             "{:?}",
@@ -441,7 +440,8 @@ mod tests {
             error: "applying failed: FRR refused frr.conf".into(),
             rolled_back_to: before.clone(),
         });
-        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(2), false);
+        let fleet = client(vec![config.clone()], TOKEN);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
         assert_eq!(
             results[0].outcome,
             Outcome::RolledBack {
@@ -456,7 +456,7 @@ mod tests {
             rolled_back_to: before.clone(),
             rollback_error: "eth4: No such device".into(),
         });
-        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(2), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
         assert_eq!(
             results[0].outcome,
             Outcome::RollbackFailed {
@@ -467,7 +467,7 @@ mod tests {
         );
         assert!(summary(&results).contains("ROLLBACK FAILED"), "{}", summary(&results));
         backend.fail_next(ConfigAnswer::NoPreviousConfig { error: "applying failed".into() });
-        let results = push_all(&client, TOKEN, &targets, Duration::from_secs(2), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
         assert_eq!(results[0].outcome, Outcome::Failed { error: "applying failed".into() });
     }
 
@@ -488,11 +488,11 @@ mod tests {
                 std::io::Write::write_all(&mut stream, answer.as_bytes()).unwrap();
             }
         });
-        let client = AgentClient::new(Duration::from_secs(3));
         let mut config = node("leaf1", "leaf", 65001, 11, None);
         config.health.listen = addr;
+        let fleet = client(vec![config.clone()], TOKEN);
         for _ in 0..3 {
-            let err = client.push(addr, TOKEN, &config).unwrap_err();
+            let err = fleet.push(&config, addr).unwrap_err();
             assert!(
                 matches!(err, ClientError::Garbled { .. }),
                 "a garbled 200 must be an error: {err}"
@@ -504,13 +504,13 @@ mod tests {
     #[test]
     fn status_calls_a_node_on_another_config_stale() {
         let (_s, _backend, config) = agent("leaf1", 11);
-        let client = AgentClient::new(Duration::from_secs(3));
-        let statuses = crate::status::collect(&client, &[&config]);
+        let fleet = client(vec![config.clone()], TOKEN);
+        let statuses = crate::status::collect(&fleet, &[&config]);
         assert!(statuses[0].reachable);
         assert!(!statuses[0].healthy, "{:?}", statuses[0]);
         assert!(statuses[0].problems[0].contains("run pi-lab provision"), "{:?}", statuses[0]);
-        push_all(&client, TOKEN, &[(&config, config.health.listen)], Duration::from_secs(2), false);
-        let statuses = crate::status::collect(&client, &[&config]);
+        push_all(&fleet, &[(&config, config.health.listen)], Duration::from_secs(2), false);
+        let statuses = crate::status::collect(&fleet, &[&config]);
         assert!(statuses[0].healthy, "{:?}", statuses[0].problems);
         let table = crate::status::render(&statuses);
         assert!(table.starts_with("NODE"), "{table}");
@@ -558,13 +558,14 @@ mod tests {
         let mut stranger = node("leaf2", "leaf", 65002, 12, None);
         stranger.identity.serial = Some("ffffffff".into());
 
+        let fleet = client(vec![config.clone(), stranger.clone()], TOKEN);
         let targets =
-            discovered(&[&config, &stranger], announce_port, Duration::from_millis(800)).unwrap();
+            discovered(&fleet, &[&config, &stranger], announce_port, Duration::from_millis(800))
+                .unwrap();
         assert_eq!(targets[0].1, format!("127.0.0.1:{api_port}").parse().unwrap());
         assert_eq!(targets[1].1, stranger.health.listen, "not heard: the lab's address");
 
-        let client = AgentClient::new(Duration::from_secs(3));
-        let results = push_all(&client, TOKEN, &targets[..1], Duration::from_secs(5), false);
+        let results = push_all(&fleet, &targets[..1], Duration::from_secs(5), false);
         assert_eq!(
             results[0].outcome,
             Outcome::Applied { version: config.version.clone(), changes: 5 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::decode::{Bad, Datagram, FlowKey, IfSample, Sample};
+use crate::table::Table;
 
 /// Flows not sampled for this long leave the table.
 const FLOW_IDLE_SECS: f64 = 30.0;
@@ -285,10 +286,27 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
         sum.skipped.malformed,
         sum.skipped.oversized
     );
-    let _ = writeln!(
-        out,
-        "{:<16} {:>7} {:>4} {:>9} {:>9} {:>9} {:>9} {:>11} {:>11}",
+    let interfaces = s.interfaces.iter().map(|r| {
+        let (ib, ob, ip, op) = match &r.rates {
+            Some(x) => (rate(x.in_bps), rate(x.out_bps), rate(x.in_pps), rate(x.out_pps)),
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        [
+            r.node.clone(),
+            r.agent.to_string(),
+            r.if_index.to_string(),
+            if r.oper_up { "up" } else { "down" }.to_string(),
+            ib,
+            ob,
+            ip,
+            op,
+            format!("{}/{}", r.in_errors, r.out_errors),
+            format!("{}/{}", r.in_discards, r.out_discards),
+        ]
+    });
+    let interfaces = Table::new([
         "NODE",
+        "AGENT",
         "IFINDEX",
         "UP",
         "IN bit/s",
@@ -296,45 +314,27 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
         "IN pkt/s",
         "OUT pkt/s",
         "ERRS in/out",
-        "DISC in/out"
-    );
-    for r in &s.interfaces {
-        let (ib, ob, ip, op) = match &r.rates {
-            Some(x) => (rate(x.in_bps), rate(x.out_bps), rate(x.in_pps), rate(x.out_pps)),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<15} {:>7} {:>4} {ib:>9} {ob:>9} {ip:>9} {op:>9} {:>11} {:>11}",
-            r.node,
-            r.agent.to_string(),
-            r.if_index,
-            if r.oper_up { "up" } else { "down" },
-            format!("{}/{}", r.in_errors, r.out_errors),
-            format!("{}/{}", r.in_discards, r.out_discards),
-        );
-    }
-    let _ = writeln!(out, "\nTOP SAMPLED FLOWS (estimated)");
-    let _ = writeln!(
-        out,
-        "{:<16} {:<24} {:<24} {:<7} {:>9} {:>9}",
-        "NODE", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"
-    );
-    for f in &s.flows {
-        let port = |ip: &str, p: Option<u16>| {
-            p.map(|p| format!("{ip}:{p}")).unwrap_or_else(|| ip.to_string())
-        };
-        let _ = writeln!(
-            out,
-            "{:<16} {:<24} {:<24} {:<7} {:>9} {:>9}",
-            f.node,
+        "DISC in/out",
+    ])
+    .right(&[2, 4, 5, 6, 7, 8, 9])
+    .with_rows(interfaces);
+    let _ = write!(out, "{interfaces}");
+    let port =
+        |ip: &str, p: Option<u16>| p.map(|p| format!("{ip}:{p}")).unwrap_or_else(|| ip.to_string());
+    let flows = s.flows.iter().map(|f| {
+        [
+            f.node.clone(),
             port(&f.key.src, f.key.src_port),
             port(&f.key.dst, f.key.dst_port),
-            f.key.proto,
+            f.key.proto.clone(),
             rate(f.bps),
-            rate(f.pps)
-        );
-    }
+            rate(f.pps),
+        ]
+    });
+    let flows = Table::new(["NODE", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"])
+        .right(&[4, 5])
+        .with_rows(flows);
+    let _ = write!(out, "\nTOP SAMPLED FLOWS (estimated)\n{flows}");
     out
 }
 
@@ -440,6 +440,10 @@ mod tests {
             "{text}"
         );
         let row = text.lines().find(|l| l.starts_with("spine1")).expect("row for spine1");
+        // Every column has its header, and each header sits over its column.
+        let header = text.lines().find(|l| l.starts_with("NODE")).expect("header");
+        assert_eq!(header.find("AGENT"), row.find("10.0.0.1"), "{header}\n{row}");
+        assert_eq!(header.find("IN bit/s").map(|i| i + 8), row.find("1.00G").map(|i| i + 5));
         let cols: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(cols[..6], ["spine1", "10.0.0.1", "3", "down", "1.00G", "0"], "{row}");
         assert_eq!(cols[6], "1.0k", "{row}");

@@ -1,10 +1,6 @@
 //! `pi-lab status`: the health of every node of a lab, from each agent's
 //! `GET /v1/health`.
 
-pub mod client;
-pub mod table;
-pub mod view;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
 
-use client::{AgentClient, ClientError};
-use view::{LabView, ViewError};
+use crate::fleet_client::{ClientError, FleetClient};
+use crate::lab_file::{CompiledLab, LabFileError};
+use crate::table::Table;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -44,7 +41,7 @@ pub struct StatusArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error(transparent)]
-    View(#[from] ViewError),
+    LabFile(#[from] LabFileError),
 }
 
 /// One node's line of the status.
@@ -60,18 +57,18 @@ pub struct NodeStatus {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
-    let (view, _token) = LabView::load(&args.file)?;
-    let client = AgentClient::new(Duration::from_secs(args.timeout.max(1)));
-    let configs = view.select(&args.nodes)?;
+    let lab = CompiledLab::load(&args.file)?;
+    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
+    let configs = fleet.select(&args.nodes)?;
     loop {
-        let statuses = collect(&client, &configs);
+        let statuses = collect(&fleet, &configs);
         let all_ok = statuses.iter().all(|s| s.healthy);
         if args.json {
             println!("{}", serde_json::to_string_pretty(&statuses).unwrap_or_default());
         } else {
             if args.watch.is_some() {
                 print!("\x1b[2J\x1b[H");
-                println!("lab {} — {}", view.name, args.file.display());
+                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.file.display());
             }
             print!("{}", render(&statuses));
         }
@@ -82,38 +79,24 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
     }
 }
 
-/// Ask every agent at once.
-pub fn fetch_all(
-    client: &AgentClient,
-    configs: &[&NodeConfig],
-) -> Vec<Result<HealthReport, ClientError>> {
-    std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            configs.iter().map(|c| scope.spawn(move || client.health(c.health.listen))).collect();
-        handles
-            .into_iter()
-            .zip(configs)
-            .map(|(h, c)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(ClientError::Unreachable {
-                        addr: c.health.listen,
-                        reason: "the request thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    })
-}
-
-pub fn collect(client: &AgentClient, configs: &[&NodeConfig]) -> Vec<NodeStatus> {
-    fetch_all(client, configs).into_iter().zip(configs).map(|(r, c)| judge(c, r)).collect()
+/// Ask every agent at once and judge each answer.
+pub fn collect(fleet: &FleetClient, configs: &[&NodeConfig]) -> Vec<NodeStatus> {
+    fleet
+        .health_all(configs)
+        .into_iter()
+        .zip(configs)
+        .map(|(r, c)| judge(c, fleet.api(c), r))
+        .collect()
 }
 
 /// A node is fine when it answers, calls itself healthy and runs the config
 /// the lab compiles to now.
-pub fn judge(config: &NodeConfig, answer: Result<HealthReport, ClientError>) -> NodeStatus {
+pub fn judge(
+    config: &NodeConfig,
+    api: SocketAddr,
+    answer: Result<HealthReport, ClientError>,
+) -> NodeStatus {
     let node = config.hostname.clone();
-    let api = config.health.listen;
     match answer {
         Err(e) => NodeStatus {
             node,
@@ -157,6 +140,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "UPTIME",
         "TEMP",
         "THROTTLED",
+        "IGP",
         "BGP",
         "VNIS",
         "SFLOW",
@@ -164,8 +148,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "HEALTHY",
     ];
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let rows: Vec<Vec<String>> = statuses.iter().map(|s| row(s, now)).collect();
-    let mut out = table::render(&headers, &rows);
+    let mut out = Table::new(headers).with_rows(statuses.iter().map(|s| row(s, now))).to_string();
     for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
         for problem in &s.problems {
             out.push_str(&format!("{}: {problem}\n", s.node));
@@ -178,7 +161,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut cells = vec![s.node.clone(), s.api.ip().to_string(), yes_no(s.reachable)];
     let Some(r) = &s.report else {
-        cells.extend(std::iter::repeat_n("-".to_string(), 7));
+        cells.extend(std::iter::repeat_n("-".to_string(), 8));
         cells.push(yes_no(false));
         return cells;
     };
@@ -189,6 +172,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         (None, _) => "unknown".into(),
     };
     let bgp_up = r.bgp.iter().filter(|n| n.established).count();
+    let igp = igp_cell(r);
     let vnis_ok = r.vxlan.iter().filter(|v| v.ok).count();
     let sflow = if !r.sflow.enabled {
         "off".to_string()
@@ -209,6 +193,7 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         duration(r.system.uptime_seconds),
         temp,
         throttled,
+        igp,
         format!("{bgp_up}/{}", r.bgp.len()),
         format!("{vnis_ok}/{}", r.vxlan.len()),
         sflow,
@@ -216,6 +201,18 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
         yes_no(s.healthy),
     ]);
     cells
+}
+
+/// `ospf 2/2` (Full neighbours) or `isis 2/2` (Up adjacencies); `-`
+/// without an IGP underlay.
+fn igp_cell(r: &HealthReport) -> String {
+    match (r.ospf.is_empty(), r.isis.is_empty()) {
+        (false, _) => format!("ospf {}/{}", r.ospf.iter().filter(|a| a.up).count(), r.ospf.len()),
+        (true, false) => {
+            format!("isis {}/{}", r.isis.iter().filter(|a| a.up).count(), r.isis.len())
+        }
+        (true, true) => "-".into(),
+    }
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `42s`.

@@ -8,7 +8,7 @@ use lab_spec::HealthReport;
 use lab_spec::node_config::Flooding;
 use serde::Serialize;
 
-use crate::status::view::LabView;
+use crate::fleet_client::FleetClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,9 +59,9 @@ impl Check {
 pub type Reports = BTreeMap<String, Result<HealthReport, String>>;
 
 /// Every BGP neighbour of every node's config is Established.
-pub fn bgp(view: &LabView, reports: &Reports) -> Vec<Check> {
+pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     let mut checks = Vec::new();
-    for (node, config) in &view.nodes {
+    for (node, config) in &fleet.nodes {
         let Some(bgp) = &config.bgp else { continue };
         for n in &bgp.neighbors {
             let name = format!("{node} -> {} ({})", n.description, n.address);
@@ -83,13 +83,13 @@ pub fn bgp(view: &LabView, reports: &Reports) -> Vec<Check> {
 /// Every VNI of every leaf floods to exactly the other VTEPs of its
 /// segment: the static list the lab compiles to, or for EVPN the VTEPs of
 /// the segment's other leaves, which FRR must have learnt.
-pub fn vxlan(view: &LabView, reports: &Reports) -> Vec<Check> {
+pub fn vxlan(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     let mut checks = Vec::new();
-    for (node, config) in &view.nodes {
+    for (node, config) in &fleet.nodes {
         for segment in &config.vxlan {
             let expected: BTreeSet<Ipv4Addr> = match &segment.flooding {
                 Flooding::Static { remote_vteps } => remote_vteps.iter().copied().collect(),
-                Flooding::Evpn => view
+                Flooding::Evpn => fleet
                     .segments
                     .iter()
                     .find(|s| s.vni == segment.vni)
@@ -162,9 +162,9 @@ impl Ping {
 }
 
 /// Every ordered pair of hosts of a segment on different nodes.
-pub fn pings(view: &LabView) -> Vec<Ping> {
+pub fn pings(fleet: &FleetClient) -> Vec<Ping> {
     let mut out = Vec::new();
-    for segment in &view.segments {
+    for segment in &fleet.segments {
         for from in segment.hosts.keys() {
             for (to, address) in &segment.hosts {
                 let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
@@ -183,8 +183,9 @@ pub fn pings(view: &LabView) -> Vec<Ping> {
 }
 
 /// Which node an sFlow agent address belongs to.
-pub fn sflow_agents(view: &LabView) -> BTreeMap<IpAddr, String> {
-    view.nodes
+pub fn sflow_agents(fleet: &FleetClient) -> BTreeMap<IpAddr, String> {
+    fleet
+        .nodes
         .iter()
         .filter(|(_, c)| !c.sflow.collectors.is_empty())
         .map(|(n, c)| (c.sflow.agent_address, n.clone()))
@@ -195,12 +196,12 @@ pub fn sflow_agents(view: &LabView) -> BTreeMap<IpAddr, String> {
 /// address). Without a collector socket, `fallback` is the agents' own
 /// count of datagrams sent during the window.
 pub fn sflow(
-    view: &LabView,
+    fleet: &FleetClient,
     heard: Option<&BTreeMap<IpAddr, u64>>,
     fallback: &BTreeMap<String, u64>,
     why_no_socket: Option<&str>,
 ) -> Vec<Check> {
-    let mut agents: Vec<(IpAddr, String)> = sflow_agents(view).into_iter().collect();
+    let mut agents: Vec<(IpAddr, String)> = sflow_agents(fleet).into_iter().collect();
     agents.sort_by(|a, b| a.1.cmp(&b.1));
     agents
         .into_iter()
@@ -232,8 +233,10 @@ pub(crate) mod tests {
     use lab_spec::node_config::Neighbor;
 
     use super::*;
-    use crate::status::view::SegmentView;
-    use crate::status::view::tests::two_node_view;
+    use lab_spec::lab::FloodingMode;
+    use lab_spec::plan::SegmentPlan;
+
+    use crate::fleet_client::tests::two_node_client;
 
     pub(crate) fn report() -> HealthReport {
         serde_json::from_value(serde_json::json!({
@@ -262,14 +265,15 @@ pub(crate) mod tests {
 
     #[test]
     fn bgp_checks_follow_the_config_not_the_report() {
-        let mut view = two_node_view();
-        let leaf = view.nodes.get_mut("leaf1").unwrap();
+        let mut fleet = two_node_client();
+        let leaf = fleet.nodes.get_mut("leaf1").unwrap();
         for (i, addr) in [[10, 1, 0, 1], [10, 1, 0, 3]].into_iter().enumerate() {
             leaf.bgp.as_mut().unwrap().neighbors.push(Neighbor {
                 address: addr.into(),
                 remote_asn: 65000,
                 interface: format!("eth{}", i + 1),
                 description: format!("spine{}", i + 1),
+                route_reflector_client: false,
             });
         }
         let mut r = report();
@@ -280,7 +284,7 @@ pub(crate) mod tests {
         let mut reports = Reports::new();
         reports.insert("leaf1".into(), Ok(r));
         reports.insert("spine1".into(), Err("unreachable".into()));
-        let checks = bgp(&view, &reports);
+        let checks = bgp(&fleet, &reports);
         let verdicts: Vec<_> = checks.iter().map(|c| (c.name.as_str(), c.verdict)).collect();
         assert_eq!(
             verdicts,
@@ -307,29 +311,31 @@ pub(crate) mod tests {
 
     #[test]
     fn static_flood_lists_must_match_the_lab() {
-        let view = two_node_view(); // leaf1: VNI 10010 static to 10.0.0.9
+        let fleet = two_node_client(); // leaf1: VNI 10010 static to 10.0.0.9
         let mut reports = Reports::new();
         let mut r = report();
         r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 9]])];
         reports.insert("leaf1".into(), Ok(r.clone()));
-        assert_eq!(vxlan(&view, &reports)[0].verdict, Verdict::Pass);
+        assert_eq!(vxlan(&fleet, &reports)[0].verdict, Verdict::Pass);
         // The agent calling itself ok does not matter: the lab decides.
         r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 9], [10, 0, 0, 7]])];
         reports.insert("leaf1".into(), Ok(r));
-        let check = &vxlan(&view, &reports)[0];
+        let check = &vxlan(&fleet, &reports)[0];
         assert_eq!(check.verdict, Verdict::Fail);
         assert!(check.detail.contains("unexpected 10.0.0.7"), "{}", check.detail);
     }
 
     #[test]
     fn evpn_flood_lists_are_the_other_leaves_of_the_segment() {
-        let mut view = two_node_view();
-        let leaf = view.nodes.get_mut("leaf1").unwrap();
+        let mut fleet = two_node_client();
+        let leaf = fleet.nodes.get_mut("leaf1").unwrap();
         leaf.vxlan[0].flooding = Flooding::Evpn;
-        view.segments.push(SegmentView {
+        fleet.segments.push(SegmentPlan {
             name: "blue".into(),
             vni: 10010,
-            evpn: true,
+            flooding: FloodingMode::Evpn,
+            subnet: "172.16.10.0/24".parse().unwrap(),
+            access: Vec::new(),
             vteps: [
                 ("leaf1".to_string(), Ipv4Addr::new(10, 0, 0, 11)),
                 ("leaf3".to_string(), Ipv4Addr::new(10, 0, 0, 13)),
@@ -342,21 +348,23 @@ pub(crate) mod tests {
         r.vxlan = vec![vni_state(10010, &[])];
         let mut reports = Reports::new();
         reports.insert("leaf1".into(), Ok(r.clone()));
-        let check = &vxlan(&view, &reports)[0];
+        let check = &vxlan(&fleet, &reports)[0];
         assert_eq!(check.verdict, Verdict::Fail, "nothing learnt yet");
         assert!(check.detail.contains("missing 10.0.0.13"), "{}", check.detail);
         r.vxlan = vec![vni_state(10010, &[[10, 0, 0, 13]])];
         reports.insert("leaf1".into(), Ok(r));
-        assert_eq!(vxlan(&view, &reports)[0].verdict, Verdict::Pass);
+        assert_eq!(vxlan(&fleet, &reports)[0].verdict, Verdict::Pass);
     }
 
     #[test]
     fn pings_pair_hosts_of_a_segment_across_nodes() {
-        let mut view = two_node_view();
-        view.segments.push(SegmentView {
+        let mut fleet = two_node_client();
+        fleet.segments.push(SegmentPlan {
             name: "blue".into(),
             vni: 10010,
-            evpn: false,
+            flooding: FloodingMode::Static,
+            subnet: "172.16.10.0/24".parse().unwrap(),
+            access: Vec::new(),
             vteps: BTreeMap::new(),
             hosts: [
                 ("h1:eth1".to_string(), "172.16.10.1/24".parse().unwrap()),
@@ -365,7 +373,7 @@ pub(crate) mod tests {
             .into_iter()
             .collect(),
         });
-        let pings = pings(&view);
+        let pings = pings(&fleet);
         assert_eq!(pings.len(), 2);
         assert_eq!(pings[0].name(), "blue: h1 -> h2:eth1 (172.16.10.2)");
         assert_eq!(pings[1].from_node, "h2");
@@ -373,18 +381,18 @@ pub(crate) mod tests {
 
     #[test]
     fn sflow_checks_use_arrivals_else_agent_counters() {
-        let mut view = two_node_view();
-        view.nodes.get_mut("leaf1").unwrap().sflow.collectors =
+        let mut fleet = two_node_client();
+        fleet.nodes.get_mut("leaf1").unwrap().sflow.collectors =
             vec!["192.168.200.1:6343".parse().unwrap()];
         let agent: IpAddr = "10.0.0.11".parse().unwrap();
         let heard: BTreeMap<IpAddr, u64> = [(agent, 3)].into_iter().collect();
-        let checks = sflow(&view, Some(&heard), &BTreeMap::new(), None);
+        let checks = sflow(&fleet, Some(&heard), &BTreeMap::new(), None);
         assert_eq!(checks.len(), 1, "spine1 exports nothing");
         assert_eq!(checks[0].verdict, Verdict::Pass);
-        let checks = sflow(&view, Some(&BTreeMap::new()), &BTreeMap::new(), None);
+        let checks = sflow(&fleet, Some(&BTreeMap::new()), &BTreeMap::new(), None);
         assert_eq!(checks[0].verdict, Verdict::Fail);
         let counted: BTreeMap<String, u64> = [("leaf1".to_string(), 2)].into_iter().collect();
-        let checks = sflow(&view, None, &counted, Some("port 6343 busy"));
+        let checks = sflow(&fleet, None, &counted, Some("port 6343 busy"));
         assert_eq!(checks[0].verdict, Verdict::Pass);
         assert!(checks[0].detail.starts_with("port 6343 busy"));
     }

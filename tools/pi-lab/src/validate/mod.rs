@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::status::client::AgentClient;
-use crate::status::view::{LabView, ViewError};
-use crate::status::{fetch_all, table};
+use crate::fleet_client::FleetClient;
+use crate::lab_file::{CompiledLab, LabFileError};
+use crate::table::Table;
 use checks::{Check, Reports, Verdict};
 use probe::{PingVia, SflowListener};
 
@@ -53,7 +53,7 @@ pub struct ValidateArgs {
 #[derive(Debug, thiserror::Error)]
 pub enum ValidateError {
     #[error(transparent)]
-    View(#[from] ViewError),
+    LabFile(#[from] LabFileError),
 }
 
 /// The whole outcome.
@@ -83,8 +83,9 @@ impl Report {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
-    let (view, _token) = LabView::load(&args.file)?;
-    let report = validate(&view, args);
+    let lab = CompiledLab::load(&args.file)?;
+    let fleet = FleetClient::open(&lab, Duration::from_secs(5));
+    let report = validate(&fleet, args);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -95,14 +96,13 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
 
 /// Run every check, retrying the failing ones until they pass or the
 /// deadline passes.
-pub fn validate(view: &LabView, args: &ValidateArgs) -> Report {
+pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
     let started = Instant::now();
-    let client = AgentClient::new(Duration::from_secs(5));
-    let configs: Vec<_> = view.nodes.values().collect();
-    let pings = checks::pings(view);
-    let via = PingVia::choose(view, &pings, args.ssh.as_deref());
-    let sflow_wanted = !args.no_sflow && !checks::sflow_agents(view).is_empty();
-    let listener = sflow_wanted.then(|| sflow_port(view).map(SflowListener::start));
+    let configs: Vec<_> = fleet.nodes.values().collect();
+    let pings = checks::pings(fleet);
+    let via = PingVia::choose(fleet, args.ssh.as_deref());
+    let sflow_wanted = !args.no_sflow && !checks::sflow_agents(fleet).is_empty();
+    let listener = sflow_wanted.then(|| sflow_port(fleet).map(SflowListener::start));
     let why_no_socket = match &listener {
         Some(Some(Err(e))) => Some(format!("collector port busy or closed ({e})")),
         Some(None) => Some("the lab names no sFlow collector port".to_string()),
@@ -116,13 +116,13 @@ pub fn validate(view: &LabView, args: &ValidateArgs) -> Report {
         attempts += 1;
         let reports: Reports = configs
             .iter()
-            .zip(fetch_all(&client, &configs))
+            .zip(fleet.health_all(&configs))
             .map(|(c, r)| (c.hostname.clone(), r.map_err(|e| e.to_string())))
             .collect();
         if attempts == 1 && !reports.is_empty() && reports.values().all(|r| r.is_err()) {
             let why = reports.values().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default();
             return Report {
-                lab: view.name.clone(),
+                lab: fleet.lab.clone(),
                 passed: 0,
                 failed: 0,
                 skipped: 0,
@@ -141,15 +141,15 @@ pub fn validate(view: &LabView, args: &ValidateArgs) -> Report {
             .map(|(n, v)| (n.clone(), v.saturating_sub(start.get(n).copied().unwrap_or(0))))
             .collect();
 
-        latest = checks::bgp(view, &reports);
-        latest.extend(checks::vxlan(view, &reports));
-        latest.extend(run_pings(view, &via, &pings, &done));
+        latest = checks::bgp(fleet, &reports);
+        latest.extend(checks::vxlan(fleet, &reports));
+        latest.extend(run_pings(fleet, &via, &pings, &done));
         if sflow_wanted {
             let heard = match &listener {
                 Some(Some(Ok(l))) => Some(l.heard()),
                 _ => None,
             };
-            latest.extend(checks::sflow(view, heard.as_ref(), &counted, why_no_socket.as_deref()));
+            latest.extend(checks::sflow(fleet, heard.as_ref(), &counted, why_no_socket.as_deref()));
         }
         for check in &latest {
             if check.verdict != Verdict::Fail {
@@ -170,7 +170,7 @@ pub fn validate(view: &LabView, args: &ValidateArgs) -> Report {
         latest.into_iter().map(|c| done.get(&key(&c)).cloned().unwrap_or(c)).collect();
     let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
     Report {
-        lab: view.name.clone(),
+        lab: fleet.lab.clone(),
         passed: count(Verdict::Pass),
         failed: count(Verdict::Fail),
         skipped: count(Verdict::Skip),
@@ -187,7 +187,7 @@ fn key(check: &Check) -> String {
 
 /// Pings that have not passed yet, all at once.
 fn run_pings(
-    view: &LabView,
+    fleet: &FleetClient,
     via: &PingVia,
     pings: &[checks::Ping],
     done: &BTreeMap<String, Check>,
@@ -198,7 +198,7 @@ fn run_pings(
             .map(|p| {
                 let previous =
                     done.get(&format!("{}|{}", checks::Kind::Reachability, p.name())).cloned();
-                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(view, via, p)))
+                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(fleet, via, p)))
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
@@ -206,8 +206,8 @@ fn run_pings(
 }
 
 /// The port of the lab's sFlow collectors (the controller listens there).
-fn sflow_port(view: &LabView) -> Option<u16> {
-    view.nodes.values().flat_map(|c| c.sflow.collectors.iter()).map(|c| c.port()).next()
+fn sflow_port(fleet: &FleetClient) -> Option<u16> {
+    fleet.nodes.values().flat_map(|c| c.sflow.collectors.iter()).map(|c| c.port()).next()
 }
 
 fn datagrams_sent(reports: &Reports) -> BTreeMap<String, u64> {
@@ -223,19 +223,15 @@ pub fn render(report: &Report) -> String {
     if let Some(why) = &report.could_not_run {
         return format!("validate {}: could not run: {why}\n", report.lab);
     }
-    let rows: Vec<Vec<String>> = report
-        .checks
-        .iter()
-        .map(|c| {
-            let verdict = match c.verdict {
-                Verdict::Pass => "PASS",
-                Verdict::Fail => "FAIL",
-                Verdict::Skip => "SKIP",
-            };
-            vec![verdict.to_string(), c.kind.to_string(), c.name.clone(), c.detail.clone()]
-        })
-        .collect();
-    let mut out = table::render(&["RESULT", "CHECK", "WHAT", "FOUND"], &rows);
+    let rows = report.checks.iter().map(|c| {
+        let verdict = match c.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skip => "SKIP",
+        };
+        [verdict.to_string(), c.kind.to_string(), c.name.clone(), c.detail.clone()]
+    });
+    let mut out = Table::new(["RESULT", "CHECK", "WHAT", "FOUND"]).with_rows(rows).to_string();
     out.push_str(&format!(
         "\nvalidate {}: {} passed, {} failed, {} skipped ({} attempts in {:.0}s)\n",
         report.lab, report.passed, report.failed, report.skipped, report.attempts, report.seconds

@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::checks::{Check, Kind, Ping, Verdict};
-use crate::status::view::{LabView, netns, netns_exists};
+use crate::fleet_client::{FleetClient, RunsOn};
 
 /// How pings reach the hosts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +27,31 @@ pub enum PingVia {
 }
 
 impl PingVia {
-    /// The virtual fleet when every pinging node has its namespace, else
+    /// Inside the namespaces when the lab runs as a virtual fleet, else
     /// SSH when asked for.
-    pub fn choose(view: &LabView, pings: &[Ping], ssh: Option<&str>) -> PingVia {
-        let fleet = !pings.is_empty()
-            && pings.iter().all(|p| netns_exists(&netns(&view.name, &p.from_node)));
-        match (fleet, ssh) {
-            (true, _) => PingVia::Netns,
-            (false, Some(user)) => PingVia::Ssh { user: user.to_string() },
-            (false, None) => PingVia::Unavailable,
+    pub fn choose(fleet: &FleetClient, ssh: Option<&str>) -> PingVia {
+        match (fleet.runs_on, ssh) {
+            (RunsOn::VirtualFleet, _) => PingVia::Netns,
+            (RunsOn::Boards, Some(user)) => PingVia::Ssh { user: user.to_string() },
+            (RunsOn::Boards, None) => PingVia::Unavailable,
         }
     }
 }
 
-pub fn ping(view: &LabView, via: &PingVia, p: &Ping) -> Check {
+pub fn ping(fleet: &FleetClient, via: &PingVia, p: &Ping) -> Check {
     let address = p.address.to_string();
     let ping_args = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
     let mut command = match via {
         PingVia::Netns => {
+            let Some(netns) = fleet.netns(&p.from_node) else {
+                return skip(p, format!("{} has no namespace on this host", p.from_node));
+            };
             let mut c = Command::new("ip");
-            c.args(["netns", "exec", &netns(&view.name, &p.from_node)]).args(ping_args);
+            c.args(["netns", "exec", &netns]).args(ping_args);
             c
         }
         PingVia::Ssh { user } => {
-            let Some(config) = view.nodes.get(&p.from_node) else {
+            let Some(config) = fleet.nodes.get(&p.from_node) else {
                 return skip(p, format!("{} is not a node of the lab", p.from_node));
             };
             let target = format!("{user}@{}", config.management.address.addr());
@@ -190,16 +191,16 @@ mod tests {
 
     #[test]
     fn without_fleet_or_ssh_pings_are_skipped() {
-        let view = crate::status::view::tests::two_node_view();
+        let fleet = crate::fleet_client::tests::two_node_client();
         let p = Ping {
             segment: "blue".into(),
             from_node: "t5-nohost".into(),
             to: "h2:eth1".into(),
             address: Ipv4Addr::new(172, 16, 10, 2),
         };
-        let via = PingVia::choose(&view, std::slice::from_ref(&p), None);
+        let via = PingVia::choose(&fleet, None);
         assert_eq!(via, PingVia::Unavailable);
-        let check = ping(&view, &via, &p);
+        let check = ping(&fleet, &via, &p);
         assert_eq!(check.verdict, Verdict::Skip);
         assert!(check.detail.contains("--ssh"), "{}", check.detail);
     }

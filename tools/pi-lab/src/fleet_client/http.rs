@@ -1,4 +1,4 @@
-//! Talking to one node-agent's management API.
+//! HTTP to one node-agent's management API, by address, with timeouts.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,0 +1,288 @@
+//! Reaching a running lab's agents: the one place that knows where a lab
+//! runs ([`RunsOn`], read from the lab's state directory), what config each
+//! node's agent should run there, where its management API listens, and how
+//! to talk to it ([`http`]: GET and PUT with timeouts and the lab's token).
+//! `provision`, `status`, `validate` and `inventory` all go through a
+//! [`FleetClient`].
+
+pub mod http;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lab_spec::plan::SegmentPlan;
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
+use serde::Serialize;
+
+pub use http::{AgentClient, ClientError};
+
+use crate::lab_file::{CompiledLab, LabFileError};
+
+/// Where a lab runs. Decided from the lab's state directory, never from
+/// names found on the machine: namespaces called `LAB-NODE` may belong to
+/// another user's lab or another state directory.
+///
+/// A new way to run a lab adds a variant here, the mark it leaves in the
+/// state directory ([`RunsOn::detect_in`]), and what differs for its nodes
+/// (config, API address, where commands run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunsOn {
+    /// Raspberry Pi boards on the management network: each agent runs the
+    /// config compiled for its board and listens on its management address.
+    Boards,
+    /// The virtual fleet on this host (`pi-lab lab up`): a network
+    /// namespace per node; configs name the management port `mgmt0`.
+    VirtualFleet,
+}
+
+impl RunsOn {
+    /// Where lab `lab` runs, from its state directory under pi-lab's state
+    /// root (`PI_LAB_STATE_DIR`).
+    pub fn detect(lab: &str) -> RunsOn {
+        RunsOn::detect_in(&crate::secrets::state_root().join(lab))
+    }
+
+    /// Where the lab whose state directory is `lab_dir` runs: a virtual
+    /// fleet while its journal exists (from the first object `lab up` made
+    /// until `lab down` removed the last), else boards.
+    pub fn detect_in(lab_dir: &Path) -> RunsOn {
+        if crate::fleet::journal_in(lab_dir).exists() {
+            RunsOn::VirtualFleet
+        } else {
+            RunsOn::Boards
+        }
+    }
+
+    /// The config a node's agent runs here, from the one compiled for a
+    /// board.
+    pub fn node_config(self, board: &NodeConfig) -> NodeConfig {
+        match self {
+            RunsOn::Boards => board.clone(),
+            RunsOn::VirtualFleet => crate::fleet::fleet_config(board),
+        }
+    }
+
+    /// Where the agent of a node running `config` listens.
+    pub fn api(self, config: &NodeConfig) -> SocketAddr {
+        match self {
+            RunsOn::Boards | RunsOn::VirtualFleet => config.health.listen,
+        }
+    }
+
+    /// The network namespace on this host where `node`'s commands run, if
+    /// the lab runs here.
+    pub fn netns(self, lab: &str, node: &str) -> Option<String> {
+        match self {
+            RunsOn::Boards => None,
+            RunsOn::VirtualFleet => Some(crate::fleet::names::netns(lab, node)),
+        }
+    }
+}
+
+impl std::fmt::Display for RunsOn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunsOn::Boards => "boards",
+            RunsOn::VirtualFleet => "a virtual fleet on this host",
+        })
+    }
+}
+
+/// A running lab's agents, and how to reach them.
+#[derive(Debug, Clone)]
+pub struct FleetClient {
+    pub lab: String,
+    pub path: PathBuf,
+    pub runs_on: RunsOn,
+    /// Node name to the config its agent should run where the lab runs.
+    pub nodes: BTreeMap<String, NodeConfig>,
+    /// The lab's VXLAN segments (VTEPs and hosts), for checks across nodes.
+    pub segments: Vec<SegmentPlan>,
+    token: String,
+    http: AgentClient,
+}
+
+impl FleetClient {
+    /// The agents of `lab`, wherever its state directory says it runs;
+    /// `timeout` bounds every request.
+    pub fn open(lab: &CompiledLab, timeout: Duration) -> FleetClient {
+        FleetClient::with_runs_on(lab, RunsOn::detect(lab.name()), timeout)
+    }
+
+    /// The agents of `lab` running on `runs_on`.
+    pub fn with_runs_on(lab: &CompiledLab, runs_on: RunsOn, timeout: Duration) -> FleetClient {
+        FleetClient {
+            lab: lab.name().to_string(),
+            path: lab.path.clone(),
+            runs_on,
+            nodes: lab.configs.iter().map(|(n, c)| (n.clone(), runs_on.node_config(c))).collect(),
+            segments: lab.plan.segments.clone(),
+            token: lab.token.clone(),
+            http: AgentClient::new(timeout),
+        }
+    }
+
+    /// The lab's bearer token, which every `PUT` carries.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The HTTP client, for an address the lab does not know (a board
+    /// heard announcing itself).
+    pub fn http(&self) -> &AgentClient {
+        &self.http
+    }
+
+    /// The nodes named (all when none are), in name order without repeats.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&NodeConfig>, LabFileError> {
+        crate::lab_file::select(&self.nodes, names, |node| {
+            crate::lab_file::unknown_node(&self.path, &self.lab, self.nodes.keys(), node)
+        })
+    }
+
+    /// Where `node`'s agent listens.
+    pub fn api(&self, node: &NodeConfig) -> SocketAddr {
+        self.runs_on.api(node)
+    }
+
+    /// The network namespace on this host of `node`, on a virtual fleet.
+    pub fn netns(&self, node: &str) -> Option<String> {
+        self.runs_on.netns(&self.lab, node)
+    }
+
+    /// `GET /v1/health` of `node`.
+    pub fn health(&self, node: &NodeConfig) -> Result<HealthReport, ClientError> {
+        self.http.health(self.api(node))
+    }
+
+    /// `GET /v1/health` of every node at once, in the order given.
+    pub fn health_all(&self, nodes: &[&NodeConfig]) -> Vec<Result<HealthReport, ClientError>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                nodes.iter().map(|c| scope.spawn(move || self.health(c))).collect();
+            handles
+                .into_iter()
+                .zip(nodes)
+                .map(|(h, c)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ClientError::Unreachable {
+                            addr: self.api(c),
+                            reason: "the request thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// `GET /metrics` of `node`.
+    pub fn metrics(&self, node: &NodeConfig) -> Result<String, ClientError> {
+        self.http.metrics(self.api(node))
+    }
+
+    /// `PUT /v1/config` of `config` to the agent at `to`, with the token:
+    /// the agent's verdict, or an error when the answer is not one.
+    pub fn push(&self, config: &NodeConfig, to: SocketAddr) -> Result<ConfigAnswer, ClientError> {
+        self.http.push(to, &self.token, config)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A compiled node as lab-spec would make it, from TOML.
+    pub(crate) fn node(
+        name: &str,
+        role: &str,
+        asn: u32,
+        octet: u8,
+        vni: Option<u32>,
+    ) -> NodeConfig {
+        let vxlan = vni.map_or(String::new(), |vni| {
+            format!(
+                "[[vxlan]]\nvni = {vni}\nname = \"blue\"\ndevice = \"vxlan{vni}\"\nbridge = \"br{vni}\"\n\
+                 local_vtep = \"10.0.0.{octet}\"\nport = 4789\naccess_ports = [\"eth3\"]\n\
+                 flooding = {{ mode = \"static\", remote_vteps = [\"10.0.0.9\"] }}\n"
+            )
+        });
+        let text = format!(
+            "schema = 1\nlab = \"t5\"\nhostname = \"{name}\"\nrole = \"{role}\"\nloopback = \"10.0.0.{octet}\"\n\
+             [management]\naddress = \"192.168.200.{octet}/24\"\ncontroller = \"192.168.200.1\"\n\
+             [bgp]\nasn = {asn}\nrouter_id = \"10.0.0.{octet}\"\nneighbors = []\nnetworks = []\nmultipath = 4\nevpn = false\n\
+             [bgp.timers]\nkeepalive = 3\nhold = 9\nconnect_retry = 5\n\
+             {vxlan}\
+             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"10.0.0.{octet}\"\ninterfaces = []\n\
+             [health]\nlisten = \"192.168.200.{octet}:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
+            "00".repeat(32)
+        );
+        NodeConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).with_version()
+    }
+
+    /// A client for `nodes` as boards, with `token`.
+    pub(crate) fn client(nodes: Vec<NodeConfig>, token: &str) -> FleetClient {
+        FleetClient {
+            lab: "t5".into(),
+            path: "t5.toml".into(),
+            runs_on: RunsOn::Boards,
+            nodes: nodes.into_iter().map(|c| (c.hostname.clone(), c)).collect(),
+            segments: Vec::new(),
+            token: token.into(),
+            http: AgentClient::new(Duration::from_secs(3)),
+        }
+    }
+
+    pub(crate) fn two_node_client() -> FleetClient {
+        client(
+            vec![
+                node("leaf1", "leaf", 65001, 11, Some(10010)),
+                node("spine1", "spine", 65000, 12, None),
+            ],
+            "t5-token",
+        )
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("pi-lab-runs-on-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn select_names_unknown_nodes() {
+        let fleet = two_node_client();
+        assert_eq!(fleet.select(&[]).unwrap().len(), 2);
+        let picked = fleet.select(&["spine1".into(), "spine1".into()]).unwrap();
+        assert_eq!(picked.len(), 1);
+        let err = fleet.select(&["leaf9".into()]).unwrap_err().to_string();
+        assert!(err.contains("leaf9") && err.contains("leaf1, spine1"), "{err}");
+    }
+
+    #[test]
+    fn the_fleet_journal_decides_where_a_lab_runs() {
+        let dir = scratch("journal");
+        assert_eq!(RunsOn::detect_in(&dir), RunsOn::Boards, "no state: boards");
+        let journal = crate::fleet::journal_in(&dir);
+        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
+        std::fs::write(&journal, "").unwrap();
+        assert_eq!(RunsOn::detect_in(&dir), RunsOn::VirtualFleet);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_virtual_fleet_node_runs_the_board_config_with_mgmt0() {
+        let board = node("leaf1", "leaf", 65001, 11, None);
+        assert_eq!(RunsOn::Boards.node_config(&board), board);
+        let fleet = RunsOn::VirtualFleet.node_config(&board);
+        assert_eq!(fleet.management.interface.as_deref(), Some("mgmt0"));
+        assert_ne!(fleet.version, board.version, "a different config, a different version");
+        assert_eq!(RunsOn::VirtualFleet.api(&fleet), board.health.listen);
+        assert_eq!(RunsOn::VirtualFleet.netns("lab", "leaf1").as_deref(), Some("lab-leaf1"));
+        assert_eq!(RunsOn::Boards.netns("lab", "leaf1"), None);
+    }
+}
