@@ -33,7 +33,7 @@ PIDS=()
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
   ip link del "$ROOT_IF" 2>/dev/null || true
   rm -rf "$WORK"
@@ -205,7 +205,8 @@ health_times() {
   : >"$WORK/slow.ms"
   : >"$WORK/slow.codes"
   for _ in $(seq "$1"); do
-    curl -s -o /dev/null --max-time 15 -w '%{http_code} %{time_total}\n' "$HEALTH_URL" |
+    # A refused or reset connection is a result (code 000), not the end.
+    { curl -s -o /dev/null --max-time 15 -w '%{http_code} %{time_total}\n' "$HEALTH_URL" || true; } |
       while read -r code t; do
         echo "$code" >>"$WORK/slow.codes"
         awk -v t="$t" 'BEGIN {print t * 1000}' >>"$WORK/slow.ms"
@@ -225,6 +226,7 @@ slow_phase() {
   rm -f "$WORK/held"
   python3 "$WORK/hold.py" "$ADDR" 9180 "$SLOW" "$WORK/held" &
   hold=$!
+  PIDS+=("$hold")
   for _ in $(seq 60); do
     [ "$(cat "$WORK/held" 2>/dev/null || echo 0)" -ge "$SLOW" ] && break
     sleep 0.5
