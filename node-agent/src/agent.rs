@@ -204,8 +204,6 @@ pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
 
 impl Runner {
     pub fn run(mut self) -> Result<(), AgentError> {
-        // Pings from its own thread while this loop shows signs of life.
-        let _watchdog = systemd::Watchdog::start();
         self.listen_for_signals()?;
         self.listen_for_link_events();
         if let Some(cfg) = self.initial_config() {
@@ -221,6 +219,9 @@ impl Runner {
             tracing::info!("no config yet; waiting to be provisioned");
         }
         systemd::notify("READY=1");
+        // systemd watches from READY on; the pings come from their own
+        // thread while this loop shows signs of life.
+        let _watchdog = systemd::Watchdog::start();
         let mut next_pass = Instant::now() + self.settings.interval;
         loop {
             systemd::alive();
