@@ -137,8 +137,17 @@ fn node_agent_syncs_the_directory_of_last_good() {
     while !last_good.exists() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Let the writer finish its calls after the rename.
+    // Let the writer finish its calls after the rename, then stop the
+    // agent itself: strace ends with its last tracee.
     std::thread::sleep(Duration::from_millis(500));
+    let pids = Command::new("ip").args(["netns", "pids", &ns]).output().expect("ip netns pids");
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-TERM", pid]).status();
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().ok().flatten().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let _ = agent.kill();
     let _ = agent.wait();
     let _ = Command::new("ip").args(["netns", "del", &ns]).status();

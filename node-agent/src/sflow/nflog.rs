@@ -4,17 +4,126 @@
 
 use std::time::Duration;
 
-use netlink_packet_core::Nla;
-use netlink_packet_netfilter::nflog::{
-    ConfigCmd, ConfigFlags, ConfigMode, ConfigNla, PacketNla, Timeout, ULogMessage,
-};
-use netlink_packet_netfilter::{
-    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+use netlink_packet_core::{
+    DecodeError, Emitable, NetlinkDeserializable, NetlinkHeader, NetlinkSerializable, Nla,
+    NlasIterator,
 };
 use netlink_sys::protocols::NETLINK_NETFILTER;
 
 use super::records::{HEADER_ETHERNET, HEADER_IPV4, HEADER_IPV6, SampledHeader};
 use crate::netlink::{Netlink, NetlinkError};
+
+const NFNL_SUBSYS_ULOG: u16 = 4;
+const NFULNL_MSG_PACKET: u16 = 0;
+const NFULNL_MSG_CONFIG: u16 = 1;
+const NFULA_CFG_CMD: u16 = 1;
+const NFULA_CFG_MODE: u16 = 2;
+const NFULA_CFG_TIMEOUT: u16 = 4;
+const NFULA_CFG_QTHRESH: u16 = 5;
+const NFULA_CFG_FLAGS: u16 = 6;
+const NFULNL_CFG_CMD_BIND: u8 = 1;
+const NFULNL_CFG_CMD_UNBIND: u8 = 2;
+const NFULNL_COPY_PACKET: u8 = 2;
+const NFULNL_CFG_F_SEQ: u16 = 0x0001;
+const NFULA_PACKET_HDR: u16 = 1;
+const NFULA_IFINDEX_INDEV: u16 = 4;
+const NFULA_IFINDEX_OUTDEV: u16 = 5;
+const NFULA_PAYLOAD: u16 = 9;
+const NFULA_SEQ: u16 = 12;
+const NFULA_HWTYPE: u16 = 15;
+const NFULA_HWHEADER: u16 = 16;
+
+/// One attribute of an nfnetlink_log message, undecoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attribute {
+    pub kind: u16,
+    pub value: Vec<u8>,
+}
+
+impl Nla for Attribute {
+    fn value_len(&self) -> usize {
+        self.value.len()
+    }
+    fn kind(&self) -> u16 {
+        self.kind
+    }
+    fn emit_value(&self, buffer: &mut [u8]) {
+        buffer.copy_from_slice(&self.value);
+    }
+}
+
+/// The nfnetlink_log (NFLOG) messages the agent sends and reads, typed just
+/// enough for the agent's netlink socket ([`Netlink`]): a config request to
+/// a group, or a logged packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NflogMessage {
+    /// NFULNL_MSG_CONFIG for `group` (nfgenmsg's resource id).
+    Config { group: u16, attributes: Vec<Attribute> },
+    /// NFULNL_MSG_PACKET: one logged packet.
+    Packet(Vec<Attribute>),
+    /// Any other nfnetlink message (its type).
+    Other(u16),
+}
+
+impl NetlinkSerializable for NflogMessage {
+    fn message_type(&self) -> u16 {
+        match self {
+            NflogMessage::Config { .. } => (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG,
+            NflogMessage::Packet(_) => (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET,
+            NflogMessage::Other(t) => *t,
+        }
+    }
+
+    fn buffer_len(&self) -> usize {
+        4 + self.attributes().buffer_len()
+    }
+
+    fn serialize(&self, buffer: &mut [u8]) {
+        // struct nfgenmsg: family AF_UNSPEC, version NFNETLINK_V0, res_id (BE).
+        let group = match self {
+            NflogMessage::Config { group, .. } => *group,
+            _ => 0,
+        };
+        let [hi, lo] = group.to_be_bytes();
+        buffer[..4].copy_from_slice(&[0, 0, hi, lo]);
+        self.attributes().emit(&mut buffer[4..]);
+    }
+}
+
+impl NetlinkDeserializable for NflogMessage {
+    type Error = DecodeError;
+
+    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> Result<Self, DecodeError> {
+        if header.message_type != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET {
+            return Ok(NflogMessage::Other(header.message_type));
+        }
+        let attributes = payload.get(4..).ok_or_else(|| {
+            DecodeError::from(format!("NFLOG packet of {} bytes has no nfgenmsg", payload.len()))
+        })?;
+        let attributes = NlasIterator::new(attributes)
+            .map(|nla| {
+                let nla = nla?;
+                Ok(Attribute { kind: nla.kind(), value: nla.value().to_vec() })
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        Ok(NflogMessage::Packet(attributes))
+    }
+}
+
+impl NflogMessage {
+    fn attributes(&self) -> &[Attribute] {
+        match self {
+            NflogMessage::Config { attributes, .. } | NflogMessage::Packet(attributes) => {
+                attributes
+            }
+            NflogMessage::Other(_) => &[],
+        }
+    }
+}
+
+fn attribute(kind: u16, value: &[u8]) -> Attribute {
+    Attribute { kind, value: value.to_vec() }
+}
 
 const ARPHRD_ETHER: u16 = 1;
 const ETH_HEADER: usize = 14;
@@ -38,7 +147,7 @@ pub struct SampledPacket {
 /// A socket bound to one NFLOG group.
 #[derive(Debug)]
 pub struct NflogGroup {
-    nl: Netlink<NetfilterMessage>,
+    nl: Netlink<NflogMessage>,
     group: u16,
     last_packet_seq: Option<u32>,
     /// Packets lost between the kernel and us (sequence gaps, ENOBUFS).
@@ -51,21 +160,23 @@ impl NflogGroup {
     pub fn bind(group: u16) -> Result<Self, NetlinkError> {
         let nl = Netlink::open_protocol(NETLINK_NETFILTER)?;
         let mut g = NflogGroup { nl, group, last_packet_seq: None, drops: 0 };
-        g.config(vec![ConfigCmd::Bind.into()])?;
+        g.config(vec![attribute(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])])?;
+        // The first 128 bytes of each packet, numbered; batches of up to
+        // 16 packets or 100 ms per netlink message.
+        let mut mode = (HEADER_BYTES as u32).to_be_bytes().to_vec();
+        mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
         g.config(vec![
-            ConfigMode::new_packet(HEADER_BYTES as u32).into(),
-            ConfigFlags::SEQ.into(),
-            // Batch up to 16 packets or 100 ms per netlink message.
-            ConfigNla::QThresh(16),
-            Timeout::new(10).into(),
+            attribute(NFULA_CFG_MODE, &mode),
+            attribute(NFULA_CFG_FLAGS, &NFULNL_CFG_F_SEQ.to_be_bytes()),
+            attribute(NFULA_CFG_QTHRESH, &16u32.to_be_bytes()),
+            attribute(NFULA_CFG_TIMEOUT, &10u32.to_be_bytes()),
         ])?;
         g.nl.set_timeout(READ_TIMEOUT)?;
         Ok(g)
     }
 
-    fn config(&mut self, nlas: Vec<ConfigNla>) -> Result<(), NetlinkError> {
-        let header = NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, self.group);
-        self.nl.change(NetfilterMessage::new(header, ULogMessage::Config(nlas)), 0)
+    fn config(&mut self, attributes: Vec<Attribute>) -> Result<(), NetlinkError> {
+        self.nl.change(NflogMessage::Config { group: self.group, attributes }, 0)
     }
 
     /// Waits up to 200 ms for packets; an empty list on timeout.
@@ -81,8 +192,8 @@ impl NflogGroup {
         };
         let out: Vec<SampledPacket> = messages
             .iter()
-            .filter_map(|m| match &m.inner {
-                NetfilterMessageInner::ULog(ULogMessage::Packet(nlas)) => parse_packet(nlas),
+            .filter_map(|m| match m {
+                NflogMessage::Packet(attributes) => parse_packet(attributes),
                 _ => None,
             })
             .collect();
@@ -109,13 +220,14 @@ impl Drop for NflogGroup {
         // Unbinding lets another listener take the group at once; closing
         // the socket would do it too, a little later.
         let _ = self.nl.set_timeout(crate::netlink::REPLY_TIMEOUT);
-        let _ = self.config(vec![ConfigCmd::Unbind.into()]);
+        let _ = self.config(vec![attribute(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_UNBIND])]);
     }
 }
 
 /// A packet's attributes as a sampled header: the link-layer header NFLOG
-/// reports in front of the network-layer payload.
-pub fn parse_packet(nlas: &[PacketNla]) -> Option<SampledPacket> {
+/// reports in front of the network-layer payload. `None` without the
+/// packet header (or with a malformed one).
+pub fn parse_packet(attributes: &[Attribute]) -> Option<SampledPacket> {
     let mut in_if = 0;
     let mut out_if = 0;
     let mut hw_protocol = None;
@@ -123,20 +235,17 @@ pub fn parse_packet(nlas: &[PacketNla]) -> Option<SampledPacket> {
     let mut hw_header: &[u8] = &[];
     let mut data: &[u8] = &[];
     let mut seq = None;
-    for nla in nlas {
-        match nla {
-            PacketNla::PacketHdr(hdr) => {
-                // nfulnl_msg_packet_hdr: hw_protocol (big endian), hook, pad.
-                let mut raw = [0u8; 4];
-                hdr.emit_value(&mut raw);
-                hw_protocol = Some(u16::from_be_bytes([raw[0], raw[1]]));
-            }
-            PacketNla::IfIndexInDev(i) => in_if = *i,
-            PacketNla::IfIndexOutDev(i) => out_if = *i,
-            PacketNla::Payload(p) => data = p,
-            PacketNla::Seq(s) => seq = Some(*s),
-            PacketNla::HwType(t) => hw_type = *t,
-            PacketNla::HwHeader(h) => hw_header = h,
+    for a in attributes {
+        let v = &a.value[..];
+        match a.kind {
+            // nfulnl_msg_packet_hdr: hw_protocol (big endian), hook, pad.
+            NFULA_PACKET_HDR => hw_protocol = Some(be16(v, 0)?),
+            NFULA_IFINDEX_INDEV => in_if = be32(v)?,
+            NFULA_IFINDEX_OUTDEV => out_if = be32(v)?,
+            NFULA_PAYLOAD => data = v,
+            NFULA_SEQ => seq = be32(v),
+            NFULA_HWTYPE => hw_type = be16(v, 0)?,
+            NFULA_HWHEADER => hw_header = v,
             _ => {}
         }
     }
@@ -162,6 +271,14 @@ pub fn parse_packet(nlas: &[PacketNla]) -> Option<SampledPacket> {
     Some(SampledPacket { in_ifindex: in_if, out_ifindex: out_if, header, seq })
 }
 
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn be32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
 /// Length of the whole network-layer packet, from its own header (NFLOG
 /// only hands us the first bytes).
 fn network_length(hw_protocol: u16, data: &[u8]) -> u32 {
@@ -181,8 +298,9 @@ mod tests {
 
     use super::*;
 
-    /// A packet as the kernel sends it: raw bytes, decoded by the typed stack.
-    fn decode(attrs: &[(u16, Vec<u8>)]) -> Vec<PacketNla> {
+    /// A packet as the kernel sends it: raw bytes, decoded by the socket's
+    /// message type.
+    fn decode(attrs: &[(u16, Vec<u8>)]) -> Vec<Attribute> {
         let mut payload = vec![0, 0, 0, 5]; // nfgenmsg: AF_UNSPEC, v0, group 5
         for (kind, v) in attrs {
             payload.extend_from_slice(&((4 + v.len()) as u16).to_ne_bytes());
@@ -197,14 +315,24 @@ mod tests {
         bytes.extend_from_slice(&(4u16 << 8).to_ne_bytes());
         bytes.extend_from_slice(&[0; 10]);
         bytes.extend_from_slice(&payload);
-        let msg = NetlinkMessage::<NetfilterMessage>::deserialize(&bytes).expect("decodes");
+        let msg = NetlinkMessage::<NflogMessage>::deserialize(&bytes).expect("decodes");
         match msg.payload {
-            NetlinkPayload::InnerMessage(NetfilterMessage {
-                inner: NetfilterMessageInner::ULog(ULogMessage::Packet(nlas)),
-                ..
-            }) => nlas,
+            NetlinkPayload::InnerMessage(NflogMessage::Packet(attributes)) => attributes,
             other => panic!("not a packet: {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_config_request_is_what_the_kernel_expects() {
+        let msg = NflogMessage::Config {
+            group: 6343,
+            attributes: vec![attribute(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND])],
+        };
+        assert_eq!(msg.message_type(), 0x0401);
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        // nfgenmsg (group 6343 big endian), then one padded attribute.
+        assert_eq!(buf, [0, 0, 0x18, 0xc7, 5, 0, 1, 0, 1, 0, 0, 0]);
     }
 
     #[test]
@@ -233,11 +361,11 @@ mod tests {
     fn ipv6_without_a_link_header_keeps_its_own_length() {
         let mut ip6 = vec![0x60, 0, 0, 0, 0x01, 0x00]; // payload length 256
         ip6.resize(90, 0);
-        let nlas = decode(&[(1, vec![0x86, 0xdd, 0, 0]), (9, ip6)]);
+        let nlas = decode(&[(NFULA_PACKET_HDR, vec![0x86, 0xdd, 0, 0]), (NFULA_PAYLOAD, ip6)]);
         let p = parse_packet(&nlas).expect("packet");
         assert_eq!(p.header.header_protocol, HEADER_IPV6);
         assert_eq!((p.header.frame_length, p.header.header.len()), (256 + 40, 90));
-        assert!(parse_packet(&[PacketNla::Payload(vec![1, 2])]).is_none(), "no packet header");
+        assert!(parse_packet(&[attribute(NFULA_PAYLOAD, &[1, 2])]).is_none(), "no packet header");
     }
 
     #[test]
