@@ -11,9 +11,11 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
+  kmod dpkg-dev
   hyperfine
   frr-pythontools
   python3 python3-yaml
+  graphviz
   arch-test jq
   # The durability test watches the atomic writers' system calls.
   strace

@@ -26,7 +26,7 @@ pub fn compile(lab: &Lab, plan: &Plan, token: &str) -> BTreeMap<String, NodeConf
 fn node_config(lab: &Lab, plan: &Plan, node: &Node, token: &str) -> Option<NodeConfig> {
     let planned = plan.nodes.get(&node.name)?;
     let interfaces = interfaces(lab, plan, node);
-    let agent_address = planned.loopback.unwrap_or(planned.management.addr());
+    let agent_address = planned.sflow_agent();
     let config = NodeConfig {
         schema: NODE_CONFIG_SCHEMA,
         lab: lab.name.clone(),

@@ -45,6 +45,14 @@ pub struct NodePlan {
     pub management: Ipv4Net,
 }
 
+impl NodePlan {
+    /// The address the node's sFlow agent sends from (and collectors know
+    /// it by): its loopback, else its management address.
+    pub fn sflow_agent(&self) -> Ipv4Addr {
+        self.loopback.unwrap_or(self.management.addr())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlannedLinkKind {

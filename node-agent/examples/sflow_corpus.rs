@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
             CounterRecord::HostDiskIo(host::read_disk_io()),
             CounterRecord::HostNetIo(links::host_net_io(&links)),
         ];
-        let ifs = links.iter().map(|l| l.if_counters()).collect();
+        let ifs = links.iter().map(|l| l.interface_records()).collect();
         let adapters = links.iter().map(|l| l.adapter()).collect();
         let samples = counter_samples(agent, ifs, host_records, adapters, &mut seqs);
         let flow = FlowSample {

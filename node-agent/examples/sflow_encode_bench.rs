@@ -17,7 +17,7 @@ use node_agent::sflow::host::{self, HostInfo};
 use node_agent::sflow::links;
 use node_agent::sflow::records::{
     CounterRecord, HostAdapter, HostCpu, HostDiskIo, HostMemory, HostNetIo, IfCounters,
-    SampledHeader,
+    InterfaceRecords, SampledHeader,
 };
 
 const RUNS: usize = 2001;
@@ -55,11 +55,14 @@ fn main() {
         CounterRecord::HostDiskIo(HostDiskIo::default()),
         CounterRecord::HostNetIo(HostNetIo::default()),
     ];
-    let ifs: Vec<IfCounters> = (1..=20)
-        .map(|i| IfCounters {
-            if_index: i,
-            if_in_octets: u64::from(i) << 20,
-            ..IfCounters::default()
+    let ifs: Vec<InterfaceRecords> = (1..=20)
+        .map(|i| InterfaceRecords {
+            counters: IfCounters {
+                if_index: i,
+                if_in_octets: u64::from(i) << 20,
+                ..IfCounters::default()
+            },
+            name: format!("eth{i}"),
         })
         .collect();
     let adapters: Vec<HostAdapter> = (1..=20)
@@ -111,7 +114,8 @@ fn main() {
                 CounterRecord::HostDiskIo(host::read_disk_io()),
                 CounterRecord::HostNetIo(links::host_net_io(&links)),
             ];
-            let ifs = links.iter().filter(|l| !l.is_loopback()).map(|l| l.if_counters()).collect();
+            let ifs =
+                links.iter().filter(|l| !l.is_loopback()).map(|l| l.interface_records()).collect();
             let adapters = links.iter().filter(|l| !l.is_loopback()).map(|l| l.adapter()).collect();
             let s = counter_samples(agent, ifs, base, adapters, &mut seqs);
             let a = packer.pack(&s.interfaces, 1).map(|d| d.len()).unwrap_or(0);

@@ -5,10 +5,12 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use node_agent::sflow::datagram::{CounterSample, DataSource, FlowSample, HOST_SOURCE, Packer};
+use node_agent::sflow::datagram::{
+    CounterSample, DataSource, FlowSample, HOST_SOURCE, Packer, SampleSequences, counter_samples,
+};
 use node_agent::sflow::records::{
-    CounterRecord, HostAdapter, HostCpu, HostDescr, HostNetIo, IfCounters, MachineType, OS_LINUX,
-    SampledHeader,
+    CounterRecord, HostAdapter, HostCpu, HostDescr, HostNetIo, IfCounters, InterfaceRecords,
+    MachineType, OS_LINUX, SampledHeader,
 };
 
 const AGENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11));
@@ -96,6 +98,48 @@ fn interface_counter_datagram_matches_hand_written_bytes() {
         0x00, 0x00, 0x00, 0x02, // ifPromiscuousMode false(2)
     ];
     assert_eq!(one_datagram(sample.encode()), with_header(&body));
+}
+
+/// What the exporter sends per interface, as hsflowd does: one counter
+/// sample with the generic counters and then the port name (0:1005,
+/// `struct port_name { string name<255>; }` in sflow_openflow.txt).
+#[test]
+fn interface_sample_carries_the_port_name_after_the_counters() {
+    let interface = InterfaceRecords {
+        counters: IfCounters { if_index: 7, if_type: 6, if_status: 3, ..IfCounters::default() },
+        name: "eth0.7".into(),
+    };
+    let mut sequences = SampleSequences::default();
+    let samples = counter_samples(AGENT, vec![interface], vec![], vec![], &mut sequences);
+    assert_eq!(samples.interfaces.len(), 1);
+    #[rustfmt::skip]
+    let body: [u8; 140] = [
+        0x00, 0x00, 0x00, 0x04, // sample data_format (0:4) counters_sample_expanded
+        0x00, 0x00, 0x00, 0x84, // sample length 132
+        0x00, 0x00, 0x00, 0x01, // sample sequence 1
+        0x00, 0x00, 0x00, 0x00, // source_id_type 0 (ifIndex)
+        0x00, 0x00, 0x00, 0x07, // source_id_index 7
+        0x00, 0x00, 0x00, 0x02, // two counter records
+        0x00, 0x00, 0x00, 0x01, // record data_format (0:1) if_counters
+        0x00, 0x00, 0x00, 0x58, // record length 88
+        0x00, 0x00, 0x00, 0x07, // ifIndex 7
+        0x00, 0x00, 0x00, 0x06, // ifType 6
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // ifSpeed unknown
+        0x00, 0x00, 0x00, 0x00, // ifDirection unknown
+        0x00, 0x00, 0x00, 0x03, // ifStatus admin up | oper up
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // ifInOctets
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // in ucast, mcast, bcast
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // in discards, errors, unknown protos
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // ifOutOctets
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // out ucast, mcast, bcast
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // out discards, errors
+        0x00, 0x00, 0x00, 0x00, // ifPromiscuousMode
+        0x00, 0x00, 0x03, 0xed, // record data_format (0:1005) port_name
+        0x00, 0x00, 0x00, 0x0c, // record length 12
+        0x00, 0x00, 0x00, 0x06, // name<255> length 6
+        b'e', b't', b'h', b'0', b'.', b'7', 0x00, 0x00, // "eth0.7", 2 bytes padding
+    ];
+    assert_eq!(one_datagram(samples.interfaces[0].clone()), with_header(&body));
 }
 
 #[test]

@@ -172,6 +172,8 @@ fn collect(sock: &UdpSocket, for_how_long: Duration) -> Vec<Vec<u8>> {
 struct Decoded {
     /// (datagram sequence, ifInOctets, ifOutOctets) of lab1 counter samples.
     lab1_counters: Vec<(u32, u64, u64)>,
+    /// The port name (0:1005) that came with each lab1 counter sample.
+    lab1_names: Vec<String>,
     flow_samples: usize,
     /// Flow samples whose header is Ethernet + IPv4 ICMP arriving on lab1.
     icmp_on_lab1: usize,
@@ -185,6 +187,13 @@ fn decode(datagrams: &[Vec<u8>], lab1: u32, rate: u32) -> Decoded {
         for s in &dg.samples {
             match &s.sample_data {
                 SampleData::CountersSampleExpanded(c) => {
+                    if (c.source_id.source_id_type, c.source_id.source_id_index) == (0, lab1) {
+                        // As hsflowd: the counters, then the port name.
+                        assert_eq!(c.counters.len(), 2, "{c:?}");
+                        if let CounterData::OpenFlowPortName(p) = &c.counters[1].counter_data {
+                            d.lab1_names.push(p.port_name.clone());
+                        }
+                    }
                     for r in &c.counters {
                         match &r.counter_data {
                             CounterData::GenericInterface(g) if g.if_index == lab1 => {
@@ -297,6 +306,8 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
         after.1
     );
     assert!(fresh.1 > 3000 * 98, "the flood is counted: {}", fresh.1);
+    assert!(!d.lab1_names.is_empty(), "no port name with lab1's counters");
+    assert!(d.lab1_names.iter().all(|n| n == "lab1"), "port names {:?}", d.lab1_names);
 
     // Sampling off: the table goes, flow samples stop, counters go on.
     cfg.sampling_rate = 0;
@@ -346,7 +357,9 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
 
     // tshark reads the same datagrams: every interface counter sample and
     // flow sample sflow-parser saw (host structures are unknown to
-    // Wireshark 4.0's dissector; the Rust decoders check those).
+    // Wireshark 4.0's dissector; the Rust decoders check those). It does
+    // not know the port name either, but skips it by its length: the
+    // datagrams with interface samples are not malformed.
     capture.stop();
     let fields = sh(&[
         "tshark",
@@ -368,9 +381,14 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
         "sflow_245.ifinoct",
         "-e",
         "sflow.flow_sample.input_interface",
+        "-e",
+        "sflow_245.counters_record_format",
+        "-e",
+        "_ws.malformed",
     ]);
     let mut tshark_flows = 0;
     let mut tshark_counters = Vec::new();
+    let mut tshark_port_names = 0;
     for line in fields.lines() {
         let cols: Vec<&str> = line.split('\t').collect();
         let seq: u32 = cols[0].parse().expect("sequence");
@@ -389,7 +407,17 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
         }
         tshark_flows +=
             cols.get(3).map(|c| c.split(',').filter(|s| !s.is_empty()).count()).unwrap_or(0);
+        if !idx.is_empty() {
+            assert_eq!(cols.get(5).copied().unwrap_or(""), "", "tshark: malformed {line:?}");
+            let formats = cols.get(4).copied().unwrap_or("");
+            tshark_port_names += formats.split(',').filter(|f| *f == "1005").count();
+        }
     }
+    assert!(
+        tshark_port_names >= d.lab1_names.len(),
+        "tshark saw {tshark_port_names} port name records, we sent at least {}",
+        d.lab1_names.len()
+    );
     assert!(
         tshark_flows >= d.flow_samples,
         "tshark decoded {tshark_flows} flow samples, we sent {}",

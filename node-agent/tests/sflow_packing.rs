@@ -8,22 +8,23 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use node_agent::sflow::datagram::{MAX_DATAGRAM, Packer, SampleSequences, counter_samples};
 use node_agent::sflow::records::{
     CounterRecord, HostAdapter, HostCpu, HostDescr, HostDiskIo, HostMemory, HostNetIo, IfCounters,
-    MachineType, OS_LINUX,
+    InterfaceRecords, MachineType, OS_LINUX,
 };
 use proptest::prelude::*;
 use sflow_parser::models::{Address, CounterData, SampleData};
 
-fn interfaces() -> impl Strategy<Value = Vec<(u32, IfCounters, [u8; 6])>> {
-    // Unique ifIndexes, each with random counters and a MAC.
+fn interfaces() -> impl Strategy<Value = Vec<(u32, InterfaceRecords, [u8; 6])>> {
+    // Unique ifIndexes, each with random counters, a name of up to 15 bytes
+    // (IFNAMSIZ) and a MAC.
     prop::collection::btree_map(
         1u32..100_000,
-        (any::<u64>(), any::<u32>(), any::<[u8; 6]>()),
+        (any::<u64>(), any::<u32>(), "[a-z0-9.@_-]{0,15}", any::<[u8; 6]>()),
         0..=200,
     )
     .prop_map(|m| {
         m.into_iter()
-            .map(|(idx, (octets, pkts, mac))| {
-                let c = IfCounters {
+            .map(|(idx, (octets, pkts, name, mac))| {
+                let counters = IfCounters {
                     if_index: idx,
                     if_type: 6,
                     if_in_octets: octets,
@@ -31,7 +32,7 @@ fn interfaces() -> impl Strategy<Value = Vec<(u32, IfCounters, [u8; 6])>> {
                     if_out_octets: octets / 3,
                     ..IfCounters::default()
                 };
-                (idx, c, mac)
+                (idx, InterfaceRecords { counters, name }, mac)
             })
             .collect()
     })
@@ -64,7 +65,7 @@ proptest! {
         release in "[a-z0-9.+-]{0,40}",
     ) {
         let agent = if v6 { IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)) } else { IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)) };
-        let counters: Vec<IfCounters> = ifs.iter().map(|(_, c, _)| c.clone()).collect();
+        let counters: Vec<InterfaceRecords> = ifs.iter().map(|(_, c, _)| c.clone()).collect();
         let adapters: Vec<HostAdapter> = ifs.iter().map(|(i, _, m)| HostAdapter { if_index: *i, macs: vec![*m] }).collect();
         let mut seqs = SampleSequences::default();
         let samples = counter_samples(agent, counters, host_records(hostname, release), adapters, &mut seqs);
@@ -97,6 +98,19 @@ proptest! {
                 if c.source_id.source_id_type == 0 {
                     prop_assert_eq!(c.sequence_number, 1);
                     *if_seen.entry(c.source_id.source_id_index).or_default() += 1;
+                    // Counters, then the port name, as hsflowd sends them.
+                    let sent = &ifs.iter().find(|(i, _, _)| *i == c.source_id.source_id_index).expect("sent").1;
+                    prop_assert_eq!(c.counters.len(), 2);
+                    let CounterData::GenericInterface(g) = &c.counters[0].counter_data else {
+                        prop_assert!(false, "first record {:?}", c.counters[0]);
+                        continue;
+                    };
+                    prop_assert_eq!(g.if_in_octets, sent.counters.if_in_octets);
+                    let CounterData::OpenFlowPortName(p) = &c.counters[1].counter_data else {
+                        prop_assert!(false, "second record {:?}", c.counters[1]);
+                        continue;
+                    };
+                    prop_assert_eq!(&p.port_name, &sent.name);
                     continue;
                 }
                 prop_assert_eq!((c.source_id.source_id_type, c.source_id.source_id_index), (2, 1));

@@ -10,7 +10,7 @@ use flowparser_sflow::{
 use node_agent::sflow::datagram::{CounterSample, DataSource, FlowSample, HOST_SOURCE, Packer};
 use node_agent::sflow::records::{
     CounterRecord, HostAdapter, HostCpu, HostDescr, HostDiskIo, HostMemory, HostNetIo, IfCounters,
-    MachineType, OS_LINUX, SampledHeader,
+    InterfaceRecords, MachineType, OS_LINUX, SampledHeader,
 };
 use sflow_parser::models::{Address, CounterData, FlowData, SampleData};
 
@@ -442,4 +442,39 @@ fn flow_sample_round_trips_through_both_decoders() {
     let FpFlow::RawPacketHeader(h) = &s.records[0] else { panic!("{:?}", s.records[0]) };
     assert_eq!((h.header_protocol, h.frame_length, h.stripped), (1, 102, 4));
     assert_eq!((h.header_length as usize, &h.header), (f.header.header.len(), &f.header.header));
+}
+
+#[test]
+fn port_names_round_trip_through_both_decoders() {
+    // Padding 0 to 3 bytes, a VLAN name, a name longer than the limit.
+    let long = "p".repeat(300);
+    for name in ["eth1", "eth0.101", "usb0", "lab1x", "x", "", long.as_str()] {
+        let interface = InterfaceRecords { counters: if_counters(), name: name.to_string() };
+        let sample = CounterSample {
+            sequence: 1,
+            source: DataSource::interface(7),
+            records: interface.records(),
+        };
+        let bytes = datagram(AGENT, &[sample.encode()]);
+        let sent = &name[..name.len().min(255)];
+
+        let d = sflow_parser::parse_datagram(&bytes).expect("sflow-parser decodes");
+        let SampleData::CountersSampleExpanded(s) = &d.samples[0].sample_data else {
+            panic!("{:?}", d.samples[0])
+        };
+        assert_eq!(s.counters.len(), 2);
+        assert!(matches!(s.counters[0].counter_data, CounterData::GenericInterface(_)));
+        let CounterData::OpenFlowPortName(p) = &s.counters[1].counter_data else {
+            panic!("{:?}", s.counters[1])
+        };
+        assert_eq!(p.port_name, sent);
+
+        let r = SflowParser::default().parse_bytes(&bytes);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        let SflowSample::ExpandedCounter(s) = &r.datagrams[0].samples[0] else {
+            panic!("{:?}", r.datagrams[0])
+        };
+        let FpCounter::PortName(p) = &s.records[1] else { panic!("{:?}", s.records[1]) };
+        assert_eq!(p.name, sent);
+    }
 }

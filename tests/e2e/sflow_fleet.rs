@@ -395,6 +395,7 @@ fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
             r["node"] == node
                 && r["agent"] == agents[node].to_string()
                 && r["if_index"] == eth1[node]
+                && r["ifname"] == "eth1"
         });
         assert!(seen, "sflow watch did not show {node}'s eth1:\n{}", text(&watch));
     }

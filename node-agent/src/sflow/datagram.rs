@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::records::{
-    CounterRecord, HostAdapter, IfCounters, SampledHeader, encode_sampled_header, format,
+    CounterRecord, HostAdapter, InterfaceRecords, SampledHeader, encode_sampled_header, format,
 };
 use super::xdr::{Xdr, data_format};
 
@@ -242,7 +242,8 @@ pub fn host_record_sets(
 /// sequence number.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CounterSamples {
-    /// One per interface: source 0:ifIndex, generic interface counters.
+    /// One per interface: source 0:ifIndex, generic interface counters and
+    /// the port name.
     pub interfaces: Vec<Vec<u8>>,
     /// The host (source 2:1). Sent in datagrams of their own: Wireshark's
     /// sFlow dissector (4.0) does not know the host structures and marks
@@ -262,15 +263,15 @@ impl CounterSamples {
 
 pub fn counter_samples(
     agent: IpAddr,
-    interfaces: Vec<IfCounters>,
+    interfaces: Vec<InterfaceRecords>,
     host: Vec<CounterRecord>,
     adapters: Vec<HostAdapter>,
     sequences: &mut SampleSequences,
 ) -> CounterSamples {
     let mut out = CounterSamples::default();
-    for counters in interfaces {
-        let source = DataSource::interface(counters.if_index);
-        let records = vec![CounterRecord::Interface(counters)];
+    for interface in interfaces {
+        let source = DataSource::interface(interface.counters.if_index);
+        let records = interface.records();
         out.interfaces.push(
             CounterSample { sequence: sequences.next_counter(source), source, records }.encode(),
         );

@@ -346,7 +346,8 @@ impl Worker {
             CounterRecord::HostNetIo(links::host_net_io(links)),
         ];
         let adapters = links.iter().filter(|l| !l.is_loopback()).map(Link::adapter).collect();
-        let interfaces = selected(links, &self.cfg.interfaces).map(Link::if_counters).collect();
+        let interfaces =
+            selected(links, &self.cfg.interfaces).map(Link::interface_records).collect();
         let mut out = lock(&self.shared.out);
         counter_samples(self.cfg.agent_address, interfaces, base, adapters, &mut out.sequences)
     }

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State, Stats64};
 
-use super::records::{HostAdapter, HostNetIo, IfCounters, UNKNOWN_U32};
+use super::records::{HostAdapter, HostNetIo, IfCounters, InterfaceRecords, UNKNOWN_U32};
 use crate::netlink::{Netlink, NetlinkError};
 
 const ARPHRD_ETHER: u16 = 1;
@@ -142,6 +142,11 @@ impl Link {
             if_out_errors: c32(s.tx_errors),
             if_promiscuous_mode: if self.flags & LinkFlags::Promisc.bits() != 0 { 1 } else { 2 },
         }
+    }
+
+    /// The interface's counter sample records: counters and name.
+    pub fn interface_records(&self) -> InterfaceRecords {
+        InterfaceRecords { counters: self.if_counters(), name: self.name.clone() }
     }
 
     pub fn adapter(&self) -> HostAdapter {

@@ -18,6 +18,8 @@ pub mod format {
     pub const HOST_MEMORY: u32 = 2004;
     pub const HOST_DISK_IO: u32 = 2005;
     pub const HOST_NET_IO: u32 = 2006;
+    /// `port_name` (0:1005): the interface's name, as hsflowd sends it.
+    pub const PORT_NAME: u32 = 1005;
     /// `flow_data` format of a raw packet header.
     pub const SAMPLED_HEADER: u32 = 1;
     /// `sample_data` formats.
@@ -52,6 +54,25 @@ pub struct IfCounters {
     pub if_out_errors: u32,
     /// 1 promiscuous, 2 not (ifPromiscuousMode: TruthValue).
     pub if_promiscuous_mode: u32,
+}
+
+/// Longest `port_name` (`string name<255>`).
+pub const PORT_NAME_MAX: usize = 255;
+
+/// What one interface's counter sample carries, as hsflowd sends it: the
+/// generic counters and the port name (0:1005), so that collectors can
+/// show `eth1` rather than ifIndex 3.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceRecords {
+    pub counters: IfCounters,
+    /// At most [`PORT_NAME_MAX`] bytes are sent.
+    pub name: String,
+}
+
+impl InterfaceRecords {
+    pub fn records(self) -> Vec<CounterRecord> {
+        vec![CounterRecord::Interface(self.counters), CounterRecord::PortName(self.name)]
+    }
 }
 
 /// `machine_type` of host_descr (sflow_host.txt). There is no separate
@@ -226,6 +247,8 @@ pub enum CounterRecord {
     HostMemory(HostMemory),
     HostDiskIo(HostDiskIo),
     HostNetIo(HostNetIo),
+    /// port_name (0:1005).
+    PortName(String),
 }
 
 impl CounterRecord {
@@ -238,6 +261,7 @@ impl CounterRecord {
             CounterRecord::HostMemory(_) => format::HOST_MEMORY,
             CounterRecord::HostDiskIo(_) => format::HOST_DISK_IO,
             CounterRecord::HostNetIo(_) => format::HOST_NET_IO,
+            CounterRecord::PortName(_) => format::PORT_NAME,
         }
     }
 
@@ -253,6 +277,9 @@ impl CounterRecord {
             CounterRecord::HostMemory(m) => encode_host_memory(m, x),
             CounterRecord::HostDiskIo(d) => encode_host_disk_io(d, x),
             CounterRecord::HostNetIo(n) => encode_host_net_io(n, x),
+            CounterRecord::PortName(name) => {
+                x.string(name, PORT_NAME_MAX);
+            }
         }
         x.end_block(at);
     }
@@ -371,5 +398,9 @@ mod tests {
         assert_eq!(CounterRecord::HostNetIo(HostNetIo::default()).encoded_len(), 8 + 40);
         let adapters = vec![HostAdapter { if_index: 2, macs: vec![[1, 2, 3, 4, 5, 6]] }];
         assert_eq!(CounterRecord::HostAdapters(adapters).encoded_len(), 8 + 4 + 16);
+        // string<255>: length, bytes, padding to four.
+        assert_eq!(CounterRecord::PortName("eth1".into()).encoded_len(), 8 + 4 + 4);
+        assert_eq!(CounterRecord::PortName("eth0.101".into()).encoded_len(), 8 + 4 + 8);
+        assert_eq!(CounterRecord::PortName("x".repeat(300)).encoded_len(), 8 + 4 + 256);
     }
 }

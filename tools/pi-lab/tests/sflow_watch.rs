@@ -1,14 +1,17 @@
 //! `pi-lab sflow watch` as users run it: datagrams from the node-agent
 //! encoder give rates and top flows; truncated, oversized, malformed and
-//! random datagrams are counted and skipped, and the collector keeps going.
+//! random datagrams are counted and skipped, and the collector keeps going;
+//! with the lab, interfaces are named after their node and link; with
+//! `--prometheus`, the same figures are served as metrics.
 
-use std::net::{IpAddr, Ipv4Addr, UdpSocket};
-use std::process::Command;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use node_agent::sflow::datagram::{CounterSample, DataSource, FlowSample, HOST_SOURCE, Packer};
 use node_agent::sflow::records::{
-    CounterRecord, HostDescr, IfCounters, MachineType, OS_LINUX, SampledHeader,
+    CounterRecord, HostDescr, IfCounters, InterfaceRecords, MachineType, OS_LINUX, SampledHeader,
 };
 use serde_json::Value;
 
@@ -31,9 +34,10 @@ fn udp_frame() -> Vec<u8> {
     h
 }
 
-/// Two polls 2 s apart (agent uptime) plus one flow datagram.
-fn valid_datagrams() -> Vec<Vec<u8>> {
-    let mut packer = Packer::new(AGENT, 0);
+/// Two polls 2 s apart (agent uptime) plus one flow datagram, from `agent`
+/// whose ifIndex 3 is eth1.
+fn datagrams_from(agent: IpAddr) -> Vec<Vec<u8>> {
+    let mut packer = Packer::new(agent, 0);
     let poll = |seq: u32, octets: u64, packets: u32| {
         let ifc = IfCounters {
             if_index: 3,
@@ -52,13 +56,9 @@ fn valid_datagrams() -> Vec<Vec<u8>> {
             os_name: OS_LINUX,
             os_release: "6.12".into(),
         });
+        let records = InterfaceRecords { counters: ifc, name: "eth1".into() }.records();
         vec![
-            CounterSample {
-                sequence: seq,
-                source: DataSource::interface(3),
-                records: vec![CounterRecord::Interface(ifc)],
-            }
-            .encode(),
+            CounterSample { sequence: seq, source: DataSource::interface(3), records }.encode(),
             CounterSample { sequence: seq, source: HOST_SOURCE, records: vec![host] }.encode(),
         ]
     };
@@ -81,6 +81,10 @@ fn valid_datagrams() -> Vec<Vec<u8>> {
     out.extend(packer.pack(&[flow.encode()], 11_000).expect("fits"));
     out.extend(packer.pack(&poll(2, 1_250_000, 1500), 12_000).expect("fits"));
     out
+}
+
+fn valid_datagrams() -> Vec<Vec<u8>> {
+    datagrams_from(AGENT)
 }
 
 /// xorshift64*: reproducible noise without a crate.
@@ -175,6 +179,7 @@ fn watch_shows_rates_and_flows_and_survives_bad_datagrams() {
                 && !v["rates"].is_null()
         })
         .expect("interface line with rates for leaf1");
+    assert_eq!(iface["ifname"], "eth1");
     assert_eq!(iface["rates"]["in_bps"], 250_000.0 * 8.0 / 2.0);
     assert_eq!(iface["rates"]["in_pps"], 250.0);
     assert_eq!(iface["in_errors"], 4);
@@ -182,6 +187,102 @@ fn watch_shows_rates_and_flows_and_survives_bad_datagrams() {
         lines.iter().find(|v| v["type"] == "flow" && v["src"] == "10.1.0.2").expect("flow line");
     assert_eq!((flow["dst"].as_str(), flow["proto"].as_str()), (Some("10.1.0.1"), Some("udp")));
     assert_eq!((flow["src_port"].as_u64(), flow["dst_port"].as_u64()), (Some(5000), Some(53)));
+    assert_eq!(flow["input"], "eth1");
+}
+
+/// `GET path` on a local server; the body of a 200 answer.
+fn get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("head and body");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    body.to_string()
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[test]
+fn watch_names_lab_links_and_serves_metrics() {
+    let fabric = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fabric.toml");
+    let lab = pi_lab::lab_file::LabFile::load(std::path::Path::new(fabric)).expect("fabric");
+    let leaf1 = IpAddr::V4(lab.plan.nodes["leaf1"].sflow_agent());
+    let (port, http) = (free_port(), free_tcp_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_pi-lab"))
+        .args(["sflow", "watch", "--refresh", "0.5", "--duration", "4", "--lab", fabric])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--prometheus", &format!("127.0.0.1:{http}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pi-lab");
+    std::thread::sleep(Duration::from_millis(700));
+    let tx = UdpSocket::bind("127.0.0.1:0").expect("sender");
+    for d in datagrams_from(leaf1) {
+        tx.send_to(&d, ("127.0.0.1", port)).expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let metrics = get(http, "/metrics");
+    let labels = format!("agent=\"{leaf1}\",node=\"leaf1\",ifname=\"eth1\"");
+    for want in [
+        format!("pi_lab_sflow_interface_in_octets_total{{{labels}}} 1250000\n"),
+        format!("pi_lab_sflow_interface_out_octets_total{{{labels}}} 625000\n"),
+        format!("pi_lab_sflow_interface_in_packets_total{{{labels}}} 1500\n"),
+        format!("pi_lab_sflow_interface_in_errors_total{{{labels}}} 4\n"),
+        "pi_lab_sflow_datagrams_total 3\n".to_string(),
+    ] {
+        assert!(metrics.contains(&want), "no {want:?} in\n{metrics}");
+    }
+    assert!(
+        metrics.lines().any(|l| l.starts_with("pi_lab_sflow_flow_bytes_per_second{")
+            && l.contains(
+                "src=\"10.1.0.2\",dst=\"10.1.0.1\",proto=\"udp\",src_port=\"5000\",dst_port=\"53\""
+            )),
+        "{metrics}"
+    );
+    promtool_accepts(&metrics);
+
+    let out = child.wait_with_output().expect("pi-lab runs");
+    assert!(out.status.success(), "pi-lab failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("leaf1:eth1") && l.contains(" up "))
+        .expect("an interface row for leaf1:eth1");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[..4], ["leaf1:eth1", "spine1:eth1", &leaf1.to_string(), "3"], "{text}");
+}
+
+fn promtool_accepts(metrics: &str) {
+    let found = Command::new("sh").args(["-c", "command -v promtool"]).output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "promtool is missing; run scripts/setup.sh"
+        );
+        eprintln!("SKIP promtool check: promtool is missing; run scripts/setup.sh");
+        return;
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child.stdin.take().expect("stdin").write_all(metrics.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}");
 }
 
 #[test]

@@ -41,10 +41,12 @@ pub enum Sample {
     Flow(FlowObservation),
 }
 
-/// Generic interface counters, as needed for rates.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Generic interface counters, as needed for rates, and the interface's
+/// name when the agent sends it (port name, 0:1005, as hsflowd does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IfSample {
     pub if_index: u32,
+    pub name: Option<String>,
     pub speed: u64,
     pub oper_up: bool,
     pub in_octets: u64,
@@ -101,8 +103,8 @@ pub fn decode(bytes: &[u8]) -> Result<Datagram, Bad> {
     let mut samples = Vec::new();
     for s in d.samples {
         match s {
-            SflowSample::Counter(c) => samples.extend(c.records.iter().filter_map(counter)),
-            SflowSample::ExpandedCounter(c) => samples.extend(c.records.iter().filter_map(counter)),
+            SflowSample::Counter(c) => samples.extend(counters(&c.records)),
+            SflowSample::ExpandedCounter(c) => samples.extend(counters(&c.records)),
             SflowSample::Flow(f) => samples.extend(flow(f.input, f.sampling_rate, &f.records)),
             SflowSample::ExpandedFlow(f) => {
                 samples.extend(flow(f.input_value, f.sampling_rate, &f.records))
@@ -146,10 +148,21 @@ fn known(v: u32) -> u32 {
     if v == UNKNOWN { 0 } else { v }
 }
 
-fn counter(r: &CounterRecord) -> Option<Sample> {
+/// The records of one counter sample: a port name belongs to the interface
+/// counters it came with.
+fn counters(records: &[CounterRecord]) -> impl Iterator<Item = Sample> + '_ {
+    let name = records.iter().find_map(|r| match r {
+        CounterRecord::PortName(p) => Some(p.name.clone()),
+        _ => None,
+    });
+    records.iter().filter_map(move |r| counter(r, &name))
+}
+
+fn counter(r: &CounterRecord, name: &Option<String>) -> Option<Sample> {
     match r {
         CounterRecord::GenericInterface(g) => Some(Sample::Interface(IfSample {
             if_index: g.if_index,
+            name: name.clone(),
             speed: g.if_speed,
             oper_up: g.if_status & 2 != 0,
             in_octets: g.if_in_octets,

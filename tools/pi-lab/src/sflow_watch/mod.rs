@@ -1,23 +1,39 @@
 //! `pi-lab sflow watch`: a small sFlow collector with a live table — what
-//! to reach for before setting up sFlow-RT.
+//! to reach for before setting up sFlow-RT — and, with `--prometheus`,
+//! flow metrics for Prometheus.
 //!
 //! Datagrams are decoded with flowparser-sflow; ones that are truncated,
-//! malformed or oversized are counted and skipped.
+//! malformed or oversized are counted and skipped. Interfaces are named by
+//! the port name (0:1005) agents send, and, given the lab, mapped onto its
+//! nodes and links.
 
+pub mod collector;
 pub mod decode;
+pub mod lab_links;
+pub mod metrics;
 pub mod view;
 
 use std::io::{IsTerminal, Write};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::http_server::{self, Reply, Site};
+use crate::lab_file::{LabFile, LabFileError};
+use collector::{Collector, lock};
+use lab_links::LabLinks;
+use view::Watch;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum SflowCommand {
     /// Decode what the fleet sends and show a live table.
     #[command(after_help = "Examples:
   pi-lab sflow watch
+  pi-lab sflow watch --lab examples/fabric.toml       # interfaces as node:name, with their link's far end
   pi-lab sflow watch --listen 192.168.200.1:6343
+  pi-lab sflow watch --prometheus 127.0.0.1:9181      # and /metrics for Prometheus
   pi-lab sflow watch --json --duration 60 > sflow.jsonl")]
     Watch(WatchArgs),
 }
@@ -34,9 +50,17 @@ pub struct WatchArgs {
     /// Seconds between refreshes.
     #[arg(long, default_value_t = 2.0, value_parser = positive_secs)]
     pub refresh: f64,
-    /// How many sampled flows to show.
+    /// How many sampled flows to show (and to export as metrics).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
+    /// The lab file: interfaces get their lab node's name and the far end
+    /// of their link (PEER).
+    #[arg(long, value_name = "FILE", env = "PI_LAB_FILE")]
+    pub lab: Option<PathBuf>,
+    /// Also serve the flow metrics at http://ADDR/metrics (Prometheus text
+    /// format): per interface counters and utilisation, the top flows.
+    #[arg(long, value_name = "ADDR")]
+    pub prometheus: Option<SocketAddr>,
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long, value_parser = positive_secs)]
     pub duration: Option<f64>,
@@ -61,6 +85,10 @@ pub enum WatchError {
     Receive(#[source] std::io::Error),
     #[error("writing the table: {0}")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    LabFile(#[from] LabFileError),
+    #[error(transparent)]
+    Metrics(#[from] http_server::ServeError),
 }
 
 pub fn run(cmd: &SflowCommand) -> Result<ExitCode, WatchError> {
@@ -70,43 +98,34 @@ pub fn run(cmd: &SflowCommand) -> Result<ExitCode, WatchError> {
 }
 
 fn watch(args: &WatchArgs) -> Result<ExitCode, WatchError> {
-    let sock = UdpSocket::bind(args.listen)
-        .map_err(|source| WatchError::Bind { addr: args.listen, source })?;
-    let listen =
-        sock.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.listen.to_string());
-    sock.set_read_timeout(Some(Duration::from_millis(100))).map_err(WatchError::Receive)?;
-    tracing::info!("listening for sFlow on {listen}");
+    let lab = match &args.lab {
+        Some(path) => Some(LabLinks::new(&LabFile::load(path)?.plan)),
+        None => None,
+    };
+    let mut collector = Collector::bind(args.listen)?;
+    let listen = collector.listen().to_string();
+    let watch = Arc::new(Mutex::new(lab.map(Watch::for_lab).unwrap_or_default()));
+    if let Some(addr) = args.prometheus {
+        let site = MetricsSite { watch: watch.clone(), top: args.top };
+        let server = http_server::serve(addr, Arc::new(site))?;
+        eprintln!("flow metrics at http://{}/metrics", server.addr());
+    }
     let start = Instant::now();
     let refresh = Duration::from_secs_f64(args.refresh);
     let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
     let clear = !args.json && std::io::stdout().is_terminal();
-    let mut w = view::Watch::default();
-    w.tick(start);
+    lock(&watch).tick(start);
     let mut next = start + refresh;
-    // Bigger than any UDP payload: nothing is cut short by the kernel.
-    let mut buf = vec![0u8; 65_536];
     loop {
-        match sock.recv(&mut buf) {
-            Ok(n) => match decode::decode(&buf[..n]) {
-                Ok(d) => w.ingest(d),
-                Err(why) => {
-                    tracing::debug!("skipped a {n}-byte datagram: {why:?}");
-                    w.bad(why);
-                }
-            },
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(WatchError::Receive(e)),
-        }
+        collector.receive(&watch)?;
         let now = Instant::now();
         let done = end.is_some_and(|e| now >= e);
         if now >= next || done {
-            w.tick(now);
-            let snap = w.snapshot(args.top);
+            let snap = {
+                let mut w = lock(&watch);
+                w.tick(now);
+                w.snapshot(args.top, now)
+            };
             let text = if args.json {
                 view::json_lines(&snap)
             } else if clear {
@@ -120,6 +139,26 @@ fn watch(args: &WatchArgs) -> Result<ExitCode, WatchError> {
         }
         if done {
             return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+/// `/metrics` for `sflow watch --prometheus`.
+#[derive(Debug)]
+struct MetricsSite {
+    watch: Arc<Mutex<Watch>>,
+    top: usize,
+}
+
+impl Site for MetricsSite {
+    fn get(&self, path: &str) -> Reply {
+        match path {
+            "/metrics" => {
+                let snapshot = lock(&self.watch).snapshot(self.top, Instant::now());
+                Reply::metrics(metrics::render(&snapshot))
+            }
+            "/" => Reply::text("pi-lab sflow watch: flow metrics at /metrics\n"),
+            _ => Reply::not_found(),
         }
     }
 }

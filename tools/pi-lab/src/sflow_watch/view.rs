@@ -4,15 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::decode::{Bad, Datagram, FlowKey, IfSample, Sample};
+use super::lab_links::LabLinks;
 use crate::table::Table;
 
-/// Flows not sampled for this long leave the table.
-const FLOW_IDLE_SECS: f64 = 30.0;
+/// Flows not sampled for this long leave the table (and the metrics).
+pub const FLOW_IDLE_SECS: f64 = 30.0;
+/// Interfaces and agents not heard from for this long are forgotten.
+const SILENT_FOR: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Default)]
 pub struct Watch {
@@ -21,6 +24,8 @@ pub struct Watch {
     agents: BTreeMap<(IpAddr, u32), Agent>,
     flows: HashMap<(IpAddr, FlowKey), FlowStat>,
     last_tick: Option<Instant>,
+    /// The lab, when the watch knows it: node names and link ends.
+    lab: Option<LabLinks>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,13 +35,14 @@ pub struct BadCounts {
     pub oversized: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Agent {
     hostname: Option<String>,
     last_sequence: Option<u32>,
     /// Datagrams missing from the sequence.
     lost: u64,
     interfaces: BTreeMap<u32, IfState>,
+    seen: Instant,
 }
 
 #[derive(Debug)]
@@ -44,6 +50,7 @@ struct IfState {
     last: IfSample,
     last_uptime_ms: u32,
     rates: Option<Rates>,
+    seen: Instant,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
@@ -62,6 +69,8 @@ struct FlowStat {
     bps: f64,
     pps: f64,
     idle_secs: f64,
+    /// ifIndex the last sample came in on.
+    input: u32,
 }
 
 /// One line of the interface table (also a `--json` line).
@@ -72,16 +81,38 @@ pub struct InterfaceRow {
     pub node: String,
     pub agent: IpAddr,
     pub if_index: u32,
+    /// The name the agent sends (port name); `None` from agents that do
+    /// not send one.
+    pub ifname: Option<String>,
+    /// The other end of the lab link, `node:interface`, when the lab is known.
+    pub peer: Option<String>,
+    /// The link's index in the lab's plan.
+    #[serde(skip)]
+    pub link: Option<usize>,
     pub speed: u64,
     pub oper_up: bool,
     /// `None` until two counter samples have arrived.
     pub rates: Option<Rates>,
+    /// Seconds since the last counter sample.
+    pub age_secs: f64,
     pub in_octets: u64,
     pub out_octets: u64,
+    pub in_packets: u32,
+    pub out_packets: u32,
     pub in_errors: u32,
     pub out_errors: u32,
     pub in_discards: u32,
     pub out_discards: u32,
+}
+
+impl InterfaceRow {
+    /// `node:name`, or `node:#ifIndex` when the agent sends no name.
+    pub fn label(&self) -> String {
+        match &self.ifname {
+            Some(name) => format!("{}:{name}", self.node),
+            None => format!("{}:#{}", self.node, self.if_index),
+        }
+    }
 }
 
 /// One line of the top-flows table (also a `--json` line).
@@ -91,6 +122,8 @@ pub struct FlowRow {
     pub kind: &'static str,
     pub node: String,
     pub agent: IpAddr,
+    /// The interface the last sample came in on (its name, else ifIndex).
+    pub input: String,
     #[serde(flatten)]
     pub key: FlowKey,
     /// Estimated from samples × sampling rate.
@@ -117,6 +150,11 @@ pub struct Snapshot {
 }
 
 impl Watch {
+    /// A watch that names nodes and link ends after the lab.
+    pub fn for_lab(lab: LabLinks) -> Watch {
+        Watch { lab: Some(lab), ..Watch::default() }
+    }
+
     pub fn bad(&mut self, why: Bad) {
         match why {
             Bad::Truncated => self.bad.truncated += 1,
@@ -129,9 +167,17 @@ impl Watch {
         self.bad
     }
 
-    pub fn ingest(&mut self, d: Datagram) {
+    /// Takes in a datagram received at `now`.
+    pub fn ingest(&mut self, d: Datagram, now: Instant) {
         self.datagrams += 1;
-        let agent = self.agents.entry((d.agent, d.sub_agent)).or_default();
+        let agent = self.agents.entry((d.agent, d.sub_agent)).or_insert_with(|| Agent {
+            hostname: None,
+            last_sequence: None,
+            lost: 0,
+            interfaces: BTreeMap::new(),
+            seen: now,
+        });
+        agent.seen = now;
         if let Some(last) = agent.last_sequence {
             let gap = d.sequence.wrapping_sub(last).wrapping_sub(1);
             // A sequence that goes back means the agent restarted.
@@ -143,7 +189,9 @@ impl Watch {
         for s in d.samples {
             match s {
                 Sample::Host { hostname } => agent.hostname = Some(hostname),
-                Sample::Interface(c) => update_interface(&mut agent.interfaces, c, d.uptime_ms),
+                Sample::Interface(c) => {
+                    update_interface(&mut agent.interfaces, c, d.uptime_ms, now)
+                }
                 Sample::Flow(f) => {
                     let stat = self.flows.entry((d.agent, f.key)).or_insert(FlowStat {
                         pending_bytes: 0.0,
@@ -152,21 +200,27 @@ impl Watch {
                         bps: 0.0,
                         pps: 0.0,
                         idle_secs: 0.0,
+                        input: f.input,
                     });
                     let rate = f64::from(f.sampling_rate.max(1));
                     stat.pending_bytes += f64::from(f.frame_length) * rate;
                     stat.pending_packets += rate;
                     stat.samples += 1;
+                    stat.input = f.input;
                 }
             }
         }
     }
 
-    /// Turns the flow samples since the last tick into rates (smoothed) and
-    /// forgets idle flows.
+    /// Turns the flow samples since the last tick into rates (smoothed),
+    /// forgets idle flows, and agents and interfaces long silent.
     pub fn tick(&mut self, now: Instant) {
         let secs = self.last_tick.map(|t| now.duration_since(t).as_secs_f64()).unwrap_or(0.0);
         self.last_tick = Some(now);
+        for agent in self.agents.values_mut() {
+            agent.interfaces.retain(|_, i| now.saturating_duration_since(i.seen) < SILENT_FOR);
+        }
+        self.agents.retain(|_, a| now.saturating_duration_since(a.seen) < SILENT_FOR);
         if secs <= 0.0 {
             return;
         }
@@ -183,24 +237,41 @@ impl Watch {
         self.flows.retain(|_, s| s.idle_secs < FLOW_IDLE_SECS);
     }
 
-    pub fn snapshot(&self, top: usize) -> Snapshot {
-        let node = |agent: &IpAddr, sub: u32| {
-            let name = self.agents.get(&(*agent, sub)).and_then(|a| a.hostname.clone());
-            name.unwrap_or_else(|| agent.to_string())
-        };
+    /// The node an agent is: the lab's name for it, else the hostname it
+    /// sends, else its address.
+    fn node(&self, agent: IpAddr, sub: u32) -> String {
+        let lab = self.lab.as_ref().and_then(|l| l.node(agent)).map(str::to_string);
+        let sent = || self.agents.get(&(agent, sub)).and_then(|a| a.hostname.clone());
+        lab.or_else(sent).unwrap_or_else(|| agent.to_string())
+    }
+
+    /// What the table shows at `now`: every interface (by node, then
+    /// ifIndex) and the `top` flows by estimated bit rate.
+    pub fn snapshot(&self, top: usize, now: Instant) -> Snapshot {
         let mut interfaces = Vec::new();
         for ((agent, sub), a) in &self.agents {
+            let node = self.node(*agent, *sub);
             for (if_index, s) in &a.interfaces {
+                let end = match (&self.lab, &s.last.name) {
+                    (Some(lab), Some(name)) => lab.end(&node, name),
+                    _ => None,
+                };
                 interfaces.push(InterfaceRow {
                     kind: "interface",
-                    node: node(agent, *sub),
+                    node: node.clone(),
                     agent: *agent,
                     if_index: *if_index,
+                    ifname: s.last.name.clone(),
+                    peer: end.map(|e| e.peer.clone()),
+                    link: end.map(|e| e.link),
                     speed: s.last.speed,
                     oper_up: s.last.oper_up,
                     rates: s.rates,
+                    age_secs: now.saturating_duration_since(s.seen).as_secs_f64(),
                     in_octets: s.last.in_octets,
                     out_octets: s.last.out_octets,
+                    in_packets: s.last.in_packets,
+                    out_packets: s.last.out_packets,
                     in_errors: s.last.in_errors,
                     out_errors: s.last.out_errors,
                     in_discards: s.last.in_discards,
@@ -208,20 +279,24 @@ impl Watch {
                 });
             }
         }
+        interfaces.sort_by(|a, b| (&a.node, a.if_index).cmp(&(&b.node, b.if_index)));
         let mut flows: Vec<FlowRow> = self
             .flows
             .iter()
             .map(|((agent, key), s)| FlowRow {
                 kind: "flow",
-                node: node(agent, 0),
+                node: self.node(*agent, 0),
                 agent: *agent,
+                input: self.interface_name(*agent, s.input),
                 key: key.clone(),
                 bps: s.bps,
                 pps: s.pps,
                 samples: s.samples,
             })
             .collect();
-        flows.sort_by(|a, b| b.bps.total_cmp(&a.bps).then_with(|| a.key.cmp(&b.key)));
+        flows.sort_by(|a, b| {
+            b.bps.total_cmp(&a.bps).then_with(|| (&a.key, &a.node).cmp(&(&b.key, &b.node)))
+        });
         flows.truncate(top);
         Snapshot {
             summary: Summary {
@@ -235,11 +310,26 @@ impl Watch {
             flows,
         }
     }
+
+    /// The name of `agent`'s interface `if_index`, else the number.
+    fn interface_name(&self, agent: IpAddr, if_index: u32) -> String {
+        let name = self
+            .agents
+            .range((agent, 0)..=(agent, u32::MAX))
+            .find_map(|(_, a)| a.interfaces.get(&if_index).and_then(|i| i.last.name.clone()));
+        name.unwrap_or_else(|| format!("#{if_index}"))
+    }
 }
 
-fn update_interface(interfaces: &mut BTreeMap<u32, IfState>, c: IfSample, uptime_ms: u32) {
+fn update_interface(
+    interfaces: &mut BTreeMap<u32, IfState>,
+    mut c: IfSample,
+    uptime_ms: u32,
+    now: Instant,
+) {
     let Some(s) = interfaces.get_mut(&c.if_index) else {
-        interfaces.insert(c.if_index, IfState { last: c, last_uptime_ms: uptime_ms, rates: None });
+        let state = IfState { last: c.clone(), last_uptime_ms: uptime_ms, rates: None, seen: now };
+        interfaces.insert(c.if_index, state);
         return;
     };
     let ms = uptime_ms.wrapping_sub(s.last_uptime_ms);
@@ -259,8 +349,13 @@ fn update_interface(interfaces: &mut BTreeMap<u32, IfState>, c: IfSample, uptime
     } else if ms >= u32::MAX / 2 {
         s.rates = None;
     }
+    // A name, once sent, stays until another one comes.
+    if c.name.is_none() {
+        c.name = s.last.name.take();
+    }
     s.last = c;
     s.last_uptime_ms = uptime_ms;
+    s.seen = now;
 }
 
 fn rate(v: f64) -> String {
@@ -272,7 +367,8 @@ fn rate(v: f64) -> String {
     }
 }
 
-/// The live table, as text.
+/// The live table, as text. Interfaces read `node:name`; when the lab is
+/// known, PEER is the other end of the lab link.
 pub fn render(s: &Snapshot, listen: &str) -> String {
     let mut out = String::new();
     let sum = &s.summary;
@@ -286,13 +382,17 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
         sum.skipped.malformed,
         sum.skipped.oversized
     );
+    let with_peer = s.interfaces.iter().any(|r| r.peer.is_some());
     let interfaces = s.interfaces.iter().map(|r| {
         let (ib, ob, ip, op) = match &r.rates {
             Some(x) => (rate(x.in_bps), rate(x.out_bps), rate(x.in_pps), rate(x.out_pps)),
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
-        [
-            r.node.clone(),
+        let mut row = vec![r.label()];
+        if with_peer {
+            row.push(r.peer.clone().unwrap_or_else(|| "-".into()));
+        }
+        row.extend([
             r.agent.to_string(),
             r.if_index.to_string(),
             if r.oper_up { "up" } else { "down" }.to_string(),
@@ -302,10 +402,14 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
             op,
             format!("{}/{}", r.in_errors, r.out_errors),
             format!("{}/{}", r.in_discards, r.out_discards),
-        ]
+        ]);
+        row
     });
-    let interfaces = Table::new([
-        "NODE",
+    let mut header = vec!["INTERFACE"];
+    if with_peer {
+        header.push("PEER");
+    }
+    header.extend([
         "AGENT",
         "IFINDEX",
         "UP",
@@ -315,15 +419,17 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
         "OUT pkt/s",
         "ERRS in/out",
         "DISC in/out",
-    ])
-    .right(&[2, 4, 5, 6, 7, 8, 9])
-    .with_rows(interfaces);
+    ]);
+    let first_number = header.len() - 8;
+    let numbers: Vec<usize> =
+        std::iter::once(first_number).chain(first_number + 2..header.len()).collect();
+    let interfaces = Table::new(header).right(&numbers).with_rows(interfaces);
     let _ = write!(out, "{interfaces}");
     let port =
         |ip: &str, p: Option<u16>| p.map(|p| format!("{ip}:{p}")).unwrap_or_else(|| ip.to_string());
     let flows = s.flows.iter().map(|f| {
         [
-            f.node.clone(),
+            format!("{}:{}", f.node, f.input),
             port(&f.key.src, f.key.src_port),
             port(&f.key.dst, f.key.dst_port),
             f.key.proto.clone(),
@@ -331,7 +437,7 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
             rate(f.pps),
         ]
     });
-    let flows = Table::new(["NODE", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"])
+    let flows = Table::new(["SEEN ON", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"])
         .right(&[4, 5])
         .with_rows(flows);
     let _ = write!(out, "\nTOP SAMPLED FLOWS (estimated)\n{flows}");
@@ -363,14 +469,10 @@ mod tests {
     use crate::sflow_watch::decode::FlowObservation;
     use std::net::Ipv4Addr;
 
+    const AGENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+
     fn dg(seq: u32, uptime_ms: u32, samples: Vec<Sample>) -> Datagram {
-        Datagram {
-            agent: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            sub_agent: 0,
-            sequence: seq,
-            uptime_ms,
-            samples,
-        }
+        Datagram { agent: AGENT, sub_agent: 0, sequence: seq, uptime_ms, samples }
     }
 
     fn ifs(octets: u64, packets: u32) -> Sample {
@@ -382,16 +484,63 @@ mod tests {
         })
     }
 
+    fn named(if_index: u32, name: &str, octets: u64) -> Sample {
+        Sample::Interface(IfSample {
+            if_index,
+            name: Some(name.into()),
+            in_octets: octets,
+            out_octets: octets / 2,
+            oper_up: true,
+            ..IfSample::default()
+        })
+    }
+
+    /// Cells of a table line: text separated by two or more spaces, with
+    /// the columns where each starts and ends.
+    fn cells(line: &str) -> Vec<(usize, usize, &str)> {
+        let mut out = Vec::new();
+        let mut rest = line;
+        let mut at = 0;
+        while !rest.is_empty() {
+            let start = rest.len() - rest.trim_start().len();
+            let text = &rest[start..];
+            let len = text.find("  ").unwrap_or(text.len());
+            out.push((at + start, at + start + len, &text[..len]));
+            at += start + len;
+            rest = &text[len..];
+        }
+        out
+    }
+
+    /// Every header sits over its column: the same start (text) or the
+    /// same end (numbers) in the header and in each row.
+    fn assert_lines_up(table: &str) {
+        let mut lines = table.lines();
+        let header = cells(lines.next().expect("header"));
+        for line in lines {
+            let row = cells(line);
+            assert_eq!(row.len(), header.len(), "{table}");
+            for (h, c) in header.iter().zip(&row) {
+                assert!(h.0 == c.0 || h.1 == c.1, "{:?} is not over {:?}:\n{table}", h.2, c.2);
+            }
+        }
+    }
+
     #[test]
     fn rates_come_from_counter_deltas_over_agent_uptime() {
         let mut w = Watch::default();
-        w.ingest(dg(1, 10_000, vec![Sample::Host { hostname: "leaf1".into() }, ifs(1000, 10)]));
-        assert_eq!(w.snapshot(5).interfaces[0].rates, None);
-        w.ingest(dg(3, 12_000, vec![ifs(3000, 30)]));
-        let s = w.snapshot(5);
+        let now = Instant::now();
+        w.ingest(
+            dg(1, 10_000, vec![Sample::Host { hostname: "leaf1".into() }, ifs(1000, 10)]),
+            now,
+        );
+        assert_eq!(w.snapshot(5, now).interfaces[0].rates, None);
+        w.ingest(dg(3, 12_000, vec![ifs(3000, 30)]), now);
+        let s = w.snapshot(5, now);
         let r = s.interfaces[0].rates.expect("rates");
         assert_eq!((r.in_bps, r.in_pps), (8000.0, 10.0));
         assert_eq!(s.interfaces[0].node, "leaf1");
+        assert_eq!(s.interfaces[0].label(), "leaf1:#3");
         assert_eq!(s.summary.lost, 1);
     }
 
@@ -414,38 +563,93 @@ mod tests {
                 },
             })
         };
-        w.ingest(dg(1, 0, vec![flow("small", 64), flow("big", 1500), flow("big", 1500)]));
-        w.tick(t0 + std::time::Duration::from_secs(1));
-        let s = w.snapshot(1);
+        w.ingest(dg(1, 0, vec![named(3, "eth3", 0)]), t0);
+        w.ingest(dg(2, 0, vec![flow("small", 64), flow("big", 1500), flow("big", 1500)]), t0);
+        w.tick(t0 + Duration::from_secs(1));
+        let s = w.snapshot(1, t0);
         assert_eq!(s.flows.len(), 1);
-        assert_eq!(s.flows[0].key.src, "big");
+        assert_eq!((s.flows[0].key.src.as_str(), s.flows[0].input.as_str()), ("big", "eth3"));
         assert_eq!(s.flows[0].bps, 2.0 * 1500.0 * 100.0 * 8.0);
         assert!(
             json_lines(&s).lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
         );
+        // Idle flows go.
+        w.tick(t0 + Duration::from_secs_f64(2.0 + FLOW_IDLE_SECS));
+        assert!(w.snapshot(5, t0).flows.is_empty());
     }
 
     #[test]
-    fn table_shows_node_agent_rates_and_skips() {
+    fn table_shows_interfaces_by_name_rates_and_skips() {
         let mut w = Watch::default();
-        w.ingest(dg(1, 1_000, vec![Sample::Host { hostname: "spine1".into() }, ifs(0, 0)]));
-        w.ingest(dg(2, 2_000, vec![ifs(125_000_000, 1_000)]));
+        let now = Instant::now();
+        w.ingest(dg(1, 1_000, vec![Sample::Host { hostname: "spine1".into() }, ifs(0, 0)]), now);
+        w.ingest(dg(2, 2_000, vec![ifs(125_000_000, 1_000), named(4, "eth2", 0)]), now);
         w.bad(Bad::Truncated);
         w.bad(Bad::Oversized);
-        let text = render(&w.snapshot(5), "0.0.0.0:6343");
+        let text = render(&w.snapshot(5, now), "0.0.0.0:6343");
         assert!(
             text.contains(
                 "2 datagrams from 1 agents, 0 lost, skipped: 1 truncated, 0 malformed, 1 oversized"
             ),
             "{text}"
         );
-        let row = text.lines().find(|l| l.starts_with("spine1")).expect("row for spine1");
-        // Every column has its header, and each header sits over its column.
-        let header = text.lines().find(|l| l.starts_with("NODE")).expect("header");
-        assert_eq!(header.find("AGENT"), row.find("10.0.0.1"), "{header}\n{row}");
-        assert_eq!(header.find("IN bit/s").map(|i| i + 8), row.find("1.00G").map(|i| i + 5));
+        let table = text.split("\n\n").nth(1).expect("interface table");
+        let table = &table[..table.find("\nTOP").unwrap_or(table.len())];
+        assert!(table.starts_with("INTERFACE    AGENT"), "{table}");
+        assert_lines_up(table);
+        let row = text.lines().find(|l| l.starts_with("spine1:#3")).expect("row for ifIndex 3");
         let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols[..6], ["spine1", "10.0.0.1", "3", "down", "1.00G", "0"], "{row}");
+        assert_eq!(cols[..6], ["spine1:#3", "10.0.0.1", "3", "down", "1.00G", "0"], "{row}");
         assert_eq!(cols[6], "1.0k", "{row}");
+        assert!(text.lines().any(|l| l.starts_with("spine1:eth2  10.0.0.1")), "{text}");
+    }
+
+    #[test]
+    fn the_lab_names_nodes_and_link_ends() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fabric.toml");
+        let lab = crate::lab_file::LabFile::load(std::path::Path::new(path)).expect("fabric");
+        let leaf1 = IpAddr::V4(lab.plan.nodes["leaf1"].sflow_agent());
+        let mut w = Watch::for_lab(LabLinks::new(&lab.plan));
+        let now = Instant::now();
+        // The hostname the agent sends does not matter: the lab knows it.
+        let samples = vec![
+            Sample::Host { hostname: "localhost".into() },
+            named(5, "eth1", 1000),
+            named(6, "eth3", 0),
+            named(7, "mgmt0", 0),
+        ];
+        w.ingest(Datagram { agent: leaf1, sub_agent: 0, sequence: 1, uptime_ms: 0, samples }, now);
+        w.ingest(dg(1, 0, vec![named(2, "eth9", 0)]), now);
+        let s = w.snapshot(5, now);
+        let peers: Vec<(String, Option<&str>)> =
+            s.interfaces.iter().map(|r| (r.label(), r.peer.as_deref())).collect();
+        assert_eq!(
+            peers,
+            [
+                ("10.0.0.1:eth9".to_string(), None),
+                ("leaf1:eth1".to_string(), Some("spine1:eth1")),
+                ("leaf1:eth3".to_string(), Some("h1:eth1")),
+                ("leaf1:mgmt0".to_string(), None),
+            ]
+        );
+        let text = render(&s, "0.0.0.0:6343");
+        let table = text.split("\n\n").nth(1).expect("interface table");
+        let table = &table[..table.find("\nTOP").unwrap_or(table.len())];
+        assert!(table.starts_with("INTERFACE      PEER         AGENT"), "{table}");
+        assert_lines_up(table);
+    }
+
+    #[test]
+    fn a_name_stays_and_silent_interfaces_go() {
+        let mut w = Watch::default();
+        let t0 = Instant::now();
+        w.ingest(dg(1, 1_000, vec![named(3, "eth1", 0)]), t0);
+        w.ingest(dg(2, 2_000, vec![ifs(10, 1)]), t0 + Duration::from_secs(1));
+        let s = w.snapshot(5, t0 + Duration::from_secs(3));
+        assert_eq!(s.interfaces[0].ifname.as_deref(), Some("eth1"));
+        assert_eq!(s.interfaces[0].age_secs, 2.0);
+        w.tick(t0 + SILENT_FOR + Duration::from_secs(2));
+        let s = w.snapshot(5, t0);
+        assert!(s.interfaces.is_empty() && s.summary.agents == 0, "{s:?}");
     }
 }
