@@ -3,8 +3,9 @@
 //! on every read, DUMP_INTR retries and the kernel's extended ACK text.
 //!
 //! The reconciler and the sFlow link counters speak rtnetlink
-//! (`netlink-packet-route`); packet sampling reads an NFLOG group
-//! (`netlink-packet-netfilter`). No async runtime: request/response and
+//! (`netlink-packet-route`); packet sampling reads an NFLOG group through
+//! the same socket type with a small message type of its own
+//! (`sflow::nflog`). No async runtime: request/response and
 //! one reader thread are all the agent needs.
 
 use std::fmt::Debug;
