@@ -4,6 +4,7 @@
 //! skipped with a message.
 
 mod common;
+mod durability;
 mod emulated;
 mod flash;
 mod fleet;
