@@ -11,10 +11,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::common::{bin, prerequisites, take_down_labs, workspace};
 
 const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
+
+/// One lab of emulated boards at a time: each board is a CPU-bound TCG
+/// emulator, and six of them on two cores boot too slowly for any deadline.
+static BOARDS: Mutex<()> = Mutex::new(());
+
+fn boards_turn() -> MutexGuard<'static, ()> {
+    BOARDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `lab up --timeout`: the default (900 s) holds on a quiet machine; CI
+/// runs other tests beside the boards.
+const UP_TIMEOUT: &str = "1500";
 
 /// A lab state directory of its own, so nothing mixes with the user's.
 fn state(test: &str) -> PathBuf {
@@ -88,6 +101,7 @@ fn emulated_boards_run_the_lab_end_to_end() {
         return;
     }
     let image = crate::image::built().img();
+    let _turn = boards_turn();
     let state = state("e2e");
     let lab = "boards";
     let file = "examples/boards.toml";
@@ -95,7 +109,18 @@ fn emulated_boards_run_the_lab_end_to_end() {
 
     let up = pi_lab(
         &state,
-        &["lab", "up", file, "--boards", "emulated", "--json", "--image", image.to_str().unwrap()],
+        &[
+            "lab",
+            "up",
+            file,
+            "--boards",
+            "emulated",
+            "--json",
+            "--timeout",
+            UP_TIMEOUT,
+            "--image",
+            image.to_str().unwrap(),
+        ],
     );
     assert!(up.status.success(), "lab up --boards emulated failed");
     let up = json(&up);
@@ -299,6 +324,7 @@ fn emulated_zero_touch_boards_are_found_and_provisioned() {
         return;
     }
     let image = crate::image::built().img();
+    let _turn = boards_turn();
     let state = state("zero-touch");
     let lab = "two-router-boards";
     let file = "examples/two-router-boards.toml";
@@ -314,6 +340,8 @@ fn emulated_zero_touch_boards_are_found_and_provisioned() {
             "emulated",
             "--zero-touch",
             "--json",
+            "--timeout",
+            UP_TIMEOUT,
             "--image",
             image.to_str().unwrap(),
         ],
@@ -354,6 +382,7 @@ fn emulated_boards_ctrl_c_takes_the_lab_down() {
         return;
     }
     let image = crate::image::built().img();
+    let _turn = boards_turn();
     let state = state("ctrl-c");
     // The two-router lab under a name and subnet of its own: the other
     // tests may run it at the same time.

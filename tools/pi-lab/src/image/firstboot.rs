@@ -38,7 +38,9 @@ pub const UNITS: &[&str] = &[
 /// emulated) that sshd waits for; `pi-lab-ssh-hostkeys.service` makes
 /// Ed25519 and ECDSA keys instead. (FRR is kept out of the boot by a
 /// drop-in, `overlays/base/etc/systemd/system/frr.service.d/`.)
-pub const MASKED: &[&str] = &["sshd-keygen.service"];
+/// `e2scrub_reap.service` looks for LVM snapshots a card never has, one more
+/// unit in the boot's critical minutes.
+pub const MASKED: &[&str] = &["sshd-keygen.service", "e2scrub_reap.service"];
 
 /// `/boot/firmware` is `nofail` with a long device timeout: an emulated or
 /// slow card must not drop the boot into emergency mode; units that need
