@@ -3,7 +3,9 @@
 //! `CI=true` a missing prerequisite fails the test loudly; elsewhere it is
 //! skipped with a message.
 
+mod browser;
 mod common;
+mod dashboard;
 mod flash;
 mod fleet;
 mod fleet_ops;

@@ -4,6 +4,7 @@
 //! line and hands over to them.
 
 pub mod cli;
+pub mod dashboard;
 pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
@@ -13,6 +14,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
+pub mod lab_layout;
 pub mod mbr;
 pub mod plan_table;
 pub mod provision;
