@@ -14,6 +14,7 @@ PACKAGES=(
   hyperfine
   frr-pythontools
   python3 python3-yaml
+  graphviz
   arch-test jq
 )
 

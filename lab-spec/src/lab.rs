@@ -59,9 +59,15 @@ pub struct Lab {
     pub nodes: BTreeMap<String, Node>,
     pub links: Vec<Link>,
     pub segments: Vec<SegmentSpec>,
+    /// The lab's own tests (`[[validate]]`), in file order.
+    pub tests: Vec<TestSpec>,
     /// The file it came from, for diagnostics found after parsing.
     #[serde(skip)]
     pub source: Source,
+    /// Warnings about the file it was converted from (a netlab topology's
+    /// runtime settings, left to netlab); empty for a lab file.
+    #[serde(skip)]
+    pub notes: crate::diagnostics::Diagnostics,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -375,5 +381,75 @@ impl Lab {
         self.segments
             .iter()
             .find(|s| s.access.iter().any(|e| e.node == node && e.interface == interface))
+    }
+}
+
+/// A test of the lab's own (`[[validate]]`), netlab-style: one check run
+/// on some nodes, retried for `wait` seconds, failing as an error or only
+/// as a warning.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// Nodes named, and every node of the roles named.
+    pub nodes: Vec<String>,
+    pub roles: Vec<Role>,
+    pub check: TestCheck,
+    /// Retry for this many seconds on the nodes that have not passed yet.
+    pub wait: Option<u32>,
+    /// A failure is only a warning (netlab's `level: warning`).
+    pub warning: bool,
+    /// Said when the test passes / fails.
+    pub pass: Option<String>,
+    pub fail: Option<String>,
+    #[serde(skip)]
+    pub spans: TestSpans,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestSpans {
+    pub header: Span,
+    pub name: Option<Span>,
+    /// One per entry of `nodes`.
+    pub nodes: Vec<Span>,
+    /// The node or address the check names (neighbour, ping target, route).
+    pub target: Option<Span>,
+}
+
+/// What a test checks on each of its nodes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
+pub enum TestCheck {
+    /// The BGP session to `neighbor` (a node name or an address) is in
+    /// `state` (default Established).
+    Bgp { neighbor: String, state: String },
+    /// The OSPF neighbour `neighbor` (node or router id) is `state` (Full).
+    Ospf { neighbor: String, state: String },
+    /// The IS-IS adjacency with `neighbor` (node or router id) is `state` (Up).
+    Isis { neighbor: String, state: String },
+    /// `prefix` (an IPv4 prefix, or a node: its loopback /32) is in the
+    /// kernel's routing table (or, `present = false`, is not), optionally
+    /// from `protocol` (ospf, isis, bgp, kernel, ...).
+    Route { prefix: String, present: bool, protocol: Option<String> },
+    /// `count` pings to `to` (a node or an address) get an answer.
+    Ping { to: String, count: u32 },
+    /// `command` (run on the node) prints something matching `pattern`.
+    Exec { command: String, pattern: String },
+    /// vtysh's `command` answers JSON for which `expect` holds
+    /// (see [`crate::expr`]).
+    Show { command: String, expect: String },
+}
+
+impl TestCheck {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TestCheck::Bgp { .. } => "bgp",
+            TestCheck::Ospf { .. } => "ospf",
+            TestCheck::Isis { .. } => "isis",
+            TestCheck::Route { .. } => "route",
+            TestCheck::Ping { .. } => "ping",
+            TestCheck::Exec { .. } => "exec",
+            TestCheck::Show { .. } => "show",
+        }
     }
 }

@@ -12,10 +12,13 @@ pub mod alloc;
 pub mod announce;
 pub mod compile;
 pub mod diagnostics;
+pub mod expr;
 pub mod frr;
 pub mod frr_state;
 pub mod health;
 pub mod lab;
+#[cfg(feature = "netlab")]
+pub mod netlab;
 pub mod node_check;
 pub mod node_config;
 pub mod parse;
@@ -42,14 +45,45 @@ pub enum LabError {
     /// The file was read but is not a valid lab; the diagnostics say why.
     #[error("{0}")]
     Invalid(Diagnostics),
+    #[error(
+        "{path} is a netlab topology; this build of lab-spec reads them only with its `netlab` feature"
+    )]
+    NetlabOff { path: PathBuf },
 }
 
 /// Read and check a lab file. A file that is not UTF-8 is an invalid lab
-/// (with the place of its first bad byte), not an I/O error.
+/// (with the place of its first bad byte), not an I/O error. A `.yml` or
+/// `.yaml` file is a netlab topology, converted first (see [`netlab`]);
+/// what it leaves to netlab's runtime is in the lab's `notes`.
 pub fn load(path: &Path) -> Result<Lab, LabError> {
     let bytes =
         std::fs::read(path).map_err(|source| LabError::Io { path: path.to_path_buf(), source })?;
-    parse_bytes(&bytes, &path.display().to_string()).map_err(LabError::Invalid)
+    let name = path.display().to_string();
+    if is_netlab(path) {
+        return load_netlab(path, &bytes, &name);
+    }
+    parse_bytes(&bytes, &name).map_err(LabError::Invalid)
+}
+
+/// netlab topologies are YAML; lab files are TOML.
+pub fn is_netlab(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"))
+}
+
+#[cfg(feature = "netlab")]
+fn load_netlab(path: &Path, bytes: &[u8], name: &str) -> Result<Lab, LabError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| LabError::Invalid(parse::not_utf8(bytes, &e, name)))?;
+    let import =
+        netlab::convert(text, name, &netlab::default_name(path)).map_err(LabError::Invalid)?;
+    let mut lab = parse(&import.toml, &format!("{name} (as TOML)")).map_err(LabError::Invalid)?;
+    lab.notes = import.notes;
+    Ok(lab)
+}
+
+#[cfg(not(feature = "netlab"))]
+fn load_netlab(path: &Path, _bytes: &[u8], _name: &str) -> Result<Lab, LabError> {
+    Err(LabError::NetlabOff { path: path.to_path_buf() })
 }
 
 /// Read, check, plan and compile a lab file in one go.

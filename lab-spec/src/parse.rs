@@ -21,8 +21,18 @@ use crate::node_config::{IgpTimers, Led, Role};
 type Table<'i> = DeTable<'i>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] =
-    &["name", "management", "pools", "underlay", "bgp", "sflow", "nodes", "links", "segments"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "management",
+    "pools",
+    "underlay",
+    "bgp",
+    "sflow",
+    "nodes",
+    "links",
+    "segments",
+    "validate",
+];
 const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead"];
 const PROTOCOLS: &[&str] = &["ebgp", "ospf", "isis"];
 const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
@@ -78,7 +88,7 @@ pub fn parse_bytes(bytes: &[u8], file_name: &str) -> Result<Lab, Diagnostics> {
     }
 }
 
-fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
+pub(crate) fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str) -> Diagnostics {
     // The lossy text is the same as the file up to the first bad byte, so
     // offsets (and lines and columns) before it agree; the bad byte itself
     // shows as U+FFFD, three bytes long.
@@ -332,6 +342,7 @@ impl Reader {
         let nodes = self.nodes(doc);
         let links = self.links(doc);
         let segments = self.segments(doc);
+        let tests = self.tests(doc);
         Some(Lab {
             name: name?.0,
             management,
@@ -342,7 +353,9 @@ impl Reader {
             nodes,
             links,
             segments,
+            tests,
             source,
+            notes: Diagnostics::default(),
         })
     }
 
@@ -831,6 +844,9 @@ impl Reader {
     }
 }
 
+#[path = "parse_tests.rs"]
+mod lab_tests;
+
 /// Offsets and texts (`[nodes.r1]`, `[[links]]`) of the table headers in
 /// a TOML text, in order: read once, so that any number of errors can be
 /// placed in their table.
@@ -885,7 +901,7 @@ type Check<T> = Result<T, (String, String)>;
 
 /// Names of labs, nodes and segments: usable as hostnames and in file and
 /// namespace names.
-fn name_ok(s: &str, what: &str) -> Check<String> {
+pub(crate) fn name_ok(s: &str, what: &str) -> Check<String> {
     let valid = !s.is_empty()
         && s.len() <= 63
         && s.starts_with(|c: char| c.is_ascii_alphabetic())
@@ -996,7 +1012,7 @@ fn network(s: &str, what: &str, lengths: RangeInclusive<u8>) -> Check<Ipv4Net> {
     Ok(net)
 }
 
-fn role(s: &str) -> Check<Role> {
+pub(crate) fn role(s: &str) -> Check<Role> {
     match s {
         "router" => Ok(Role::Router),
         "spine" => Ok(Role::Spine),

@@ -29,6 +29,7 @@ pub fn check(lab: &Lab, left_out: &LeftOut, diags: &mut Diagnostics) {
     v.vlans_fit_one_switch();
     v.segments();
     v.bgp_speakers();
+    v.tests();
     diags.extend(v.found);
 }
 
@@ -38,6 +39,9 @@ struct Validator<'a> {
     left_out: &'a LeftOut,
     found: Vec<Diagnostic>,
 }
+
+#[path = "validate_tests.rs"]
+mod lab_tests;
 
 fn vlan_id(end: &Endpoint) -> Option<u16> {
     match end.kind() {

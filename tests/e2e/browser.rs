@@ -45,7 +45,8 @@ impl Browser {
                 .get(format!("{base}/status"))
                 .call()
                 .ok()
-                .and_then(|mut r| r.body_mut().read_json::<Value>().ok())
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
                 .is_some_and(|v| v["value"]["ready"] == true);
             if ready {
                 break;
@@ -82,11 +83,16 @@ impl Browser {
         let result = match (method, body) {
             ("GET", _) => self.http.get(&url).call(),
             ("DELETE", _) => self.http.delete(&url).call(),
-            (_, body) => self.http.post(&url).send_json(body.unwrap_or_else(|| json!({}))),
+            (_, body) => self
+                .http
+                .post(&url)
+                .content_type("application/json")
+                .send(body.unwrap_or_else(|| json!({})).to_string()),
         };
         let mut response = result.unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"));
         let status = response.status().as_u16();
-        let v: Value = response.body_mut().read_json().unwrap_or(Value::Null);
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         assert!(status == 200, "WebDriver {method} {path}: HTTP {status}: {v}");
         v.get("value").cloned().unwrap_or(Value::Null)
     }

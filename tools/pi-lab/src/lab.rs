@@ -46,6 +46,10 @@ Examples:
   pi-lab lab render --json examples/two-router.toml r1 | jq .config.bgp"
     )]
     Render(RenderArgs),
+    /// Write a netlab topology (YAML) as the equivalent lab file.
+    Import(crate::import::ImportArgs),
+    /// Draw the lab: topology or BGP sessions, as dot, SVG, D2 or JSON.
+    Graph(crate::graph::GraphArgs),
     /// Run the lab as a virtual fleet in network namespaces.
     Up(crate::fleet::UpArgs),
     /// Tear down a virtual fleet.
@@ -97,6 +101,10 @@ pub enum LabCmdError {
     Output(String),
     #[error(transparent)]
     Fleet(Box<dyn std::error::Error + Send + Sync>),
+    #[error(transparent)]
+    Import(#[from] crate::import::ImportError),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -105,6 +113,8 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         LabCommand::Check(args) => check(args, verbose),
         LabCommand::Plan(args) => plan(args, verbose),
         LabCommand::Render(args) => render(args),
+        LabCommand::Import(args) => Ok(crate::import::run(args)?),
+        LabCommand::Graph(args) => Ok(crate::graph::run(args)?),
         LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))

@@ -58,6 +58,10 @@ impl LabFile {
             Err(other) => return Err(LabFileError::Read(other)),
         };
         let plan = Plan::new(&lab).map_err(LabFileError::Invalid)?;
+        // A netlab topology's runtime settings, left to netlab: said once.
+        if !lab.notes.is_empty() {
+            eprintln!("{}", lab.notes);
+        }
         Ok(LabFile { path: path.to_path_buf(), lab, plan })
     }
 
@@ -173,6 +177,9 @@ pub fn name_only(path: &Path) -> Result<String, LabFileError> {
     let no_name = |why: String| LabFileError::NoName { path: path.to_path_buf(), why };
     let text = std::fs::read_to_string(path)
         .map_err(|e| no_name(format!("cannot read the lab file: {e}")))?;
+    if lab_spec::is_netlab(path) {
+        return Ok(lab_spec::netlab::lab_name(&text, path));
+    }
     let doc: toml::Table =
         text.parse().map_err(|e| no_name(format!("not a lab file (no TOML): {e}")))?;
     match doc.get("name").and_then(|v| v.as_str()) {

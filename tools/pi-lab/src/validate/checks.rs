@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use lab_spec::HealthReport;
-use lab_spec::node_config::Flooding;
+use lab_spec::node_config::{Flooding, IgpProtocol};
 use serde::Serialize;
 
 use crate::fleet_client::FleetClient;
@@ -14,16 +14,23 @@ use crate::fleet_client::FleetClient;
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Bgp,
+    Ospf,
+    Isis,
     Vxlan,
     Reachability,
     Sflow,
+    /// A test of the lab's own (`[[validate]]`).
+    Test,
 }
 
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Kind::Bgp => "bgp",
+            Kind::Ospf => "ospf",
+            Kind::Isis => "isis",
             Kind::Vxlan => "vxlan",
+            Kind::Test => "test",
             Kind::Reachability => "reachability",
             Kind::Sflow => "sflow",
         })
@@ -35,6 +42,8 @@ impl std::fmt::Display for Kind {
 pub enum Verdict {
     Pass,
     Fail,
+    /// Failed, but the test says a failure is only a warning.
+    Warn,
     Skip,
 }
 
@@ -42,6 +51,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub kind: Kind,
+    /// The node it runs on or is about (what `--node` selects).
+    pub node: String,
     /// Stable and readable: `leaf1 -> spine1 (10.1.0.0)`.
     pub name: String,
     pub verdict: Verdict,
@@ -49,9 +60,9 @@ pub struct Check {
 }
 
 impl Check {
-    fn new(kind: Kind, name: String, ok: bool, detail: String) -> Self {
+    pub fn new(kind: Kind, node: &str, name: String, ok: bool, detail: String) -> Self {
         let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
-        Check { kind, name, verdict, detail }
+        Check { kind, node: node.to_string(), name, verdict, detail }
     }
 }
 
@@ -74,7 +85,37 @@ pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
                 Some(Err(e)) => (false, e.clone()),
                 None => (false, "no answer".into()),
             };
-            checks.push(Check::new(Kind::Bgp, name, ok, detail));
+            checks.push(Check::new(Kind::Bgp, node, name, ok, detail));
+        }
+    }
+    checks
+}
+
+/// Every OSPF neighbour (Full) and IS-IS adjacency (Up) of an IGP
+/// underlay, as each agent reports it.
+pub fn igp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for (node, config) in &fleet.nodes {
+        let Some(igp) = &config.igp else { continue };
+        let (kind, want) = match igp.protocol {
+            IgpProtocol::Ospf => (Kind::Ospf, "Full"),
+            IgpProtocol::Isis => (Kind::Isis, "Up"),
+        };
+        for n in &igp.neighbors {
+            let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
+            let (ok, detail) = match reports.get(node) {
+                Some(Ok(r)) => {
+                    let list = if kind == Kind::Ospf { &r.ospf } else { &r.isis };
+                    match list.iter().find(|a| a.interface == n.interface) {
+                        Some(a) if a.up => (true, a.state.clone()),
+                        Some(a) => (false, format!("{} (want {want})", a.state)),
+                        None => (false, "the agent does not report this adjacency".into()),
+                    }
+                }
+                Some(Err(e)) => (false, e.clone()),
+                None => (false, "no answer".into()),
+            };
+            checks.push(Check::new(kind, node, name, ok, detail));
         }
     }
     checks
@@ -133,7 +174,7 @@ pub fn vxlan(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
                 Some(Err(e)) => (false, e.clone()),
                 None => (false, "no answer".into()),
             };
-            checks.push(Check::new(Kind::Vxlan, name, ok, detail));
+            checks.push(Check::new(Kind::Vxlan, node, name, ok, detail));
         }
     }
     checks
@@ -210,13 +251,14 @@ pub fn sflow(
             match heard {
                 Some(heard) => {
                     let n = heard.get(&agent).copied().unwrap_or(0);
-                    Check::new(Kind::Sflow, name, n > 0, format!("{n} datagrams arrived"))
+                    Check::new(Kind::Sflow, &node, name, n > 0, format!("{n} datagrams arrived"))
                 }
                 None => {
                     let n = fallback.get(&node).copied().unwrap_or(0);
                     let why = why_no_socket.unwrap_or("no collector socket");
                     Check::new(
                         Kind::Sflow,
+                        &node,
                         name,
                         n > 0,
                         format!("{why}; the agent counted {n} datagrams sent"),

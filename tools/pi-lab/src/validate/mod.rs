@@ -1,10 +1,15 @@
-//! `pi-lab validate`: netlab-style checks that the lab works, derived from
-//! the lab file — every BGP session Established, every VNI flooding to the
-//! right VTEPs, hosts of each segment reaching each other, sFlow arriving
-//! from every node — retried until a deadline and reported check by check.
+//! `pi-lab validate`: netlab-style checks that the lab works. First those
+//! derived from the lab file — every BGP session Established, every OSPF
+//! neighbour Full and IS-IS adjacency Up, every VNI flooding to the right
+//! VTEPs, hosts of each segment reaching each other, sFlow arriving from
+//! every node — retried until a deadline; then the lab's own tests
+//! (`[[validate]]`), in order. Exit codes as netlab's: 0 all passed, 1 a
+//! check failed, 2 nothing usable ran, 3 only warnings.
 
 pub mod checks;
+pub mod lab_tests;
 pub mod probe;
+pub mod shell;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,22 +22,29 @@ use crate::fleet_client::FleetClient;
 use crate::lab_file::{CompiledLab, LabFileError};
 use crate::table::Table;
 use checks::{Check, Reports, Verdict};
-use probe::{PingVia, SflowListener};
+use lab_spec::lab::TestSpec;
+use probe::SflowListener;
+use shell::Shell;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
   pi-lab validate examples/fabric.toml
   pi-lab validate lab.toml --deadline 2m --json
-  pi-lab validate lab.toml --ssh pi        # boards: ping between hosts over SSH
+  pi-lab validate lab.toml --ssh pi        # boards: pings and commands over SSH
+  pi-lab validate lab.toml --list          # the lab's own tests
+  pi-lab validate lab.toml --test evpn --node leaf1
 
-Reachability runs `ping` inside the virtual fleet's namespaces when the lab
-runs as one; on boards it needs --ssh (no agent endpoint runs commands), and
-is reported as skipped otherwise. sFlow is checked by listening on the
-collector port; if that port is taken (a collector runs here), the agents'
-own datagram counters are used instead, and the report says so.
+Pings, routes, commands and vtysh run inside the virtual fleet's
+namespaces when the lab runs as one; on boards (emulated ones too) they run
+over SSH with --ssh USER (no agent endpoint runs commands), and are
+reported as skipped otherwise. Sessions and adjacencies come from the
+agents. sFlow is checked by listening on the collector port; if that port
+is taken (a collector runs here), the agents' own datagram counters are
+used instead, and the report says so.
 
-Exit status: 0 every check passed (skipped ones do not fail), 1 a check
-failed, 2 the checks could not run (bad lab file, no agent answered).")]
+Exit status (netlab's): 0 every check passed (skipped ones do not fail),
+1 a check failed, 2 no usable check ran or validate could not run (bad lab
+file, unknown test, no agent answered), 3 only warnings.")]
 pub struct ValidateArgs {
     /// The lab file.
     pub file: PathBuf,
@@ -48,6 +60,15 @@ pub struct ValidateArgs {
     /// Skip the sFlow checks.
     #[arg(long)]
     pub no_sflow: bool,
+    /// List the lab's own tests and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Run only this test of the lab's (repeatable); skips the derived checks.
+    #[arg(long = "test", value_name = "NAME")]
+    pub tests: Vec<String>,
+    /// Check only these nodes (repeatable).
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +83,8 @@ pub struct Report {
     pub lab: String,
     pub passed: usize,
     pub failed: usize,
+    /// Failures of tests whose level is `warning`.
+    pub warnings: usize,
     pub skipped: usize,
     pub attempts: u32,
     pub seconds: f64,
@@ -76,16 +99,48 @@ impl Report {
             ExitCode::from(2)
         } else if self.failed > 0 {
             ExitCode::from(1)
+        } else if self.warnings > 0 {
+            ExitCode::from(3)
         } else {
             ExitCode::SUCCESS
+        }
+    }
+
+    fn could_not_run(lab: &str, started: Instant, attempts: u32, why: String) -> Report {
+        Report {
+            lab: lab.to_string(),
+            passed: 0,
+            failed: 0,
+            warnings: 0,
+            skipped: 0,
+            attempts,
+            seconds: started.elapsed().as_secs_f64(),
+            could_not_run: Some(why),
+            checks: Vec::new(),
         }
     }
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     let lab = CompiledLab::load(&args.file)?;
+    let tests = &lab.lab.tests;
+    if args.list {
+        print!("{}", list(tests));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(unknown) = args.tests.iter().find(|t| !tests.iter().any(|x| x.name == **t)) {
+        let names: Vec<&str> = tests.iter().map(|t| t.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("its tests are {}", names.join(", "))
+        };
+        eprintln!("error: lab {} has no test {unknown:?}; {known}", lab.name());
+        return Ok(ExitCode::from(2));
+    }
     let fleet = FleetClient::open(&lab, Duration::from_secs(5));
-    let report = validate(&fleet, args);
+    fleet.select(&args.nodes)?;
+    let report = validate(&fleet, tests, args);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -94,13 +149,85 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     Ok(report.exit_code())
 }
 
-/// Run every check, retrying the failing ones until they pass or the
-/// deadline passes.
-pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
+/// The lab's tests, one line each.
+pub fn list(tests: &[TestSpec]) -> String {
+    if tests.is_empty() {
+        return "the lab has no tests of its own ([[validate]]); validate runs the derived checks\n"
+            .into();
+    }
+    let rows = tests.iter().map(|t| {
+        let mut on: Vec<String> = t.nodes.clone();
+        on.extend(t.roles.iter().map(|r| format!("role {r}")));
+        let mut flags = Vec::new();
+        if let Some(w) = t.wait {
+            flags.push(format!("wait {w}s"));
+        }
+        if t.warning {
+            flags.push("warning".into());
+        }
+        [
+            t.name.clone(),
+            t.check.kind().to_string(),
+            on.join(", "),
+            flags.join(", "),
+            t.description.clone().unwrap_or_default(),
+        ]
+    });
+    Table::new(["TEST", "CHECK", "NODES", "OPTIONS", "DESCRIPTION"]).with_rows(rows).to_string()
+}
+
+/// Run every derived check (unless `--test` picks the lab's tests),
+/// retrying the failing ones until they pass or the deadline passes; then
+/// the lab's tests, in order.
+pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) -> Report {
     let started = Instant::now();
+    let shell = Shell::choose(fleet, args.ssh.as_deref());
+    let picked: Vec<&TestSpec> =
+        tests.iter().filter(|t| args.tests.is_empty() || args.tests.contains(&t.name)).collect();
+    let (mut checks, attempts) = if args.tests.is_empty() {
+        match derived(fleet, &shell, args, started) {
+            Ok(done) => done,
+            Err(report) => return *report,
+        }
+    } else {
+        (Vec::new(), 0)
+    };
+    for test in picked {
+        checks.extend(lab_tests::run_test(fleet, &shell, test, &args.nodes));
+    }
+    let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
+    let mut report = Report {
+        lab: fleet.lab.clone(),
+        passed: count(Verdict::Pass),
+        failed: count(Verdict::Fail),
+        warnings: count(Verdict::Warn),
+        skipped: count(Verdict::Skip),
+        attempts,
+        seconds: started.elapsed().as_secs_f64(),
+        could_not_run: None,
+        checks,
+    };
+    if report.passed + report.failed + report.warnings == 0 {
+        report.could_not_run = Some(if report.skipped > 0 {
+            format!("no usable test: all {} checks were skipped", report.skipped)
+        } else {
+            "no usable test: the lab has nothing to check here".to_string()
+        });
+    }
+    report
+}
+
+/// The checks derived from the lab, retried until the deadline; `Err`
+/// when no agent answers.
+fn derived(
+    fleet: &FleetClient,
+    shell: &Shell,
+    args: &ValidateArgs,
+    started: Instant,
+) -> Result<(Vec<Check>, u32), Box<Report>> {
+    let only = |c: &Check| args.nodes.is_empty() || args.nodes.contains(&c.node);
     let configs: Vec<_> = fleet.nodes.values().collect();
     let pings = checks::pings(fleet);
-    let via = PingVia::choose(fleet, args.ssh.as_deref());
     let sflow_wanted = !args.no_sflow && !checks::sflow_agents(fleet).is_empty();
     let listener = sflow_wanted.then(|| sflow_port(fleet).map(SflowListener::start));
     let why_no_socket = match &listener {
@@ -121,18 +248,8 @@ pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
             .collect();
         if attempts == 1 && !reports.is_empty() && reports.values().all(|r| r.is_err()) {
             let why = reports.values().find_map(|r| r.as_ref().err()).cloned().unwrap_or_default();
-            return Report {
-                lab: fleet.lab.clone(),
-                passed: 0,
-                failed: 0,
-                skipped: 0,
-                attempts,
-                seconds: started.elapsed().as_secs_f64(),
-                could_not_run: Some(format!(
-                    "no agent of the lab answered (e.g. {why}); is the lab up?"
-                )),
-                checks: Vec::new(),
-            };
+            let why = format!("no agent of the lab answered (e.g. {why}); is the lab up?");
+            return Err(Box::new(Report::could_not_run(&fleet.lab, started, attempts, why)));
         }
         let sent = datagrams_sent(&reports);
         let start = sent_at_start.get_or_insert_with(|| sent.clone());
@@ -142,8 +259,9 @@ pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
             .collect();
 
         latest = checks::bgp(fleet, &reports);
+        latest.extend(checks::igp(fleet, &reports));
         latest.extend(checks::vxlan(fleet, &reports));
-        latest.extend(run_pings(fleet, &via, &pings, &done));
+        latest.extend(run_pings(fleet, shell, &pings, &done));
         if sflow_wanted {
             let heard = match &listener {
                 Some(Some(Ok(l))) => Some(l.heard()),
@@ -151,6 +269,7 @@ pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
             };
             latest.extend(checks::sflow(fleet, heard.as_ref(), &counted, why_no_socket.as_deref()));
         }
+        latest.retain(only);
         for check in &latest {
             if check.verdict != Verdict::Fail {
                 done.insert(key(check), check.clone());
@@ -168,17 +287,7 @@ pub fn validate(fleet: &FleetClient, args: &ValidateArgs) -> Report {
     // A check that passed at any attempt counts as passed.
     let checks: Vec<Check> =
         latest.into_iter().map(|c| done.get(&key(&c)).cloned().unwrap_or(c)).collect();
-    let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
-    Report {
-        lab: fleet.lab.clone(),
-        passed: count(Verdict::Pass),
-        failed: count(Verdict::Fail),
-        skipped: count(Verdict::Skip),
-        attempts,
-        seconds: started.elapsed().as_secs_f64(),
-        could_not_run: None,
-        checks,
-    }
+    Ok((checks, attempts))
 }
 
 fn key(check: &Check) -> String {
@@ -188,7 +297,7 @@ fn key(check: &Check) -> String {
 /// Pings that have not passed yet, all at once.
 fn run_pings(
     fleet: &FleetClient,
-    via: &PingVia,
+    shell: &Shell,
     pings: &[checks::Ping],
     done: &BTreeMap<String, Check>,
 ) -> Vec<Check> {
@@ -198,7 +307,7 @@ fn run_pings(
             .map(|p| {
                 let previous =
                     done.get(&format!("{}|{}", checks::Kind::Reachability, p.name())).cloned();
-                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(fleet, via, p)))
+                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(fleet, shell, p)))
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
@@ -227,20 +336,29 @@ pub fn render(report: &Report) -> String {
         let verdict = match c.verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
+            Verdict::Warn => "WARN",
             Verdict::Skip => "SKIP",
         };
         [verdict.to_string(), c.kind.to_string(), c.name.clone(), c.detail.clone()]
     });
     let mut out = Table::new(["RESULT", "CHECK", "WHAT", "FOUND"]).with_rows(rows).to_string();
     out.push_str(&format!(
-        "\nvalidate {}: {} passed, {} failed, {} skipped ({} attempts in {:.0}s)\n",
-        report.lab, report.passed, report.failed, report.skipped, report.attempts, report.seconds
+        "\nvalidate {}: {} passed, {} failed, {} warnings, {} skipped ({} attempts in {:.0}s)\n",
+        report.lab,
+        report.passed,
+        report.failed,
+        report.warnings,
+        report.skipped,
+        report.attempts,
+        report.seconds
     ));
-    let failed: Vec<&Check> = report.checks.iter().filter(|c| c.verdict == Verdict::Fail).collect();
-    if !failed.is_empty() {
-        out.push_str("failed checks:\n");
-        for c in failed {
-            out.push_str(&format!("  {} {}: {}\n", c.kind, c.name, c.detail));
+    for (verdict, title) in [(Verdict::Fail, "failed checks"), (Verdict::Warn, "warnings")] {
+        let these: Vec<&Check> = report.checks.iter().filter(|c| c.verdict == verdict).collect();
+        if !these.is_empty() {
+            out.push_str(&format!("{title}:\n"));
+            for c in these {
+                out.push_str(&format!("  {} {}: {}\n", c.kind, c.name, c.detail));
+            }
         }
     }
     out
@@ -280,6 +398,7 @@ mod tests {
     fn report_names_failed_checks_and_sets_the_exit_code() {
         let check = |verdict, name: &str| Check {
             kind: checks::Kind::Bgp,
+            node: "leaf1".into(),
             name: name.into(),
             verdict,
             detail: "Active (want Established)".into(),
@@ -288,6 +407,7 @@ mod tests {
             lab: "t5".into(),
             passed: 1,
             failed: 1,
+            warnings: 0,
             skipped: 0,
             attempts: 3,
             seconds: 6.0,
@@ -305,6 +425,8 @@ mod tests {
         assert_eq!(report.exit_code(), ExitCode::from(1));
         let none = Report { failed: 0, checks: vec![], ..report.clone() };
         assert_eq!(none.exit_code(), ExitCode::SUCCESS);
+        let warned = Report { failed: 0, warnings: 1, ..report.clone() };
+        assert_eq!(warned.exit_code(), ExitCode::from(3));
         let broken = Report { could_not_run: Some("x".into()), ..report };
         assert_eq!(broken.exit_code(), ExitCode::from(2));
     }

@@ -1,81 +1,39 @@
 //! Looking at the data plane from outside the agents: pings between hosts
 //! and sFlow datagrams arriving at the collector. No agent endpoint runs
-//! commands, so pings run where pi-lab can reach the hosts itself: inside
-//! the virtual fleet's namespaces, or over SSH on boards (`--ssh`).
+//! commands, so pings run where pi-lab can reach the hosts itself (see
+//! [`Shell`]): inside the virtual fleet's namespaces, or over SSH on boards
+//! (`--ssh`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::checks::{Check, Kind, Ping, Verdict};
-use crate::fleet_client::{FleetClient, RunsOn};
+use super::shell::{Shell, run};
+use crate::fleet_client::FleetClient;
 
-/// How pings reach the hosts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PingVia {
-    /// `ip netns exec LAB-NODE ping ...` (the lab runs as a virtual fleet).
-    Netns,
-    /// `ssh USER@MGMT ping ...`.
-    Ssh { user: String },
-    /// Neither: the checks are reported as skipped.
-    Unavailable,
-}
-
-impl PingVia {
-    /// Inside the namespaces when the lab runs as a virtual fleet, else
-    /// SSH when asked for.
-    pub fn choose(fleet: &FleetClient, ssh: Option<&str>) -> PingVia {
-        match (fleet.runs_on, ssh) {
-            (RunsOn::VirtualFleet, _) => PingVia::Netns,
-            (RunsOn::Boards, Some(user)) => PingVia::Ssh { user: user.to_string() },
-            (RunsOn::Boards, None) => PingVia::Unavailable,
-        }
-    }
-}
-
-pub fn ping(fleet: &FleetClient, via: &PingVia, p: &Ping) -> Check {
+/// A ping from a host, wherever the lab runs (see [`Shell`]).
+pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
     let address = p.address.to_string();
-    let ping_args = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
-    let mut command = match via {
-        PingVia::Netns => {
-            let Some(netns) = fleet.netns(&p.from_node) else {
-                return skip(p, format!("{} has no namespace on this host", p.from_node));
-            };
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", &netns]).args(ping_args);
-            c
-        }
-        PingVia::Ssh { user } => {
-            let Some(config) = fleet.nodes.get(&p.from_node) else {
-                return skip(p, format!("{} is not a node of the lab", p.from_node));
-            };
-            let target = format!("{user}@{}", config.management.address.addr());
-            let mut c = Command::new("ssh");
-            c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target]).args(ping_args);
-            c
-        }
-        PingVia::Unavailable => {
-            return skip(p, "needs the virtual fleet or SSH to the hosts (--ssh USER)".into());
-        }
-    };
-    let output = command.stdin(Stdio::null()).output();
-    let (ok, detail) = match output {
-        Ok(out) if out.status.success() => (true, "replied".to_string()),
+    let argv = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
+    if let Some(why) = shell.unavailable() {
+        return skip(p, why.to_string());
+    }
+    let (ok, detail) = match run(shell.command(fleet, &p.from_node, &argv)) {
+        Ok(out) if out.success => (true, "replied".to_string()),
         Ok(out) => {
-            let said = String::from_utf8_lossy(&out.stdout);
-            let summary = said.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
-            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            (false, format!("no reply {summary} {err}").trim().to_string())
+            let summary = out.stdout.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
+            (false, format!("no reply {summary} {}", out.stderr.trim()).trim().to_string())
         }
-        Err(e) => (false, format!("cannot run ping: {e}")),
+        Err(e) => (false, e),
     };
     Check {
         kind: Kind::Reachability,
+        node: p.from_node.clone(),
         name: p.name(),
         verdict: if ok { Verdict::Pass } else { Verdict::Fail },
         detail,
@@ -83,7 +41,8 @@ pub fn ping(fleet: &FleetClient, via: &PingVia, p: &Ping) -> Check {
 }
 
 fn skip(p: &Ping, detail: String) -> Check {
-    Check { kind: Kind::Reachability, name: p.name(), verdict: Verdict::Skip, detail }
+    let node = p.from_node.clone();
+    Check { kind: Kind::Reachability, node, name: p.name(), verdict: Verdict::Skip, detail }
 }
 
 /// Counts sFlow datagrams per agent address on the collector port while it
@@ -198,9 +157,9 @@ mod tests {
             to: "h2:eth1".into(),
             address: Ipv4Addr::new(172, 16, 10, 2),
         };
-        let via = PingVia::choose(&fleet, None);
-        assert_eq!(via, PingVia::Unavailable);
-        let check = ping(&fleet, &via, &p);
+        let shell = Shell::choose(&fleet, None);
+        assert_eq!(shell, Shell::Unavailable);
+        let check = ping(&fleet, &shell, &p);
         assert_eq!(check.verdict, Verdict::Skip);
         assert!(check.detail.contains("--ssh"), "{}", check.detail);
     }

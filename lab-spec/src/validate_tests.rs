@@ -1,0 +1,80 @@
+//! Checks of `[[validate]]` entries against the lab: unique names, nodes
+//! and roles that exist, and targets (neighbours, ping destinations,
+//! route prefixes) that are nodes or addresses.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::Validator;
+use crate::diagnostics::{Span, did_you_mean, list};
+use crate::lab::{TestCheck, TestSpec};
+
+impl Validator<'_> {
+    pub(super) fn tests(&mut self) {
+        let lab = self.lab;
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for test in &lab.tests {
+            let span = test.spans.name.clone().unwrap_or(test.spans.header.clone());
+            if let Some(line) = names.get(test.name.as_str()) {
+                self.error(
+                    span,
+                    format!("test {} is defined twice", test.name),
+                    format!("the first one is on line {line}; rename one of them"),
+                );
+            } else {
+                names.insert(&test.name, self.line(&span));
+            }
+            for (node, span) in test.nodes.iter().zip(&test.spans.nodes) {
+                if !lab.nodes.contains_key(node) && !self.declared.contains(node) {
+                    self.unknown(node, span.clone(), &format!("test {}", test.name));
+                }
+            }
+            for role in &test.roles {
+                if !lab.nodes.values().any(|n| n.role == *role) {
+                    self.error(
+                        test.spans.header.clone(),
+                        format!("test {} runs on role {role}, which no node has", test.name),
+                        "name roles the lab has, or nodes",
+                    );
+                }
+            }
+            self.target(test);
+        }
+    }
+
+    /// The node or address a check names.
+    fn target(&mut self, test: &TestSpec) {
+        let (target, what) = match &test.check {
+            TestCheck::Bgp { neighbor, .. }
+            | TestCheck::Ospf { neighbor, .. }
+            | TestCheck::Isis { neighbor, .. } => (neighbor, "neighbour"),
+            TestCheck::Ping { to, .. } => (to, "ping target"),
+            TestCheck::Route { prefix, .. } => {
+                if prefix.parse::<Ipv4Net>().is_ok() || prefix.parse::<Ipv4Addr>().is_ok() {
+                    return;
+                }
+                (prefix, "route prefix")
+            }
+            TestCheck::Exec { .. } | TestCheck::Show { .. } => return,
+        };
+        if target.parse::<Ipv4Addr>().is_ok()
+            || self.lab.nodes.contains_key(target)
+            || self.declared.contains(target)
+        {
+            return;
+        }
+        let span = test.spans.target.clone().unwrap_or(test.spans.header.clone());
+        self.unknown(target, span, &format!("the {what} of test {}", test.name));
+    }
+
+    fn unknown(&mut self, node: &str, span: Span, place: &str) {
+        let names: Vec<&str> = self.lab.nodes.keys().map(String::as_str).collect();
+        let help = match did_you_mean(node, &names) {
+            Some(n) => format!("did you mean \"{n}\"? (a node name or an IPv4 address)"),
+            None => format!("write a node name ({}) or an IPv4 address", list(&names)),
+        };
+        self.error(span, format!("unknown node \"{node}\" in {place}"), help);
+    }
+}
