@@ -16,7 +16,6 @@ pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
-pub mod lab_layout;
 pub mod mbr;
 pub mod plan_table;
 pub mod provision;

@@ -11,6 +11,7 @@
 //! events: a change is pushed within [`PUBLISH_EVERY`] of its arrival.
 
 mod assets;
+pub mod layout;
 pub mod model;
 mod site;
 

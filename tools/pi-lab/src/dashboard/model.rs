@@ -1,5 +1,5 @@
 //! What the page shows, as data: the lab's topology laid out in tiers (the
-//! same rule as `lab graph`), each node's condition from its health report,
+//! layers of `lab graph`), each node's condition from its health report,
 //! each link's session state and its rates both ways from sFlow interface
 //! counters, and the top sampled flows. Pure: built from the lab, the last
 //! health answers and an sFlow snapshot, so every rule is unit-tested.
@@ -150,7 +150,7 @@ impl Topology {
             lab: lab.name().to_string(),
             runs_on,
             underlay: lab.lab.underlay.protocol,
-            tiers: crate::lab_layout::tiers(&lab.lab),
+            tiers: super::layout::tiers(&lab.lab),
             nodes,
             links,
             segments,

@@ -62,22 +62,21 @@ function loadColor(t) {
 
 // ---- drawing the topology (once) ----------------------------------------
 
-// Tiers top to bottom as the server lists them (the rule `lab graph` uses),
-// each spread over the width; room on the left for segment names and
-// between leaves and hosts for the segments' lines.
+// Layers top to bottom as the server lists them (those of `lab graph`),
+// each spread over the width; the segments below, one box each, joined to
+// their VTEPs (leaves) as `lab graph` draws them.
 function layout(t) {
-  const widest = Math.max(1, ...t.tiers.map((tier) => tier.length));
-  const inner = Math.max(700, widest * 120);
-  const left = t.segments.length ? 190 : 20;
+  const widest = Math.max(1, t.segments.length, ...t.tiers.map((tier) => tier.length));
+  const width = Math.max(760, widest * 120);
   const pos = new Map();
-  const segmentBand = t.segments.length ? 30 + 16 * t.segments.length : 0;
   let y = 60;
-  t.tiers.forEach((tier, i) => {
-    tier.forEach((name, j) => pos.set(name, { x: left + ((j + 0.5) * inner) / tier.length, y }));
-    const nextIsHosts = i + 1 < t.tiers.length && t.nodes[t.tiers[i + 1][0]].role === "host";
-    y += TIER_GAP + (nextIsHosts ? segmentBand : 0);
-  });
-  return { width: left + inner + 20, height: y - TIER_GAP + 70, pos, left };
+  for (const tier of t.tiers) {
+    tier.forEach((name, j) => pos.set(name, { x: ((j + 0.5) * width) / tier.length, y }));
+    y += TIER_GAP;
+  }
+  const segments = new Map();
+  t.segments.forEach((s, k) => segments.set(s.name, { x: ((k + 0.5) * width) / t.segments.length, y: y - 40 }));
+  return { width, height: (t.segments.length ? y - 40 : y - TIER_GAP) + 50, pos, segments };
 }
 
 function draw(t) {
@@ -85,13 +84,13 @@ function draw(t) {
   svg.replaceChildren();
   nodeEls.clear();
   linkEls.clear();
-  const { width, height, pos, left } = layout(t);
+  const { width, height, pos, segments: at } = layout(t);
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const segments = el("g", { class: "segments" }, svg);
   const links = el("g", { class: "links" }, svg);
   const nodes = el("g", { class: "nodes" }, svg);
 
-  t.segments.forEach((s, k) => drawSegment(segments, s, k, t.segments.length, pos, left));
+  t.segments.forEach((s, k) => drawSegment(segments, s, k, pos, at.get(s.name)));
 
   // Links between the same two nodes are drawn side by side.
   const pairs = new Map();
@@ -108,23 +107,17 @@ function draw(t) {
   }
 }
 
-// A segment is a line under its leaves (its VTEPs), each leaf joined to it.
-function drawSegment(parent, s, k, count, pos, left) {
+// A segment is a box with its VNI, joined by dashed lines to its VTEPs.
+function drawSegment(parent, s, k, pos, at) {
   const color = SEGMENT_COLORS[k % SEGMENT_COLORS.length];
-  const leaves = s.leaves.map((n) => pos.get(n)).filter(Boolean);
-  const hosts = s.hosts.map((n) => pos.get(n)).filter(Boolean);
-  if (!leaves.length) return;
   const g = el("g", { class: "segment", "data-segment": s.name }, parent);
-  const y = leaves[0].y + 48 + 16 * k;
-  const shift = (k - (count - 1) / 2) * 5;
-  const xs = leaves.concat(hosts).map((p) => p.x);
-  const x0 = Math.min(...xs) - 30, x1 = Math.max(...xs) + 30;
-  el("line", { class: "bus", x1: x0, y1: y, x2: x1, y2: y, stroke: color }, g);
-  for (const p of leaves) {
-    el("line", { x1: p.x + shift, y1: p.y + NODE_R, x2: p.x + shift, y2: y, stroke: color }, g);
+  for (const leaf of s.leaves) {
+    const p = pos.get(leaf);
+    if (p) el("line", { x1: p.x, y1: p.y + NODE_R, x2: at.x, y2: at.y - 16, stroke: color }, g);
   }
-  const label = el("text", { x: Math.min(x0, left) - 6, y: y + 4, fill: color, "text-anchor": "end" }, g);
-  text(label, `${s.name} · VNI ${s.vni} · ${s.flooding}`);
+  el("rect", { class: "box", x: at.x - 85, y: at.y - 16, width: 170, height: 32, stroke: color }, g);
+  text(el("text", { x: at.x, y: at.y - 2, fill: color }, g), s.name);
+  text(el("text", { class: "sub", x: at.x, y: at.y + 11 }, g), `VNI ${s.vni} · ${s.flooding} flooding`);
   el("title", {}, g).textContent =
     `segment ${s.name}, VNI ${s.vni}, ${s.flooding} flooding: VTEPs ${s.leaves.join(", ")}; hosts ${s.hosts.join(", ") || "none"}`;
 }
@@ -212,7 +205,7 @@ function updateLink(l) {
   e.up.textContent = l.ab_bps === null ? "" : `${e.arrows[1]} ${rate(second)}`;
   const s = l.session;
   e.g.dataset.session = s ? s.state : "";
-  e.g.classList.toggle("down", !!s && !s.up);
+  e.g.classList.toggle("down", !!s && !s.up && s.state !== "unknown");
   if (e.badge) {
     e.badge.setAttribute("class", `badge ${!s || s.state === "unknown" ? "unknown" : s.up ? "up" : "down"}`);
     e.badge.querySelector("text").textContent = s ? { bgp: "BGP", ospf: "OSPF", isis: "IS-IS" }[s.protocol] : "";

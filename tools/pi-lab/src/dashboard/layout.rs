@@ -1,33 +1,24 @@
-//! Where each node of a lab goes in a drawing: the one layering rule that
-//! `lab graph` and `pi-lab dashboard` share, so the two look alike.
-//!
-//! Nodes sit in tiers, top to bottom: spines (and routers), leaves, hosts.
-//! Within a tier, spines and leaves are in name order, numbers compared as
-//! numbers (`leaf2` before `leaf10`); hosts sit under the leaves they hang
-//! off (by the mean position of those leaves), then by name. Tiers with no
-//! node are left out, so a lab of two routers is one row.
+//! Where each node goes on the page: in the layers of `lab graph`
+//! ([`crate::graph::rank`]: spines, then leaves and routers, then hosts;
+//! segments below, drawn by the page), and, since the page places nodes
+//! itself where Graphviz would, in an order within each layer: spines,
+//! leaves and routers by name with numbers compared as numbers (`leaf2`
+//! before `leaf10`); hosts under the leaves they hang off (by the mean
+//! place of those leaves), then by name. Empty layers are left out, so a
+//! lab of two routers is one row.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use lab_spec::Lab;
-use lab_spec::node_config::Role;
-
-/// The tier a role sits in, 0 at the top.
-pub fn tier(role: Role) -> usize {
-    match role {
-        Role::Spine | Role::Router => 0,
-        Role::Leaf => 1,
-        Role::Host => 2,
-    }
-}
 
 /// The lab's nodes in tiers, top to bottom, each in drawing order (left to
 /// right).
 pub fn tiers(lab: &Lab) -> Vec<Vec<String>> {
     let mut tiers: Vec<Vec<String>> = vec![Vec::new(); 3];
     for node in lab.nodes.values() {
-        tiers[tier(node.role)].push(node.name.clone());
+        let rank = usize::from(crate::graph::rank(node.role)).min(2);
+        tiers[rank].push(node.name.clone());
     }
     for t in &mut tiers[..2] {
         t.sort_by(|a, b| natural(a, b));
@@ -103,6 +94,14 @@ mod tests {
     #[test]
     fn two_routers_are_one_row() {
         assert_eq!(tiers(&example("two-router.toml").lab), [vec!["r1", "r2"]]);
+    }
+
+    #[test]
+    fn routers_sit_with_the_leaves_as_in_lab_graph() {
+        let text = "name = \"t\"\n[nodes.s1]\nrole = \"spine\"\nasn = 1\n\
+                    [nodes.l1]\nrole = \"leaf\"\nasn = 2\n[nodes.r1]\nrole = \"router\"\nasn = 3\n";
+        let lab = lab_spec::parse(text, "t.toml").expect("valid lab");
+        assert_eq!(tiers(&lab), [vec!["s1"], vec!["l1", "r1"]]);
     }
 
     #[test]
