@@ -86,6 +86,8 @@ pub enum DashboardError {
     Serve(#[from] ServeError),
     #[error("cannot catch Ctrl-C: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
@@ -100,6 +102,9 @@ pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
     let health: Health = Arc::new(Mutex::new(BTreeMap::new()));
     let hub = Arc::new(Hub::default());
     let page = Arc::new(Page::new(&topology, hub.clone(), health.clone(), watch.clone(), args.top));
+    // Something to show before the first health answer: every node unknown.
+    let empty = collector::lock(&watch).snapshot(args.top, Instant::now());
+    page.publish(model::live(&topology, &BTreeMap::new(), &empty, &listen));
     let server = http_server::serve(args.listen, page.clone())?;
     let interrupt = Interrupt::install().map_err(DashboardError::Signals)?;
 
@@ -114,10 +119,10 @@ pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
                 }
             }
         })
-        .map_err(|e| DashboardError::Serve(ServeError::Start(e)))?;
+        .map_err(DashboardError::Thread)?;
     for node in fleet.nodes.keys() {
         poll_health(&fleet, node, Duration::from_secs_f64(args.poll), &health)
-            .map_err(|e| DashboardError::Serve(ServeError::Start(e)))?;
+            .map_err(DashboardError::Thread)?;
     }
     println!(
         "dashboard for lab {} ({}) at http://{}/ — sFlow on {listen}, metrics at /metrics; Ctrl-C stops it",
