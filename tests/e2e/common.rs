@@ -38,24 +38,6 @@ pub fn artifacts(name: &str) -> PathBuf {
     dir
 }
 
-/// `promtool check metrics` accepts `text`: no error, no lint finding.
-pub fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool runs");
-    let said =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}\n{text}");
-}
-
 /// True when the test may run; false (after saying why) when it must be
 /// skipped. Under `CI=true` a missing prerequisite is a failure, not a skip.
 pub fn prerequisites(test: &str, needs_root: bool, commands: &[&str]) -> bool {

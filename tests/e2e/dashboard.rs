@@ -21,7 +21,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::browser::Browser;
-use crate::common::{artifacts, bin, prerequisites, promtool_accepts, workspace};
+use crate::common::{artifacts, bin, prerequisites, workspace};
+use crate::pi_lab_tests::{dashboard_address, promtool_accepts};
 
 const SUBNET: &str = "172.31.212";
 const SFLOW_PORT: u16 = 16412;
@@ -154,13 +155,7 @@ impl Dashboard {
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         // "dashboard for lab NAME (...) at http://ADDR/ — ..."
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Dashboard { child, addr }
+        Dashboard { child, addr: dashboard_address(&line) }
     }
 
     fn url(&self) -> String {

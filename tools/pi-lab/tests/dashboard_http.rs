@@ -10,6 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{dashboard_address, promtool_accepts};
+
 /// A two-router lab whose agents would listen on loopback addresses where
 /// nothing listens (and no request leaves the machine).
 const LAB: &str = r#"
@@ -57,13 +60,7 @@ impl Server {
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).read_line(&mut line).expect("first line");
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Server { child, addr, dir }
+        Server { child, addr: dashboard_address(&line), dir }
     }
 
     /// Sends `request` on a new connection; (status, head, body).
@@ -161,6 +158,7 @@ fn the_page_state_and_metrics_come_from_pi_lab_alone() {
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/plain; version=0.0.4"), "{head}");
     assert!(metrics.contains("pi_lab_sflow_datagrams_total 0\n"), "{metrics}");
+    promtool_accepts(&metrics);
 }
 
 #[test]
