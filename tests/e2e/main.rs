@@ -12,14 +12,11 @@ mod fleet_ops;
 mod graph;
 mod image;
 mod lab_cli;
-// pi-lab's own test helpers for its HTTP server (promtool, the dashboard's address).
 mod lab_tests;
 mod netlab;
+/// pi-lab's own helpers for tests of its HTTP server (promtool, the
+/// dashboard's address).
 #[path = "../../tools/pi-lab/tests/common/mod.rs"]
 mod pi_lab_tests;
 mod sflow_fleet;
 mod underlay;
-
-// pi-lab's own test helpers for its HTTP server (promtool, the dashboard's address).
-#[path = "../../tools/pi-lab/tests/common/mod.rs"]
-mod pi_lab_tests;
