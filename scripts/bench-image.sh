@@ -1,55 +1,165 @@
 #!/usr/bin/env bash
-# Benchmark of `pi-lab image build` (issue 6): cold build, warm rebuild after
-# changing only an overlay, image size, compressed size and mapped size.
+# Benchmark of `pi-lab image build` (issues 6 and 11). In one run, one after
+# the other on the same machine:
 #
-#   sudo scripts/bench-image.sh            # 1 cold build, 3 warm rebuilds
-#   COLD_RUNS=2 WARM_RUNS=5 sudo scripts/bench-image.sh
-#   COLD_RUNS=0 sudo scripts/bench-image.sh      # warm rebuilds only
+#   plain    mmdebstrap of the same packages, by hand (the pipeline pi-lab
+#            replaces): minbase + every package of every layer, one call
+#   cold     pi-lab image build --no-cache (every layer and file system)
+#   addpkg   rebuild after adding one package to the profile (only the
+#            profile layer and the file systems are made again)
+#   warm     rebuild after changing one overlay file (everything cached)
+#   boot     the emulated Pi 3B (qemu raspi3b) from start to its root file
+#            system mounted from SD, and the initrd's size
 #
-# "Cold" is `--no-cache`: the root file system is made again by mmdebstrap
-# (apt's downloaded .debs in CACHE/apt are reused: the network is not what
-# we measure; delete CACHE/apt for a first-ever build). Results go to
-# target/bench-image/results.json and a table on stdout.
+#   sudo scripts/bench-image.sh
+#   PLAIN_RUNS=0 COLD_RUNS=0 sudo scripts/bench-image.sh     # rebuilds only
+#   BASELINE_IMG=/path/old.img sudo scripts/bench-image.sh   # boot it too
+#
+# The network is not measured: every run syncs apt's .debs in from
+# BENCH_CACHE/apt (seeded from /var/cache/pi-lab/apt when present). The load
+# average is recorded before and after every run: on a shared machine
+# compare ratios from one run, not absolute times. Results:
+# target/bench-image/results.json, and a table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PLAIN_RUNS=${PLAIN_RUNS:-1}
 COLD_RUNS=${COLD_RUNS:-1}
-WARM_RUNS=${WARM_RUNS:-3}
-CACHE=${PI_LAB_CACHE_DIR:-/var/cache/pi-lab}
+ADDPKG_RUNS=${ADDPKG_RUNS:-3}
+WARM_RUNS=${WARM_RUNS:-5}
+BOOT_RUNS=${BOOT_RUNS:-1}
+ADD_PACKAGE=${ADD_PACKAGE:-tree}
+CACHE=${BENCH_CACHE:-/var/cache/pi-lab-bench}
+BASELINE_IMG=${BASELINE_IMG:-}
 WORK=target/bench-image
 rm -rf "$WORK"; mkdir -p "$WORK"
+mkdir -p "$CACHE/apt"
+if [ -d /var/cache/pi-lab/apt ] && [ "$CACHE" != /var/cache/pi-lab ]; then
+  cp -n /var/cache/pi-lab/apt/*.deb "$CACHE/apt/" 2>/dev/null || true
+fi
 
 cargo build --release -q -p pi-lab
 cargo build --release -q -p node-agent --target aarch64-unknown-linux-musl
 PI_LAB=target/release/pi-lab
 AGENT=target/aarch64-unknown-linux-musl/release/node-agent
 
-# A project copy whose overlays we may change between warm rebuilds.
-mkdir -p "$WORK/proj/images"
-cp -a overlays "$WORK/proj/"
-cp images/pi3b-trixie.toml "$WORK/proj/images/"
+# Project copies: one whose overlays change, one with one more package.
+for p in proj addpkg; do
+  mkdir -p "$WORK/$p/images"
+  cp -a overlays "$WORK/$p/"
+  cp images/pi3b-trixie.toml "$WORK/$p/images/"
+done
+sed -i "s/^packages = \[/packages = [\n  \"$ADD_PACKAGE\",/" "$WORK/addpkg/images/pi3b-trixie.toml"
 PROFILE="$WORK/proj/images/pi3b-trixie.toml"
 
-build() { # build KIND N EXTRA...
-  local kind=$1 n=$2; shift 2
-  "$PI_LAB" image build --json --profile "$PROFILE" --out "$WORK/out" \
-    --cache-dir "$CACHE" --agent "$AGENT" "$@" > "$WORK/$kind-$n.json"
-  jq -c "{kind: \"$kind\", seconds, rootfs_cached, image_size, compressed_size, mapped_size}" "$WORK/$kind-$n.json"
+load() { cut -d' ' -f1 /proc/loadavg; }
+record() { # record KIND N SECONDS LOAD_BEFORE [JSON]
+  local extra=${5:-'{}'}
+  jq -nc --arg kind "$1" --argjson n "$2" --argjson s "$3" --argjson lb "$4" \
+    --argjson la "$(load)" --argjson x "$extra" \
+    '{kind: $kind, n: $n, seconds: $s, load_before: $lb, load_after: $la} + $x' >> "$WORK/runs.jsonl"
+  tail -1 "$WORK/runs.jsonl"
 }
 
-for n in $(seq "$COLD_RUNS"); do build cold "$n" --no-cache; done
+build() { # build KIND N PROFILE EXTRA...
+  local kind=$1 n=$2 profile=$3; shift 3
+  local lb; lb=$(load)
+  "$PI_LAB" image build --json --profile "$profile" --out "$WORK/out-$kind" \
+    --cache-dir "$CACHE" --agent "$AGENT" "$@" > "$WORK/$kind-$n.json" 2> "$WORK/$kind-$n.err"
+  record "$kind" "$n" "$(jq .seconds "$WORK/$kind-$n.json")" "$lb" \
+    "$(jq -c '{rootfs_cached, filesystems_cached, compressed_size, mapped_size,
+               layers: [.layers[] | {name, cached}],
+               steps: [.steps[] | {name, outcome, seconds}]}' "$WORK/$kind-$n.json")"
+}
+
+# 1. The hand pipeline: one mmdebstrap with every package.
+PACKAGES=$("$PI_LAB" image packages --profile "$PROFILE" | cut -d' ' -f2 | paste -sd,)
+for n in $(seq "$PLAIN_RUNS"); do
+  lb=$(load); t0=$(date +%s.%N)
+  mmdebstrap --mode=auto --variant=minbase --arch=arm64 \
+    --components=main,non-free-firmware --include="$PACKAGES" --skip=essential/unlink \
+    --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+    --setup-hook="sync-in '$CACHE/apt' /var/cache/apt/archives/" \
+    --customize-hook="sync-out /var/cache/apt/archives '$CACHE/apt'" \
+    trixie "$WORK/plain.tar" > "$WORK/plain-$n.log" 2>&1
+  t1=$(date +%s.%N)
+  record plain "$n" "$(awk "BEGIN{print $t1 - $t0}")" "$lb"
+  rm -f "$WORK/plain.tar"
+done
+
+# 2. pi-lab, cold: every layer and the file systems made again.
+for n in $(seq "$COLD_RUNS"); do build cold "$n" "$PROFILE" --no-cache; done
+
+# 3. One package added: the cached base and lab layers are reused. The
+# profile layer and file systems of the previous run are removed first, so
+# every run makes them again.
+for n in $(seq "$ADDPKG_RUNS"); do
+  if [ -f "$WORK/addpkg-$((n - 1)).json" ]; then
+    key=$(jq -r '.layers[] | select(.name == "profile") | .key' "$WORK/addpkg-$((n - 1)).json")
+    fskey=$(jq -r .filesystems_key "$WORK/addpkg-$((n - 1)).json")
+    rm -f "$CACHE/rootfs/profile-$key".* "$CACHE/fs/$fskey".*
+  fi
+  build addpkg "$n" "$WORK/addpkg/images/pi3b-trixie.toml"
+done
+
+# 4. Warm: one overlay file changed.
 for n in $(seq "$WARM_RUNS"); do
   echo "bench run $n $(date +%s%N)" > "$WORK/proj/overlays/base/etc/pi-lab-bench-marker"
-  build warm "$n"
+  build warm "$n" "$PROFILE"
+done
+
+# 5. The emulated board: start to root file system, and the initrd.
+boot() { # boot KIND N IMG
+  local kind=$1 n=$2 img=$3 dir="$WORK/boot-$1"
+  mkdir -p "$dir"
+  local fat="$img@@4194304" kernel initrd
+  kernel=$(mdir -i "$fat" -b :: | sed 's|::/||' | grep '^vmlinuz-' | head -1)
+  initrd=$(mdir -i "$fat" -b :: | sed 's|::/||' | grep '^initrd.img-' | head -1)
+  for f in "$kernel" "$initrd" bcm2837-rpi-3-b.dtb cmdline.txt; do
+    mcopy -o -i "$fat" "::$f" "$dir/$f"
+  done
+  cp --sparse=always "$img" "$dir/sd.img"
+  local lb; lb=$(load)
+  local t0; t0=$(date +%s.%N)
+  qemu-system-aarch64 -M raspi3b -m 1G -display none -monitor none \
+    -kernel "$dir/$kernel" -initrd "$dir/$initrd" -dtb "$dir/bcm2837-rpi-3-b.dtb" \
+    -drive "if=sd,format=raw,file=$dir/sd.img" -append "$(cat "$dir/cmdline.txt")" \
+    -device usb-net,netdev=n0 -netdev user,id=n0,restrict=on \
+    -serial null -serial "file:$dir/serial-$n.log" &
+  local qemu=$! root=null
+  for _ in $(seq 1800); do
+    if grep -q 'EXT4-fs (mmcblk.*mounted filesystem' "$dir/serial-$n.log" 2>/dev/null; then
+      root=$(awk "BEGIN{print $(date +%s.%N) - $t0}"); break
+    fi
+    sleep 0.5
+  done
+  kill "$qemu"; wait "$qemu" 2>/dev/null || true
+  record "boot-$kind" "$n" "$root" "$lb" \
+    "$(jq -nc --argjson b "$(stat -c %s "$dir/$initrd")" '{initrd_bytes: $b}')"
+}
+IMG="$WORK/out-warm/pi-lab-pi3b-trixie.img"
+[ -f "$IMG" ] || IMG="$WORK/out-cold/pi-lab-pi3b-trixie.img"
+for n in $(seq "$BOOT_RUNS"); do
+  boot new "$n" "$IMG"
+  if [ -n "$BASELINE_IMG" ]; then boot baseline "$n" "$BASELINE_IMG"; fi
 done
 
 jq -s '
   def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;
-  (map(select(.rootfs_cached == false) | .seconds) | median) as $cold
-  | (map(select(.rootfs_cached == true) | .seconds) | median) as $warm
-  | {cold_seconds_median: $cold, warm_seconds_median: $warm, cold_over_warm: (if $cold == null then null else $cold / $warm end),
-     image_mib: (.[0].image_size / 1048576), compressed_mib: (.[0].compressed_size / 1048576),
-     mapped_mib: (.[0].mapped_size / 1048576), runs: length}' \
-  "$WORK"/*.json | tee "$WORK/results.json.tmp"
+  def m(k): map(select(.kind == k) | .seconds | select(. != null)) | median;
+  def ratio(a; b): if a == null or b == null then null else (a / b * 1000 | round / 1000) end;
+  (m("plain")) as $plain | (m("cold")) as $cold | (m("addpkg")) as $add | (m("warm")) as $warm
+  | {plain_mmdebstrap_s: $plain, cold_s: $cold, add_package_s: $add, warm_s: $warm,
+     cold_over_plain: ratio($cold; $plain), add_package_over_cold: ratio($add; $cold),
+     boot_to_root_s: m("boot-new"), baseline_boot_to_root_s: m("boot-baseline"),
+     initrd_mib: (map(select(.kind == "boot-new") | .initrd_bytes) | first | if . == null then null else . / 1048576 end),
+     baseline_initrd_mib: (map(select(.kind == "boot-baseline") | .initrd_bytes) | first | if . == null then null else . / 1048576 end),
+     compressed_mib: (map(select(.kind == "warm") | .compressed_size) | first | if . == null then null else . / 1048576 end),
+     mapped_mib: (map(select(.kind == "warm") | .mapped_size) | first | if . == null then null else . / 1048576 end),
+     load: (map({kind, n, load_before, load_after})), runs: length}' \
+  "$WORK/runs.jsonl" | tee "$WORK/results.json.tmp"
 mv "$WORK/results.json.tmp" "$WORK/results.json"
-# Per-step times of the last warm rebuild.
-jq -r '.steps[] | "\(.name)\t\(.outcome)\t\(.seconds * 10 | round / 10)s"' "$WORK/warm-$WARM_RUNS.json"
+echo "Steps of the last cold, add-package and warm builds:"
+for k in cold addpkg warm; do
+  f=$(ls "$WORK/$k"-*.json 2>/dev/null | sort -V | tail -1) || true
+  [ -n "$f" ] && jq -r --arg k "$k" '.steps[] | "\($k)\t\(.name)\t\(.outcome)\t\(.seconds * 10 | round / 10)s"' "$f"
+done

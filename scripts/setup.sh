@@ -11,6 +11,7 @@ PACKAGES=(
   tshark
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
+  kmod dpkg-dev
   hyperfine
   frr-pythontools
   python3 python3-yaml

@@ -1,19 +1,21 @@
 //! The disk image, made without loop devices or mounts:
 //! `/boot/firmware` becomes a FAT32 file system made in a plain file
 //! (`mkfs.vfat`, filled by mtools' `mcopy`), the rest an ext4 file system
-//! made by `mkfs.ext4 -d`, and both
-//! are copied, holes kept, into one sparse file behind an MBR we write.
+//! made by `mkfs.ext4 -d` (both cached, see `filesystems.rs`); both are
+//! copied, holes kept, into one sparse file behind an MBR we write, and the
+//! build's own files are written on top (`top.rs`).
 //!
 //! Layout: MBR; p1 FAT32 (LBA, type 0x0c) `RASPIFIRM` 4 MiB..512 MiB;
 //! p2 Linux (0x83) ext4 `RASPIROOT` 512 MiB..end.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::process::Command;
 
+use super::filesystems::Filesystems;
 use super::overlay::walk;
 use super::profile::{FIRMWARE_END, FIRMWARE_START};
 use super::progress::{Cancel, Step};
@@ -25,22 +27,17 @@ fn io(ctx: &str, p: &Path) -> impl FnOnce(std::io::Error) -> ImageError {
     move |e| ImageError::io(ctx, e)
 }
 
-/// Builds the whole image at `img` from the prepared tree.
+/// Builds the whole image at `img`: MBR, the cached file systems at their
+/// offsets, then the build's own files from `top`.
 pub fn image(
-    tree: &Path,
+    fs: &Filesystems,
+    top: &Path,
+    staged: &super::top::Staged,
     profile: &Profile,
     img: &Path,
     work: &Path,
     step: &Step,
 ) -> Result<(), ImageError> {
-    let fat = work.join("firmware.vfat");
-    let ext4 = work.join("root.ext4");
-    step.message("FAT32 file system from /boot/firmware");
-    firmware_fs(&tree.join("boot/firmware"), &fat, profile, step)?;
-    empty_dir(&tree.join("boot/firmware"))?;
-    super::overlay::clamp_mtimes(&tree.join("boot/firmware"), profile.epoch())?;
-    step.message("ext4 file system (mkfs.ext4 -d)");
-    root_fs(tree, &ext4, profile.image_size - FIRMWARE_END, profile, work, step)?;
     step.message("partition table and placement");
     let mut out =
         OpenOptions::new().write(true).create_new(true).open(img).map_err(io("creating", img))?;
@@ -48,13 +45,10 @@ pub fn image(
     let table = mbr(profile.derived_u32("disk signature"), profile.image_size)
         .map_err(|e| ImageError::Step { step: "partition table", message: e.to_string() })?;
     out.write_all(&table.to_bytes()).map_err(io("writing the MBR of", img))?;
-    splice(&fat, &out, FIRMWARE_START, &step.cancel)?;
-    splice(&ext4, &out, FIRMWARE_END, &step.cancel)?;
-    out.sync_all().map_err(io("syncing", img))?;
-    for p in [&fat, &ext4] {
-        fs::remove_file(p).map_err(io("removing", p))?;
-    }
-    Ok(())
+    place(&fs.vfat, &out, FIRMWARE_START, &step.cancel)?;
+    place(&fs.ext4, &out, FIRMWARE_END, &step.cancel)?;
+    drop(out);
+    super::top::write(top, staged, img, &fs.index, profile, work, step)
 }
 
 /// The card's partition table: fixed disk signature, p1 FAT32 (LBA) from
@@ -110,7 +104,7 @@ pub fn firmware_fs(
     step.command("mcopy", &mut mcopy, &step.log("mcopy.log"))
 }
 
-fn empty_dir(dir: &Path) -> Result<(), ImageError> {
+pub fn empty_dir(dir: &Path) -> Result<(), ImageError> {
     for entry in fs::read_dir(dir).map_err(io("reading", dir))? {
         let p = entry.map_err(io("reading", dir))?.path();
         if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
@@ -196,21 +190,45 @@ fn fix_ctimes(
 
 /// Copies the data of `src` into `dst` at `offset`, skipping holes, so the
 /// image stays sparse and the block map sees only what the file systems
-/// wrote.
-pub fn splice(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
-    let mut input = File::open(src).map_err(io("opening", src))?;
+/// wrote. copy_file_range copies in the kernel (a reflink where the file
+/// system can); between two file systems it may refuse, and then the data
+/// goes through a buffer.
+pub fn place(src: &Path, dst: &File, offset: u64, cancel: &Cancel) -> Result<(), ImageError> {
+    use nix::errno::Errno;
+    use nix::fcntl::copy_file_range;
+    let input = File::open(src).map_err(io("opening", src))?;
     let len = input.metadata().map_err(io("stat", src))?.size();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut in_kernel = true;
+    let mut buf = Vec::new();
     for (start, end) in data_ranges(&input, len).map_err(io("finding data in", src))? {
-        cancel.check()?;
-        input.seek(SeekFrom::Start(start)).map_err(io("seeking", src))?;
         let mut pos = start;
         while pos < end {
-            let n = ((end - pos) as usize).min(buf.len());
-            input.read_exact(&mut buf[..n]).map_err(io("reading", src))?;
-            dst.write_all_at(&buf[..n], offset + pos)
-                .map_err(|e| ImageError::io("writing the image", e))?;
-            pos += n as u64;
+            cancel.check()?;
+            let n = ((end - pos) as usize).min(1 << 30);
+            let (mut from, mut to) = (pos as i64, (offset + pos) as i64);
+            let done = if in_kernel {
+                match copy_file_range(&input, Some(&mut from), dst, Some(&mut to), n) {
+                    Ok(done) => done,
+                    Err(Errno::EXDEV | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOSYS) => {
+                        in_kernel = false;
+                        continue;
+                    }
+                    Err(e) => return Err(ImageError::io("copying into the image", e.into())),
+                }
+            } else {
+                buf.resize(n.min(8 << 20), 0);
+                input.read_exact_at(&mut buf, pos).map_err(io("reading", src))?;
+                dst.write_all_at(&buf, offset + pos)
+                    .map_err(|e| ImageError::io("writing the image", e))?;
+                buf.len()
+            };
+            if done == 0 {
+                return Err(ImageError::Step {
+                    step: "assemble",
+                    message: format!("{} ended early at byte {pos}", src.display()),
+                });
+            }
+            pos += done as u64;
         }
     }
     Ok(())
@@ -249,6 +267,47 @@ mod tests {
         assert_eq!(p2.kind, PartitionType::LINUX);
         assert_eq!((p2.start(), p2.end()), (512 << 20, 2 << 30));
         assert_eq!(m.partition(3), None);
+    }
+
+    #[test]
+    fn place_copies_data_and_keeps_holes_also_across_file_systems() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-place-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("src");
+        let f = File::create(&src).unwrap();
+        f.set_len(16 << 20).unwrap();
+        f.write_all_at(b"first", 1 << 20).unwrap();
+        f.write_all_at(b"second", 12 << 20).unwrap();
+        // /dev/shm is tmpfs: copy_file_range from here refuses (EXDEV).
+        let shm = Path::new("/dev/shm");
+        let targets = [dir.join("dst"), shm.join(format!("pi-lab-place-{}", std::process::id()))];
+        for dst_path in targets.iter().filter(|p| p.parent().is_some_and(Path::is_dir)) {
+            let dst = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dst_path)
+                .unwrap();
+            dst.set_len(32 << 20).unwrap();
+            place(&src, &dst, 4 << 20, &Cancel::never()).unwrap();
+            let mut got = [0u8; 6];
+            dst.read_exact_at(&mut got[..5], (5 << 20) as u64).unwrap();
+            assert_eq!(&got[..5], b"first", "{}", dst_path.display());
+            dst.read_exact_at(&mut got, (16 << 20) as u64).unwrap();
+            assert_eq!(&got, b"second");
+            let mapped: u64 = data_ranges(&dst, 32 << 20).unwrap().iter().map(|(a, b)| b - a).sum();
+            assert!(mapped < 4 << 20, "holes must stay holes: {mapped} bytes mapped");
+            fs::remove_file(dst_path).unwrap();
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn io_errors_name_their_cause_once() {
+        let e = ImageError::io("opening x", std::io::Error::from_raw_os_error(2));
+        let text = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
     }
 
     #[test]

@@ -3,23 +3,16 @@
 //!
 //! Mapped blocks are the image's data ranges (SEEK_DATA/SEEK_HOLE): the
 //! image is assembled sparse, so holes are exactly what no file system wrote.
+//! The ranges' hashes are computed in the same pass that compresses the
+//! image (`pack.rs`).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::ImageError;
 use super::assemble::data_ranges;
-use super::progress::Cancel;
 
 pub const BLOCK: u64 = 4096;
-
-#[derive(Debug, Clone)]
-pub struct Bmap {
-    pub mapped_bytes: u64,
-}
 
 /// Inclusive block ranges `(first, last)` that hold data.
 pub fn mapped_blocks(img: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
@@ -32,37 +25,6 @@ pub fn mapped_blocks(img: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
         }
     }
     Ok(out)
-}
-
-/// Writes the `.bmap` for `img` to `out`.
-pub fn write(img: &Path, out: &Path, cancel: &Cancel) -> Result<Bmap, ImageError> {
-    let io = |ctx: &str| {
-        let ctx = format!("{ctx} {}", img.display());
-        move |e| ImageError::io(ctx, e)
-    };
-    let mut f = File::open(img).map_err(io("opening"))?;
-    let size = f.metadata().map_err(io("stat"))?.len();
-    let ranges = mapped_blocks(&f, size).map_err(io("finding data in"))?;
-    let mut hashed = Vec::with_capacity(ranges.len());
-    let mut buf = vec![0u8; 1 << 20];
-    for &(first, last) in &ranges {
-        cancel.check()?;
-        let mut h = Sha256::new();
-        f.seek(SeekFrom::Start(first * BLOCK)).map_err(io("seeking"))?;
-        let mut left = ((last + 1) * BLOCK).min(size) - first * BLOCK;
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            f.read_exact(&mut buf[..n]).map_err(io("reading"))?;
-            h.update(&buf[..n]);
-            left -= n as u64;
-        }
-        hashed.push((first, last, hex::encode(h.finalize())));
-    }
-    let text = render(size, &hashed);
-    std::fs::write(out, &text)
-        .map_err(|e| ImageError::io(format!("writing {}", out.display()), e))?;
-    let mapped = hashed.iter().map(|(a, b, _)| b - a + 1).sum::<u64>() * BLOCK;
-    Ok(Bmap { mapped_bytes: mapped.min(size) })
 }
 
 /// The XML, with `BmapFileChecksum` computed as bmaptool does: sha256 of

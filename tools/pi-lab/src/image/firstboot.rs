@@ -10,9 +10,12 @@
 //! per-machine state and enables units the way `systemctl enable` would,
 //! without running anything inside the arm64 tree.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use super::{ImageError, Profile};
 
@@ -53,10 +56,73 @@ fn write(p: &Path, text: &str) -> Result<(), ImageError> {
     fs::write(p, text).map_err(io("writing", p))
 }
 
+/// A unit file of the root file system: where it is and its `[Install]`
+/// section, so units can be enabled without the tree at hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unit {
+    /// Absolute path in the image, e.g. `/usr/lib/systemd/system/ssh.service`.
+    pub path: String,
+    pub install: Vec<(String, String)>,
+}
+
+/// Where systemd looks for unit files, most specific first.
+const UNIT_DIRS: &[&str] = &["etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
+
+/// The unit files of `tree` (regular files only; the first directory of
+/// [`UNIT_DIRS`] that has a unit wins, as for systemd).
+pub fn unit_index(tree: &Path) -> Result<BTreeMap<String, Unit>, ImageError> {
+    let mut out = BTreeMap::new();
+    for dir in UNIT_DIRS {
+        let d = tree.join(dir);
+        if !d.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        for entry in fs::read_dir(&d).map_err(io("reading", &d))? {
+            let entry = entry.map_err(io("reading", &d))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if out.contains_key(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let text = fs::read_to_string(entry.path()).unwrap_or_default();
+            let path = format!("/{dir}/{name}");
+            out.insert(name, Unit { path, install: install_section(&text) });
+        }
+    }
+    Ok(out)
+}
+
+/// The units a build can enable: those in the build's own files (`top`,
+/// from overlays) first, then the root file system's.
+#[derive(Debug)]
+pub struct Units<'a> {
+    pub top: &'a Path,
+    pub base: &'a BTreeMap<String, Unit>,
+}
+
+impl Units<'_> {
+    fn top_unit(&self, unit: &str) -> Option<PathBuf> {
+        UNIT_DIRS.iter().map(|d| self.top.join(d).join(unit)).find(|p| p.is_file())
+    }
+
+    /// The unit's path in the image and its `[Install]` section.
+    pub fn find(&self, unit: &str) -> Result<Option<Unit>, ImageError> {
+        if let Some(p) = self.top_unit(unit) {
+            let text = fs::read_to_string(&p).map_err(io("reading", &p))?;
+            let path = Path::new("/").join(p.strip_prefix(self.top).unwrap_or(&p));
+            return Ok(Some(Unit {
+                path: path.to_string_lossy().into_owned(),
+                install: install_section(&text),
+            }));
+        }
+        Ok(self.base.get(unit).cloned())
+    }
+}
+
 /// Where node-agent goes: the program its unit starts (`ExecStart=`), so
-/// unit and binary cannot disagree.
-pub fn agent_path(tree: &Path) -> Result<PathBuf, ImageError> {
-    let unit = find_unit(tree, "node-agent.service").ok_or_else(|| ImageError::Step {
+/// unit and binary cannot disagree. The unit comes from an overlay.
+pub fn agent_path(top: &Path) -> Result<PathBuf, ImageError> {
+    let units = Units { top, base: &BTreeMap::new() };
+    let unit = units.top_unit("node-agent.service").ok_or_else(|| ImageError::Step {
         step: "node-agent",
         message: "no node-agent.service in the image: overlays/base/etc/systemd/system/node-agent.service is missing".into(),
     })?;
@@ -74,73 +140,82 @@ pub fn agent_path(tree: &Path) -> Result<PathBuf, ImageError> {
     Ok(PathBuf::from(program))
 }
 
-pub fn prepare(tree: &Path, profile: &Profile, agent: &Path) -> Result<(), ImageError> {
-    let rel = agent_path(tree)?;
-    let bin = tree.join(rel.strip_prefix("/").unwrap_or(&rel));
-    if let Some(dir) = bin.parent() {
-        fs::create_dir_all(dir).map_err(io("creating", dir))?;
-    }
-    fs::copy(agent, &bin).map_err(io("installing node-agent to", &bin))?;
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(io("chmod", &bin))?;
-
-    // Per-machine state is made on first boot, never shipped in the image.
-    for entry in fs::read_dir(tree.join("etc/ssh")).map_err(io("reading", &tree.join("etc/ssh")))? {
-        let p = entry.map_err(io("reading", &tree.join("etc/ssh")))?.path();
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ssh_host_")) {
-            fs::remove_file(&p).map_err(io("removing", &p))?;
+/// Per-machine state is made on first boot, never shipped in the image:
+/// no SSH host keys, an empty machine-id (systemd makes one,
+/// ConditionFirstBoot), no D-Bus machine id. Done once on the root file
+/// system, before it is cached.
+pub fn clear_machine_state(tree: &Path) -> Result<(), ImageError> {
+    let ssh = tree.join("etc/ssh");
+    if ssh.is_dir() {
+        for entry in fs::read_dir(&ssh).map_err(io("reading", &ssh))? {
+            let p = entry.map_err(io("reading", &ssh))?.path();
+            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("ssh_host_")) {
+                fs::remove_file(&p).map_err(io("removing", &p))?;
+            }
         }
     }
-    // Empty machine-id: systemd makes one on first boot (ConditionFirstBoot).
     write(&tree.join("etc/machine-id"), "")?;
     let dbus_id = tree.join("var/lib/dbus/machine-id");
     if dbus_id.symlink_metadata().is_ok_and(|m| m.is_file()) {
         fs::remove_file(&dbus_id).map_err(io("removing", &dbus_id))?;
     }
+    Ok(())
+}
+
+/// The build's own files in `top` (which already holds the overlays):
+/// node-agent, hostname, hosts, fstab, and the enabled units' links.
+pub fn prepare(
+    top: &Path,
+    profile: &Profile,
+    agent: &Path,
+    base_units: &BTreeMap<String, Unit>,
+) -> Result<(), ImageError> {
+    let rel = agent_path(top)?;
+    let bin = top.join(rel.strip_prefix("/").unwrap_or(&rel));
+    if let Some(dir) = bin.parent() {
+        fs::create_dir_all(dir).map_err(io("creating", dir))?;
+    }
+    fs::copy(agent, &bin).map_err(io("installing node-agent to", &bin))?;
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).map_err(io("chmod", &bin))?;
     let host = &profile.profile.hostname;
-    write(&tree.join("etc/hostname"), &format!("{host}\n"))?;
+    write(&top.join("etc/hostname"), &format!("{host}\n"))?;
     write(
-        &tree.join("etc/hosts"),
+        &top.join("etc/hosts"),
         &format!(
             "127.0.0.1\tlocalhost\n127.0.1.1\t{host}\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n"
         ),
     )?;
-    write(&tree.join("etc/fstab"), FSTAB)?;
+    write(&top.join("etc/fstab"), FSTAB)?;
+    let units = Units { top, base: base_units };
     for unit in UNITS {
-        enable(tree, unit)?;
+        enable(&units, unit)?;
     }
     Ok(())
 }
 
-/// Where systemd looks for unit files, most specific first.
-const UNIT_DIRS: &[&str] = &["etc/systemd/system", "usr/lib/systemd/system", "lib/systemd/system"];
-
-fn find_unit(tree: &Path, unit: &str) -> Option<PathBuf> {
-    UNIT_DIRS.iter().map(|d| tree.join(d).join(unit)).find(|p| p.symlink_metadata().is_ok())
-}
-
-/// `systemctl enable` for one unit: links from its `[Install]` section
-/// (`WantedBy=`, `RequiredBy=`, `Alias=`) and the same for `Also=` units.
-pub fn enable(tree: &Path, unit: &str) -> Result<(), ImageError> {
+/// `systemctl enable` for one unit: links (made in `units.top`) from its
+/// `[Install]` section (`WantedBy=`, `RequiredBy=`, `Alias=`) and the same
+/// for `Also=` units.
+pub fn enable(units: &Units<'_>, unit: &str) -> Result<(), ImageError> {
     let mut todo = vec![unit.to_string()];
     let mut done: Vec<String> = Vec::new();
     while let Some(unit) = todo.pop() {
         if done.contains(&unit) {
             continue;
         }
-        let path = find_unit(tree, &unit).ok_or_else(|| ImageError::Step {
+        let found = units.find(&unit)?.ok_or_else(|| ImageError::Step {
             step: "enable units",
             message: format!(
                 "unit {unit} is not in the image: it must come from a package or an overlay (etc/systemd/system/{unit})"
             ),
         })?;
-        let text = fs::read_to_string(&path).map_err(io("reading", &path))?;
-        let target = Path::new("/").join(path.strip_prefix(tree).unwrap_or(&path));
-        for (key, value) in install_section(&text) {
+        let target = PathBuf::from(&found.path);
+        for (key, value) in &found.install {
             for name in value.split_whitespace() {
                 match key.as_str() {
-                    "WantedBy" => link(tree, &format!("{name}.wants"), &unit, &target)?,
-                    "RequiredBy" => link(tree, &format!("{name}.requires"), &unit, &target)?,
-                    "Alias" => link(tree, "", name, &target)?,
+                    "WantedBy" => link(units.top, &format!("{name}.wants"), &unit, &target)?,
+                    "RequiredBy" => link(units.top, &format!("{name}.requires"), &unit, &target)?,
+                    "Alias" => link(units.top, "", name, &target)?,
                     "Also" => todo.push(name.to_string()),
                     _ => {}
                 }
@@ -180,30 +255,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enable_follows_install_section_and_also() {
-        let tree = std::env::temp_dir().join(format!("pi-lab-enable-{}", std::process::id()));
+    fn enable_follows_install_section_and_also_across_top_and_base() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-enable-{}", std::process::id()));
+        let (tree, top) = (dir.join("tree"), dir.join("top"));
         let lib = tree.join("usr/lib/systemd/system");
         fs::create_dir_all(&lib).unwrap();
         fs::write(lib.join("a.service"), "[Unit]\n[Service]\nExecStart=/x\n[Install]\nWantedBy=multi-user.target\nAlias=b.service\nAlso=c.socket\n").unwrap();
         fs::write(lib.join("c.socket"), "[Install]\nWantedBy=sockets.target\n").unwrap();
-        enable(&tree, "a.service").unwrap();
-        let etc = tree.join("etc/systemd/system");
+        let base = unit_index(&tree).unwrap();
+        assert_eq!(base["a.service"].path, "/usr/lib/systemd/system/a.service");
+        let top_units = top.join("etc/systemd/system");
+        fs::create_dir_all(&top_units).unwrap();
+        fs::write(top_units.join("c.socket"), "[Install]\nWantedBy=other.target\n").unwrap();
+        let units = Units { top: &top, base: &base };
+        enable(&units, "a.service").unwrap();
         assert_eq!(
-            fs::read_link(etc.join("multi-user.target.wants/a.service")).unwrap(),
+            fs::read_link(top_units.join("multi-user.target.wants/a.service")).unwrap(),
             Path::new("/usr/lib/systemd/system/a.service")
         );
         assert_eq!(
-            fs::read_link(etc.join("b.service")).unwrap(),
+            fs::read_link(top_units.join("b.service")).unwrap(),
             Path::new("/usr/lib/systemd/system/a.service")
         );
-        assert!(etc.join("sockets.target.wants/c.socket").symlink_metadata().is_ok());
-        let err = enable(&tree, "missing.service").unwrap_err().to_string();
+        // The overlay's c.socket wins over the package's.
+        assert_eq!(
+            fs::read_link(top_units.join("other.target.wants/c.socket")).unwrap(),
+            Path::new("/etc/systemd/system/c.socket")
+        );
+        assert!(top_units.join("sockets.target.wants/c.socket").symlink_metadata().is_err());
+        let err = enable(&units, "missing.service").unwrap_err().to_string();
         assert!(err.contains("missing.service"), "{err}");
-        assert!(agent_path(&tree).is_err());
-        let etc_unit = tree.join("etc/systemd/system/node-agent.service");
-        fs::write(&etc_unit, "[Service]\nExecStart=-/usr/local/bin/node-agent run --config /x\n")
-            .unwrap();
-        assert_eq!(agent_path(&tree).unwrap(), Path::new("/usr/local/bin/node-agent"));
+        assert!(agent_path(&top).is_err());
+        fs::write(
+            top_units.join("node-agent.service"),
+            "[Service]\nExecStart=-/usr/local/bin/node-agent run --config /x\n",
+        )
+        .unwrap();
+        assert_eq!(agent_path(&top).unwrap(), Path::new("/usr/local/bin/node-agent"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn machine_state_is_cleared() {
+        let tree = std::env::temp_dir().join(format!("pi-lab-clear-{}", std::process::id()));
+        fs::create_dir_all(tree.join("etc/ssh")).unwrap();
+        fs::create_dir_all(tree.join("var/lib/dbus")).unwrap();
+        fs::write(tree.join("etc/ssh/ssh_host_ed25519_key"), "secret").unwrap();
+        fs::write(tree.join("etc/ssh/sshd_config"), "keep").unwrap();
+        fs::write(tree.join("etc/machine-id"), "0123").unwrap();
+        fs::write(tree.join("var/lib/dbus/machine-id"), "0123").unwrap();
+        clear_machine_state(&tree).unwrap();
+        assert!(!tree.join("etc/ssh/ssh_host_ed25519_key").exists());
+        assert!(tree.join("etc/ssh/sshd_config").exists());
+        assert_eq!(fs::read_to_string(tree.join("etc/machine-id")).unwrap(), "");
+        assert!(!tree.join("var/lib/dbus/machine-id").exists());
         fs::remove_dir_all(&tree).unwrap();
     }
 }

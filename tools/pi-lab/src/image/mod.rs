@@ -1,21 +1,27 @@
 //! `pi-lab image build`: one Debian 13 arm64 image for the whole fleet.
 //!
-//! The steps, each named in the progress display:
-//! prerequisites -> agent (cargo, aarch64 musl) -> rootfs (mmdebstrap, cached
-//! by a hash of what makes it) -> unpack a copy -> overlays -> first boot ->
-//! assemble (FAT32 + ext4 + MBR, no loop devices, no mounts) -> bmap ->
-//! compress -> manifest and SHA256SUMS -> rename into place.
+//! The steps, each named in the progress display (`ran` or `cached`):
+//! prerequisites -> agent (cargo, aarch64 musl) -> root file system layers
+//! (mmdebstrap: base, lab, profile; each cached by a hash of what made it)
+//! -> file systems (ext4 and FAT32 of the root file system, cached) -> the
+//! build's own files (overlays, agent, first boot) -> assemble (MBR, cached
+//! file systems placed, own files written with debugfs; no loop devices, no
+//! mounts) -> one pass for bmap, sha256 and zstd -> manifest and SHA256SUMS
+//! -> rename into place.
 
 pub mod agent;
 pub mod assemble;
 pub mod bmap;
+pub mod filesystems;
 pub mod firstboot;
 pub mod outputs;
 pub mod overlay;
+pub mod pack;
 pub mod prereqs;
 pub mod profile;
 pub mod progress;
 pub mod rootfs;
+pub mod top;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,10 +38,39 @@ pub enum ImageCommand {
   pi-lab image build --out out/
   pi-lab image build --profile images/pi3b-trixie.toml --out out/ --json
   SOURCE_DATE_EPOCH=1735689600 pi-lab image build --no-cache --out out/
+  pi-lab image build --no-cache=filesystems --out out/
 
 Outputs in --out: NAME.img, NAME.img.zst, NAME.img.bmap, NAME.manifest,
-SHA256SUMS. Needs root (mmdebstrap, file ownership in the root file system).")]
+SHA256SUMS. Needs root (mmdebstrap, file ownership in the root file system).
+
+The root file system is cached in layers (base: minbase, kernel, firmware;
+lab: FRR and tools; profile: the profile's packages), then as file systems.
+Adding a package rebuilds only the profile layer; changing an overlay or the
+agent reuses everything and takes seconds.")]
     Build(BuildArgs),
+    /// Print the packages each layer installs (`LAYER PACKAGE`, one a line).
+    #[command(after_help = "Examples:
+  pi-lab image packages --profile images/pi3b-trixie.toml | cut -d' ' -f2 | paste -sd,
+  pi-lab image packages --json    # each layer's name, cache key and packages")]
+    Packages {
+        /// Image profile (TOML).
+        #[arg(long, env = "PI_LAB_PROFILE", default_value = "images/pi3b-trixie.toml")]
+        profile: PathBuf,
+        /// Each layer's name, cache key (its tarball is CACHE/rootfs/NAME-KEY.tar)
+        /// and packages, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `--no-cache` rebuilds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rebuild {
+    /// Every root file system layer and the file systems (downloaded
+    /// packages are still reused).
+    All,
+    /// Only the file systems, from the cached root file system.
+    Filesystems,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -46,10 +81,12 @@ pub struct BuildArgs {
     /// Where the outputs go (created if missing).
     #[arg(long, env = "PI_LAB_OUT", default_value = "out")]
     pub out: PathBuf,
-    /// Rebuild the root file system even when the cache has it (downloaded
-    /// packages are still reused).
-    #[arg(long)]
-    pub no_cache: bool,
+    /// Rebuild even when the cache has it: `--no-cache` (= all) every
+    /// layer of the root file system and the file systems; downloaded
+    /// packages are still reused. `--no-cache=filesystems` only the file
+    /// systems.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "all")]
+    pub no_cache: Option<Rebuild>,
     /// Cache of root file systems and downloaded packages (default:
     /// /var/cache/pi-lab as root, else ~/.cache/pi-lab).
     #[arg(long, env = "PI_LAB_CACHE_DIR")]
@@ -57,7 +94,8 @@ pub struct BuildArgs {
     /// Use this node-agent binary (aarch64, static) instead of building it.
     #[arg(long, env = "PI_LAB_AGENT")]
     pub agent: Option<PathBuf>,
-    /// Print a JSON summary on stdout instead of the progress display.
+    /// Print a JSON summary on stdout; stderr keeps one line per step
+    /// instead of the progress display.
     #[arg(long)]
     pub json: bool,
 }
@@ -71,26 +109,23 @@ pub enum ImageError {
     Prerequisite { what: String, fix: String },
     #[error("{step}: {message}")]
     Step { step: &'static str, message: String },
-    #[error("{context}: {source}{hint}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-        hint: String,
-    },
+    /// The cause is part of the message, not a separate source, so
+    /// `{:#}` does not print it twice.
+    #[error("{context}: {cause}{hint}")]
+    Io { context: String, cause: std::io::Error, hint: String },
     #[error("interrupted (Ctrl-C): removed the partial outputs, nothing is left mounted")]
     Interrupted,
 }
 
 impl ImageError {
     /// An I/O error with what was being done; a full disk gets a hint.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        let hint = match source.raw_os_error() {
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
+        let hint = match cause.raw_os_error() {
             Some(28) => " (the disk is full: free space or choose another --out)".to_string(),
             Some(27) => " (file size limit reached: see `ulimit -f`)".to_string(),
             _ => String::new(),
         };
-        ImageError::Io { context: context.into(), source, hint }
+        ImageError::Io { context: context.into(), cause, hint }
     }
 }
 
@@ -106,8 +141,13 @@ pub struct Summary {
     pub compressed_size: u64,
     pub mapped_size: u64,
     pub image_sha256: String,
+    /// Key of the last layer (the whole root file system).
     pub rootfs_key: String,
+    /// True when every layer came from the cache.
     pub rootfs_cached: bool,
+    pub layers: Vec<rootfs::Built>,
+    pub filesystems_key: String,
+    pub filesystems_cached: bool,
     pub seconds: f64,
     pub steps: Vec<progress::StepRecord>,
 }
@@ -129,6 +169,26 @@ pub fn run(cmd: &ImageCommand) -> Result<ExitCode, ImageError> {
                     summary.compressed_size >> 20,
                     summary.seconds
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ImageCommand::Packages { profile, json } => {
+            let profile = Profile::read(profile)?;
+            let layers = rootfs::plan(&profile);
+            if *json {
+                let list: Vec<_> = layers
+                    .iter()
+                    .map(|l| serde_json::json!({"name": l.name, "key": l.key, "packages": l.packages}))
+                    .collect();
+                let text = serde_json::to_string_pretty(&list)
+                    .map_err(|e| ImageError::Step { step: "packages", message: e.to_string() })?;
+                println!("{text}");
+            } else {
+                for layer in &layers {
+                    for p in &layer.packages {
+                        println!("{} {p}", layer.name);
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -158,13 +218,24 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     let profile = Profile::read(&args.profile)?;
     let root = project_root(&args.profile);
     let cache = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
-    let mut steps = progress::Steps::new(!args.json, cancel.clone())?;
+    let mut steps = progress::Steps::new(
+        if args.json { progress::Show::Lines } else { progress::Show::Bars },
+        cancel.clone(),
+    )?;
 
     let notes = steps.run("prerequisites", |_| {
         prereqs::check(&profile.profile.rootfs.architecture, args.agent.is_none())
     })?;
     for n in notes {
         steps.note(&n);
+    }
+    if !prereqs::on_path("depmod") {
+        steps.note("no depmod on this host (apt-get install kmod): the kernel's module index is made under emulation (slower)");
+    }
+    if !rootfs::eatmydata_available() {
+        steps.note(
+            "no eatmydata for dpkg (mmdebstrap's hook or dpkg-architecture from dpkg-dev is missing): layers build slower",
+        );
     }
     std::fs::create_dir_all(&args.out)
         .map_err(|e| ImageError::io(format!("creating --out {}", args.out.display()), e))?;
@@ -173,37 +244,54 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     let agent = steps.run("node-agent (aarch64-unknown-linux-musl)", |s| {
         agent::provide(args.agent.as_deref(), &root, s)
     })?;
-    let rootfs = steps.run("root file system (mmdebstrap)", |s| {
-        rootfs::provide(&profile, &cache, args.no_cache, s)
+    let rebuild_layers = args.no_cache == Some(Rebuild::All);
+    let mut layers: Vec<rootfs::Built> = Vec::new();
+    for layer in rootfs::plan(&profile) {
+        let built = steps.run(&layer.title, |s| {
+            rootfs::provide(&layer, layers.last(), &profile, &cache, rebuild_layers, s)
+        })?;
+        layers.push(built);
+    }
+    let rootfs = layers.last().cloned().ok_or_else(|| ImageError::Step {
+        step: "root file system",
+        message: "the profile makes no layers".into(),
     })?;
-    let tree = work.path().join("rootfs");
-    steps
-        .run("unpack a copy of the root file system", |s| rootfs::unpack(&rootfs.tar, &tree, s))?;
+    let fs = steps.run("file systems (ext4 RASPIROOT, FAT32 RASPIFIRM)", |s| {
+        filesystems::provide(&rootfs, &profile, &cache, args.no_cache.is_some(), work.path(), s)
+    })?;
     let overlays = root.join("overlays");
-    steps.run("overlays", |_| overlay::apply(&overlays, &profile.profile.overlays, &tree))?;
-    let packages = steps.run("first boot, agent and units", |_| {
-        firstboot::prepare(&tree, &profile, &agent.path)?;
-        overlay::clamp_mtimes(&tree, profile.epoch())?;
-        outputs::packages(&tree)
+    let top = work.path().join("top");
+    let staged = steps.run("overlays, node-agent, first boot", |_| {
+        top::stage(&overlays, &profile.profile.overlays, &agent.path, &profile, &fs.index, &top)
     })?;
     let img = work.file(".img");
-    steps.run("assemble (MBR, FAT32 RASPIFIRM, ext4 RASPIROOT)", |s| {
-        assemble::image(&tree, &profile, &img, work.path(), s)
+    steps.run("assemble (MBR, file systems, overlays)", |s| {
+        assemble::image(&fs, &top, &staged, &profile, &img, work.path(), s)
     })?;
-    let bmap = steps.run("block map", |s| bmap::write(&img, &work.file(".img.bmap"), &s.cancel))?;
-    steps.run("compress (zstd)", |s| outputs::compress(&img, &work.file(".img.zst"), s))?;
+    let packed = steps.run("block map, sha256 and zstd (one pass)", |s| {
+        pack::pack(&img, &work.file(".img.zst"), &s.cancel)
+    })?;
     let inputs = outputs::Inputs {
         profile: &profile,
         agent_sha256: agent.sha256.clone(),
         rootfs_key: rootfs.key.clone(),
         rootfs_sha256: rootfs.sha256.clone(),
+        layers: &layers,
+        filesystems_key: fs.key.clone(),
         overlays: overlay::hashes(&overlays, &profile.profile.overlays)?,
     };
-    let image_sha256 = steps.run("manifest and SHA256SUMS", |s| {
-        outputs::manifest(&work, &inputs, &packages)?;
-        outputs::sha256sums(&work, &s.cancel)
+    steps.run("manifest and SHA256SUMS", |_| {
+        let bmap = outputs::write_hashed(&work.file(".img.bmap"), packed.bmap.as_bytes())?;
+        let manifest = outputs::manifest(&work, &inputs, &fs.index.packages)?;
+        outputs::sha256sums(
+            &work,
+            &[packed.image_sha256.clone(), packed.zst_sha256.clone(), bmap, manifest],
+        )
     })?;
-    let finals = steps.run("move outputs into place", |_| work.commit(&args.out))?;
+    let finals = steps.run("move outputs into place", |_| {
+        outputs::sync(&work)?;
+        work.commit(&args.out)
+    })?;
     Ok(Summary {
         image: finals.image,
         compressed: finals.compressed,
@@ -211,11 +299,14 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
         manifest: finals.manifest,
         sha256sums: finals.sums,
         image_size: profile.image_size,
-        compressed_size: finals.compressed_size,
-        mapped_size: bmap.mapped_bytes,
-        image_sha256,
+        compressed_size: packed.zst_size,
+        mapped_size: packed.mapped_bytes,
+        image_sha256: packed.image_sha256,
         rootfs_key: rootfs.key.clone(),
-        rootfs_cached: rootfs.cached,
+        rootfs_cached: layers.iter().all(|l| l.cached),
+        filesystems_key: fs.key.clone(),
+        filesystems_cached: fs.cached,
+        layers,
         seconds: started.elapsed().as_secs_f64(),
         steps: steps.records(),
     })

@@ -11,7 +11,7 @@ use std::process::Command;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::progress::{Cancel, Step};
+use super::progress::Cancel;
 use super::{ImageError, Profile};
 
 /// Removes the paths it holds when dropped (files or folders).
@@ -134,7 +134,7 @@ pub fn sha256_file(path: &Path, cancel: &Cancel) -> Result<String, ImageError> {
 }
 
 /// One installed package, from the tree's dpkg database.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Package {
     pub name: String,
     pub version: String,
@@ -171,13 +171,6 @@ pub fn packages(tree: &Path) -> Result<Vec<Package>, ImageError> {
     Ok(list)
 }
 
-/// zstd, multi-threaded (its output does not depend on the thread count).
-pub fn compress(img: &Path, out: &Path, step: &Step) -> Result<(), ImageError> {
-    let mut cmd = Command::new("zstd");
-    cmd.args(["-q", "-6", "-T0", "--no-progress", "-f", "-o"]).arg(out).arg(img);
-    step.command("zstd", &mut cmd, &step.log("zstd.log"))
-}
-
 /// Hashes of everything that went into the image.
 #[derive(Debug)]
 pub struct Inputs<'a> {
@@ -185,6 +178,8 @@ pub struct Inputs<'a> {
     pub agent_sha256: String,
     pub rootfs_key: String,
     pub rootfs_sha256: String,
+    pub layers: &'a [super::rootfs::Built],
+    pub filesystems_key: String,
     pub overlays: BTreeMap<String, String>,
 }
 
@@ -214,14 +209,25 @@ struct ManifestInputs<'a> {
     node_agent_sha256: &'a str,
     rootfs_cache_key: &'a str,
     rootfs_tar_sha256: &'a str,
+    filesystems_cache_key: &'a str,
     overlays: &'a BTreeMap<String, String>,
+    layer: Vec<ManifestLayer<'a>>,
 }
 
+#[derive(Debug, Serialize)]
+struct ManifestLayer<'a> {
+    name: &'a str,
+    cache_key: &'a str,
+    tar_sha256: &'a str,
+    packages: &'a [String],
+}
+
+/// Writes `NAME.manifest`; returns its sha256.
 pub fn manifest(
     work: &WorkDir,
     inputs: &Inputs<'_>,
     packages: &[Package],
-) -> Result<(), ImageError> {
+) -> Result<String, ImageError> {
     let p = inputs.profile;
     let m = Manifest {
         image: ManifestImage {
@@ -243,33 +249,66 @@ pub fn manifest(
             node_agent_sha256: &inputs.agent_sha256,
             rootfs_cache_key: &inputs.rootfs_key,
             rootfs_tar_sha256: &inputs.rootfs_sha256,
+            filesystems_cache_key: &inputs.filesystems_key,
             overlays: &inputs.overlays,
+            layer: inputs
+                .layers
+                .iter()
+                .map(|l| ManifestLayer {
+                    name: l.name,
+                    cache_key: &l.key,
+                    tar_sha256: &l.sha256,
+                    packages: &l.packages,
+                })
+                .collect(),
         },
         profile: &p.profile,
         package: packages,
     };
     let text = toml::to_string(&m)
         .map_err(|e| ImageError::Step { step: "manifest", message: e.to_string() })?;
-    let path = work.file(".manifest");
     let header = "# pi-lab image manifest: what is in the image and what made it.\n";
-    fs::write(&path, format!("{header}{text}"))
-        .map_err(|e| ImageError::io(format!("writing {}", path.display()), e))
+    write_hashed(&work.file(".manifest"), format!("{header}{text}").as_bytes())
 }
 
-/// `SHA256SUMS` in `sha256sum -c` format; returns the image's hash.
-pub fn sha256sums(work: &WorkDir, cancel: &Cancel) -> Result<String, ImageError> {
+/// Writes a small output file and returns the sha256 of what it wrote.
+pub fn write_hashed(path: &Path, bytes: &[u8]) -> Result<String, ImageError> {
+    fs::write(path, bytes).map_err(|e| ImageError::io(format!("writing {}", path.display()), e))?;
+    Ok(hex::encode(Sha256::digest(bytes)))
+}
+
+/// `SHA256SUMS` in `sha256sum -c` format, from the hashes taken while
+/// each output was written (`sums` in [`SUFFIXES`] order).
+pub fn sha256sums(work: &WorkDir, sums: &[String]) -> Result<(), ImageError> {
     let mut text = String::new();
-    let mut image = String::new();
-    for s in SUFFIXES {
+    for (s, sum) in SUFFIXES.iter().zip(sums) {
         let p = work.file(s);
-        let sum = sha256_file(&p, cancel)?;
-        if *s == ".img" {
-            image = sum.clone();
-        }
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         text.push_str(&format!("{sum}  {name}\n"));
     }
-    let path = work.path().join("SHA256SUMS");
-    fs::write(&path, text).map_err(|e| ImageError::io(format!("writing {}", path.display()), e))?;
-    Ok(image)
+    write_hashed(&work.path().join("SHA256SUMS"), text.as_bytes()).map(|_| ())
+}
+
+/// Flushes the outputs to disk (in parallel) before they are renamed into
+/// place, so a crash never leaves a complete-looking, half-written image.
+pub fn sync(work: &WorkDir) -> Result<(), ImageError> {
+    let mut names: Vec<PathBuf> = SUFFIXES.iter().map(|s| work.file(s)).collect();
+    names.push(work.path().join("SHA256SUMS"));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = names
+            .iter()
+            .map(|p| {
+                scope.spawn(move || {
+                    File::open(p)
+                        .and_then(|f| f.sync_all())
+                        .map_err(|e| ImageError::io(format!("syncing {}", p.display()), e))
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(ImageError::Step { step: "sync", message: "a sync thread panicked".into() })
+            })
+        })
+    })
 }

@@ -8,26 +8,34 @@ use sha2::{Digest, Sha256};
 
 use super::ImageError;
 
-/// Packages every pi-lab image has, whatever the profile adds: the Pi's
-/// kernel and boot firmware, Wi-Fi firmware, the routing stack, remote access,
-/// a clock, and what the first-boot units use (sfdisk, resize2fs).
-pub const BASE_PACKAGES: &[&str] = &[
+/// The base layer, on top of mmdebstrap's minbase: what boots a Pi 3B (init,
+/// device manager, kernel with its initramfs, boot and Wi-Fi firmware, the
+/// root file system's fsck). Built first and cached apart, because its
+/// kernel and initramfs are the slowest part under emulation.
+pub const BASE_LAYER: &[&str] = &[
     "systemd-sysv",
     "udev",
     "kmod",
-    "iproute2",
+    "e2fsprogs",
+    "zstd",
     "linux-image-arm64",
     "raspi-firmware",
     "firmware-brcm80211",
+];
+
+/// The lab layer, installed on the cached base: the routing stack, remote
+/// access, a clock, name resolution, and what the first-boot units use
+/// (sfdisk, resize2fs, mkfs.vfat). Nothing on the board speaks TLS, so no
+/// ca-certificates: its hook alone took three minutes under emulation (add
+/// it to the profile's packages if you need it).
+pub const LAB_LAYER: &[&str] = &[
+    "iproute2",
     "frr",
     "openssh-server",
     "systemd-timesyncd",
     "systemd-resolved",
-    "ca-certificates",
-    "e2fsprogs",
     "fdisk",
     "dosfstools",
-    "zstd",
 ];
 
 /// One image profile as written in its TOML file.
@@ -48,6 +56,8 @@ pub struct Profile {
     pub rootfs: Rootfs,
     #[serde(default)]
     pub firmware: Firmware,
+    #[serde(default)]
+    pub initramfs: Initramfs,
 }
 
 /// What mmdebstrap makes; all of it is part of the cache key.
@@ -56,11 +66,14 @@ pub struct Profile {
 pub struct Rootfs {
     pub suite: String,
     pub architecture: String,
-    pub mirror: String,
+    /// Debian mirror; unset: mmdebstrap's default for the suite (with its
+    /// updates and security archives for a stable release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
     pub components: Vec<String>,
     #[serde(default = "default_variant")]
     pub variant: String,
-    /// Added to [`BASE_PACKAGES`].
+    /// The profile layer, installed on the cached base and lab layers.
     #[serde(default)]
     pub packages: Vec<String>,
 }
@@ -80,6 +93,20 @@ pub struct Firmware {
     pub settings: BTreeMap<String, String>,
 }
 
+/// What goes into the initramfs (initramfs-tools).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Initramfs {
+    /// `MODULES=list` with these kernel modules (and what they depend on).
+    /// Empty: Debian's default, `MODULES=most`.
+    #[serde(default)]
+    pub modules: Vec<String>,
+    /// Files the packages' hooks copy in that this board does not need
+    /// (paths inside the initramfs, no leading `/`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
 /// A profile with the facts derived from it.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -89,6 +116,9 @@ pub struct Loaded {
     pub text: String,
     pub image_size: u64,
 }
+
+/// Words raspi-firmware's kernel hook always puts on `cmdline.txt`.
+const FIRMWARE_CMDLINE: &[&str] = &["root", "rw", "fsck.repair", "net.ifnames", "rootwait"];
 
 /// Offsets of the image layout (bytes).
 pub const FIRMWARE_START: u64 = 4 << 20;
@@ -118,13 +148,48 @@ impl Loaded {
         Ok(Self { profile, path: path.to_path_buf(), text: text.to_string(), image_size })
     }
 
-    /// Every package mmdebstrap installs, sorted and without duplicates.
+    /// Every package the layers install (base, lab, profile), sorted and
+    /// without duplicates.
     pub fn packages(&self) -> Vec<String> {
-        let mut all: Vec<String> = BASE_PACKAGES.iter().map(|p| p.to_string()).collect();
+        let mut all: Vec<String> =
+            BASE_LAYER.iter().chain(LAB_LAYER).map(|p| p.to_string()).collect();
         all.extend(self.profile.rootfs.packages.iter().cloned());
         all.sort();
         all.dedup();
         all
+    }
+
+    /// Files for initramfs-tools from the profile's `[initramfs]`: path in
+    /// the root file system, content, mode. `MODULES=list` with the module
+    /// list, and a hook that leaves the `exclude`d files out.
+    pub fn initramfs_files(&self) -> Vec<(&'static str, String, u32)> {
+        let i = &self.profile.initramfs;
+        let mut files = Vec::new();
+        if !i.modules.is_empty() {
+            let conf = "# Written by pi-lab image build: only the modules listed in\n\
+                        # /etc/initramfs-tools/modules (and their dependencies).\nMODULES=list\n";
+            let mut list =
+                String::from("# Written by pi-lab image build from the profile's [initramfs].\n");
+            for m in &i.modules {
+                list.push_str(m);
+                list.push('\n');
+            }
+            files.push(("/etc/initramfs-tools/conf.d/pi-lab", conf.to_string(), 0o644));
+            files.push(("/etc/initramfs-tools/modules", list, 0o644));
+        }
+        if !i.exclude.is_empty() {
+            // Runs after the packages' hooks (initramfs-tools runs
+            // /etc/initramfs-tools/hooks last).
+            let mut hook = String::from(
+                "#!/bin/sh\n# Written by pi-lab image build: files the profile's [initramfs] leaves out.\n\
+                 case \"$1\" in prereqs) exit 0 ;; esac\n",
+            );
+            for path in &i.exclude {
+                hook.push_str(&format!("rm -f \"$DESTDIR/{path}\"\n"));
+            }
+            files.push(("/etc/initramfs-tools/hooks/pi-lab-exclude", hook, 0o755));
+        }
+        files
     }
 
     /// `SOURCE_DATE_EPOCH` from the environment, else the profile's.
@@ -144,29 +209,24 @@ impl Loaded {
         out
     }
 
-    /// Cache key of the root filesystem: a hash of everything that makes it.
-    pub fn rootfs_key(&self, recipe: &str) -> String {
-        let mut h = Sha256::new();
+    /// What the base layer is made from, for its cache key: suite,
+    /// architecture, mirror, components, variant, firmware and initramfs
+    /// settings and the epoch (package lists are added by the layer).
+    pub fn base_inputs(&self) -> Vec<(&'static str, String)> {
         let r = &self.profile.rootfs;
-        let parts = [
+        let initramfs: String =
+            self.initramfs_files().iter().map(|(p, t, m)| format!("{p} {m:o}\n{t}")).collect();
+        vec![
             ("suite", r.suite.clone()),
             ("arch", r.architecture.clone()),
-            ("mirror", r.mirror.clone()),
+            ("mirror", r.mirror.clone().unwrap_or_else(|| "(mmdebstrap default)".into())),
             ("components", r.components.join(",")),
             ("variant", r.variant.clone()),
-            ("packages", self.packages().join(",")),
             ("raspi-firmware", self.raspi_firmware_defaults()),
             ("extra-cmdline", self.profile.firmware.extra_cmdline.clone()),
+            ("initramfs", initramfs),
             ("epoch", self.epoch().to_string()),
-            ("recipe", recipe.to_string()),
-        ];
-        for (k, v) in parts {
-            h.update(k.as_bytes());
-            h.update([0]);
-            h.update(v.as_bytes());
-            h.update([0]);
-        }
-        hex::encode(h.finalize())
+        ]
     }
 
     /// 32 bits derived from the profile, for disk signature and volume id.
@@ -193,6 +253,18 @@ impl Loaded {
         h.update(self.epoch().to_string().as_bytes());
         h.finalize().into()
     }
+}
+
+/// A cache key: sha256 over `name NUL value NUL` pairs, in order.
+pub fn cache_key(parts: &[(&str, String)]) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in parts {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
 }
 
 fn check(p: &Profile) -> Result<(), String> {
@@ -225,15 +297,45 @@ fn check(p: &Profile) -> Result<(), String> {
     if p.rootfs.components.is_empty() {
         return Err("rootfs.components is empty: give at least \"main\"".into());
     }
-    if !(p.rootfs.mirror.starts_with("http://") || p.rootfs.mirror.starts_with("https://")) {
+    if let Some(m) = &p.rootfs.mirror
+        && !(m.starts_with("http://") || m.starts_with("https://") || m.starts_with("file://"))
+    {
         return Err(format!(
-            "rootfs.mirror = {:?}: give an http:// or https:// URL",
-            p.rootfs.mirror
+            "rootfs.mirror = {m:?}: give an http://, https:// or file:// URL, or leave it out for mmdebstrap's default"
         ));
+    }
+    for x in &p.initramfs.exclude {
+        let ok = !x.is_empty()
+            && !x.starts_with('/')
+            && !x.split('/').any(|c| c == ".." || c.is_empty())
+            && x.chars().all(|c| c.is_ascii_alphanumeric() || "._-+/".contains(c));
+        if !ok {
+            return Err(format!(
+                "initramfs.exclude: {x:?} must be a path inside the initramfs without a leading '/', like \"usr/lib/udev/hwdb.bin\""
+            ));
+        }
+    }
+    for m in &p.initramfs.modules {
+        let ok = !m.is_empty()
+            && m.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+        if !ok {
+            return Err(format!(
+                "initramfs.modules: {m:?} is not a kernel module name (like \"smsc95xx\" or \"sdhci_iproc\")"
+            ));
+        }
     }
     for o in &p.overlays {
         if o.is_empty() || o.contains('/') || o.starts_with('.') {
             return Err(format!("overlays: {o:?} must be the name of a folder under overlays/"));
+        }
+    }
+    for word in p.firmware.extra_cmdline.split_whitespace() {
+        let name = word.split('=').next().unwrap_or(word);
+        if FIRMWARE_CMDLINE.contains(&name) || name == "console" {
+            return Err(format!(
+                "firmware.extra_cmdline: `{word}` is already on the command line raspi-firmware writes \
+                 (root=, rw, fsck.repair=, net.ifnames=0, rootwait, console=): set ROOTPART or CONSOLES instead, or drop it"
+            ));
         }
     }
     for k in p.firmware.settings.keys() {
@@ -306,14 +408,59 @@ mod tests {
     }
 
     #[test]
-    fn key_changes_with_packages_not_with_overlays() {
+    fn base_inputs_change_with_initramfs_not_with_overlays_or_packages() {
         let a = Loaded::parse(Path::new("p"), SHIPPED).unwrap();
         let mut b = a.clone();
         b.profile.overlays.push("extra".into());
         b.profile.hostname = "other".into();
-        assert_eq!(a.rootfs_key("r"), b.rootfs_key("r"));
         b.profile.rootfs.packages.push("vim".into());
-        assert_ne!(a.rootfs_key("r"), b.rootfs_key("r"));
+        assert_eq!(cache_key(&a.base_inputs()), cache_key(&b.base_inputs()));
+        b.profile.initramfs.modules.push("vfat".into());
+        assert_ne!(cache_key(&a.base_inputs()), cache_key(&b.base_inputs()));
+    }
+
+    #[test]
+    fn shipped_profile_names_no_mirror_and_a_pi3b_module_list() {
+        let p = Loaded::parse(Path::new("p"), SHIPPED).unwrap();
+        assert_eq!(p.profile.rootfs.mirror, None, "the repository names no mirror host");
+        let files = p.initramfs_files();
+        let file = |path: &str| files.iter().find(|f| f.0 == path).map(|f| f.1.clone()).unwrap();
+        assert!(file("/etc/initramfs-tools/conf.d/pi-lab").contains("MODULES=list"));
+        let modules = file("/etc/initramfs-tools/modules");
+        let hook = file("/etc/initramfs-tools/hooks/pi-lab-exclude");
+        assert!(hook.contains("rm -f \"$DESTDIR/usr/lib/udev/hwdb.bin\""), "{hook}");
+        for m in [
+            "bcm2835",
+            "sdhci_iproc",
+            "ext4",
+            "dwc2",
+            "smsc95xx",
+            "lan78xx",
+            "cdc_ether",
+            "rndis_host",
+        ] {
+            assert!(modules.lines().any(|l| l == m), "{m} missing from the initramfs list");
+        }
+    }
+
+    #[test]
+    fn extra_cmdline_must_not_repeat_what_raspi_firmware_writes() {
+        let text =
+            SHIPPED.replace("extra_cmdline = \"\"", "extra_cmdline = \"quiet net.ifnames=0\"");
+        let err = Loaded::parse(Path::new("p.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("net.ifnames=0") && err.contains("already"), "{err}");
+        let text = SHIPPED.replace("extra_cmdline = \"\"", "extra_cmdline = \"quiet\"");
+        assert!(Loaded::parse(Path::new("p.toml"), &text).is_ok());
+    }
+
+    #[test]
+    fn bad_module_and_mirror_are_named() {
+        let text = SHIPPED.replace("\"smsc95xx\"", "\"smsc95xx.ko\"");
+        let err = Loaded::parse(Path::new("p.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("initramfs.modules") && err.contains("smsc95xx.ko"), "{err}");
+        let text = SHIPPED.replace("[rootfs]\n", "[rootfs]\nmirror = \"ftp:/x\"\n");
+        let err = Loaded::parse(Path::new("p.toml"), &text).unwrap_err().to_string();
+        assert!(err.contains("rootfs.mirror"), "{err}");
     }
 
     #[test]

@@ -152,25 +152,32 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// How the steps are shown on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// A spinner with the running program's last line, then the result line.
+    Bars,
+    /// Only the result lines (`--json`: stdout is for the summary).
+    Lines,
+}
+
 /// The list of steps, shown one line each: `✓ name  ran 12.3s` or `cached`.
 #[derive(Debug)]
 pub struct Steps {
-    show: bool,
+    show: Show,
     logs: super::outputs::TempDir,
     cancel: Cancel,
     records: Vec<StepRecord>,
 }
 
 impl Steps {
-    pub fn new(show: bool, cancel: Cancel) -> Result<Self, ImageError> {
+    pub fn new(show: Show, cancel: Cancel) -> Result<Self, ImageError> {
         let logs = super::outputs::TempDir::new("pi-lab-image-logs")?;
         Ok(Self { show, logs, cancel, records: Vec::new() })
     }
 
     pub fn note(&self, msg: &str) {
-        if self.show {
-            eprintln!("  note: {msg}");
-        }
+        eprintln!("  note: {msg}");
     }
 
     pub fn run<T>(
@@ -179,7 +186,11 @@ impl Steps {
         f: impl FnOnce(&Step) -> Result<T, ImageError>,
     ) -> Result<T, ImageError> {
         self.cancel.check()?;
-        let bar = if self.show { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+        let bar = if self.show == Show::Bars {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -198,10 +209,8 @@ impl Steps {
         let seconds = started.elapsed().as_secs_f64();
         let outcome = if step.cached.load(Ordering::Relaxed) { "cached" } else { "ran" };
         bar.finish_and_clear();
-        if self.show {
-            let mark = if result.is_ok() { "✓" } else { "✗" };
-            eprintln!("{mark} {name:<52} {outcome:>6} {seconds:7.1}s");
-        }
+        let mark = if result.is_ok() { "✓" } else { "✗" };
+        eprintln!("{mark} {name:<52} {outcome:>6} {seconds:7.1}s");
         tracing::info!(step = name, outcome, seconds, ok = result.is_ok(), "image build step");
         if result.is_ok() {
             self.records.push(StepRecord { name: name.to_string(), outcome, seconds });
