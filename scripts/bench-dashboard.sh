@@ -11,7 +11,7 @@
 #     included), changing the rate every 3 s; a MutationObserver in the
 #     page notes when the link shows the new rate.
 # Usage: sudo scripts/bench-dashboard.sh [PHASE_SECONDS] [CHANGES]   (defaults 60, 20)
-# Root: namespaces and FRR. Runs the lab as `benchdsh` on 172.31.251.0/24.
+# Root: namespaces and FRR. Runs the lab as `benchdsh` on 172.31.228.0/24.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHASE=${1:-60}
@@ -30,9 +30,9 @@ python3 - "$WORK/lab.toml" "$LAB" "$SFLOW_PORT" <<'PY'
 import sys
 path, name, port = sys.argv[1], sys.argv[2], sys.argv[3]
 out = [f'name = "{name}"',
-       '[management]', 'subnet = "172.31.251.0/24"', 'controller = "172.31.251.1"',
+       '[management]', 'subnet = "172.31.228.0/24"', 'controller = "172.31.228.1"',
        '[bgp]', 'keepalive = 3', 'hold = 9',
-       '[sflow]', f'collectors = ["172.31.251.1:{port}"]', 'polling_interval = 2', 'sampling_rate = 100']
+       '[sflow]', f'collectors = ["172.31.228.1:{port}"]', 'polling_interval = 2', 'sampling_rate = 100']
 for s in range(1, 5):
     out += [f'[nodes.spine{s}]', 'role = "spine"', 'asn = 65000']
 for l in range(1, 21):
@@ -95,15 +95,22 @@ STOP_AGENT h40
 H40_MGMT=$(python3 -c 'import tomllib,sys; print(tomllib.load(open(sys.argv[1],"rb"))["management"]["address"].split("/")[0])' \
     "$PI_LAB_STATE_DIR/$LAB/fleet/nodes/h40.toml")
 
-python3 - "$HTTP" "$SFLOW_PORT" "$H40_MGMT" "$CHANGES" "$PHASE" "$DASH_PID" "$HZ" <<'PY'
-import json, os, socket, statistics, struct, subprocess, sys, tempfile, threading, time, urllib.request
+TMPDIR="$WORK" python3 - "$HTTP" "$SFLOW_PORT" "$H40_MGMT" "$CHANGES" "$PHASE" "$DASH_PID" "$HZ" <<'PY'
+import atexit, json, os, signal, socket, statistics, struct, subprocess, sys, tempfile, threading, time, urllib.request
 
 http, sflow_port, agent, changes, phase, dash_pid, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
 
 # --- WebDriver (chromedriver) ---------------------------------------------
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0)); wd_port = s.getsockname()[1]
-driver = subprocess.Popen(["chromedriver", f"--port={wd_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# Its own process group: Chromium and its helpers go with it, whatever happens.
+driver = subprocess.Popen(["chromedriver", f"--port={wd_port}"], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL, start_new_session=True)
+def stop_browser():
+    try: os.killpg(driver.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
+    driver.wait()
+atexit.register(stop_browser)
 base = f"http://127.0.0.1:{wd_port}"
 def call(method, path, body=None):
     data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
@@ -177,5 +184,4 @@ q = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 print(f"update latency, counter sample sent -> page shows it ({len(latencies)} changes): "
       f"median {statistics.median(latencies)*1000:.0f} ms, p90 {q(0.9)*1000:.0f} ms, max {latencies[-1]*1000:.0f} ms")
 call("DELETE", f"/session/{session}")
-driver.kill()
 PY

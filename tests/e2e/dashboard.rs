@@ -7,8 +7,8 @@
 //! page shows leaf2 unreachable within 5 s. Screenshots of each step go to
 //! `target/e2e-artifacts/dashboard/`.
 //!
-//! Lab name `t12d` + 4 hex digits of the pid, management 172.31.212.0/24,
-//! sFlow to port 16412 every second, packets sampled 1-in-20.
+//! The lab is a `TestLab` (`t3fdb` + pid digits) on 172.31.212.0/24,
+//! sending sFlow to port 16412 every second, packets sampled 1-in-20.
 
 // Test helpers: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -16,66 +16,37 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::browser::Browser;
-use crate::common::{artifacts, bin, prerequisites, workspace};
+use crate::common::{artifacts, prerequisites};
+use crate::fleet::{TOOLS, TestLab};
 use crate::pi_lab_tests::{dashboard_address, promtool_accepts};
 
-const SUBNET: &str = "172.31.212";
+const SUBNET: u8 = 212;
 const SFLOW_PORT: u16 = 16412;
 
-/// The example fabric under this test's name and addresses; down on drop.
+/// The example fabric as this test's own lab (down on drop), sending sFlow
+/// to the dashboard every second, and its address plan.
 struct Fabric {
-    name: String,
-    dir: PathBuf,
-    file: PathBuf,
+    lab: TestLab,
     plan: lab_spec::Plan,
 }
 
 impl Fabric {
     fn new() -> Fabric {
-        let name = format!("t12d{:04x}", std::process::id() & 0xffff);
-        let dir = std::env::temp_dir().join(format!("pi-lab-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let example = workspace().join("examples/fabric.toml");
-        let mut doc: toml::Table = std::fs::read_to_string(example).unwrap().parse().unwrap();
-        let extra: toml::Table = format!(
-            "name = \"{name}\"\n\
-             [management]\nsubnet = \"{SUBNET}.0/24\"\ncontroller = \"{SUBNET}.1\"\n\
-             [sflow]\ncollectors = [\"{SUBNET}.1:{SFLOW_PORT}\"]\npolling_interval = 1\nsampling_rate = 20\n"
-        )
-        .parse()
-        .unwrap();
-        doc.extend(extra);
-        let file = dir.join(format!("{name}.toml"));
-        std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
-        let lab = lab_spec::load(&file).unwrap();
-        let plan = lab_spec::Plan::new(&lab).unwrap();
-        let fabric = Fabric { name, dir, file, plan };
-        let _ = fabric.pi_lab(&["lab", "down", "--name", &fabric.name]).output();
-        fabric
-    }
-
-    fn pi_lab(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin("pi-lab"));
-        cmd.args(args)
-            .env("PI_LAB_STATE_DIR", self.dir.join("state"))
-            .env("PI_LAB_AGENT", bin("node-agent"))
-            .env_remove("PI_LAB_TOKEN");
-        cmd
-    }
-
-    fn up(&self) {
-        let out = self.pi_lab(&["lab", "up", "--timeout", "180"]).arg(&self.file).output().unwrap();
-        assert!(out.status.success(), "lab up failed:\n{}", said(&out));
-    }
-
-    fn ns(&self, node: &str) -> String {
-        format!("{}-{node}", self.name)
+        let lab = TestLab::edited("fabric.toml", "db", SUBNET, |doc| {
+            let sflow: toml::Table = format!(
+                "collectors = [\"172.31.{SUBNET}.1:{SFLOW_PORT}\"]\n\
+                 polling_interval = 1\nsampling_rate = 20\n"
+            )
+            .parse()
+            .unwrap();
+            doc.insert("sflow".into(), sflow.into());
+        });
+        let plan = lab_spec::Plan::new(&lab_spec::load(&lab.file).unwrap()).unwrap();
+        Fabric { lab, plan }
     }
 
     /// The address of `node`'s `interface` in the plan.
@@ -109,12 +80,8 @@ impl Fabric {
 
     /// The pid of `node`'s node-agent, found by the config file it runs.
     fn agent_pid(&self, node: &str) -> Option<u32> {
-        let config = self
-            .dir
-            .join("state")
-            .join(&self.name)
-            .join("fleet/nodes")
-            .join(format!("{node}.toml"));
+        let config =
+            self.lab.state.join(&self.lab.name).join("fleet/nodes").join(format!("{node}.toml"));
         let config = config.display().to_string();
         std::fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
@@ -122,18 +89,6 @@ impl Fabric {
             let ours = cmdline.contains("node-agent run") && cmdline.contains(&config);
             ours.then(|| entry.file_name().to_string_lossy().parse().ok()).flatten()
         })
-    }
-}
-
-impl Drop for Fabric {
-    fn drop(&mut self) {
-        let out = self.pi_lab(&["lab", "down", "--name", &self.name]).output().unwrap();
-        if !out.status.success() {
-            eprintln!("lab down {} failed:\n{}", self.name, said(&out));
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
     }
 }
 
@@ -146,8 +101,10 @@ struct Dashboard {
 impl Dashboard {
     fn start(fabric: &Fabric) -> Dashboard {
         let mut child = fabric
-            .pi_lab(&["dashboard", "--listen", "127.0.0.1:0"])
-            .arg(&fabric.file)
+            .lab
+            .pi_lab()
+            .args(["dashboard", "--listen", "127.0.0.1:0"])
+            .arg(&fabric.lab.file)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -181,10 +138,6 @@ impl Drop for Dashboard {
     }
 }
 
-fn said(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
 /// The value of a metric series whose labels include `node` and `ifname`.
 fn metric(page: &str, name: &str, node: &str, ifname: &str) -> f64 {
     let labels = [format!("node=\"{node}\""), format!("ifname=\"{ifname}\"")];
@@ -209,14 +162,13 @@ fn rate_js(id: &str) -> String {
 
 #[test]
 fn dashboard_in_a_browser_follows_the_fabric() {
-    let tools =
-        ["ip", "vtysh", "ping", "chromium", "chromedriver", "promtool", "/usr/lib/frr/frrinit.sh"];
+    let tools = [TOOLS, &["chromium", "chromedriver", "promtool"]].concat();
     if !prerequisites("dashboard", true, &tools) {
         return;
     }
     let shots = artifacts("dashboard");
     let fabric = Fabric::new();
-    fabric.up();
+    fabric.lab.up();
     let dashboard = Dashboard::start(&fabric);
     let browser = Browser::start();
     browser.goto(&dashboard.url());
@@ -277,7 +229,7 @@ fn dashboard_in_a_browser_follows_the_fabric() {
     let access = ["h1:eth1|leaf1:eth3", "h2:eth1|leaf3:eth3"];
     let target = fabric.address("h2", "eth1");
     let mut ping = Command::new("ip")
-        .args(["netns", "exec", &fabric.ns("h1"), "ping", "-f", "-q", "-w", "15", &target])
+        .args(["netns", "exec", &fabric.lab.ns("h1"), "ping", "-f", "-q", "-w", "15", &target])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -378,11 +378,14 @@ function showDetails(d) {
   section(body, "Last reconcile");
   const rc = r.reconcile;
   facts(body, [
-    ["when", ago(rc.last_run_unix)],
+    // Health schema 3 gives the age on the board's monotonic clock; older
+    // agents a wall-clock time.
+    ["when", rc.last_run_age_seconds != null ? duration(rc.last_run_age_seconds) + " ago" : ago(rc.last_run_unix)],
     ["result", state(rc.ok, rc.ok ? "ok" : "failed")],
     ["changes", rc.changes],
     ["passes", rc.passes],
     ["config version", rc.config_version || "none (not provisioned)"],
+    ["missing ports", rc.missing_ports && rc.missing_ports.length ? state(false, rc.missing_ports.join(", ")) : null],
   ]);
   if (rc.errors.length) {
     const ul = document.createElement("ul");
