@@ -136,6 +136,13 @@ def rss(): return next(int(l.split()[1]) for l in open(f"/proc/{dash_pid}/status
 t, start = time.time(), ticks()
 time.sleep(phase)
 print(f"{'one page open':28} RSS {rss():6d} KiB ({rss()/1024:.1f} MiB)  CPU {(ticks()-start)*100/(hz*phase):5.2f} %")
+# What the page showed meanwhile: the lab must have been whole and live.
+shown = js("""return [document.querySelectorAll('g.node').length, document.querySelectorAll('g.link').length,
+  [...document.querySelectorAll('g.link')].filter(g => g.dataset.session === 'Established').length,
+  [...document.querySelectorAll('g.link')].filter(g => g.dataset.abBps !== '').length,
+  document.getElementById('counts').textContent, document.getElementById('sflow').textContent]""")
+print(f"the page showed {shown[0]} nodes ({shown[4]}), {shown[1]} links ({shown[2]} BGP Established, "
+      f"{shown[3]} with rates); {shown[5]}")
 
 # --- counter samples as h40's agent: generic counters + port name ---------
 link = js("return [...document.querySelectorAll('g.link')].map(g => g.dataset.link).find(id => id.startsWith('h40:eth1|'))")
