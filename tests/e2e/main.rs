@@ -4,6 +4,7 @@
 //! skipped with a message.
 
 mod common;
+mod durability;
 mod flash;
 mod fleet;
 mod fleet_ops;
