@@ -17,6 +17,8 @@ PACKAGES=(
   python3 python3-yaml
   graphviz
   arch-test jq
+  # The durability test watches the atomic writers' system calls.
+  strace
 )
 
 # promtool (from Debian's prometheus) checks the agent's and pi-lab's /metrics.

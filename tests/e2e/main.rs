@@ -6,6 +6,7 @@
 mod browser;
 mod common;
 mod dashboard;
+mod durability;
 mod flash;
 mod fleet;
 mod fleet_ops;
