@@ -21,8 +21,11 @@ PACKAGES=(
   strace
 )
 
-# promtool (from Debian's prometheus) checks the agent's /metrics.
+# promtool (from Debian's prometheus) checks the agent's and pi-lab's /metrics.
 PACKAGES+=(prometheus)
+
+# The dashboard's browser tests: Debian's headless Chromium and its WebDriver.
+PACKAGES+=(chromium chromium-driver)
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::{bin, prerequisites};
+use crate::common::{bin, fresh_lab_dir, prerequisites};
 
 const LAB: &str = "t5ops";
 
@@ -95,8 +95,7 @@ struct Fleet {
 
 impl Fleet {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("t5-fleet-ops-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_lab_dir("t5-fleet-ops-", &format!("t5-fleet-ops-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("state")).expect("temp dir");
         let file = dir.join("t5ops.toml");
         std::fs::write(&file, LAB_FILE).expect("write lab file");
