@@ -46,7 +46,7 @@ impl TestLab {
         edit: impl FnOnce(&mut toml::Table),
     ) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
-        let root = fresh_lab_dir(&format!("t3f{tag}"), &name);
+        let root = fresh_lab_dir(&format!("pi-lab-t3f{tag}"), &format!("pi-lab-{name}"));
         let text = std::fs::read_to_string(workspace().join("examples").join(example)).unwrap();
         let mut doc: toml::Table = text.parse().unwrap();
         doc.insert("name".into(), name.clone().into());

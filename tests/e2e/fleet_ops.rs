@@ -95,7 +95,7 @@ struct Fleet {
 
 impl Fleet {
     fn new() -> Self {
-        let dir = fresh_lab_dir("t5ops-", &format!("t5ops-{}", std::process::id()));
+        let dir = fresh_lab_dir("t5-fleet-ops-", &format!("t5-fleet-ops-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("state")).expect("temp dir");
         let file = dir.join("t5ops.toml");
         std::fs::write(&file, LAB_FILE).expect("write lab file");

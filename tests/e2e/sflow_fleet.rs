@@ -51,7 +51,7 @@ struct SflowLab {
 impl SflowLab {
     fn new() -> Self {
         let name = format!("t4w{:04x}", std::process::id() & 0xffff);
-        let root = fresh_lab_dir("t4w", &name);
+        let root = fresh_lab_dir("pi-lab-t4w", &format!("pi-lab-{name}"));
         let example = workspace().join("examples/two-router.toml");
         let mut doc: toml::Table = std::fs::read_to_string(example).unwrap().parse().unwrap();
         let extra: toml::Table = format!(
