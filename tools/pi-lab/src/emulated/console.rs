@@ -62,6 +62,18 @@ pub fn phase_of(log: &str) -> Phase {
     }
 }
 
+/// The board booted without its NIC: qemu's emulated USB host (dwc2)
+/// sometimes fails to enumerate the board's USB network device when the
+/// host is busy, the kernel gives up, and the board comes up without
+/// `eth0`. (A real Pi 3B's LAN9514 is soldered on and does not do this.)
+pub fn nic_lost(log: &str) -> bool {
+    if log.contains("register 'cdc_ether'") {
+        return false;
+    }
+    log.contains("unable to enumerate USB device")
+        || (log.contains("attempt power cycle") && phase_of(log) == Phase::Systemd)
+}
+
 /// The last `lines` lines of a console log, control characters (colour
 /// codes, cursor moves) made visible rather than sent to the terminal.
 pub fn tail(path: &Path, lines: usize) -> String {
@@ -171,6 +183,21 @@ mod tests {
         );
         assert_eq!(phase_of(&systemd), Phase::Systemd);
         assert!(Phase::Provisioned > Phase::AgentUp && Phase::AgentUp > Phase::Systemd);
+    }
+
+    #[test]
+    fn a_nic_the_kernel_gave_up_on_is_lost_and_a_registered_one_is_not() {
+        let kernel = "[    0.0] Booting Linux on physical CPU 0x0\n";
+        let gave_up = "[   53.3] usb usb1-port1: attempt power cycle\n";
+        let systemd = "[  150.0] systemd[1]: systemd 257.13 running in system mode\n";
+        let nic =
+            "[   73.6] cdc_ether 1-1.1:1.0 eth0: register 'cdc_ether' at usb-3f980000.usb-1.1\n";
+        // Still in the initramfs: the power cycle may yet bring it.
+        assert!(!nic_lost(&format!("{kernel}{gave_up}")));
+        assert!(nic_lost(&format!("{kernel}{gave_up}{systemd}")));
+        assert!(!nic_lost(&format!("{kernel}{gave_up}{nic}{systemd}")));
+        assert!(nic_lost("usb usb1-port1: unable to enumerate USB device\n"));
+        assert!(!nic_lost(&format!("{kernel}{nic}{systemd}")));
     }
 
     #[test]

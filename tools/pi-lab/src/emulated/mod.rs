@@ -39,6 +39,7 @@ use self::console::Phase;
 use crate::flash::identity::Identity;
 use crate::fleet::journal::{Entry, Journal};
 use crate::fleet::progress::Progress;
+use crate::fleet::teardown::process_alive;
 use crate::fleet::{ip, names};
 use crate::lab_file::LabFile;
 use crate::switch::{self, SwitchPlan};
@@ -91,6 +92,12 @@ pub enum EmulatedError {
          was taken down"
     )]
     Died { node: String, log: PathBuf, tail: String },
+    #[error(
+        "{node} came up without its network port {cycles} times (qemu's emulated USB did not \
+         enumerate the board's NIC; a busy host makes this likelier): see {log}\nall boards \
+         were stopped and the lab was taken down"
+    )]
+    NoNic { node: String, cycles: u32, log: PathBuf },
     #[error(
         "not healthy after {seconds} s: {waiting}\nthe boards stay up for a look \
          (`pi-lab status`, `pi-lab lab console NODE`); `pi-lab lab down` removes them"
@@ -305,8 +312,14 @@ pub struct BoardState {
     pub waiting: String,
     /// The emulator's resident memory, MiB.
     pub emulator_rss_mib: Option<u64>,
+    /// Times the board was powered off and on again because it came up
+    /// without its NIC (see [`console::nic_lost`]); phases count from the
+    /// last power-on.
+    pub power_cycles: u32,
     #[serde(skip)]
     started: Option<Instant>,
+    #[serde(skip)]
+    spec: Option<qemu::Board>,
 }
 
 impl BoardState {
@@ -346,7 +359,9 @@ pub fn up(
         opts.json,
     );
     let target = if opts.zero_touch { Phase::AgentUp } else { Phase::Healthy };
-    watch(&prepared, &layout, &mut boards, &mut progress, target, opts.timeout, stop)?;
+    let mut watching =
+        Watch { p: &prepared, layout: &layout, journal, target, timeout: opts.timeout };
+    watching.run(&mut boards, &mut progress, stop)?;
     for b in &mut boards {
         b.emulator_rss_mib = rss_mib(b.pid);
     }
@@ -546,18 +561,7 @@ fn start(
             console_socket: socket,
             console_log: layout.console_log(node),
         };
-        let pid = qemu::spawn(&p.qemu, &board, &layout.qemu_log(node)).map_err(|source| {
-            EmulatedError::Spawn {
-                program: p.qemu.display().to_string(),
-                node: node.clone(),
-                source,
-            }
-        })?;
-        journal.record(&Entry::Process {
-            netns: String::new(),
-            pid,
-            what: layout.card(node).display().to_string(),
-        })?;
+        let pid = power_on(&p.qemu, &board, layout, node, journal)?;
         boards.push(BoardState {
             node: node.clone(),
             role: config.role.to_string(),
@@ -568,59 +572,145 @@ fn start(
             seconds: BTreeMap::new(),
             waiting: String::new(),
             emulator_rss_mib: None,
+            power_cycles: 0,
             started: Some(Instant::now()),
+            spec: Some(board),
         });
     }
     Ok(boards)
 }
 
-/// Follow every board until all are healthy: console for the boot phases,
-/// the agent's `/v1/health` for the rest.
-fn watch(
-    p: &Prepared,
+/// Start one board's emulator, journaled with its pid before anything else.
+fn power_on(
+    program: &Path,
+    board: &qemu::Board,
     layout: &Layout,
-    boards: &mut [BoardState],
-    progress: &mut Progress,
+    node: &str,
+    journal: &mut Journal,
+) -> Result<u32, EmulatedError> {
+    let pid = qemu::spawn(program, board, &layout.qemu_log(node)).map_err(|source| {
+        EmulatedError::Spawn {
+            program: program.display().to_string(),
+            node: node.to_string(),
+            source,
+        }
+    })?;
+    journal.record(&Entry::Process {
+        netns: String::new(),
+        pid,
+        what: layout.card(node).display().to_string(),
+    })?;
+    Ok(pid)
+}
+
+/// How often a board that came up without its NIC is powered on again.
+const MAX_POWER_CYCLES: u32 = 3;
+
+/// Power `board` off and on again, its old console kept beside the new.
+fn power_cycle(
+    program: &Path,
+    board: &mut BoardState,
+    layout: &Layout,
+    journal: &mut Journal,
+) -> Result<(), EmulatedError> {
+    let log = layout.console_log(&board.node);
+    if board.power_cycles >= MAX_POWER_CYCLES {
+        return Err(EmulatedError::NoNic {
+            node: board.node.clone(),
+            cycles: board.power_cycles + 1,
+            log,
+        });
+    }
+    crate::fleet::teardown::stop_processes(&[board.pid]);
+    board.power_cycles += 1;
+    let kept = log.with_file_name(format!("console-no-nic-{}.log", board.power_cycles));
+    fs::rename(&log, &kept).map_err(|source| EmulatedError::Write { path: kept, source })?;
+    let Some(spec) = board.spec.clone() else { return Ok(()) };
+    board.pid = power_on(program, &spec, layout, &board.node, journal)?;
+    board.phase = Phase::PoweredOn;
+    board.seconds.clear();
+    board.started = Some(Instant::now());
+    Ok(())
+}
+
+/// What following the boards needs besides the boards themselves.
+struct Watch<'a> {
+    p: &'a Prepared,
+    layout: &'a Layout,
+    journal: &'a mut Journal,
     target: Phase,
     timeout: Duration,
-    stop: &dyn Fn() -> bool,
-) -> Result<(), EmulatedError> {
-    let client = crate::fleet_client::AgentClient::new(Duration::from_secs(3));
-    let started = Instant::now();
-    loop {
-        if stop() {
-            return Err(EmulatedError::Interrupted);
-        }
-        for ((board, config), line) in boards.iter_mut().zip(&p.configs).zip(&mut progress.lines) {
-            if !alive(board.pid) {
-                let log = layout.qemu_log(&board.node);
-                let tail =
-                    console::tail(&log, 10) + &console::tail(&layout.console_log(&board.node), 20);
-                return Err(EmulatedError::Died { node: board.node.clone(), log, tail });
+}
+
+impl Watch<'_> {
+    /// Follow every board until all reach the target phase: console for the
+    /// boot phases, the agent's `/v1/health` for the rest.
+    fn run(
+        &mut self,
+        boards: &mut [BoardState],
+        progress: &mut Progress,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), EmulatedError> {
+        let client = crate::fleet_client::AgentClient::new(Duration::from_secs(3));
+        let started = Instant::now();
+        loop {
+            if stop() {
+                return Err(EmulatedError::Interrupted);
             }
-            look(board, config, layout, &client);
-            for phase in Phase::ALL[1..].iter().filter(|ph| **ph <= board.phase) {
-                line.done(*phase as usize - 1);
+            for ((board, config), line) in
+                boards.iter_mut().zip(&self.p.configs).zip(&mut progress.lines)
+            {
+                self.check(board)?;
+                look(board, config, self.layout, &client);
+                for phase in Phase::ALL[1..].iter().filter(|ph| **ph <= board.phase) {
+                    line.done(*phase as usize - 1);
+                }
+                line.note(&note(board));
             }
-            let secs = board.started.map_or(0, |s| s.elapsed().as_secs());
-            let note = if board.phase >= Phase::Provisioned && !board.waiting.is_empty() {
-                format!("{secs} s, {}", board.waiting)
-            } else {
-                format!("{secs} s")
-            };
-            line.note(&note);
-        }
-        if boards.iter().all(|b| b.phase >= target) {
-            for line in &mut progress.lines {
-                line.finish();
+            if boards.iter().all(|b| b.phase >= self.target) {
+                for line in &mut progress.lines {
+                    line.finish();
+                }
+                return Ok(());
             }
-            return Ok(());
+            if started.elapsed() >= self.timeout {
+                return Err(timed_out(boards, self.layout, self.timeout));
+            }
+            std::thread::sleep(Duration::from_millis(1000));
         }
-        if started.elapsed() >= timeout {
-            return Err(timed_out(boards, layout, timeout));
-        }
-        std::thread::sleep(Duration::from_millis(1000));
     }
+
+    /// The emulator still runs, and the board did not boot without its NIC
+    /// (then it is powered on again).
+    fn check(&mut self, board: &mut BoardState) -> Result<(), EmulatedError> {
+        if !process_alive(board.pid) {
+            let log = self.layout.qemu_log(&board.node);
+            let tail =
+                console::tail(&log, 10) + &console::tail(&self.layout.console_log(&board.node), 20);
+            return Err(EmulatedError::Died { node: board.node.clone(), log, tail });
+        }
+        if board.phase == Phase::Systemd {
+            let log = fs::read(self.layout.console_log(&board.node)).unwrap_or_default();
+            if console::nic_lost(&String::from_utf8_lossy(&log)) {
+                tracing::warn!(node = %board.node, "booted without its NIC; powering it on again");
+                power_cycle(&self.p.qemu, board, self.layout, self.journal)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The progress line's note: time since power-on, power cycles, and what
+/// the agent still waits for.
+fn note(board: &BoardState) -> String {
+    let mut note = format!("{} s", board.started.map_or(0, |s| s.elapsed().as_secs()));
+    if board.power_cycles > 0 {
+        note += &format!(", power-cycled {}x (no NIC)", board.power_cycles);
+    }
+    if board.phase >= Phase::Provisioned && !board.waiting.is_empty() {
+        note += &format!(", {}", board.waiting);
+    }
+    note
 }
 
 /// One look at one board: its console, then its agent.
@@ -699,13 +789,6 @@ pub fn keep_logs(lab: &str, fleet_dir: &Path) {
     if keep.is_dir() {
         eprintln!("serial consoles of the boards kept in {}", keep.display());
     }
-}
-
-/// Running and not a zombie.
-fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
-    })
 }
 
 /// Resident memory of a process, MiB.
@@ -838,12 +921,66 @@ mod tests {
             seconds: BTreeMap::new(),
             waiting: String::new(),
             emulator_rss_mib: None,
+            power_cycles: 0,
             started: Some(Instant::now()),
+            spec: None,
         };
         b.reach(Phase::Systemd);
         b.reach(Phase::Kernel);
         b.reach(Phase::Systemd);
         let phases: Vec<Phase> = b.seconds.keys().copied().collect();
         assert_eq!(phases, vec![Phase::Kernel, Phase::Systemd]);
+    }
+
+    #[test]
+    fn a_board_without_its_nic_is_powered_on_again_a_few_times_then_refused() {
+        let dir = std::env::temp_dir().join(format!("pi-lab-power-cycle-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let layout = Layout::new(&dir);
+        fs::create_dir_all(layout.node("r1")).unwrap();
+        let mut journal = Journal::create(&dir.join("journal.jsonl")).unwrap();
+        let mut old = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let spec = qemu::Board {
+            card: layout.card("r1"),
+            kernel: "k".into(),
+            initrd: "i".into(),
+            dtb: "d".into(),
+            cmdline: String::new(),
+            mac: String::new(),
+            tap: String::new(),
+            console_socket: dir.join("s"),
+            console_log: layout.console_log("r1"),
+        };
+        let mut b = BoardState {
+            node: "r1".into(),
+            role: "router".into(),
+            management: String::new(),
+            mac: String::new(),
+            pid: old.id(),
+            phase: Phase::Systemd,
+            seconds: BTreeMap::from([(Phase::Kernel, 1.0)]),
+            waiting: String::new(),
+            emulator_rss_mib: None,
+            power_cycles: 0,
+            started: Some(Instant::now()),
+            spec: Some(spec),
+        };
+        // `true` stands in for qemu: only the bookkeeping is under test.
+        let program = Path::new("/bin/true");
+        for cycle in 1..=MAX_POWER_CYCLES {
+            fs::write(layout.console_log("r1"), format!("boot {cycle}")).unwrap();
+            power_cycle(program, &mut b, &layout, &mut journal).unwrap();
+            assert_eq!((b.power_cycles, b.phase), (cycle, Phase::PoweredOn));
+            assert!(b.seconds.is_empty());
+            let kept = layout.node("r1").join(format!("console-no-nic-{cycle}.log"));
+            assert_eq!(fs::read_to_string(kept).unwrap(), format!("boot {cycle}"));
+        }
+        assert!(!process_alive(old.id()), "the old emulator was not stopped");
+        old.wait().unwrap();
+        let journaled = crate::fleet::journal::read(&dir.join("journal.jsonl")).unwrap();
+        assert_eq!(journaled.len(), MAX_POWER_CYCLES as usize, "{journaled:?}");
+        let err = power_cycle(program, &mut b, &layout, &mut journal).unwrap_err();
+        assert!(err.to_string().contains("r1 came up without its network port 4 times"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
