@@ -6,7 +6,8 @@
 #            replaces): minbase + every package of every layer, one call
 #   cold     pi-lab image build --no-cache (every layer and file system)
 #   addpkg   rebuild after adding one package to the profile (only the
-#            profile layer and the file systems are made again)
+#            profile layer and the file systems are made again; the layer is
+#            removed from the cache before each run)
 #   warm     rebuild after changing one overlay file (everything cached)
 #   boot     the emulated Pi 3B (qemu raspi3b) from start to its root file
 #            system mounted from SD, and the initrd's size
@@ -88,18 +89,21 @@ done
 
 # 2. pi-lab, cold: every layer and the file systems made again.
 for n in $(seq "$COLD_RUNS"); do build cold "$n" "$PROFILE" --no-cache; done
+rm -rf "$WORK/out-cold" # disk space: the warm build's image is the one booted
 
 # 3. One package added: the cached base and lab layers are reused. The
-# profile layer and file systems of the previous run are removed first, so
-# every run makes them again.
+# profile layer is removed from the cache before every run and the file
+# systems are made again, so every run costs what the first one would.
+ADD_PROFILE="$WORK/addpkg/images/pi3b-trixie.toml"
+ADD_KEY=$("$PI_LAB" image packages --json --profile "$ADD_PROFILE" | jq -r '.[] | select(.name == "profile") | .key')
 for n in $(seq "$ADDPKG_RUNS"); do
-  if [ -f "$WORK/addpkg-$((n - 1)).json" ]; then
-    key=$(jq -r '.layers[] | select(.name == "profile") | .key' "$WORK/addpkg-$((n - 1)).json")
-    fskey=$(jq -r .filesystems_key "$WORK/addpkg-$((n - 1)).json")
-    rm -f "$CACHE/rootfs/profile-$key".* "$CACHE/fs/$fskey".*
-  fi
-  build addpkg "$n" "$WORK/addpkg/images/pi3b-trixie.toml"
+  rm -f "$CACHE/rootfs/profile-$ADD_KEY".tar*
+  build addpkg "$n" "$ADD_PROFILE" --no-cache=filesystems
 done
+rm -f "$CACHE/rootfs/profile-$ADD_KEY".tar*
+fskey=$(jq -r .filesystems_key "$WORK/addpkg-$ADDPKG_RUNS.json" 2>/dev/null || true)
+[ -n "$fskey" ] && rm -f "$CACHE/fs/$fskey".*
+rm -rf "$WORK/out-addpkg"
 
 # 4. Warm: one overlay file changed.
 for n in $(seq "$WARM_RUNS"); do
