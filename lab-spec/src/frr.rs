@@ -116,6 +116,9 @@ fn igp_interface(out: &mut String, igp: &Igp) {
     };
 }
 
+/// IS-IS regenerates an LSP at most every `lsp-gen-interval` (30 s by
+/// default): with it, a new adjacency reaches the other routers half a
+/// minute late. A lab wants 1 s.
 fn router_igp(out: &mut String, igp: &Igp) {
     let _ = match igp.protocol {
         IgpProtocol::Ospf => write!(
@@ -125,7 +128,7 @@ fn router_igp(out: &mut String, igp: &Igp) {
         ),
         IgpProtocol::Isis => write!(
             out,
-            "router isis {ISIS_INSTANCE}\n is-type level-2-only\n net {}\n metric-style wide\n log-adjacency-changes\nexit\n!\n",
+            "router isis {ISIS_INSTANCE}\n is-type level-2-only\n net {}\n metric-style wide\n lsp-gen-interval 1\n log-adjacency-changes\nexit\n!\n",
             igp.isis_net()
         ),
     };

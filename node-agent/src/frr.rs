@@ -418,6 +418,36 @@ mod tests {
     }
 
     #[test]
+    fn the_daemons_the_config_needs_are_switched_on() {
+        let dir = std::env::temp_dir().join(format!("t3a-daemons-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("daemons"), "bgpd=yes\nospfd=no\nisisd=no\nvtysh_enable=yes\n").unwrap();
+        // A pathspace nobody runs: the file changes, nothing is restarted.
+        let mut frr = Frr::new(Some("t3a-nobody".into()), Some(dir.clone()), "vtysh".into());
+        let mut cfg = lab_spec::NodeConfig::from_toml(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../tests/e2e/fixtures/node-config.toml"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        cfg.bgp = None;
+        cfg.igp = Some(lab_spec::node_config::Igp {
+            protocol: lab_spec::node_config::IgpProtocol::Ospf,
+            router_id: cfg.loopback.unwrap(),
+            area: "0.0.0.0".into(),
+            timers: Default::default(),
+            neighbors: vec![],
+        });
+        assert_eq!(frr.sync(&cfg).unwrap(), FrrSync::WrittenOnly);
+        let daemons = fs::read_to_string(dir.join("daemons")).unwrap();
+        assert_eq!(daemons, "bgpd=no\nospfd=yes\nisisd=no\nvtysh_enable=yes\n");
+        assert!(fs::read_to_string(dir.join("frr.conf")).unwrap().contains("router ospf\n"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn config_dir_follows_the_pathspace() {
         let frr = Frr::new(Some("lab-leaf1".into()), None, "vtysh".into());
         assert_eq!(frr.conf_path(), Path::new("/etc/frr/lab-leaf1/frr.conf"));
