@@ -438,11 +438,15 @@ fn initrd_files(path: &Path, scratch: &Path) -> Vec<String> {
 
 /// The initrd is made with the profile's module list (MODULES=list), not
 /// Debian's MODULES=most: at most 12 MiB, and it still holds what a Pi 3B
-/// needs for its root on SD and its Ethernet (the boot test below shows it
-/// boots).
+/// needs for its root on SD or a USB drive and its Ethernet (the boot tests
+/// below show it boots from both).
 #[test]
-fn image_initrd_is_small_and_holds_sd_and_usb_net_modules() {
-    if !prerequisites("image_initrd_is_small_and_holds_sd_and_usb_net_modules", true, TOOLS) {
+fn image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules() {
+    if !prerequisites(
+        "image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules",
+        true,
+        TOOLS,
+    ) {
         return;
     }
     let b = built();
@@ -478,6 +482,9 @@ fn image_initrd_is_small_and_holds_sd_and_usb_net_modules() {
         "lan78xx",
         "cdc_ether",
         "rndis_host",
+        "usb_storage",
+        "uas",
+        "sd_mod",
     ] {
         assert!(modules.iter().any(|x| x == m), "module {m} not in the initrd: {modules:?}");
     }
