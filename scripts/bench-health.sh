@@ -6,6 +6,12 @@
 #   sudo scripts/bench-health.sh            # 60 s per phase
 #   PHASE_SECONDS=20 sudo scripts/bench-health.sh
 #
+# Then the slow-connection phase (issue 14): SLOW_CONNECTIONS (1000)
+# connections that send nothing or half a request line and wait, reopened
+# when the agent closes them, while /v1/health is fetched SLOW_REQUESTS
+# (100) times. With BASELINE_BIN=/path/to/an/older/node-agent the same
+# phase runs against that binary too, side by side.
+#
 # The agent runs for real (`node-agent run --no-frr`) in its own network
 # namespace `t5-bench`, provisioned with a one-host config (no loopback, no
 # BGP); FRR is left out so the numbers are the agent's own. Prints a
@@ -27,7 +33,7 @@ PIDS=()
 
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   ip netns del "$NS" 2>/dev/null || true
   ip link del "$ROOT_IF" 2>/dev/null || true
   rm -rf "$WORK"
@@ -80,10 +86,13 @@ listen = "$ADDR:9180"
 token_sha256 = "$TOKEN_SHA"
 EOF
 
-ip netns exec "$NS" "$AGENT" run --config "$WORK/node.toml" --no-frr \
-  --state-dir "$WORK/state" >"$WORK/agent.log" 2>&1 &
-PIDS+=($!)
-AGENT_PID=$!
+start_agent() { # BINARY STATE_DIR; sets AGENT_PID
+  ip netns exec "$NS" "$1" run --config "$WORK/node.toml" --no-frr \
+    --state-dir "$2" >"$WORK/agent.log" 2>&1 &
+  PIDS+=($!)
+  AGENT_PID=$!
+}
+start_agent "$AGENT" "$WORK/state"
 prometheus-node-exporter --web.listen-address="$EXPORTER_ADDR" >"$WORK/exporter.log" 2>&1 &
 PIDS+=($!)
 EXPORTER_PID=$!
@@ -152,3 +161,111 @@ awk '
     if (ac["scraped"] > 0) printf "\nCPU ratio exporter/agent (scraped): %.1fx", ec["scraped"]/ac["scraped"];
     print ""
   }' "$WORK/results"
+
+# --- Slow connections ---------------------------------------------------
+SLOW=${SLOW_CONNECTIONS:-1000}
+SLOW_REQUESTS=${SLOW_REQUESTS:-100}
+HEALTH_URL="http://$ADDR:9180/v1/health"
+cat >"$WORK/hold.py" <<'EOF'
+# Hold N connections to HOST:PORT: odd ones send half a request line, even
+# ones nothing. One the server answers or closes is reopened a second
+# later, as a slowloris client would. Writes how many are open to OUT.
+import os, resource, selectors, socket, sys
+host, port, n, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 100)), hard))
+sel = selectors.DefaultSelector()
+closed = []
+def open_one(i):
+    try:
+        s = socket.create_connection((host, port), timeout=5)
+        if i % 2:
+            s.sendall(b"GET /v1/health HT")
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+    except OSError:
+        closed.append(i)
+for i in range(n):
+    open_one(i)
+while True:
+    for key, _ in sel.select(timeout=1):
+        sel.unregister(key.fileobj)
+        key.fileobj.close()
+        closed.append(key.data)
+    again, closed = closed, []
+    for i in again:
+        open_one(i)
+    with open(out + ".tmp", "w") as f:
+        f.write(str(len(sel.get_map())))
+    os.replace(out + ".tmp", out)
+EOF
+
+# health_times N: N x GET /v1/health, 0.1 s apart; codes to slow.codes, ms to slow.ms
+health_times() {
+  : >"$WORK/slow.ms"
+  : >"$WORK/slow.codes"
+  for _ in $(seq "$1"); do
+    # A refused or reset connection is a result (code 000), not the end.
+    { curl -s -o /dev/null --max-time 15 -w '%{http_code} %{time_total}\n' "$HEALTH_URL" || true; } |
+      while read -r code t; do
+        echo "$code" >>"$WORK/slow.codes"
+        awk -v t="$t" 'BEGIN {print t * 1000}' >>"$WORK/slow.ms"
+      done
+    sleep 0.1
+  done
+}
+
+# slow_phase LABEL: one line: label held ok median_ms max_ms rss_before_kib
+# rss_during_kib threads quiet_median_ms
+slow_phase() {
+  local label=$1 before during threads held hold ok quiet
+  before=$(rss_kib "$AGENT_PID")
+  # The same requests without the slow connections, for the ratio.
+  health_times "$SLOW_REQUESTS"
+  quiet=$(median <"$WORK/slow.ms")
+  rm -f "$WORK/held"
+  python3 "$WORK/hold.py" "$ADDR" 9180 "$SLOW" "$WORK/held" &
+  hold=$!
+  PIDS+=("$hold")
+  for _ in $(seq 60); do
+    [ "$(cat "$WORK/held" 2>/dev/null || echo 0)" -ge "$SLOW" ] && break
+    sleep 0.5
+  done
+  sleep 1
+  health_times "$SLOW_REQUESTS"
+  during=$(rss_kib "$AGENT_PID")
+  threads=$(awk '/^Threads:/ {print $2}' "/proc/$AGENT_PID/status")
+  held=$(cat "$WORK/held" 2>/dev/null || echo 0)
+  kill "$hold" 2>/dev/null || true
+  sleep 0.5
+  kill -9 "$hold" 2>/dev/null || true
+  wait "$hold" 2>/dev/null || true
+  ok=$(grep -c '^200$' "$WORK/slow.codes" || true)
+  printf '%s %s %s %s %s %s %s %s %s\n' "$label" "$held" "$ok" "$(median <"$WORK/slow.ms")" \
+    "$(sort -n "$WORK/slow.ms" | tail -1)" "$before" "$during" "$threads" "$quiet"
+}
+
+echo "bench-health: slow-connection phase ($SLOW connections, $SLOW_REQUESTS health requests)" >&2
+sleep 2
+slow_phase node-agent >"$WORK/slow.results"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  kill "$AGENT_PID"
+  wait "$AGENT_PID" 2>/dev/null || true
+  start_agent "$BASELINE_BIN" "$WORK/state-baseline"
+  for _ in $(seq 50); do
+    curl -sf -o /dev/null "$HEALTH_URL" && break
+    sleep 0.2
+  done
+  sleep 2
+  slow_phase baseline >>"$WORK/slow.results"
+fi
+echo
+echo "Slow connections: $SLOW held open (half send nothing, half half a request line), $SLOW_REQUESTS x GET /v1/health."
+echo
+echo "| agent | connections held | /v1/health 200 | median (ms) | max (ms) | median without them (ms) | RSS before (MiB) | RSS with them (MiB) | threads |"
+echo "|---|---|---|---|---|---|---|---|---|"
+while read -r label held ok med max before during threads quiet; do
+  printf '| %s | %s | %s of %s | %s | %s | %s | %.1f | %.1f | %s |\n' "$label" "$held" "$ok" "$SLOW_REQUESTS" \
+    "$med" "$max" "$quiet" "$(awk -v r="$before" 'BEGIN {print r / 1024}')" \
+    "$(awk -v r="$during" 'BEGIN {print r / 1024}')" "$threads"
+done <"$WORK/slow.results"

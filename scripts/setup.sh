@@ -17,10 +17,15 @@ PACKAGES=(
   python3 python3-yaml
   graphviz
   arch-test jq
+  # The durability test watches the atomic writers' system calls.
+  strace
 )
 
-# promtool (from Debian's prometheus) checks the agent's /metrics.
+# promtool (from Debian's prometheus) checks the agent's and pi-lab's /metrics.
 PACKAGES+=(prometheus)
+
+# The dashboard's browser tests: Debian's headless Chromium and its WebDriver.
+PACKAGES+=(chromium chromium-driver)
 
 need_root() { if [ "$(id -u)" -ne 0 ]; then echo "sudo"; fi; }
 SUDO=$(need_root)

@@ -6,11 +6,13 @@
 //! lab.toml --parse--> Lab --validate--> --plan--> Plan --compile--> NodeConfig per node
 //! ```
 //!
-//! `NodeConfig` and `HealthReport` are the two documents that cross the wire.
+//! `NodeConfig`, `HealthReport` and `ConfigAnswer` (the verdict on a pushed
+//! config) are the documents that cross the wire.
 
 pub mod alloc;
 pub mod announce;
 pub mod compile;
+pub mod config_answer;
 pub mod diagnostics;
 pub mod expr;
 pub mod frr;
@@ -30,6 +32,7 @@ pub mod validate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use config_answer::ConfigAnswer;
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
 pub use health::HealthReport;
 pub use lab::Lab;

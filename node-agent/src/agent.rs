@@ -103,14 +103,28 @@ impl ReconcileReport {
 pub enum ApplyError {
     #[error("config refused, nothing changed: {0}")]
     Invalid(#[from] lab_spec::ConfigErrors),
-    #[error("config failed to apply{}: {}", if *.rolled_back { " and was rolled back" } else { "" }, .report.errors().join("; "))]
-    Failed { report: Box<ReconcileReport>, rolled_back: bool },
+    #[error("config failed to apply: {}; {rollback}", .report.errors().join("; "))]
+    Failed { report: Box<ReconcileReport>, rollback: Rollback },
     #[error("cannot read the kernel's state: {0}")]
     Netlink(#[from] NetlinkError),
     #[error("applied, but not saved as last good: {0}")]
     Persist(#[from] ConfigFileError),
     #[error("the agent is not running")]
     Stopped,
+}
+
+/// What became of the previous config after a new one failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rollback {
+    /// It is in force again.
+    #[error("rolled back to {0}")]
+    Done(String),
+    /// There was none: the agent keeps trying the new config.
+    #[error("there was no previous config to go back to; the agent keeps trying this one")]
+    NoPrevious,
+    /// Going back failed too; the agent keeps trying the previous config.
+    #[error("rolling back to {to} failed too: {}", .errors.join("; "))]
+    Failed { to: String, errors: Vec<String> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,15 +219,15 @@ impl Runner {
             tracing::info!("no config yet; waiting to be provisioned");
         }
         systemd::notify("READY=1");
-        let watchdog = systemd::watchdog_interval();
+        // systemd watches from READY on; the pings come from their own
+        // thread while this loop shows signs of life.
+        let _watchdog = systemd::Watchdog::start();
         let mut next_pass = Instant::now() + self.settings.interval;
         loop {
+            systemd::alive();
             let wait = next_pass.saturating_duration_since(Instant::now());
-            let wait = watchdog.map_or(wait, |w| wait.min(w));
-            let event = self.rx.recv_timeout(wait);
-            if watchdog.is_some() {
-                systemd::notify("WATCHDOG=1");
-            }
+            // Turn at least once a second, so the watchdog hears from us.
+            let event = self.rx.recv_timeout(wait.min(Duration::from_secs(1)));
             match event {
                 Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(Event::Apply(cfg, reply)) => {
@@ -299,21 +313,28 @@ impl Runner {
             state::save_last_good(&self.settings.state_dir, &cfg)?;
             return Ok(report);
         }
-        let rolled_back = match self.current.clone() {
-            Some(prev) => {
-                tracing::warn!(errors = ?report.errors(), "rolling back to the previous config");
-                if let Err(e) = self.pass(&prev) {
-                    tracing::error!(error = %e, "rollback pass failed");
-                }
-                true
-            }
+        let rollback = match self.current.clone() {
+            Some(prev) => self.roll_back(&prev, &report),
             None => {
                 // Nothing to go back to: keep trying the new one.
                 self.current = Some(cfg);
-                false
+                Rollback::NoPrevious
             }
         };
-        Err(ApplyError::Failed { report: Box::new(report), rolled_back })
+        Err(ApplyError::Failed { report: Box::new(report), rollback })
+    }
+
+    /// Apply `prev` again after `failed`; says whether that worked.
+    fn roll_back(&mut self, prev: &NodeConfig, failed: &ReconcileReport) -> Rollback {
+        tracing::warn!(errors = ?failed.errors(), "rolling back to the previous config");
+        let to = version_of(prev);
+        let errors = match self.pass(prev) {
+            Ok(report) if report.ok() => return Rollback::Done(to),
+            Ok(report) => report.errors(),
+            Err(e) => vec![e.to_string()],
+        };
+        tracing::error!(?errors, "rollback pass failed");
+        Rollback::Failed { to, errors }
     }
 
     /// One pass for `cfg`: network, FRR, sFlow; publishes the result.

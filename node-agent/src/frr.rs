@@ -368,6 +368,8 @@ fn run(mut cmd: Command) -> Result<String, FrrError> {
             let _ = child.wait();
             break None;
         }
+        // Waiting with a deadline is not being stuck.
+        crate::systemd::alive();
         std::thread::sleep(Duration::from_millis(20));
     };
     let stdout = out.join().unwrap_or_default();

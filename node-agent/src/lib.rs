@@ -20,4 +20,5 @@ pub mod network;
 pub mod sflow;
 pub mod state;
 pub mod status;
+pub mod sysinfo;
 pub mod systemd;

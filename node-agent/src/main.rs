@@ -72,6 +72,8 @@ fn main() -> anyhow::Result<()> {
 /// sFlow export; they run beside the loop until the process ends.
 fn management_plane(handle: &agent::AgentHandle) -> anyhow::Result<Plane> {
     let options = PlaneOptions::default();
+    // Room for the API's connections (systemd's soft limit is 1024).
+    node_agent::health::raise_open_files_limit(4096);
     let status = handle.status();
     let backend = AgentBackend::new(handle.clone(), BoardReader::system_root(None))
         .with_led(Arc::clone(&options.led))

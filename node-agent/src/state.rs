@@ -44,7 +44,8 @@ pub fn save_last_good(state_dir: &Path, cfg: &NodeConfig) -> Result<(), ConfigFi
 }
 
 /// Write via a temporary file in the same directory and rename, so readers
-/// never see half a file.
+/// never see half a file; then sync the directory, so the rename itself
+/// survives a power cut (without it the old file, or none, can come back).
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
@@ -61,7 +62,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         }
         f.write_all(data)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -4,54 +4,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use node_agent::frr::{DAEMONS, Frr, FrrSync, daemon_command};
+use std::path::{Path, PathBuf};
 
-/// FRR daemons for one pathspace; stopped and their files removed on drop.
-struct FrrInstance {
-    name: String,
-}
-
-impl FrrInstance {
-    fn start(ns: &Netns) -> Self {
-        let name = ns.name.clone();
-        let inst = FrrInstance { name: name.clone() };
-        inst.cleanup();
-        let dir = Path::new("/etc/frr").join(&name);
-        std::fs::create_dir_all(&dir).unwrap();
-        check(Command::new("chown").args(["frr:frr", dir.to_str().unwrap()]));
-        for daemon in DAEMONS {
-            check(&mut daemon_command(&ns.name, &name, daemon));
-        }
-        inst
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        Path::new("/var/run/frr").join(&self.name)
-    }
-
-    fn cleanup(&self) {
-        for daemon in DAEMONS {
-            let pidfile = self.run_dir().join(format!("{daemon}.pid"));
-            if let Ok(pid) = std::fs::read_to_string(&pidfile) {
-                let _ = run(Command::new("kill").arg(pid.trim()));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = std::fs::remove_dir_all(Path::new("/etc/frr").join(&self.name));
-        let _ = std::fs::remove_dir_all(self.run_dir());
-    }
-}
-
-impl Drop for FrrInstance {
-    fn drop(&mut self) {
-        self.cleanup();
-    }
-}
+use node_agent::frr::{Frr, FrrSync, daemon_command};
 
 fn vtysh(name: &str, cmd: &str) -> String {
     check(Command::new("vtysh").args(["-N", name, "-c", cmd]))

@@ -4,33 +4,8 @@
 
 mod common;
 
-use std::os::fd::AsRawFd;
-use std::time::Duration;
-
 use common::*;
-use node_agent::agent::{self, AgentHandle, ApplyError, Settings};
-
-/// Start the agent on a thread that lives in `ns`; threads it spawns
-/// (link events) inherit the namespace.
-fn start_in(ns: &Netns) -> (AgentHandle, std::thread::JoinHandle<()>) {
-    let netns = std::fs::File::open(format!("/var/run/netns/{}", ns.name)).unwrap();
-    let settings = Settings {
-        config_path: None,
-        frr: None,
-        state_dir: ns.dir.join("state"),
-        interval: Duration::from_secs(1),
-    };
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        // SAFETY: setns on this thread only, with a valid namespace fd.
-        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-        let (handle, runner) = agent::start(settings).unwrap();
-        tx.send(handle).unwrap();
-        runner.run().unwrap();
-    });
-    (rx.recv().unwrap(), thread)
-}
+use node_agent::agent::{ApplyError, Rollback};
 
 #[test]
 fn handle_applies_refuses_and_rolls_back() {
@@ -38,7 +13,7 @@ fn handle_applies_refuses_and_rolls_back() {
         return;
     }
     let ns = leaf_netns("handle");
-    let (handle, thread) = start_in(&ns);
+    let (handle, thread) = start_in(&ns, None);
 
     let report = handle.apply(leaf()).unwrap();
     assert!(report.ok() && !report.applied.is_empty(), "{report:?}");
@@ -67,7 +42,10 @@ fn handle_applies_refuses_and_rolls_back() {
     failing.interfaces[1].name = "eth9".into();
     failing.vxlan[0].access_ports = vec!["eth9".into()];
     let err = handle.apply(failing).unwrap_err();
-    assert!(matches!(err, ApplyError::Failed { rolled_back: true, .. }), "{err}");
+    assert!(
+        matches!(&err, ApplyError::Failed { rollback: Rollback::Done(to), .. } if *to == leaf().content_version()),
+        "{err}"
+    );
     assert!(err.to_string().contains("eth9"), "{err}");
     assert!(!ns.has_link("vxlan10030") && ns.has_link("vxlan10020"));
     assert_eq!(ns.ip_json(&["link", "show", "eth3"])[0]["master"], "br10010");

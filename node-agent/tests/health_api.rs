@@ -1,202 +1,17 @@
 //! The management API over real TCP on loopback, against a test backend.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::PathBuf;
+mod api;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lab_spec::health::{BgpNeighborState, Board, ReconcileState, SflowState, System, VniState};
+use api::*;
 use lab_spec::node_config::Auth;
-use lab_spec::{HealthReport, NodeConfig};
-use node_agent::health::memory::MemoryBackend;
-use node_agent::health::{ApplyError, Backend, ReconcileStats, Server, ServerConfig};
-
-const TOKEN: &str = "t5-lab-token";
-
-/// The report every test agent serves (identity filled in from its config).
-fn template() -> HealthReport {
-    let board = Board {
-        model: Some("Raspberry Pi 3 Model B Rev 1.2".into()),
-        serial: Some("00000000a1b2c3d4".into()),
-        mac: Some("b8:27:eb:12:34:56".into()),
-        soc_temperature_celsius: Some(51.5),
-        under_voltage: Some(false),
-        throttled: None,
-    };
-    HealthReport {
-        schema: 1,
-        node: None,
-        lab: None,
-        role: None,
-        agent_version: "0.1.0".into(),
-        board,
-        system: System {
-            hostname: "leaf1".into(),
-            uptime_seconds: 4242,
-            load: [0.5, 0.25, 0.125],
-            memory_total_bytes: 967_221_248,
-            memory_available_bytes: 700_000_000,
-            disk_total_bytes: 30_000_000_000,
-            disk_available_bytes: 20_000_000_000,
-        },
-        bgp: vec![
-            BgpNeighborState {
-                address: Ipv4Addr::new(10, 1, 0, 0),
-                remote_asn: 65000,
-                description: "spine1".into(),
-                state: "Established".into(),
-                established: true,
-                uptime_seconds: Some(300),
-                prefixes_received: Some(7),
-            },
-            BgpNeighborState {
-                address: Ipv4Addr::new(10, 1, 0, 2),
-                remote_asn: 65000,
-                description: "spine \"2\"".into(),
-                state: "Active".into(),
-                established: false,
-                uptime_seconds: None,
-                prefixes_received: None,
-            },
-        ],
-        ospf: vec![],
-        isis: vec![],
-        vxlan: vec![VniState {
-            vni: 10010,
-            device: "vxlan10010".into(),
-            device_up: true,
-            bridge: "br10010".into(),
-            flooding: "static".into(),
-            remote_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
-            expected_vteps: vec![Ipv4Addr::new(10, 0, 0, 3)],
-            ok: true,
-        }],
-        sflow: SflowState {
-            enabled: true,
-            collectors: vec!["192.168.200.1:6343".into()],
-            datagrams_sent: 123,
-            counter_samples_sent: 456,
-            flow_samples_sent: 0,
-            send_errors: 2,
-            sampling_rate: 0,
-        },
-        reconcile: ReconcileState {
-            config_version: None,
-            last_run_unix: Some(1_700_000_000),
-            ok: true,
-            changes: 0,
-            passes: 17,
-            errors: vec![],
-        },
-        healthy: false,
-        problems: vec!["neighbour 10.1.0.2 (spine \"2\") is Active".into()],
-    }
-}
-
-fn backend(config: Option<NodeConfig>) -> Arc<MemoryBackend> {
-    let stats = ReconcileStats {
-        passes_total: 17,
-        errors_total: 3,
-        last_success_unix: Some(1_700_000_000),
-        last_duration_seconds: Some(0.042),
-    };
-    Arc::new(MemoryBackend::new(config, template(), stats))
-}
-
-fn node_config(hostname: &str, token: &str) -> NodeConfig {
-    let text = format!(
-        r#"schema = 1
-lab = "t5"
-hostname = "{hostname}"
-role = "leaf"
-[identity]
-serial = "a1b2c3d4"
-[management]
-address = "192.168.200.11/24"
-controller = "192.168.200.1"
-[sflow]
-collectors = ["192.168.200.1:6343"]
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.1"
-interfaces = ["eth1"]
-[health]
-listen = "192.168.200.11:9180"
-[auth]
-token_sha256 = "{}"
-"#,
-        Auth::from_token(token).token_sha256
-    );
-    NodeConfig::from_toml(&text).unwrap().with_version()
-}
-
-struct Running {
-    server: Option<Server>,
-    backend: Arc<MemoryBackend>,
-}
-
-impl Running {
-    fn addr(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().local_addr()
-    }
-}
-
-fn start(config: Option<NodeConfig>, tweak: impl FnOnce(&mut ServerConfig)) -> Running {
-    let backend = backend(config);
-    let mut cfg = ServerConfig::new("127.0.0.1:0".parse().unwrap());
-    cfg.bootstrap_files = vec![PathBuf::from("/nonexistent/t5/bootstrap.sha256")];
-    tweak(&mut cfg);
-    let server = Server::start(cfg, backend.clone() as Arc<dyn Backend>).unwrap();
-    Running { server: Some(server), backend }
-}
-
-fn provisioned() -> Running {
-    start(Some(node_config("leaf1", TOKEN)), |_| {})
-}
-
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-fn send(addr: SocketAddr, raw: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.write_all(raw).unwrap();
-    read_answer(&mut stream)
-}
-
-fn read_answer(stream: &mut TcpStream) -> Answer {
-    let mut bytes = Vec::new();
-    let _ = stream.read_to_end(&mut bytes);
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no answer: {text:?}"));
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    Answer { status, head: head.to_string(), body: body.to_string() }
-}
-
-fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Answer {
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    send(addr, format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())
-}
-
-fn put(addr: SocketAddr, token: Option<&str>, content_type: &str, body: &str) -> Answer {
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let raw = format!(
-        "PUT /v1/config HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    send(addr, raw.as_bytes())
-}
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
+use node_agent::health::{Backend, ServerConfig};
 
 #[test]
 fn health_is_the_backends_report() {
@@ -315,10 +130,10 @@ fn a_good_config_applies_as_toml_or_json() {
     let toml = node_config("leaf2", TOKEN).to_toml().unwrap();
     let answer = put(r.addr(), Some(TOKEN), "application/toml", &toml);
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let json = answer.json();
-    assert_eq!(json["applied"], true);
-    assert_eq!(json["changes"], 5);
-    assert_eq!(json["version"], node_config("leaf2", TOKEN).version.as_str());
+    assert_eq!(
+        ConfigAnswer::from_http(answer.status, &answer.body),
+        Ok(ConfigAnswer::Applied { version: node_config("leaf2", TOKEN).version, changes: 5 })
+    );
 
     // The new config carries a new token: the old one stops working.
     let next = node_config("leaf3", "rotated");
@@ -369,33 +184,31 @@ fn malformed_configs_get_400_with_reasons() {
 }
 
 #[test]
-fn backend_refusal_and_rollback_are_reported() {
+fn every_apply_outcome_is_its_own_typed_answer() {
     let r = provisioned();
-    let before = r.backend.current_version();
+    let before = r.backend.current_version().unwrap();
     let body = node_config("leaf5", TOKEN).to_toml().unwrap();
-
-    r.backend.fail_next(ApplyError::RolledBack {
-        reason: "FRR rejected frr.conf: line 12: unknown command".into(),
-        rolled_back_to: before.clone(),
-    });
-    let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
-    assert_eq!(answer.status, 409, "{}", answer.body);
-    let json = answer.json();
-    assert_eq!(json["rolled_back"], true);
-    assert_eq!(json["rolled_back_to"].as_str(), before.as_deref());
-    assert!(json["error"].as_str().unwrap().contains("unknown command"));
-
-    r.backend.fail_next(ApplyError::RollbackFailed {
-        reason: "netlink: EPERM".into(),
-        rollback_error: "netlink: EPERM".into(),
-    });
-    assert_eq!(put(r.addr(), Some(TOKEN), "application/toml", &body).status, 500);
-
-    r.backend.fail_next(ApplyError::Invalid(vec!["VNI 0 is out of range".into()]));
-    let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
-    assert_eq!(answer.status, 400);
-    assert_eq!(answer.json()["reasons"][0], "VNI 0 is out of range");
-    assert_eq!(r.backend.current_version(), before);
+    let failures = [
+        ConfigAnswer::RolledBack {
+            error: "applying failed: FRR rejected frr.conf: line 12: unknown command".into(),
+            rolled_back_to: before.clone(),
+        },
+        ConfigAnswer::NoPreviousConfig { error: "applying failed: frr: exit 1".into() },
+        ConfigAnswer::RollbackFailed {
+            error: "applying failed: frr: exit 1".into(),
+            rolled_back_to: before.clone(),
+            rollback_error: "link eth4: No such device".into(),
+        },
+        ConfigAnswer::NotApplied { error: "the agent is not running".into() },
+        ConfigAnswer::Invalid { reasons: vec!["VNI 0 is out of range".into()] },
+    ];
+    for expected in failures {
+        r.backend.fail_next(expected.clone());
+        let answer = put(r.addr(), Some(TOKEN), "application/toml", &body);
+        assert_eq!(answer.status, expected.status(), "{}", answer.body);
+        assert_eq!(ConfigAnswer::from_http(answer.status, &answer.body), Ok(expected));
+    }
+    assert_eq!(r.backend.current_version().as_ref(), Some(&before));
 }
 
 #[test]
@@ -471,25 +284,49 @@ fn slow_and_broken_requests_time_out_or_get_4xx() {
 }
 
 #[test]
-fn excess_connections_get_503() {
-    let r = start(Some(node_config("leaf1", TOKEN)), |c| {
-        c.workers = 1;
-        c.queue = 1;
-        c.limits.deadline = Duration::from_secs(3);
-    });
-    // One connection holds the worker, one waits in the queue...
+fn a_full_server_drops_its_oldest_unfinished_request_for_a_new_one() {
+    let r = start(Some(node_config("leaf1", TOKEN)), |c| c.max_connections = 2);
     let mut holders = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(r.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         s.write_all(b"GET /v1/health HTTP/1.1\r\n").unwrap();
         holders.push(s);
         std::thread::sleep(Duration::from_millis(100));
     }
-    // ...so the next is turned away at once.
-    let answer = get(r.addr(), "/v1/health", None);
+    // Both slots hold half a request; a newcomer still gets its answer...
+    assert_eq!(get(r.addr(), "/v1/health", None).status, 200);
+    // ...because the oldest was told to go away,
+    assert_eq!(read_answer(&mut holders[0]).status, 503);
+    // while the younger one may still finish its request.
+    holders[1].write_all(b"Host: x\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut holders[1]).status, 200);
+}
+
+#[test]
+fn health_answers_while_a_config_applies_and_excess_configs_get_503() {
+    let r = start(Some(node_config("leaf1", TOKEN)), |c| {
+        c.workers = 1;
+        c.queue = 0;
+    });
+    r.backend.slow_applies(Duration::from_millis(1500));
+    let body = node_config("leaf2", TOKEN).to_toml().unwrap();
+    let addr = r.addr();
+    let first = std::thread::spawn({
+        let body = body.clone();
+        move || put(addr, Some(TOKEN), "application/toml", &body).status
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // The worker is applying: health is answered meanwhile, not after it.
+    let started = Instant::now();
+    assert_eq!(get(addr, "/v1/health", None).status, 200);
+    assert!(started.elapsed() < Duration::from_millis(1000), "health waited for the apply");
+    // A second config finds no free worker and no queue.
+    let answer = put(addr, Some(TOKEN), "application/toml", &body);
     assert_eq!(answer.status, 503, "{}", answer.body);
     assert!(answer.head.contains("Retry-After"));
-    drop(holders);
+    assert_eq!(first.join().unwrap(), 200);
+    assert_eq!(r.backend.applied().len(), 1);
 }
 
 #[test]

@@ -311,6 +311,71 @@ fn tells_systemd_it_is_ready_and_alive() {
     assert!(ns.ip(&["link", "show", "vxlan10010"]).contains("vxlan10010"));
 }
 
+/// The watchdog never waits for FRR: while vtysh hangs (here a fake one
+/// that answers the first call and stalls from the second on), WATCHDOG=1
+/// keeps coming every WATCHDOG_USEC/2.
+#[test]
+fn watchdog_pings_while_vtysh_stalls() {
+    if !prerequisites("watchdog_pings_while_vtysh_stalls", &["ip", "sleep"]) {
+        return;
+    }
+    let mut ns = leaf_netns("wdog");
+    let path = ns.write_config("node.toml", &leaf());
+    let calls = ns.dir.join("vtysh-calls");
+    let vtysh = ns.dir.join("vtysh");
+    let script = format!(
+        "#!/bin/sh\necho >> {calls}\n[ \"$(wc -l < {calls})\" -ge 2 ] && exec sleep 20\necho '{{}}'\n",
+        calls = calls.display()
+    );
+    std::fs::write(&vtysh, script).unwrap();
+    std::fs::set_permissions(&vtysh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sock_path = ns.dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let state = ns.dir.join("state");
+    let frr_dir = ns.dir.join("frr");
+    let name = ns.name.clone();
+    let args = [
+        "run",
+        "--config",
+        path.to_str().unwrap(),
+        "--interval",
+        "1",
+        "--frr-pathspace",
+        &name,
+        "--frr-dir",
+        frr_dir.to_str().unwrap(),
+        "--vtysh",
+        vtysh.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    // WatchdogSec=2: a ping at least every second.
+    let watchdog = std::path::Path::new("2000000");
+    ns.spawn_agent(&args, &[("NOTIFY_SOCKET", sock_path.as_path()), ("WATCHDOG_USEC", watchdog)]);
+    let mut buf = [0u8; 256];
+    let mut ready = false;
+    let called_twice = || std::fs::read_to_string(&calls).is_ok_and(|c| c.lines().count() >= 2);
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while !(ready && called_twice()) && std::time::Instant::now() < until {
+        if let Ok(n) = sock.recv(&mut buf) {
+            ready |= &buf[..n] == b"READY=1";
+        }
+    }
+    assert!(ready && called_twice(), "no READY=1 or no second vtysh call\n{}", ns.agent_log());
+    // vtysh now hangs for 20 s (the agent gives it 60): count the pings.
+    let mut pings = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < until {
+        if let Ok(n) = sock.recv(&mut buf)
+            && &buf[..n] == b"WATCHDOG=1"
+        {
+            pings += 1;
+        }
+    }
+    assert!(pings >= 4, "{pings} watchdog pings in 5 s while vtysh stalled\n{}", ns.agent_log());
+}
+
 /// A segment that loses an access port lets it go; a segment that goes
 /// away takes its devices along.
 #[test]

@@ -149,6 +149,15 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
+        // SIGTERM first: tshark then stops its dumpcap. A SIGKILL alone
+        // leaves dumpcap running, holding what this process held (the
+        // namespace lock's file, for one) after a failed test.
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.file);
@@ -340,8 +349,14 @@ fn exporter_in_a_network_namespace_agrees_with_the_kernel_and_tshark() {
     };
     let (a, b) = (seqs(&first), seqs(&second));
     assert!(a.len() >= 2, "{a:?}");
+    // The two windows open and close a little apart (more so on a loaded
+    // machine): where they overlap, both collectors got the same datagrams.
+    let inside =
+        |s: &u32, d: &[u32]| d.first().is_some_and(|f| s >= f) && d.last().is_some_and(|l| s <= l);
     assert!(
-        b.iter().all(|s| a.contains(s)) && a.iter().filter(|s| !b.contains(s)).count() <= 1,
+        a.iter().any(|s| b.contains(s))
+            && b.iter().filter(|s| inside(s, &a)).all(|s| a.contains(s))
+            && a.iter().filter(|s| inside(s, &b)).all(|s| b.contains(s)),
         "{a:?} vs {b:?}"
     );
     assert!(a.windows(2).all(|w| w[1] == w[0] + 1), "datagram sequence without gaps: {a:?}");

@@ -26,6 +26,18 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Where a test leaves files worth a look (screenshots):
+/// `target/e2e-artifacts/NAME/`, made empty.
+pub fn artifacts(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/e2e-HASH -> target/
+    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+    let dir = target.join("e2e-artifacts").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("artifact directory");
+    dir
+}
+
 /// True when the test may run; false (after saying why) when it must be
 /// skipped. Under `CI=true` a missing prerequisite is a failure, not a skip.
 pub fn prerequisites(test: &str, needs_root: bool, commands: &[&str]) -> bool {
@@ -59,4 +71,71 @@ pub fn has_command(cmd: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
+}
+
+/// A per-run scratch directory `$TMPDIR/{dir}` for a test lab, made empty
+/// and marked with our pid; `family` is the prefix all runs' `dir`s share.
+///
+/// A run that was killed (SIGKILL, a lost machine) leaves its lab up: its
+/// bridge still holds the management subnet this test family owns, and
+/// the next run could not come up. So labs of the same family whose owner
+/// is gone are taken down first, through their own state directory.
+pub fn fresh_lab_dir(family: &str, dir: &str) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    for stale in stale_lab_dirs(&tmp, family, dir) {
+        take_down(&stale);
+    }
+    let root = tmp.join(dir);
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("create the test's lab directory");
+    std::fs::write(root.join("owner.pid"), std::process::id().to_string())
+        .expect("write owner.pid");
+    root
+}
+
+/// `{family}*` directories other than ours whose owner is not alive.
+fn stale_lab_dirs(tmp: &std::path::Path, family: &str, ours: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(family) && name != ours
+        })
+        .map(|e| e.path())
+        .filter(|dir| !owner_alive(dir))
+        .collect()
+}
+
+fn owner_alive(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("owner.pid"))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| PathBuf::from(format!("/proc/{pid}")).exists())
+}
+
+/// `lab down` every lab recorded under `dir/state`, then remove `dir`.
+fn take_down(dir: &std::path::Path) {
+    take_down_labs(&dir.join("state"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `lab down` every lab recorded in the state directory `state`.
+pub fn take_down_labs(state: &std::path::Path) {
+    for lab in std::fs::read_dir(state).into_iter().flatten().flatten() {
+        let name = lab.file_name().to_string_lossy().into_owned();
+        let out = Command::new(bin("pi-lab"))
+            .env("PI_LAB_STATE_DIR", state)
+            .args(["lab", "down", "--name", &name])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => eprintln!("took down stale lab {name}"),
+            Ok(o) => eprintln!(
+                "stale lab {name} in {}: lab down failed: {}",
+                state.display(),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => eprintln!("stale lab {name}: {e}"),
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lab_spec::NodeConfig;
 use lab_spec::node_config::Flooding;
 
-use crate::common::{bin, prerequisites, workspace};
+use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
 
 /// The agent's reconcile interval (10 s by default) plus a pass's time.
 const REPAIR_SECS: u64 = 12;
@@ -46,9 +46,7 @@ impl TestLab {
         edit: impl FnOnce(&mut toml::Table),
     ) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
-        let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        let root = fresh_lab_dir(&format!("pi-lab-t3f{tag}"), &format!("pi-lab-{name}"));
         let text = std::fs::read_to_string(workspace().join("examples").join(example)).unwrap();
         let mut doc: toml::Table = text.parse().unwrap();
         doc.insert("name".into(), name.clone().into());

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::{bin, prerequisites};
+use crate::common::{bin, fresh_lab_dir, prerequisites};
 
 const LAB: &str = "t5ops";
 
@@ -95,8 +95,7 @@ struct Fleet {
 
 impl Fleet {
     fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("t5-fleet-ops-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_lab_dir("t5-fleet-ops-", &format!("t5-fleet-ops-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("state")).expect("temp dir");
         let file = dir.join("t5ops.toml");
         std::fs::write(&file, LAB_FILE).expect("write lab file");
@@ -317,10 +316,13 @@ fn a_config_frr_rejects_is_rolled_back(fleet: &Fleet) {
     config["version"] = "".into();
     let (status, answer) = put_config(addr, Some(&token), &config.to_string());
     assert_eq!(status, 409, "FRR's refusal must roll back: {answer}");
-    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
-    assert_eq!(answer["rolled_back"], true, "{answer:#}");
-    assert_eq!(answer["rolled_back_to"].as_str(), Some(before.as_str()), "{answer:#}");
-    assert!(answer["error"].as_str().unwrap_or("").contains("frr"), "{answer:#}");
+    match lab_spec::ConfigAnswer::from_http(status, &answer) {
+        Ok(lab_spec::ConfigAnswer::RolledBack { error, rolled_back_to }) => {
+            assert_eq!(rolled_back_to, before, "{answer}");
+            assert!(error.contains("frr"), "{answer}");
+        }
+        other => panic!("not a rollback: {other:?}"),
+    }
     assert_eq!(running_version(addr), before);
     // Still healthy once the sessions are back (they may flap during the try).
     let out = fleet.pi_lab(&["validate", "--deadline", "60s", "--no-sflow"]);

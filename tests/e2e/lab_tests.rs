@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common::prerequisites;
-use crate::fleet::{TOOLS, TestLab, text};
+use crate::fleet::{TOOLS, TestLab, eventually, text};
 
 /// A `[[validate]]` entry from `key = value` pairs (TOML literals).
 fn test(fields: &[(&str, &str)]) -> toml::Value {
@@ -81,7 +81,15 @@ fn lab_tests_pass_fail_warn_with_netlab_exit_codes() {
     // message: 1.
     let out = lab.exec("r1", &["ip", "link", "del", "eth1"]);
     assert!(out.status.success(), "{}", text(&out));
-    let (code, said) = validate(&lab, &["--test", "session", "--node", "r1"]);
+    // The agent reports what FRR said at its last pass, and FRR needs a
+    // moment to see the port go: within an interval or two (10 s each),
+    // validate must see the session down.
+    let mut last = (None, String::new());
+    let _ = eventually(30, || {
+        last = validate(&lab, &["--test", "session", "--node", "r1"]);
+        if last.0 == Some(1) { Ok(()) } else { Err(last.1.clone()) }
+    });
+    let (code, said) = last;
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains("FAIL") && said.contains("session on r1") && said.contains("r1 lost r2"),

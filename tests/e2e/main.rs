@@ -3,7 +3,10 @@
 //! `CI=true` a missing prerequisite fails the test loudly; elsewhere it is
 //! skipped with a message.
 
+mod browser;
 mod common;
+mod dashboard;
+mod durability;
 mod flash;
 mod fleet;
 mod fleet_ops;
@@ -12,5 +15,9 @@ mod image;
 mod lab_cli;
 mod lab_tests;
 mod netlab;
+/// pi-lab's own helpers for tests of its HTTP server (promtool, the
+/// dashboard's address).
+#[path = "../../tools/pi-lab/tests/common/mod.rs"]
+mod pi_lab_tests;
 mod sflow_fleet;
 mod underlay;

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::common::{bin, prerequisites, workspace};
+use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
 use crate::fleet::{TOOLS, text};
 
 /// The examples all use pi-lab's default management subnet (the published
@@ -34,9 +34,7 @@ impl Topology {
     fn new(example: &str, tag: &str) -> Self {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("t3n{tag}{:03x}", std::process::id() & 0xfff);
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_lab_dir(&format!("t3n{tag}"), &name);
         let file = dir.join("topology.yml");
         // Byte for byte: the topology is run as it is.
         std::fs::copy(workspace().join("examples/netlab").join(example), &file).unwrap();

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
 
-use crate::common::{bin, prerequisites, workspace};
+use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
 
 const SUBNET: &str = "172.31.204";
 const POLL: u32 = 2;
@@ -51,9 +51,7 @@ struct SflowLab {
 impl SflowLab {
     fn new() -> Self {
         let name = format!("t4w{:04x}", std::process::id() & 0xffff);
-        let root = std::env::temp_dir().join(format!("pi-lab-{name}"));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
+        let root = fresh_lab_dir("pi-lab-t4w", &format!("pi-lab-{name}"));
         let example = workspace().join("examples/two-router.toml");
         let mut doc: toml::Table = std::fs::read_to_string(example).unwrap().parse().unwrap();
         let extra: toml::Table = format!(

@@ -13,6 +13,8 @@ use std::sync::Once;
 
 use lab_spec::health::{Board, System};
 
+use crate::sysinfo;
+
 /// Reads board and system facts below `root`.
 #[derive(Debug)]
 pub struct BoardReader {
@@ -55,7 +57,8 @@ impl BoardReader {
     /// Operating-system facts.
     pub fn system(&self) -> System {
         let (memory_total_bytes, memory_available_bytes) = self.memory().unwrap_or((0, 0));
-        let (disk_total_bytes, disk_available_bytes) = disk(&self.root).unwrap_or((0, 0));
+        let (disk_total_bytes, disk_available_bytes) =
+            sysinfo::disk_space(&self.root).unwrap_or((0, 0));
         System {
             hostname: read_trimmed(&self.path("proc/sys/kernel/hostname")).unwrap_or_default(),
             uptime_seconds: self.uptime().unwrap_or(0),
@@ -138,24 +141,20 @@ impl BoardReader {
     /// `MemTotal` and `MemAvailable` in bytes.
     fn memory(&self) -> Option<(u64, u64)> {
         let text = fs::read_to_string(self.path("proc/meminfo")).ok()?;
-        let field = |name: &str| -> Option<u64> {
-            let line = text.lines().find(|l| l.starts_with(name))?;
-            let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
-            Some(kib * 1024)
-        };
-        Some((field("MemTotal:")?, field("MemAvailable:")?))
+        Some((
+            sysinfo::meminfo_bytes(&text, "MemTotal")?,
+            sysinfo::meminfo_bytes(&text, "MemAvailable")?,
+        ))
     }
 
     fn uptime(&self) -> Option<u64> {
-        let text = read_trimmed(&self.path("proc/uptime"))?;
-        let seconds: f64 = text.split_whitespace().next()?.parse().ok()?;
-        Some(seconds as u64)
+        let text = fs::read_to_string(self.path("proc/uptime")).ok()?;
+        Some(sysinfo::uptime_seconds(&text)? as u64)
     }
 
     fn load(&self) -> Option<[f64; 3]> {
-        let text = read_trimmed(&self.path("proc/loadavg"))?;
-        let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().ok());
-        Some([fields.next()??, fields.next()??, fields.next()??])
+        let text = fs::read_to_string(self.path("proc/loadavg")).ok()?;
+        Some(sysinfo::loadavg(&text)?.averages)
     }
 }
 
@@ -173,12 +172,6 @@ fn first_ethernet_port(net: &Path) -> Option<String> {
         .collect();
     names.sort();
     names.into_iter().next()
-}
-
-/// Size and free space of the filesystem holding `path`.
-fn disk(path: &Path) -> Option<(u64, u64)> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some((stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize))
 }
 
 fn read_trimmed(path: &Path) -> Option<String> {

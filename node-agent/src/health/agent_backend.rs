@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use lab_spec::health::SflowState;
-use lab_spec::{HealthReport, NodeConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 use super::plane::StatusLed;
 use super::report::{Parts, assemble};
-use super::{ApplyError, ApplyOutcome, Backend, ReconcileStats};
-use crate::agent::{AgentHandle, ApplyError as AgentApplyError};
+use super::{Backend, ReconcileStats};
+use crate::agent::{AgentHandle, ApplyError, Rollback};
 use crate::board::BoardReader;
 use crate::led::LedState;
 
@@ -100,27 +100,31 @@ impl Backend for AgentBackend {
         self.status().config
     }
 
-    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError> {
-        let previous = self.status().reconcile.config_version;
+    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer {
         if let Some(led) = &self.led {
             led.set(LedState::Applying);
         }
         match self.handle.apply(config) {
-            Ok(report) => Ok(ApplyOutcome {
+            Ok(report) => ConfigAnswer::Applied {
                 version: report.config_version,
                 changes: u32::try_from(report.applied.len()).unwrap_or(u32::MAX),
-            }),
-            Err(AgentApplyError::Invalid(errors)) => {
-                Err(ApplyError::Invalid(errors.0.iter().map(ToString::to_string).collect()))
+            },
+            Err(ApplyError::Invalid(errors)) => ConfigAnswer::Invalid {
+                reasons: errors.0.iter().map(ToString::to_string).collect(),
+            },
+            Err(ApplyError::Failed { report, rollback }) => {
+                let error = format!("applying failed: {}", report.errors().join("; "));
+                match rollback {
+                    Rollback::Done(to) => ConfigAnswer::RolledBack { error, rolled_back_to: to },
+                    Rollback::NoPrevious => ConfigAnswer::NoPreviousConfig { error },
+                    Rollback::Failed { to, errors } => ConfigAnswer::RollbackFailed {
+                        error,
+                        rolled_back_to: to,
+                        rollback_error: errors.join("; "),
+                    },
+                }
             }
-            Err(AgentApplyError::Failed { report, rolled_back: true }) => {
-                Err(ApplyError::RolledBack { reason: report.errors().join("; "), rolled_back_to: previous })
-            }
-            Err(AgentApplyError::Failed { report, rolled_back: false }) => Err(ApplyError::RollbackFailed {
-                reason: report.errors().join("; "),
-                rollback_error: "there is no previous config to go back to; the agent keeps retrying this one".into(),
-            }),
-            Err(e) => Err(ApplyError::Internal(e.to_string())),
+            Err(e) => ConfigAnswer::NotApplied { error: e.to_string() },
         }
     }
 }

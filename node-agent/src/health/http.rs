@@ -2,12 +2,13 @@
 //! `Content-Length` bodies only, hard limits on size and time.
 //!
 //! `httparse` does the header parsing; this module owns the limits, because
-//! a board with 1 GiB of RAM must not be talked into buffering a gigabyte or
-//! holding a worker forever by a client that sends one byte a minute.
+//! a board with 1 GiB of RAM must not be talked into buffering a gigabyte by
+//! a client. It does no I/O: the server's event loop feeds it the bytes
+//! each connection has, and owns the one deadline per request, so a client
+//! that sends one byte a minute costs a few bytes and no thread.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::io;
+use std::time::Duration;
 
 /// Most headers a request may carry.
 const MAX_HEADERS: usize = 32;
@@ -83,43 +84,108 @@ impl ReadError {
     }
 }
 
-/// Read one request from `stream`, within `limits`.
-pub fn read_request(stream: &mut TcpStream, limits: &Limits) -> Result<Request, ReadError> {
-    let started = Instant::now();
-    let mut buf = Vec::with_capacity(1024);
-    let (mut request, head_len) = loop {
-        if let Some(parsed) = parse_head(&buf)? {
-            break parsed;
-        }
-        if buf.len() >= limits.max_head {
-            return Err(ReadError::HeadTooLarge(limits.max_head));
-        }
-        let want = limits.max_head - buf.len();
-        if read_some(stream, &mut buf, want.min(4096), started, limits.deadline)? == 0 {
-            return Err(if buf.is_empty() {
-                ReadError::Closed
-            } else {
-                ReadError::Malformed("connection closed in the middle of the head".into())
-            });
-        }
-    };
-    let length = body_length(&request, limits)?;
-    if request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
-        stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+/// Reads one request from bytes as they arrive, without doing I/O itself:
+/// the server's event loop feeds it whatever a socket had, and the fuzz
+/// target feeds it arbitrary chunks. It holds at most `max_head` bytes
+/// before the head is complete and `max_body` after, so a client cannot
+/// make it buffer more.
+#[derive(Debug)]
+pub struct RequestReader {
+    limits: Limits,
+    buf: Vec<u8>,
+    /// Once the head is parsed: the request, the head's length in `buf`
+    /// and the body's announced length.
+    head: Option<(Request, usize, usize)>,
+    /// `Expect: 100-continue` was answered.
+    continued: bool,
+}
+
+/// What one `feed` achieved.
+#[derive(Debug)]
+pub enum Progress {
+    /// Feed more bytes.
+    NeedMore,
+    /// The head asks for `100 Continue` before the body: send
+    /// [`CONTINUE`], then feed more bytes.
+    SendContinue,
+    /// The whole request is here.
+    Done(Request),
+}
+
+/// The interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl RequestReader {
+    pub fn new(limits: Limits) -> Self {
+        RequestReader { limits, buf: Vec::new(), head: None, continued: false }
     }
-    let mut body = buf.split_off(head_len);
-    while body.len() < length {
-        let want = length - body.len();
-        if read_some(stream, &mut body, want, started, limits.deadline)? == 0 {
-            return Err(ReadError::Malformed(format!(
+
+    /// How many more bytes this request may still take; reading more than
+    /// this from the socket would buffer someone else's bytes (or an attack).
+    pub fn wants(&self) -> usize {
+        match &self.head {
+            None => self.limits.max_head.saturating_sub(self.buf.len()).max(1),
+            Some((_, head_len, length)) => (head_len + length).saturating_sub(self.buf.len()),
+        }
+    }
+
+    /// Bytes held now.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Take the next bytes from the client (at most [`wants`](Self::wants);
+    /// more is refused as a malformed request).
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Progress, ReadError> {
+        if bytes.len() > self.wants() {
+            return Err(ReadError::Malformed("more bytes than the request announced".into()));
+        }
+        self.buf.extend_from_slice(bytes);
+        if self.head.is_none() {
+            match parse_head(&self.buf)? {
+                Some((request, head_len)) => {
+                    let length = body_length(&request, &self.limits)?;
+                    self.head = Some((request, head_len, length));
+                }
+                None if self.buf.len() >= self.limits.max_head => {
+                    return Err(ReadError::HeadTooLarge(self.limits.max_head));
+                }
+                None => return Ok(Progress::NeedMore),
+            }
+        }
+        let Some((request, head_len, length)) = &self.head else {
+            return Ok(Progress::NeedMore);
+        };
+        let (head_len, length) = (*head_len, *length);
+        let wants_continue =
+            request.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        if self.buf.len() >= head_len + length
+            && let Some((mut request, ..)) = self.head.take()
+        {
+            let mut body = std::mem::take(&mut self.buf).split_off(head_len);
+            // Bytes after the announced body (a pipelined request) are not ours.
+            body.truncate(length);
+            request.body = body;
+            return Ok(Progress::Done(request));
+        }
+        if wants_continue && !self.continued {
+            self.continued = true;
+            return Ok(Progress::SendContinue);
+        }
+        Ok(Progress::NeedMore)
+    }
+
+    /// The client closed its side before the request was complete.
+    pub fn closed(&self) -> ReadError {
+        match &self.head {
+            None if self.buf.is_empty() => ReadError::Closed,
+            None => ReadError::Malformed("connection closed in the middle of the head".into()),
+            Some((_, head_len, length)) => ReadError::Malformed(format!(
                 "body ended after {} of {length} bytes",
-                body.len()
-            )));
+                self.buf.len() - head_len
+            )),
         }
     }
-    body.truncate(length);
-    request.body = body;
-    Ok(request)
 }
 
 /// Parse the head once it is complete; `None` while more bytes are needed.
@@ -172,34 +238,6 @@ fn body_length(request: &Request, limits: &Limits) -> Result<usize, ReadError> {
     Ok(length)
 }
 
-/// Read up to `want` bytes, giving up when the request deadline passes.
-fn read_some(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    want: usize,
-    started: Instant,
-    deadline: Duration,
-) -> Result<usize, ReadError> {
-    let remaining = deadline.saturating_sub(started.elapsed());
-    if remaining.is_zero() {
-        return Err(ReadError::Timeout(deadline));
-    }
-    stream.set_read_timeout(Some(remaining))?;
-    let mut chunk = [0u8; 4096];
-    let want = want.min(chunk.len());
-    match stream.read(&mut chunk[..want]) {
-        Ok(n) => {
-            buf.extend_from_slice(&chunk[..n]);
-            Ok(n)
-        }
-        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-            Err(ReadError::Timeout(deadline))
-        }
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Err(ReadError::Closed),
-        Err(e) => Err(ReadError::Io(e)),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -243,8 +281,9 @@ impl Response {
         self
     }
 
-    /// Write the response and ask the client to close the connection.
-    pub fn write_to(&self, stream: &mut impl Write) -> io::Result<()> {
+    /// The whole answer on the wire; it asks the client to close the
+    /// connection (one request per connection).
+    pub fn to_bytes(&self) -> Vec<u8> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
             self.status,
@@ -259,9 +298,9 @@ impl Response {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&self.body)?;
-        stream.flush()
+        let mut out = head.into_bytes();
+        out.extend_from_slice(&self.body);
+        out
     }
 }
 

@@ -4,10 +4,11 @@
 //! health report with the config's identity filled in.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
-use lab_spec::{HealthReport, NodeConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
-use super::{ApplyError, ApplyOutcome, Backend, ReconcileStats};
+use super::{Backend, ReconcileStats};
 
 #[derive(Debug)]
 pub struct MemoryBackend {
@@ -15,7 +16,8 @@ pub struct MemoryBackend {
     template: HealthReport,
     stats: ReconcileStats,
     applied: Mutex<Vec<NodeConfig>>,
-    next_error: Mutex<Option<ApplyError>>,
+    next_error: Mutex<Option<ConfigAnswer>>,
+    apply_takes: Mutex<Duration>,
 }
 
 impl MemoryBackend {
@@ -28,11 +30,19 @@ impl MemoryBackend {
             stats,
             applied: Mutex::new(Vec::new()),
             next_error: Mutex::new(None),
+            apply_takes: Mutex::new(Duration::ZERO),
         }
     }
 
-    /// The next `apply_config` fails with `error` (and changes nothing).
-    pub fn fail_next(&self, error: ApplyError) {
+    /// Every `apply_config` from now on takes `time`, as a real pass does.
+    pub fn slow_applies(&self, time: Duration) {
+        if let Ok(mut t) = self.apply_takes.lock() {
+            *t = time;
+        }
+    }
+
+    /// The next `apply_config` answers `error` (and changes nothing).
+    pub fn fail_next(&self, error: ConfigAnswer) {
         if let Ok(mut next) = self.next_error.lock() {
             *next = Some(error);
         }
@@ -67,17 +77,19 @@ impl Backend for MemoryBackend {
         self.config.lock().ok().and_then(|c| c.clone())
     }
 
-    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError> {
+    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer {
+        let takes = self.apply_takes.lock().map(|t| *t).unwrap_or_default();
+        std::thread::sleep(takes);
         if let Ok(mut applied) = self.applied.lock() {
             applied.push(config.clone());
         }
         if let Some(e) = self.next_error.lock().ok().and_then(|mut n| n.take()) {
-            return Err(e);
+            return e;
         }
         let version = config.version.clone();
         if let Ok(mut current) = self.config.lock() {
             *current = Some(config);
         }
-        Ok(ApplyOutcome { version, changes: 5 })
+        ConfigAnswer::Applied { version, changes: 5 }
     }
 }

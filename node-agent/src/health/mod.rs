@@ -29,15 +29,16 @@ mod server;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use lab_spec::{HealthReport, NodeConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
 
 pub use plane::{Plane, PlaneOptions};
-pub use server::{Server, ServerConfig};
+pub use server::{Server, ServerConfig, exchange, raise_open_files_limit};
 
-/// What the HTTP API needs from the agent. Every method is called from a
-/// worker thread and must not block for long, except `apply_config`, which
-/// may take as long as a reconcile pass.
+/// What the HTTP API needs from the agent. Every method but `apply_config`
+/// is called from the server's event loop and must answer in a few
+/// milliseconds; `apply_config` runs on a worker and may take as long as a
+/// reconcile pass.
 pub trait Backend: Send + Sync {
     /// The report served at `/v1/health`.
     fn health(&self) -> HealthReport;
@@ -46,8 +47,9 @@ pub trait Backend: Send + Sync {
     /// The config being applied; `None` while unprovisioned.
     fn current_config(&self) -> Option<NodeConfig>;
     /// Validate and apply `config`; on failure roll back to the previous
-    /// config, and persist the config as last-good once it applied.
-    fn apply_config(&self, config: NodeConfig) -> Result<ApplyOutcome, ApplyError>;
+    /// config, and persist the config as last-good once it applied. The
+    /// answer is what the client gets.
+    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer;
 }
 
 /// Reconcile counters since the agent started.
@@ -57,32 +59,6 @@ pub struct ReconcileStats {
     pub errors_total: u64,
     pub last_success_unix: Option<u64>,
     pub last_duration_seconds: Option<f64>,
-}
-
-/// A config that applied.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ApplyOutcome {
-    pub version: String,
-    /// Changes the first pass made.
-    pub changes: u32,
-}
-
-/// A config that did not apply.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApplyError {
-    /// Refused before touching anything (HTTP 400).
-    #[error("invalid config: {}", .0.join("; "))]
-    Invalid(Vec<String>),
-    /// Applying failed and the previous config was restored (HTTP 409).
-    #[error("applying failed: {reason}; rolled back to {}", .rolled_back_to.as_deref().unwrap_or("no config"))]
-    RolledBack { reason: String, rolled_back_to: Option<String> },
-    /// Applying failed and so did the rollback (HTTP 500).
-    #[error("applying failed: {reason}; rollback failed too: {rollback_error}")]
-    RollbackFailed { reason: String, rollback_error: String },
-    /// The agent could not try (HTTP 500): stopping, kernel unreadable,
-    /// or applied but not persisted.
-    #[error("{0}")]
-    Internal(String),
 }
 
 /// Answers given, by status code, for `pilab_http_requests_total`.

@@ -4,18 +4,23 @@
 use std::path::PathBuf;
 
 use lab_spec::announce::same_serial;
-use lab_spec::{NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
-use serde_json::json;
+use lab_spec::{ConfigAnswer, NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
 
 use super::auth::{self, Denied};
 use super::http::{PROMETHEUS, Request, Response};
-use super::{ApplyError, Backend, HttpCounters, metrics};
+use super::{Backend, HttpCounters, metrics};
 
 /// Everything a request handler may use.
 pub struct Context<'a> {
     pub backend: &'a dyn Backend,
     pub bootstrap_files: &'a [PathBuf],
     pub counters: &'a HttpCounters,
+}
+
+/// Requests that may take as long as a reconcile pass (applying a config):
+/// the server runs them on a worker thread, everything else at once.
+pub fn blocks(request: &Request) -> bool {
+    request.method == "PUT" && request.path == "/v1/config"
 }
 
 pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {
@@ -84,43 +89,20 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
             );
         }
         Err(ParseError::Syntax(reason)) => {
-            return Response::json(
-                400,
-                &json!({"status": 400, "error": "the body is not a valid NodeConfig", "reasons": [reason]}),
-            );
+            return answer(&ConfigAnswer::Invalid {
+                reasons: vec![format!("the body is not a valid NodeConfig: {reason}")],
+            });
         }
     };
     let problems = check_config(&config, &ctx.backend.health().board);
     if !problems.is_empty() {
-        return invalid(problems);
+        return answer(&ConfigAnswer::Invalid { reasons: problems });
     }
-    match ctx.backend.apply_config(config) {
-        Ok(outcome) => Response::json(
-            200,
-            &json!({"applied": true, "version": outcome.version, "changes": outcome.changes}),
-        ),
-        Err(ApplyError::Invalid(reasons)) => invalid(reasons),
-        Err(ApplyError::RolledBack { reason, rolled_back_to }) => Response::json(
-            409,
-            &json!({"status": 409, "applied": false, "error": format!("applying failed: {reason}"),
-                    "rolled_back": true, "rolled_back_to": rolled_back_to}),
-        ),
-        Err(e @ ApplyError::RollbackFailed { .. }) => Response::json(
-            500,
-            &json!({"status": 500, "applied": false, "error": e.to_string(), "rolled_back": false}),
-        ),
-        Err(ApplyError::Internal(e)) => Response::json(
-            500,
-            &json!({"status": 500, "applied": false, "error": e, "rolled_back": false}),
-        ),
-    }
+    answer(&ctx.backend.apply_config(config))
 }
 
-fn invalid(reasons: Vec<String>) -> Response {
-    Response::json(
-        400,
-        &json!({"status": 400, "applied": false, "error": "invalid config", "reasons": reasons}),
-    )
+fn answer(answer: &ConfigAnswer) -> Response {
+    Response::json(answer.status(), answer)
 }
 
 #[derive(Debug)]

@@ -1,12 +1,13 @@
-//! Host structures from /proc, /etc and statvfs: what a node says about
-//! itself in host_descr, host_cpu, host_memory and host_disk_io.
+//! Host structures from /proc, /etc and statvfs (read through
+//! [`crate::sysinfo`]): what a node says about itself in host_descr,
+//! host_cpu, host_memory and host_disk_io.
 
 use std::collections::HashSet;
-use std::ffi::CString;
 use std::fs;
 use std::path::Path;
 
 use super::records::{HostCpu, HostDescr, HostDiskIo, HostMemory, MachineType, OS_LINUX};
+use crate::sysinfo;
 
 /// Who the node is. `detect()` fills it from the running system; the agent
 /// may override the hostname with the one in its NodeConfig.
@@ -23,13 +24,13 @@ pub struct HostInfo {
 
 impl HostInfo {
     pub fn detect() -> Self {
-        let uts = uname();
+        let uts = sysinfo::uname();
         let machine_id = fs::read_to_string("/etc/machine-id").unwrap_or_default();
         HostInfo {
-            hostname: uts.0,
+            hostname: uts.nodename,
             uuid: parse_machine_id(&machine_id).unwrap_or([0; 16]),
-            machine: uts.2,
-            os_release: uts.1,
+            machine: uts.machine,
+            os_release: uts.release,
         }
     }
 
@@ -42,21 +43,6 @@ impl HostInfo {
             os_release: self.os_release.clone(),
         }
     }
-}
-
-/// (nodename, release, machine) from uname(2).
-fn uname() -> (String, String, String) {
-    // SAFETY: utsname is plain data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: u is a valid utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return Default::default();
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (field(&u.nodename), field(&u.release), field(&u.machine))
 }
 
 /// `/etc/machine-id` is 32 hex digits; sFlow wants the 16 bytes.
@@ -78,13 +64,11 @@ fn read(path: &str) -> String {
 
 /// host_cpu from /proc/loadavg, /proc/stat, /proc/uptime and the CPU speed.
 pub fn read_cpu() -> HostCpu {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let mut cpu = parse_cpu(
         &read("/proc/loadavg"),
         &read("/proc/stat"),
         &read("/proc/uptime"),
-        hz.max(1) as u64,
+        sysinfo::clock_ticks_per_second(),
     );
     cpu.cpu_speed = cpu_mhz(&read("/proc/cpuinfo"))
         .or_else(|| {
@@ -97,14 +81,9 @@ pub fn read_cpu() -> HostCpu {
 
 pub fn parse_cpu(loadavg: &str, stat: &str, uptime: &str, clock_hz: u64) -> HostCpu {
     let mut cpu = HostCpu::default();
-    let mut la = loadavg.split_whitespace();
-    cpu.load_one = la.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    cpu.load_five = la.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    cpu.load_fifteen = la.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    if let Some((run, total)) = la.next().and_then(|v| v.split_once('/')) {
-        cpu.proc_run = run.parse().unwrap_or(0);
-        cpu.proc_total = total.parse().unwrap_or(0);
-    }
+    let load = sysinfo::loadavg(loadavg).unwrap_or_default();
+    [cpu.load_one, cpu.load_five, cpu.load_fifteen] = load.averages.map(|a| a as f32);
+    (cpu.proc_run, cpu.proc_total) = (load.running, load.total);
     let ms = |ticks: u64| (ticks.saturating_mul(1000) / clock_hz) as u32;
     for line in stat.lines() {
         let mut f = line.split_whitespace();
@@ -130,8 +109,7 @@ pub fn parse_cpu(loadavg: &str, stat: &str, uptime: &str, clock_hz: u64) -> Host
             _ => {}
         }
     }
-    cpu.uptime =
-        uptime.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u32;
+    cpu.uptime = sysinfo::uptime_seconds(uptime).unwrap_or(0.0) as u32;
     cpu
 }
 
@@ -149,33 +127,20 @@ pub fn read_memory() -> HostMemory {
 }
 
 pub fn parse_memory(meminfo: &str, vmstat: &str) -> HostMemory {
-    let kb = |key: &str| -> u64 {
-        meminfo
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    let vm = |key: &str| -> u32 {
-        vmstat
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(0) as u32
-    };
+    let bytes = |key: &str| sysinfo::meminfo_bytes(meminfo, key).unwrap_or(0);
+    let pages = |key: &str| sysinfo::vmstat(vmstat, key).unwrap_or(0) as u32;
     HostMemory {
-        mem_total: kb("MemTotal"),
-        mem_free: kb("MemFree"),
-        mem_shared: kb("Shmem"),
-        mem_buffers: kb("Buffers"),
-        mem_cached: kb("Cached"),
-        swap_total: kb("SwapTotal"),
-        swap_free: kb("SwapFree"),
-        page_in: vm("pgpgin"),
-        page_out: vm("pgpgout"),
-        swap_in: vm("pswpin"),
-        swap_out: vm("pswpout"),
+        mem_total: bytes("MemTotal"),
+        mem_free: bytes("MemFree"),
+        mem_shared: bytes("Shmem"),
+        mem_buffers: bytes("Buffers"),
+        mem_cached: bytes("Cached"),
+        swap_total: bytes("SwapTotal"),
+        swap_free: bytes("SwapFree"),
+        page_in: pages("pgpgin"),
+        page_out: pages("pgpgout"),
+        swap_in: pages("pswpin"),
+        swap_out: pages("pswpout"),
     }
 }
 
@@ -223,7 +188,7 @@ fn filesystem_space(mounts: &str) -> (u64, u64, i32) {
         if !dev.starts_with("/dev/") || !seen.insert(dev.to_string()) {
             continue;
         }
-        if let Some((t, fr)) = statvfs(Path::new(&dir.replace("\\040", " "))) {
+        if let Some((t, fr)) = sysinfo::disk_space(Path::new(&dir.replace("\\040", " "))) {
             total += t;
             free += fr;
             if let Some(used) = (t.saturating_sub(fr) * 10_000).checked_div(t) {
@@ -232,18 +197,6 @@ fn filesystem_space(mounts: &str) -> (u64, u64, i32) {
         }
     }
     (total, free, max_used)
-}
-
-fn statvfs(path: &Path) -> Option<(u64, u64)> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs is plain data; the call fills it.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid C string, s a valid statvfs.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    let frsize = s.f_frsize as u64;
-    Some((s.f_blocks as u64 * frsize, s.f_bavail as u64 * frsize))
 }
 
 #[cfg(test)]

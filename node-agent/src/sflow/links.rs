@@ -5,19 +5,12 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::netlink::{
-    self, MessageBuilder, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NetlinkSocket, read_u32_ne,
-    read_u64_ne,
-};
-use super::records::{HostAdapter, HostNetIo, IfCounters, InterfaceRecords, UNKNOWN_U32};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State, Stats64};
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const IFLA_ADDRESS: u16 = 1;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_OPERSTATE: u16 = 16;
-const IFLA_STATS64: u16 = 23;
-const IF_OPER_UP: u8 = 6;
+use super::records::{HostAdapter, HostNetIo, IfCounters, InterfaceRecords, UNKNOWN_U32};
+use crate::netlink::{Netlink, NetlinkError};
+
 const ARPHRD_ETHER: u16 = 1;
 const ARPHRD_LOOPBACK: u16 = 772;
 
@@ -55,31 +48,16 @@ pub struct Link {
 }
 
 /// Every link of the current network namespace, with counters and speed.
-pub fn read_links() -> io::Result<Vec<Link>> {
-    let sock = NetlinkSocket::open(libc::NETLINK_ROUTE)?;
-    // ifinfomsg: family, pad, type, index, flags, change: all zero = all links.
-    let req =
-        MessageBuilder::new(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1).bytes(&[0u8; 16]).finish();
-    sock.send(&req)?;
-    let mut links = Vec::new();
-    let mut buf = vec![0u8; 32 * 1024];
-    'read: loop {
-        let n = sock.recv(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        for msg in netlink::messages(&buf[..n]) {
-            match msg.msg_type {
-                NLMSG_DONE => break 'read,
-                RTM_NEWLINK => links.extend(parse_link(msg.payload)),
-                _ => {
-                    if let Some(code) = msg.error_code().filter(|c| *c != 0) {
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                }
-            }
-        }
-    }
+pub fn read_links() -> Result<Vec<Link>, NetlinkError> {
+    let mut nl = Netlink::open()?;
+    let mut links: Vec<Link> = nl
+        .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(link(l)),
+            _ => None,
+        })
+        .collect();
     let ethtool = EthtoolSocket::open().ok();
     for link in &mut links {
         if let Some((speed, direction)) = ethtool.as_ref().and_then(|e| e.speed_duplex(&link.name))
@@ -91,42 +69,40 @@ pub fn read_links() -> io::Result<Vec<Link>> {
     Ok(links)
 }
 
-/// A `RTM_NEWLINK` payload (ifinfomsg + attributes).
-pub fn parse_link(payload: &[u8]) -> Option<Link> {
-    let link_type = netlink::read_u16_ne(payload, 2)?;
-    let index = read_u32_ne(payload, 4)?;
-    let flags = read_u32_ne(payload, 8)?;
-    let mut link = Link { index, link_type, flags, ..Link::default() };
-    for (kind, data) in netlink::attributes(payload.get(16..)?) {
-        match kind {
-            IFLA_IFNAME => {
-                let name = data.split(|b| *b == 0).next().unwrap_or_default();
-                link.name = String::from_utf8_lossy(name).into_owned();
-            }
-            IFLA_ADDRESS => link.mac = data.try_into().ok(),
-            IFLA_OPERSTATE => link.oper_up = data.first() == Some(&IF_OPER_UP),
-            IFLA_STATS64 => link.stats = parse_stats64(data).unwrap_or_default(),
+/// One `RTM_NEWLINK` answer as the exporter sees it.
+pub fn link(l: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: l.header.index,
+        link_type: u16::from(l.header.link_layer_type),
+        flags: l.header.flags.bits(),
+        ..Link::default()
+    };
+    for attr in &l.attributes {
+        match attr {
+            LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::Address(mac) => link.mac = mac.as_slice().try_into().ok(),
+            LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
+            LinkAttribute::Stats64(stats) => link.stats = stats64(stats),
             _ => {}
         }
     }
-    Some(link)
+    link
 }
 
-fn parse_stats64(d: &[u8]) -> Option<LinkStats> {
-    let field = |i: usize| read_u64_ne(d, i * 8);
-    Some(LinkStats {
-        rx_packets: field(0)?,
-        tx_packets: field(1)?,
-        rx_bytes: field(2)?,
-        tx_bytes: field(3)?,
-        rx_errors: field(4)?,
-        tx_errors: field(5)?,
-        rx_dropped: field(6)?,
-        tx_dropped: field(7)?,
-        multicast: field(8)?,
-        // Older kernels end the struct before rx_nohandler.
-        rx_nohandler: field(23).unwrap_or(0),
-    })
+fn stats64(s: &Stats64) -> LinkStats {
+    LinkStats {
+        rx_packets: s.rx_packets,
+        tx_packets: s.tx_packets,
+        rx_bytes: s.rx_bytes,
+        tx_bytes: s.tx_bytes,
+        rx_errors: s.rx_errors,
+        tx_errors: s.tx_errors,
+        rx_dropped: s.rx_dropped,
+        tx_dropped: s.tx_dropped,
+        multicast: s.multicast,
+        // Older kernels end the struct before it: the decoder fills in 0.
+        rx_nohandler: s.rx_nohandler,
+    }
 }
 
 /// Counters wrap like the 32-bit MIB-II counters they stand for.
@@ -139,8 +115,8 @@ impl Link {
     /// broadcast counts nor outbound multicast: those are "unknown".
     pub fn if_counters(&self) -> IfCounters {
         let s = &self.stats;
-        let admin_up = self.flags & libc::IFF_UP as u32 != 0;
-        let oper_up = self.oper_up || (admin_up && self.flags & libc::IFF_RUNNING as u32 != 0);
+        let admin_up = self.flags & LinkFlags::Up.bits() != 0;
+        let oper_up = self.oper_up || (admin_up && self.flags & LinkFlags::Running.bits() != 0);
         IfCounters {
             if_index: self.index,
             if_type: match self.link_type {
@@ -164,7 +140,7 @@ impl Link {
             if_out_broadcast_pkts: UNKNOWN_U32,
             if_out_discards: c32(s.tx_dropped),
             if_out_errors: c32(s.tx_errors),
-            if_promiscuous_mode: if self.flags & libc::IFF_PROMISC as u32 != 0 { 1 } else { 2 },
+            if_promiscuous_mode: if self.flags & LinkFlags::Promisc.bits() != 0 { 1 } else { 2 },
         }
     }
 
@@ -301,7 +277,7 @@ mod tests {
         let link = Link {
             index: 4,
             link_type: ARPHRD_ETHER,
-            flags: (libc::IFF_UP | libc::IFF_RUNNING | libc::IFF_PROMISC) as u32,
+            flags: (LinkFlags::Up | LinkFlags::Running | LinkFlags::Promisc).bits(),
             stats: LinkStats {
                 rx_packets: 10,
                 multicast: 3,

@@ -24,7 +24,6 @@ pub mod datagram;
 mod exporter;
 pub mod host;
 pub mod links;
-pub mod netlink;
 pub mod nflog;
 pub mod nft;
 pub mod records;
@@ -49,12 +48,12 @@ pub enum SflowError {
     Nflog {
         group: u16,
         #[source]
-        source: std::io::Error,
+        source: crate::netlink::NetlinkError,
     },
     #[error("nftables: {0}")]
     Nft(String),
     #[error("cannot read interfaces from the kernel: {0}")]
-    Links(#[source] std::io::Error),
+    Links(#[source] crate::netlink::NetlinkError),
     #[error("the sFlow exporter thread has stopped")]
     Stopped,
     /// The agent fell back to counter samples.
@@ -67,8 +66,12 @@ pub enum SflowError {
 }
 
 /// What to check when the NFLOG group cannot be bound.
-fn nflog_hint(e: &std::io::Error) -> &'static str {
-    match e.raw_os_error() {
+fn nflog_hint(e: &crate::netlink::NetlinkError) -> &'static str {
+    let errno = match e {
+        crate::netlink::NetlinkError::Socket(io) => io.raw_os_error(),
+        other => other.errno(),
+    };
+    match errno {
         Some(libc::EPERM) => {
             " (another program such as hsflowd or ulogd listens on that group, or the agent lacks CAP_NET_ADMIN)"
         }

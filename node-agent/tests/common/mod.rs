@@ -12,6 +12,7 @@ use lab_spec::node_config::{
     Auth, Bgp, BgpTimers, Flooding, HealthApi, Interface, InterfaceKind, Management, Neighbor,
     Route, Segment, Sflow,
 };
+use node_agent::frr::{DAEMONS, daemon_command};
 use serde_json::Value;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_node-agent");
@@ -138,7 +139,8 @@ impl Netns {
         self.spawn_agent(&args, &[])
     }
 
-    fn spawn_agent(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
+    /// `node-agent ARGS` in the namespace, killed on drop; returns its pid.
+    pub fn spawn_agent(&mut self, args: &[&str], env: &[(&str, &Path)]) -> u32 {
         let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
         let mut cmd = self.agent(args);
         for (k, v) in env {
@@ -368,4 +370,74 @@ pub fn apply_frr(ns: &Netns, cfg: &NodeConfig) -> Value {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     assert!(out.status.success(), "{}: {report:#}\n{stderr}", ns.name);
     report
+}
+
+/// FRR daemons for one pathspace; stopped and their files removed on drop.
+pub struct FrrInstance {
+    pub name: String,
+}
+
+impl FrrInstance {
+    pub fn start(ns: &Netns) -> Self {
+        let name = ns.name.clone();
+        let inst = FrrInstance { name: name.clone() };
+        inst.cleanup();
+        let dir = Path::new("/etc/frr").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        check(Command::new("chown").args(["frr:frr", dir.to_str().unwrap()]));
+        for daemon in DAEMONS {
+            check(&mut daemon_command(&ns.name, &name, daemon));
+        }
+        inst
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        Path::new("/var/run/frr").join(&self.name)
+    }
+
+    fn cleanup(&self) {
+        for daemon in DAEMONS {
+            let pidfile = self.run_dir().join(format!("{daemon}.pid"));
+            if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+                let _ = run(Command::new("kill").arg(pid.trim()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::fs::remove_dir_all(Path::new("/etc/frr").join(&self.name));
+        let _ = std::fs::remove_dir_all(self.run_dir());
+    }
+}
+
+impl Drop for FrrInstance {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Start the agent's run loop on a thread that lives in `ns` (threads it
+/// spawns, link events, inherit the namespace); stop it with
+/// `handle.shutdown()` and join the thread.
+pub fn start_in(
+    ns: &Netns,
+    frr: Option<node_agent::frr::Frr>,
+) -> (node_agent::agent::AgentHandle, std::thread::JoinHandle<()>) {
+    use node_agent::agent::{self, Settings};
+    use std::os::fd::AsRawFd;
+    let netns = std::fs::File::open(format!("/var/run/netns/{}", ns.name)).unwrap();
+    let settings = Settings {
+        config_path: None,
+        frr,
+        state_dir: ns.dir.join("state"),
+        interval: Duration::from_secs(1),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, with a valid namespace fd.
+        let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let (handle, runner) = agent::start(settings).unwrap();
+        tx.send(handle).unwrap();
+        runner.run().unwrap();
+    });
+    (rx.recv().unwrap(), thread)
 }

@@ -44,6 +44,8 @@ pub enum Command {
     /// Watch what the fleet sends over sFlow.
     #[command(subcommand)]
     Sflow(crate::sflow_watch::SflowCommand),
+    /// See the lab live in a browser: topology, health, sessions, sFlow rates.
+    Dashboard(crate::dashboard::DashboardArgs),
     /// Print shell completions, e.g. `pi-lab completions bash > /etc/bash_completion.d/pi-lab`.
     Completions {
         #[arg(value_enum)]

@@ -4,6 +4,7 @@
 //! line and hands over to them.
 
 pub mod cli;
+pub mod dashboard;
 pub mod flash;
 pub mod fleet;
 pub mod fleet_client;

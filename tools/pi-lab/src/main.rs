@@ -25,6 +25,7 @@ fn dispatch(command: &Command, verbose: bool) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => pi_lab::validate::run(args)?,
         Command::Inventory(args) => pi_lab::inventory::run(args)?,
         Command::Sflow(cmd) => pi_lab::sflow_watch::run(cmd)?,
+        Command::Dashboard(args) => pi_lab::dashboard::run(args)?,
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "pi-lab", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -1,6 +1,7 @@
 //! Files pi-lab writes are replaced whole: written beside the target,
 //! synced, then renamed over it, so a reader never sees half a file and a
-//! failure leaves the old one in place.
+//! failure leaves the old one in place; then the directory is synced, so
+//! the rename itself survives a power cut.
 
 use std::fs::{self, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -39,7 +40,9 @@ fn write_then_rename(
         chown(tmp, Some(uid), Some(gid))?;
     }
     file.sync_all()?;
-    fs::rename(tmp, path)
+    fs::rename(tmp, path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::File::open(dir)?.sync_all()
 }
 
 /// `.NAME.pi-lab-tmp` beside `path`: hidden, and never taken for the file.

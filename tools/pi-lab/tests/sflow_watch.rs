@@ -15,6 +15,9 @@ use node_agent::sflow::records::{
 };
 use serde_json::Value;
 
+mod common;
+use common::promtool_accepts;
+
 const AGENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11));
 
 fn free_port() -> u16 {
@@ -258,31 +261,6 @@ fn watch_names_lab_links_and_serves_metrics() {
         .expect("an interface row for leaf1:eth1");
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(cols[..4], ["leaf1:eth1", "spine1:eth1", &leaf1.to_string(), "3"], "{text}");
-}
-
-fn promtool_accepts(metrics: &str) {
-    let found = Command::new("sh").args(["-c", "command -v promtool"]).output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "promtool is missing; run scripts/setup.sh"
-        );
-        eprintln!("SKIP promtool check: promtool is missing; run scripts/setup.sh");
-        return;
-    }
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child.stdin.take().expect("stdin").write_all(metrics.as_bytes()).expect("write");
-    let out = child.wait_with_output().expect("promtool");
-    let said =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.trim().is_empty(), "promtool: {said}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use lab_spec::{HealthReport, NodeConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -21,25 +21,6 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
     }
-}
-
-/// The agent's verdict on a pushed config.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PushAnswer {
-    Applied {
-        version: String,
-        changes: u64,
-    },
-    /// Refused before anything changed (400).
-    Invalid {
-        reasons: Vec<String>,
-    },
-    /// Applying failed; the agent went back to `rolled_back_to` (409/500).
-    Failed {
-        error: String,
-        rolled_back: bool,
-        rolled_back_to: Option<String>,
-    },
 }
 
 /// HTTP client for the agents of a lab.
@@ -80,13 +61,14 @@ impl AgentClient {
         Ok(body)
     }
 
-    /// `PUT /v1/config` with the lab token.
+    /// `PUT /v1/config` with the lab token: the agent's verdict, or an
+    /// error when the answer is not one (a garbled 200 is not "applied").
     pub fn push(
         &self,
         addr: SocketAddr,
         token: &str,
         config: &NodeConfig,
-    ) -> Result<PushAnswer, ClientError> {
+    ) -> Result<ConfigAnswer, ClientError> {
         let body = serde_json::to_string(config).map_err(|e| ClientError::Garbled {
             addr,
             what: "config",
@@ -98,27 +80,16 @@ impl AgentClient {
             .header("Authorization", format!("Bearer {token}"))
             .content_type("application/json");
         let (status, body) = self.call(addr, request.send(body))?;
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
-        match status {
-            200 => Ok(PushAnswer::Applied {
-                version: text("version").unwrap_or_default(),
-                changes: json.get("changes").and_then(|v| v.as_u64()).unwrap_or(0),
-            }),
-            400 => Ok(PushAnswer::Invalid {
-                reasons: json
-                    .get("reasons")
-                    .and_then(|r| r.as_array())
-                    .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_else(|| vec![text("error").unwrap_or(body)]),
-            }),
-            409 | 500 if json.get("rolled_back").is_some() => Ok(PushAnswer::Failed {
-                error: text("error").unwrap_or_default(),
-                rolled_back: json["rolled_back"].as_bool().unwrap_or(false),
-                rolled_back_to: text("rolled_back_to"),
-            }),
-            _ => Err(status_error(addr, status, &body)),
+        if !ConfigAnswer::carried_by(status) {
+            return Err(status_error(addr, status, &body));
         }
+        ConfigAnswer::from_http(status, &body).map_err(|e| match status {
+            // A plain HTTP error (a refused request) rather than a verdict.
+            400 | 500 if serde_json::from_str::<serde_json::Value>(&body).is_ok() => {
+                status_error(addr, status, &body)
+            }
+            _ => ClientError::Garbled { addr, what: "config answer", reason: e.to_string() },
+        })
     }
 
     fn call(

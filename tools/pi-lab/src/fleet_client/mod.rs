@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lab_spec::plan::SegmentPlan;
-use lab_spec::{HealthReport, NodeConfig};
+use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
 
-pub use http::{AgentClient, ClientError, PushAnswer};
+pub use http::{AgentClient, ClientError};
 
 use crate::lab_file::{CompiledLab, LabFileError};
 
@@ -183,8 +183,9 @@ impl FleetClient {
         self.http.metrics(self.api(node))
     }
 
-    /// `PUT /v1/config` of `config` to the agent at `to`, with the token.
-    pub fn push(&self, config: &NodeConfig, to: SocketAddr) -> Result<PushAnswer, ClientError> {
+    /// `PUT /v1/config` of `config` to the agent at `to`, with the token:
+    /// the agent's verdict, or an error when the answer is not one.
+    pub fn push(&self, config: &NodeConfig, to: SocketAddr) -> Result<ConfigAnswer, ClientError> {
         self.http.push(to, &self.token, config)
     }
 }

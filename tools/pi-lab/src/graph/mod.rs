@@ -177,7 +177,10 @@ pub fn svg(dot: &str) -> Result<Vec<u8>, GraphError> {
     Ok(out.stdout)
 }
 
-fn rank(role: Role) -> u8 {
+/// The layer a node is drawn in, from the top: spines, then leaves and
+/// routers, then hosts (segments go below, at 3). The one layering rule
+/// of `lab graph` and `pi-lab dashboard`.
+pub fn rank(role: Role) -> u8 {
     match role {
         Role::Spine => 0,
         Role::Leaf | Role::Router => 1,

@@ -12,7 +12,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use lab_spec::NodeConfig;
 use serde::Serialize;
 
-use crate::fleet_client::{ClientError, FleetClient, PushAnswer};
+use lab_spec::ConfigAnswer;
+
+use crate::fleet_client::{ClientError, FleetClient};
 use crate::lab_file::{CompiledLab, LabFileError};
 use crate::table::Table;
 
@@ -74,7 +76,18 @@ pub enum Outcome {
     /// Applying failed and the agent went back to its previous config.
     RolledBack {
         error: String,
-        rolled_back_to: Option<String>,
+        rolled_back_to: String,
+    },
+    /// Applying failed on a node that had no config before; it keeps
+    /// trying this one.
+    Failed {
+        error: String,
+    },
+    /// Applying failed and going back to the previous config failed too.
+    RollbackFailed {
+        error: String,
+        rolled_back_to: String,
+        rollback_error: String,
     },
     /// Applied, but the reconcile pass reports errors.
     ReconcileFailed {
@@ -98,6 +111,8 @@ impl Outcome {
             Outcome::Unreachable { .. } => "UNREACHABLE".into(),
             Outcome::Refused { .. } => "REFUSED".into(),
             Outcome::RolledBack { .. } => "ROLLED BACK".into(),
+            Outcome::Failed { .. } => "FAILED".into(),
+            Outcome::RollbackFailed { .. } => "ROLLBACK FAILED".into(),
             Outcome::ReconcileFailed { .. } => "RECONCILE FAILED".into(),
             Outcome::Timeout { .. } => "TIMEOUT".into(),
         }
@@ -107,9 +122,14 @@ impl Outcome {
         match self {
             Outcome::Applied { .. } => None,
             Outcome::Unreachable { error } | Outcome::Refused { error } => Some(error.clone()),
-            Outcome::RolledBack { error, rolled_back_to } => Some(format!(
-                "{error}; now running {}",
-                rolled_back_to.as_deref().unwrap_or("no config")
+            Outcome::RolledBack { error, rolled_back_to } => {
+                Some(format!("{error}; now running {rolled_back_to}"))
+            }
+            Outcome::Failed { error } => {
+                Some(format!("{error}; no previous config to go back to, the node keeps trying"))
+            }
+            Outcome::RollbackFailed { error, rolled_back_to, rollback_error } => Some(format!(
+                "{error}; going back to {rolled_back_to} failed too: {rollback_error}"
             )),
             Outcome::ReconcileFailed { errors, .. } => Some(errors.join("; ")),
             Outcome::Timeout { version } => {
@@ -241,13 +261,18 @@ fn provision_one(
 ) -> Outcome {
     bar.set_message(format!("pushing config {} to {addr}", config.version));
     let (version, changes) = match fleet.push(config, addr) {
-        Ok(PushAnswer::Applied { version, changes }) => (version, changes),
-        Ok(PushAnswer::Invalid { reasons }) => {
+        Ok(ConfigAnswer::Applied { version, changes }) => (version, u64::from(changes)),
+        Ok(ConfigAnswer::Invalid { reasons }) => {
             return Outcome::Refused { error: format!("invalid config: {}", reasons.join("; ")) };
         }
-        Ok(PushAnswer::Failed { error, rolled_back_to, .. }) => {
+        Ok(ConfigAnswer::RolledBack { error, rolled_back_to }) => {
             return Outcome::RolledBack { error, rolled_back_to };
         }
+        Ok(ConfigAnswer::NoPreviousConfig { error }) => return Outcome::Failed { error },
+        Ok(ConfigAnswer::RollbackFailed { error, rolled_back_to, rollback_error }) => {
+            return Outcome::RollbackFailed { error, rolled_back_to, rollback_error };
+        }
+        Ok(ConfigAnswer::NotApplied { error }) => return Outcome::Refused { error },
         Err(e @ ClientError::Unreachable { .. }) => {
             return Outcome::Unreachable { error: e.to_string() };
         }
@@ -334,7 +359,7 @@ mod tests {
 
     use lab_spec::node_config::Auth;
     use node_agent::health::memory::MemoryBackend;
-    use node_agent::health::{ApplyError, Backend, ReconcileStats, Server, ServerConfig};
+    use node_agent::health::{Backend, ReconcileStats, Server, ServerConfig};
 
     use super::*;
     use crate::fleet_client::tests::{client, node};
@@ -410,9 +435,9 @@ mod tests {
             results[0]
         );
 
-        let before = backend.current_version();
-        backend.fail_next(ApplyError::RolledBack {
-            reason: "FRR refused frr.conf".into(),
+        let before = backend.current_version().unwrap();
+        backend.fail_next(ConfigAnswer::RolledBack {
+            error: "applying failed: FRR refused frr.conf".into(),
             rolled_back_to: before.clone(),
         });
         let fleet = client(vec![config.clone()], TOKEN);
@@ -424,7 +449,56 @@ mod tests {
                 rolled_back_to: before.clone()
             }
         );
-        assert_eq!(backend.current_version(), before);
+        assert_eq!(backend.current_version(), Some(before.clone()));
+
+        backend.fail_next(ConfigAnswer::RollbackFailed {
+            error: "applying failed: FRR refused frr.conf".into(),
+            rolled_back_to: before.clone(),
+            rollback_error: "eth4: No such device".into(),
+        });
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
+        assert_eq!(
+            results[0].outcome,
+            Outcome::RollbackFailed {
+                error: "applying failed: FRR refused frr.conf".into(),
+                rolled_back_to: before.clone(),
+                rollback_error: "eth4: No such device".into(),
+            }
+        );
+        assert!(summary(&results).contains("ROLLBACK FAILED"), "{}", summary(&results));
+        backend.fail_next(ConfigAnswer::NoPreviousConfig { error: "applying failed".into() });
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
+        assert_eq!(results[0].outcome, Outcome::Failed { error: "applying failed".into() });
+    }
+
+    /// A 200 that is not the agent's answer is no success.
+    #[test]
+    fn a_garbled_answer_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            for body in [r#"{"applied": true}"#, "OK", r#"{"result": "rolled_back"}"#] {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 8192];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                std::io::Write::write_all(&mut stream, answer.as_bytes()).unwrap();
+            }
+        });
+        let mut config = node("leaf1", "leaf", 65001, 11, None);
+        config.health.listen = addr;
+        let fleet = client(vec![config.clone()], TOKEN);
+        for _ in 0..3 {
+            let err = fleet.push(&config, addr).unwrap_err();
+            assert!(
+                matches!(err, ClientError::Garbled { .. }),
+                "a garbled 200 must be an error: {err}"
+            );
+        }
+        server.join().unwrap();
     }
 
     #[test]
