@@ -690,19 +690,11 @@ fn image_error_full_disk_leaves_nothing() {
 /// log is kept under target/ when it fails.
 #[test]
 fn image_boots_in_qemu_raspi3b() {
-    if !prerequisites(
-        "image_boots_in_qemu_raspi3b",
-        true,
-        &["qemu-system-aarch64", "mcopy", "mmdebstrap"],
-    ) {
+    let Some((files, img, _turn)) = board_disk("image_boots_in_qemu_raspi3b", "boot", "sd.img")
+    else {
         return;
-    }
+    };
     let b = built();
-    let _turn = one_board_at_a_time();
-    let dir = target_dir("pi-lab-image-test/boot");
-    let img = dir.join("sd.img");
-    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
-    let files = BootFiles::from_image(&b.img(), &dir);
     let attempts = env_secs("PI_LAB_BOOT_ATTEMPTS", 2);
     for attempt in 1..=attempts {
         match boot_once(&files, &img, attempt == attempts) {
@@ -728,20 +720,11 @@ fn image_boots_in_qemu_raspi3b() {
 /// sleep that long first, whatever happens).
 #[test]
 fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
-    if !prerequisites(
-        "image_boots_from_a_usb_drive_in_qemu_raspi3b",
-        true,
-        &["qemu-system-aarch64", "mcopy", "mmdebstrap"],
-    ) {
+    let test = "image_boots_from_a_usb_drive_in_qemu_raspi3b";
+    let Some((files, img, _turn)) = board_disk(test, "boot-usb", "usb.img") else {
         return;
-    }
-    let b = built();
-    let _turn = one_board_at_a_time();
-    let dir = target_dir("pi-lab-image-test/boot-usb");
-    let img = dir.join("usb.img");
-    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
-    let files = BootFiles::from_image(&b.img(), &dir);
-    let serial = dir.join("serial.log");
+    };
+    let serial = files.dir.join("serial.log");
     let _ = std::fs::remove_file(&serial);
     let qemu = raspi3b(&files, &files.cmdline, &serial)
         .arg("-drive")
@@ -749,9 +732,7 @@ fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
         .args(["-device", "usb-storage,drive=stick"])
         .spawn()
         .expect("start qemu-system-aarch64");
-    let mut vm = Vm { child: qemu, serial: serial.clone(), ok: false };
-    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
-    let started = Instant::now();
+    let (mut vm, deadline, started) = Vm::watch(qemu, &serial);
     let mut root_at = None;
     let login = wait_for(deadline, || {
         let log = serial_text(&serial);
@@ -771,6 +752,25 @@ fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
         started.elapsed().as_secs_f64()
     );
     vm.ok = true;
+}
+
+/// For a boot test: the shared image copied to `target/pi-lab-image-test/
+/// SUB/DISK` (qemu writes to it), its boot files beside it, and this test's
+/// turn on the emulator. None when the test cannot run here.
+fn board_disk(
+    test: &str,
+    sub: &str,
+    disk: &str,
+) -> Option<(BootFiles, PathBuf, std::sync::MutexGuard<'static, ()>)> {
+    if !prerequisites(test, true, &["qemu-system-aarch64", "mcopy", "mmdebstrap"]) {
+        return None;
+    }
+    let b = built();
+    let turn = one_board_at_a_time();
+    let dir = target_dir(&format!("pi-lab-image-test/{sub}"));
+    let img = dir.join(disk);
+    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
+    Some((BootFiles::from_image(&b.img(), &dir), img, turn))
 }
 
 /// The boot tests take turns: an emulated Pi 3B keeps a core busy, and two
@@ -852,9 +852,7 @@ fn boot_once(files: &BootFiles, img: &Path, last: bool) -> BootResult {
         .arg(format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{health_port}-:9180,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
         .spawn()
         .expect("start qemu-system-aarch64");
-    let mut vm = Vm { child: qemu, serial: serial.clone(), ok: false };
-    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
-    let started = Instant::now();
+    let (mut vm, deadline, started) = Vm::watch(qemu, &serial);
     let mut no_nic = false;
     let mut root_at = None;
     let banner = wait_for(deadline, || {
@@ -912,6 +910,15 @@ struct Vm {
     child: Child,
     serial: PathBuf,
     ok: bool,
+}
+
+impl Vm {
+    /// Holds a started emulator, and its boot deadline
+    /// (`PI_LAB_BOOT_DEADLINE`, 900 s) from now.
+    fn watch(child: Child, serial: &Path) -> (Vm, Duration, Instant) {
+        let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
+        (Vm { child, serial: serial.to_path_buf(), ok: false }, deadline, Instant::now())
+    }
 }
 
 impl Drop for Vm {
