@@ -379,9 +379,13 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn fabric() -> CompiledLab {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fabric.toml");
-        crate::lab_file::LabFile::load(std::path::Path::new(path))
-            .expect("fabric")
+        example("fabric.toml")
+    }
+
+    fn example(name: &str) -> CompiledLab {
+        let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        crate::lab_file::LabFile::load(std::path::Path::new(&path))
+            .expect("example loads")
             .compile_with("t".into())
     }
 
@@ -503,5 +507,31 @@ mod tests {
         let later = now + Duration::from_secs_f64(t.stale_after() + 1.0);
         let live = super::live(&t, &health, &watch.snapshot(10, later), "0.0.0.0:6343");
         assert_eq!(live.links[link].ab_bps, None);
+    }
+
+    #[test]
+    fn igp_adjacencies_land_on_their_links_by_interface() {
+        let lab = example("fabric-ospf.toml");
+        let t = Topology::new(&lab, "boards".into());
+        let link = t.links.iter().position(|l| l.id == "spine1:eth1|leaf1:eth1").expect("link");
+        let version = lab.configs["leaf1"].version.clone();
+        let mut leaf1 = report("leaf1", Some(&version));
+        let adjacency = |interface: &str, state: &str| lab_spec::health::IgpAdjacencyState {
+            interface: interface.into(),
+            router_id: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            description: "spine".into(),
+            state: state.into(),
+            up: state == "Full",
+        };
+        // Only b's report (leaf1) is there: its eth1 is this link's end.
+        leaf1.ospf = vec![adjacency("eth2", "Full"), adjacency("eth1", "Init")];
+        let health = BTreeMap::from([("leaf1".to_string(), judged(&lab, "leaf1", Ok(leaf1)))]);
+        let empty = Watch::for_lab(LabLinks::new(&lab.plan)).snapshot(10, Instant::now());
+        let live = live(&t, &health, &empty, "0.0.0.0:6343");
+        let want = Session { protocol: "ospf", state: "Init".into(), up: false };
+        assert_eq!(live.links[link].session, Some(want));
+        // A link neither end reports on is unknown, not down.
+        let other = t.links.iter().position(|l| l.id == "spine2:eth4|leaf4:eth2").expect("link");
+        assert_eq!(live.links[other].session, Some(unknown("ospf")));
     }
 }
