@@ -439,11 +439,15 @@ fn initrd_files(path: &Path, scratch: &Path) -> Vec<String> {
 
 /// The initrd is made with the profile's module list (MODULES=list), not
 /// Debian's MODULES=most: at most 12 MiB, and it still holds what a Pi 3B
-/// needs for its root on SD and its Ethernet (the boot test below shows it
-/// boots).
+/// needs for its root on SD or a USB drive and its Ethernet (the boot tests
+/// below show it boots from both).
 #[test]
-fn image_initrd_is_small_and_holds_sd_and_usb_net_modules() {
-    if !prerequisites("image_initrd_is_small_and_holds_sd_and_usb_net_modules", true, TOOLS) {
+fn image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules() {
+    if !prerequisites(
+        "image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules",
+        true,
+        TOOLS,
+    ) {
         return;
     }
     let b = built();
@@ -479,6 +483,9 @@ fn image_initrd_is_small_and_holds_sd_and_usb_net_modules() {
         "lan78xx",
         "cdc_ether",
         "rndis_host",
+        "usb_storage",
+        "uas",
+        "sd_mod",
     ] {
         assert!(modules.iter().any(|x| x == m), "module {m} not in the initrd: {modules:?}");
     }
@@ -684,45 +691,14 @@ fn image_error_full_disk_leaves_nothing() {
 /// log is kept under target/ when it fails.
 #[test]
 fn image_boots_in_qemu_raspi3b() {
-    if !prerequisites(
-        "image_boots_in_qemu_raspi3b",
-        true,
-        &["qemu-system-aarch64", "mcopy", "mmdebstrap"],
-    ) {
+    let Some((files, img, _turn)) = board_disk("image_boots_in_qemu_raspi3b", "boot", "sd.img")
+    else {
         return;
-    }
-    let b = built();
-    let dir = target_dir("pi-lab-image-test/boot");
-    let img = dir.join("sd.img");
-    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
-    let listing = run(Command::new("mdir").arg("-i").arg(fat(&b.img())).arg("-b").arg("::"));
-    let find = |prefix: &str| {
-        listing
-            .lines()
-            .map(|l| l.trim_start_matches("::/").to_string())
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("{prefix}* not in the firmware partition"))
     };
-    let (kernel, initrd) = (find("vmlinuz-"), find("initrd.img-"));
-    for f in [kernel.as_str(), initrd.as_str(), "bcm2837-rpi-3-b.dtb"] {
-        run(Command::new("mcopy")
-            .arg("-o")
-            .arg("-i")
-            .arg(fat(&b.img()))
-            .arg(format!("::{f}"))
-            .arg(dir.join(f)));
-    }
-    let cmdline = run(Command::new("mtype").arg("-i").arg(fat(&b.img())).arg("::cmdline.txt"));
+    let b = built();
     let attempts = env_secs("PI_LAB_BOOT_ATTEMPTS", 2);
     for attempt in 1..=attempts {
-        let boot = Boot {
-            dir: &dir,
-            img: &img,
-            kernel: &kernel,
-            initrd: &initrd,
-            cmdline: cmdline.trim(),
-        };
-        match boot_once(&boot, attempt == attempts) {
+        match boot_once(&files, &img, attempt == attempts) {
             BootResult::Up => return,
             BootResult::NoNic if attempt < attempts => {
                 eprintln!(
@@ -737,12 +713,127 @@ fn image_boots_in_qemu_raspi3b() {
     }
 }
 
-struct Boot<'a> {
-    dir: &'a Path,
-    img: &'a Path,
-    kernel: &'a str,
-    initrd: &'a str,
-    cmdline: &'a str,
+/// The same image on a USB drive and no SD card: the initramfs (a module
+/// list, not MODULES=most) must find RASPIROOT on the USB disk, and the
+/// board boots to its login prompt. The command line is the card's own:
+/// the listed USB drivers are loaded before the initramfs looks for the
+/// root, and it waits up to 30 s for the drive (`rootdelay` would make it
+/// sleep that long first, whatever happens).
+#[test]
+fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
+    let test = "image_boots_from_a_usb_drive_in_qemu_raspi3b";
+    let Some((files, img, _turn)) = board_disk(test, "boot-usb", "usb.img") else {
+        return;
+    };
+    let serial = files.dir.join("serial.log");
+    let _ = std::fs::remove_file(&serial);
+    let qemu = raspi3b(&files, &files.cmdline, &serial)
+        .arg("-drive")
+        .arg(format!("if=none,id=stick,format=raw,file={}", img.display()))
+        .args(["-device", "usb-storage,drive=stick"])
+        .spawn()
+        .expect("start qemu-system-aarch64");
+    let (mut vm, deadline, started) = Vm::watch(qemu, &serial);
+    let mut root_at = None;
+    let login = wait_for(deadline, || {
+        let log = serial_text(&serial);
+        if root_at.is_none() && root_mounted_from(&log, "sd") {
+            root_at = Some(started.elapsed().as_secs_f64());
+        }
+        (root_at.is_some() && log.contains(" login:")).then_some(())
+    });
+    let log = serial_text(&serial);
+    assert!(!root_mounted_from(&log, "mmcblk"), "the root came from an SD card, yet qemu had none");
+    let at = root_at.unwrap_or_else(|| {
+        panic!("the root file system was never mounted from the USB drive within {deadline:?}")
+    });
+    assert!(login.is_some(), "mounted the root from USB, but no login prompt within {deadline:?}");
+    eprintln!(
+        "root file system mounted from the USB drive after {at:.0}s, login prompt after {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    vm.ok = true;
+}
+
+/// For a boot test: the shared image copied to `target/pi-lab-image-test/
+/// SUB/DISK` (qemu writes to it), its boot files beside it, and this test's
+/// turn on the emulator. None when the test cannot run here.
+fn board_disk(
+    test: &str,
+    sub: &str,
+    disk: &str,
+) -> Option<(BootFiles, PathBuf, std::sync::MutexGuard<'static, ()>)> {
+    if !prerequisites(test, true, &["qemu-system-aarch64", "mcopy", "mmdebstrap"]) {
+        return None;
+    }
+    let b = built();
+    let turn = one_board_at_a_time();
+    let dir = target_dir(&format!("pi-lab-image-test/{sub}"));
+    let img = dir.join(disk);
+    run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
+    Some((BootFiles::from_image(&b.img(), &dir), img, turn))
+}
+
+/// The boot tests take turns: an emulated Pi 3B keeps a core busy, and two
+/// at once on a small machine make both miss their deadlines.
+fn one_board_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BOARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    BOARD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Kernel, initrd, device tree and command line, copied out of the image's
+/// firmware partition (qemu boots them directly; it has no Pi boot ROM).
+struct BootFiles {
+    dir: PathBuf,
+    kernel: String,
+    initrd: String,
+    cmdline: String,
+}
+
+impl BootFiles {
+    fn from_image(img: &Path, dir: &Path) -> Self {
+        let listing = run(Command::new("mdir").arg("-i").arg(fat(img)).arg("-b").arg("::"));
+        let find = |prefix: &str| {
+            listing
+                .lines()
+                .map(|l| l.trim_start_matches("::/").to_string())
+                .find(|l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("{prefix}* not in the firmware partition"))
+        };
+        let (kernel, initrd) = (find("vmlinuz-"), find("initrd.img-"));
+        for f in [kernel.as_str(), initrd.as_str(), "bcm2837-rpi-3-b.dtb"] {
+            run(Command::new("mcopy")
+                .arg("-o")
+                .arg("-i")
+                .arg(fat(img))
+                .arg(format!("::{f}"))
+                .arg(dir.join(f)));
+        }
+        let cmdline = run(Command::new("mtype").arg("-i").arg(fat(img)).arg("::cmdline.txt"));
+        Self { dir: dir.to_path_buf(), kernel, initrd, cmdline: cmdline.trim().to_string() }
+    }
+}
+
+/// `qemu-system-aarch64 -M raspi3b` with the boot files, the serial console
+/// (the mini UART, ttyS1) logged to `serial`, and no disk or NIC yet.
+fn raspi3b(files: &BootFiles, cmdline: &str, serial: &Path) -> Command {
+    let mut qemu = Command::new("qemu-system-aarch64");
+    qemu.args(["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none"])
+        .arg("-kernel")
+        .arg(files.dir.join(&files.kernel))
+        .arg("-initrd")
+        .arg(files.dir.join(&files.initrd))
+        .arg("-dtb")
+        .arg(files.dir.join("bcm2837-rpi-3-b.dtb"))
+        .arg("-append")
+        .arg(cmdline)
+        // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
+        .args(["-serial", "null", "-serial"])
+        .arg(format!("file:{}", serial.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    qemu
 }
 
 enum BootResult {
@@ -751,43 +842,29 @@ enum BootResult {
     NoNic,
 }
 
-fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
+fn boot_once(files: &BootFiles, img: &Path, last: bool) -> BootResult {
     let (ssh_port, health_port) = (free_port(), free_port());
-    let serial = boot.dir.join("serial.log");
+    let serial = files.dir.join("serial.log");
     let _ = std::fs::remove_file(&serial);
-    let qemu = Command::new("qemu-system-aarch64")
-        .args(["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none"])
-        .arg("-kernel")
-        .arg(boot.dir.join(boot.kernel))
-        .arg("-initrd")
-        .arg(boot.dir.join(boot.initrd))
-        .arg("-dtb")
-        .arg(boot.dir.join("bcm2837-rpi-3-b.dtb"))
+    let qemu = raspi3b(files, &files.cmdline, &serial)
         .arg("-drive")
-        .arg(format!("if=sd,format=raw,file={}", boot.img.display()))
-        .arg("-append")
-        .arg(boot.cmdline)
+        .arg(format!("if=sd,format=raw,file={}", img.display()))
         .args(["-device", "usb-net,netdev=n0", "-netdev"])
         .arg(format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{health_port}-:9180,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
-        // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
-        .args(["-serial", "null", "-serial"])
-        .arg(format!("file:{}", serial.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("start qemu-system-aarch64");
-    let mut vm = Vm { child: qemu, serial: serial.clone(), ok: false };
-    let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
-    let started = Instant::now();
+    let (mut vm, deadline, started) = Vm::watch(qemu, &serial);
     let mut no_nic = false;
     let mut root_at = None;
     let banner = wait_for(deadline, || {
-        let log = std::fs::read_to_string(&serial).unwrap_or_default();
-        if root_at.is_none() && root_mounted(&log) {
+        let log = serial_text(&serial);
+        if root_at.is_none() && root_mounted_from(&log, "mmcblk") {
             root_at = Some(started.elapsed().as_secs_f64());
         }
-        if log.contains(" login:") && !log.contains("cdc_ether") {
+        // usbnet logs "usb0: register 'cdc_ether' at ..." when it binds the
+        // NIC (the driver's own "registered new interface driver" line
+        // only says the initramfs loaded it).
+        if log.contains(" login:") && !log.contains(": register '") {
             no_nic = true;
             return Some(String::new());
         }
@@ -817,9 +894,17 @@ fn boot_once(boot: &Boot<'_>, last: bool) -> BootResult {
     BootResult::Up
 }
 
-/// The initramfs has mounted the root file system from the SD card.
-fn root_mounted(serial: &str) -> bool {
-    serial.lines().any(|l| l.contains("EXT4-fs (mmcblk") && l.contains("mounted filesystem"))
+/// The serial console log so far. Not UTF-8 throughout: the mini UART
+/// starts with a stray byte.
+fn serial_text(serial: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default()).into_owned()
+}
+
+/// The root file system has been mounted from a disk whose kernel name
+/// starts with `disk` (`mmcblk`: the SD card, `sd`: a USB drive).
+fn root_mounted_from(serial: &str, disk: &str) -> bool {
+    let mark = format!("EXT4-fs ({disk}");
+    serial.lines().any(|l| l.contains(&mark) && l.contains("mounted filesystem"))
 }
 
 struct Vm {
@@ -828,12 +913,23 @@ struct Vm {
     ok: bool,
 }
 
+impl Vm {
+    /// Holds a started emulator, and its boot deadline
+    /// (`PI_LAB_BOOT_DEADLINE`, 900 s) from now.
+    fn watch(child: Child, serial: &Path) -> (Vm, Duration, Instant) {
+        let deadline = Duration::from_secs(env_secs("PI_LAB_BOOT_DEADLINE", 900));
+        (Vm { child, serial: serial.to_path_buf(), ok: false }, deadline, Instant::now())
+    }
+}
+
 impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !self.ok {
-            let keep = workspace().join("target/pi-lab-image-boot-serial.log");
+            let which = self.serial.parent().and_then(Path::file_name).unwrap_or_default();
+            let keep = workspace()
+                .join(format!("target/pi-lab-image-{}-serial.log", which.to_string_lossy()));
             let _ = std::fs::copy(&self.serial, &keep);
             let mut err = String::new();
             if let Some(mut e) = self.child.stderr.take() {

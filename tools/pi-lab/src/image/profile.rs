@@ -438,6 +438,9 @@ mod tests {
             "lan78xx",
             "cdc_ether",
             "rndis_host",
+            "usb_storage",
+            "uas",
+            "sd_mod",
         ] {
             assert!(modules.lines().any(|l| l == m), "{m} missing from the initramfs list");
         }
