@@ -25,6 +25,15 @@ fn boards_turn() -> MutexGuard<'static, ()> {
     BOARDS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `pi-lab lab up FILE --boards emulated --json` on `image`, plus `extra`.
+fn boards_up(state: &Path, file: &str, image: &Path, extra: &[&str]) -> Output {
+    let image = image.to_str().unwrap();
+    let mut args = vec!["lab", "up", file, "--boards", "emulated", "--json"];
+    args.extend(["--timeout", UP_TIMEOUT, "--image", image]);
+    args.extend(extra);
+    pi_lab(state, &args)
+}
+
 /// `lab up --timeout`: the default (900 s) holds on a quiet machine; CI
 /// runs other tests beside the boards.
 const UP_TIMEOUT: &str = "1500";
@@ -107,21 +116,7 @@ fn emulated_boards_run_the_lab_end_to_end() {
     let file = "examples/boards.toml";
     let _down = Down { state: &state, lab };
 
-    let up = pi_lab(
-        &state,
-        &[
-            "lab",
-            "up",
-            file,
-            "--boards",
-            "emulated",
-            "--json",
-            "--timeout",
-            UP_TIMEOUT,
-            "--image",
-            image.to_str().unwrap(),
-        ],
-    );
+    let up = boards_up(&state, file, &image, &[]);
     assert!(up.status.success(), "lab up --boards emulated failed");
     let up = json(&up);
     assert_eq!(up["boards"], "emulated");
@@ -345,22 +340,7 @@ fn emulated_zero_touch_boards_are_found_and_provisioned() {
     let file = "examples/two-router-boards.toml";
     let _down = Down { state: &state, lab };
 
-    let up = pi_lab(
-        &state,
-        &[
-            "lab",
-            "up",
-            file,
-            "--boards",
-            "emulated",
-            "--zero-touch",
-            "--json",
-            "--timeout",
-            UP_TIMEOUT,
-            "--image",
-            image.to_str().unwrap(),
-        ],
-    );
+    let up = boards_up(&state, file, &image, &["--zero-touch"]);
     assert!(up.status.success(), "lab up --zero-touch failed");
     let up = json(&up);
     assert_eq!(up["zero_touch"], true);

@@ -4,10 +4,7 @@
 //! announces itself for `pi-lab provision --discover`. dnsmasq (Debian
 //! package dnsmasq-base) serves DHCP only: no DNS, no default route.
 
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use lab_spec::NodeConfig;
 
@@ -44,20 +41,6 @@ pub fn args(bridge: &str, configs: &[NodeConfig], leases: &Path) -> Vec<String> 
         }
     }
     a
-}
-
-/// Start dnsmasq in its own process group, its log in `log`; the pid.
-pub fn spawn(program: &Path, args: &[String], log: &Path) -> std::io::Result<u32> {
-    let out = File::create(log)?;
-    let err = out.try_clone()?;
-    let child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()?;
-    Ok(child.id())
 }
 
 /// `dnsmasq` where Debian puts it, or on PATH.

@@ -439,7 +439,7 @@ fn dhcp_up(p: &Prepared, layout: &Layout, journal: &mut Journal) -> Result<(), E
     let log = layout.dir.join("dhcp.log");
     fs::create_dir_all(&layout.dir)
         .map_err(|source| EmulatedError::Write { path: layout.dir.clone(), source })?;
-    let pid = dhcp::spawn(program, &args, &log).map_err(|source| EmulatedError::Spawn {
+    let pid = spawn_detached(program, &args, &log).map_err(|source| EmulatedError::Spawn {
         program: program.display().to_string(),
         node: "the management network".into(),
         source,
@@ -588,19 +588,41 @@ fn power_on(
     node: &str,
     journal: &mut Journal,
 ) -> Result<u32, EmulatedError> {
-    let pid = qemu::spawn(program, board, &layout.qemu_log(node)).map_err(|source| {
-        EmulatedError::Spawn {
-            program: program.display().to_string(),
-            node: node.to_string(),
-            source,
-        }
-    })?;
+    let pid =
+        spawn_detached(program, qemu::args(board), &layout.qemu_log(node)).map_err(|source| {
+            EmulatedError::Spawn {
+                program: program.display().to_string(),
+                node: node.to_string(),
+                source,
+            }
+        })?;
     journal.record(&Entry::Process {
         netns: String::new(),
         pid,
         what: layout.card(node).display().to_string(),
     })?;
     Ok(pid)
+}
+
+/// Start `program` in its own process group (Ctrl-C in the terminal of
+/// `lab up` must not stop the boards or their DHCP server), its output in
+/// `log`. Returns the pid; the journal, not a handle, keeps track of it.
+fn spawn_detached<I, S>(program: &Path, args: I, log: &Path) -> std::io::Result<u32>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::os::unix::process::CommandExt;
+    let out = fs::File::create(log)?;
+    let err = out.try_clone()?;
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()?;
+    Ok(child.id())
 }
 
 /// How often a board that came up without its NIC is powered on again.

@@ -8,10 +8,7 @@
 //! cdc_ether driver names it `eth0`, as a real Pi 3B names its port.
 
 use std::ffi::OsString;
-use std::fs::File;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// The program, and the Debian package that has it.
 pub const PROGRAM: &str = "qemu-system-aarch64";
@@ -81,22 +78,6 @@ fn join(prefix: &str, path: &Path) -> OsString {
     let mut s = OsString::from(prefix);
     s.push(path);
     s
-}
-
-/// Start `board` in its own process group (Ctrl-C in the terminal of
-/// `lab up` must not stop the boards), qemu's own messages into `log`.
-/// Returns the pid.
-pub fn spawn(program: &Path, board: &Board, log: &Path) -> std::io::Result<u32> {
-    let out = File::create(log)?;
-    let err = out.try_clone()?;
-    let child = Command::new(program)
-        .args(args(board))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()?;
-    Ok(child.id())
 }
 
 /// `qemu-system-aarch64` on PATH.
