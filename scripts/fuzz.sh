@@ -5,8 +5,9 @@
 #   scripts/fuzz.sh 3600                  # all targets, an hour each
 #   scripts/fuzz.sh 600 http_request      # one target
 # Targets (docs/fuzzing.md): lab_parse (fuzz/, the lab-file parser, planner
-# and compiler), sflow_collector (fuzz-sflow/, `pi-lab sflow watch`),
-# http_request (fuzz-agent/, node-agent's management API).
+# and compiler), netlab_import (fuzz/, netlab topologies through the same),
+# sflow_collector (fuzz-sflow/, `pi-lab sflow watch`), http_request
+# (fuzz-agent/, node-agent's management API).
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the
 # stable toolchain accept the sanitizer flags. Corpora grow in
 # DIR/corpus/TARGET, crashes land in DIR/artifacts/TARGET.
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(lab_parse sflow_collector http_request)
+[ ${#targets[@]} -gt 0 ] || targets=(lab_parse netlab_import sflow_collector http_request)
 
 for target in "${targets[@]}"; do
   case $target in
@@ -24,6 +25,12 @@ for target in "${targets[@]}"; do
       mkdir -p "$dir/corpus/$target"
       cp examples/*.toml "$dir/corpus/$target/"
       extra=(-dict=fuzz/lab.dict)
+      ;;
+    netlab_import)
+      dir=fuzz
+      mkdir -p "$dir/corpus/$target"
+      cp examples/netlab/*.yml "$dir/corpus/$target/"
+      extra=(-dict=fuzz/netlab.dict)
       ;;
     sflow_collector)
       dir=fuzz-sflow
@@ -38,7 +45,7 @@ for target in "${targets[@]}"; do
       extra=(-dict=fuzz-agent/http.dict -max_len=8192)
       ;;
     *)
-      echo "fuzz: unknown target $target (lab_parse, sflow_collector, http_request)" >&2
+      echo "fuzz: unknown target $target (lab_parse, netlab_import, sflow_collector, http_request)" >&2
       exit 2
       ;;
   esac

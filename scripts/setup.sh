@@ -24,6 +24,10 @@ PACKAGES=(
 # promtool (from Debian's prometheus) checks the agent's and pi-lab's /metrics.
 PACKAGES+=(prometheus)
 
+# Emulated boards: SSH to the boards with the lab's key, and DHCP on the
+# emulated management network for zero-touch cards.
+PACKAGES+=(openssh-client dnsmasq-base)
+
 # The dashboard's browser tests: Debian's headless Chromium and its WebDriver.
 PACKAGES+=(chromium chromium-driver)
 

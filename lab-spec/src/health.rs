@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::node_config::Role;
 
-/// Version of the HealthReport format. 2 added `ospf` and `isis`; a
-/// reader of 2 reads 1 (they are empty there).
-pub const HEALTH_SCHEMA: u32 = 2;
+/// Version of the HealthReport format. 2 added `ospf` and `isis`; 3
+/// reports the age of the last pass from the board's monotonic clock
+/// (`last_run_age_seconds`, instead of a wall-clock time) and the ports a
+/// board lacks. A reader of 3 reads 1 and 2 (the new fields are empty).
+pub const HEALTH_SCHEMA: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -120,11 +122,31 @@ pub struct SflowState {
 pub struct ReconcileState {
     /// Version of the config being applied (`NodeConfig::version`).
     pub config_version: Option<String>,
-    /// Seconds since the Unix epoch of the last finished pass.
-    pub last_run_unix: Option<u64>,
+    /// Seconds since the last finished pass, on the board's monotonic
+    /// clock. A Pi has no real-time clock and a lab rarely has NTP, so the
+    /// board's wall-clock time is never used for ages.
+    #[serde(default)]
+    pub last_run_age_seconds: Option<u64>,
     pub ok: bool,
     /// Changes made by the last pass.
     pub changes: u32,
     pub passes: u64,
     pub errors: Vec<String>,
+    /// Ports the config names that this board does not have: a USB
+    /// adapter not plugged in, or a VLAN's parent port.
+    #[serde(default)]
+    pub missing_ports: Vec<String>,
+}
+
+/// What to tell a person about ports a board lacks: a Pi 3B has one
+/// Ethernet port, so a lab port other than `eth0` needs a USB adapter, or
+/// the link must become a VLAN on `eth0` carried by the switch.
+pub fn missing_port_hint(node: &str, ports: &[String]) -> Option<String> {
+    let first = ports.first()?;
+    Some(format!(
+        "{node} has no {}: a Pi 3B has one Ethernet port, eth0; plug in a USB Ethernet adapter \
+         for {first}, or carry the link as a VLAN on eth0 (write \"{node}:eth0.N\" in the lab \
+         file, the same N at the other end; `pi-lab lab switch FILE` shows the switch)",
+        ports.join(", ")
+    ))
 }

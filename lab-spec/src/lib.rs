@@ -18,6 +18,7 @@ pub mod expr;
 pub mod frr;
 pub mod frr_state;
 pub mod health;
+pub mod http_date;
 pub mod lab;
 #[cfg(feature = "netlab")]
 pub mod netlab;

@@ -25,6 +25,7 @@
 //!     frr: Some(node_agent::frr::Frr::new(None, None, "vtysh".into())),
 //!     state_dir: "/var/lib/node-agent".into(),
 //!     interval: std::time::Duration::from_secs(10),
+//!     board: true,
 //! };
 //! let (handle, runner) = agent::start(settings)?;
 //! let api = handle.clone();
@@ -51,7 +52,7 @@ use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
 use crate::sflow::SflowService;
 use crate::state::{self, ConfigFileError};
-use crate::status::{SharedStatus, Status, vni_states};
+use crate::status::{SharedStatus, Status, missing_ports, vni_states};
 use crate::systemd;
 
 /// How the agent is set up (from the command line).
@@ -63,6 +64,9 @@ pub struct Settings {
     pub frr: Option<Frr>,
     pub state_dir: PathBuf,
     pub interval: Duration,
+    /// The agent owns the machine (a board): it keeps the hostname equal to
+    /// the config's. Never in a virtual fleet, whose agents share a host.
+    pub board: bool,
 }
 
 /// What one pass did (network and FRR).
@@ -156,6 +160,14 @@ impl AgentHandle {
     /// pass is done. On failure the previous config is applied again.
     pub fn apply(&self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
         cfg.check()?;
+        // The config in force, and its last pass clean: nothing to do, and
+        // no reason to wait behind a pass (slow on a Pi while FRR answers).
+        if let Ok(status) = self.status.read()
+            && status.config.as_ref() == Some(&cfg)
+            && status.reconcile.ok
+        {
+            return Ok(ReconcileReport { config_version: version_of(&cfg), ..Default::default() });
+        }
         let (reply, answer) = mpsc::channel();
         self.tx.send(Event::Apply(Box::new(cfg), reply)).map_err(|_| ApplyError::Stopped)?;
         answer.recv().map_err(|_| ApplyError::Stopped)?
@@ -342,16 +354,27 @@ impl Runner {
         let started = Instant::now();
         let mut report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
         report.sflow_error = self.sflow.sync(cfg);
+        if self.settings.board {
+            // Not a reason to roll a config back: logged, tried next pass.
+            match crate::hostname::reconcile(&cfg.hostname, std::path::Path::new("/etc")) {
+                Ok(done) => report.applied.extend(done),
+                Err(e) => tracing::warn!(error = %e, "hostname"),
+            }
+        }
         self.publish(cfg, &report, started.elapsed());
         Ok(report)
     }
 
     fn publish(&mut self, cfg: &NodeConfig, report: &ReconcileReport, took: Duration) {
-        let vxlan = network::observe(&mut self.nl).map(|o| vni_states(cfg, &o)).unwrap_or_default();
+        let observed = network::observe(&mut self.nl).ok();
+        let vxlan = observed.as_ref().map(|o| vni_states(cfg, o)).unwrap_or_default();
+        let missing = observed.as_ref().map(|o| missing_ports(cfg, o)).unwrap_or_default();
         let bgp = match &self.settings.frr {
+            // FRR not answering (not started yet, or broken) is not "no
+            // neighbours": every configured one is reported as not up.
             Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "no BGP state from FRR");
-                Vec::new()
+                unanswered_neighbors(cfg)
             }),
             _ => Vec::new(),
         };
@@ -376,12 +399,14 @@ impl Runner {
         status.config = Some(cfg.clone());
         let r = &mut status.reconcile;
         r.config_version = Some(version_of(cfg));
-        r.last_run_unix = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
         r.ok = report.ok() && report.sflow_error.is_none();
+        r.missing_ports = missing;
         r.changes = u32::try_from(report.applied.len()).unwrap_or(u32::MAX);
         r.passes += 1;
         r.errors = errors;
-        let (finished, ok, errors) = (r.last_run_unix, r.ok, r.errors.len() as u64);
+        let (ok, errors) = (r.ok, r.errors.len() as u64);
+        status.last_run = Some(Instant::now());
+        let finished = SystemTime::now().duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs());
         let stats = &mut status.stats;
         stats.passes_total += 1;
         stats.errors_total += errors;
@@ -489,10 +514,46 @@ pub fn pass(
     Ok(report)
 }
 
+/// The configured BGP neighbours, in state `FrrNotAnswering`.
+fn unanswered_neighbors(cfg: &NodeConfig) -> Vec<lab_spec::health::BgpNeighborState> {
+    let neighbors = cfg.bgp.iter().flat_map(|b| &b.neighbors);
+    neighbors
+        .map(|n| {
+            let mut state = crate::frr::neighbor_state(n, None);
+            state.state = "FrrNotAnswering".into();
+            state
+        })
+        .collect()
+}
+
 fn version_of(cfg: &NodeConfig) -> String {
     if cfg.version.is_empty() { cfg.content_version() } else { cfg.version.clone() }
 }
 
 fn mtime(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswering_frr_leaves_every_neighbour_down() {
+        let text = format!(
+            "schema = 1\nlab = \"t\"\nhostname = \"r1\"\nrole = \"router\"\nloopback = \"10.0.0.1\"\n\
+             [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
+             [bgp]\nasn = 100\nrouter_id = \"10.0.0.1\"\nnetworks = []\nmultipath = 1\nevpn = false\n\
+             [bgp.timers]\nkeepalive = 3\nhold = 9\nconnect_retry = 5\n\
+             [[bgp.neighbors]]\naddress = \"10.1.0.1\"\nremote_asn = 200\ninterface = \"eth1\"\ndescription = \"r2\"\n\
+             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"10.0.0.1\"\ninterfaces = []\n\
+             [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
+            "00".repeat(32)
+        );
+        let cfg = NodeConfig::from_toml(&text).unwrap();
+        let n = 1;
+        let states = unanswered_neighbors(&cfg);
+        assert_eq!(states.len(), n);
+        assert!(states.iter().all(|s| !s.established && s.state == "FrrNotAnswering"));
+    }
 }

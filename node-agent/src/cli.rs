@@ -32,6 +32,12 @@ pub enum Command {
         /// Seconds between reconcile passes.
         #[arg(long, env = "NODE_AGENT_INTERVAL", default_value_t = 10)]
         interval: u64,
+        /// The agent owns this machine (a board, not a virtual fleet node):
+        /// it keeps the hostname (kernel, /etc/hostname, /etc/hosts) equal
+        /// to the config's and takes the controller's time when no NTP
+        /// server keeps the clock.
+        #[arg(long, env = "NODE_AGENT_BOARD")]
+        board: bool,
         #[command(flatten)]
         common: Common,
     },

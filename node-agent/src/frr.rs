@@ -61,6 +61,9 @@ use serde_json::Value;
 /// The FRR daemons whose restarts the agent notices (their pid files).
 pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
 
+/// On a board, the mark that lets frr.service start (see `Frr::want_unit`).
+pub const FRR_WANTED: &str = "/run/pi-lab/frr-wanted";
+
 /// Where Debian installs the daemons and frr-reload.py.
 pub const FRR_LIBDIR: &str = "/usr/lib/frr";
 
@@ -116,6 +119,10 @@ pub struct Frr {
     /// In memory: after an agent restart the first pass reloads once (which
     /// frr-reload makes a no-op); after a daemon restart, too.
     loaded: Option<(String, String)>,
+    /// Start FRR's systemd unit when a config needs routing and FRR is
+    /// down (a board: FRR is not part of its boot, so neither sshd nor the
+    /// agent waits for it, and hosts never run it).
+    pub start_on_demand: bool,
 }
 
 impl Frr {
@@ -130,7 +137,40 @@ impl Frr {
             vtysh,
             reload_script: Path::new(FRR_LIBDIR).join("frr-reload.py"),
             loaded: None,
+            start_on_demand: false,
         }
+    }
+
+    /// On a board: start FRR's unit when it is down and `cfg` routes. The
+    /// start is not waited for (FRR takes a minute to come up on a Pi);
+    /// the config written meanwhile is what FRR reads when it starts.
+    fn start_if_down(&self, cfg: &NodeConfig) -> Result<(), FrrError> {
+        if !self.start_on_demand || self.pathspace.is_some() || self.running() {
+            return Ok(());
+        }
+        if cfg.frr_daemons().is_empty() {
+            return Ok(());
+        }
+        tracing::info!("FRR is not running; starting frr.service");
+        Self::want_unit()?;
+        let mut cmd = Command::new("systemctl");
+        cmd.args(["start", "--no-block", "frr.service"]);
+        run(cmd).map(drop)
+    }
+
+    /// The image keeps frr.service out of the boot with a condition on this
+    /// file (overlays/base/etc/systemd/system/frr.service.d/pi-lab.conf);
+    /// it is made before the agent starts or restarts the unit.
+    fn want_unit() -> Result<(), FrrError> {
+        let path = Path::new(FRR_WANTED);
+        if path.exists() {
+            return Ok(());
+        }
+        let write = |source| FrrError::Write { path: path.to_path_buf(), source };
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(write)?;
+        }
+        fs::write(path, b"").map_err(write)
     }
 
     pub fn conf_path(&self) -> PathBuf {
@@ -165,7 +205,9 @@ impl Frr {
     /// needs running.
     pub fn sync(&mut self, cfg: &NodeConfig) -> Result<FrrSync, FrrError> {
         self.sync_daemons(cfg)?;
-        self.sync_text(&lab_spec::frr::render(cfg))
+        let synced = self.sync_text(&lab_spec::frr::render(cfg))?;
+        self.start_if_down(cfg)?;
+        Ok(synced)
     }
 
     /// Switch the routing daemons `cfg` needs on (and the others off) in
@@ -181,6 +223,9 @@ impl Frr {
         if self.running() {
             tracing::info!(daemons = ?cfg.frr_daemons(), "FRR daemons changed; restarting FRR");
             self.loaded = None;
+            if self.pathspace.is_none() && self.start_on_demand {
+                Self::want_unit()?;
+            }
             run(self.restart_command())?;
         }
         Ok(())

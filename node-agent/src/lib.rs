@@ -10,8 +10,10 @@
 pub mod agent;
 pub mod board;
 pub mod cli;
+pub mod clock;
 pub mod frr;
 pub mod health;
+pub mod hostname;
 pub mod identity;
 pub mod led;
 pub mod logging;

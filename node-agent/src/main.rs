@@ -16,15 +16,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { config, interval, common } => {
+        Command::Run { config, interval, board, common } => {
+            let mut frr = frr(&common);
+            if let Some(frr) = &mut frr {
+                frr.start_on_demand = board;
+            }
             let settings = Settings {
                 config_path: config,
-                frr: frr(&common),
+                frr,
                 state_dir: common.state_dir,
                 interval: Duration::from_secs(interval.max(1)),
+                board,
             };
             let (handle, runner) = agent::start(settings)?;
-            let _plane = management_plane(&handle)?;
+            let _plane = management_plane(&handle, board)?;
             runner.run()?;
             Ok(())
         }
@@ -70,13 +75,14 @@ fn main() -> anyhow::Result<()> {
 
 /// The HTTP API, announcements while unprovisioned, the status LED and
 /// sFlow export; they run beside the loop until the process ends.
-fn management_plane(handle: &agent::AgentHandle) -> anyhow::Result<Plane> {
+fn management_plane(handle: &agent::AgentHandle, board: bool) -> anyhow::Result<Plane> {
     let options = PlaneOptions::default();
     // Room for the API's connections (systemd's soft limit is 1024).
     node_agent::health::raise_open_files_limit(4096);
     let status = handle.status();
     let backend = AgentBackend::new(handle.clone(), BoardReader::system_root(None))
         .with_led(Arc::clone(&options.led))
+        .on_board(board)
         .with_sflow(Box::new(move || status.read().ok().map(|s| s.sflow.clone())));
     Plane::start(Arc::new(backend), options).context("start the management API")
 }

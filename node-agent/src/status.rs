@@ -4,10 +4,11 @@
 //! clone what they need.
 
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use lab_spec::NodeConfig;
 use lab_spec::health::{BgpNeighborState, IgpAdjacencyState, ReconcileState, SflowState, VniState};
-use lab_spec::node_config::Flooding;
+use lab_spec::node_config::{Flooding, InterfaceKind};
 
 use crate::network::Observed;
 
@@ -25,6 +26,36 @@ pub struct Status {
     pub vxlan: Vec<VniState>,
     /// The sFlow exporter's counters as of the last pass.
     pub sflow: SflowState,
+    /// When the last pass finished, on the monotonic clock: reports give
+    /// its age, never a wall-clock time (a Pi has no real-time clock).
+    pub last_run: Option<Instant>,
+}
+
+impl Status {
+    /// The reconcile state as reported now, with the age of the last pass.
+    pub fn reconcile_now(&self) -> ReconcileState {
+        let mut r = self.reconcile.clone();
+        r.last_run_age_seconds = self.last_run.map(|t| t.elapsed().as_secs());
+        r
+    }
+}
+
+/// Ports `cfg` uses that the kernel does not have: lab ports, parents of
+/// VLANs, and a named management port.
+pub fn missing_ports(cfg: &NodeConfig, observed: &Observed) -> Vec<String> {
+    let mut ports: Vec<&str> = cfg
+        .interfaces
+        .iter()
+        .map(|i| match &i.kind {
+            InterfaceKind::Port => i.name.as_str(),
+            InterfaceKind::Vlan { parent, .. } => parent.as_str(),
+        })
+        .chain(cfg.management.interface.as_deref())
+        .filter(|p| !observed.links.contains_key(*p))
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports.into_iter().map(str::to_string).collect()
 }
 
 pub type SharedStatus = Arc<RwLock<Status>>;

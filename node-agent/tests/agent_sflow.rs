@@ -85,6 +85,7 @@ fn agent_exports_sflow_falls_back_to_counters_and_cleans_up() {
         frr: None,
         state_dir: state.clone(),
         interval: Duration::from_secs(1),
+        board: false,
     };
     let (handle, runner) = agent::start(settings).unwrap();
     let thread = std::thread::spawn(move || runner.run().unwrap());

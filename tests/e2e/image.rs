@@ -58,19 +58,20 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-struct Built {
+pub(crate) struct Built {
     out: PathBuf,
     summary: serde_json::Value,
 }
 
 impl Built {
-    fn img(&self) -> PathBuf {
+    pub(crate) fn img(&self) -> PathBuf {
         self.out.join(format!("{NAME}.img"))
     }
 }
 
-/// Builds the image once for every test of this run.
-fn built() -> &'static Built {
+/// Builds the image once for every test of this run (the emulated boards
+/// boot it too).
+pub(crate) fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let out = target_dir("pi-lab-image-test/out");

@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod dashboard;
 mod durability;
+mod emulated;
 mod flash;
 mod fleet;
 mod fleet_ops;

@@ -24,6 +24,8 @@ pub struct AgentBackend {
     led: Option<Arc<StatusLed>>,
     /// Problems from boot (a boot config that could not be read, ...).
     boot_problems: Vec<String>,
+    /// The agent owns the machine: it may set the clock.
+    owns_machine: bool,
 }
 
 impl std::fmt::Debug for AgentBackend {
@@ -40,7 +42,14 @@ impl AgentBackend {
             sflow: Box::new(|| None),
             led: None,
             boot_problems: Vec::new(),
+            owns_machine: false,
         }
+    }
+
+    /// On a board of its own, the agent takes the controller's time.
+    pub fn on_board(mut self, board: bool) -> Self {
+        self.owns_machine = board;
+        self
     }
 
     pub fn with_sflow(mut self, counters: SflowCounters) -> Self {
@@ -75,9 +84,18 @@ fn configured_sflow(config: Option<&NodeConfig>) -> SflowState {
 }
 
 impl Backend for AgentBackend {
+    fn controller_time(&self, date: &str) {
+        if self.owns_machine
+            && let Some(done) = crate::clock::follow_controller(date)
+        {
+            tracing::info!("{done}");
+        }
+    }
+
     fn health(&self) -> HealthReport {
         let status = self.status();
         let sflow = (self.sflow)().unwrap_or_else(|| configured_sflow(status.config.as_ref()));
+        let reconcile = status.reconcile_now();
         assemble(Parts {
             config: status.config,
             board: self.board.board(),
@@ -87,7 +105,7 @@ impl Backend for AgentBackend {
             isis: status.isis,
             vxlan: status.vxlan,
             sflow,
-            reconcile: status.reconcile,
+            reconcile,
             problems: self.boot_problems.clone(),
         })
     }

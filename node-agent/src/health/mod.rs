@@ -50,6 +50,9 @@ pub trait Backend: Send + Sync {
     /// config, and persist the config as last-good once it applied. The
     /// answer is what the client gets.
     fn apply_config(&self, config: NodeConfig) -> ConfigAnswer;
+    /// The controller's time (an HTTP `Date`) came with an authenticated
+    /// request; a board without NTP takes it (see [`crate::clock`]).
+    fn controller_time(&self, _date: &str) {}
 }
 
 /// Reconcile counters since the agent started.

@@ -78,6 +78,9 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
     if let Err(response) = authorize(request, ctx) {
         return response;
     }
+    if let Some(date) = request.header("date") {
+        ctx.backend.controller_time(date);
+    }
     let config = match parse_config(&request.body, request.header("content-type")) {
         Ok(config) => config,
         Err(ParseError::MediaType(t)) => {

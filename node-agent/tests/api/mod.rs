@@ -85,7 +85,8 @@ pub fn template() -> HealthReport {
         },
         reconcile: ReconcileState {
             config_version: None,
-            last_run_unix: Some(1_700_000_000),
+            last_run_age_seconds: Some(3),
+            missing_ports: Vec::new(),
             ok: true,
             changes: 0,
             passes: 17,

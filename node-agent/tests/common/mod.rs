@@ -429,6 +429,7 @@ pub fn start_in(
         frr,
         state_dir: ns.dir.join("state"),
         interval: Duration::from_secs(1),
+        board: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

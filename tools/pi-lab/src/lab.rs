@@ -50,10 +50,59 @@ Examples:
     Import(crate::import::ImportArgs),
     /// Draw the lab: topology or BGP sessions, as dot, SVG, D2 or JSON.
     Graph(crate::graph::GraphArgs),
-    /// Run the lab as a virtual fleet in network namespaces.
+    /// Run the lab as a virtual fleet in network namespaces, or on emulated boards.
     Up(crate::fleet::UpArgs),
-    /// Tear down a virtual fleet.
+    /// Tear down a lab started with `lab up` (virtual fleet or emulated boards).
     Down(crate::fleet::DownArgs),
+    /// Print what the managed switch of a lab on boards must carry.
+    #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
+management network untagged (native VLAN) and the board's lab links as tagged
+802.1Q VLANs (`eth0.101` on the board is VLAN 101 on the switch). Configure
+the ports as trunk/hybrid ports with exactly these VLANs allowed. Emulated
+boards (`lab up --boards emulated`) are wired the same way.
+
+Examples:
+  pi-lab lab switch examples/boards.toml
+  pi-lab lab switch --json lab.toml | jq '.ports[] | {board, tagged}'")]
+    Switch(SwitchArgs),
+    /// Show or attach to an emulated board's serial console.
+    #[command(
+        after_help = "Without --follow, on a terminal: attach to the console (type to log in;
+Ctrl-] leaves). Otherwise print the console log so far (--follow: and keep
+printing). The log lives in the lab's state directory for as long as the lab
+is up.
+
+Examples:
+  sudo pi-lab lab console examples/boards.toml leaf1
+  sudo pi-lab lab console --follow --name boards leaf1"
+    )]
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The lab file.
+    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
+    pub file: PathBuf,
+    /// Print the switch plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The lab file (only its name is read).
+    #[arg(value_name = "FILE", required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The node whose console to show.
+    #[arg(value_name = "NODE")]
+    pub node: String,
+    /// The lab's name, instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
+    /// Print the log and keep printing what the board prints (no input).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -119,7 +168,43 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
+        LabCommand::Switch(args) => switch(args),
+        LabCommand::Console(args) => {
+            crate::fleet::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
+        }
     }
+}
+
+fn switch(args: &SwitchArgs) -> Result<ExitCode, LabCmdError> {
+    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let lab = file.compile()?;
+    let switch = crate::switch::for_lab(&lab);
+    if args.json {
+        print_json(&switch)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let management = &lab.lab.management;
+    let mut out = format!(
+        "switch of lab {}: {} ports, {} VLANs; management {} untagged (native VLAN), \
+         controller {}\n\n{}",
+        lab.name(),
+        switch.ports.len(),
+        switch.vlans.len(),
+        management.subnet,
+        management.controller,
+        switch.port_table()
+    );
+    if !switch.vlans.is_empty() {
+        out += &format!("\n{}", switch.vlan_table());
+    }
+    for d in &switch.direct {
+        out += &format!(
+            "\ncable {} directly to {} (whole ports, no VLAN from the lab file)\n",
+            d.a, d.b
+        );
+    }
+    print_text(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The lab file, or `None` after printing its findings (exit 1).

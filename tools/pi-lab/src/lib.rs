@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod dashboard;
+pub mod emulated;
 pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
@@ -23,6 +24,7 @@ pub mod replace_file;
 pub mod secrets;
 pub mod sflow_watch;
 pub mod status;
+pub mod switch;
 pub mod table;
 pub mod validate;
 

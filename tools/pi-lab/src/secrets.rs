@@ -16,6 +16,10 @@ pub enum SecretError {
     Token { path: PathBuf, source: std::io::Error },
     #[error("the lab token in {path} is empty; delete the file to make a new one")]
     EmptyToken { path: PathBuf },
+    #[error(
+        "cannot make the lab's SSH key {path} with ssh-keygen (Debian package openssh-client): {message}"
+    )]
+    SshKey { path: PathBuf, message: String },
 }
 
 /// Root of pi-lab's state: `$PI_LAB_STATE_DIR`, else
@@ -59,6 +63,75 @@ pub fn lab_token(lab: &str) -> Result<String, SecretError> {
     write_private(&path, &token)
         .map_err(|source| SecretError::Token { path: path.clone(), source })?;
     Ok(token)
+}
+
+/// The lab's own SSH key pair, `STATE_DIR/LAB/ssh/id_ed25519[.pub]`, made
+/// on first use. Its public half goes onto the lab's cards, so pi-lab can
+/// reach the boards (validate's pings, lab tests) without the user's keys.
+pub fn lab_ssh_key(lab: &str) -> Result<SshKey, SecretError> {
+    let dir = lab_dir(lab)?.join("ssh");
+    let private = dir.join("id_ed25519");
+    let key = SshKey {
+        public: dir.join("id_ed25519.pub"),
+        known_hosts: dir.join("known_hosts"),
+        private,
+    };
+    if key.private.is_file() && key.public.is_file() {
+        return Ok(key);
+    }
+    let fail = |message: String| SecretError::SshKey { path: key.private.clone(), message };
+    fs::create_dir_all(&dir).map_err(|e| fail(e.to_string()))?;
+    let _ = fs::remove_file(&key.private);
+    let _ = fs::remove_file(&key.public);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C"])
+        .arg(format!("pi-lab lab {lab}"))
+        .arg("-f")
+        .arg(&key.private)
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(key)
+}
+
+/// Where a lab's SSH key and the boards' host keys are kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshKey {
+    pub private: PathBuf,
+    pub public: PathBuf,
+    /// Host keys of the lab's boards (`UserKnownHostsFile`).
+    pub known_hosts: PathBuf,
+}
+
+impl SshKey {
+    /// The lab's key if it was made already (pi-lab never makes one just to
+    /// look).
+    pub fn existing(lab: &str) -> Option<SshKey> {
+        let dir = state_root().join(lab).join("ssh");
+        let key = SshKey {
+            private: dir.join("id_ed25519"),
+            public: dir.join("id_ed25519.pub"),
+            known_hosts: dir.join("known_hosts"),
+        };
+        key.private.is_file().then_some(key)
+    }
+
+    /// `ssh` options that use this key and keep the boards' host keys
+    /// apart from the user's (boards get new host keys with every card).
+    pub fn ssh_options(&self) -> Vec<String> {
+        vec![
+            "-i".into(),
+            self.private.display().to_string(),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-o".into(),
+            format!("UserKnownHostsFile={}", self.known_hosts.display()),
+            "-o".into(),
+            "StrictHostKeyChecking=accept-new".into(),
+        ]
+    }
 }
 
 fn read_token(path: &Path) -> Result<String, SecretError> {

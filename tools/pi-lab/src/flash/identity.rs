@@ -42,39 +42,56 @@ pub enum IdentityError {
 /// What to write onto one card.
 #[derive(Debug, Clone)]
 pub struct Identity {
+    /// The node's config; with `zero_touch`, only its lab's bootstrap (the
+    /// token's hash and the controller) is written.
     pub config: NodeConfig,
     /// OpenSSH `authorized_keys` lines; empty: none written.
     pub authorized_keys: String,
+    /// A card of the lab, not of one node: the board waits unprovisioned,
+    /// announces itself and is matched to a node by `provision --discover`
+    /// (serial number or MAC), so any board can take any card.
+    pub zero_touch: bool,
 }
 
 impl Identity {
+    /// The node named on the card, if it names one.
+    pub fn node(&self) -> Option<&str> {
+        (!self.zero_touch).then_some(self.config.hostname.as_str())
+    }
+
     /// The files to write, by path inside the FAT partition.
     pub fn files(
         &self,
         old_sysconf: Option<&str>,
     ) -> Result<Vec<(String, Vec<u8>)>, IdentityError> {
-        let mut files = vec![
-            ("pi-lab/node.toml".to_string(), self.config.to_toml()?.into_bytes()),
-            ("pi-lab/hostname".to_string(), format!("{}\n", self.config.hostname).into_bytes()),
-            (
-                "pi-lab/bootstrap.sha256".to_string(),
-                format!("{}\n", self.config.auth.token_sha256).into_bytes(),
-            ),
-            (
-                "pi-lab/controller".to_string(),
-                format!("{}\n", self.config.management.controller).into_bytes(),
-            ),
-        ];
+        let mut files = Vec::new();
+        if !self.zero_touch {
+            files.push(("pi-lab/node.toml".to_string(), self.config.to_toml()?.into_bytes()));
+            files.push((
+                "pi-lab/hostname".to_string(),
+                format!("{}\n", self.config.hostname).into_bytes(),
+            ));
+        }
+        files.push((
+            "pi-lab/bootstrap.sha256".to_string(),
+            format!("{}\n", self.config.auth.token_sha256).into_bytes(),
+        ));
+        files.push((
+            "pi-lab/controller".to_string(),
+            format!("{}\n", self.config.management.controller).into_bytes(),
+        ));
         if !self.authorized_keys.trim().is_empty() {
             files.push((
                 "pi-lab/authorized_keys".to_string(),
                 self.authorized_keys.clone().into_bytes(),
             ));
         }
-        files.push((
-            "sysconf.txt".to_string(),
-            self.sysconf(old_sysconf.unwrap_or_default()).into_bytes(),
-        ));
+        if !self.zero_touch {
+            files.push((
+                "sysconf.txt".to_string(),
+                self.sysconf(old_sysconf.unwrap_or_default()).into_bytes(),
+            ));
+        }
         Ok(files)
     }
 
@@ -215,7 +232,7 @@ impl fatfs::TimeProvider for UtcClock {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+        let (year, month, day) = lab_spec::http_date::civil_from_days((secs / 86_400) as i64);
         let t = secs % 86_400;
         fatfs::DateTime {
             date: fatfs::Date { year: year.clamp(1980, 2107) as u16, month, day },
@@ -227,19 +244,6 @@ impl fatfs::TimeProvider for UtcClock {
             },
         }
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u16, u16) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 fn read_file(fs: &fatfs::FileSystem<Partition<'_>>, path: &str) -> io::Result<Vec<u8>> {
@@ -284,6 +288,29 @@ pub fn write(file: &File, size: u64, identity: &Identity) -> Result<Vec<String>,
         }
     }
     Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
+/// The names of the files in the root of the card's FAT partition.
+pub fn root_files(file: &File, size: u64) -> Result<Vec<String>, IdentityError> {
+    let (start, len) = fat_partition(file, size)?;
+    let fs = open_fs(file, start, len)?;
+    let mut names = Vec::new();
+    for entry in fs.root_dir().iter() {
+        let entry = entry.map_err(IdentityError::Fat)?;
+        if entry.is_file() {
+            names.push(entry.file_name());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// One file of the card's FAT partition (what the board's firmware would
+/// load: kernel, initrd, device tree, `cmdline.txt`).
+pub fn read(file: &File, size: u64, path: &str) -> Result<Vec<u8>, IdentityError> {
+    let (start, len) = fat_partition(file, size)?;
+    let fs = open_fs(file, start, len)?;
+    read_file(&fs, path).map_err(IdentityError::Fat)
 }
 
 /// fatfs 0.3 writes a new directory's `.` and `..` with long-name
@@ -450,6 +477,7 @@ pub(crate) mod tests {
         let identity = Identity {
             config: node("leaf1"),
             authorized_keys: "ssh-ed25519 AAAA me@host\n".into(),
+            zero_touch: false,
         };
         let size = file.metadata().unwrap().len();
         let written = write(&file, size, &identity).unwrap();
@@ -466,7 +494,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_zero_touch_card_carries_the_lab_but_no_node() {
+        let identity = Identity {
+            config: node("leaf1"),
+            authorized_keys: "ssh-ed25519 AAAA me@host\n".into(),
+            zero_touch: true,
+        };
+        let names: Vec<String> =
+            identity.files(None).unwrap().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            names,
+            ["pi-lab/bootstrap.sha256", "pi-lab/controller", "pi-lab/authorized_keys"]
+        );
+        assert_eq!(identity.node(), None);
+    }
+
+    #[test]
     fn civil_dates_are_right() {
+        use lab_spec::http_date::civil_from_days;
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_513), (2026, 3, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
@@ -477,7 +522,8 @@ pub(crate) mod tests {
         let tmp = super::super::TestDir::new("identity-bad");
         let dir = tmp.path();
         let file = card(&dir.join("linux.img"), 0x83);
-        let identity = Identity { config: node("x"), authorized_keys: String::new() };
+        let identity =
+            Identity { config: node("x"), authorized_keys: String::new(), zero_touch: false };
         let err = write(&file, 41 << 20, &identity).unwrap_err().to_string();
         assert!(err.contains("type 0x83"), "{err}");
         file.write_all_at(&[0, 0], 510).unwrap();

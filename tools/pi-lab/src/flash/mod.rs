@@ -40,6 +40,8 @@ use self::write::{Msg, Plan, Stage};
   pi-lab flash out/pi-lab.img.zst --to /dev/sdb --lab lab.toml --node leaf1
   pi-lab flash out/pi-lab.img.zst --to /dev/sdb /dev/sdc /dev/sdd --lab lab.toml --nodes leaf1,leaf2,spine1
   pi-lab flash out/pi-lab.img --to card.img --node-config leaf1.toml --no-verify
+  pi-lab flash out/pi-lab.img.zst --to /dev/sdb /dev/sdc --lab lab.toml --zero-touch
+      # cards for any board of the lab; then: pi-lab provision lab.toml --discover 120
 
 A .bmap beside the image (IMAGE.bmap, or the name without .zst/.xz/.gz plus
 .bmap) is used automatically. Exit status: 0 all cards done, 1 some card
@@ -66,6 +68,11 @@ pub struct FlashArgs {
     /// Nodes of --lab, one per target, in the order of --to.
     #[arg(long, value_name = "A,B,C", value_delimiter = ',', requires = "lab")]
     pub nodes: Vec<String>,
+    /// Cards of the lab, not of a node: each carries only the lab's
+    /// bootstrap (token hash, controller, SSH keys); a board booting one
+    /// waits until `pi-lab provision --discover` matches it to a node.
+    #[arg(long, requires = "lab", conflicts_with_all = ["node", "nodes"])]
+    pub zero_touch: bool,
     /// A NodeConfig TOML file per target, in the order of --to (instead of --lab).
     #[arg(long = "node-config", value_name = "FILE", conflicts_with = "lab")]
     pub node_config: Vec<PathBuf>,
@@ -173,6 +180,30 @@ pub fn run(args: &FlashArgs) -> Result<ExitCode, FlashError> {
     })
 }
 
+/// Write `image` to card files (regular files, made or replaced), each with
+/// its own identity: the stream, bmap, verification and identity code of
+/// `pi-lab flash`, for boards that boot card files (emulated boards).
+pub fn write_card_files(
+    image: &Path,
+    cards: &[(PathBuf, Identity)],
+    quiet: bool,
+) -> Result<FlashReport, FlashError> {
+    for (path, _) in cards {
+        if target::kind_of(path)? != TargetKind::RegularFile {
+            return Err(FlashError::Usage(format!(
+                "{}: a card file must be a regular file",
+                path.display()
+            )));
+        }
+    }
+    let bmap = load_bmap(image, None)?;
+    let source = Source::open(image)?;
+    let plan = plan(&source, bmap.as_ref())?;
+    let targets: Vec<PathBuf> = cards.iter().map(|(p, _)| p.clone()).collect();
+    let identities: Vec<Option<Identity>> = cards.iter().map(|(_, id)| Some(id.clone())).collect();
+    flash(image, bmap.as_ref(), source, &plan, &targets, &identities, true, quiet)
+}
+
 fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<Bmap>, FlashError> {
     let path = match given {
         Some(p) => Some(p.to_path_buf()),
@@ -215,12 +246,21 @@ fn plan(source: &Source, bmap: Option<&Bmap>) -> Result<Plan, FlashError> {
 fn identities(args: &FlashArgs) -> Result<Vec<Option<Identity>>, FlashError> {
     let configs: Vec<NodeConfig> = if !args.node_config.is_empty() {
         args.node_config.iter().map(|p| read_node_config(p)).collect::<Result<_, _>>()?
+    } else if let (Some(lab), true) = (&args.lab, args.zero_touch) {
+        // Every node of a lab shares its bootstrap; the first one gives it.
+        let lab = CompiledLab::load(lab)?;
+        let any = lab.configs.values().next().cloned().ok_or_else(|| {
+            FlashError::Usage(format!("{}: the lab has no nodes", lab.path.display()))
+        })?;
+        vec![any; args.to.len()]
     } else if let Some(lab) = &args.lab {
         let names: Vec<String> =
             args.node.iter().cloned().chain(args.nodes.iter().cloned()).collect();
         if names.is_empty() {
             return Err(FlashError::Usage(
-                "--lab needs --node NAME (one target) or --nodes A,B,C (one per target)".into(),
+                "--lab needs --node NAME (one target), --nodes A,B,C (one per target) or \
+             --zero-touch (cards of the lab for any board)"
+                    .into(),
             ));
         }
         configs_from_lab(lab, &names)?
@@ -240,7 +280,9 @@ fn identities(args: &FlashArgs) -> Result<Vec<Option<Identity>>, FlashError> {
     }
     Ok(configs
         .into_iter()
-        .map(|config| Some(Identity { config, authorized_keys: keys.clone() }))
+        .map(|config| {
+            Some(Identity { config, authorized_keys: keys.clone(), zero_touch: args.zero_touch })
+        })
         .collect())
 }
 
@@ -363,7 +405,7 @@ fn flash(
     let mut failed = Vec::new();
     for (i, path) in targets.iter().enumerate() {
         let mut report = TargetReport::new(path.clone());
-        report.node = identities[i].as_ref().map(|id| id.config.hostname.clone());
+        report.node = identities[i].as_ref().and_then(Identity::node).map(str::to_string);
         match Target::open(path, plan.image_size()) {
             Ok(t) => {
                 report.kind = Some(t.kind);

@@ -122,6 +122,11 @@ pub fn veth_from_root(root: &str, ns: &str, inner: &str) -> Result<(), IpError> 
     ip(&["link", "add", root, "type", "veth", "peer", "name", inner, "netns", ns]).map(drop)
 }
 
+/// A persistent tap device (an emulator's NIC on the host side).
+pub fn tap_add(name: &str) -> Result<(), IpError> {
+    ip(&["tuntap", "add", "dev", name, "mode", "tap"]).map(drop)
+}
+
 pub fn bridge_add(name: &str) -> Result<(), IpError> {
     ip(&["link", "add", name, "type", "bridge"]).map(drop)
 }

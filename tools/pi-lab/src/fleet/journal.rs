@@ -25,8 +25,13 @@ pub enum Entry {
     /// people reading the journal: `down` stops them with every other
     /// process of the namespace.
     Frr { netns: String },
-    /// A process pi-lab started (recorded once its pid is known).
+    /// A process pi-lab started (recorded once its pid is known), in a
+    /// node's namespace or (`netns` empty) in the root namespace; `what`
+    /// is part of its command line, so a reused pid is never hit.
     Process { netns: String, pid: u32, what: String },
+    /// An nftables table in the root namespace (the emulated switch's VLAN
+    /// rules).
+    NftTable { family: String, name: String },
 }
 
 #[derive(Debug, thiserror::Error)]

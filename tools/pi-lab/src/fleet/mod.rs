@@ -20,11 +20,11 @@ mod agent;
 mod build;
 mod converge;
 mod frr;
-mod ip;
-mod journal;
+pub(crate) mod ip;
+pub(crate) mod journal;
 pub mod names;
-mod progress;
-mod teardown;
+pub(crate) mod progress;
+pub(crate) mod teardown;
 mod topology;
 
 use std::fs;
@@ -46,19 +46,51 @@ use crate::lab_file::{LabFile, LabFileError};
   sudo pi-lab lab up examples/fabric.toml --timeout 180 --json
   sudo ip netns exec fabric-leaf1 ip route      # look inside a node
   sudo vtysh -N fabric-spine1 -c 'show bgp summary'
-  sudo pi-lab lab down examples/fabric.toml")]
+  sudo pi-lab lab down examples/fabric.toml
+
+  sudo pi-lab lab up examples/emulated.toml --boards emulated --image out/pi-lab-pi3b-trixie.img
+  sudo pi-lab lab console examples/emulated.toml leaf1     # its serial console; Ctrl-] leaves
+  pi-lab status examples/emulated.toml && pi-lab validate examples/emulated.toml
+
+With --boards emulated every node is a Raspberry Pi 3B in qemu booting its own
+card (written from the image as `pi-lab flash` writes cards), its one Ethernet
+port on a bridge that plays the managed switch (`pi-lab lab switch FILE`).")]
 pub struct UpArgs {
     /// The lab file.
     pub file: PathBuf,
-    /// Seconds to wait for convergence before giving up (the fleet stays up).
-    #[arg(long, default_value_t = 120, env = "PI_LAB_UP_TIMEOUT")]
-    pub timeout: u64,
+    /// What the nodes run on: network namespaces on this machine, or
+    /// emulated Raspberry Pi 3B boards.
+    #[arg(long, value_enum, default_value_t = Boards::Virtual, env = "PI_LAB_BOARDS")]
+    pub boards: Boards,
+    /// The image emulated boards boot (.img, .img.zst, .img.xz, .img.gz)
+    /// [default: out/pi-lab-pi3b-trixie.img].
+    #[arg(long, env = "PI_LAB_IMAGE")]
+    pub image: Option<PathBuf>,
+    /// With --boards emulated: write cards of the lab but of no node (as
+    /// `flash --zero-touch`); the boards get their management address over
+    /// DHCP and wait for `pi-lab provision FILE --discover SECONDS`.
+    #[arg(long)]
+    pub zero_touch: bool,
+    /// Seconds to wait for convergence before giving up [default: 120; 900
+    /// with --boards emulated]. A fleet that is built stays up.
+    #[arg(long, env = "PI_LAB_UP_TIMEOUT")]
+    pub timeout: Option<u64>,
     /// Print the final state as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
     /// node-agent binary [default: next to pi-lab, else on PATH].
     #[arg(long, env = "PI_LAB_AGENT")]
     pub agent: Option<PathBuf>,
+}
+
+/// Where `lab up` runs the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Boards {
+    /// A network namespace per node, veth cables, FRR and node-agent on
+    /// this machine.
+    Virtual,
+    /// A qemu raspi3b per node, booting a card written from the image.
+    Emulated,
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,6 +151,12 @@ pub enum FleetError {
     Leftovers(Vec<String>),
     #[error("must run as root: network namespaces and FRR need it")]
     NotRoot,
+    #[error(transparent)]
+    Emulated(#[from] crate::emulated::EmulatedError),
+    #[error("{0}")]
+    Console(String),
+    #[error("{0}")]
+    Usage(String),
     /// Ctrl-C or SIGTERM; `next` says what became of the fleet.
     #[error("interrupted; {next}")]
     Interrupted { next: &'static str },
@@ -138,7 +176,10 @@ pub fn up(args: &UpArgs) -> Result<ExitCode, FleetError> {
         Interrupt::never()
     });
     match run_up(args, &interrupt) {
-        Err(e @ FleetError::Interrupted { .. }) => {
+        Err(
+            e @ (FleetError::Interrupted { .. }
+            | FleetError::Emulated(crate::emulated::EmulatedError::Interrupted)),
+        ) => {
             eprintln!("{e}");
             Ok(ExitCode::from(130))
         }
@@ -156,6 +197,51 @@ pub use build::fleet_config;
 /// inside the lab's state directory.
 fn fleet_dir_in(lab_dir: &Path) -> PathBuf {
     lab_dir.join("fleet")
+}
+
+/// `lab console`: an emulated board's serial console.
+pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
+    let name = match (&args.name, &args.file) {
+        (Some(name), _) => {
+            names::check_lab(name)?;
+            name.clone()
+        }
+        (None, Some(file)) => crate::lab_file::name_only(file)?,
+        (None, None) => return Err(names::NameError::BadLab(String::new()).into()),
+    };
+    names::check_node(&args.node)?;
+    let layout = crate::emulated::Layout::new(&fleet_dir(&name));
+    let log = layout.console_log(&args.node);
+    if !log.is_file() {
+        let boards: Vec<String> = fs::read_dir(&layout.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("console.log").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let known = if boards.is_empty() {
+            format!("lab {name} runs no emulated boards (`pi-lab lab up FILE --boards emulated`)")
+        } else {
+            format!("its boards are {}", boards.join(", "))
+        };
+        return Err(FleetError::Console(format!("no console for {:?}: {known}", args.node)));
+    }
+    let socket = layout.console_socket(&args.node);
+    let interactive = !args.follow && std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let result = if interactive && socket.exists() {
+        eprintln!("attached to {}'s console; Ctrl-] leaves", args.node);
+        crate::emulated::console::attach(&socket)
+    } else {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let _ =
+            signal_hook::flag::register(signal_hook::consts::SIGINT, std::sync::Arc::clone(&stop));
+        crate::emulated::console::follow(&log, args.follow, &|| {
+            stop.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    };
+    result.map_err(|e| FleetError::Console(format!("{}: {e}", log.display())))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn fleet_dir(lab: &str) -> PathBuf {
@@ -177,6 +263,11 @@ fn require_root() -> Result<(), FleetError> {
 }
 
 fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> {
+    if args.zero_touch && args.boards != Boards::Emulated {
+        return Err(FleetError::Usage(
+            "--zero-touch writes cards for emulated boards: add --boards emulated".into(),
+        ));
+    }
     require_root()?;
     let started = Instant::now();
     // Validated before anything is made; compiled (which may make the
@@ -199,10 +290,13 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> 
     if token_new {
         journal.record(&Entry::Path { path: lab_dir.join("token") })?;
     }
+    if args.boards == Boards::Emulated {
+        return up_emulated(args, file, &dir, journal, started, interrupt);
+    }
     // Until the fleet is built, any failure takes back what was made: a
     // half-built fleet is of no use to look at.
     let built = prepare(file, args).and_then(|(lab, agent)| {
-        let mut progress = Progress::new(&node_names(&lab), args.json);
+        let mut progress = Progress::new(&node_names(&lab), &progress::FLEET_STEPS, args.json);
         let interrupt = interrupt.clone();
         let mut fleet = build::Fleet { lab: &lab, dir, journal, agent, interrupt };
         let children = fleet.build(&mut progress.lines)?;
@@ -228,10 +322,48 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> 
     // people can look at what is wrong.
     let built = started.elapsed();
     let fleet_dir = fleet_dir(&name);
-    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, args.timeout, interrupt)?;
+    let timeout = args.timeout.unwrap_or(120);
+    let states = wait(&lab, &fleet_dir, &mut progress.lines, children, timeout, interrupt)?;
     drop(progress);
     print_state(&lab.name, &states, [built, started.elapsed()], args.json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `lab up --boards emulated`: boards that do not come up take the lab
+/// down with them; boards that came up but are not healthy stay for a look.
+fn up_emulated(
+    args: &UpArgs,
+    file: LabFile,
+    dir: &Path,
+    mut journal: Journal,
+    started: Instant,
+    interrupt: &Interrupt,
+) -> Result<ExitCode, FleetError> {
+    let opts = crate::emulated::UpOptions {
+        image: args.image.clone().unwrap_or_else(crate::emulated::default_image),
+        timeout: Duration::from_secs(args.timeout.unwrap_or(900)),
+        json: args.json,
+        zero_touch: args.zero_touch,
+    };
+    let stopped = || interrupt.is_set();
+    let name = file.name().to_string();
+    let name = name.as_str();
+    match crate::emulated::up(file, &opts, dir, &mut journal, &stopped) {
+        Ok(boards) => {
+            let seconds = started.elapsed().as_secs_f64();
+            crate::emulated::print_state(name, &boards, seconds, args.zero_touch, args.json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            if err.takes_lab_down() {
+                crate::emulated::keep_logs(name, dir);
+                if let Err(undo) = tear_down(name) {
+                    eprintln!("error: cleaning up after a failed `lab up`: {undo}");
+                }
+            }
+            Err(err.into())
+        }
+    }
 }
 
 fn node_names(lab: &FleetLab) -> Vec<String> {

@@ -1,4 +1,6 @@
-//! One progress line per node: namespace, links, FRR, agent, converged.
+//! One progress line per node, a mark per step: for the virtual fleet
+//! namespace, links, FRR, agent, converged; emulated boards name their
+//! boot phases.
 
 use std::time::Duration;
 
@@ -13,7 +15,14 @@ pub enum Step {
     Converged = 4,
 }
 
-const LABELS: [&str; 5] = ["namespace", "links", "FRR", "agent", "converged"];
+/// The virtual fleet's steps, in the order of [`Step`].
+pub const FLEET_STEPS: [&str; 5] = ["namespace", "links", "FRR", "agent", "converged"];
+
+impl From<Step> for usize {
+    fn from(step: Step) -> usize {
+        step as usize
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mark {
@@ -26,7 +35,8 @@ enum Mark {
 #[derive(Debug)]
 pub struct NodeLine {
     bar: ProgressBar,
-    marks: [Mark; 5],
+    labels: Vec<&'static str>,
+    marks: Vec<Mark>,
     note: String,
 }
 
@@ -37,9 +47,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Lines for `nodes`; drawn on stderr only when it is a terminal and
-    /// `quiet` is false.
-    pub fn new(nodes: &[String], quiet: bool) -> Self {
+    /// Lines for `nodes` with a mark for each of `steps`; drawn on stderr
+    /// only when it is a terminal and `quiet` is false.
+    pub fn new(nodes: &[String], steps: &[&'static str], quiet: bool) -> Self {
         let multi = MultiProgress::new();
         if quiet {
             multi.set_draw_target(ProgressDrawTarget::hidden());
@@ -54,7 +64,12 @@ impl Progress {
                 bar.set_style(style.clone());
                 bar.set_prefix(format!("{node:<width$}"));
                 bar.enable_steady_tick(Duration::from_millis(120));
-                let line = NodeLine { bar, marks: [Mark::Todo; 5], note: String::new() };
+                let line = NodeLine {
+                    bar,
+                    labels: steps.to_vec(),
+                    marks: vec![Mark::Todo; steps.len()],
+                    note: String::new(),
+                };
                 line.redraw();
                 line
             })
@@ -64,17 +79,20 @@ impl Progress {
 }
 
 impl NodeLine {
-    pub fn done(&mut self, step: Step) {
-        self.set(step, Mark::Done, "");
+    pub fn done(&mut self, step: impl Into<usize>) {
+        let step = step.into();
+        if self.marks.get(step) != Some(&Mark::Done) {
+            self.set(step, Mark::Done, "");
+        }
     }
 
     /// A step this node does not have (hosts run no FRR).
-    pub fn skip(&mut self, step: Step) {
-        self.set(step, Mark::Skip, "");
+    pub fn skip(&mut self, step: impl Into<usize>) {
+        self.set(step.into(), Mark::Skip, "");
     }
 
-    pub fn failed(&mut self, step: Step, why: &str) {
-        self.set(step, Mark::Failed, why);
+    pub fn failed(&mut self, step: impl Into<usize>, why: &str) {
+        self.set(step.into(), Mark::Failed, why);
         self.bar.finish();
     }
 
@@ -85,21 +103,25 @@ impl NodeLine {
         }
     }
 
+    /// The last step done; the line stops moving.
     pub fn finish(&mut self) {
-        self.done(Step::Converged);
+        self.done(self.marks.len().saturating_sub(1));
         self.bar.finish();
     }
 
-    fn set(&mut self, step: Step, mark: Mark, note: &str) {
-        self.marks[step as usize] = mark;
+    fn set(&mut self, step: usize, mark: Mark, note: &str) {
+        if let Some(m) = self.marks.get_mut(step) {
+            *m = mark;
+        }
         self.note = note.to_string();
         self.redraw();
     }
 
     fn redraw(&self) {
-        let mut parts: Vec<String> = LABELS
+        let mut parts: Vec<String> = self
+            .labels
             .iter()
-            .zip(self.marks)
+            .zip(self.marks.iter().copied())
             .filter(|(_, m)| *m != Mark::Skip)
             .map(|(label, mark)| match mark {
                 Mark::Done => format!("{label} ✓"),

@@ -92,6 +92,7 @@ fn remove(entry: &Entry) -> Result<(), String> {
         Entry::RootLink { name } if ip::link_exists(None, name) => {
             ok_if_missing(ip::link_del(None, name))
         }
+        Entry::NftTable { family, name } => crate::emulated::wiring::nft_delete(family, name),
         Entry::Tree { path } => remove_path(path, true),
         Entry::Path { path } => remove_path(path, false),
         _ => Ok(()),
@@ -117,7 +118,7 @@ fn remove_path(path: &Path, tree: bool) -> Result<(), String> {
 }
 
 /// SIGTERM, up to 5 s to exit, then SIGKILL.
-fn stop_processes(pids: &[u32]) {
+pub(crate) fn stop_processes(pids: &[u32]) {
     let pids: Vec<Pid> =
         pids.iter().filter_map(|p| i32::try_from(*p).ok()).map(Pid::from_raw).collect();
     for pid in &pids {
@@ -144,11 +145,15 @@ fn alive(pid: Pid) -> bool {
     }
 }
 
+/// Running and not a zombie.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|p| alive(Pid::from_raw(p)))
+}
+
 /// `pid` still runs the program we started (pids get reused).
 fn is_running(pid: u32, what: &str) -> bool {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    i32::try_from(pid).is_ok_and(|p| alive(Pid::from_raw(p)))
-        && String::from_utf8_lossy(&cmdline).contains(what)
+    process_alive(pid) && String::from_utf8_lossy(&cmdline).contains(what)
 }
 
 #[cfg(test)]

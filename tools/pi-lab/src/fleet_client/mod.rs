@@ -36,6 +36,10 @@ pub enum RunsOn {
     /// The virtual fleet on this host (`pi-lab lab up`): a network
     /// namespace per node; configs name the management port `mgmt0`.
     VirtualFleet,
+    /// Emulated Pi 3B boards on this host (`pi-lab lab up --boards
+    /// emulated`): reached like boards, over the lab's bridge, with the
+    /// config compiled for a board.
+    EmulatedBoards,
 }
 
 impl RunsOn {
@@ -45,14 +49,18 @@ impl RunsOn {
         RunsOn::detect_in(&crate::secrets::state_root().join(lab))
     }
 
-    /// Where the lab whose state directory is `lab_dir` runs: a virtual
-    /// fleet while its journal exists (from the first object `lab up` made
-    /// until `lab down` removed the last), else boards.
+    /// Where the lab whose state directory is `lab_dir` runs: on this
+    /// host while its journal exists (from the first object `lab up` made
+    /// until `lab down` removed the last), as emulated boards when `up`
+    /// made their folder, else on boards.
     pub fn detect_in(lab_dir: &Path) -> RunsOn {
-        if crate::fleet::journal_in(lab_dir).exists() {
-            RunsOn::VirtualFleet
-        } else {
+        let journal = crate::fleet::journal_in(lab_dir);
+        if !journal.exists() {
             RunsOn::Boards
+        } else if journal.with_file_name(crate::emulated::BOARDS_DIR).is_dir() {
+            RunsOn::EmulatedBoards
+        } else {
+            RunsOn::VirtualFleet
         }
     }
 
@@ -62,13 +70,14 @@ impl RunsOn {
         match self {
             RunsOn::Boards => board.clone(),
             RunsOn::VirtualFleet => crate::fleet::fleet_config(board),
+            RunsOn::EmulatedBoards => crate::emulated::board_config(board),
         }
     }
 
     /// Where the agent of a node running `config` listens.
     pub fn api(self, config: &NodeConfig) -> SocketAddr {
         match self {
-            RunsOn::Boards | RunsOn::VirtualFleet => config.health.listen,
+            RunsOn::Boards | RunsOn::VirtualFleet | RunsOn::EmulatedBoards => config.health.listen,
         }
     }
 
@@ -76,7 +85,7 @@ impl RunsOn {
     /// the lab runs here.
     pub fn netns(self, lab: &str, node: &str) -> Option<String> {
         match self {
-            RunsOn::Boards => None,
+            RunsOn::Boards | RunsOn::EmulatedBoards => None,
             RunsOn::VirtualFleet => Some(crate::fleet::names::netns(lab, node)),
         }
     }
@@ -87,6 +96,7 @@ impl std::fmt::Display for RunsOn {
         f.write_str(match self {
             RunsOn::Boards => "boards",
             RunsOn::VirtualFleet => "a virtual fleet on this host",
+            RunsOn::EmulatedBoards => "emulated Pi 3B boards on this host",
         })
     }
 }
@@ -271,6 +281,8 @@ pub(crate) mod tests {
         std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
         std::fs::write(&journal, "").unwrap();
         assert_eq!(RunsOn::detect_in(&dir), RunsOn::VirtualFleet);
+        std::fs::create_dir_all(journal.with_file_name("boards")).unwrap();
+        assert_eq!(RunsOn::detect_in(&dir), RunsOn::EmulatedBoards);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

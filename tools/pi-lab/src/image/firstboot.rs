@@ -26,11 +26,21 @@ pub const UNITS: &[&str] = &[
     "pi-lab-growroot.service",
     "pi-lab-ssh-hostkeys.service",
     "pi-lab-mgmt-network.service",
+    "pi-lab-identity.service",
     "systemd-networkd.service",
     "systemd-resolved.service",
     "systemd-timesyncd.service",
     "ssh.service",
 ];
+
+/// Units of Debian's packages masked in every image: `sshd-keygen.service`
+/// makes an RSA host key on first boot, half a minute on a Pi 3B (minutes
+/// emulated) that sshd waits for; `pi-lab-ssh-hostkeys.service` makes
+/// Ed25519 and ECDSA keys instead. (FRR is kept out of the boot by a
+/// drop-in, `overlays/base/etc/systemd/system/frr.service.d/`.)
+/// `e2scrub_reap.service` looks for LVM snapshots a card never has, one more
+/// unit in the boot's critical minutes.
+pub const MASKED: &[&str] = &["sshd-keygen.service", "e2scrub_reap.service"];
 
 /// `/boot/firmware` is `nofail` with a long device timeout: an emulated or
 /// slow card must not drop the boot into emergency mode; units that need
@@ -189,6 +199,9 @@ pub fn prepare(
     let units = Units { top, base: base_units };
     for unit in UNITS {
         enable(&units, unit)?;
+    }
+    for unit in MASKED {
+        link(top, "", unit, Path::new("/dev/null"))?;
     }
     Ok(())
 }

@@ -150,7 +150,10 @@ pub struct NodeResult {
 
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
     let lab = CompiledLab::load(&args.file)?;
-    let fleet = FleetClient::open(&lab, Duration::from_secs(15));
+    // The agent answers a PUT once it has applied the config: on a Pi, with
+    // FRR reloading, that can take longer than a plain request. (The
+    // connection itself still times out in seconds.)
+    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(15)));
     let configs = fleet.select(&args.nodes)?;
     let targets = match args.discover {
         Some(seconds) => {
@@ -305,14 +308,16 @@ fn wait_reconciled(
         for addr in &addrs {
             let Ok(report) = fleet.http().health(*addr) else { continue };
             let r = &report.reconcile;
-            if r.config_version.as_deref() == Some(version) && r.last_run_unix.is_some() {
+            if r.config_version.as_deref() == Some(version) && r.last_run_age_seconds.is_some() {
                 let changes = u64::from(r.changes);
                 return if r.ok {
                     Outcome::Applied { version: version.to_string(), changes }
                 } else {
+                    let hint =
+                        lab_spec::health::missing_port_hint(&config.hostname, &r.missing_ports);
                     Outcome::ReconcileFailed {
                         version: version.to_string(),
-                        errors: r.errors.clone(),
+                        errors: r.errors.iter().cloned().chain(hint).collect(),
                     }
                 };
             }
@@ -374,7 +379,7 @@ mod tests {
         old.auth = Auth::from_token(TOKEN);
         let mut template = report();
         template.reconcile.ok = true;
-        template.reconcile.last_run_unix = Some(1_700_000_000);
+        template.reconcile.last_run_age_seconds = Some(3);
         let backend =
             Arc::new(MemoryBackend::new(Some(old.clone()), template, ReconcileStats::default()));
         let server = Server::start(
@@ -534,7 +539,7 @@ mod tests {
         let mut template = report();
         template.board.serial = Some("00000000a1b2c3d4".into());
         template.reconcile.ok = true;
-        template.reconcile.last_run_unix = Some(1_700_000_000);
+        template.reconcile.last_run_age_seconds = Some(3);
         let backend = Arc::new(MemoryBackend::new(None, template, ReconcileStats::default()));
         let api_port = closed_port().port();
         let mut server = ServerConfig::new(format!("0.0.0.0:{api_port}").parse().unwrap());

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use lab_spec::{HealthReport, NodeConfig};
 use serde::Serialize;
@@ -116,6 +116,10 @@ pub fn judge(
                 )),
                 Some(_) => {}
             }
+            problems.extend(lab_spec::health::missing_port_hint(
+                &config.hostname,
+                &report.reconcile.missing_ports,
+            ));
             if !report.healthy && problems.is_empty() {
                 problems.push("the agent reports itself unhealthy".into());
             }
@@ -147,8 +151,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "LAST RECONCILE",
         "HEALTHY",
     ];
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let mut out = Table::new(headers).with_rows(statuses.iter().map(|s| row(s, now))).to_string();
+    let mut out = Table::new(headers).with_rows(statuses.iter().map(row)).to_string();
     for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
         for problem in &s.problems {
             out.push_str(&format!("{}: {problem}\n", s.node));
@@ -157,7 +160,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
     out
 }
 
-fn row(s: &NodeStatus, now: u64) -> Vec<String> {
+fn row(s: &NodeStatus) -> Vec<String> {
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut cells = vec![s.node.clone(), s.api.ip().to_string(), yes_no(s.reachable)];
     let Some(r) = &s.report else {
@@ -181,13 +184,13 @@ fn row(s: &NodeStatus, now: u64) -> Vec<String> {
     } else {
         "no".into()
     };
-    let reconcile = match r.reconcile.last_run_unix {
+    // The board says how long ago, by its own monotonic clock: its wall
+    // clock may be years off (no real-time clock, often no NTP in a lab).
+    let reconcile = match r.reconcile.last_run_age_seconds {
         None => "never".to_string(),
-        Some(t) => format!(
-            "{} {} ago",
-            if r.reconcile.ok { "ok" } else { "FAILED" },
-            duration(now.saturating_sub(t))
-        ),
+        Some(age) => {
+            format!("{} {} ago", if r.reconcile.ok { "ok" } else { "FAILED" }, duration(age))
+        }
     };
     cells.extend([
         duration(r.system.uptime_seconds),

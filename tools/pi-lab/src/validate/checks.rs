@@ -287,7 +287,7 @@ pub(crate) mod tests {
               "memory_total_bytes": 1, "memory_available_bytes": 1, "disk_total_bytes": 1, "disk_available_bytes": 1},
             "bgp": [], "vxlan": [], "sflow": {"enabled": false, "collectors": [], "datagrams_sent": 0,
               "counter_samples_sent": 0, "flow_samples_sent": 0, "send_errors": 0, "sampling_rate": 0},
-            "reconcile": {"config_version": null, "last_run_unix": null, "ok": true, "changes": 0, "passes": 0, "errors": []},
+            "reconcile": {"config_version": null, "last_run_age_seconds": null, "ok": true, "changes": 0, "passes": 0, "errors": []},
             "healthy": true
         }))
         .unwrap()

@@ -13,7 +13,8 @@ pub enum Shell {
     /// `ip netns exec LAB-NODE ...` (the lab runs as a virtual fleet).
     Netns,
     /// `ssh USER@MGMT ...`; vtysh through `sudo -n` unless USER is root.
-    Ssh { user: String },
+    /// `options` name the lab's own key and known hosts when it has a key.
+    Ssh { user: String, options: Vec<String> },
     /// Neither: checks that need a command are skipped.
     Unavailable,
 }
@@ -35,12 +36,17 @@ impl Output {
 
 impl Shell {
     /// Inside the namespaces when the lab runs as a virtual fleet, else
-    /// SSH when asked for.
+    /// SSH: as the user asked for, or as root with the lab's own key
+    /// (`STATE/LAB/ssh/`, which pi-lab puts on the cards of emulated
+    /// boards), else not at all.
     pub fn choose(fleet: &FleetClient, ssh: Option<&str>) -> Shell {
-        match (fleet.runs_on, ssh) {
-            (RunsOn::VirtualFleet, _) => Shell::Netns,
-            (RunsOn::Boards, Some(user)) => Shell::Ssh { user: user.to_string() },
-            (RunsOn::Boards, None) => Shell::Unavailable,
+        let key = crate::secrets::SshKey::existing(&fleet.lab);
+        let options = key.as_ref().map(crate::secrets::SshKey::ssh_options).unwrap_or_default();
+        match (fleet.runs_on, ssh, key) {
+            (RunsOn::VirtualFleet, _, _) => Shell::Netns,
+            (_, Some(user), _) => Shell::Ssh { user: user.to_string(), options },
+            (_, None, Some(_)) => Shell::Ssh { user: "root".into(), options },
+            (_, None, None) => Shell::Unavailable,
         }
     }
 
@@ -68,8 +74,8 @@ impl Shell {
                 c.args(["netns", "exec", &netns]).args(argv);
                 Ok(c)
             }
-            Shell::Ssh { user } => {
-                let mut c = self.ssh(fleet, node, user)?;
+            Shell::Ssh { user, options } => {
+                let mut c = ssh(fleet, node, user, options)?;
                 // ssh joins its arguments into one shell line: quote them.
                 c.arg(argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
                 Ok(c)
@@ -81,8 +87,8 @@ impl Shell {
     /// A shell command line (`sh -c LINE`) on `node`.
     pub fn shell(&self, fleet: &FleetClient, node: &str, line: &str) -> Result<Command, String> {
         match self {
-            Shell::Ssh { user } => {
-                let mut c = self.ssh(fleet, node, user)?;
+            Shell::Ssh { user, options } => {
+                let mut c = ssh(fleet, node, user, options)?;
                 c.arg(line);
                 Ok(c)
             }
@@ -102,24 +108,25 @@ impl Shell {
                 c.args(["-N", &netns, "-c", command]);
                 Ok(c)
             }
-            Shell::Ssh { user } => {
+            Shell::Ssh { user, options } => {
                 let sudo = if user == "root" { "" } else { "sudo -n " };
-                let mut c = self.ssh(fleet, node, user)?;
+                let mut c = ssh(fleet, node, user, options)?;
                 c.arg(format!("{sudo}vtysh -c {}", shell_quote(command)));
                 Ok(c)
             }
             Shell::Unavailable => Err(self.unavailable().unwrap_or_default().to_string()),
         }
     }
+}
 
-    fn ssh(&self, fleet: &FleetClient, node: &str, user: &str) -> Result<Command, String> {
-        let config =
-            fleet.nodes.get(node).ok_or_else(|| format!("{node} is not a node of the lab"))?;
-        let target = format!("{user}@{}", config.management.address.addr());
-        let mut c = Command::new("ssh");
-        c.args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5", &target]);
-        Ok(c)
-    }
+/// `ssh [OPTIONS] USER@MGMT` for `node`. A 10 s connect timeout: an
+/// emulated board under load answers slowly; a dead one still fails fast.
+fn ssh(fleet: &FleetClient, node: &str, user: &str, options: &[String]) -> Result<Command, String> {
+    let config = fleet.nodes.get(node).ok_or_else(|| format!("{node} is not a node of the lab"))?;
+    let target = format!("{user}@{}", config.management.address.addr());
+    let mut c = Command::new("ssh");
+    c.args(options).args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10", &target]);
+    Ok(c)
 }
 
 /// Run a prepared command: its output, or why it could not start.
@@ -160,12 +167,13 @@ mod tests {
     #[test]
     fn ssh_runs_vtysh_through_sudo_unless_root() {
         let fleet = crate::fleet_client::tests::two_node_client();
-        let pi = Shell::Ssh { user: "pi".into() };
+        let pi = Shell::Ssh { user: "pi".into(), options: vec!["-i".into(), "/k".into()] };
         let cmd = pi.vtysh(&fleet, "leaf1", "show ip ospf neighbor json").unwrap();
         let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(args.last().unwrap(), "sudo -n vtysh -c 'show ip ospf neighbor json'");
         assert!(args.contains(&"pi@192.168.200.11".to_string()), "{args:?}");
-        let root = Shell::Ssh { user: "root".into() };
+        assert_eq!(args[..2], ["-i", "/k"], "the lab's key comes first");
+        let root = Shell::Ssh { user: "root".into(), options: Vec::new() };
         let cmd = root.command(&fleet, "leaf1", &["ping", "-c", "1", "10.0.0.1"]).unwrap();
         let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(args.last().unwrap(), "ping -c 1 10.0.0.1");

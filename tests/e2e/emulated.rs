@@ -1,0 +1,416 @@
+//! Emulated boards: the whole board path in one piece. The image built by
+//! the image tests is written to one card per node (flash's code path),
+//! each card boots in `qemu-system-aarch64 -M raspi3b` with its one NIC on
+//! a bridge that plays the managed switch, and then only the commands users
+//! run on real boards drive the lab: provision, status, validate, down.
+//!
+//! The lab (examples/boards.toml): two leaves joined by eBGP over VLAN 101
+//! on eth0, and two hosts in a static VXLAN segment, each on an access VLAN.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::common::{bin, prerequisites, take_down_labs, workspace};
+
+const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
+
+/// One lab of emulated boards at a time: each board is a CPU-bound TCG
+/// emulator, and six of them on two cores boot too slowly for any deadline.
+static BOARDS: Mutex<()> = Mutex::new(());
+
+fn boards_turn() -> MutexGuard<'static, ()> {
+    BOARDS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `pi-lab lab up FILE --boards emulated --json` on `image`, plus `extra`.
+fn boards_up(state: &Path, file: &str, image: &Path, extra: &[&str]) -> Output {
+    let image = image.to_str().unwrap();
+    let mut args = vec!["lab", "up", file, "--boards", "emulated", "--json"];
+    args.extend(["--timeout", UP_TIMEOUT, "--image", image]);
+    args.extend(extra);
+    pi_lab(state, &args)
+}
+
+/// `lab up --timeout`: the default (900 s) holds on a quiet machine; CI
+/// runs other tests beside the boards.
+const UP_TIMEOUT: &str = "1500";
+
+/// A lab state directory of its own, so nothing mixes with the user's.
+fn state(test: &str) -> PathBuf {
+    let dir = workspace().join("target/pi-lab-emulated-test").join(test);
+    // A killed run's boards may still be up: down them, then start clean.
+    take_down_labs(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn pi_lab(state: &Path, args: &[&str]) -> Output {
+    let out = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", state)
+        .env_remove("PI_LAB_TOKEN")
+        .args(args)
+        .output()
+        .unwrap();
+    eprintln!(
+        "$ pi-lab {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Takes the lab down when the test ends, however it ends.
+struct Down<'a> {
+    state: &'a Path,
+    lab: &'a str,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = pi_lab(self.state, &["lab", "down", "--name", self.lab]);
+    }
+}
+
+/// What `lab down` must leave: no emulator, tap, bridge, switch rules or
+/// card of the lab.
+fn assert_nothing_left(state: &Path, lab: &str) {
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    let state_text = state.display().to_string();
+    let qemus: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.contains("qemu-system-aarch64") && l.contains(&state_text))
+        .collect();
+    assert!(qemus.is_empty(), "emulators left running: {qemus:?}");
+    let links = Command::new("ip").args(["-br", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    let ours: Vec<&str> = links.lines().filter(|l| l.starts_with(&format!("{lab}-"))).collect();
+    assert!(ours.is_empty(), "taps or bridge left: {ours:?}");
+    let nft = Command::new("nft").args(["list", "tables"]).output().unwrap();
+    let nft = String::from_utf8_lossy(&nft.stdout);
+    assert!(!nft.contains(&format!("pi_lab_{lab}")), "switch rules left: {nft}");
+    let fleet = state.join(lab).join("fleet");
+    assert!(!fleet.exists(), "{} (cards, consoles, journal) left", fleet.display());
+}
+
+#[test]
+fn emulated_boards_run_the_lab_end_to_end() {
+    if !prerequisites("emulated_boards_run_the_lab_end_to_end", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let _turn = boards_turn();
+    let state = state("e2e");
+    let lab = "boards";
+    let file = "examples/boards.toml";
+    let _down = Down { state: &state, lab };
+
+    let up = boards_up(&state, file, &image, &[]);
+    assert!(up.status.success(), "lab up --boards emulated failed");
+    let up = json(&up);
+    assert_eq!(up["boards"], "emulated");
+    let nodes = up["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    for n in nodes {
+        assert_eq!(n["phase"], "healthy", "{n}");
+        let mac = n["mac"].as_str().unwrap();
+        assert!(mac.starts_with("b8:27:eb:"), "{n}");
+    }
+
+    // The commands users run on real boards.
+    let provision = pi_lab(&state, &["provision", file, "--json"]);
+    assert!(provision.status.success(), "provision failed");
+    let status = pi_lab(&state, &["status", file, "--json"]);
+    assert!(status.status.success(), "status says a board is unhealthy");
+    let status = json(&status);
+    for node in status.as_array().unwrap() {
+        let name = node["node"].as_str().unwrap();
+        let report = &node["report"];
+        assert_eq!(node["healthy"], true, "{node}");
+        // The board took the hostname from its card, not the image's.
+        assert_eq!(report["system"]["hostname"], name, "{node}");
+        // Ages come from the board's monotonic clock: a pass a few seconds
+        // ago, never "227 days ago".
+        let age = report["reconcile"]["last_run_age_seconds"].as_u64().unwrap();
+        assert!(age < 120, "{name}: last pass {age} s ago");
+    }
+    let leaf1 = status.as_array().unwrap().iter().find(|n| n["node"] == "leaf1").unwrap();
+    let bgp = leaf1["report"]["bgp"].as_array().unwrap();
+    assert_eq!(bgp.len(), 1, "{bgp:?}");
+    assert_eq!(bgp[0]["state"], "Established");
+
+    let validate = pi_lab(&state, &["validate", file, "--json"]);
+    assert!(validate.status.success(), "validate failed");
+    let report = json(&validate);
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["skipped"], 0, "pings go over SSH with the lab's key: {report}");
+    for kind in ["bgp", "vxlan", "reachability", "sflow"] {
+        let passed = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["kind"] == kind && c["verdict"] == "pass")
+            .count();
+        assert!(passed > 0, "validate passed no {kind} check: {report}");
+    }
+
+    // BGP runs over the 802.1Q sub-interface the agent made on eth0.
+    let key = state.join(lab).join("ssh/id_ed25519");
+    let mgmt = leaf1_address(&state, file);
+    let vlan =
+        ssh(&key, &state.join(lab).join("ssh/known_hosts"), &mgmt, "ip -d link show eth0.101");
+    assert!(vlan.contains("vlan protocol 802.1Q id 101"), "{vlan}");
+    assert!(vlan.contains("@eth0"), "{vlan}");
+
+    // FRR is not part of the boot (Debian's package enables it; the image's
+    // drop-in keeps it out until the agent asks): the agent started it on
+    // the leaves, and on the hosts it never ran.
+    let known = state.join(lab).join("ssh/known_hosts");
+    let frr = ssh(&key, &known, &mgmt, "systemctl is-active frr || true");
+    assert_eq!(frr.trim(), "active", "the agent started FRR on leaf1");
+    let h1 = node_address(&state, file, "h1");
+    let frr = ssh(&key, &known, &h1, "systemctl is-active frr || true");
+    assert_eq!(frr.trim(), "inactive", "hosts run no routing stack");
+
+    let down = pi_lab(&state, &["lab", "down", file]);
+    assert!(down.status.success(), "lab down failed");
+    assert_nothing_left(&state, lab);
+}
+
+/// `status --json` until it exits 0, or its last answer after `secs`.
+fn until_healthy(state: &Path, file: &str, secs: u64) -> Output {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let status = pi_lab(state, &["status", file, "--json"]);
+        if status.status.success() || std::time::Instant::now() >= deadline {
+            assert!(status.status.success(), "not healthy {secs} s after provisioning");
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    }
+}
+
+fn leaf1_address(state: &Path, file: &str) -> String {
+    node_address(state, file, "leaf1")
+}
+
+fn node_address(state: &Path, file: &str, node: &str) -> String {
+    let out = pi_lab(state, &["lab", "render", "--json", file, node]);
+    let v = json(&out);
+    let addr = v["config"]["management"]["address"].as_str().unwrap();
+    addr.split('/').next().unwrap().to_string()
+}
+
+fn ssh(key: &Path, known: &Path, host: &str, command: &str) -> String {
+    let out = Command::new("ssh")
+        .args(["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+        .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+        .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10"])
+        .arg(format!("root@{host}"))
+        .arg(command)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ssh {host} {command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Bad input is refused before anything is made, with what would be right.
+#[test]
+fn emulated_boards_refuse_what_cannot_run() {
+    if !prerequisites("emulated_boards_refuse_what_cannot_run", true, &["nft"]) {
+        return;
+    }
+    let state = state("refusals");
+    let dir = state.join("labs");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // No image: the error names the command that makes one.
+    let out = pi_lab(
+        &state,
+        &[
+            "lab",
+            "up",
+            "examples/boards.toml",
+            "--boards",
+            "emulated",
+            "--image",
+            "/nonexistent.img",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent.img") && err.contains("pi-lab image build"), "{err}");
+    assert!(!state.join("boards/fleet").exists(), "a refused up left its journal");
+
+    // A lab port a one-port board cannot have.
+    let usb = dir.join("usb.toml");
+    let text = std::fs::read_to_string(workspace().join("examples/two-router.toml")).unwrap();
+    std::fs::write(&usb, text.replace("name = \"two-router\"", "name = \"usb\"")).unwrap();
+    let fake_image = dir.join("image.img");
+    std::fs::write(&fake_image, b"not an image").unwrap();
+    let out = pi_lab(
+        &state,
+        &[
+            "lab",
+            "up",
+            usb.to_str().unwrap(),
+            "--boards",
+            "emulated",
+            "--image",
+            fake_image.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    if crate::common::has_command("qemu-system-aarch64") {
+        assert!(err.contains("r1:eth1: an emulated Pi 3B has one Ethernet port, eth0"), "{err}");
+        assert!(err.contains("r1:eth0.101"), "{err}");
+    }
+
+    // qemu missing: the error names the Debian package.
+    let empty = dir.join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", &state)
+        .env("PATH", format!("{}:/usr/sbin:/sbin", empty.display()))
+        .args(["lab", "up", "examples/boards.toml", "--boards", "emulated"])
+        .args(["--image", fake_image.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("qemu-system-arm"), "{err}");
+
+    // More boards than memory: refused with how many would fit.
+    let mut big = String::from("name = \"big\"\n[management]\nsubnet = \"192.168.211.0/24\"\n");
+    for i in 0..40 {
+        big.push_str(&format!("[nodes.h{i}]\nrole = \"host\"\n"));
+    }
+    let big_file = dir.join("big.toml");
+    std::fs::write(&big_file, big).unwrap();
+    if crate::common::has_command("qemu-system-aarch64") {
+        let out = pi_lab(
+            &state,
+            &[
+                "lab",
+                "up",
+                big_file.to_str().unwrap(),
+                "--boards",
+                "emulated",
+                "--image",
+                fake_image.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("40 emulated boards need about") && err.contains("would fit"),
+            "{err}"
+        );
+        assert!(!state.join("big/fleet").exists(), "a refused up left its journal");
+    }
+}
+
+/// Zero-touch: cards of the lab but of no node. The boards come up
+/// unprovisioned, get their management address over DHCP (a reservation
+/// for their MAC), announce themselves, and `provision --discover` matches
+/// them to nodes and gives them their configs; then they take their
+/// hostnames and their time from the controller.
+#[test]
+fn emulated_zero_touch_boards_are_found_and_provisioned() {
+    if !prerequisites("emulated_zero_touch_boards_are_found_and_provisioned", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let _turn = boards_turn();
+    let state = state("zero-touch");
+    let lab = "two-router-boards";
+    let file = "examples/two-router-boards.toml";
+    let _down = Down { state: &state, lab };
+
+    let up = boards_up(&state, file, &image, &["--zero-touch"]);
+    assert!(up.status.success(), "lab up --zero-touch failed");
+    let up = json(&up);
+    assert_eq!(up["zero_touch"], true);
+    for n in up["nodes"].as_array().unwrap() {
+        assert_eq!(
+            n["phase"], "agent_up",
+            "an unprovisioned board answers but runs no config: {n}"
+        );
+    }
+    let status = pi_lab(&state, &["status", file]);
+    assert!(!status.status.success(), "unprovisioned boards are not healthy");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("not provisioned"));
+
+    let provision = pi_lab(&state, &["provision", file, "--discover", "60", "--json"]);
+    assert!(provision.status.success(), "provision --discover failed");
+    // Provisioned boards start FRR now: healthy once their sessions are up.
+    let status = until_healthy(&state, file, 600);
+    for node in json(&status).as_array().unwrap() {
+        let name = node["node"].as_str().unwrap();
+        // Named by its config now, not by the image.
+        assert_eq!(node["report"]["system"]["hostname"], name, "{node}");
+        assert_eq!(node["report"]["bgp"][0]["state"], "Established", "{node}");
+    }
+    let down = pi_lab(&state, &["lab", "down", file]);
+    assert!(down.status.success(), "lab down failed");
+    assert_nothing_left(&state, lab);
+}
+
+/// Ctrl-C while the boards boot: `lab up` stops every emulator and takes
+/// the lab down (exit 130), and the consoles are kept for a look.
+#[test]
+fn emulated_boards_ctrl_c_takes_the_lab_down() {
+    if !prerequisites("emulated_boards_ctrl_c_takes_the_lab_down", true, TOOLS) {
+        return;
+    }
+    let image = crate::image::built().img();
+    let _turn = boards_turn();
+    let state = state("ctrl-c");
+    // The two-router lab under a name and subnet of its own: the other
+    // tests may run it at the same time.
+    let lab = "ctrl-c";
+    let text = std::fs::read_to_string(workspace().join("examples/two-router-boards.toml"))
+        .unwrap()
+        .replace("name = \"two-router-boards\"", "name = \"ctrl-c\"")
+        .replace("192.168.212.", "192.168.213.");
+    let lab_file = state.join("ctrl-c.toml");
+    std::fs::write(&lab_file, text).unwrap();
+    let file = lab_file.to_str().unwrap();
+    let _down = Down { state: &state, lab };
+    let child = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", &state)
+        .args(["lab", "up", file, "--boards", "emulated", "--image", image.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once both emulators run (their consoles exist).
+    let boards = state.join(lab).join("fleet/boards");
+    let started = std::time::Instant::now();
+    while !["r1", "r2"].iter().all(|n| boards.join(n).join("console.log").exists()) {
+        assert!(started.elapsed().as_secs() < 300, "the boards never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(state.join(lab).join("failed-up/r1-console.log").is_file(), "{err}");
+    assert_nothing_left(&state, lab);
+}
