@@ -105,7 +105,14 @@ fn two_frr_instances_form_an_ebgp_session_from_rendered_config() {
     let mut r2 = r2;
     let path = r2.dir.join("node.toml");
     let pid = r2.run_agent_frr(&path, "1");
-    std::thread::sleep(Duration::from_secs(4));
+    // The first reload takes as long as frr-reload.py does (seconds on a
+    // busy machine); after it, three more passes (interval 1 s) reload nothing.
+    assert!(
+        eventually(Duration::from_secs(30), || r2.agent_log().contains("how=")),
+        "no reload: {}",
+        r2.agent_log()
+    );
+    std::thread::sleep(Duration::from_secs(3));
     let log = r2.agent_log();
     assert_eq!(log.matches("how=").count(), 1, "{log}");
     assert!(log.contains("Reloaded"), "{log}");
