@@ -16,7 +16,12 @@ const TRACE: &str = "trace=open,openat,rename,renameat,renameat2,fsync,fdatasync
 fn directory_synced_after_rename(log: &str, target: &Path) -> Result<(), String> {
     let target = format!("\"{}\"", target.display());
     let dir = format!("\"{}\"", target_dir(&target));
-    let lines: Vec<(&str, &str)> = log.lines().filter_map(|l| l.split_once(' ')).collect();
+    // strace pads the pid column: "8034  openat(...)" with a 4-digit pid.
+    let lines: Vec<(&str, &str)> = log
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(pid, call)| (pid, call.trim_start()))
+        .collect();
     let renamed = lines
         .iter()
         .position(|(_, call)| {
@@ -155,4 +160,19 @@ fn node_agent_syncs_the_directory_of_last_good() {
     let log_text = std::fs::read_to_string(&log).expect("strace log");
     directory_synced_after_rename(&log_text, &last_good).unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn strace_lines_are_read_whatever_the_pid_column_width() {
+    let target = Path::new("/s/d/f");
+    for pid in ["8034 ", "123456"] {
+        let log = format!(
+            "{pid} rename(\"/s/d/f.tmp\", \"/s/d/f\") = 0\n\
+             {pid} openat(AT_FDCWD, \"/s/d\", O_RDONLY|O_CLOEXEC) = 4\n\
+             {pid} fsync(4)                          = 0\n"
+        );
+        assert_eq!(directory_synced_after_rename(&log, target), Ok(()), "{log}");
+    }
+    let unsynced = "8034  rename(\"/s/d/f.tmp\", \"/s/d/f\") = 0\n";
+    assert!(directory_synced_after_rename(unsynced, target).is_err());
 }

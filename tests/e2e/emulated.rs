@@ -11,18 +11,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::{Mutex, MutexGuard};
 
 use crate::common::{bin, prerequisites, take_down_labs, workspace};
 
 const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
 
-/// One lab of emulated boards at a time: each board is a CPU-bound TCG
-/// emulator, and six of them on two cores boot too slowly for any deadline.
-static BOARDS: Mutex<()> = Mutex::new(());
-
-fn boards_turn() -> MutexGuard<'static, ()> {
-    BOARDS.lock().unwrap_or_else(|e| e.into_inner())
+/// The labs of boards, one after another in one test: every board is a
+/// CPU-bound emulator, so two labs at once boot too slowly for any deadline,
+/// and one test holds only one test thread (the other e2e tests keep the
+/// second).
+#[test]
+fn emulated_boards() {
+    if !prerequisites("emulated_boards", true, TOOLS) {
+        return;
+    }
+    boards_ctrl_c_takes_the_lab_down();
+    boards_run_the_lab_end_to_end();
+    zero_touch_boards_are_found_and_provisioned();
 }
 
 /// `pi-lab lab up FILE --boards emulated --json` on `image`, plus `extra`.
@@ -104,13 +109,9 @@ fn assert_nothing_left(state: &Path, lab: &str) {
     assert!(!fleet.exists(), "{} (cards, consoles, journal) left", fleet.display());
 }
 
-#[test]
-fn emulated_boards_run_the_lab_end_to_end() {
-    if !prerequisites("emulated_boards_run_the_lab_end_to_end", true, TOOLS) {
-        return;
-    }
+fn boards_run_the_lab_end_to_end() {
+    eprintln!("=== boards_run_the_lab_end_to_end");
     let image = crate::image::built().img();
-    let _turn = boards_turn();
     let state = state("e2e");
     let lab = "boards";
     let file = "examples/boards.toml";
@@ -328,13 +329,9 @@ fn emulated_boards_refuse_what_cannot_run() {
 /// for their MAC), announce themselves, and `provision --discover` matches
 /// them to nodes and gives them their configs; then they take their
 /// hostnames and their time from the controller.
-#[test]
-fn emulated_zero_touch_boards_are_found_and_provisioned() {
-    if !prerequisites("emulated_zero_touch_boards_are_found_and_provisioned", true, TOOLS) {
-        return;
-    }
+fn zero_touch_boards_are_found_and_provisioned() {
+    eprintln!("=== zero_touch_boards_are_found_and_provisioned");
     let image = crate::image::built().img();
-    let _turn = boards_turn();
     let state = state("zero-touch");
     let lab = "two-router-boards";
     let file = "examples/two-router-boards.toml";
@@ -371,13 +368,9 @@ fn emulated_zero_touch_boards_are_found_and_provisioned() {
 
 /// Ctrl-C while the boards boot: `lab up` stops every emulator and takes
 /// the lab down (exit 130), and the consoles are kept for a look.
-#[test]
-fn emulated_boards_ctrl_c_takes_the_lab_down() {
-    if !prerequisites("emulated_boards_ctrl_c_takes_the_lab_down", true, TOOLS) {
-        return;
-    }
+fn boards_ctrl_c_takes_the_lab_down() {
+    eprintln!("=== boards_ctrl_c_takes_the_lab_down");
     let image = crate::image::built().img();
-    let _turn = boards_turn();
     let state = state("ctrl-c");
     // The two-router lab under a name and subnet of its own: the other
     // tests may run it at the same time.

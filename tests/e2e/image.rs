@@ -725,9 +725,24 @@ fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
     let Some((files, img, _turn)) = board_disk(test, "boot-usb", "usb.img") else {
         return;
     };
+    let attempts = env_secs("PI_LAB_BOOT_ATTEMPTS", 2);
+    for attempt in 1..=attempts {
+        if usb_boot_once(&files, &img, attempt == attempts) {
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: qemu's USB emulation never showed the guest the drive (loaded host); booting again"
+        );
+    }
+}
+
+/// One boot from the USB drive. False when qemu's emulated DWC2 never
+/// presented the drive (it happens on a loaded host, as with usb-net) and
+/// this is not the last attempt; any other failure panics.
+fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
     let serial = files.dir.join("serial.log");
     let _ = std::fs::remove_file(&serial);
-    let qemu = raspi3b(&files, &files.cmdline, &serial)
+    let qemu = raspi3b(files, &files.cmdline, &serial)
         .arg("-drive")
         .arg(format!("if=none,id=stick,format=raw,file={}", img.display()))
         .args(["-device", "usb-storage,drive=stick"])
@@ -735,13 +750,22 @@ fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
         .expect("start qemu-system-aarch64");
     let (mut vm, deadline, started) = Vm::watch(qemu, &serial);
     let mut root_at = None;
+    let mut no_drive = false;
     let login = wait_for(deadline, || {
         let log = serial_text(&serial);
         if root_at.is_none() && root_mounted_from(&log, "sd") {
             root_at = Some(started.elapsed().as_secs_f64());
         }
+        if log.contains("Gave up waiting for root") && !log.contains("USB Mass Storage device") {
+            no_drive = true;
+            return Some(());
+        }
         (root_at.is_some() && log.contains(" login:")).then_some(())
     });
+    if no_drive && !last {
+        vm.ok = true; // not a failure of the image: keep no log
+        return false;
+    }
     let log = serial_text(&serial);
     assert!(!root_mounted_from(&log, "mmcblk"), "the root came from an SD card, yet qemu had none");
     let at = root_at.unwrap_or_else(|| {
@@ -753,6 +777,7 @@ fn image_boots_from_a_usb_drive_in_qemu_raspi3b() {
         started.elapsed().as_secs_f64()
     );
     vm.ok = true;
+    true
 }
 
 /// For a boot test: the shared image copied to `target/pi-lab-image-test/
