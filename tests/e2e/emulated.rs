@@ -213,15 +213,27 @@ fn node_address(state: &Path, file: &str, node: &str) -> String {
     addr.split('/').next().unwrap().to_string()
 }
 
+/// `command` on `host` as root. An emulated board under load can take
+/// longer than a real one to send sshd's banner, so connecting is given a
+/// minute and three tries (ssh exits 255 when it could not connect).
 fn ssh(key: &Path, known: &Path, host: &str, command: &str) -> String {
-    let out = Command::new("ssh")
-        .args(["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
-        .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
-        .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=10"])
-        .arg(format!("root@{host}"))
-        .arg(command)
-        .output()
-        .unwrap();
+    let run = || {
+        Command::new("ssh")
+            .args(["-i", key.to_str().unwrap(), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+            .args(["-o", &format!("UserKnownHostsFile={}", known.display())])
+            .args(["-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=60"])
+            .arg(format!("root@{host}"))
+            .arg(command)
+            .output()
+            .unwrap()
+    };
+    let mut out = run();
+    for _ in 1..3 {
+        if out.status.code() != Some(255) {
+            break;
+        }
+        out = run();
+    }
     assert!(out.status.success(), "ssh {host} {command}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
