@@ -241,28 +241,24 @@ fn ssh(key: &Path, known: &Path, host: &str, command: &str) -> String {
 /// Bad input is refused before anything is made, with what would be right.
 #[test]
 fn emulated_boards_refuse_what_cannot_run() {
-    if !prerequisites("emulated_boards_refuse_what_cannot_run", true, &["nft"]) {
+    let tools = ["nft", "qemu-system-aarch64"];
+    if !prerequisites("emulated_boards_refuse_what_cannot_run", true, &tools) {
         return;
     }
     let state = state("refusals");
     let dir = state.join("labs");
     std::fs::create_dir_all(&dir).unwrap();
+    let refused = |file: &str, image: &Path| {
+        let out = pi_lab(
+            &state,
+            &["lab", "up", file, "--boards", "emulated", "--image", image.to_str().unwrap()],
+        );
+        assert!(!out.status.success(), "lab up {file} was not refused");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
 
     // No image: the error names the command that makes one.
-    let out = pi_lab(
-        &state,
-        &[
-            "lab",
-            "up",
-            "examples/boards.toml",
-            "--boards",
-            "emulated",
-            "--image",
-            "/nonexistent.img",
-        ],
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused("examples/boards.toml", Path::new("/nonexistent.img"));
     assert!(err.contains("/nonexistent.img") && err.contains("pi-lab image build"), "{err}");
     assert!(!state.join("boards/fleet").exists(), "a refused up left its journal");
 
@@ -272,24 +268,9 @@ fn emulated_boards_refuse_what_cannot_run() {
     std::fs::write(&usb, text.replace("name = \"two-router\"", "name = \"usb\"")).unwrap();
     let fake_image = dir.join("image.img");
     std::fs::write(&fake_image, b"not an image").unwrap();
-    let out = pi_lab(
-        &state,
-        &[
-            "lab",
-            "up",
-            usb.to_str().unwrap(),
-            "--boards",
-            "emulated",
-            "--image",
-            fake_image.to_str().unwrap(),
-        ],
-    );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    if crate::common::has_command("qemu-system-aarch64") {
-        assert!(err.contains("r1:eth1: an emulated Pi 3B has one Ethernet port, eth0"), "{err}");
-        assert!(err.contains("r1:eth0.101"), "{err}");
-    }
+    let err = refused(usb.to_str().unwrap(), &fake_image);
+    assert!(err.contains("r1:eth1: an emulated Pi 3B has one Ethernet port, eth0"), "{err}");
+    assert!(err.contains("r1:eth0.101"), "{err}");
 
     // qemu missing: the error names the Debian package.
     let empty = dir.join("empty-path");
@@ -306,34 +287,17 @@ fn emulated_boards_refuse_what_cannot_run() {
     assert!(!out.status.success());
     assert!(err.contains("qemu-system-arm"), "{err}");
 
-    // More boards than memory: refused with how many would fit.
+    // More boards than memory (200 need about 280 GiB): refused with how
+    // many would fit.
     let mut big = String::from("name = \"big\"\n[management]\nsubnet = \"192.168.211.0/24\"\n");
-    for i in 0..40 {
+    for i in 0..200 {
         big.push_str(&format!("[nodes.h{i}]\nrole = \"host\"\n"));
     }
     let big_file = dir.join("big.toml");
     std::fs::write(&big_file, big).unwrap();
-    if crate::common::has_command("qemu-system-aarch64") {
-        let out = pi_lab(
-            &state,
-            &[
-                "lab",
-                "up",
-                big_file.to_str().unwrap(),
-                "--boards",
-                "emulated",
-                "--image",
-                fake_image.to_str().unwrap(),
-            ],
-        );
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("40 emulated boards need about") && err.contains("would fit"),
-            "{err}"
-        );
-        assert!(!state.join("big/fleet").exists(), "a refused up left its journal");
-    }
+    let err = refused(big_file.to_str().unwrap(), &fake_image);
+    assert!(err.contains("200 emulated boards need about") && err.contains("would fit"), "{err}");
+    assert!(!state.join("big/fleet").exists(), "a refused up left its journal");
 }
 
 /// Zero-touch: cards of the lab but of no node. The boards come up

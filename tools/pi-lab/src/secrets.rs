@@ -70,12 +70,7 @@ pub fn lab_token(lab: &str) -> Result<String, SecretError> {
 /// reach the boards (validate's pings, lab tests) without the user's keys.
 pub fn lab_ssh_key(lab: &str) -> Result<SshKey, SecretError> {
     let dir = lab_dir(lab)?.join("ssh");
-    let private = dir.join("id_ed25519");
-    let key = SshKey {
-        public: dir.join("id_ed25519.pub"),
-        known_hosts: dir.join("known_hosts"),
-        private,
-    };
+    let key = SshKey::in_dir(&dir);
     if key.private.is_file() && key.public.is_file() {
         return Ok(key);
     }
@@ -109,13 +104,16 @@ impl SshKey {
     /// The lab's key if it was made already (pi-lab never makes one just to
     /// look).
     pub fn existing(lab: &str) -> Option<SshKey> {
-        let dir = state_root().join(lab).join("ssh");
-        let key = SshKey {
+        let key = SshKey::in_dir(&state_root().join(lab).join("ssh"));
+        key.private.is_file().then_some(key)
+    }
+
+    fn in_dir(dir: &Path) -> SshKey {
+        SshKey {
             private: dir.join("id_ed25519"),
             public: dir.join("id_ed25519.pub"),
             known_hosts: dir.join("known_hosts"),
-        };
-        key.private.is_file().then_some(key)
+        }
     }
 
     /// `ssh` options that use this key and keep the boards' host keys

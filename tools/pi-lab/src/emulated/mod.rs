@@ -214,11 +214,13 @@ fn one_nic(config: &NodeConfig) -> Result<(), EmulatedError> {
 
 /// `MemAvailable` from /proc/meminfo, in bytes (0 when unreadable).
 fn available_memory() -> u64 {
-    let text = fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
+    proc_kib("/proc/meminfo", "MemAvailable:").map_or(0, |kib| kib * 1024)
+}
+
+/// A `KEY: N kB` line of a /proc file, in KiB.
+fn proc_kib(path: &str, key: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| l.strip_prefix(key))?.split_whitespace().next()?.parse().ok()
 }
 
 /// Refuse before starting when `boards` boards would not fit in `available`.
@@ -318,11 +320,30 @@ pub struct BoardState {
     pub power_cycles: u32,
     #[serde(skip)]
     started: Option<Instant>,
+    /// How to power the board on (again).
     #[serde(skip)]
-    spec: Option<qemu::Board>,
+    spec: qemu::Board,
 }
 
 impl BoardState {
+    /// A board just powered on as `pid`.
+    fn new(config: &NodeConfig, pid: u32, spec: qemu::Board) -> BoardState {
+        BoardState {
+            node: config.hostname.clone(),
+            role: config.role.to_string(),
+            management: config.management.address.to_string(),
+            mac: spec.mac.clone(),
+            pid,
+            phase: Phase::PoweredOn,
+            seconds: BTreeMap::new(),
+            waiting: String::new(),
+            emulator_rss_mib: None,
+            power_cycles: 0,
+            started: Some(Instant::now()),
+            spec,
+        }
+    }
+
     fn reach(&mut self, phase: Phase) {
         if phase <= self.phase {
             return;
@@ -556,26 +577,13 @@ fn start(
             initrd: boot.initrd.clone(),
             dtb: boot.dtb.clone(),
             cmdline: boot.cmdline.clone(),
-            mac: mac.clone(),
+            mac,
             tap: tap(&p.lab, index),
             console_socket: socket,
             console_log: layout.console_log(node),
         };
         let pid = power_on(&p.qemu, &board, layout, node, journal)?;
-        boards.push(BoardState {
-            node: node.clone(),
-            role: config.role.to_string(),
-            management: config.management.address.to_string(),
-            mac,
-            pid,
-            phase: Phase::PoweredOn,
-            seconds: BTreeMap::new(),
-            waiting: String::new(),
-            emulator_rss_mib: None,
-            power_cycles: 0,
-            started: Some(Instant::now()),
-            spec: Some(board),
-        });
+        boards.push(BoardState::new(config, pid, board));
     }
     Ok(boards)
 }
@@ -647,8 +655,7 @@ fn power_cycle(
     board.power_cycles += 1;
     let kept = log.with_file_name(format!("console-no-nic-{}.log", board.power_cycles));
     fs::rename(&log, &kept).map_err(|source| EmulatedError::Write { path: kept, source })?;
-    let Some(spec) = board.spec.clone() else { return Ok(()) };
-    board.pid = power_on(program, &spec, layout, &board.node, journal)?;
+    board.pid = power_on(program, &board.spec, layout, &board.node, journal)?;
     board.phase = Phase::PoweredOn;
     board.seconds.clear();
     board.started = Some(Instant::now());
@@ -815,15 +822,7 @@ pub fn keep_logs(lab: &str, fleet_dir: &Path) {
 
 /// Resident memory of a process, MiB.
 fn rss_mib(pid: u32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib / 1024)
+    proc_kib(&format!("/proc/{pid}/status"), "VmRSS:").map(|kib| kib / 1024)
 }
 
 /// The state table after `lab up --boards emulated`.
@@ -931,22 +930,25 @@ mod tests {
         assert!(err.contains("3 would fit"), "{err}");
     }
 
+    /// A board description for tests (nothing is started from it).
+    fn spec(dir: &Path) -> qemu::Board {
+        let layout = Layout::new(dir);
+        qemu::Board {
+            card: layout.card("r1"),
+            kernel: "k".into(),
+            initrd: "i".into(),
+            dtb: "d".into(),
+            cmdline: String::new(),
+            mac: String::new(),
+            tap: String::new(),
+            console_socket: dir.join("s"),
+            console_log: layout.console_log("r1"),
+        }
+    }
+
     #[test]
     fn phases_are_timed_once_and_in_order() {
-        let mut b = BoardState {
-            node: "r1".into(),
-            role: "router".into(),
-            management: String::new(),
-            mac: String::new(),
-            pid: 0,
-            phase: Phase::PoweredOn,
-            seconds: BTreeMap::new(),
-            waiting: String::new(),
-            emulator_rss_mib: None,
-            power_cycles: 0,
-            started: Some(Instant::now()),
-            spec: None,
-        };
+        let mut b = BoardState::new(&config("r1", &[]), 0, spec(Path::new("/nonexistent")));
         b.reach(Phase::Systemd);
         b.reach(Phase::Kernel);
         b.reach(Phase::Systemd);
@@ -962,31 +964,8 @@ mod tests {
         fs::create_dir_all(layout.node("r1")).unwrap();
         let mut journal = Journal::create(&dir.join("journal.jsonl")).unwrap();
         let mut old = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let spec = qemu::Board {
-            card: layout.card("r1"),
-            kernel: "k".into(),
-            initrd: "i".into(),
-            dtb: "d".into(),
-            cmdline: String::new(),
-            mac: String::new(),
-            tap: String::new(),
-            console_socket: dir.join("s"),
-            console_log: layout.console_log("r1"),
-        };
-        let mut b = BoardState {
-            node: "r1".into(),
-            role: "router".into(),
-            management: String::new(),
-            mac: String::new(),
-            pid: old.id(),
-            phase: Phase::Systemd,
-            seconds: BTreeMap::from([(Phase::Kernel, 1.0)]),
-            waiting: String::new(),
-            emulator_rss_mib: None,
-            power_cycles: 0,
-            started: Some(Instant::now()),
-            spec: Some(spec),
-        };
+        let mut b = BoardState::new(&config("r1", &[]), old.id(), spec(&dir));
+        b.reach(Phase::Systemd);
         // `true` stands in for qemu: only the bookkeeping is under test.
         let program = Path::new("/bin/true");
         for cycle in 1..=MAX_POWER_CYCLES {

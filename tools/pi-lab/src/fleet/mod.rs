@@ -48,9 +48,9 @@ use crate::lab_file::{LabFile, LabFileError};
   sudo vtysh -N fabric-spine1 -c 'show bgp summary'
   sudo pi-lab lab down examples/fabric.toml
 
-  sudo pi-lab lab up examples/emulated.toml --boards emulated --image out/pi-lab-pi3b-trixie.img
-  sudo pi-lab lab console examples/emulated.toml leaf1     # its serial console; Ctrl-] leaves
-  pi-lab status examples/emulated.toml && pi-lab validate examples/emulated.toml
+  sudo pi-lab lab up examples/boards.toml --boards emulated --image out/pi-lab-pi3b-trixie.img
+  sudo pi-lab lab console examples/boards.toml leaf1     # its serial console; Ctrl-] leaves
+  pi-lab status examples/boards.toml && pi-lab validate examples/boards.toml
 
 With --boards emulated every node is a Raspberry Pi 3B in qemu booting its own
 card (written from the image as `pi-lab flash` writes cards), its one Ethernet
@@ -233,12 +233,8 @@ pub fn console(args: &crate::lab::ConsoleArgs) -> Result<ExitCode, FleetError> {
         eprintln!("attached to {}'s console; Ctrl-] leaves", args.node);
         crate::emulated::console::attach(&socket)
     } else {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let _ =
-            signal_hook::flag::register(signal_hook::consts::SIGINT, std::sync::Arc::clone(&stop));
-        crate::emulated::console::follow(&log, args.follow, &|| {
-            stop.load(std::sync::atomic::Ordering::Relaxed)
-        })
+        let stop = Interrupt::install().unwrap_or_else(|_| Interrupt::never());
+        crate::emulated::console::follow(&log, args.follow, &|| stop.is_set())
     };
     result.map_err(|e| FleetError::Console(format!("{}: {e}", log.display())))?;
     Ok(ExitCode::SUCCESS)
