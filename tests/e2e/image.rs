@@ -185,6 +185,21 @@ fn image_layout_and_file_systems_are_clean() {
     let fstab = debugfs("cat /etc/fstab");
     assert!(fstab.contains("LABEL=RASPIROOT") && fstab.contains("LABEL=RASPIFIRM"), "{fstab}");
     assert_eq!(debugfs("cat /etc/machine-id"), "", "machine-id must be left for first boot");
+    // The caches agree with /usr: no ldconfig or hwdb update in the first
+    // boot's critical path (ConditionNeedsUpdate=).
+    for stamp in ["/etc/.updated", "/var/.updated"] {
+        let text = debugfs(&format!("cat {stamp}"));
+        assert!(text.contains("TIMESTAMP_NSEC="), "{stamp}: {text:?}");
+        let usr = debugfs("stat /usr");
+        let mtime = |stat: &str| {
+            stat.lines().find(|l| l.trim_start().starts_with("mtime:")).map(str::to_string)
+        };
+        assert_eq!(
+            mtime(&debugfs(&format!("stat {stamp}"))),
+            mtime(&usr),
+            "{stamp} must not be older than /usr"
+        );
+    }
     assert!(!debugfs("ls /etc/ssh").contains("ssh_host_"), "host keys must be made on first boot");
     assert!(
         debugfs("ls /boot/firmware").lines().count() <= 2,
@@ -437,6 +452,24 @@ fn initrd_files(path: &Path, scratch: &Path) -> Vec<String> {
     names
 }
 
+/// The image's initrd, copied out of its firmware partition into `dir`.
+fn copy_initrd(img: &Path, dir: &Path) -> PathBuf {
+    let listing = run(Command::new("mdir").arg("-i").arg(fat(img)).arg("-b").arg("::"));
+    let name = listing
+        .lines()
+        .map(|l| l.trim_start_matches("::/").to_string())
+        .find(|l| l.starts_with("initrd.img-"))
+        .expect("initrd.img-* in the firmware partition");
+    let initrd = dir.join(&name);
+    run(Command::new("mcopy")
+        .arg("-o")
+        .arg("-i")
+        .arg(fat(img))
+        .arg(format!("::{name}"))
+        .arg(&initrd));
+    initrd
+}
+
 /// The initrd is made with the profile's module list (MODULES=list), not
 /// Debian's MODULES=most: at most 12 MiB, and it still holds what a Pi 3B
 /// needs for its root on SD or a USB drive and its Ethernet (the boot tests
@@ -452,21 +485,9 @@ fn image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules() {
     }
     let b = built();
     let dir = target_dir("pi-lab-image-test/initrd");
-    let listing = run(Command::new("mdir").arg("-i").arg(fat(&b.img())).arg("-b").arg("::"));
-    let name = listing
-        .lines()
-        .map(|l| l.trim_start_matches("::/").to_string())
-        .find(|l| l.starts_with("initrd.img-"))
-        .expect("initrd.img-* in the firmware partition");
-    let initrd = dir.join(&name);
-    run(Command::new("mcopy")
-        .arg("-o")
-        .arg("-i")
-        .arg(fat(&b.img()))
-        .arg(format!("::{name}"))
-        .arg(&initrd));
+    let initrd = copy_initrd(&b.img(), &dir);
     let size = std::fs::metadata(&initrd).unwrap().len();
-    eprintln!("initrd {name}: {:.1} MiB", size as f64 / (1 << 20) as f64);
+    eprintln!("initrd {}: {:.1} MiB", initrd.display(), size as f64 / (1 << 20) as f64);
     assert!(size <= 12 << 20, "initrd is {size} bytes, more than 12 MiB");
     let modules: Vec<String> = initrd_files(&initrd, &dir)
         .iter()
@@ -490,6 +511,39 @@ fn image_initrd_is_small_and_holds_sd_usb_storage_and_usb_net_modules() {
         assert!(modules.iter().any(|x| x == m), "module {m} not in the initrd: {modules:?}");
     }
     assert!(modules.len() < 80, "MODULES=list, yet {} modules: {modules:?}", modules.len());
+}
+
+/// The profile's boot shortcuts are in the initrd: no udev (init loads the
+/// modules, blkid finds the root by label), fsck for the ext4 root, and
+/// what mounts the firmware partition before systemd (vfat and its code
+/// pages, fsck.vfat, the script).
+#[test]
+fn image_initrd_has_no_udev_and_mounts_the_firmware_partition() {
+    let test = "image_initrd_has_no_udev_and_mounts_the_firmware_partition";
+    if !prerequisites(test, true, TOOLS) {
+        return;
+    }
+    let b = built();
+    let dir = target_dir("pi-lab-image-test/initrd-boot");
+    let initrd = copy_initrd(&b.img(), &dir);
+    let files = initrd_files(&initrd, &dir);
+    let has = |tail: &str| files.iter().any(|f| f.ends_with(tail));
+    for absent in ["bin/udevadm", "systemd-udevd", "rules.d/50-udev-default.rules"] {
+        assert!(!has(absent), "{absent} is in the initrd, yet the profile says udev = false");
+    }
+    for present in [
+        "sbin/blkid",
+        "sbin/fsck",
+        "sbin/fsck.ext4",
+        "sbin/fsck.vfat",
+        "/vfat.ko.xz",
+        "/nls_cp437.ko.xz",
+        "/nls_ascii.ko.xz",
+        "scripts/local-bottom/pi-lab-firmware",
+        "scripts/init-top/udev",
+    ] {
+        assert!(has(present), "{present} missing from the initrd: {files:?}");
+    }
 }
 
 /// The repository names no package registry or mirror host: the profile
@@ -768,6 +822,10 @@ fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
     }
     let log = serial_text(&serial);
     assert!(!root_mounted_from(&log, "mmcblk"), "the root came from an SD card, yet qemu had none");
+    assert!(
+        log.contains("pi-lab: mounted /dev/sda1 on /boot/firmware"),
+        "the initramfs did not mount the USB drive's firmware partition"
+    );
     let at = root_at.unwrap_or_else(|| {
         panic!("the root file system was never mounted from the USB drive within {deadline:?}")
     });
@@ -900,6 +958,11 @@ fn boot_once(files: &BootFiles, img: &Path, last: bool) -> BootResult {
         return BootResult::NoNic;
     }
     assert!(banner.is_some(), "no SSH banner within {deadline:?}; serial log kept (see below)");
+    let log = serial_text(&serial);
+    assert!(
+        log.contains("pi-lab: mounted /dev/mmcblk0p1 on /boot/firmware"),
+        "the initramfs did not mount the card's firmware partition; serial log kept"
+    );
     if let Some(t) = root_at {
         eprintln!("root file system mounted from SD after {t:.0}s");
     }

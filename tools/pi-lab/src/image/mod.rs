@@ -14,6 +14,7 @@ pub mod assemble;
 pub mod bmap;
 pub mod filesystems;
 pub mod firstboot;
+pub mod initramfs;
 pub mod outputs;
 pub mod overlay;
 pub mod pack;

@@ -94,7 +94,7 @@ pub struct Firmware {
 }
 
 /// What goes into the initramfs (initramfs-tools).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Initramfs {
     /// `MODULES=list` with these kernel modules (and what they depend on).
@@ -105,6 +105,24 @@ pub struct Initramfs {
     /// (paths inside the initramfs, no leading `/`).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Start udev in the initramfs (Debian's way). False: init loads
+    /// `modules` itself and blkid finds the root by its label.
+    #[serde(default = "yes")]
+    pub udev: bool,
+    /// Check and mount the firmware partition on `/boot/firmware` from the
+    /// initramfs, before systemd starts.
+    #[serde(default)]
+    pub mount_firmware: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Initramfs {
+    fn default() -> Self {
+        Self { modules: Vec::new(), exclude: Vec::new(), udev: true, mount_firmware: false }
+    }
 }
 
 /// A profile with the facts derived from it.
@@ -159,37 +177,9 @@ impl Loaded {
         all
     }
 
-    /// Files for initramfs-tools from the profile's `[initramfs]`: path in
-    /// the root file system, content, mode. `MODULES=list` with the module
-    /// list, and a hook that leaves the `exclude`d files out.
-    pub fn initramfs_files(&self) -> Vec<(&'static str, String, u32)> {
-        let i = &self.profile.initramfs;
-        let mut files = Vec::new();
-        if !i.modules.is_empty() {
-            let conf = "# Written by pi-lab image build: only the modules listed in\n\
-                        # /etc/initramfs-tools/modules (and their dependencies).\nMODULES=list\n";
-            let mut list =
-                String::from("# Written by pi-lab image build from the profile's [initramfs].\n");
-            for m in &i.modules {
-                list.push_str(m);
-                list.push('\n');
-            }
-            files.push(("/etc/initramfs-tools/conf.d/pi-lab", conf.to_string(), 0o644));
-            files.push(("/etc/initramfs-tools/modules", list, 0o644));
-        }
-        if !i.exclude.is_empty() {
-            // Runs after the packages' hooks (initramfs-tools runs
-            // /etc/initramfs-tools/hooks last).
-            let mut hook = String::from(
-                "#!/bin/sh\n# Written by pi-lab image build: files the profile's [initramfs] leaves out.\n\
-                 case \"$1\" in prereqs) exit 0 ;; esac\n",
-            );
-            for path in &i.exclude {
-                hook.push_str(&format!("rm -f \"$DESTDIR/{path}\"\n"));
-            }
-            files.push(("/etc/initramfs-tools/hooks/pi-lab-exclude", hook, 0o755));
-        }
-        files
+    /// Files for initramfs-tools from the profile's `[initramfs]`.
+    pub fn initramfs_files(&self) -> Vec<super::initramfs::File> {
+        super::initramfs::files(&self.profile.initramfs)
     }
 
     /// `SOURCE_DATE_EPOCH` from the environment, else the profile's.
@@ -429,6 +419,8 @@ mod tests {
         let modules = file("/etc/initramfs-tools/modules");
         let hook = file("/etc/initramfs-tools/hooks/pi-lab-exclude");
         assert!(hook.contains("rm -f \"$DESTDIR/usr/lib/udev/hwdb.bin\""), "{hook}");
+        assert!(!p.profile.initramfs.udev && p.profile.initramfs.mount_firmware);
+        assert!(file("/etc/initramfs-tools/scripts/init-top/udev").contains("pi-lab"));
         for m in [
             "bcm2835",
             "sdhci_iproc",
