@@ -141,7 +141,9 @@ boot() { # boot KIND N IMG
   cp --sparse=always "$img" "$dir/sd.img"
   local lb; lb=$(load)
   local t0; t0=$(date +%s.%N)
+  # As `pi-lab lab up` runs a board: one host thread for its four cores.
   qemu-system-aarch64 -M raspi3b -m 1G -display none -monitor none \
+    -accel tcg,thread=single,tb-size=256 \
     -kernel "$dir/$kernel" -initrd "$dir/$initrd" -dtb "$dir/bcm2837-rpi-3-b.dtb" \
     -drive "if=sd,format=raw,file=$dir/sd.img" -append "$(cat "$dir/cmdline.txt")" \
     -device usb-net,netdev=n0 -netdev user,id=n0,restrict=on \

@@ -901,7 +901,9 @@ impl BootFiles {
 /// (the mini UART, ttyS1) logged to `serial`, and no disk or NIC yet.
 fn raspi3b(files: &BootFiles, cmdline: &str, serial: &Path) -> Command {
     let mut qemu = Command::new("qemu-system-aarch64");
+    // As `lab up` runs a board: one host thread for its four cores.
     qemu.args(["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none"])
+        .args(["-accel", "tcg,thread=single,tb-size=256"])
         .arg("-kernel")
         .arg(files.dir.join(&files.kernel))
         .arg("-initrd")
