@@ -13,12 +13,17 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$CARGO_HOME/bin:$PATH"
   elif [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
-  elif command -v curl >/dev/null 2>&1; then
+  else
+    # A fresh Debian may not have curl yet (setup.sh, which installs it,
+    # runs after this): fetch it first.
+    if ! command -v curl >/dev/null 2>&1; then
+      sudo_=""; [ "$(id -u)" -ne 0 ] && sudo_=sudo
+      echo "setup: installing curl to fetch rustup"
+      DEBIAN_FRONTEND=noninteractive $sudo_ apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
+    fi
     echo "setup: installing Rust with rustup (https://rustup.rs)"
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
     export PATH="$HOME/.cargo/bin:$PATH"
-  else
-    echo "setup: cargo not found and curl missing; install Rust from https://rustup.rs" >&2
-    exit 1
   fi
 fi
