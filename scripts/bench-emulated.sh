@@ -34,7 +34,12 @@ for run in $(seq 1 "$RUNS"); do
     load=$(cut -d' ' -f1 /proc/loadavg)
     start=$(now)
     "$PI_LAB" lab up "$LAB_FILE" --boards emulated --image "$IMAGE" --json >"$WORK/up.json"
-    until "$PI_LAB" validate "$LAB_FILE" --deadline 30s >/dev/null 2>&1; do sleep 1; done
+    until "$PI_LAB" validate "$LAB_FILE" --deadline 30s >/dev/null 2>&1; do
+        if [ "$(since "$start" | cut -d. -f1)" -ge 900 ]; then
+            echo "run $run: validate still failing 900 s after lab up started" >&2; exit 1
+        fi
+        sleep 1
+    done
     total=$(since "$start")
     key=$PI_LAB_STATE_DIR/$LAB/ssh
     python3 - "$WORK/up.json" <<'PY' >"$WORK/rows"

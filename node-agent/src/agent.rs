@@ -160,10 +160,12 @@ impl AgentHandle {
     /// pass is done. On failure the previous config is applied again.
     pub fn apply(&self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
         cfg.check()?;
-        // The config in force, and its last pass clean: nothing to do, and
-        // no reason to wait behind a pass (slow on a Pi while FRR answers).
+        // The config in force, saved as last-good, and its last pass clean:
+        // nothing to do, and no reason to wait behind a pass (slow on a Pi
+        // while FRR answers).
         if let Ok(status) = self.status.read()
             && status.config.as_ref() == Some(&cfg)
+            && status.saved.as_ref() == Some(&cfg)
             && status.reconcile.ok
         {
             return Ok(ReconcileReport { config_version: version_of(&cfg), ..Default::default() });
@@ -323,6 +325,9 @@ impl Runner {
         if report.ok() {
             self.current = Some(cfg.clone());
             state::save_last_good(&self.settings.state_dir, &cfg)?;
+            if let Ok(mut status) = self.status.write() {
+                status.saved = Some(cfg);
+            }
             return Ok(report);
         }
         let rollback = match self.current.clone() {

@@ -86,16 +86,18 @@ impl<T: Message> Netlink<T> {
         // in several datagrams; a generous receive buffer avoids ENOBUFS.
         // Best effort: qemu-user, for one, does not emulate it.
         let _ = socket.set_rx_buf_sz(1 << 20);
-        let nl = Netlink { socket, seq: 0, timeout: REPLY_TIMEOUT, messages: PhantomData };
+        let mut nl = Netlink { socket, seq: 0, timeout: REPLY_TIMEOUT, messages: PhantomData };
         nl.set_timeout(REPLY_TIMEOUT)?;
         Ok(nl)
     }
 
     /// Longest wait of any one read from now on.
-    pub fn set_timeout(&self, timeout: Duration) -> Result<(), NetlinkError> {
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), NetlinkError> {
         use rustix::net::sockopt::{Timeout, set_socket_timeout};
         set_socket_timeout(&self.socket, Timeout::Recv, Some(timeout))
-            .map_err(|e| NetlinkError::Socket(e.into()))
+            .map_err(|e| NetlinkError::Socket(e.into()))?;
+        self.timeout = timeout;
+        Ok(())
     }
 
     /// A dump request (`RTM_GET*` with NLM_F_DUMP): every object of a kind.

@@ -16,6 +16,9 @@ use crate::network::Observed;
 pub struct Status {
     /// The config being applied; `None` while waiting to be provisioned.
     pub config: Option<NodeConfig>,
+    /// The config last saved as last-good: an apply of the same config
+    /// has nothing left to do (it is in force and saved).
+    pub saved: Option<NodeConfig>,
     pub reconcile: ReconcileState,
     /// Totals since start, for `/metrics`.
     pub stats: crate::health::ReconcileStats,

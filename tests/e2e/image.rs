@@ -822,14 +822,14 @@ fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
     }
     let log = serial_text(&serial);
     assert!(!root_mounted_from(&log, "mmcblk"), "the root came from an SD card, yet qemu had none");
-    assert!(
-        log.contains("pi-lab: mounted /dev/sda1 on /boot/firmware"),
-        "the initramfs did not mount the USB drive's firmware partition"
-    );
     let at = root_at.unwrap_or_else(|| {
         panic!("the root file system was never mounted from the USB drive within {deadline:?}")
     });
     assert!(login.is_some(), "mounted the root from USB, but no login prompt within {deadline:?}");
+    assert!(
+        log.contains("pi-lab: mounted /dev/sda1 on /boot/firmware"),
+        "the initramfs did not mount the USB drive's firmware partition"
+    );
     eprintln!(
         "root file system mounted from the USB drive after {at:.0}s, login prompt after {:.0}s",
         started.elapsed().as_secs_f64()

@@ -71,7 +71,7 @@ pub fn lab_token(lab: &str) -> Result<String, SecretError> {
 pub fn lab_ssh_key(lab: &str) -> Result<SshKey, SecretError> {
     let dir = lab_dir(lab)?.join("ssh");
     let key = SshKey::in_dir(&dir);
-    if key.private.is_file() && key.public.is_file() {
+    if key.complete() {
         return Ok(key);
     }
     let fail = |message: String| SecretError::SshKey { path: key.private.clone(), message };
@@ -102,10 +102,15 @@ pub struct SshKey {
 
 impl SshKey {
     /// The lab's key if it was made already (pi-lab never makes one just to
-    /// look).
+    /// look). Both halves, as `lab_ssh_key` wants them: with one missing it
+    /// makes the pair again.
     pub fn existing(lab: &str) -> Option<SshKey> {
         let key = SshKey::in_dir(&state_root().join(lab).join("ssh"));
-        key.private.is_file().then_some(key)
+        key.complete().then_some(key)
+    }
+
+    fn complete(&self) -> bool {
+        self.private.is_file() && self.public.is_file()
     }
 
     fn in_dir(dir: &Path) -> SshKey {

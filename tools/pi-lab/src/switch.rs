@@ -129,21 +129,6 @@ pub fn plan(lab: &str, configs: &[&NodeConfig], links: &[(String, String)]) -> S
 }
 
 impl SwitchPlan {
-    /// Tagged VLANs of the management port of `board`.
-    pub fn tagged_on(&self, board: &str) -> Vec<u16> {
-        self.ports
-            .iter()
-            .filter(|p| p.board == board && p.management)
-            .flat_map(|p| p.tagged.iter().copied())
-            .collect()
-    }
-
-    /// VLANs carried by a port of a board other than its management port,
-    /// by board: what an emulated board cannot have (it has one NIC).
-    pub fn extra_ports(&self) -> Vec<&SwitchPort> {
-        self.ports.iter().filter(|p| !p.management).collect()
-    }
-
     /// The port table: PORT, BOARD, BOARD PORT, UNTAGGED, TAGGED.
     pub fn port_table(&self) -> Table {
         Table::new(["PORT", "BOARD", "BOARD PORT", "UNTAGGED", "TAGGED"]).right(&[0]).with_rows(
@@ -234,8 +219,9 @@ mod tests {
             SwitchVlan { id: 101, members: vec!["r1:eth0.101".into(), "r2:eth0.101".into()] }
         );
         assert_eq!(p.direct, vec![DirectLink { a: "r1:eth1".into(), b: "r4:eth1".into() }]);
-        assert_eq!(p.tagged_on("r2"), vec![101, 102]);
-        assert_eq!(p.extra_ports().len(), 1);
+        let r2 = p.ports.iter().find(|x| x.board == "r2" && x.management).unwrap();
+        assert_eq!(r2.tagged, vec![101, 102]);
+        assert_eq!(p.ports.iter().filter(|x| !x.management).count(), 1);
         let table = p.port_table().to_string();
         assert!(
             table.lines().nth(2).unwrap().ends_with("2  r2     eth0        management  101,102"),

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fleet_client::FleetClient;
@@ -137,8 +137,8 @@ pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
             w.tick(started);
             w.snapshot(args.top, started)
         };
-        let statuses = lock(&health).clone();
-        page.publish(model::live(&topology, &statuses, &snapshot, &listen));
+        let state = model::live(&topology, &lock(&health), &snapshot, &listen);
+        page.publish(state);
         std::thread::sleep(PUBLISH_EVERY.saturating_sub(started.elapsed()));
     }
     Ok(ExitCode::from(130))
@@ -147,9 +147,7 @@ pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
 /// The last health answer of every node asked so far.
 type Health = Arc<Mutex<BTreeMap<String, NodeStatus>>>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+pub(crate) use collector::lock;
 
 /// Where the lab sends sFlow to pi-lab: the port of its collector at the
 /// controller address, on every address here.

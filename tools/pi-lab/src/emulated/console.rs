@@ -77,11 +77,10 @@ pub fn nic_lost(log: &str) -> bool {
 /// The last `lines` lines of a console log, control characters (colour
 /// codes, cursor moves) made visible rather than sent to the terminal.
 pub fn tail(path: &Path, lines: usize) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
-    all[start..].iter().map(|l| format!("  | {}\n", visible(l))).collect()
+    crate::image::progress::tail(path, lines)
+        .lines()
+        .map(|l| format!("  | {}\n", visible(l)))
+        .collect()
 }
 
 fn visible(line: &str) -> String {

@@ -74,11 +74,10 @@ impl RunsOn {
         }
     }
 
-    /// Where the agent of a node running `config` listens.
+    /// Where the agent of a node running `config` listens: the same on
+    /// every kind of fleet (`config` is already the fleet's, see `config`).
     pub fn api(self, config: &NodeConfig) -> SocketAddr {
-        match self {
-            RunsOn::Boards | RunsOn::VirtualFleet | RunsOn::EmulatedBoards => config.health.listen,
-        }
+        config.health.listen
     }
 
     /// The network namespace on this host where `node`'s commands run, if

@@ -68,8 +68,8 @@ impl Collector {
     }
 }
 
-/// A poisoned lock only means a thread panicked while it held the watch;
-/// the counters in it are still worth showing.
-pub fn lock(watch: &Mutex<Watch>) -> MutexGuard<'_, Watch> {
-    watch.lock().unwrap_or_else(|e| e.into_inner())
+/// A poisoned lock only means a thread panicked while it held it; the
+/// counters (or health answers) in it are still worth showing.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

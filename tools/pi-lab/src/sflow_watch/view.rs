@@ -16,6 +16,8 @@ use crate::table::Table;
 pub const FLOW_IDLE_SECS: f64 = 30.0;
 /// Interfaces and agents not heard from for this long are forgotten.
 const SILENT_FOR: Duration = Duration::from_secs(600);
+/// A flow's shown rate moves half way to its measured rate in this time.
+const SMOOTHING_SECS: f64 = 2.0;
 
 #[derive(Debug, Default)]
 pub struct Watch {
@@ -227,8 +229,14 @@ impl Watch {
         for stat in self.flows.values_mut() {
             let (bps, pps) = (stat.pending_bytes * 8.0 / secs, stat.pending_packets / secs);
             stat.idle_secs = if stat.pending_packets > 0.0 { 0.0 } else { stat.idle_secs + secs };
-            // Smooth, except for a flow seen for the first time.
-            let w = if stat.bps == 0.0 && stat.pps == 0.0 { 1.0 } else { 0.5 };
+            // Smooth, except for a flow seen for the first time. The weight
+            // follows the time since the last tick, not the number of ticks:
+            // the dashboard ticks every 250 ms, `sflow watch` every 2 s.
+            let w = if stat.bps == 0.0 && stat.pps == 0.0 {
+                1.0
+            } else {
+                1.0 - 0.5f64.powf(secs / SMOOTHING_SECS)
+            };
             stat.bps = (1.0 - w) * stat.bps + w * bps;
             stat.pps = (1.0 - w) * stat.pps + w * pps;
             stat.pending_bytes = 0.0;
