@@ -44,10 +44,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
-use lab_spec::node_config::IgpProtocol;
 use serde::Serialize;
 
-use crate::frr::{Frr, FrrSync};
+use crate::frr::{Frr, FrrQuery, FrrSync};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
 use crate::sflow::SflowService;
@@ -153,7 +152,13 @@ enum Event {
 pub struct AgentHandle {
     tx: Sender<Event>,
     status: SharedStatus,
+    /// Reads FRR between passes, for the API.
+    frr: Option<FrrQuery>,
 }
+
+/// How long an API answer waits for FRR's state; then the last pass's
+/// stands. Below `pi-lab status`'s default 5 s per node.
+const API_FRR_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl AgentHandle {
     /// Check, apply and (on success) persist a new config. Blocks until the
@@ -179,6 +184,40 @@ impl AgentHandle {
         self.status.clone()
     }
 
+    /// An answer now would show routing state older than
+    /// [`crate::status::ROUTING_FRESH`]: call [`Self::refresh_routing`]
+    /// first.
+    pub fn routing_stale(&self) -> bool {
+        self.frr.is_some() && self.status.read().is_ok_and(|s| s.routing_stale())
+    }
+
+    /// Read BGP and IGP state from FRR again, between the run loop's
+    /// passes. When FRR does not answer in time, the last pass's state
+    /// stands.
+    pub fn refresh_routing(&self) {
+        let Some(frr) = &self.frr else { return };
+        let cfg = match self.status.read() {
+            Ok(s) if s.routing_stale() => s.config.clone(),
+            _ => None,
+        };
+        let Some(cfg) = cfg else { return };
+        let (bgp, igp) = (frr.neighbors(&cfg), frr.igp_adjacencies(&cfg));
+        let Ok(mut status) = self.status.write() else { return };
+        // A pass for another config published meanwhile: its state stands.
+        if status.config.as_ref() != Some(&cfg) {
+            return;
+        }
+        status.routing_at = Some(Instant::now());
+        match bgp {
+            Ok(bgp) => status.bgp = bgp,
+            Err(e) => tracing::debug!(error = %e, "BGP state from FRR not refreshed"),
+        }
+        match igp {
+            Ok(igp) => status.set_igp(&cfg, igp),
+            Err(e) => tracing::debug!(error = %e, "IGP state from FRR not refreshed"),
+        }
+    }
+
     /// Ask the run loop to stop after the current pass.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Event::Shutdown);
@@ -202,7 +241,8 @@ pub struct Runner {
 pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(RwLock::new(Status::default()));
-    let handle = AgentHandle { tx: tx.clone(), status: status.clone() };
+    let frr = settings.frr.as_ref().map(|f| f.query().beside_the_loop(API_FRR_TIMEOUT));
+    let handle = AgentHandle { tx: tx.clone(), status: status.clone(), frr };
     let runner = Runner {
         settings,
         nl: Netlink::open()?,
@@ -385,11 +425,6 @@ impl Runner {
         };
         let igp =
             self.settings.frr.as_ref().map(|frr| frr.igp_adjacencies(cfg)).unwrap_or_default();
-        let (ospf, isis) = match cfg.igp.as_ref().map(|i| i.protocol) {
-            Some(IgpProtocol::Ospf) => (igp, Vec::new()),
-            Some(IgpProtocol::Isis) => (Vec::new(), igp),
-            None => (Vec::new(), Vec::new()),
-        };
         // One line for `systemctl status node-agent`.
         let errors = report.errors();
         systemd::notify(&match errors.first() {
@@ -420,8 +455,8 @@ impl Runner {
             stats.last_success_unix = finished;
         }
         status.bgp = bgp;
-        status.ospf = ospf;
-        status.isis = isis;
+        status.set_igp(cfg, igp);
+        status.routing_at = Some(Instant::now());
         status.vxlan = vxlan;
         status.sflow = self.sflow.stats();
     }
@@ -543,8 +578,7 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_unanswering_frr_leaves_every_neighbour_down() {
+    fn router() -> NodeConfig {
         let text = format!(
             "schema = 1\nlab = \"t\"\nhostname = \"r1\"\nrole = \"router\"\nloopback = \"10.0.0.1\"\n\
              [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
@@ -555,10 +589,36 @@ mod tests {
              [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
             "00".repeat(32)
         );
-        let cfg = NodeConfig::from_toml(&text).unwrap();
+        NodeConfig::from_toml(&text).unwrap()
+    }
+
+    #[test]
+    fn an_unanswering_frr_leaves_every_neighbour_down() {
+        let cfg = router();
         let n = 1;
         let states = unanswered_neighbors(&cfg);
         assert_eq!(states.len(), n);
         assert!(states.iter().all(|s| !s.established && s.state == "FrrNotAnswering"));
+    }
+
+    #[test]
+    fn routing_state_is_read_again_sooner_while_something_is_down() {
+        let ago = |ms| Instant::now().checked_sub(Duration::from_millis(ms));
+        let mut status = Status { config: Some(router()), ..Status::default() };
+        assert!(status.routing_stale(), "never read");
+        status.bgp = unanswered_neighbors(&router());
+        status.routing_at = ago(0);
+        assert!(!status.routing_stale());
+        status.routing_at = ago(300);
+        assert!(status.routing_stale(), "a session down and 300 ms old");
+        status.bgp.iter_mut().for_each(|n| n.established = true);
+        assert!(!status.routing_stale(), "all up and 300 ms old");
+        status.routing_at = ago(2100);
+        assert!(status.routing_stale(), "all up and 2.1 s old");
+        // Nothing routed: nothing to read.
+        let mut host = router();
+        host.bgp = None;
+        status.config = Some(host);
+        assert!(!status.routing_stale());
     }
 }

@@ -306,6 +306,59 @@ impl Frr {
     }
 
     pub fn vtysh_command(&self) -> Command {
+        self.query().command()
+    }
+
+    /// What reads this instance's state, for the run loop.
+    pub fn query(&self) -> FrrQuery {
+        FrrQuery {
+            pathspace: self.pathspace.clone(),
+            vtysh: self.vtysh.clone(),
+            timeout: COMMAND_TIMEOUT,
+            run_loop: true,
+        }
+    }
+
+    /// `show bgp vrf default neighbors json`, merged with the configured
+    /// neighbours so an unconfigured or missing session still shows.
+    pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
+        self.query().neighbors(cfg)
+    }
+
+    /// The IGP adjacencies `cfg` expects, as FRR sees them (all `Missing`
+    /// when FRR does not answer).
+    pub fn igp_adjacencies(&self, cfg: &NodeConfig) -> Vec<IgpAdjacencyState> {
+        let Some(igp) = &cfg.igp else { return Vec::new() };
+        self.query().igp_adjacencies(cfg).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "no IGP state from FRR");
+            lab_spec::frr_state::unknown(igp)
+        })
+    }
+}
+
+/// Reads FRR's state with vtysh. The run loop reads it after each pass
+/// ([`Frr::query`]); the health API reads it between passes with its own
+/// copy ([`FrrQuery::beside_the_loop`]), so an answer is never a pass old.
+#[derive(Debug, Clone)]
+pub struct FrrQuery {
+    pathspace: Option<String>,
+    vtysh: PathBuf,
+    /// How long FRR gets to answer.
+    timeout: Duration,
+    /// Waiting for FRR is a sign of life for the watchdog only when the
+    /// run loop waits: another thread's waits must not hide a stuck loop.
+    run_loop: bool,
+}
+
+impl FrrQuery {
+    /// For a thread other than the run loop, giving FRR `timeout`.
+    pub fn beside_the_loop(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.run_loop = false;
+        self
+    }
+
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.vtysh);
         if let Some(name) = &self.pathspace {
             cmd.args(["-N", name]);
@@ -313,39 +366,28 @@ impl Frr {
         cmd
     }
 
-    /// `show bgp vrf default neighbors json`, merged with the configured
-    /// neighbours so an unconfigured or missing session still shows.
+    fn show(&self, command: &str) -> Result<Value, FrrError> {
+        let mut cmd = self.command();
+        cmd.args(["-c", command]);
+        Ok(serde_json::from_str(&run_within(cmd, self.timeout, self.run_loop)?)?)
+    }
+
+    /// The configured BGP neighbours as FRR sees them.
     pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
         let Some(bgp) = &cfg.bgp else { return Ok(Vec::new()) };
-        let mut cmd = self.vtysh_command();
-        cmd.args(["-c", "show bgp vrf default neighbors json"]);
-        let json: Value = serde_json::from_str(&run(cmd)?)?;
+        let json = self.show("show bgp vrf default neighbors json")?;
         Ok(bgp
             .neighbors
             .iter()
             .map(|n| neighbor_state(n, json.get(n.address.to_string())))
             .collect())
     }
-}
 
-impl Frr {
-    /// The IGP adjacencies `cfg` expects, as FRR sees them (all `Missing`
-    /// when FRR does not answer).
-    pub fn igp_adjacencies(&self, cfg: &NodeConfig) -> Vec<IgpAdjacencyState> {
-        let Some(igp) = &cfg.igp else { return Vec::new() };
-        let mut cmd = self.vtysh_command();
-        cmd.args(["-c", lab_spec::frr_state::show_command(igp.protocol)]);
-        match run(cmd).map(|out| serde_json::from_str::<Value>(&out)) {
-            Ok(Ok(json)) => lab_spec::frr_state::adjacencies(igp, &json),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "IGP state from FRR is not JSON");
-                lab_spec::frr_state::unknown(igp)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "no IGP state from FRR");
-                lab_spec::frr_state::unknown(igp)
-            }
-        }
+    /// The IGP adjacencies `cfg` expects, as FRR sees them.
+    pub fn igp_adjacencies(&self, cfg: &NodeConfig) -> Result<Vec<IgpAdjacencyState>, FrrError> {
+        let Some(igp) = &cfg.igp else { return Ok(Vec::new()) };
+        let json = self.show(lab_spec::frr_state::show_command(igp.protocol))?;
+        Ok(lab_spec::frr_state::adjacencies(igp, &json))
     }
 }
 
@@ -382,7 +424,12 @@ pub fn neighbor_state(
 /// A stuck vtysh (a daemon that does not answer) must not stall the agent.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn run(mut cmd: Command) -> Result<String, FrrError> {
+fn run(cmd: Command) -> Result<String, FrrError> {
+    run_within(cmd, COMMAND_TIMEOUT, true)
+}
+
+/// Run `cmd` for at most `timeout`; `alive`: the waits are the run loop's.
+fn run_within(mut cmd: Command, timeout: Duration, alive: bool) -> Result<String, FrrError> {
     let program = format!("{:?}", cmd.get_program());
     let spawn_err = |source| FrrError::Spawn { program: program.clone(), source };
     let mut child = cmd
@@ -403,7 +450,7 @@ fn run(mut cmd: Command) -> Result<String, FrrError> {
     };
     let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(spawn_err)? {
             break Some(status);
@@ -414,7 +461,9 @@ fn run(mut cmd: Command) -> Result<String, FrrError> {
             break None;
         }
         // Waiting with a deadline is not being stuck.
-        crate::systemd::alive();
+        if alive {
+            crate::systemd::alive();
+        }
         std::thread::sleep(Duration::from_millis(20));
     };
     let stdout = out.join().unwrap_or_default();
@@ -422,8 +471,8 @@ fn run(mut cmd: Command) -> Result<String, FrrError> {
     match status {
         Some(status) if status.success() => Ok(stdout),
         status => {
-            let status = status
-                .map_or_else(|| format!("killed after {COMMAND_TIMEOUT:?}"), |s| s.to_string());
+            let status =
+                status.map_or_else(|| format!("killed after {timeout:?}"), |s| s.to_string());
             let output = format!("{stdout}{stderr}");
             let output = output.trim();
             // The end of the output says what went wrong.

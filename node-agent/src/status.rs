@@ -1,14 +1,16 @@
 //! What the agent knows right now, shared with the health API and sFlow.
 //!
-//! The run loop is the only writer; readers take the read lock briefly and
+//! The run loop writes it after every pass; between passes the health API
+//! may read FRR again and write the routing state only
+//! (`AgentHandle::refresh_routing`). Readers take the read lock briefly and
 //! clone what they need.
 
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
 use lab_spec::health::{BgpNeighborState, IgpAdjacencyState, ReconcileState, SflowState, VniState};
-use lab_spec::node_config::{Flooding, InterfaceKind};
+use lab_spec::node_config::{Flooding, IgpProtocol, InterfaceKind};
 
 use crate::network::Observed;
 
@@ -32,7 +34,17 @@ pub struct Status {
     /// When the last pass finished, on the monotonic clock: reports give
     /// its age, never a wall-clock time (a Pi has no real-time clock).
     pub last_run: Option<Instant>,
+    /// When `bgp`, `ospf` and `isis` were read from FRR.
+    pub routing_at: Option<Instant>,
 }
+
+/// Routing state older than this is read from FRR again before the API
+/// answers with it.
+pub const ROUTING_FRESH: Duration = Duration::from_secs(2);
+/// The same while a session or adjacency is down: `pi-lab status` right
+/// after BGP came up must say so, not what a pass saw a second ago. While
+/// all is up, a session going down shows within `ROUTING_FRESH`.
+pub const ROUTING_FRESH_WHILE_DOWN: Duration = Duration::from_millis(250);
 
 impl Status {
     /// The reconcile state as reported now, with the age of the last pass.
@@ -40,6 +52,25 @@ impl Status {
         let mut r = self.reconcile.clone();
         r.last_run_age_seconds = self.last_run.map(|t| t.elapsed().as_secs());
         r
+    }
+
+    /// The config routes, and what FRR said is older than
+    /// [`ROUTING_FRESH`] ([`ROUTING_FRESH_WHILE_DOWN`] if anything is down).
+    pub fn routing_stale(&self) -> bool {
+        let routes = self.config.as_ref().is_some_and(|c| c.bgp.is_some() || c.igp.is_some());
+        let all_up = self.bgp.iter().all(|n| n.established)
+            && self.ospf.iter().chain(&self.isis).all(|a| a.up);
+        let fresh = if all_up { ROUTING_FRESH } else { ROUTING_FRESH_WHILE_DOWN };
+        routes && self.routing_at.is_none_or(|t| t.elapsed() >= fresh)
+    }
+
+    /// IGP adjacencies, filed under the protocol `cfg` runs.
+    pub fn set_igp(&mut self, cfg: &NodeConfig, adjacencies: Vec<IgpAdjacencyState>) {
+        (self.ospf, self.isis) = match cfg.igp.as_ref().map(|i| i.protocol) {
+            Some(IgpProtocol::Ospf) => (adjacencies, Vec::new()),
+            Some(IgpProtocol::Isis) => (Vec::new(), adjacencies),
+            None => (Vec::new(), Vec::new()),
+        };
     }
 }
 

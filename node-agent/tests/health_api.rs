@@ -329,6 +329,58 @@ fn health_answers_while_a_config_applies_and_excess_configs_get_503() {
     assert_eq!(r.backend.applied().len(), 1);
 }
 
+/// A report whose routing state is too old waits for one refresh on the
+/// refresh worker: the loop answers other requests meanwhile, every report
+/// waiting gets the refreshed state, and they cost one refresh together.
+#[test]
+fn a_stale_report_waits_for_one_refresh_while_the_loop_answers() {
+    let r = provisioned();
+    let mut fresh = template();
+    for n in &mut fresh.bgp {
+        n.state = "Established".into();
+        n.established = true;
+    }
+    fresh.healthy = true;
+    fresh.problems.clear();
+    r.backend.stale_until_refreshed(fresh.clone());
+    let addr = r.addr();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waiting: Vec<_> = ["/v1/health", "/metrics", "/v1/health"]
+        .into_iter()
+        .map(|path| {
+            let done = Arc::clone(&done);
+            std::thread::spawn(move || {
+                let answer = get(addr, path, None);
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (path, answer)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !r.backend.refresh_started() {
+        assert!(Instant::now() < deadline, "no refresh started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The refresh is held: the loop still answers, the reports still wait.
+    assert_eq!(get(addr, "/v1/config", None).status, 401);
+    assert_eq!(done.load(std::sync::atomic::Ordering::SeqCst), 0, "a report did not wait");
+    r.backend.release_refresh();
+    for handle in waiting {
+        let (path, answer) = handle.join().unwrap();
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        if path == "/metrics" {
+            assert!(answer.body.contains("pilab_bgp_neighbors_established 2"), "{}", answer.body);
+        } else {
+            let report: HealthReport = serde_json::from_str(&answer.body).unwrap();
+            assert!(report.healthy && report.bgp.iter().all(|n| n.established), "{report:?}");
+        }
+    }
+    assert_eq!(r.backend.refreshes(), 1);
+    // Fresh now: answered at once, without another refresh.
+    assert_eq!(get(addr, "/v1/health", None).status, 200);
+    assert_eq!(r.backend.refreshes(), 1);
+}
+
 #[test]
 fn unknown_paths_and_methods() {
     let r = provisioned();

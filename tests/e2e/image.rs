@@ -814,7 +814,7 @@ fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
             no_drive = true;
             return Some(());
         }
-        (root_at.is_some() && log.contains(" login:")).then_some(())
+        (root_at.is_some() && login_prompt(&log)).then_some(())
     });
     if no_drive && !last {
         vm.ok = true; // not a failure of the image: keep no log
@@ -825,7 +825,11 @@ fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
     let at = root_at.unwrap_or_else(|| {
         panic!("the root file system was never mounted from the USB drive within {deadline:?}")
     });
-    assert!(login.is_some(), "mounted the root from USB, but no login prompt within {deadline:?}");
+    assert!(
+        login.is_some(),
+        "mounted the root from USB after {at:.0}s, but no login prompt within {deadline:?}; the console ended with:\n{}",
+        console_tail(&log)
+    );
     assert!(
         log.contains("pi-lab: mounted /dev/sda1 on /boot/firmware"),
         "the initramfs did not mount the USB drive's firmware partition"
@@ -949,7 +953,7 @@ fn boot_once(files: &BootFiles, img: &Path, last: bool) -> BootResult {
         // usbnet logs "usb0: register 'cdc_ether' at ..." when it binds the
         // NIC (the driver's own "registered new interface driver" line
         // only says the initramfs loaded it).
-        if log.contains(" login:") && !log.contains(": register '") {
+        if login_prompt(&log) && !log.contains(": register '") {
             no_nic = true;
             return Some(String::new());
         }
@@ -988,6 +992,56 @@ fn boot_once(files: &BootFiles, img: &Path, last: bool) -> BootResult {
 /// starts with a stray byte.
 fn serial_text(serial: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default()).into_owned()
+}
+
+/// The console shows a login prompt. The kernel writes to the same console
+/// as getty, and its messages may land in the middle of "pi-lab login:".
+fn login_prompt(log: &str) -> bool {
+    log.contains(" login:") || without_interrupting_kernel_lines(log).contains(" login:")
+}
+
+/// `log` without the kernel messages ("[   12.345678] ...\n") that begin
+/// in the middle of another line.
+fn without_interrupting_kernel_lines(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(at) = rest.find('[') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        if !out.is_empty() && !out.ends_with('\n') && kernel_stamp(from) {
+            rest = from.find('\n').map_or("", |end| &from[end + 1..]);
+        } else {
+            out.push('[');
+            rest = &from[1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `s` starts with a kernel time stamp: `[`, seconds, `.`, six digits, `]`.
+fn kernel_stamp(s: &str) -> bool {
+    let Some(end) = s.get(..20).unwrap_or(s).find(']') else { return false };
+    let Some((secs, micros)) = s[1..end].trim_start().split_once('.') else { return false };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(secs) && micros.len() == 6 && digits(micros)
+}
+
+/// The last lines of a serial console, for a failure message.
+fn console_tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[test]
+fn a_login_prompt_cut_by_kernel_messages_is_still_seen() {
+    let cut = "Debian GNU/Linux 13 pi-lab ttyS1\r\n\r\npi-lab lo[  170.124171] vc4_hdmi 3f902000.hdmi: deferred probe timeout\r\n[  170.135943] vc4_hdmi: probe failed\r\ngin: ";
+    assert!(!cut.contains(" login:"));
+    assert!(login_prompt(cut));
+    // Kernel lines of their own stay.
+    let own = "[    1.000000] EXT4-fs (sda2): mounted filesystem\n[x] not a stamp\n";
+    assert_eq!(without_interrupting_kernel_lines(own), own);
+    assert!(!login_prompt("pi-lab lo[  1.5] not a stamp\ngin:"));
 }
 
 /// The root file system has been mounted from a disk whose kernel name

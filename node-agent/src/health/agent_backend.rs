@@ -84,6 +84,14 @@ fn configured_sflow(config: Option<&NodeConfig>) -> SflowState {
 }
 
 impl Backend for AgentBackend {
+    fn stale(&self) -> bool {
+        self.handle.routing_stale()
+    }
+
+    fn refresh(&self) {
+        self.handle.refresh_routing();
+    }
+
     fn controller_time(&self, date: &str) {
         if self.owns_machine
             && let Some(done) = crate::clock::follow_controller(date)

@@ -36,9 +36,9 @@ pub use plane::{Plane, PlaneOptions};
 pub use server::{Server, ServerConfig, exchange, raise_open_files_limit};
 
 /// What the HTTP API needs from the agent. Every method but `apply_config`
-/// is called from the server's event loop and must answer in a few
-/// milliseconds; `apply_config` runs on a worker and may take as long as a
-/// reconcile pass.
+/// and `refresh` is called from the server's event loop and must answer in
+/// a few milliseconds; those two run on workers: `apply_config` may take
+/// as long as a reconcile pass, `refresh` as long as FRR takes to answer.
 pub trait Backend: Send + Sync {
     /// The report served at `/v1/health`.
     fn health(&self) -> HealthReport;
@@ -53,6 +53,13 @@ pub trait Backend: Send + Sync {
     /// The controller's time (an HTTP `Date`) came with an authenticated
     /// request; a board without NTP takes it (see [`crate::clock`]).
     fn controller_time(&self, _date: &str) {}
+    /// Part of the report (FRR's sessions) is older than the agent lets an
+    /// answer be: the server calls `refresh` on a worker before answering.
+    fn stale(&self) -> bool {
+        false
+    }
+    /// Read that part again (bounded by the backend's own timeout).
+    fn refresh(&self) {}
 }
 
 /// Reconcile counters since the agent started.

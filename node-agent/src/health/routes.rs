@@ -1,5 +1,6 @@
-//! What each endpoint does. No endpoint runs a command: the only thing a
-//! client can change is the config, and only through `Backend::apply_config`.
+//! What each endpoint does. No client chooses a command to run: the only
+//! thing a client can change is the config, and only through
+//! `Backend::apply_config`.
 
 use std::path::PathBuf;
 
@@ -17,10 +18,24 @@ pub struct Context<'a> {
     pub counters: &'a HttpCounters,
 }
 
-/// Requests that may take as long as a reconcile pass (applying a config):
-/// the server runs them on a worker thread, everything else at once.
-pub fn blocks(request: &Request) -> bool {
-    request.method == "PUT" && request.path == "/v1/config"
+/// Where the server answers a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// In the event loop, at once.
+    Now,
+    /// On the refresh worker, after `Backend::refresh`: a report whose
+    /// routing state is too old.
+    Refresh,
+    /// On a config worker: as long as a reconcile pass.
+    Apply,
+}
+
+pub fn work(request: &Request, backend: &dyn Backend) -> Work {
+    match (request.method.as_str(), request.path.as_str()) {
+        ("PUT", "/v1/config") => Work::Apply,
+        ("GET", "/v1/health" | "/metrics") if backend.stale() => Work::Refresh,
+        _ => Work::Now,
+    }
 }
 
 pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {

@@ -1,11 +1,15 @@
-//! The listener: one event-loop thread and a worker for configs.
+//! The listener: one event-loop thread, a worker for configs and one for
+//! reports that must read FRR first.
 //!
 //! The loop (epoll through rustix, which the agent already links) accepts,
 //! reads each connection's request as its bytes arrive, answers at once
 //! what is quick (health, metrics, `GET /v1/config`) and writes every
 //! answer, never blocking on a client: an idle or slow connection costs a
-//! slot and the bytes it sent, not a thread. Only `PUT /v1/config`, which
-//! takes as long as a reconcile pass, goes to a worker; its answer comes
+//! slot and the bytes it sent, not a thread. `PUT /v1/config`, which takes
+//! as long as a reconcile pass, goes to a config worker. A health report or
+//! scrape whose routing state is too old (`Backend::stale`) goes to the
+//! refresh worker, which reads FRR once for all the requests waiting; when
+//! that queue is full the loop answers with the state it has. Answers come
 //! back to the loop to be written.
 //!
 //! Bounds, so a flood cannot take memory from FRR nor the API from its
@@ -123,11 +127,23 @@ impl Shared {
     }
 }
 
+/// Reports waiting for the refresh worker; beyond that, the loop answers
+/// with the state it has.
+const REFRESH_QUEUE: usize = 64;
+
 /// A request for a worker, and the answer it sends back.
 struct Job {
     slot: usize,
     id: u64,
     request: Box<Request>,
+    /// Call `Backend::refresh` before answering.
+    refresh: bool,
+}
+
+/// Where the loop sends work; `None` once it stops.
+struct Queues {
+    configs: Option<SyncSender<Job>>,
+    refreshes: Option<SyncSender<Job>>,
 }
 
 struct Reply {
@@ -145,20 +161,27 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?);
         let (jobs, job_rx) = mpsc::sync_channel::<Job>(config.queue);
+        let (refreshes, refresh_rx) = mpsc::sync_channel::<Job>(REFRESH_QUEUE);
         let (reply_tx, replies) = mpsc::channel::<Reply>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let refresh_rx = Arc::new(Mutex::new(refresh_rx));
         let shared = Arc::new(Shared { backend, config, counters: HttpCounters::default() });
-        let mut threads = Vec::with_capacity(shared.config.workers + 1);
-        for i in 0..shared.config.workers.max(1) {
-            let (job_rx, reply_tx) = (Arc::clone(&job_rx), reply_tx.clone());
+        let mut threads = Vec::with_capacity(shared.config.workers + 2);
+        let names = (0..shared.config.workers.max(1)).map(|i| format!("health-worker-{i}"));
+        let queues = names
+            .map(|name| (name, &job_rx))
+            .chain(std::iter::once(("health-refresh".to_string(), &refresh_rx)));
+        for (name, queue) in queues {
+            let (queue, reply_tx) = (Arc::clone(queue), reply_tx.clone());
             let (wake, shared) = (Arc::clone(&wake), Arc::clone(&shared));
             threads.push(
                 thread::Builder::new()
-                    .name(format!("health-worker-{i}"))
-                    .spawn(move || worker(&job_rx, &reply_tx, &wake, &shared))?,
+                    .name(name)
+                    .spawn(move || worker(&queue, &reply_tx, &wake, &shared))?,
             );
         }
-        let mut event_loop = EventLoop::new(listener, Arc::clone(&wake), jobs, replies, shared)?;
+        let queues = Queues { configs: Some(jobs), refreshes: Some(refreshes) };
+        let mut event_loop = EventLoop::new(listener, Arc::clone(&wake), queues, replies, shared)?;
         let stop2 = Arc::clone(&stop);
         threads.push(
             thread::Builder::new()
@@ -212,6 +235,9 @@ fn worker(
             Err(_) => return,
         };
         let Ok(job) = next else { return };
+        if job.refresh {
+            shared.backend.refresh();
+        }
         let response = routes::handle(&job.request, &shared.context());
         if replies.send(Reply { slot: job.slot, id: job.id, response }).is_err() {
             return;
@@ -274,7 +300,7 @@ struct EventLoop {
     next_id: u64,
     /// Request bytes held over all connections.
     buffered: usize,
-    jobs: Option<SyncSender<Job>>,
+    queues: Queues,
     replies: Receiver<Reply>,
     shared: Arc<Shared>,
     accept_paused_until: Option<Instant>,
@@ -288,7 +314,7 @@ impl EventLoop {
     fn new(
         listener: TcpListener,
         wake: Arc<OwnedFd>,
-        jobs: SyncSender<Job>,
+        queues: Queues,
         replies: Receiver<Reply>,
         shared: Arc<Shared>,
     ) -> io::Result<Self> {
@@ -313,7 +339,7 @@ impl EventLoop {
             max_connections,
             next_id: 0,
             buffered: 0,
-            jobs: Some(jobs),
+            queues,
             replies,
             shared,
             accept_paused_until: None,
@@ -362,8 +388,8 @@ impl EventLoop {
                 self.expire(now);
             }
         }
-        // Workers end when the job channel closes.
-        self.jobs = None;
+        // Workers end when their job channels close.
+        self.queues = Queues { configs: None, refreshes: None };
     }
 
     /// Until the next deadline or accept retry.
@@ -529,33 +555,48 @@ impl EventLoop {
         }
     }
 
-    /// Quick requests are answered here; configs go to a worker.
+    /// Quick requests are answered here; configs and reports that must
+    /// read FRR first go to a worker.
     fn dispatch(&mut self, slot: usize, request: Request) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
         tracing::debug!(peer = ?conn.peer, method = %request.method, path = %request.path, "request");
-        if !routes::blocks(&request) {
-            let response = routes::handle(&request, &self.shared.context());
-            return self.respond(slot, response);
-        }
-        let job = Job { slot, id: conn.id, request: Box::new(request) };
-        let busy = match self.jobs.as_ref().map(|jobs| jobs.try_send(job)) {
-            Some(Ok(())) => None,
-            Some(Err(TrySendError::Full(_))) => {
-                Some("configs are being applied; try again shortly")
-            }
-            _ => Some("the API is shutting down"),
+        let work = routes::work(&request, self.shared.backend.as_ref());
+        let queue = match work {
+            routes::Work::Now => None,
+            routes::Work::Refresh => self.queues.refreshes.as_ref(),
+            routes::Work::Apply => self.queues.configs.as_ref(),
         };
-        match busy {
-            None => {
-                conn.state = State::Working;
-                // Applying takes as long as it takes; the pass has its own limits.
-                conn.deadline = far_future();
+        let request = match queue {
+            None => request,
+            Some(queue) => {
+                let refresh = work == routes::Work::Refresh;
+                let job = Job { slot, id: conn.id, request: Box::new(request), refresh };
+                match queue.try_send(job) {
+                    Ok(()) => {
+                        conn.state = State::Working;
+                        // A worker's time is bounded by the pass or the refresh.
+                        conn.deadline = far_future();
+                        return;
+                    }
+                    Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => *job.request,
+                }
             }
-            Some(why) => {
-                let response = Response::error(503, why).with_header("Retry-After", "1");
-                self.respond(slot, response);
+        };
+        let response = match work {
+            // Nothing to wait for, or the refresh queue is full: the state
+            // the agent has is the answer.
+            routes::Work::Now | routes::Work::Refresh => {
+                routes::handle(&request, &self.shared.context())
             }
-        }
+            routes::Work::Apply if self.queues.configs.is_some() => {
+                Response::error(503, "configs are being applied; try again shortly")
+                    .with_header("Retry-After", "1")
+            }
+            routes::Work::Apply => {
+                Response::error(503, "the API is shutting down").with_header("Retry-After", "1")
+            }
+        };
+        self.respond(slot, response);
     }
 
     fn respond(&mut self, slot: usize, response: Response) {
