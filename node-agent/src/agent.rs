@@ -201,6 +201,7 @@ impl AgentHandle {
             _ => None,
         };
         let Some(cfg) = cfg else { return };
+        let started = Instant::now();
         let (bgp, igp) = (frr.neighbors(&cfg), frr.igp_adjacencies(&cfg));
         let Ok(mut status) = self.status.write() else { return };
         // A pass for another config published meanwhile: its state stands.
@@ -208,6 +209,7 @@ impl AgentHandle {
             return;
         }
         status.routing_at = Some(Instant::now());
+        status.refreshed = Some((started, started.elapsed()));
         match bgp {
             Ok(bgp) => status.bgp = bgp,
             Err(e) => tracing::debug!(error = %e, "BGP state from FRR not refreshed"),
@@ -615,6 +617,11 @@ mod tests {
         assert!(!status.routing_stale(), "all up and 300 ms old");
         status.routing_at = ago(2100);
         assert!(status.routing_stale(), "all up and 2.1 s old");
+        // A slow refresh is not repeated soon, however often clients ask.
+        status.refreshed = ago(2100).map(|at| (at, Duration::from_millis(500)));
+        assert!(!status.routing_stale(), "refreshed in 0.5 s, 2.1 s ago");
+        status.refreshed = ago(5100).map(|at| (at, Duration::from_millis(500)));
+        assert!(status.routing_stale(), "refreshed in 0.5 s, 5.1 s ago");
         // Nothing routed: nothing to read.
         let mut host = router();
         host.bgp = None;

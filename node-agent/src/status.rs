@@ -34,8 +34,11 @@ pub struct Status {
     /// When the last pass finished, on the monotonic clock: reports give
     /// its age, never a wall-clock time (a Pi has no real-time clock).
     pub last_run: Option<Instant>,
-    /// When `bgp`, `ospf` and `isis` were read from FRR.
+    /// When `bgp`, `ospf` and `isis` were last read from FRR (by a pass
+    /// or a refresh).
     pub routing_at: Option<Instant>,
+    /// When the last refresh for the API started, and how long it took.
+    pub refreshed: Option<(Instant, Duration)>,
 }
 
 /// Routing state older than this is read from FRR again before the API
@@ -45,6 +48,11 @@ pub const ROUTING_FRESH: Duration = Duration::from_secs(2);
 /// after BGP came up must say so, not what a pass saw a second ago. While
 /// all is up, a session going down shows within `ROUTING_FRESH`.
 pub const ROUTING_FRESH_WHILE_DOWN: Duration = Duration::from_millis(250);
+/// A refresh starts no sooner than this many times as long as the last one
+/// took after it started, so refreshing stays a small share of a slow
+/// board's time (a Pi 3B runs vtysh in about a tenth of a second, an
+/// emulated one in seconds), however often clients ask.
+pub const ROUTING_COST_FACTOR: u32 = 10;
 
 impl Status {
     /// The reconcile state as reported now, with the age of the last pass.
@@ -54,14 +62,18 @@ impl Status {
         r
     }
 
-    /// The config routes, and what FRR said is older than
-    /// [`ROUTING_FRESH`] ([`ROUTING_FRESH_WHILE_DOWN`] if anything is down).
+    /// The config routes, what FRR said is older than [`ROUTING_FRESH`]
+    /// ([`ROUTING_FRESH_WHILE_DOWN`] if anything is down), and the last
+    /// refresh is [`ROUTING_COST_FACTOR`] times its own length ago.
     pub fn routing_stale(&self) -> bool {
         let routes = self.config.as_ref().is_some_and(|c| c.bgp.is_some() || c.igp.is_some());
         let all_up = self.bgp.iter().all(|n| n.established)
             && self.ospf.iter().chain(&self.isis).all(|a| a.up);
         let fresh = if all_up { ROUTING_FRESH } else { ROUTING_FRESH_WHILE_DOWN };
-        routes && self.routing_at.is_none_or(|t| t.elapsed() >= fresh)
+        let old = self.routing_at.is_none_or(|t| t.elapsed() >= fresh);
+        let may =
+            self.refreshed.is_none_or(|(at, took)| at.elapsed() >= took * ROUTING_COST_FACTOR);
+        routes && old && may
     }
 
     /// IGP adjacencies, filed under the protocol `cfg` runs.

@@ -16,18 +16,21 @@ use super::checks::{Check, Kind, Ping, Verdict};
 use super::shell::{Shell, run};
 use crate::fleet_client::FleetClient;
 
-/// A ping from a host, wherever the lab runs (see [`Shell`]).
+/// A ping from a host, wherever the lab runs (see [`Shell`]). Three
+/// echoes, and one reply is enough: the first may be lost while ARP
+/// crosses the segment, which takes a while on a busy board.
 pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
     let address = p.address.to_string();
-    let argv = ["ping", "-c", "1", "-W", "1", "-q", address.as_str()];
+    let argv = ["ping", "-c", "3", "-i", "0.2", "-W", "2", "-q", address.as_str()];
     if let Some(why) = shell.unavailable() {
         return skip(p, why.to_string());
     }
     let (ok, detail) = match run(shell.command(fleet, &p.from_node, &argv)) {
-        Ok(out) if out.success => (true, "replied".to_string()),
         Ok(out) => {
             let summary = out.stdout.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
-            (false, format!("no reply {summary} {}", out.stderr.trim()).trim().to_string())
+            let detail =
+                if out.success { summary.to_string() } else { format!("no reply: {summary}") };
+            (out.success, format!("{detail} {}", out.stderr.trim()).trim().to_string())
         }
         Err(e) => (false, e),
     };
