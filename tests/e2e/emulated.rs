@@ -43,6 +43,9 @@ fn boards_up(state: &Path, file: &str, image: &Path, extra: &[&str]) -> Output {
 /// runs other tests beside the boards.
 const UP_TIMEOUT: &str = "1500";
 
+/// `validate --deadline` for the boards, for the same reason.
+const VALIDATE_DEADLINE: &str = "180s";
+
 /// A lab state directory of its own, so nothing mixes with the user's.
 fn state(test: &str) -> PathBuf {
     let dir = workspace().join("target/pi-lab-emulated-test").join(test);
@@ -151,7 +154,9 @@ fn boards_run_the_lab_end_to_end() {
     assert_eq!(bgp.len(), 1, "{bgp:?}");
     assert_eq!(bgp[0]["state"], "Established");
 
-    let validate = pi_lab(&state, &["validate", file, "--json"]);
+    // Each attempt pings over SSH on emulated boards (seconds each); CI
+    // runs other tests beside them, so give validate more than its 60 s.
+    let validate = pi_lab(&state, &["validate", file, "--json", "--deadline", VALIDATE_DEADLINE]);
     assert!(validate.status.success(), "validate failed");
     let report = json(&validate);
     assert_eq!(report["failed"], 0, "{report}");
