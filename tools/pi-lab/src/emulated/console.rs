@@ -74,6 +74,14 @@ pub fn nic_lost(log: &str) -> bool {
         || (log.contains("attempt power cycle") && phase_of(log) == Phase::Systemd)
 }
 
+/// The board's root file system reads back corrupt (the kernel logs an
+/// ext4 error). Seen once on an emulated board on a busy host: a write to
+/// the card file landed 12 bytes late, so the superblock and every block
+/// after it read back wrong. The card is written again.
+pub fn card_corrupted(log: &str) -> bool {
+    log.contains("EXT4-fs error")
+}
+
 /// The last `lines` lines of a console log, control characters (colour
 /// codes, cursor moves) made visible rather than sent to the terminal.
 pub fn tail(path: &Path, lines: usize) -> String {

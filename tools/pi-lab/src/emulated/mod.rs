@@ -99,6 +99,12 @@ pub enum EmulatedError {
     )]
     NoNic { node: String, cycles: u32, log: PathBuf },
     #[error(
+        "the root file system of {node} read back corrupt {cycles} times, each time from a card \
+         written again (qemu's emulated SD card; a busy host makes this likelier): see {log}\nall \
+         boards were stopped and the lab was taken down"
+    )]
+    BadCard { node: String, cycles: u32, log: PathBuf },
+    #[error(
         "not healthy after {seconds} s: {waiting}\nthe boards stay up for a look \
          (`pi-lab status`, `pi-lab lab console NODE`); `pi-lab lab down` removes them"
     )]
@@ -371,7 +377,7 @@ pub fn up(
     let key = ssh_key(&name, journal)?;
     switch_up(&prepared, journal)?;
     dhcp_up(&prepared, &layout, journal)?;
-    cards(&prepared, opts, &layout, &key)?;
+    cards(&prepared.configs, opts, &layout, &key)?;
     let boot = boot_files(&layout, &prepared.configs)?;
     let mut boards = start(&prepared, &layout, &boot, journal)?;
     let mut progress = Progress::new(
@@ -380,8 +386,14 @@ pub fn up(
         opts.json,
     );
     let target = if opts.zero_touch { Phase::AgentUp } else { Phase::Healthy };
-    let mut watching =
-        Watch { p: &prepared, layout: &layout, journal, target, timeout: opts.timeout };
+    let mut watching = Watch {
+        p: &prepared,
+        layout: &layout,
+        journal,
+        target,
+        timeout: opts.timeout,
+        cards: (opts, &key),
+    };
     watching.run(&mut boards, &mut progress, stop)?;
     for b in &mut boards {
         b.emulator_rss_mib = rss_mib(b.pid);
@@ -476,7 +488,7 @@ fn dhcp_up(p: &Prepared, layout: &Layout, journal: &mut Journal) -> Result<(), E
 /// One card file per node, written by flash's code path with the node's
 /// identity and the lab's SSH key.
 fn cards(
-    p: &Prepared,
+    configs: &[NodeConfig],
     opts: &UpOptions,
     layout: &Layout,
     key: &crate::secrets::SshKey,
@@ -484,7 +496,7 @@ fn cards(
     let keys = fs::read_to_string(&key.public)
         .map_err(|source| EmulatedError::Write { path: key.public.clone(), source })?;
     let mut cards = Vec::new();
-    for config in &p.configs {
+    for config in configs {
         let dir = layout.node(&config.hostname);
         fs::create_dir_all(&dir).map_err(|source| EmulatedError::Write { path: dir, source })?;
         let identity = Identity {
@@ -633,28 +645,46 @@ where
     Ok(child.id())
 }
 
-/// How often a board that came up without its NIC is powered on again.
+/// How often a board is powered on again (it came up without its NIC, or
+/// its card read back corrupt).
 const MAX_POWER_CYCLES: u32 = 3;
 
-/// Power `board` off and on again, its old console kept beside the new.
+/// Why a board is powered on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cycle {
+    /// It booted without its NIC.
+    NoNic,
+    /// Its root file system read back corrupt; its card is written again.
+    BadCard,
+}
+
+/// Power `board` off and on again, its old console kept beside the new;
+/// `while_off` runs in between.
 fn power_cycle(
     program: &Path,
     board: &mut BoardState,
     layout: &Layout,
     journal: &mut Journal,
+    why: Cycle,
+    while_off: impl FnOnce() -> Result<(), EmulatedError>,
 ) -> Result<(), EmulatedError> {
     let log = layout.console_log(&board.node);
     if board.power_cycles >= MAX_POWER_CYCLES {
-        return Err(EmulatedError::NoNic {
-            node: board.node.clone(),
-            cycles: board.power_cycles + 1,
-            log,
+        let (node, cycles) = (board.node.clone(), board.power_cycles + 1);
+        return Err(match why {
+            Cycle::NoNic => EmulatedError::NoNic { node, cycles, log },
+            Cycle::BadCard => EmulatedError::BadCard { node, cycles, log },
         });
     }
     crate::fleet::teardown::stop_processes(&[board.pid]);
     board.power_cycles += 1;
-    let kept = log.with_file_name(format!("console-no-nic-{}.log", board.power_cycles));
+    let name = match why {
+        Cycle::NoNic => "no-nic",
+        Cycle::BadCard => "bad-card",
+    };
+    let kept = log.with_file_name(format!("console-{name}-{}.log", board.power_cycles));
     fs::rename(&log, &kept).map_err(|source| EmulatedError::Write { path: kept, source })?;
+    while_off()?;
     board.pid = power_on(program, &board.spec, layout, &board.node, journal)?;
     board.phase = Phase::PoweredOn;
     board.seconds.clear();
@@ -669,6 +699,8 @@ struct Watch<'a> {
     journal: &'a mut Journal,
     target: Phase,
     timeout: Duration,
+    /// To write a board's card again.
+    cards: (&'a UpOptions, &'a crate::secrets::SshKey),
 }
 
 impl Watch<'_> {
@@ -709,8 +741,9 @@ impl Watch<'_> {
         }
     }
 
-    /// The emulator still runs, and the board did not boot without its NIC
-    /// (then it is powered on again).
+    /// The emulator still runs, the board did not boot without its NIC,
+    /// and its card reads back sound (else it is powered on again, with
+    /// its card written again for the latter).
     fn check(&mut self, board: &mut BoardState) -> Result<(), EmulatedError> {
         if !process_alive(board.pid) {
             let log = self.layout.qemu_log(&board.node);
@@ -718,12 +751,21 @@ impl Watch<'_> {
                 console::tail(&log, 10) + &console::tail(&self.layout.console_log(&board.node), 20);
             return Err(EmulatedError::Died { node: board.node.clone(), log, tail });
         }
-        if board.phase == Phase::Systemd {
-            let log = fs::read(self.layout.console_log(&board.node)).unwrap_or_default();
-            if console::nic_lost(&String::from_utf8_lossy(&log)) {
-                tracing::warn!(node = %board.node, "booted without its NIC; powering it on again");
-                power_cycle(&self.p.qemu, board, self.layout, self.journal)?;
-            }
+        if board.phase < Phase::Kernel || board.phase >= Phase::Healthy {
+            return Ok(());
+        }
+        let log = fs::read(self.layout.console_log(&board.node)).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log);
+        let qemu = &self.p.qemu;
+        if board.phase == Phase::Systemd && console::nic_lost(&log) {
+            tracing::warn!(node = %board.node, "booted without its NIC; powering it on again");
+            power_cycle(qemu, board, self.layout, self.journal, Cycle::NoNic, || Ok(()))?;
+        } else if console::card_corrupted(&log) {
+            tracing::warn!(node = %board.node, "its card reads back corrupt; writing it again");
+            let config = self.p.configs.iter().find(|c| c.hostname == board.node).cloned();
+            let ((opts, key), layout) = (self.cards, self.layout);
+            let again = || cards(config.as_slice(), opts, layout, key);
+            power_cycle(qemu, board, layout, self.journal, Cycle::BadCard, again)?;
         }
         Ok(())
     }
@@ -956,21 +998,57 @@ mod tests {
         assert_eq!(phases, vec![Phase::Kernel, Phase::Systemd]);
     }
 
-    #[test]
-    fn a_board_without_its_nic_is_powered_on_again_a_few_times_then_refused() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-power-cycle-{}", std::process::id()));
+    /// A board r1 in a fresh directory, its "emulator" a real process to
+    /// stop (pid 0 would be this test's own process group).
+    fn cycling(name: &str) -> (PathBuf, Layout, Journal, std::process::Child, BoardState) {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let layout = Layout::new(&dir);
         fs::create_dir_all(layout.node("r1")).unwrap();
-        let mut journal = Journal::create(&dir.join("journal.jsonl")).unwrap();
-        let mut old = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let mut b = BoardState::new(&config("r1", &[]), old.id(), spec(&dir));
+        let journal = Journal::create(&dir.join("journal.jsonl")).unwrap();
+        let old = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let b = BoardState::new(&config("r1", &[]), old.id(), spec(&dir));
+        (dir, layout, journal, old, b)
+    }
+
+    #[test]
+    fn a_board_whose_card_reads_back_corrupt_gets_its_card_written_again() {
+        let (dir, layout, mut journal, mut old, mut b) = cycling("pi-lab-bad-card");
+        let log = "[  133.683312] EXT4-fs error (device mmcblk0p2): ext4_lookup:1821: inode #4936";
+        assert!(console::card_corrupted(log));
+        assert!(!console::card_corrupted("EXT4-fs (mmcblk0p2): mounted filesystem"));
+        let program = Path::new("/bin/true");
+        let mut written = 0;
+        for cycle in 1..=MAX_POWER_CYCLES {
+            fs::write(layout.console_log("r1"), log).unwrap();
+            let again = || {
+                written += 1;
+                Ok(())
+            };
+            power_cycle(program, &mut b, &layout, &mut journal, Cycle::BadCard, again).unwrap();
+            let kept = layout.node("r1").join(format!("console-bad-card-{cycle}.log"));
+            assert_eq!(fs::read_to_string(kept).unwrap(), log);
+        }
+        assert_eq!(written, MAX_POWER_CYCLES, "the card was not written before each power-on");
+        old.wait().unwrap();
+        let err = power_cycle(program, &mut b, &layout, &mut journal, Cycle::BadCard, || Ok(()))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("root file system of r1 read back corrupt 4 times"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_board_without_its_nic_is_powered_on_again_a_few_times_then_refused() {
+        let (dir, layout, mut journal, mut old, mut b) = cycling("pi-lab-power-cycle");
         b.reach(Phase::Systemd);
         // `true` stands in for qemu: only the bookkeeping is under test.
         let program = Path::new("/bin/true");
         for cycle in 1..=MAX_POWER_CYCLES {
             fs::write(layout.console_log("r1"), format!("boot {cycle}")).unwrap();
-            power_cycle(program, &mut b, &layout, &mut journal).unwrap();
+            power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, || Ok(())).unwrap();
             assert_eq!((b.power_cycles, b.phase), (cycle, Phase::PoweredOn));
             assert!(b.seconds.is_empty());
             let kept = layout.node("r1").join(format!("console-no-nic-{cycle}.log"));
@@ -980,7 +1058,8 @@ mod tests {
         old.wait().unwrap();
         let journaled = crate::fleet::journal::read(&dir.join("journal.jsonl")).unwrap();
         assert_eq!(journaled.len(), MAX_POWER_CYCLES as usize, "{journaled:?}");
-        let err = power_cycle(program, &mut b, &layout, &mut journal).unwrap_err();
+        let err = power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, || Ok(()))
+            .unwrap_err();
         assert!(err.to_string().contains("r1 came up without its network port 4 times"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
