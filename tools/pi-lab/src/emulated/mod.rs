@@ -721,8 +721,17 @@ impl Watch<'_> {
             for ((board, config), line) in
                 boards.iter_mut().zip(&self.p.configs).zip(&mut progress.lines)
             {
-                self.check(board)?;
-                look(board, config, self.layout, &client);
+                // One read of the console per board and turn, until healthy.
+                let log = if board.phase < Phase::Healthy {
+                    let log = fs::read(self.layout.console_log(&board.node)).unwrap_or_default();
+                    String::from_utf8_lossy(&log).into_owned()
+                } else {
+                    String::new()
+                };
+                // A board powered on again has a new console: look next turn.
+                if !self.check(board, config, &log)? {
+                    look(board, config, &log, &client);
+                }
                 for phase in Phase::ALL[1..].iter().filter(|ph| **ph <= board.phase) {
                     line.done(*phase as usize - 1);
                 }
@@ -742,9 +751,15 @@ impl Watch<'_> {
     }
 
     /// The emulator still runs, the board did not boot without its NIC,
-    /// and its card reads back sound (else it is powered on again, with
-    /// its card written again for the latter).
-    fn check(&mut self, board: &mut BoardState) -> Result<(), EmulatedError> {
+    /// and its card reads back sound (`log`: its console). Else it is
+    /// powered on again, with its card written again for the latter, and
+    /// the answer is true.
+    fn check(
+        &mut self,
+        board: &mut BoardState,
+        config: &NodeConfig,
+        log: &str,
+    ) -> Result<bool, EmulatedError> {
         if !process_alive(board.pid) {
             let log = self.layout.qemu_log(&board.node);
             let tail =
@@ -752,22 +767,22 @@ impl Watch<'_> {
             return Err(EmulatedError::Died { node: board.node.clone(), log, tail });
         }
         if board.phase < Phase::Kernel || board.phase >= Phase::Healthy {
-            return Ok(());
+            return Ok(false);
         }
-        let log = fs::read(self.layout.console_log(&board.node)).unwrap_or_default();
-        let log = String::from_utf8_lossy(&log);
         let qemu = &self.p.qemu;
-        if board.phase == Phase::Systemd && console::nic_lost(&log) {
+        if board.phase == Phase::Systemd && console::nic_lost(log) {
             tracing::warn!(node = %board.node, "booted without its NIC; powering it on again");
             power_cycle(qemu, board, self.layout, self.journal, Cycle::NoNic, || Ok(()))?;
-        } else if console::card_corrupted(&log) {
-            tracing::warn!(node = %board.node, "its card reads back corrupt; writing it again");
-            let config = self.p.configs.iter().find(|c| c.hostname == board.node).cloned();
-            let ((opts, key), layout) = (self.cards, self.layout);
-            let again = || cards(config.as_slice(), opts, layout, key);
-            power_cycle(qemu, board, layout, self.journal, Cycle::BadCard, again)?;
+            return Ok(true);
         }
-        Ok(())
+        if console::card_corrupted(log) {
+            tracing::warn!(node = %board.node, "its card reads back corrupt; writing it again");
+            let ((opts, key), layout) = (self.cards, self.layout);
+            let again = || cards(std::slice::from_ref(config), opts, layout, key);
+            power_cycle(qemu, board, layout, self.journal, Cycle::BadCard, again)?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 
@@ -788,12 +803,11 @@ fn note(board: &BoardState) -> String {
 fn look(
     board: &mut BoardState,
     config: &NodeConfig,
-    layout: &Layout,
+    log: &str,
     client: &crate::fleet_client::AgentClient,
 ) {
     if board.phase < Phase::Systemd {
-        let log = fs::read(layout.console_log(&board.node)).unwrap_or_default();
-        board.reach(console::phase_of(&String::from_utf8_lossy(&log)));
+        board.reach(console::phase_of(log));
     }
     if board.phase < Phase::Systemd {
         return;
