@@ -82,6 +82,13 @@ pub fn card_corrupted(log: &str) -> bool {
     log.contains("EXT4-fs error")
 }
 
+/// The board's kernel oopsed or panicked: whatever it was doing (on a
+/// busy host, the emulated SD host's driver once) may never finish, and
+/// the board would sit there until `lab up` gives up.
+pub fn kernel_crashed(log: &str) -> bool {
+    log.contains("Internal error: Oops") || log.contains("Kernel panic - not syncing")
+}
+
 /// The last `lines` lines of a console log, control characters (colour
 /// codes, cursor moves) made visible rather than sent to the terminal.
 pub fn tail(path: &Path, lines: usize) -> String {

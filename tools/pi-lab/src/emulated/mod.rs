@@ -22,6 +22,7 @@
 //! the journal, so it also cleans up after a crashed `up`.
 
 pub mod console;
+pub mod devicetree;
 pub mod dhcp;
 pub mod qemu;
 pub mod wiring;
@@ -93,17 +94,10 @@ pub enum EmulatedError {
     )]
     Died { node: String, log: PathBuf, tail: String },
     #[error(
-        "{node} came up without its network port {cycles} times (qemu's emulated USB did not \
-         enumerate the board's NIC; a busy host makes this likelier): see {log}\nall boards \
-         were stopped and the lab was taken down"
+        "{node} {what} {cycles} times ({cause}): see {log}\nall boards were stopped and the lab \
+         was taken down"
     )]
-    NoNic { node: String, cycles: u32, log: PathBuf },
-    #[error(
-        "the root file system of {node} read back corrupt {cycles} times, each time from a card \
-         written again (qemu's emulated SD card; a busy host makes this likelier): see {log}\nall \
-         boards were stopped and the lab was taken down"
-    )]
-    BadCard { node: String, cycles: u32, log: PathBuf },
+    PowerCycles { node: String, what: &'static str, cycles: u32, cause: &'static str, log: PathBuf },
     #[error(
         "not healthy after {seconds} s: {waiting}\nthe boards stay up for a look \
          (`pi-lab status`, `pi-lab lab console NODE`); `pi-lab lab down` removes them"
@@ -320,10 +314,11 @@ pub struct BoardState {
     pub waiting: String,
     /// The emulator's resident memory, MiB.
     pub emulator_rss_mib: Option<u64>,
-    /// Times the board was powered off and on again because it came up
-    /// without its NIC (see [`console::nic_lost`]); phases count from the
-    /// last power-on.
+    /// Times the board was powered off and on again (see [`Cycle`]);
+    /// phases count from the last power-on.
     pub power_cycles: u32,
+    /// Why it was last powered on again.
+    pub last_cycle: Option<Cycle>,
     #[serde(skip)]
     started: Option<Instant>,
     /// How to power the board on (again).
@@ -345,6 +340,7 @@ impl BoardState {
             waiting: String::new(),
             emulator_rss_mib: None,
             power_cycles: 0,
+            last_cycle: None,
             started: Some(Instant::now()),
             spec,
         }
@@ -517,7 +513,8 @@ fn cards(
 }
 
 /// Kernel, initrd, device tree and command line, as the Pi's firmware
-/// would take them from the card.
+/// would take them from the card; the device tree less what qemu cannot
+/// emulate well (see [`devicetree`]).
 struct BootFiles {
     kernel: PathBuf,
     initrd: PathBuf,
@@ -544,17 +541,18 @@ fn boot_files(layout: &Layout, configs: &[NodeConfig]) -> Result<BootFiles, Emul
     let dir = layout.boot();
     fs::create_dir_all(&dir)
         .map_err(|source| EmulatedError::Write { path: dir.clone(), source })?;
-    let copy = |name: &str| -> Result<PathBuf, EmulatedError> {
+    let copy = |name: &str, edit: fn(&[u8]) -> Result<Vec<u8>, devicetree::DtbError>| {
         let data =
             crate::flash::identity::read(&file, size, name).map_err(|e| fail(e.to_string()))?;
+        let data = edit(&data).map_err(|e| fail(format!("{name}: {e}")))?;
         let path = dir.join(name);
         fs::write(&path, data)
             .map_err(|source| EmulatedError::Write { path: path.clone(), source })?;
-        Ok(path)
+        Ok::<_, EmulatedError>(path)
     };
-    let kernel = copy(&newest("vmlinuz-")?)?;
-    let initrd = copy(&newest("initrd.img-")?)?;
-    let dtb = copy(DTB)?;
+    let kernel = copy(&newest("vmlinuz-")?, |d| Ok(d.to_vec()))?;
+    let initrd = copy(&newest("initrd.img-")?, |d| Ok(d.to_vec()))?;
+    let dtb = copy(DTB, devicetree::for_emulator)?;
     let cmdline = String::from_utf8_lossy(
         &crate::flash::identity::read(&file, size, "cmdline.txt")
             .map_err(|e| fail(e.to_string()))?,
@@ -645,46 +643,93 @@ where
     Ok(child.id())
 }
 
-/// How often a board is powered on again (it came up without its NIC, or
-/// its card read back corrupt).
+/// How often a board is powered on again, for whatever reasons.
 const MAX_POWER_CYCLES: u32 = 3;
 
-/// Why a board is powered on again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cycle {
+/// A board that has not answered at its management address this long
+/// after power-on is powered on again: on a 2-core host boards answer
+/// after about 50 s, and one stuck for good would hold `lab up` to its
+/// whole timeout.
+const STUCK_AFTER: Duration = Duration::from_secs(600);
+
+/// Why a board is powered on again; all but a lost NIC write its card
+/// again first, since a board that went wrong may have written it wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Cycle {
     /// It booted without its NIC.
     NoNic,
-    /// Its root file system read back corrupt; its card is written again.
+    /// Its root file system read back corrupt.
     BadCard,
+    /// Its kernel oopsed or panicked.
+    Crashed,
+    /// It did not answer within [`STUCK_AFTER`].
+    Stuck,
+}
+
+impl Cycle {
+    fn name(self) -> &'static str {
+        match self {
+            Cycle::NoNic => "no-nic",
+            Cycle::BadCard => "bad-card",
+            Cycle::Crashed => "crashed",
+            Cycle::Stuck => "stuck",
+        }
+    }
+
+    fn writes_card(self) -> bool {
+        self != Cycle::NoNic
+    }
+
+    /// What went wrong, and why it likely did, for the error past the limit.
+    fn what(self) -> (&'static str, &'static str) {
+        match self {
+            Cycle::NoNic => (
+                "came up without its network port",
+                "qemu's emulated USB did not enumerate the board's NIC; a busy host makes this \
+                 likelier",
+            ),
+            Cycle::BadCard => (
+                "read its root file system back corrupt",
+                "each time from a card written again; a busy host makes qemu's emulated SD card \
+                 likelier to fail",
+            ),
+            Cycle::Crashed => (
+                "crashed in its kernel (oops or panic)",
+                "each time from a card written again; the console shows the kernel's report",
+            ),
+            Cycle::Stuck => (
+                "did not answer at its management address within 600 s",
+                "each time from a card written again; the console shows how far it came",
+            ),
+        }
+    }
 }
 
 /// Power `board` off and on again, its old console kept beside the new;
-/// `while_off` runs in between.
+/// `write_card` runs in between when `why` asks for it.
 fn power_cycle(
     program: &Path,
     board: &mut BoardState,
     layout: &Layout,
     journal: &mut Journal,
     why: Cycle,
-    while_off: impl FnOnce() -> Result<(), EmulatedError>,
+    write_card: impl FnOnce() -> Result<(), EmulatedError>,
 ) -> Result<(), EmulatedError> {
     let log = layout.console_log(&board.node);
     if board.power_cycles >= MAX_POWER_CYCLES {
+        let (what, cause) = why.what();
         let (node, cycles) = (board.node.clone(), board.power_cycles + 1);
-        return Err(match why {
-            Cycle::NoNic => EmulatedError::NoNic { node, cycles, log },
-            Cycle::BadCard => EmulatedError::BadCard { node, cycles, log },
-        });
+        return Err(EmulatedError::PowerCycles { node, what, cycles, cause, log });
     }
     crate::fleet::teardown::stop_processes(&[board.pid]);
     board.power_cycles += 1;
-    let name = match why {
-        Cycle::NoNic => "no-nic",
-        Cycle::BadCard => "bad-card",
-    };
-    let kept = log.with_file_name(format!("console-{name}-{}.log", board.power_cycles));
+    board.last_cycle = Some(why);
+    let kept = log.with_file_name(format!("console-{}-{}.log", why.name(), board.power_cycles));
     fs::rename(&log, &kept).map_err(|source| EmulatedError::Write { path: kept, source })?;
-    while_off()?;
+    if why.writes_card() {
+        write_card()?;
+    }
     board.pid = power_on(program, &board.spec, layout, &board.node, journal)?;
     board.phase = Phase::PoweredOn;
     board.seconds.clear();
@@ -750,9 +795,8 @@ impl Watch<'_> {
         }
     }
 
-    /// The emulator still runs, the board did not boot without its NIC,
-    /// and its card reads back sound (`log`: its console). Else it is
-    /// powered on again, with its card written again for the latter, and
+    /// The emulator still runs and the board, not yet healthy, is in no
+    /// [`trouble`] (`log`: its console). Else it is powered on again and
     /// the answer is true.
     fn check(
         &mut self,
@@ -766,23 +810,33 @@ impl Watch<'_> {
                 console::tail(&log, 10) + &console::tail(&self.layout.console_log(&board.node), 20);
             return Err(EmulatedError::Died { node: board.node.clone(), log, tail });
         }
-        if board.phase < Phase::Kernel || board.phase >= Phase::Healthy {
+        if board.phase >= Phase::Healthy {
             return Ok(false);
         }
-        let qemu = &self.p.qemu;
-        if board.phase == Phase::Systemd && console::nic_lost(log) {
-            tracing::warn!(node = %board.node, "booted without its NIC; powering it on again");
-            power_cycle(qemu, board, self.layout, self.journal, Cycle::NoNic, || Ok(()))?;
-            return Ok(true);
-        }
-        if console::card_corrupted(log) {
-            tracing::warn!(node = %board.node, "its card reads back corrupt; writing it again");
-            let ((opts, key), layout) = (self.cards, self.layout);
-            let again = || cards(std::slice::from_ref(config), opts, layout, key);
-            power_cycle(qemu, board, layout, self.journal, Cycle::BadCard, again)?;
-            return Ok(true);
-        }
-        Ok(false)
+        let up = board.started.map_or(Duration::ZERO, |s| s.elapsed());
+        let Some(why) = trouble(board, log, up) else { return Ok(false) };
+        tracing::warn!(node = %board.node, why = why.name(), "powering the board on again");
+        let ((opts, key), layout) = (self.cards, self.layout);
+        let write_card = || cards(std::slice::from_ref(config), opts, layout, key);
+        power_cycle(&self.p.qemu, board, layout, self.journal, why, write_card)?;
+        Ok(true)
+    }
+}
+
+/// Why a booting board (`log`: its console; `up`: time since power-on)
+/// must be powered on again, if it must.
+fn trouble(board: &BoardState, log: &str, up: Duration) -> Option<Cycle> {
+    let stuck = board.phase < Phase::AgentUp && up >= STUCK_AFTER;
+    if board.phase == Phase::Systemd && console::nic_lost(log) {
+        Some(Cycle::NoNic)
+    } else if console::card_corrupted(log) {
+        Some(Cycle::BadCard)
+    } else if console::kernel_crashed(log) {
+        Some(Cycle::Crashed)
+    } else if stuck {
+        Some(Cycle::Stuck)
+    } else {
+        None
     }
 }
 
@@ -791,7 +845,8 @@ impl Watch<'_> {
 fn note(board: &BoardState) -> String {
     let mut note = format!("{} s", board.started.map_or(0, |s| s.elapsed().as_secs()));
     if board.power_cycles > 0 {
-        note += &format!(", power-cycled {}x (no NIC)", board.power_cycles);
+        let why = board.last_cycle.map_or("", Cycle::name);
+        note += &format!(", power-cycled {}x (last: {why})", board.power_cycles);
     }
     if board.phase >= Phase::Provisioned && !board.waiting.is_empty() {
         note += &format!(", {}", board.waiting);
@@ -1048,7 +1103,7 @@ mod tests {
         let err = power_cycle(program, &mut b, &layout, &mut journal, Cycle::BadCard, || Ok(()))
             .unwrap_err();
         assert!(
-            err.to_string().contains("root file system of r1 read back corrupt 4 times"),
+            err.to_string().contains("r1 read its root file system back corrupt 4 times"),
             "{err}"
         );
         fs::remove_dir_all(&dir).unwrap();
@@ -1062,7 +1117,8 @@ mod tests {
         let program = Path::new("/bin/true");
         for cycle in 1..=MAX_POWER_CYCLES {
             fs::write(layout.console_log("r1"), format!("boot {cycle}")).unwrap();
-            power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, || Ok(())).unwrap();
+            let card = || panic!("a lost NIC needs no new card");
+            power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, card).unwrap();
             assert_eq!((b.power_cycles, b.phase), (cycle, Phase::PoweredOn));
             assert!(b.seconds.is_empty());
             let kept = layout.node("r1").join(format!("console-no-nic-{cycle}.log"));
@@ -1076,5 +1132,25 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("r1 came up without its network port 4 times"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_board_that_crashed_or_is_stuck_before_it_answers_is_powered_on_again() {
+        let mut b = BoardState::new(&config("r1", &[]), 0, spec(Path::new("/nonexistent")));
+        b.reach(Phase::Systemd);
+        let oops = "[  131.11] Internal error: Oops: 0000000096000005 [#1] SMP\n\
+                    [  131.12] Call trace:\n[  131.12]  bcm2835_finish_data+0x3c/0xd8 [bcm2835]";
+        let (booting, long) = (Duration::from_secs(30), STUCK_AFTER + Duration::from_secs(1));
+        let fine = "[   10.04] systemd[1]: systemd 257 running";
+        assert_eq!(trouble(&b, oops, booting), Some(Cycle::Crashed));
+        assert_eq!(trouble(&b, fine, booting), None);
+        assert_eq!(trouble(&b, fine, long), Some(Cycle::Stuck));
+        // Once the agent answers, what remains is the agent's to report.
+        b.reach(Phase::AgentUp);
+        assert_eq!(trouble(&b, fine, long), None);
+        assert!(Cycle::Stuck.writes_card() && Cycle::Crashed.writes_card());
+        b.power_cycles = 1;
+        b.last_cycle = Some(Cycle::Crashed);
+        assert!(note(&b).contains("power-cycled 1x (last: crashed)"), "{}", note(&b));
     }
 }
