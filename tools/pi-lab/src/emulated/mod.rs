@@ -321,6 +321,9 @@ pub struct BoardState {
     pub last_cycle: Option<Cycle>,
     #[serde(skip)]
     started: Option<Instant>,
+    /// The console's length when last read, and when it last grew.
+    #[serde(skip)]
+    console_seen: (usize, Option<Instant>),
     /// How to power the board on (again).
     #[serde(skip)]
     spec: qemu::Board,
@@ -342,6 +345,7 @@ impl BoardState {
             power_cycles: 0,
             last_cycle: None,
             started: Some(Instant::now()),
+            console_seen: (0, None),
             spec,
         }
     }
@@ -647,10 +651,12 @@ where
 const MAX_POWER_CYCLES: u32 = 3;
 
 /// A board that has not answered at its management address this long
-/// after power-on is powered on again: on a 2-core host boards answer
-/// after about 50 s, and one stuck for good would hold `lab up` to its
-/// whole timeout.
+/// after power-on, and whose console has said nothing for [`QUIET_FOR`],
+/// is powered on again: on a 2-core host boards answer after 50-150 s,
+/// and one stuck for good would hold `lab up` to its whole timeout. A
+/// slow board still prints as systemd starts its units.
 const STUCK_AFTER: Duration = Duration::from_secs(600);
+const QUIET_FOR: Duration = Duration::from_secs(120);
 
 /// Why a board is powered on again; all but a lost NIC write its card
 /// again first, since a board that went wrong may have written it wrong.
@@ -663,7 +669,7 @@ pub enum Cycle {
     BadCard,
     /// Its kernel oopsed or panicked.
     Crashed,
-    /// It did not answer within [`STUCK_AFTER`].
+    /// It did not answer within [`STUCK_AFTER`], its console quiet.
     Stuck,
 }
 
@@ -700,7 +706,8 @@ impl Cycle {
             ),
             Cycle::Stuck => (
                 "did not answer at its management address within 600 s",
-                "each time from a card written again; the console shows how far it came",
+                "each time from a card written again, its console quiet for 120 s; the console \
+                 shows how far it came",
             ),
         }
     }
@@ -734,6 +741,7 @@ fn power_cycle(
     board.phase = Phase::PoweredOn;
     board.seconds.clear();
     board.started = Some(Instant::now());
+    board.console_seen = (0, None);
     Ok(())
 }
 
@@ -813,8 +821,12 @@ impl Watch<'_> {
         if board.phase >= Phase::Healthy {
             return Ok(false);
         }
+        if log.len() != board.console_seen.0 {
+            board.console_seen = (log.len(), Some(Instant::now()));
+        }
         let up = board.started.map_or(Duration::ZERO, |s| s.elapsed());
-        let Some(why) = trouble(board, log, up) else { return Ok(false) };
+        let quiet = board.console_seen.1.map_or(up, |t| t.elapsed());
+        let Some(why) = trouble(board, log, up, quiet) else { return Ok(false) };
         tracing::warn!(node = %board.node, why = why.name(), "powering the board on again");
         let ((opts, key), layout) = (self.cards, self.layout);
         let write_card = || cards(std::slice::from_ref(config), opts, layout, key);
@@ -823,10 +835,10 @@ impl Watch<'_> {
     }
 }
 
-/// Why a booting board (`log`: its console; `up`: time since power-on)
-/// must be powered on again, if it must.
-fn trouble(board: &BoardState, log: &str, up: Duration) -> Option<Cycle> {
-    let stuck = board.phase < Phase::AgentUp && up >= STUCK_AFTER;
+/// Why a booting board (`log`: its console, `quiet` since it last grew;
+/// `up`: time since power-on) must be powered on again, if it must.
+fn trouble(board: &BoardState, log: &str, up: Duration, quiet: Duration) -> Option<Cycle> {
+    let stuck = board.phase < Phase::AgentUp && up >= STUCK_AFTER && quiet >= QUIET_FOR;
     if board.phase == Phase::Systemd && console::nic_lost(log) {
         Some(Cycle::NoNic)
     } else if console::card_corrupted(log) {
@@ -1142,12 +1154,14 @@ mod tests {
                     [  131.12] Call trace:\n[  131.12]  bcm2835_finish_data+0x3c/0xd8 [bcm2835]";
         let (booting, long) = (Duration::from_secs(30), STUCK_AFTER + Duration::from_secs(1));
         let fine = "[   10.04] systemd[1]: systemd 257 running";
-        assert_eq!(trouble(&b, oops, booting), Some(Cycle::Crashed));
-        assert_eq!(trouble(&b, fine, booting), None);
-        assert_eq!(trouble(&b, fine, long), Some(Cycle::Stuck));
+        assert_eq!(trouble(&b, oops, booting, booting), Some(Cycle::Crashed));
+        assert_eq!(trouble(&b, fine, booting, booting), None);
+        assert_eq!(trouble(&b, fine, long, QUIET_FOR), Some(Cycle::Stuck));
+        // Slow, but its console still grows: not stuck.
+        assert_eq!(trouble(&b, fine, long, QUIET_FOR / 2), None);
         // Once the agent answers, what remains is the agent's to report.
         b.reach(Phase::AgentUp);
-        assert_eq!(trouble(&b, fine, long), None);
+        assert_eq!(trouble(&b, fine, long, long), None);
         assert!(Cycle::Stuck.writes_card() && Cycle::Crashed.writes_card());
         b.power_cycles = 1;
         b.last_cycle = Some(Cycle::Crashed);
