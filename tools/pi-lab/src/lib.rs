@@ -19,6 +19,7 @@ pub mod lab;
 pub mod lab_file;
 pub mod mbr;
 pub mod plan_table;
+pub mod programs;
 pub mod provision;
 pub mod replace_file;
 pub mod secrets;

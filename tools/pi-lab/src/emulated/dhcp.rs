@@ -45,11 +45,8 @@ pub fn args(bridge: &str, configs: &[NodeConfig], leases: &Path) -> Vec<String> 
 
 /// `dnsmasq` where Debian puts it, or on PATH.
 pub fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join(PROGRAM))
-        .find(|p| p.is_file())
+    let sbin = Path::new("/usr/sbin").join(PROGRAM);
+    crate::programs::find(PROGRAM).or_else(|| crate::programs::executable(&sbin).then_some(sbin))
 }
 
 #[cfg(test)]

@@ -86,8 +86,7 @@ fn join(prefix: &str, path: &Path) -> OsString {
 
 /// `qemu-system-aarch64` on PATH.
 pub fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(PROGRAM)).find(|p| p.is_file())
+    crate::programs::find(PROGRAM)
 }
 
 /// The board's MAC: the lab's `mac` for the node, else one derived from

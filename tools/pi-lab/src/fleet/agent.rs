@@ -33,11 +33,8 @@ pub fn find(given: Option<&Path>) -> Result<PathBuf, AgentError> {
         }
         looked.push(path.display().to_string());
     }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let path = dir.join("node-agent");
-        if path.is_file() {
-            return Ok(path);
-        }
+    if let Some(path) = crate::programs::find("node-agent") {
+        return Ok(path);
     }
     looked.push("$PATH".into());
     Err(AgentError::NotFound { looked: looked.join(", ") })

@@ -230,7 +230,7 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     for n in notes {
         steps.note(&n);
     }
-    if !prereqs::on_path("depmod") {
+    if !crate::programs::on_path("depmod") {
         steps.note("no depmod on this host (apt-get install kmod): the kernel's module index is made under emulation (slower)");
     }
     if !rootfs::eatmydata_available() {

@@ -1,5 +1,6 @@
 //! What the build needs on the host, checked before anything slow starts.
 
+use crate::programs::on_path;
 use std::path::Path;
 use std::process::Command;
 
@@ -100,16 +101,6 @@ fn run_fix(prog: &str, args: &[&str]) -> Result<(), ImageError> {
     }
 }
 
-pub fn on_path(prog: &str) -> bool {
-    let Some(path) = std::env::var_os("PATH") else { return false };
-    std::env::split_paths(&path).any(|d| {
-        let p = d.join(prog);
-        p.metadata().is_ok_and(|m| {
-            m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-        })
-    })
-}
-
 pub fn is_root() -> bool {
     // The effective uid, from /proc (no libc call needed).
     std::fs::read_to_string("/proc/self/status")
@@ -143,15 +134,4 @@ fn e2fs_version() -> Option<(u32, u32)> {
     let v = text.split_whitespace().nth(1)?;
     let mut it = v.split('.').map(|n| n.parse::<u32>().ok());
     Some((it.next()??, it.next()??))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_sh_but_not_nonsense() {
-        assert!(on_path("sh"));
-        assert!(!on_path("pi-lab-no-such-program"));
-    }
 }

@@ -30,7 +30,7 @@ pub const EATMYDATA_HOOKS: &str = "/usr/share/mmdebstrap/hooks/eatmydata";
 /// mmdebstrap's eatmydata hook, and the `dpkg-architecture` (dpkg-dev) it
 /// runs, are both on this host.
 pub fn eatmydata_available() -> bool {
-    Path::new(EATMYDATA_HOOKS).is_dir() && super::prereqs::on_path("dpkg-architecture")
+    Path::new(EATMYDATA_HOOKS).is_dir() && crate::programs::on_path("dpkg-architecture")
 }
 
 /// Emulated, an initramfs takes minutes, and package triggers would make it
@@ -242,7 +242,7 @@ fn base_hooks(
         .arg(sync_in(apt))
         .arg(format!("--essential-hook={DIVERT}"))
         .arg(format!("--essential-hook={NO_PRECONFIGURE}"));
-    let host_depmod = super::prereqs::on_path("depmod");
+    let host_depmod = crate::programs::on_path("depmod");
     if host_depmod {
         cmd.arg(format!("--essential-hook={DIVERT_DEPMOD}"));
     }
