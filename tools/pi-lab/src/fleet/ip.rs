@@ -44,8 +44,11 @@ fn ip(args: &[&str]) -> Result<String, IpError> {
 fn run(program: &str, args: &[&str]) -> Result<String, IpError> {
     let command = format!("{program} {}", args.join(" "));
     tracing::debug!(%command, "run");
+    // The C locale: callers tell "already there" and "already gone" by
+    // strerror's text, which is localized.
     let out = Command::new(program)
         .args(args)
+        .env("LC_ALL", "C")
         .output()
         .map_err(|source| IpError::Spawn { command: command.clone(), source })?;
     if !out.status.success() {
