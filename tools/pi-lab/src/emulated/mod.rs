@@ -455,10 +455,8 @@ fn switch_up(p: &Prepared, journal: &mut Journal) -> Result<(), EmulatedError> {
         journal.record(&Entry::RootLink { name: tap.clone() })?;
         ip::tap_add(&tap)?;
         ip::set_master(&tap, &bridge)?;
-        wiring::no_learning(&tap).map_err(|source| EmulatedError::Write {
-            path: PathBuf::from(format!("/sys/class/net/{tap}/brport/learning")),
-            source,
-        })?;
+        // See the wiring module's docs for why the switch learns nothing.
+        ip::no_learning(&tap)?;
         ip::link_up(None, &tap)?;
     }
     Ok(())

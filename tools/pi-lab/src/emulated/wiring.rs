@@ -57,11 +57,6 @@ pub fn rules(table: &str, plan: &SwitchPlan, tap_of: &dyn Fn(&str) -> String) ->
     out
 }
 
-/// A port of the switch that learns no addresses (see the module docs).
-pub fn no_learning(port: &str) -> std::io::Result<()> {
-    std::fs::write(format!("/sys/class/net/{port}/brport/learning"), "0")
-}
-
 /// Load `text` with `nft -f -`.
 pub fn nft_load(text: &str) -> Result<(), NftError> {
     let mut child = Command::new("nft")

@@ -138,6 +138,11 @@ pub fn set_master(dev: &str, master: &str) -> Result<(), IpError> {
     ip(&["link", "set", dev, "master", master]).map(drop)
 }
 
+/// A bridge port that learns no addresses.
+pub fn no_learning(port: &str) -> Result<(), IpError> {
+    ip(&["link", "set", "dev", port, "type", "bridge_slave", "learning", "off"]).map(drop)
+}
+
 /// Add an address; one that is already there is fine.
 pub fn addr_add(ns: Option<&str>, dev: &str, cidr: &str) -> Result<(), IpError> {
     match ip(&in_ns(ns, &["addr", "add", cidr, "dev", dev])) {
