@@ -52,7 +52,7 @@ for n in up["nodes"]:
 PY
     while read -r node addr kernel systemd agent provisioned healthy rss; do
         agent_rss=$(ssh -i "$key/id_ed25519" -o IdentitiesOnly=yes -o BatchMode=yes \
-            -o UserKnownHostsFile="$key/known_hosts" -o StrictHostKeyChecking=accept-new \
+            -o UserKnownHostsFile="$key/known_hosts" -o StrictHostKeyChecking=accept-new -o LogLevel=ERROR \
             "root@$addr" 'ps -o rss= -C node-agent' </dev/null | awk '{printf "%.1f", $1 / 1024}')
         echo "$run,$load,$node,$kernel,$systemd,$agent,$provisioned,$healthy,$rss,$agent_rss,$total"
     done <"$WORK/rows"
