@@ -97,7 +97,7 @@ pub enum EmulatedError {
         "{node} {what} {cycles} times ({cause}): see {log}\nall boards were stopped and the lab \
          was taken down"
     )]
-    PowerCycles { node: String, what: &'static str, cycles: u32, cause: &'static str, log: PathBuf },
+    PowerCycles { node: String, what: String, cycles: u32, cause: &'static str, log: PathBuf },
     #[error(
         "not healthy after {seconds} s: {waiting}\nthe boards stay up for a look \
          (`pi-lab status`, `pi-lab lab console NODE`); `pi-lab lab down` removes them"
@@ -543,24 +543,21 @@ fn boot_files(layout: &Layout, configs: &[NodeConfig]) -> Result<BootFiles, Emul
     let dir = layout.boot();
     fs::create_dir_all(&dir)
         .map_err(|source| EmulatedError::Write { path: dir.clone(), source })?;
-    let copy = |name: &str, edit: fn(&[u8]) -> Result<Vec<u8>, devicetree::DtbError>| {
-        let data =
-            crate::flash::identity::read(&file, size, name).map_err(|e| fail(e.to_string()))?;
-        let data = edit(&data).map_err(|e| fail(format!("{name}: {e}")))?;
+    let read = |name: &str| {
+        crate::flash::identity::read(&file, size, name).map_err(|e| fail(format!("{name}: {e}")))
+    };
+    let write = |name: &str, data: &[u8]| {
         let path = dir.join(name);
         fs::write(&path, data)
             .map_err(|source| EmulatedError::Write { path: path.clone(), source })?;
         Ok::<_, EmulatedError>(path)
     };
-    let kernel = copy(&newest("vmlinuz-")?, |d| Ok(d.to_vec()))?;
-    let initrd = copy(&newest("initrd.img-")?, |d| Ok(d.to_vec()))?;
-    let dtb = copy(DTB, devicetree::for_emulator)?;
-    let cmdline = String::from_utf8_lossy(
-        &crate::flash::identity::read(&file, size, "cmdline.txt")
-            .map_err(|e| fail(e.to_string()))?,
-    )
-    .trim()
-    .to_string();
+    let (kernel, initrd) = (newest("vmlinuz-")?, newest("initrd.img-")?);
+    let kernel = write(&kernel, &read(&kernel)?)?;
+    let initrd = write(&initrd, &read(&initrd)?)?;
+    let tree = devicetree::for_emulator(&read(DTB)?).map_err(|e| fail(format!("{DTB}: {e}")))?;
+    let dtb = write(DTB, &tree)?;
+    let cmdline = String::from_utf8_lossy(&read("cmdline.txt")?).trim().to_string();
     Ok(BootFiles { kernel, initrd, dtb, cmdline })
 }
 
@@ -658,8 +655,7 @@ const QUIET_FOR: Duration = Duration::from_secs(120);
 
 /// Why a board is powered on again; all but a lost NIC write its card
 /// again first, since a board that went wrong may have written it wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cycle {
     /// It booted without its NIC.
     NoNic,
@@ -669,6 +665,12 @@ pub enum Cycle {
     Crashed,
     /// It did not answer within [`STUCK_AFTER`], its console quiet.
     Stuck,
+}
+
+impl Serialize for Cycle {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 impl Cycle {
@@ -686,8 +688,8 @@ impl Cycle {
     }
 
     /// What went wrong, and why it likely did, for the error past the limit.
-    fn what(self) -> (&'static str, &'static str) {
-        match self {
+    fn what(self) -> (String, &'static str) {
+        let (what, cause) = match self {
             Cycle::NoNic => (
                 "came up without its network port",
                 "qemu's emulated USB did not enumerate the board's NIC; a busy host makes this \
@@ -702,12 +704,19 @@ impl Cycle {
                 "crashed in its kernel (oops or panic)",
                 "each time from a card written again; the console shows the kernel's report",
             ),
-            Cycle::Stuck => (
-                "did not answer at its management address within 600 s",
-                "each time from a card written again, its console quiet for 120 s; the console \
-                 shows how far it came",
-            ),
-        }
+            Cycle::Stuck => {
+                let what = format!(
+                    "did not answer at its management address within {} s, its console quiet \
+                     for {} s,",
+                    STUCK_AFTER.as_secs(),
+                    QUIET_FOR.as_secs()
+                );
+                let cause =
+                    "each time from a card written again; the console shows how far it came";
+                return (what, cause);
+            }
+        };
+        (what.to_string(), cause)
     }
 }
 
@@ -1164,5 +1173,6 @@ mod tests {
         b.power_cycles = 1;
         b.last_cycle = Some(Cycle::Crashed);
         assert!(note(&b).contains("power-cycled 1x (last: crashed)"), "{}", note(&b));
+        assert_eq!(serde_json::to_value(&b).unwrap()["last_cycle"], "crashed");
     }
 }

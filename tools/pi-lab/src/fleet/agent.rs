@@ -28,7 +28,7 @@ pub fn find(given: Option<&Path>) -> Result<PathBuf, AgentError> {
         && let Some(dir) = exe.parent()
     {
         let path = dir.join("node-agent");
-        if path.is_file() {
+        if crate::programs::executable(&path) {
             return Ok(path);
         }
         looked.push(path.display().to_string());
