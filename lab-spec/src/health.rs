@@ -116,6 +116,10 @@ pub struct SflowState {
     pub flow_samples_sent: u64,
     pub send_errors: u64,
     pub sampling_rate: u32,
+    /// Interfaces whose packets are being sampled now (the rules are in
+    /// place and read); empty while packet sampling is off.
+    #[serde(default)]
+    pub sampling_interfaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -399,8 +399,11 @@ impl Runner {
     /// One pass for `cfg`: network, FRR, sFlow; publishes the result.
     fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
         let started = Instant::now();
-        let mut report = pass(&mut self.nl, self.settings.frr.as_mut(), cfg, false)?;
+        let mut report = network_pass(&mut self.nl, cfg, false)?;
+        // Before FRR: sampling needs only the interfaces, and a reload
+        // that takes long on a busy host must not hold it back.
         report.sflow_error = self.sflow.sync(cfg);
+        frr_pass(self.settings.frr.as_mut(), cfg, false, &mut report);
         if self.settings.board {
             // Not a reason to roll a config back: logged, tried next pass.
             match crate::hostname::reconcile(&cfg.hostname, std::path::Path::new("/etc")) {
@@ -533,27 +536,40 @@ pub fn pass(
     cfg: &NodeConfig,
     dry_run: bool,
 ) -> Result<ReconcileReport, NetlinkError> {
+    let mut report = network_pass(nl, cfg, dry_run)?;
+    frr_pass(frr, cfg, dry_run, &mut report);
+    Ok(report)
+}
+
+/// Links, addresses, bridges and VXLAN devices.
+fn network_pass(
+    nl: &mut Netlink,
+    cfg: &NodeConfig,
+    dry_run: bool,
+) -> Result<ReconcileReport, NetlinkError> {
     let (plan, net) = network::reconcile(nl, cfg, dry_run)?;
-    let mut report = ReconcileReport {
+    Ok(ReconcileReport {
         config_version: version_of(cfg),
         planned: plan.changes.iter().map(ToString::to_string).collect(),
         applied: net.applied,
         failed: net.failed,
         problems: net.problems,
         ..Default::default()
-    };
-    if let (Some(frr), true, false) = (frr, cfg.runs_frr(), dry_run) {
-        match frr.sync(cfg) {
-            Ok(how) => {
-                if how != FrrSync::Unchanged {
-                    tracing::info!(?how, path = %frr.conf_path().display(), "frr.conf");
-                }
-                report.frr = Some(how);
+    })
+}
+
+/// frr.conf written and reloaded when it changed.
+fn frr_pass(frr: Option<&mut Frr>, cfg: &NodeConfig, dry_run: bool, report: &mut ReconcileReport) {
+    let (Some(frr), true, false) = (frr, cfg.runs_frr(), dry_run) else { return };
+    match frr.sync(cfg) {
+        Ok(how) => {
+            if how != FrrSync::Unchanged {
+                tracing::info!(?how, path = %frr.conf_path().display(), "frr.conf");
             }
-            Err(e) => report.frr_error = Some(e.to_string()),
+            report.frr = Some(how);
         }
+        Err(e) => report.frr_error = Some(e.to_string()),
     }
-    Ok(report)
 }
 
 /// The configured BGP neighbours, in state `FrrNotAnswering`.

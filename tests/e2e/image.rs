@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::common::{bin, prerequisites, workspace};
+use crate::emulator::{EmulatorTurn, emulator_turn};
 
 const TOOLS: &[&str] = &[
     "mmdebstrap",
@@ -70,22 +71,46 @@ impl Built {
 }
 
 /// Builds the image once for every test of this run (the emulated boards
-/// boot it too).
+/// boot it too). A test that comes while the build runs says it waits and
+/// for whom; a build that failed is not tried again by the next test.
 pub(crate) fn built() -> &'static Built {
-    static BUILT: OnceLock<Built> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = target_dir("pi-lab-image-test/out");
-        let result = build(&out, &[]);
-        assert!(
-            result.status.success(),
-            "image build failed:\n{}",
-            String::from_utf8_lossy(&result.stderr)
-        );
-        let summary: serde_json::Value =
-            serde_json::from_slice(&result.stdout).expect("--json summary");
-        eprintln!("image build: {}", String::from_utf8_lossy(&result.stderr));
-        Built { out, summary }
-    })
+    static BUILT: OnceLock<Result<Built, String>> = OnceLock::new();
+    static BUILDER: std::sync::Mutex<Option<(String, Instant)>> = std::sync::Mutex::new(None);
+    let me = std::thread::current().name().unwrap_or("a test").to_string();
+    let builder = || BUILDER.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if BUILT.get().is_none()
+        && let Some((who, since)) = builder()
+    {
+        let secs = since.elapsed().as_secs();
+        eprintln!("{me}: waiting for the shared image build, started by {who} {secs} s ago");
+    }
+    let result = BUILT.get_or_init(|| {
+        *BUILDER.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((me.clone(), Instant::now()));
+        eprintln!("{me}: building the shared image (cache {})", cache_dir().display());
+        build_shared()
+    });
+    match result {
+        Ok(built) => built,
+        Err(e) => {
+            let who = builder().map(|b| b.0).unwrap_or_default();
+            panic!("the shared image build (run once, by {who}) failed:\n{e}")
+        }
+    }
+}
+
+fn build_shared() -> Result<Built, String> {
+    let out = target_dir("pi-lab-image-test/out");
+    let started = Instant::now();
+    let result = build(&out, &[]);
+    let stderr = String::from_utf8_lossy(&result.stderr).into_owned();
+    if !result.status.success() {
+        return Err(stderr);
+    }
+    let summary: serde_json::Value = serde_json::from_slice(&result.stdout)
+        .map_err(|e| format!("--json summary: {e}\n{stderr}"))?;
+    eprintln!("image build took {:.0} s: {stderr}", started.elapsed().as_secs_f64());
+    Ok(Built { out, summary })
 }
 
 fn build(out: &Path, extra: &[&str]) -> Output {
@@ -845,27 +870,18 @@ fn usb_boot_once(files: &BootFiles, img: &Path, last: bool) -> bool {
 /// For a boot test: the shared image copied to `target/pi-lab-image-test/
 /// SUB/DISK` (qemu writes to it), its boot files beside it, and this test's
 /// turn on the emulator. None when the test cannot run here.
-fn board_disk(
-    test: &str,
-    sub: &str,
-    disk: &str,
-) -> Option<(BootFiles, PathBuf, std::sync::MutexGuard<'static, ()>)> {
+fn board_disk(test: &str, sub: &str, disk: &str) -> Option<(BootFiles, PathBuf, EmulatorTurn)> {
     if !prerequisites(test, true, &["qemu-system-aarch64", "mcopy", "mmdebstrap"]) {
         return None;
     }
+    // The image first: the turn is for running emulators, not for waiting
+    // on a build.
     let b = built();
-    let turn = one_board_at_a_time();
+    let turn = emulator_turn(test);
     let dir = target_dir(&format!("pi-lab-image-test/{sub}"));
     let img = dir.join(disk);
     run(Command::new("cp").arg("--sparse=always").arg(b.img()).arg(&img));
     Some((BootFiles::from_image(&b.img(), &dir), img, turn))
-}
-
-/// The boot tests take turns: an emulated Pi 3B keeps a core busy, and two
-/// at once on a small machine make both miss their deadlines.
-fn one_board_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static BOARD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    BOARD.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Kernel, initrd, device tree and command line, copied out of the image's

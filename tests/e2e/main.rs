@@ -8,6 +8,7 @@ mod common;
 mod dashboard;
 mod durability;
 mod emulated;
+mod emulator;
 mod flash;
 mod fleet;
 mod fleet_ops;

@@ -330,14 +330,13 @@ fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
         NODES.iter().map(|n| (*n, lab.config(n).sflow.agent_address)).collect();
     let eth1: BTreeMap<&str, u32> = NODES.iter().map(|n| (*n, lab.ifindex(n, "eth1"))).collect();
     for node in NODES {
-        // Set up in the agent's first pass, before BGP could come up; if
-        // not, the agent fell back to counters and retries every pass.
-        if !lab.sampling_table_exists(node) {
-            eprintln!("{node}: no sampling table right after `lab up`:\n{}", lab.log(node));
-        }
-        eventually(RELOAD_SECS, &format!("{node}: no sampling table:\n{}", lab.log(node)), || {
-            lab.sampling_table_exists(node)
-        });
+        // `lab up` waits for every agent to call itself healthy, and an
+        // agent whose sampling is not in force does not.
+        assert!(
+            lab.sampling_table_exists(node),
+            "{node}: no sampling table right after `lab up`:\n{}",
+            lab.log(node)
+        );
     }
 
     // Traffic, sampling 1-in-10: capture, watch and the kernel side by side.
@@ -451,7 +450,13 @@ fn fleet_sflow_is_decoded_by_tshark_and_matches_the_kernel() {
         let agent = agents[node];
         datagrams.iter().filter(move |d| d.agent == agent)
     };
-    assert!(from("r1").any(|d| !d.flows.is_empty()), "r1: no flow samples with sampling on");
+    assert!(
+        from("r1").any(|d| !d.flows.is_empty()),
+        "r1: no flow samples with sampling on ({} datagrams from r1; table there now: {}); r1's log:\n{}",
+        from("r1").count(),
+        lab.sampling_table_exists("r1"),
+        lab.log("r1")
+    );
     assert!(from("r2").all(|d| d.flows.is_empty()), "r2: flow samples without its NFLOG group");
     assert!(
         from("r2").any(|d| d.counters.iter().any(|c| c.0 == eth1["r2"])),

@@ -54,6 +54,13 @@ pub fn assemble(parts: Parts) -> HealthReport {
         };
         problems.push(format!("last reconcile failed: {errors}"));
     }
+    let sflow = &parts.sflow;
+    if sflow.enabled && sflow.sampling_rate > 0 && sflow.sampling_interfaces.is_empty() {
+        problems.push(format!(
+            "sFlow packet sampling 1-in-{} is not in force on any interface",
+            sflow.sampling_rate
+        ));
+    }
     if parts.board.under_voltage == Some(true) {
         problems.push("under-voltage: the power supply is too weak".into());
     }
@@ -120,6 +127,7 @@ mod tests {
                 ..Default::default()
             },
             board: Board { under_voltage: Some(true), ..Default::default() },
+            sflow: SflowState { enabled: true, sampling_rate: 100, ..Default::default() },
             ..Default::default()
         };
         let report = assemble(parts);
@@ -130,6 +138,7 @@ mod tests {
             vec![
                 "BGP neighbour 10.1.0.1 (r2) is Active",
                 "last reconcile failed: frr: reload failed",
+                "sFlow packet sampling 1-in-100 is not in force on any interface",
                 "under-voltage: the power supply is too weak",
             ]
         );
@@ -140,6 +149,12 @@ mod tests {
         let parts = Parts {
             config: Some(config()),
             reconcile: ReconcileState { ok: true, ..Default::default() },
+            sflow: SflowState {
+                enabled: true,
+                sampling_rate: 100,
+                sampling_interfaces: vec!["eth1".into()],
+                ..Default::default()
+            },
             ..Default::default()
         };
         let report = assemble(parts);

@@ -368,6 +368,7 @@ impl Worker {
                 nft::install(&devices, rate, self.opts.nflog_group)?;
                 s.rate = rate;
                 s.devices = devices;
+                lock(&self.shared.stats).sampling_interfaces = s.devices.clone();
             }
             return Ok(());
         }
@@ -382,11 +383,13 @@ impl Worker {
             .name("sflow-nflog".into())
             .spawn(move || read_samples(nflog, &shared, &stop))
             .map_err(SflowError::Socket)?;
+        lock(&self.shared.stats).sampling_interfaces = devices.clone();
         self.sampling = Some(Sampling { rate, devices, reader_stop, reader });
         Ok(())
     }
 
     fn stop_sampling(&mut self) {
+        lock(&self.shared.stats).sampling_interfaces.clear();
         if let Some(s) = self.sampling.take() {
             if let Err(e) = nft::remove() {
                 tracing::warn!("sFlow: removing the sampling rules: {e}");

@@ -82,6 +82,7 @@ pub fn template() -> HealthReport {
             flow_samples_sent: 0,
             send_errors: 2,
             sampling_rate: 0,
+            sampling_interfaces: Vec::new(),
         },
         reconcile: ReconcileState {
             config_version: None,

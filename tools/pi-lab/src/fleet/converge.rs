@@ -2,11 +2,13 @@
 //! FRR (`vtysh -N ... json`) and the kernel (`ip -j`), and the state table.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use lab_spec::NodeConfig;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::fleet_client::http::AgentClient;
 use crate::table::Table;
 
 use super::{frr, ip, names};
@@ -31,10 +33,23 @@ pub struct NodeState {
     pub vnis: Vec<u32>,
     /// Configured addresses (ports and loopback) missing from the kernel.
     pub missing_addresses: Vec<String>,
+    /// The node's agent calls itself healthy (`GET /v1/health`): its pass
+    /// finished with everything in force, sFlow sampling included, which
+    /// FRR and the kernel alone cannot show.
+    pub agent_healthy: bool,
+    /// What the agent last said is wrong, while it is not healthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_problem: Option<String>,
 }
 
 impl NodeState {
     pub fn converged(&self) -> bool {
+        self.routing_converged() && self.agent_healthy
+    }
+
+    /// What the host sees in FRR and the kernel is in place; the agent's
+    /// own word is asked only then.
+    pub fn routing_converged(&self) -> bool {
         self.bgp_up == self.bgp_total
             && self.igp_up == self.igp_total
             && self.vnis_up.len() == self.vnis.len()
@@ -56,6 +71,10 @@ impl NodeState {
         }
         if self.vnis_up.len() < self.vnis.len() {
             parts.push(format!("VNIs {}/{}", self.vnis_up.len(), self.vnis.len()));
+        }
+        if parts.is_empty() && !self.agent_healthy {
+            let problem = self.agent_problem.as_deref().unwrap_or("not asked yet");
+            parts.push(format!("agent: {problem}"));
         }
         parts.join(", ")
     }
@@ -98,6 +117,60 @@ pub fn observe(lab: &str, config: &NodeConfig) -> NodeState {
             .filter(|a| !present.contains(a))
             .collect(),
         netns,
+        agent_healthy: false,
+        agent_problem: None,
+    }
+}
+
+/// The agents' own word, asked once a node's routing has converged and
+/// remembered once healthy: one request per node, not one per poll.
+#[derive(Debug)]
+pub struct AgentWord {
+    http: AgentClient,
+    healthy: BTreeSet<String>,
+}
+
+impl AgentWord {
+    pub fn new() -> Self {
+        AgentWord { http: AgentClient::new(Duration::from_secs(5)), healthy: BTreeSet::new() }
+    }
+
+    /// Fills in `agent_healthy` and `agent_problem` of `states`, asking
+    /// the agents of nodes whose routing converged (all at once).
+    pub fn ask(&mut self, nodes: &[NodeConfig], states: &mut [NodeState]) {
+        let answers: Vec<(usize, Result<(), String>)> = std::thread::scope(|scope| {
+            let asks: Vec<_> = states
+                .iter()
+                .zip(nodes)
+                .enumerate()
+                .filter(|(_, (s, _))| s.routing_converged() && !self.healthy.contains(&s.node))
+                .map(|(i, (_, n))| (i, scope.spawn(|| self.verdict(n))))
+                .collect();
+            asks.into_iter()
+                .map(|(i, ask)| (i, ask.join().unwrap_or_else(|_| Err("asking it failed".into()))))
+                .collect()
+        });
+        for (i, answer) in answers {
+            match answer {
+                Ok(()) => {
+                    self.healthy.insert(states[i].node.clone());
+                }
+                Err(problem) => states[i].agent_problem = Some(problem),
+            }
+        }
+        for state in states.iter_mut() {
+            state.agent_healthy = self.healthy.contains(&state.node);
+        }
+    }
+
+    fn verdict(&self, node: &NodeConfig) -> Result<(), String> {
+        let config = super::build::fleet_config(node);
+        let report = self.http.health(config.health.listen).map_err(|e| e.to_string())?;
+        match report.problems.first() {
+            _ if report.healthy => Ok(()),
+            Some(problem) => Err(problem.clone()),
+            None => Err("not healthy".into()),
+        }
     }
 }
 
@@ -213,6 +286,8 @@ mod tests {
             vnis_up: vnis.0.to_vec(),
             vnis: vnis.1.to_vec(),
             missing_addresses: Vec::new(),
+            agent_healthy: true,
+            agent_problem: None,
         }
     }
 
@@ -223,6 +298,19 @@ mod tests {
         let half = state("leaf1", (2, 2), (&[], &[10010]));
         assert!(!half.converged());
         assert_eq!(half.waiting_for(), "VNIs 0/1");
+    }
+
+    #[test]
+    fn converged_needs_the_agent_to_call_itself_healthy() {
+        let mut s = state("r1", (1, 1), (&[], &[]));
+        s.agent_healthy = false;
+        assert!(s.routing_converged() && !s.converged());
+        assert_eq!(s.waiting_for(), "agent: not asked yet");
+        s.agent_problem = Some("last reconcile failed: no pass finished yet".into());
+        assert_eq!(s.waiting_for(), "agent: last reconcile failed: no pass finished yet");
+        // Routing comes first: the agent is asked only once it converged.
+        s.bgp_up = 0;
+        assert_eq!(s.waiting_for(), "BGP 0/1");
     }
 
     #[test]

@@ -384,6 +384,7 @@ fn wait(
     interrupt: &Interrupt,
 ) -> Result<Vec<converge::NodeState>, FleetError> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let mut agents = converge::AgentWord::new();
     loop {
         if interrupt.is_set() {
             for line in lines.iter_mut() {
@@ -403,7 +404,8 @@ fn wait(
                 });
             }
         }
-        let states = converge::observe_all(&lab.name, &lab.nodes);
+        let mut states = converge::observe_all(&lab.name, &lab.nodes);
+        agents.ask(&lab.nodes, &mut states);
         for (state, line) in states.iter().zip(lines.iter_mut()) {
             if state.converged() {
                 line.finish();
