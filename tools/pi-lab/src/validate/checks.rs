@@ -275,7 +275,7 @@ pub(crate) mod tests {
     use lab_spec::node_config::Neighbor;
 
     use super::*;
-    use lab_spec::lab::FloodingMode;
+    use lab_spec::lab::{FloodingMode, SegmentMode};
     use lab_spec::plan::SegmentPlan;
 
     use crate::fleet_client::tests::two_node_client;
@@ -376,6 +376,7 @@ pub(crate) mod tests {
             name: "blue".into(),
             vni: 10010,
             flooding: FloodingMode::Evpn,
+            mode: SegmentMode::Bridge,
             subnet: "172.16.10.0/24".parse().unwrap(),
             access: Vec::new(),
             vteps: [
@@ -405,6 +406,7 @@ pub(crate) mod tests {
             name: "blue".into(),
             vni: 10010,
             flooding: FloodingMode::Static,
+            mode: SegmentMode::Bridge,
             subnet: "172.16.10.0/24".parse().unwrap(),
             access: Vec::new(),
             vteps: BTreeMap::new(),
