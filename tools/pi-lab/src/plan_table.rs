@@ -61,7 +61,14 @@ fn links(plan: &Plan) -> Table {
 fn segments(plan: &Plan) -> Table {
     Table::new(["VNI", "SEGMENT", "FLOODING", "SUBNET", "VTEPS"]).with_rows(
         plan.segments.iter().map(|s| {
-            let vteps: Vec<String> = s.vteps.iter().map(|(l, a)| format!("{l} {a}")).collect();
+            let vteps: Vec<String> = s
+                .vteps
+                .iter()
+                .map(|(l, a)| match s.irb_address(l) {
+                    Some(irb) => format!("{l} {a} (irb {irb})"),
+                    None => format!("{l} {a}"),
+                })
+                .collect();
             [
                 s.vni.to_string(),
                 s.name.clone(),

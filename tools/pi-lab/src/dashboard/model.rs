@@ -139,10 +139,13 @@ impl Topology {
                 vni: s.vni,
                 flooding: s.flooding.to_string(),
                 leaves: s.vteps.keys().cloned().collect(),
+                // The plan lists irb leaves' addresses among the hosts'.
                 hosts: s
                     .hosts
                     .keys()
-                    .filter_map(|h| h.split_once(':').map(|(node, _)| node.to_string()))
+                    .filter_map(|h| h.split_once(':').map(|(node, _)| node))
+                    .filter(|node| plan.nodes.get(*node).is_some_and(|n| n.role == Role::Host))
+                    .map(str::to_string)
                     .collect(),
             })
             .collect();
