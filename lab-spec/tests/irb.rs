@@ -185,3 +185,20 @@ remote_vteps = ["10.0.0.232"]
     assert_eq!(leaf1.version, "0843968a8bfebb52");
     assert_eq!(leaf1.version, leaf1.content_version());
 }
+
+#[test]
+fn the_two_leaf_boards_example_pings_across_irb() {
+    let lab = lab_spec::load(&example("two-leaf-boards.toml")).unwrap();
+    let plan = Plan::new(&lab).unwrap();
+    assert!(plan.warnings.is_empty(), "{}", plan.warnings);
+    let blue = &plan.segments[0];
+    assert_eq!((blue.vni, blue.mode), (10010, SegmentMode::Irb));
+    let keys: Vec<&str> = blue.hosts.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["leaf1:br10010", "leaf2:br10010"]);
+    let configs = compile::compile(&lab, &plan, "secret");
+    for (name, cfg) in &configs {
+        cfg.check().unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(cfg.bgp.as_ref().unwrap().timers.hold, 30);
+        assert!(cfg.vxlan[0].address.is_some());
+    }
+}

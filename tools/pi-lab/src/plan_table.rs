@@ -103,4 +103,10 @@ mod tests {
     fn fabric_plan_tables() {
         insta::assert_snapshot!("fabric_plan_table", render(&plan_of("fabric.toml")));
     }
+
+    #[test]
+    fn irb_addresses_stand_beside_their_vteps() {
+        let text = render(&plan_of("two-leaf-boards.toml"));
+        insta::assert_snapshot!("two_leaf_boards_plan_table", text);
+    }
 }

@@ -454,6 +454,14 @@ mod tests {
     }
 
     #[test]
+    fn irb_leaves_are_not_counted_as_hosts() {
+        let t = Topology::new(&example("two-leaf-boards.toml"), "boards".into());
+        let blue = &t.segments[0];
+        assert_eq!(blue.leaves, ["leaf1", "leaf2"]);
+        assert!(blue.hosts.is_empty(), "{:?}", blue.hosts);
+    }
+
+    #[test]
     fn bgp_sessions_and_rates_land_on_their_links() {
         let lab = fabric();
         let t = Topology::new(&lab, "boards".into());
