@@ -212,7 +212,8 @@ fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {
             vni: s.vni,
             name: s.name.clone(),
             device: format!("vxlan{}", s.vni),
-            bridge: format!("br{}", s.vni),
+            bridge: s.bridge(),
+            address: irb_address(plan, s, &node.name),
             local_vtep,
             port: VXLAN_PORT,
             access_ports: s
@@ -224,6 +225,12 @@ fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {
             flooding: flooding(plan, s, &node.name),
         })
         .collect()
+}
+
+/// The leaf's address on the segment's bridge, planned for irb segments
+/// only.
+fn irb_address(plan: &Plan, segment: &SegmentSpec, me: &str) -> Option<Ipv4Net> {
+    plan.segments.iter().find(|p| p.name == segment.name)?.irb_address(me)
 }
 
 fn flooding(plan: &Plan, segment: &SegmentSpec, me: &str) -> Flooding {

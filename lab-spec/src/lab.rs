@@ -323,18 +323,67 @@ impl std::fmt::Display for FloodingMode {
     }
 }
 
+/// What a segment's leaves are on it (netlab's VLAN `mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentMode {
+    /// The leaves only bridge: no address of their own in the segment.
+    #[default]
+    Bridge,
+    /// Each leaf also has an address in the segment, on its bridge, so
+    /// leaves can reach each other (and hosts) across it.
+    Irb,
+}
+
+impl SegmentMode {
+    /// For `skip_serializing_if`: a bridge segment serializes as before.
+    pub fn is_bridge(&self) -> bool {
+        *self == SegmentMode::Bridge
+    }
+}
+
+impl std::fmt::Display for SegmentMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SegmentMode::Bridge => "bridge",
+            SegmentMode::Irb => "irb",
+        })
+    }
+}
+
 /// A VXLAN segment (one VNI) across some leaves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentSpec {
     pub name: String,
     pub vni: u32,
     pub flooding: FloodingMode,
+    #[serde(skip_serializing_if = "SegmentMode::is_bridge")]
+    pub mode: SegmentMode,
     pub leaves: Vec<String>,
     pub access: Vec<Endpoint>,
     /// Fixed subnet instead of a /24 from `pools.segments`.
     pub subnet: Option<Ipv4Net>,
     #[serde(skip)]
     pub spans: SegmentSpans,
+}
+
+impl SegmentSpec {
+    /// The bridge each member leaf's agent makes for this segment.
+    pub fn bridge(&self) -> String {
+        bridge_name(self.vni)
+    }
+}
+
+/// The bridge of VNI `vni` on a leaf, e.g. `br10010`.
+pub fn bridge_name(vni: u32) -> String {
+    format!("br{vni}")
+}
+
+/// The key of a leaf's irb address among a segment's addresses
+/// (`leaf1:br10010`): the node and the device it sits on, as hosts are
+/// keyed.
+pub fn irb_key(leaf: &str, vni: u32) -> String {
+    format!("{leaf}:{}", bridge_name(vni))
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

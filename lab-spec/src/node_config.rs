@@ -283,6 +283,11 @@ pub struct Segment {
     pub device: String,
     /// Bridge the VXLAN device and access ports join, e.g. `br10010`.
     pub bridge: String,
+    /// The leaf's own address in the segment, on the bridge (a segment of
+    /// `mode = "irb"`). Left out when `None`, so configs without one stay
+    /// byte for byte (and version for version) what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Net>,
     /// Local VTEP address: this leaf's loopback.
     pub local_vtep: Ipv4Addr,
     /// Always [`VXLAN_PORT`].

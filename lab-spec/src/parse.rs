@@ -13,8 +13,8 @@ use toml::de::{DeTable, DeValue};
 use crate::diagnostics::{Diagnostic, Diagnostics, Source, Span, did_you_mean, list};
 use crate::lab::{
     BgpSpec, Endpoint, EndpointSpans, FloodingMode, Lab, Link, LinkSpans, ManagementSpans,
-    ManagementSpec, Node, NodeSpans, PoolSpans, Pools, SegmentSpans, SegmentSpec, SflowSpec,
-    UnderlayProtocol, UnderlaySpans, UnderlaySpec, defaults,
+    ManagementSpec, Node, NodeSpans, PoolSpans, Pools, SegmentMode, SegmentSpans, SegmentSpec,
+    SflowSpec, UnderlayProtocol, UnderlaySpans, UnderlaySpec, defaults,
 };
 use crate::node_config::{IgpTimers, Led, Role};
 
@@ -41,7 +41,8 @@ const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multip
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
 const NODE_KEYS: &[&str] = &["role", "asn", "id", "serial", "mac", "management", "loopback", "led"];
 const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet"];
-const SEGMENT_KEYS: &[&str] = &["name", "vni", "flooding", "leaves", "access", "subnet"];
+const SEGMENT_KEYS: &[&str] = &["name", "vni", "flooding", "mode", "leaves", "access", "subnet"];
+const SEGMENT_MODES: &[&str] = &["bridge", "irb"];
 const ROLES: &[&str] = &["router", "spine", "leaf", "host"];
 
 /// Largest valid 4-byte ASN (4294967295 is reserved, RFC 7300).
@@ -806,6 +807,7 @@ impl Reader {
             let vni = self.integer(t, "vni", place, VNI_RANGE);
             let vni = self.required(vni, t, "vni", place, &header, "add vni = N (1 to 16777215)");
             let flooding = self.converted(t, "flooding", place, flooding);
+            let mode = self.converted(t, "mode", place, segment_mode);
             // A missing list is reported by validation as "no leaves".
             let leaves =
                 t.get("leaves").map(|v| self.strings(v, "leaves", place)).unwrap_or_default();
@@ -828,6 +830,7 @@ impl Reader {
                 name,
                 vni: vni as u32,
                 flooding: flooding.map_or(FloodingMode::Static, |f| f.0),
+                mode: mode.map_or(SegmentMode::Bridge, |m| m.0),
                 leaves: leaves.iter().map(|l| l.0.clone()).collect(),
                 access,
                 subnet: subnet.as_ref().map(|s| s.0),
@@ -1081,6 +1084,20 @@ fn flooding(s: &str) -> Check<FloodingMode> {
         _ => Err((
             format!("unknown flooding \"{s}\""),
             "expected \"static\" (head-end replication lists) or \"evpn\" (BGP EVPN)".to_string(),
+        )),
+    }
+}
+
+fn segment_mode(s: &str) -> Check<SegmentMode> {
+    match s {
+        "bridge" => Ok(SegmentMode::Bridge),
+        "irb" => Ok(SegmentMode::Irb),
+        _ => Err((
+            format!("unknown segment mode \"{s}\""),
+            match did_you_mean(s, SEGMENT_MODES) {
+                Some(m) => format!("did you mean \"{m}\"?"),
+                None => "expected \"bridge\" (the leaves only bridge, the default) or \"irb\" (each leaf also gets an address on its bridge)".to_string(),
+            },
         )),
     }
 }

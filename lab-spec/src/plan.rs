@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::alloc::{Space, Want};
 use crate::diagnostics::{Diagnostic, Diagnostics, Span};
-use crate::lab::{FloodingMode, Lab, Link, Node, defaults};
+use crate::lab::{FloodingMode, Lab, Link, Node, SegmentMode, SegmentSpec, defaults, irb_key};
 use crate::node_config::Role;
 use crate::validate::{LinkKind, link_kind};
 
@@ -89,13 +89,24 @@ pub struct SegmentPlan {
     pub name: String,
     pub vni: u32,
     pub flooding: FloodingMode,
+    /// Left out when `bridge`, so plans without irb read as before.
+    #[serde(skip_serializing_if = "SegmentMode::is_bridge")]
+    pub mode: SegmentMode,
     pub subnet: Ipv4Net,
     /// Member leaf to its VTEP address (its loopback).
     pub vteps: BTreeMap<String, Ipv4Addr>,
     /// `leaf:interface` access ports.
     pub access: Vec<String>,
-    /// `host:interface` to its address in the segment.
+    /// Every address in the segment: `host:interface` to a host's, and in
+    /// an irb segment `leaf:brVNI` to a member leaf's on its bridge.
     pub hosts: BTreeMap<String, Ipv4Net>,
+}
+
+impl SegmentPlan {
+    /// A member leaf's address on its bridge (irb segments only).
+    pub fn irb_address(&self, leaf: &str) -> Option<Ipv4Net> {
+        self.hosts.get(&irb_key(leaf, self.vni)).copied()
+    }
 }
 
 impl Plan {
@@ -109,7 +120,7 @@ impl Plan {
         let management = planner.management();
         let p2p = planner.p2p();
         let segment_nets = planner.segment_subnets();
-        let hosts = planner.host_addresses(&segment_nets);
+        let hosts = planner.segment_addresses(&segment_nets);
         let mut diags = Diagnostics::new(lab.source.clone());
         diags.extend(planner.found);
         diags.sort();
@@ -146,6 +157,7 @@ impl Plan {
                     name: s.name.clone(),
                     vni: s.vni,
                     flooding: s.flooding,
+                    mode: s.mode,
                     subnet,
                     vteps: s
                         .leaves
@@ -518,8 +530,9 @@ impl Planner<'_> {
             .collect()
     }
 
-    /// Host addresses per segment, keyed by `host:interface`.
-    fn host_addresses(
+    /// Addresses in each segment, hosts' (`host:interface`) and irb
+    /// leaves' (`leaf:brVNI`) from one allocator, so none collide.
+    fn segment_addresses(
         &mut self,
         nets: &BTreeMap<String, Ipv4Net>,
     ) -> BTreeMap<String, BTreeMap<String, Ipv4Net>> {
@@ -534,6 +547,9 @@ impl Planner<'_> {
                 };
                 wants.entry(segment).or_default().push(want);
             }
+        }
+        for seg in self.lab.segments.iter().filter(|s| s.mode == SegmentMode::Irb) {
+            wants.entry(seg.name.clone()).or_default().extend(irb_wants(self.lab, seg));
         }
         let mut out = BTreeMap::new();
         for (segment, wants) in wants {
@@ -562,6 +578,22 @@ impl Planner<'_> {
         }
         out
     }
+}
+
+/// One address per member leaf of an irb segment, on its bridge.
+fn irb_wants(lab: &Lab, seg: &SegmentSpec) -> Vec<Want> {
+    let is_leaf = |name: &str| lab.nodes.get(name).is_some_and(|n| n.role == Role::Leaf);
+    seg.leaves
+        .iter()
+        .zip(&seg.spans.leaves)
+        .filter(|(leaf, _)| is_leaf(leaf))
+        .map(|(leaf, span)| Want {
+            key: irb_key(leaf, seg.vni),
+            owner: irb_key(leaf, seg.vni),
+            span: span.clone(),
+            pin: None,
+        })
+        .collect()
 }
 
 /// For a host-to-leaf link: the host's end and the segment of the leaf's

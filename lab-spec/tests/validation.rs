@@ -209,6 +209,23 @@ fn vni_out_of_range() {
 }
 
 #[test]
+fn unknown_segment_mode_says_what_would_be_right() {
+    let segment = |mode: &str| {
+        format!("{FABRIC}name = \"blue\"\nvni = 10\nmode = \"{mode}\"\nleaves = [\"l1\", \"l2\"]\n")
+    };
+    assert_error(&segment("irbb"), 33, 8, "unknown segment mode \"irbb\"", "did you mean \"irb\"?");
+    assert_error(
+        &segment("routed"),
+        33,
+        8,
+        "unknown segment mode \"routed\"",
+        "expected \"bridge\" (the leaves only bridge, the default) or \"irb\"",
+    );
+    let text = format!("{FABRIC}name = \"blue\"\nvni = 10\nmode = 1\nleaves = [\"l1\"]\n");
+    assert!(report(&text).iter().any(|d| d.line == Some(33)), "{:#?}", report(&text));
+}
+
+#[test]
 fn asn_out_of_range() {
     let text = BASE.replace("asn = 200", "asn = 4294967295");
     assert_error(&text, 9, 7, "asn 4294967295 is out of range", "between 1 and 4294967294");

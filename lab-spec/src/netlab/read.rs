@@ -663,7 +663,7 @@ impl<'t> Reader<'t> {
                             .string(&v.value, &format!("{place}.mode"))
                             .is_some_and(|m| m != "bridge")
                         {
-                            self.error(v.value.span.clone(), format!("{place}.mode: pi-lab segments are bridged only"), "write mode: bridge (pi-lab gives the switches no address in the VLAN)");
+                            self.error(v.value.span.clone(), format!("{place}.mode: pi-lab does not route between segments"), "write mode: bridge; for leaf addresses without routing, set mode = \"irb\" on the segment in the converted lab file");
                         }
                     }
                     _ => {
@@ -690,8 +690,8 @@ impl<'t> Reader<'t> {
         {
             self.error(
                 m.value.span.clone(),
-                "vlan.mode: pi-lab segments are bridged only",
-                "write mode: bridge",
+                "vlan.mode: pi-lab does not route between segments",
+                "write mode: bridge; for leaf addresses without routing, set mode = \"irb\" on the segments in the converted lab file",
             );
         }
     }

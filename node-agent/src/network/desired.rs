@@ -77,6 +77,14 @@ pub fn desired(cfg: &NodeConfig) -> Desired {
             WantedAddresses { addresses: iface.address.into_iter().collect(), exclusive: true },
         );
     }
+    // The agent's bridges carry only what the config gives them (an irb
+    // address, or none), so a segment that stops being irb loses it.
+    for seg in &cfg.vxlan {
+        d.addresses.insert(
+            seg.bridge.clone(),
+            WantedAddresses { addresses: seg.address.into_iter().collect(), exclusive: true },
+        );
+    }
     // The management address is added if missing but nothing else there is
     // touched: removing the wrong thing would cut the agent off.
     d.management = Some(Management {
@@ -173,6 +181,116 @@ token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b
         );
         assert!(
             matches!(&d.links[0].create, Some(Create::Vlan { parent, vlan_id: 101 }) if parent == "eth0")
+        );
+    }
+
+    /// VLAN_LEAF with segment 10010 (static flooding to 10.0.0.6), irb:
+    /// 172.16.10.5/24 on its bridge.
+    fn irb_leaf() -> NodeConfig {
+        let mut cfg = NodeConfig::from_toml(VLAN_LEAF).unwrap();
+        cfg.vxlan.push(lab_spec::node_config::Segment {
+            vni: 10010,
+            name: "blue".into(),
+            device: "vxlan10010".into(),
+            bridge: "br10010".into(),
+            address: Some("172.16.10.5/24".parse().unwrap()),
+            local_vtep: "10.0.0.3".parse().unwrap(),
+            port: 4789,
+            access_ports: Vec::new(),
+            flooding: Flooding::Static { remote_vteps: vec!["10.0.0.6".parse().unwrap()] },
+        });
+        cfg.check().unwrap();
+        cfg
+    }
+
+    /// The kernel after a pass that did all of `d` (`eth0`, `lo` given).
+    fn converged(d: &Desired) -> Observed {
+        let mut observed = Observed::default();
+        for (i, l) in d.links.iter().enumerate() {
+            let mut state = crate::network::LinkState {
+                index: i as u32 + 1,
+                name: l.name.clone(),
+                up: true,
+                mtu: l.mtu.unwrap_or(1500),
+                master: l.master.clone(),
+                ..Default::default()
+            };
+            if let Some(create) = &l.create {
+                state.alias = Some(crate::network::OWNER_ALIAS.into());
+                state.kind = match create {
+                    Create::Bridge => "bridge".into(),
+                    Create::Vlan { parent, vlan_id } => {
+                        state.vlan = Some((parent.clone(), *vlan_id));
+                        "vlan".into()
+                    }
+                    Create::Vxlan(v) => {
+                        state.vxlan = Some(*v);
+                        "vxlan".into()
+                    }
+                };
+            }
+            observed.links.insert(l.name.clone(), state);
+        }
+        for (iface, want) in &d.addresses {
+            observed.addresses.insert(iface.clone(), want.addresses.clone());
+        }
+        if let Some(m) = &d.management {
+            let iface = m.interface.clone().unwrap_or_default();
+            observed.addresses.entry(iface).or_default().insert(m.address);
+        }
+        observed.flood = d.flood.clone();
+        observed.routes = d.routes.clone();
+        observed
+    }
+
+    #[test]
+    fn irb_address_goes_on_the_segment_bridge_and_comes_back() {
+        let d = desired(&irb_leaf());
+        let bridge = &d.addresses["br10010"];
+        assert!(bridge.exclusive);
+        let mut observed = Observed::default();
+        for (i, name) in ["lo", "eth0"].into_iter().enumerate() {
+            let link = crate::network::LinkState {
+                index: i as u32 + 1,
+                name: name.into(),
+                up: true,
+                ..Default::default()
+            };
+            observed.links.insert(name.into(), link);
+        }
+        let text: Vec<String> =
+            plan(&d, &observed).changes.iter().map(ToString::to_string).collect();
+        assert!(text.contains(&"ip link add br10010 type bridge".to_string()), "{text:?}");
+        assert!(text.contains(&"ip addr add 172.16.10.5/24 dev br10010".to_string()), "{text:?}");
+
+        // Idempotent: a second pass changes nothing.
+        let mut observed = converged(&d);
+        assert_eq!(plan(&d, &observed), crate::network::Plan::default());
+
+        // Removed by hand: the next pass puts it back, and only it.
+        observed.addresses.get_mut("br10010").unwrap().clear();
+        let changes = plan(&d, &observed).changes;
+        assert_eq!(
+            changes,
+            [crate::network::Change::AddAddress {
+                interface: "br10010".into(),
+                address: "172.16.10.5/24".parse().unwrap()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_bridge_segment_keeps_its_bridge_bare() {
+        let mut cfg = irb_leaf();
+        cfg.vxlan[0].address = None;
+        let d = desired(&cfg);
+        let mut observed = converged(&d);
+        // Left over from when the segment was irb.
+        let old: Ipv4Net = "172.16.10.5/24".parse().unwrap();
+        observed.addresses.entry("br10010".into()).or_default().insert(old);
+        assert_eq!(
+            plan(&d, &observed).changes,
+            [crate::network::Change::RemoveAddress { interface: "br10010".into(), address: old }]
         );
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! Ownership: devices the agent creates (bridges, VXLAN and VLAN devices)
 //! carry the interface alias [`OWNER_ALIAS`]; only those are ever deleted.
-//! Addresses are removed only from interfaces the config names, flood
+//! Addresses are removed only from interfaces the config names (the
+//! segment bridges among them: an irb address or none), flood
 //! entries only from VXLAN devices of static segments, routes only when
 //! they carry the agent's routing protocol number [`ROUTE_PROTOCOL`].
 

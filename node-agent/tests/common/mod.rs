@@ -293,6 +293,7 @@ pub fn leaf() -> NodeConfig {
         name: format!("seg{vni}"),
         device: format!("vxlan{vni}"),
         bridge: format!("br{vni}"),
+        address: None,
         local_vtep: vtep,
         port: 4789,
         access_ports: vec![port.into()],

@@ -61,7 +61,14 @@ fn links(plan: &Plan) -> Table {
 fn segments(plan: &Plan) -> Table {
     Table::new(["VNI", "SEGMENT", "FLOODING", "SUBNET", "VTEPS"]).with_rows(
         plan.segments.iter().map(|s| {
-            let vteps: Vec<String> = s.vteps.iter().map(|(l, a)| format!("{l} {a}")).collect();
+            let vteps: Vec<String> = s
+                .vteps
+                .iter()
+                .map(|(l, a)| match s.irb_address(l) {
+                    Some(irb) => format!("{l} {a} (irb {irb})"),
+                    None => format!("{l} {a}"),
+                })
+                .collect();
             [
                 s.vni.to_string(),
                 s.name.clone(),
@@ -95,5 +102,11 @@ mod tests {
     #[test]
     fn fabric_plan_tables() {
         insta::assert_snapshot!("fabric_plan_table", render(&plan_of("fabric.toml")));
+    }
+
+    #[test]
+    fn irb_addresses_stand_beside_their_vteps() {
+        let text = render(&plan_of("two-leaf-boards.toml"));
+        insta::assert_snapshot!("two_leaf_boards_plan_table", text);
     }
 }

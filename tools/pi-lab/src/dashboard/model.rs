@@ -139,10 +139,13 @@ impl Topology {
                 vni: s.vni,
                 flooding: s.flooding.to_string(),
                 leaves: s.vteps.keys().cloned().collect(),
+                // The plan lists irb leaves' addresses among the hosts'.
                 hosts: s
                     .hosts
                     .keys()
-                    .filter_map(|h| h.split_once(':').map(|(node, _)| node.to_string()))
+                    .filter_map(|h| h.split_once(':').map(|(node, _)| node))
+                    .filter(|node| plan.nodes.get(*node).is_some_and(|n| n.role == Role::Host))
+                    .map(str::to_string)
                     .collect(),
             })
             .collect();
@@ -448,6 +451,14 @@ mod tests {
                 vec!["h1".to_string(), "h2".to_string()]
             )
         );
+    }
+
+    #[test]
+    fn irb_leaves_are_not_counted_as_hosts() {
+        let t = Topology::new(&example("two-leaf-boards.toml"), "boards".into());
+        let blue = &t.segments[0];
+        assert_eq!(blue.leaves, ["leaf1", "leaf2"]);
+        assert!(blue.hosts.is_empty(), "{:?}", blue.hosts);
     }
 
     #[test]

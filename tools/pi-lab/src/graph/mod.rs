@@ -16,6 +16,7 @@ mod render;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 
+use lab_spec::lab::SegmentMode;
 use lab_spec::node_config::{NodeConfig, Role};
 use lab_spec::plan::{Plan, PlannedLinkKind};
 use serde::Serialize;
@@ -245,13 +246,23 @@ pub fn topology(plan: &Plan, configs: &[&NodeConfig]) -> Graph {
                 b: id.clone(),
                 a_label: String::new(),
                 b_label: String::new(),
-                label: format!("VTEP {vtep}"),
+                label: match s.irb_address(leaf) {
+                    Some(irb) => format!("VTEP {vtep}, irb {irb}"),
+                    None => format!("VTEP {vtep}"),
+                },
                 kind: "vtep".into(),
             });
         }
         clusters.push(GCluster {
             name: format!("segment_{}", s.name.replace('-', "_")),
-            label: format!("segment {} ({}, {} flooding)", s.name, s.vni, s.flooding),
+            label: match s.mode {
+                SegmentMode::Irb => {
+                    format!("segment {} ({}, {} flooding, irb)", s.name, s.vni, s.flooding)
+                }
+                SegmentMode::Bridge => {
+                    format!("segment {} ({}, {} flooding)", s.name, s.vni, s.flooding)
+                }
+            },
             nodes: vec![id],
         });
     }

@@ -187,11 +187,15 @@ fn list(set: &BTreeSet<Ipv4Addr>) -> String {
     set.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// A ping to run: from a host node to an address in the same segment.
+/// A ping to run: from a member of a segment (a host, or an irb leaf) to
+/// another member's address in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ping {
     pub segment: String,
     pub from_node: String,
+    /// The sender's own address in the segment: the ping goes from it, so
+    /// a leaf's echo leaves from its bridge, not from another address.
+    pub source: Ipv4Addr,
     pub to: String,
     pub address: Ipv4Addr,
 }
@@ -202,17 +206,19 @@ impl Ping {
     }
 }
 
-/// Every ordered pair of hosts of a segment on different nodes.
+/// Every ordered pair of members of a segment on different nodes: its
+/// hosts, and its leaves when it is irb (the plan lists both).
 pub fn pings(fleet: &FleetClient) -> Vec<Ping> {
     let mut out = Vec::new();
     for segment in &fleet.segments {
-        for from in segment.hosts.keys() {
+        for (from, source) in &segment.hosts {
             for (to, address) in &segment.hosts {
                 let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
                 if node(from) != node(to) {
                     out.push(Ping {
                         segment: segment.name.clone(),
                         from_node: node(from),
+                        source: source.addr(),
                         to: to.clone(),
                         address: address.addr(),
                     });
@@ -275,7 +281,7 @@ pub(crate) mod tests {
     use lab_spec::node_config::Neighbor;
 
     use super::*;
-    use lab_spec::lab::FloodingMode;
+    use lab_spec::lab::{FloodingMode, SegmentMode};
     use lab_spec::plan::SegmentPlan;
 
     use crate::fleet_client::tests::two_node_client;
@@ -376,6 +382,7 @@ pub(crate) mod tests {
             name: "blue".into(),
             vni: 10010,
             flooding: FloodingMode::Evpn,
+            mode: SegmentMode::Bridge,
             subnet: "172.16.10.0/24".parse().unwrap(),
             access: Vec::new(),
             vteps: [
@@ -405,6 +412,7 @@ pub(crate) mod tests {
             name: "blue".into(),
             vni: 10010,
             flooding: FloodingMode::Static,
+            mode: SegmentMode::Bridge,
             subnet: "172.16.10.0/24".parse().unwrap(),
             access: Vec::new(),
             vteps: BTreeMap::new(),
@@ -418,7 +426,36 @@ pub(crate) mod tests {
         let pings = pings(&fleet);
         assert_eq!(pings.len(), 2);
         assert_eq!(pings[0].name(), "blue: h1 -> h2:eth1 (172.16.10.2)");
+        assert_eq!(pings[0].source, Ipv4Addr::new(172, 16, 10, 1));
         assert_eq!(pings[1].from_node, "h2");
+    }
+
+    #[test]
+    fn pings_pair_irb_leaves_from_their_bridge_addresses() {
+        let mut fleet = two_node_client();
+        fleet.segments.push(SegmentPlan {
+            name: "blue".into(),
+            vni: 10010,
+            flooding: FloodingMode::Static,
+            mode: SegmentMode::Irb,
+            subnet: "172.16.10.0/24".parse().unwrap(),
+            access: Vec::new(),
+            vteps: BTreeMap::new(),
+            hosts: [
+                ("leaf1:br10010".to_string(), "172.16.10.5/24".parse().unwrap()),
+                ("leaf2:br10010".to_string(), "172.16.10.9/24".parse().unwrap()),
+                ("h1:eth1".to_string(), "172.16.10.1/24".parse().unwrap()),
+            ]
+            .into_iter()
+            .collect(),
+        });
+        let names: Vec<String> = pings(&fleet).iter().map(Ping::name).collect();
+        assert_eq!(names.len(), 6, "every ordered pair: {names:?}");
+        assert!(names.contains(&"blue: leaf1 -> leaf2:br10010 (172.16.10.9)".to_string()));
+        assert!(names.contains(&"blue: leaf2 -> leaf1:br10010 (172.16.10.5)".to_string()));
+        assert!(names.contains(&"blue: h1 -> leaf1:br10010 (172.16.10.5)".to_string()));
+        let from_leaf1 = pings(&fleet).into_iter().find(|p| p.from_node == "leaf1").unwrap();
+        assert_eq!(from_leaf1.source, Ipv4Addr::new(172, 16, 10, 5));
     }
 
     #[test]

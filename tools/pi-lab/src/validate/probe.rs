@@ -16,12 +16,12 @@ use super::checks::{Check, Kind, Ping, Verdict};
 use super::shell::{Shell, run};
 use crate::fleet_client::FleetClient;
 
-/// A ping from a host, wherever the lab runs (see [`Shell`]). Three
-/// echoes, and one reply is enough: the first may be lost while ARP
+/// A ping from a segment member, wherever the lab runs (see [`Shell`]).
+/// Three echoes, and one reply is enough: the first may be lost while ARP
 /// crosses the segment, which takes a while on a busy board.
 pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
-    let address = p.address.to_string();
-    let argv = ["ping", "-c", "3", "-i", "0.2", "-W", "2", "-q", address.as_str()];
+    let argv = argv(p);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     if let Some(why) = shell.unavailable() {
         return skip(p, why.to_string());
     }
@@ -41,6 +41,13 @@ pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
         verdict: if ok { Verdict::Pass } else { Verdict::Fail },
         detail,
     }
+}
+
+/// `ping`'s command line. `-I` with the sender's segment address: from a
+/// leaf the echo must leave its bridge address, whatever else the leaf has.
+fn argv(p: &Ping) -> [String; 11] {
+    let (source, address) = (p.source.to_string(), p.address.to_string());
+    ["ping", "-c", "3", "-i", "0.2", "-W", "2", "-q", "-I", &source, &address].map(String::from)
 }
 
 fn skip(p: &Ping, detail: String) -> Check {
@@ -157,9 +164,11 @@ mod tests {
         let p = Ping {
             segment: "blue".into(),
             from_node: "t5-nohost".into(),
+            source: Ipv4Addr::new(172, 16, 10, 1),
             to: "h2:eth1".into(),
             address: Ipv4Addr::new(172, 16, 10, 2),
         };
+        assert_eq!(argv(&p).join(" "), "ping -c 3 -i 0.2 -W 2 -q -I 172.16.10.1 172.16.10.2");
         let shell = Shell::choose(&fleet, None);
         assert_eq!(shell, Shell::Unavailable);
         let check = ping(&fleet, &shell, &p);
