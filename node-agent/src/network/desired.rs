@@ -77,13 +77,15 @@ pub fn desired(cfg: &NodeConfig) -> Desired {
             WantedAddresses { addresses: iface.address.into_iter().collect(), exclusive: true },
         );
     }
-    // The agent's bridges carry only what the config gives them (an irb
-    // address, or none), so a segment that stops being irb loses it.
+    // An irb bridge carries exactly its address. A plain bridge is left
+    // alone: an address someone put there by hand is theirs to keep.
     for seg in &cfg.vxlan {
-        d.addresses.insert(
-            seg.bridge.clone(),
-            WantedAddresses { addresses: seg.address.into_iter().collect(), exclusive: true },
-        );
+        if let Some(address) = seg.address {
+            d.addresses.insert(
+                seg.bridge.clone(),
+                WantedAddresses { addresses: BTreeSet::from([address]), exclusive: true },
+            );
+        }
     }
     // The management address is added if missing but nothing else there is
     // touched: removing the wrong thing would cut the agent off.
@@ -280,17 +282,13 @@ token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b
     }
 
     #[test]
-    fn a_bridge_segment_keeps_its_bridge_bare() {
+    fn a_plain_bridge_keeps_an_address_added_by_hand() {
         let mut cfg = irb_leaf();
         cfg.vxlan[0].address = None;
         let d = desired(&cfg);
         let mut observed = converged(&d);
-        // Left over from when the segment was irb.
-        let old: Ipv4Net = "172.16.10.5/24".parse().unwrap();
-        observed.addresses.entry("br10010".into()).or_default().insert(old);
-        assert_eq!(
-            plan(&d, &observed).changes,
-            [crate::network::Change::RemoveAddress { interface: "br10010".into(), address: old }]
-        );
+        let by_hand: Ipv4Net = "172.16.10.99/24".parse().unwrap();
+        observed.addresses.entry("br10010".into()).or_default().insert(by_hand);
+        assert_eq!(plan(&d, &observed).changes, []);
     }
 }
