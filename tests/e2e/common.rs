@@ -122,7 +122,9 @@ fn take_down(dir: &std::path::Path) {
 
 /// `lab down` every lab recorded in the state directory `state`.
 pub fn take_down_labs(state: &std::path::Path) {
-    for lab in std::fs::read_dir(state).into_iter().flatten().flatten() {
+    let labs = std::fs::read_dir(state).into_iter().flatten().flatten();
+    // A lab is a folder; a test may keep its lab file beside them.
+    for lab in labs.filter(|e| e.path().is_dir()) {
         let name = lab.file_name().to_string_lossy().into_owned();
         let out = Command::new(bin("pi-lab"))
             .env("PI_LAB_STATE_DIR", state)
