@@ -3,9 +3,19 @@
 # test (formatting, lints, unit, property, snapshot and end-to-end tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Each stage says how long it took, so a slow run shows where.
+started=$SECONDS
+stage() {
+  local name=$1 at=$SECONDS
+  shift
+  "$@"
+  echo "test.sh: $name took $((SECONDS - at)) s ($((SECONDS - started)) s in all)"
+}
+
 . scripts/ensure-rust.sh
-scripts/setup.sh
-cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
-cargo build --workspace --bins
-cargo test --workspace -- --test-threads=2
+stage setup scripts/setup.sh
+stage fmt cargo fmt --all --check
+stage clippy cargo clippy --workspace --all-targets -- -D warnings
+stage build cargo build --workspace --bins
+stage tests cargo test --workspace -- --test-threads=2
