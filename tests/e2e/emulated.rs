@@ -4,8 +4,13 @@
 //! a bridge that plays the managed switch, and then only the commands users
 //! run on real boards drive the lab: provision, status, validate, down.
 //!
-//! The lab (examples/boards.toml): two leaves joined by eBGP over VLAN 101
-//! on eth0, and two hosts in a static VXLAN segment, each on an access VLAN.
+//! The lab: a board per core. examples/two-leaf-boards.toml on 2 or 3
+//! cores (two leaves, eBGP over VLAN 101 on eth0, a static VXLAN segment
+//! with their irb addresses); examples/boards.toml from 4 cores (the same
+//! leaves, and two hosts in the segment, each on an access VLAN).
+//!
+//! Every emulator of the suite runs in the one test here, the image's own
+//! boot checks (image.rs) included: see `emulated_boards`.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
@@ -15,20 +20,25 @@ use std::process::{Command, Output};
 use crate::common::{bin, prerequisites, take_down_labs, workspace};
 use crate::emulator::emulator_turn;
 
-const TOOLS: &[&str] = &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap"];
+const TOOLS: &[&str] =
+    &["qemu-system-aarch64", "nft", "ssh", "ssh-keygen", "mmdebstrap", "mcopy", "mtype", "mdir"];
 
-/// The labs of boards, one after another in one test that holds the
-/// emulator turn throughout: every board is a CPU-bound emulator, so two
-/// labs at once (or a lab beside an image boot test) boot too slowly for
-/// any deadline.
+/// Every emulator of the suite, one after another in one test that holds
+/// the emulator turn throughout: the image booting from a card and from a
+/// USB drive, then the labs of boards. An emulated Pi 3B keeps a core busy,
+/// so two at once make both miss their deadlines; and as one test they
+/// occupy one test thread, while the other runs everything else instead of
+/// waiting for its turn.
 #[test]
 fn emulated_boards() {
     if !prerequisites("emulated_boards", true, TOOLS) {
         return;
     }
-    // Waited for before the turn: the turn is for running boards.
+    // Waited for before the turn: the turn is for running emulators.
     let image = crate::image::built().img();
     let _turn = emulator_turn("emulated_boards");
+    crate::image::image_boots_in_qemu_raspi3b();
+    crate::image::image_boots_from_a_usb_drive_in_qemu_raspi3b();
     boards_ctrl_c_takes_the_lab_down(&image);
     boards_run_the_lab_end_to_end(&image);
     zero_touch_boards_are_found_and_provisioned(&image);
