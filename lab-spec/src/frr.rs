@@ -52,7 +52,7 @@ fn header(out: &mut String, cfg: &NodeConfig) {
     let _ = write!(
         out,
         "! {host} ({role}) in lab {lab}: written by node-agent from config {version}.\n\
-         ! Edits are overwritten; change the lab file instead.\n\
+         ! Lines typed into vtysh are kept and shown by pi-lab status; pi-lab lab save collects them.\n\
          frr version 8.4\n\
          frr defaults datacenter\n\
          hostname {host}\n\
@@ -286,7 +286,7 @@ mod tests {
     fn leaf_config_reads_like_a_hand_written_one() {
         let expected = "\
 ! leaf1 (leaf) in lab fabric: written by node-agent from config -.
-! Edits are overwritten; change the lab file instead.
+! Lines typed into vtysh are kept and shown by pi-lab status; pi-lab lab save collects them.
 frr version 8.4
 frr defaults datacenter
 hostname leaf1
