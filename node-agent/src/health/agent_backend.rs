@@ -114,6 +114,7 @@ impl Backend for AgentBackend {
             vxlan: status.vxlan,
             sflow,
             reconcile,
+            frr_hand_changes: status.frr_hand_changes,
             problems: self.boot_problems.clone(),
         })
     }
