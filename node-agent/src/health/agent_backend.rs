@@ -10,7 +10,7 @@ use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use super::plane::StatusLed;
 use super::report::{Parts, assemble};
 use super::{Backend, ReconcileStats};
-use crate::agent::{AgentHandle, ApplyError, Rollback};
+use crate::agent::{AgentHandle, ApplyError, HandChanges, Rollback};
 use crate::board::BoardReader;
 use crate::led::LedState;
 
@@ -127,11 +127,11 @@ impl Backend for AgentBackend {
         self.status().config
     }
 
-    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer {
+    fn apply_config(&self, config: NodeConfig, hand: HandChanges) -> ConfigAnswer {
         if let Some(led) = &self.led {
             led.set(LedState::Applying);
         }
-        match self.handle.apply(config) {
+        match self.handle.apply_with(config, hand) {
             Ok(report) => ConfigAnswer::Applied {
                 version: report.config_version,
                 changes: u32::try_from(report.applied.len()).unwrap_or(u32::MAX),

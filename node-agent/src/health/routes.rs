@@ -9,7 +9,7 @@ use lab_spec::{ConfigAnswer, NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
 
 use super::auth::{self, Denied};
 use super::http::{PROMETHEUS, Request, Response};
-use super::{Backend, HttpCounters, metrics};
+use super::{Backend, HandChanges, HttpCounters, metrics};
 
 /// Everything a request handler may use.
 pub struct Context<'a> {
@@ -93,6 +93,10 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
     if let Err(response) = authorize(request, ctx) {
         return response;
     }
+    let hand = match hand_changes(request.query.as_deref()) {
+        Ok(hand) => hand,
+        Err(reason) => return Response::error(400, &reason),
+    };
     if let Some(date) = request.header("date") {
         ctx.backend.controller_time(date);
     }
@@ -116,7 +120,19 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
     if !problems.is_empty() {
         return answer(&ConfigAnswer::Invalid { reasons: problems });
     }
-    answer(&ctx.backend.apply_config(config))
+    answer(&ctx.backend.apply_config(config, hand))
+}
+
+/// `?force=true` (or `1`): the config replaces the lines changed by hand
+/// in FRR; without it they stay on top of it. Other parameters are
+/// ignored, as an older agent ignores this one.
+fn hand_changes(query: Option<&str>) -> Result<HandChanges, String> {
+    let force = query.into_iter().flat_map(|q| q.split('&')).find_map(|p| p.strip_prefix("force="));
+    match force {
+        None | Some("false" | "0") => Ok(HandChanges::Keep),
+        Some("true" | "1") => Ok(HandChanges::Drop),
+        Some(other) => Err(format!("force={other}: write force=true or force=false")),
+    }
 }
 
 fn answer(answer: &ConfigAnswer) -> Response {
@@ -186,6 +202,15 @@ fn check_config(config: &NodeConfig, board: &Board) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn force_says_what_becomes_of_hand_changes() {
+        assert_eq!(hand_changes(None), Ok(HandChanges::Keep));
+        assert_eq!(hand_changes(Some("force=false")), Ok(HandChanges::Keep));
+        assert_eq!(hand_changes(Some("x=1&force=true")), Ok(HandChanges::Drop));
+        assert_eq!(hand_changes(Some("force=1")), Ok(HandChanges::Drop));
+        assert!(hand_changes(Some("force=maybe")).is_err());
+    }
 
     #[test]
     fn unknown_media_types_are_refused() {

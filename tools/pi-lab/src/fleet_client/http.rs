@@ -63,11 +63,14 @@ impl AgentClient {
 
     /// `PUT /v1/config` with the lab token: the agent's verdict, or an
     /// error when the answer is not one (a garbled 200 is not "applied").
+    /// `force`: the config replaces the lines changed by hand in FRR
+    /// (`?force=true`); without it the agent keeps them.
     pub fn push(
         &self,
         addr: SocketAddr,
         token: &str,
         config: &NodeConfig,
+        force: bool,
     ) -> Result<ConfigAnswer, ClientError> {
         let body = serde_json::to_string(config).map_err(|e| ClientError::Garbled {
             addr,
@@ -80,7 +83,7 @@ impl AgentClient {
             .map_or(0, |d| d.as_secs());
         let request = self
             .agent
-            .put(url(addr, "/v1/config"))
+            .put(url(addr, if force { "/v1/config?force=true" } else { "/v1/config" }))
             .header("Authorization", format!("Bearer {token}"))
             .header("Date", lab_spec::http_date::format(now))
             .content_type("application/json");

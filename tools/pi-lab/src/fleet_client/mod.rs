@@ -194,8 +194,14 @@ impl FleetClient {
 
     /// `PUT /v1/config` of `config` to the agent at `to`, with the token:
     /// the agent's verdict, or an error when the answer is not one.
-    pub fn push(&self, config: &NodeConfig, to: SocketAddr) -> Result<ConfigAnswer, ClientError> {
-        self.http.push(to, &self.token, config)
+    /// `force`: it replaces the lines changed by hand in FRR.
+    pub fn push(
+        &self,
+        config: &NodeConfig,
+        to: SocketAddr,
+        force: bool,
+    ) -> Result<ConfigAnswer, ClientError> {
+        self.http.push(to, &self.token, config, force)
     }
 }
 
