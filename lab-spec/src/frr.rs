@@ -33,8 +33,31 @@ pub fn render(cfg: &NodeConfig) -> String {
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
     }
+    lab_lines(&mut out, cfg);
     out.push_str("end\n");
     out
+}
+
+/// Starts the comment line above the node's own lines from the lab file.
+pub const LAB_LINES: &str = "! From the lab file, ";
+
+/// The node's `frr = """..."""` lines, as written (without trailing
+/// blanks), after everything generated: they may re-enter any section.
+fn lab_lines(out: &mut String, cfg: &NodeConfig) {
+    let Some(text) = cfg.frr.as_deref().filter(|t| !t.trim().is_empty()) else { return };
+    let _ = writeln!(out, "{LAB_LINES}[nodes.{}] frr:", cfg.hostname);
+    for line in text.trim_end().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str("!\n");
+}
+
+/// Where the lab file's lines start in a rendered `frr.conf` (0-based
+/// line), if it has any: line `n` of the text is line `n - start` of the
+/// node's `frr` string.
+pub fn lab_lines_start(text: &str) -> Option<usize> {
+    text.lines().position(|l| l.starts_with(LAB_LINES)).map(|i| i + 1)
 }
 
 /// Name of the peer group holding this node's neighbours. NodeConfig does
@@ -363,6 +386,26 @@ end
             bgp.evpn = false;
         }
         assert!(!render(&cfg).contains("l2vpn"));
+    }
+
+    #[test]
+    fn the_lab_files_lines_come_last_as_written() {
+        let mut cfg = leaf();
+        cfg.frr =
+            Some("\nrouter bgp 65001  \n neighbor 10.1.0.0 description by hand\nexit\n\n".into());
+        let text = render(&cfg);
+        assert!(
+            text.ends_with(
+                " exit-address-family\nexit\n!\n! From the lab file, [nodes.leaf1] frr:\n\nrouter bgp 65001\n \
+                 neighbor 10.1.0.0 description by hand\nexit\n!\nend\n"
+            ),
+            "{text}"
+        );
+        let start = lab_lines_start(&text).unwrap();
+        assert_eq!(text.lines().nth(start + 1), Some("router bgp 65001"));
+        assert_eq!(lab_lines_start(&render(&leaf())), None);
+        cfg.frr = Some("  \n".into());
+        assert_eq!(render(&cfg), render(&leaf()));
     }
 
     #[test]

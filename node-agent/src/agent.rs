@@ -46,9 +46,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use serde::Serialize;
 
-use crate::frr::{Frr, FrrQuery, FrrSync};
+use crate::frr::{Frr, FrrError, FrrQuery, FrrSync};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
 use crate::sflow::SflowService;
@@ -82,9 +84,9 @@ pub struct ReconcileReport {
     pub problems: Vec<String>,
     pub frr: Option<FrrSync>,
     pub frr_error: Option<String>,
-    /// Lines changed by hand in FRR, `+`/`-` with their sections.
+    /// Lines changed by hand in FRR, with their sections.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub frr_hand_changes: Vec<String>,
+    pub frr_hand_changes: Vec<lab_spec::frr_hand::HandChange>,
     /// sFlow settings not (fully) in force; the rest of the config is, so
     /// this alone neither fails an apply nor rolls it back.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -243,6 +245,34 @@ impl AgentHandle {
             Ok(igp) => status.set_igp(&cfg, igp),
             Err(e) => tracing::debug!(error = %e, "IGP state from FRR not refreshed"),
         }
+    }
+
+    /// FRR's running config now and the hand changes in it (against the
+    /// last pass's baseline); `None` when this node runs no FRR.
+    pub fn frr_running(&self) -> Option<Result<FrrRunning, FrrError>> {
+        let frr = self.frr.as_ref()?;
+        let (node, baseline, known) = {
+            let status = self.status.read().ok()?;
+            let config = status.config.as_ref().filter(|c| c.runs_frr())?;
+            (config.hostname.clone(), status.frr_baseline.clone(), status.frr_hand_changes.clone())
+        };
+        Some(frr.running_config().map(|running| {
+            // Without a baseline yet, the changes the last pass knew.
+            let hand = baseline.map_or(known, |b| lab_spec::frr_hand::diff(&b, &running));
+            FrrRunning {
+                node,
+                hand_changes: hand.iter().map(ToString::to_string).collect(),
+                hand_conf: lab_spec::frr_hand::render(&hand),
+                running,
+            }
+        }))
+    }
+
+    /// FRR's own check (`vtysh --dryrun`) of a frr.conf text; `None` when
+    /// this agent leaves FRR alone.
+    pub fn frr_check(&self, text: &str) -> Option<Result<FrrCheck, FrrError>> {
+        let frr = self.frr.as_ref()?;
+        Some(frr.dry_run(text).map(|refused| FrrCheck { refused }))
     }
 
     /// Ask the run loop to stop after the current pass.
@@ -609,7 +639,7 @@ fn frr_pass(frr: Option<&mut Frr>, cfg: &NodeConfig, dry_run: bool, report: &mut
         }
         Err(e) => report.frr_error = Some(e.to_string()),
     }
-    report.frr_hand_changes = frr.hand_changes().iter().map(ToString::to_string).collect();
+    report.frr_hand_changes = frr.hand_changes();
 }
 
 /// The configured BGP neighbours, in state `FrrNotAnswering`.

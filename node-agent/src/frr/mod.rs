@@ -68,6 +68,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
+use lab_spec::frr_check::Refused;
 use lab_spec::frr_hand::{self, HandChange};
 use lab_spec::health::{BgpNeighborState, IgpAdjacencyState};
 use serde_json::Value;
@@ -534,6 +535,30 @@ impl FrrQuery {
         let mut cmd = self.command();
         cmd.args(["-c", "show running-config"]);
         run_within(cmd, self.timeout, self.run_loop)
+    }
+
+    /// FRR's own check of a frr.conf text (`vtysh --dryrun`, which needs no
+    /// daemons): the lines it refuses, numbered from 1.
+    pub fn dry_run(&self, text: &str) -> Result<Vec<Refused>, FrrError> {
+        let dir = tempfile::tempdir()
+            .map_err(|source| FrrError::Write { path: std::env::temp_dir(), source })?;
+        let conf = dir.path().join("frr.conf");
+        // vtysh reads its own vtysh.conf from the config directory first.
+        write_atomic(&dir.path().join("vtysh.conf"), b"service integrated-vtysh-config\n")?;
+        write_atomic(&conf, text.as_bytes())?;
+        let mut cmd = Command::new(&self.vtysh);
+        cmd.arg("--config_dir").arg(dir.path()).arg("-C").arg("-f").arg(&conf);
+        match run_within(cmd, self.timeout, self.run_loop) {
+            Ok(_) => Ok(Vec::new()),
+            Err(FrrError::Failed { program, status, output }) => {
+                let refused = lab_spec::frr_check::parse_dryrun(&output);
+                if refused.is_empty() {
+                    return Err(FrrError::Failed { program, status, output });
+                }
+                Ok(refused)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn show(&self, command: &str) -> Result<Value, FrrError> {

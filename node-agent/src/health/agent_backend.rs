@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::health::SflowState;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
@@ -114,9 +116,17 @@ impl Backend for AgentBackend {
             vxlan: status.vxlan,
             sflow,
             reconcile,
-            frr_hand_changes: status.frr_hand_changes,
+            frr_hand_changes: status.frr_hand_changes.iter().map(ToString::to_string).collect(),
             problems: self.boot_problems.clone(),
         })
+    }
+
+    fn frr_running(&self) -> Option<Result<FrrRunning, String>> {
+        self.handle.frr_running().map(|r| r.map_err(|e| e.to_string()))
+    }
+
+    fn frr_check(&self, text: &str) -> Option<Result<FrrCheck, String>> {
+        self.handle.frr_check(text).map(|r| r.map_err(|e| e.to_string()))
     }
 
     fn reconcile_stats(&self) -> ReconcileStats {

@@ -29,6 +29,8 @@ mod server;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
 
@@ -63,6 +65,16 @@ pub trait Backend: Send + Sync {
     }
     /// Read that part again (bounded by the backend's own timeout).
     fn refresh(&self) {}
+    /// FRR's running config and the hand changes in it, read now (on a
+    /// worker); `None` when this node runs no FRR.
+    fn frr_running(&self) -> Option<Result<FrrRunning, String>> {
+        None
+    }
+    /// FRR's own check of a frr.conf text (on a worker); `None` when this
+    /// node has no FRR to ask.
+    fn frr_check(&self, _text: &str) -> Option<Result<FrrCheck, String>> {
+        None
+    }
 }
 
 /// Reconcile counters since the agent started.

@@ -28,11 +28,14 @@ pub enum Work {
     Refresh,
     /// On a config worker: as long as a reconcile pass.
     Apply,
+    /// On the refresh worker, without a refresh: it asks FRR itself.
+    Frr,
 }
 
 pub fn work(request: &Request, backend: &dyn Backend) -> Work {
     match (request.method.as_str(), request.path.as_str()) {
         ("PUT", "/v1/config") => Work::Apply,
+        ("GET", "/v1/frr/running") | ("POST", "/v1/frr/check") => Work::Frr,
         ("GET", "/v1/health" | "/metrics") if backend.stale() => Work::Refresh,
         _ => Work::Now,
     }
@@ -44,11 +47,16 @@ pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {
         ("GET", "/metrics") => get_metrics(ctx),
         ("GET", "/v1/config") => get_config(request, ctx),
         ("PUT", "/v1/config") => put_config(request, ctx),
-        (_, "/v1/health" | "/metrics") => method_not_allowed("GET"),
+        ("GET", "/v1/frr/running") => frr_running(request, ctx),
+        ("POST", "/v1/frr/check") => frr_check(request, ctx),
+        (_, "/v1/health" | "/metrics" | "/v1/frr/running") => method_not_allowed("GET"),
         (_, "/v1/config") => method_not_allowed("GET, PUT"),
+        (_, "/v1/frr/check") => method_not_allowed("POST"),
         (_, path) => Response::error(
             404,
-            &format!("no endpoint {path}; try /v1/health, /metrics or /v1/config"),
+            &format!(
+                "no endpoint {path}; try /v1/health, /metrics, /v1/config, /v1/frr/running or /v1/frr/check"
+            ),
         ),
     }
 }
@@ -86,6 +94,34 @@ fn get_config(request: &Request, ctx: &Context<'_>) -> Response {
         Ok(Some(config)) => Response::json(200, &config),
         Ok(None) => Response::error(404, "this node is not provisioned yet"),
         Err(response) => response,
+    }
+}
+
+/// FRR's running config and the hand changes in it (token: it may hold
+/// secrets such as BGP passwords).
+fn frr_running(request: &Request, ctx: &Context<'_>) -> Response {
+    if let Err(response) = authorize(request, ctx) {
+        return response;
+    }
+    match ctx.backend.frr_running() {
+        Some(Ok(running)) => Response::json(200, &running),
+        Some(Err(e)) => Response::error(503, &format!("FRR does not answer: {e}")),
+        None => Response::error(404, "this node runs no FRR"),
+    }
+}
+
+/// FRR's own check of the frr.conf text in the body; nothing is applied.
+fn frr_check(request: &Request, ctx: &Context<'_>) -> Response {
+    if let Err(response) = authorize(request, ctx) {
+        return response;
+    }
+    let Ok(text) = std::str::from_utf8(&request.body) else {
+        return Response::error(400, "the body is not UTF-8 text");
+    };
+    match ctx.backend.frr_check(text) {
+        Some(Ok(check)) => Response::json(200, &check),
+        Some(Err(e)) => Response::error(500, &format!("FRR could not check it: {e}")),
+        None => Response::error(404, "this node has no FRR to check with"),
     }
 }
 

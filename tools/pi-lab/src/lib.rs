@@ -9,6 +9,7 @@ pub mod emulated;
 pub mod flash;
 pub mod fleet;
 pub mod fleet_client;
+pub mod frr_check;
 pub mod graph;
 pub mod http_server;
 pub mod image;

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +99,48 @@ impl AgentClient {
                 status_error(addr, status, &body)
             }
             _ => ClientError::Garbled { addr, what: "config answer", reason: e.to_string() },
+        })
+    }
+
+    /// `GET /v1/frr/running` with the lab token: FRR's running config and
+    /// the lines changed by hand in it.
+    pub fn frr_running(&self, addr: SocketAddr, token: &str) -> Result<FrrRunning, ClientError> {
+        let request = self
+            .agent
+            .get(url(addr, "/v1/frr/running"))
+            .header("Authorization", format!("Bearer {token}"));
+        let (status, body) = self.call(addr, request.call())?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "running config",
+            reason: e.to_string(),
+        })
+    }
+
+    /// `POST /v1/frr/check` with the lab token: the lines of `text` the
+    /// node's FRR refuses (nothing is applied).
+    pub fn frr_check(
+        &self,
+        addr: SocketAddr,
+        token: &str,
+        text: &str,
+    ) -> Result<FrrCheck, ClientError> {
+        let request = self
+            .agent
+            .post(url(addr, "/v1/frr/check"))
+            .header("Authorization", format!("Bearer {token}"))
+            .content_type("text/plain");
+        let (status, body) = self.call(addr, request.send(text))?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "FRR check",
+            reason: e.to_string(),
         })
     }
 

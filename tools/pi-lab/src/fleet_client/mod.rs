@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::plan::SegmentPlan;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
@@ -185,6 +187,17 @@ impl FleetClient {
                 })
                 .collect()
         })
+    }
+
+    /// `GET /v1/frr/running` of `node`: FRR's running config and the lines
+    /// changed by hand in it.
+    pub fn frr_running(&self, node: &NodeConfig) -> Result<FrrRunning, ClientError> {
+        self.http.frr_running(self.api(node), &self.token)
+    }
+
+    /// `POST /v1/frr/check` of `text` to `node`: what its FRR refuses.
+    pub fn frr_check(&self, node: &NodeConfig, text: &str) -> Result<FrrCheck, ClientError> {
+        self.http.frr_check(self.api(node), &self.token, text)
     }
 
     /// `GET /metrics` of `node`.

@@ -63,6 +63,8 @@ pub enum ProvisionError {
     LabFile(#[from] LabFileError),
     #[error("cannot listen for announcements on UDP port {port}: {source}")]
     Discover { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    FrrCheck(#[from] crate::frr_check::FrrCheckError),
 }
 
 /// How provisioning one node ended.
@@ -169,6 +171,10 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
         }
         None => configs.iter().map(|c| (*c, fleet.api(c))).collect(),
     };
+    let to_check: Vec<&NodeConfig> = targets.iter().map(|(c, _)| *c).collect();
+    if !frr_lines_pass(&lab, &fleet, &to_check, args.json)? {
+        return Ok(ExitCode::from(1));
+    }
     let hand_changed = hand_changed(&fleet, &targets);
     if !hand_changed.is_empty() && !args.force {
         print_refusal(&hand_changed, args.json);
@@ -183,6 +189,42 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
     }
     let all_ok = results.iter().all(|r| r.outcome.ok());
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The nodes' own FRR lines, checked before anything is applied: by this
+/// host's FRR if it has one, else by each node's. Lines FRR refuses are
+/// printed at their place in the lab file.
+fn frr_lines_pass(
+    lab: &CompiledLab,
+    fleet: &FleetClient,
+    configs: &[&NodeConfig],
+    json: bool,
+) -> Result<bool, ProvisionError> {
+    let with_lines = crate::frr_check::nodes_with_lines(configs);
+    if with_lines.is_empty() {
+        return Ok(true);
+    }
+    let checked = match crate::frr_check::check_here(&lab.lab, &with_lines)? {
+        Some(checked) => checked,
+        None => crate::frr_check::check_on_nodes(fleet, &lab.lab, &with_lines),
+    };
+    for (node, why) in &checked.unchecked {
+        eprintln!(
+            "warning: nothing could check the frr lines of {node} ({why}); if its FRR refuses \
+             them, its agent goes back to its previous config"
+        );
+    }
+    if !checked.diags.has_errors() {
+        return Ok(true);
+    }
+    if json {
+        let doc = serde_json::json!({ "result": "frr_refused", "errors": checked.diags.located() });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        eprintln!("{}", checked.diags);
+        eprintln!("nothing was provisioned: FRR refuses lines of the lab file");
+    }
+    Ok(false)
 }
 
 /// A node whose FRR runs lines typed by hand, and those lines.
