@@ -53,6 +53,24 @@ impl fmt::Display for HandChange {
     }
 }
 
+/// Reads the one-line form back (a line holding `" > "` itself is read as
+/// sections; its change is then not found in a config, which errs on the
+/// side of keeping it).
+impl std::str::FromStr for HandChange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let added = match s.chars().next() {
+            Some('+') => true,
+            Some('-') => false,
+            _ => return Err(format!("{s:?} is no hand change: it starts with + or -")),
+        };
+        let mut parts: Vec<String> = s[1..].split(CONTEXT_SEPARATOR).map(str::to_string).collect();
+        let line = parts.pop().unwrap_or_default();
+        Ok(HandChange { added, context: parts, line })
+    }
+}
+
 /// `GET /v1/frr/running`: FRR's running config and the hand changes in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrrRunning {
@@ -178,6 +196,14 @@ pub fn diff(baseline: &str, running: &str) -> Vec<HandChange> {
         .filter(|c| !c.has_children && !before_keys.contains(&c.key()))
         .map(|c| change(c, true));
     removed.chain(added).collect()
+}
+
+/// Whether `config` (a generated frr.conf, the lab file's lines included)
+/// already says what `change` did: the added line, or the `no` of the
+/// removed one, in the same sections. Then applying `config` loses nothing.
+pub fn carried(config: &str, change: &HandChange) -> bool {
+    let wanted = command_for(change);
+    commands(config).iter().any(|c| c.text == wanted && c.context.iter().eq(change.context.iter()))
 }
 
 /// The hand changes as FRR config lines, section by section: what was
@@ -507,6 +533,23 @@ ip route 10.99.0.0/24 Null0
         assert_eq!(GENERATED.lines().nth(af.end - 1), Some(" exit-address-family"));
         let maximum = commands.iter().find(|c| c.text == "maximum-paths 8").unwrap();
         assert_eq!(maximum.context, ["router bgp 100", "address-family ipv4 unicast"]);
+    }
+
+    #[test]
+    fn a_config_that_says_what_was_done_by_hand_carries_it() {
+        let changes = diff(BASELINE, RUNNING);
+        assert!(changes.iter().all(|c| !carried(GENERATED, c)));
+        // `lab save`'s hand.conf pasted into the node's `frr` lines.
+        let with_lines = GENERATED.replace("end\n", &format!("{}end\n", render(&changes)));
+        assert!(changes.iter().all(|c| carried(&with_lines, c)), "{with_lines}");
+    }
+
+    #[test]
+    fn the_one_line_form_reads_back() {
+        for change in diff(BASELINE, RUNNING) {
+            assert_eq!(change.to_string().parse::<HandChange>(), Ok(change));
+        }
+        assert!("ip route".parse::<HandChange>().is_err());
     }
 
     #[test]

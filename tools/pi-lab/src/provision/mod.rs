@@ -234,9 +234,10 @@ pub struct HandChanged {
     pub hand_changes: Vec<String>,
 }
 
-/// The nodes among `targets` with hand changes, by their health reports
-/// (asked all at once). A node that does not answer has none to lose here;
-/// pushing to it reports it.
+/// The nodes among `targets` with hand changes their new config does not
+/// carry (the lab file's `frr` lines may say them now), by their health
+/// reports (asked all at once). A node that does not answer has none to
+/// lose here; pushing to it reports it.
 pub fn hand_changed(
     fleet: &FleetClient,
     targets: &[(&NodeConfig, SocketAddr)],
@@ -253,11 +254,21 @@ pub fn hand_changed(
     reports
         .into_iter()
         .filter_map(|(config, report)| {
-            let hand_changes = report?.frr_hand_changes;
+            let new = lab_spec::frr::render(config);
+            let hand_changes: Vec<String> =
+                report?.frr_hand_changes.into_iter().filter(|c| !carried(&new, c)).collect();
             (!hand_changes.is_empty())
                 .then(|| HandChanged { node: config.hostname.clone(), hand_changes })
         })
         .collect()
+}
+
+/// Whether the generated `config` says what the hand change (one-line
+/// form) did.
+fn carried(config: &str, change: &str) -> bool {
+    change
+        .parse::<lab_spec::frr_hand::HandChange>()
+        .is_ok_and(|c| lab_spec::frr_hand::carried(config, &c))
 }
 
 /// What would be lost, and what to do instead.
@@ -573,6 +584,11 @@ mod tests {
         );
         assert!(text.contains("--force"), "{text}");
         assert!(b1.applied().is_empty() && b2.applied().is_empty());
+        // The lab file says it now (`lab save`, then the node's frr lines):
+        // nothing would be lost.
+        let mut saved = c1.clone();
+        saved.frr = Some("ip route 10.99.0.0/24 Null0\n".into());
+        assert!(hand_changed(&fleet, &[(&saved, c1.health.listen)]).is_empty());
 
         push_all(&fleet, &targets, Duration::from_secs(5), false, true);
         assert_eq!(b1.hand_modes(), [HandChanges::Drop]);
