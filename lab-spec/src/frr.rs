@@ -33,7 +33,7 @@ pub fn render(cfg: &NodeConfig) -> String {
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
     }
-    lab_lines(&mut out, cfg);
+    let mut out = lab_lines(out, cfg);
     out.push_str("end\n");
     out
 }
@@ -43,14 +43,15 @@ pub const LAB_LINES: &str = "! From the lab file, ";
 
 /// The node's `frr = """..."""` lines, as written (without trailing
 /// blanks), after everything generated: they may re-enter any section.
-fn lab_lines(out: &mut String, cfg: &NodeConfig) {
-    let Some(text) = cfg.frr.as_deref().filter(|t| !t.trim().is_empty()) else { return };
+/// Their `no` lines take generated lines out ([`crate::frr_hand::fold_into`]).
+fn lab_lines(generated: String, cfg: &NodeConfig) -> String {
+    let Some(text) = cfg.frr.as_deref().filter(|t| !t.trim().is_empty()) else { return generated };
+    let lines: String = text.trim_end().lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    let (mut out, lines) = crate::frr_hand::fold_into(&generated, &lines);
     let _ = writeln!(out, "{LAB_LINES}[nodes.{}] frr:", cfg.hostname);
-    for line in text.trim_end().lines() {
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    out.push_str(&lines);
     out.push_str("!\n");
+    out
 }
 
 /// Where the lab file's lines start in a rendered `frr.conf` (0-based

@@ -199,11 +199,53 @@ pub fn diff(baseline: &str, running: &str) -> Vec<HandChange> {
 }
 
 /// Whether `config` (a generated frr.conf, the lab file's lines included)
-/// already says what `change` did: the added line, or the `no` of the
-/// removed one, in the same sections. Then applying `config` loses nothing.
+/// already says what `change` did: it has the added line, or no longer has
+/// the removed one, in the same sections. Then applying it loses nothing.
 pub fn carried(config: &str, change: &HandChange) -> bool {
-    let wanted = command_for(change);
-    commands(config).iter().any(|c| c.text == wanted && c.context.iter().eq(change.context.iter()))
+    let has = commands(config)
+        .iter()
+        .any(|c| c.text == change.line && c.context.iter().eq(change.context.iter()));
+    has == change.added
+}
+
+/// A node's own FRR `lines` (the lab file's) against its `generated`
+/// text: a `no X` where the generated text has `X` in the same sections
+/// leaves `X` out of it (the `no` line stays, as a comment, so line
+/// numbers hold); a line `X` where it has `no X` leaves that out. Without
+/// this, frr-reload, which takes a file as a set of lines, would apply both
+/// and the generated one would win. Sections are read by indentation, as
+/// `lab save` writes them.
+pub fn fold_into(generated: &str, lines: &str) -> (String, String) {
+    let ours = commands(generated);
+    let theirs = commands(lines);
+    let mut dropped = vec![false; generated.lines().count()];
+    let mut commented = vec![false; lines.lines().count()];
+    for line in &theirs {
+        let (wanted, comment) = match line.text.strip_prefix("no ") {
+            Some(positive) => (positive.to_string(), true),
+            None => (format!("no {}", line.text), false),
+        };
+        let found = ours.iter().find(|c| c.text == wanted && c.context == line.context);
+        if let Some(c) = found {
+            dropped[c.first..c.end].iter_mut().for_each(|d| *d = true);
+            commented[line.first] |= comment;
+        }
+    }
+    let keep = |text: &str, drop: &[bool], comment: &[bool]| -> String {
+        let mut out = String::new();
+        for (i, line) in text.lines().enumerate() {
+            if drop.get(i) == Some(&true) {
+                continue;
+            }
+            if comment.get(i) == Some(&true) {
+                out.push_str("! done above: ");
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    };
+    (keep(generated, &dropped, &[]), keep(lines, &[], &commented))
 }
 
 /// The hand changes as FRR config lines, section by section: what was
@@ -539,9 +581,37 @@ ip route 10.99.0.0/24 Null0
     fn a_config_that_says_what_was_done_by_hand_carries_it() {
         let changes = diff(BASELINE, RUNNING);
         assert!(changes.iter().all(|c| !carried(GENERATED, c)));
-        // `lab save`'s hand.conf pasted into the node's `frr` lines.
-        let with_lines = GENERATED.replace("end\n", &format!("{}end\n", render(&changes)));
+        // `lab save`'s hand.conf as the node's `frr` lines, as
+        // `frr::render` puts them after the generated ones.
+        let (ours, theirs) = fold_into(&GENERATED.replace("end\n", ""), &render(&changes));
+        let with_lines = format!("{ours}{theirs}end\n");
         assert!(changes.iter().all(|c| carried(&with_lines, c)), "{with_lines}");
+    }
+
+    #[test]
+    fn the_lab_files_no_lines_take_generated_lines_out() {
+        let generated = GENERATED.replace("end\n", "");
+        let lines = render(&diff(BASELINE, RUNNING));
+        let (ours, theirs) = fold_into(&generated, &lines);
+        assert!(
+            !ours.contains("description r2\n") && !ours.contains("description to r2:eth1"),
+            "{ours}"
+        );
+        assert!(ours.contains("interface eth1\nexit\n"), "{ours}");
+        assert!(
+            theirs.contains("\n! done above:  no neighbor 10.1.140.25 description r2\n"),
+            "{theirs}"
+        );
+        assert_eq!(theirs.lines().count(), lines.lines().count());
+        // A line where the generated text has its `no` wins over it.
+        let (ours, _) = fold_into(&generated, "router bgp 100\n bgp ebgp-requires-policy\nexit\n");
+        assert!(!ours.contains("no bgp ebgp-requires-policy"), "{ours}");
+        // Nothing to fold: both as they were.
+        let (ours, theirs) = fold_into(&generated, "ip route 10.9.0.0/24 Null0\n");
+        assert_eq!(
+            (ours.as_str(), theirs.as_str()),
+            (generated.as_str(), "ip route 10.9.0.0/24 Null0\n")
+        );
     }
 
     #[test]

@@ -335,6 +335,12 @@ impl Frr {
             .running_config()
             .inspect_err(|e| tracing::warn!(error = %e, "no baseline of the generated FRR config"))
             .ok();
+        // What the new config says itself (the lab file took the lines
+        // over) is no hand change any more.
+        let hand: Vec<HandChange> = match &baseline {
+            Some(b) => hand.into_iter().filter(|c| !frr_hand::carried(b, c)).collect(),
+            None => hand,
+        };
         if !hand.is_empty() {
             tracing::info!(lines = hand.len(), "hand changes put back on top of the new config");
             self.load(&frr_hand::apply(text, &hand))?;

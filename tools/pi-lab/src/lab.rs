@@ -54,6 +54,8 @@ Examples:
     Up(crate::fleet::UpArgs),
     /// Tear down a lab started with `lab up` (virtual fleet or emulated boards).
     Down(crate::fleet::DownArgs),
+    /// Save every node's running FRR config and its hand changes (NODE/frr.conf, NODE/hand.conf).
+    Save(crate::save::SaveArgs),
     /// Print what the managed switch of a lab on boards must carry.
     #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
 management network untagged (native VLAN) and the board's lab links as tagged
@@ -156,6 +158,8 @@ pub enum LabCmdError {
     Graph(#[from] crate::graph::GraphError),
     #[error(transparent)]
     FrrCheck(#[from] crate::frr_check::FrrCheckError),
+    #[error(transparent)]
+    Save(#[from] crate::save::SaveError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -171,6 +175,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
         LabCommand::Switch(args) => switch(args),
+        LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {
             crate::fleet::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
