@@ -440,6 +440,10 @@ impl Frr {
     }
 
     fn keep(&mut self, kept: Kept) -> Result<(), FrrError> {
+        // No write while nothing changed (every pass while FRR is down).
+        if self.kept.as_ref() == Some(&kept) {
+            return Ok(());
+        }
         if let Some(dir) = &self.state_dir {
             kept::save(dir, &kept)?;
         }
