@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{bin, fresh_lab_dir, prerequisites};
@@ -45,6 +45,8 @@ struct Fleet {
     dir: PathBuf,
     file: PathBuf,
     up: bool,
+    /// r1's agent as the test restarted it (reaped when the fleet goes).
+    restarted: Option<Child>,
 }
 
 impl Fleet {
@@ -53,7 +55,7 @@ impl Fleet {
         std::fs::create_dir_all(dir.join("state")).expect("temp dir");
         let file = dir.join("t6hand.toml");
         std::fs::write(&file, LAB_FILE).expect("write lab file");
-        let fleet = Fleet { dir, file, up: false };
+        let fleet = Fleet { dir, file, up: false, restarted: None };
         // A leftover from a crashed run would make `up` refuse.
         let _ = fleet.pi_lab(&["lab", "down"]);
         fleet
@@ -111,7 +113,7 @@ impl Fleet {
 
     /// Stop r1's agent and start it again as `lab up` does (its own UTS
     /// namespace and hostname, FRR's pathspace, the same files).
-    fn restart_r1_agent(&self) {
+    fn restart_r1_agent(&mut self) {
         let pids = Command::new("ip").args(["netns", "pids", R1]).output().expect("pids");
         let agents: Vec<String> = String::from_utf8_lossy(&pids.stdout)
             .split_whitespace()
@@ -134,7 +136,7 @@ impl Fleet {
             .open(dir.join("logs/r1.log"))
             .expect("r1's agent log");
         let log2 = log.try_clone().expect("log");
-        Command::new("ip")
+        let child = Command::new("ip")
             .args(["netns", "exec", R1, "unshare", "--uts", "--", "sh", "-c"])
             .arg("hostname \"$0\" && exec \"$@\"")
             .arg("r1")
@@ -151,6 +153,7 @@ impl Fleet {
             .stderr(log2)
             .spawn()
             .expect("start r1's agent");
+        self.restarted = Some(child);
     }
 
     fn agent_log(&self) -> String {
@@ -167,6 +170,10 @@ impl Drop for Fleet {
             if !out.status.success() {
                 eprintln!("lab down failed:\n{}", said(&out));
             }
+        }
+        if let Some(mut agent) = self.restarted.take() {
+            let _ = agent.kill();
+            let _ = agent.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -269,7 +276,7 @@ fn hand_changes_survive_agent_restarts_and_provision_needs_force() {
     let before = running();
     assert!(hand.iter().all(|l| before.contains(l.as_str())), "not typed in:\n{before}");
 
-    agent_restart_keeps_them(&fleet, &hand);
+    agent_restart_keeps_them(&mut fleet, &hand);
     status_shows_them(&fleet);
     let saved = lab_save_holds_them(&fleet, &hand);
     provision_refuses_then_force_drops_them(&fleet, &hand);
@@ -278,7 +285,7 @@ fn hand_changes_survive_agent_restarts_and_provision_needs_force() {
 }
 
 /// The restarted agent's first pass reloads nothing: the lines still run.
-fn agent_restart_keeps_them(fleet: &Fleet, hand: &[String; 3]) {
+fn agent_restart_keeps_them(fleet: &mut Fleet, hand: &[String; 3]) {
     let api = fleet.r1_api();
     let log_before = fleet.agent_log().len();
     fleet.restart_r1_agent();
