@@ -58,6 +58,7 @@ fn node_config(lab: &Lab, plan: &Plan, node: &Node, token: &str) -> Option<NodeC
         },
         auth: Auth::from_token(token),
         led: node.led.clone(),
+        frr: node.frr.clone(),
     };
     Some(config.with_version())
 }

@@ -33,8 +33,32 @@ pub fn render(cfg: &NodeConfig) -> String {
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
     }
+    let mut out = lab_lines(out, cfg);
     out.push_str("end\n");
     out
+}
+
+/// Starts the comment line above the node's own lines from the lab file.
+pub const LAB_LINES: &str = "! From the lab file, ";
+
+/// The node's `frr = """..."""` lines, as written (without trailing
+/// blanks), after everything generated: they may re-enter any section.
+/// Their `no` lines take generated lines out ([`crate::frr_hand::fold_into`]).
+fn lab_lines(generated: String, cfg: &NodeConfig) -> String {
+    let Some(text) = cfg.frr.as_deref().filter(|t| !t.trim().is_empty()) else { return generated };
+    let lines: String = text.trim_end().lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    let (mut out, lines) = crate::frr_hand::fold_into(&generated, &lines);
+    let _ = writeln!(out, "{LAB_LINES}[nodes.{}] frr:", cfg.hostname);
+    out.push_str(&lines);
+    out.push_str("!\n");
+    out
+}
+
+/// Where the lab file's lines start in a rendered `frr.conf` (0-based
+/// line), if it has any: line `n` of the text is line `n - start` of the
+/// node's `frr` string.
+pub fn lab_lines_start(text: &str) -> Option<usize> {
+    text.lines().position(|l| l.starts_with(LAB_LINES)).map(|i| i + 1)
 }
 
 /// Name of the peer group holding this node's neighbours. NodeConfig does
@@ -52,7 +76,7 @@ fn header(out: &mut String, cfg: &NodeConfig) {
     let _ = write!(
         out,
         "! {host} ({role}) in lab {lab}: written by node-agent from config {version}.\n\
-         ! Edits are overwritten; change the lab file instead.\n\
+         ! Lines typed into vtysh are kept and shown by pi-lab status; pi-lab lab save collects them.\n\
          frr version 8.4\n\
          frr defaults datacenter\n\
          hostname {host}\n\
@@ -286,7 +310,7 @@ mod tests {
     fn leaf_config_reads_like_a_hand_written_one() {
         let expected = "\
 ! leaf1 (leaf) in lab fabric: written by node-agent from config -.
-! Edits are overwritten; change the lab file instead.
+! Lines typed into vtysh are kept and shown by pi-lab status; pi-lab lab save collects them.
 frr version 8.4
 frr defaults datacenter
 hostname leaf1
@@ -363,6 +387,26 @@ end
             bgp.evpn = false;
         }
         assert!(!render(&cfg).contains("l2vpn"));
+    }
+
+    #[test]
+    fn the_lab_files_lines_come_last_as_written() {
+        let mut cfg = leaf();
+        cfg.frr =
+            Some("\nrouter bgp 65001  \n neighbor 10.1.0.0 description by hand\nexit\n\n".into());
+        let text = render(&cfg);
+        assert!(
+            text.ends_with(
+                " exit-address-family\nexit\n!\n! From the lab file, [nodes.leaf1] frr:\n\nrouter bgp 65001\n \
+                 neighbor 10.1.0.0 description by hand\nexit\n!\nend\n"
+            ),
+            "{text}"
+        );
+        let start = lab_lines_start(&text).unwrap();
+        assert_eq!(text.lines().nth(start + 1), Some("router bgp 65001"));
+        assert_eq!(lab_lines_start(&render(&leaf())), None);
+        cfg.frr = Some("  \n".into());
+        assert_eq!(render(&cfg), render(&leaf()));
     }
 
     #[test]

@@ -9,8 +9,9 @@ use crate::node_config::Role;
 /// Version of the HealthReport format. 2 added `ospf` and `isis`; 3
 /// reports the age of the last pass from the board's monotonic clock
 /// (`last_run_age_seconds`, instead of a wall-clock time) and the ports a
-/// board lacks. A reader of 3 reads 1 and 2 (the new fields are empty).
-pub const HEALTH_SCHEMA: u32 = 3;
+/// board lacks; 4 the lines changed by hand in FRR (`frr_hand_changes`).
+/// A reader of 4 reads 1 to 3 (the new fields are empty).
+pub const HEALTH_SCHEMA: u32 = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -33,6 +34,13 @@ pub struct HealthReport {
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
+    /// Lines of FRR's running config changed by hand (vtysh) against the
+    /// generated config, as of the last pass: `+`/`-`, then the sections
+    /// around the line (`+router bgp 100 > network 10.9.0.0/24`; see
+    /// [`crate::frr_hand`]). The node stays healthy: a lab is meant to be
+    /// changed by hand.
+    #[serde(default)]
+    pub frr_hand_changes: Vec<String>,
     /// Overall verdict: every neighbour and adjacency up, every VNI ok,
     /// last reconcile ok.
     pub healthy: bool,

@@ -206,6 +206,11 @@ pub struct Node {
     /// Fixed loopback address.
     pub loopback: Option<Ipv4Addr>,
     pub led: Led,
+    /// FRR lines appended to the node's generated `frr.conf` (`frr =
+    /// """..."""`): what `pi-lab lab save` collected by hand, made part of
+    /// the lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frr: Option<String>,
     #[serde(skip)]
     pub spans: NodeSpans,
 }
@@ -228,6 +233,8 @@ pub struct NodeSpans {
     pub mac: Option<Span>,
     pub management: Option<Span>,
     pub loopback: Option<Span>,
+    /// The `frr` string, quotes included.
+    pub frr: Option<Span>,
 }
 
 /// `node:interface` in a link or an access list.

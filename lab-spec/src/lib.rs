@@ -16,6 +16,8 @@ pub mod config_answer;
 pub mod diagnostics;
 pub mod expr;
 pub mod frr;
+pub mod frr_check;
+pub mod frr_hand;
 pub mod frr_state;
 pub mod health;
 pub mod http_date;

@@ -79,6 +79,9 @@ pub struct NodeConfig {
     pub auth: Auth,
     #[serde(default)]
     pub led: Led,
+    /// FRR lines from the lab file, appended to the generated `frr.conf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frr: Option<String>,
 }
 
 /// Identity of the board this config is meant for (zero-touch matching).

@@ -39,7 +39,8 @@ const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
 const POOL_KEYS: &[&str] = &["loopback", "p2p", "segments"];
 const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multipath"];
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
-const NODE_KEYS: &[&str] = &["role", "asn", "id", "serial", "mac", "management", "loopback", "led"];
+const NODE_KEYS: &[&str] =
+    &["role", "asn", "id", "serial", "mac", "management", "loopback", "led", "frr"];
 const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet"];
 const SEGMENT_KEYS: &[&str] = &["name", "vni", "flooding", "mode", "leaves", "access", "subnet"];
 const SEGMENT_MODES: &[&str] = &["bridge", "irb"];
@@ -105,6 +106,39 @@ pub(crate) fn not_utf8(bytes: &[u8], err: &std::str::Utf8Error, file_name: &str)
         .help("a lab file is UTF-8 text; convert it, e.g. iconv -f latin1 -t utf-8 lab.toml"),
     );
     diags
+}
+
+/// The span of line `line` (0-based) of a string's `value` as written in
+/// `text` at `span` (quotes included): from its first non-blank character
+/// to its end. The string itself when its lines are not the file's lines
+/// one for one (escaped newlines, a line-ending backslash).
+pub fn string_line_span(text: &str, span: &Span, value: &str, line: usize) -> Span {
+    let whole = span.clone();
+    let Some(raw) = text.get(span.clone()) else { return whole };
+    let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") { 3 } else { 1 };
+    let mut start = span.start + quote;
+    let inner = raw.get(quote..raw.len().saturating_sub(quote)).unwrap_or("");
+    // TOML drops a newline right after the opening quotes.
+    let inner = match inner.strip_prefix("\r\n").or_else(|| inner.strip_prefix('\n')) {
+        Some(rest) if quote == 3 => {
+            start += inner.len() - rest.len();
+            rest
+        }
+        _ => inner,
+    };
+    if inner.lines().count() != value.lines().count() || inner.contains("\\\n") {
+        return whole;
+    }
+    let mut offset = start;
+    for (i, written) in inner.split('\n').enumerate() {
+        if i == line {
+            let from = offset + written.len() - written.trim_start().len();
+            let to = offset + written.trim_end().len();
+            return if to > from { from..to } else { from..from + 1 };
+        }
+        offset += written.len() + 1;
+    }
+    whole
 }
 
 struct Reader {
@@ -624,6 +658,7 @@ impl Reader {
         let management = self.converted(t, "management", &place, |s| ipv4(s, "management address"));
         let loopback = self.converted(t, "loopback", &place, |s| ipv4(s, "loopback address"));
         let led = self.led(t, &place);
+        let frr = self.string(t, "frr", &place);
         let (role, role_span) = role?;
         let is_host = role == Role::Host;
         if is_host {
@@ -641,6 +676,13 @@ impl Reader {
                     "only routers, spines and leaves have loopbacks; remove it",
                 );
             }
+            if let Some((_, span)) = &frr {
+                self.error(
+                    span.clone(),
+                    format!("host {name} has frr lines"),
+                    "hosts run no FRR; give the lines to a router, spine or leaf",
+                );
+            }
         }
         Some(Node {
             name: name.to_string(),
@@ -652,6 +694,7 @@ impl Reader {
             management: management.as_ref().map(|m| m.0),
             loopback: loopback.as_ref().map(|l| l.0),
             led,
+            frr: frr.as_ref().map(|f| f.0.clone()),
             spans: NodeSpans {
                 name: name_span,
                 role: Some(role_span),
@@ -661,6 +704,7 @@ impl Reader {
                 mac: mac.map(|m| m.1),
                 management: management.map(|m| m.1),
                 loopback: loopback.map(|l| l.1),
+                frr: frr.map(|f| f.1),
             },
         })
     }

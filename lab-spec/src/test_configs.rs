@@ -56,6 +56,7 @@ fn base(hostname: &str, role: Role, loopback: &str, mgmt: &str) -> NodeConfig {
         health: HealthApi { listen: format!("{mgmt}:9180").parse().expect("test address") },
         auth: Auth::from_token("secret"),
         led: Led::None,
+        frr: None,
     }
 }
 

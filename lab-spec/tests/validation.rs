@@ -673,3 +673,33 @@ fn one_vlan_id_carries_one_link() {
     );
     assert_eq!(report(&text).len(), 1, "{:#?}", report(&text));
 }
+
+#[test]
+fn frr_lines_reach_the_node_config_and_its_frr_conf() {
+    let text = BASE.replace(
+        "asn = 100\n",
+        "asn = 100\nfrr = \"\"\"\nip route 10.99.0.0/24 Null0\nrouter bgp 100\n network 10.99.0.0/24\nexit\n\"\"\"\n",
+    );
+    let lab = parse(&text, "t.toml").unwrap();
+    let plan = Plan::new(&lab).unwrap();
+    let configs = lab_spec::compile::compile(&lab, &plan, "t");
+    let frr = configs["r1"].frr.as_deref().unwrap();
+    assert_eq!(frr, "ip route 10.99.0.0/24 Null0\nrouter bgp 100\n network 10.99.0.0/24\nexit\n");
+    assert!(lab_spec::frr::render(&configs["r1"]).contains("frr:\nip route 10.99.0.0/24 Null0\n"));
+    // A node without them serializes as before: versions stay.
+    assert!(!configs["r2"].to_toml().unwrap().contains("frr"));
+    // Line 2 of the string is line 9 of the file, after its indent.
+    let node = &lab.nodes["r1"];
+    let span = node.spans.frr.clone().unwrap();
+    let line = lab_spec::parse::string_line_span(&text, &span, frr, 2);
+    assert_eq!(&text[line.clone()], "network 10.99.0.0/24");
+    let source = lab_spec::diagnostics::Source::new("t.toml", &text);
+    assert_eq!(source.line_col(line.start), (9, 2));
+}
+
+#[test]
+fn a_host_has_no_frr_lines() {
+    let text =
+        format!("{BASE}\n[nodes.h1]\nrole = \"host\"\nfrr = \"ip route 10.0.0.0/8 Null0\"\n");
+    assert_error(&text, 17, 7, "host h1 has frr lines", "hosts run no FRR");
+}

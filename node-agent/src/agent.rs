@@ -14,6 +14,8 @@
 //! `AgentHandle::apply` checks the config, applies it (network and FRR),
 //! and on any failure re-applies the previous config and returns the error.
 //! A config that applied cleanly is saved as `STATE_DIR/last-good.toml`.
+//! What FRR was loaded with, and the hand changes found in it, are kept in
+//! `STATE_DIR/frr-loaded.json` (see `frr`).
 //!
 //! Wiring another part (health API, sFlow) to the agent:
 //!
@@ -44,9 +46,11 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use serde::Serialize;
 
-use crate::frr::{Frr, FrrQuery, FrrSync};
+use crate::frr::{Frr, FrrError, FrrQuery, FrrSync};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
 use crate::sflow::SflowService;
@@ -80,6 +84,9 @@ pub struct ReconcileReport {
     pub problems: Vec<String>,
     pub frr: Option<FrrSync>,
     pub frr_error: Option<String>,
+    /// Lines changed by hand in FRR, with their sections.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub frr_hand_changes: Vec<lab_spec::frr_hand::HandChange>,
     /// sFlow settings not (fully) in force; the rest of the config is, so
     /// this alone neither fails an apply nor rolls it back.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,9 +147,19 @@ pub enum AgentError {
 
 type Reply = Sender<Result<ReconcileReport, ApplyError>>;
 
+/// What a new config does to the lines changed by hand in FRR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandChanges {
+    /// They stay, on top of the new config.
+    #[default]
+    Keep,
+    /// The new config replaces them (`PUT /v1/config?force=true`).
+    Drop,
+}
+
 #[derive(Debug)]
 enum Event {
-    Apply(Box<NodeConfig>, Reply),
+    Apply(Box<NodeConfig>, HandChanges, Reply),
     LinkChanged,
     Shutdown,
 }
@@ -164,11 +181,21 @@ impl AgentHandle {
     /// Check, apply and (on success) persist a new config. Blocks until the
     /// pass is done. On failure the previous config is applied again.
     pub fn apply(&self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
+        self.apply_with(cfg, HandChanges::Keep)
+    }
+
+    /// [`Self::apply`], saying what becomes of the hand changes in FRR.
+    pub fn apply_with(
+        &self,
+        cfg: NodeConfig,
+        hand: HandChanges,
+    ) -> Result<ReconcileReport, ApplyError> {
         cfg.check()?;
         // The config in force, saved as last-good, and its last pass clean:
         // nothing to do, and no reason to wait behind a pass (slow on a Pi
         // while FRR answers).
         if let Ok(status) = self.status.read()
+            && hand == HandChanges::Keep
             && status.config.as_ref() == Some(&cfg)
             && status.saved.as_ref() == Some(&cfg)
             && status.reconcile.ok
@@ -176,7 +203,7 @@ impl AgentHandle {
             return Ok(ReconcileReport { config_version: version_of(&cfg), ..Default::default() });
         }
         let (reply, answer) = mpsc::channel();
-        self.tx.send(Event::Apply(Box::new(cfg), reply)).map_err(|_| ApplyError::Stopped)?;
+        self.tx.send(Event::Apply(Box::new(cfg), hand, reply)).map_err(|_| ApplyError::Stopped)?;
         answer.recv().map_err(|_| ApplyError::Stopped)?
     }
 
@@ -220,6 +247,34 @@ impl AgentHandle {
         }
     }
 
+    /// FRR's running config now and the hand changes in it (against the
+    /// last pass's baseline); `None` when this node runs no FRR.
+    pub fn frr_running(&self) -> Option<Result<FrrRunning, FrrError>> {
+        let frr = self.frr.as_ref()?;
+        let (node, baseline, known) = {
+            let status = self.status.read().ok()?;
+            let config = status.config.as_ref().filter(|c| c.runs_frr())?;
+            (config.hostname.clone(), status.frr_baseline.clone(), status.frr_hand_changes.clone())
+        };
+        Some(frr.running_config().map(|running| {
+            // Without a baseline yet, the changes the last pass knew.
+            let hand = baseline.map_or(known, |b| lab_spec::frr_hand::diff(&b, &running));
+            FrrRunning {
+                node,
+                hand_changes: hand.iter().map(ToString::to_string).collect(),
+                hand_conf: lab_spec::frr_hand::render(&hand),
+                running,
+            }
+        }))
+    }
+
+    /// FRR's own check (`vtysh --dryrun`) of a frr.conf text; `None` when
+    /// this agent leaves FRR alone.
+    pub fn frr_check(&self, text: &str) -> Option<Result<FrrCheck, FrrError>> {
+        let frr = self.frr.as_ref()?;
+        Some(frr.dry_run(text).map(|refused| FrrCheck { refused }))
+    }
+
     /// Ask the run loop to stop after the current pass.
     pub fn shutdown(&self) {
         let _ = self.tx.send(Event::Shutdown);
@@ -240,7 +295,10 @@ pub struct Runner {
 }
 
 /// Create the agent. Hand out the handle, then call `runner.run()`.
-pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
+pub fn start(mut settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
+    if let Some(frr) = settings.frr.as_mut() {
+        frr.state_dir.get_or_insert_with(|| settings.state_dir.clone());
+    }
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(RwLock::new(Status::default()));
     let frr = settings.frr.as_ref().map(|f| f.query().beside_the_loop(API_FRR_TIMEOUT));
@@ -268,7 +326,7 @@ impl Runner {
             if let Ok(mut status) = self.status.write() {
                 status.config = Some(cfg.clone());
             }
-            if let Err(e) = self.apply_new(cfg) {
+            if let Err(e) = self.apply_new(cfg, HandChanges::Keep) {
                 tracing::error!(error = %e, "initial config did not apply cleanly");
             }
         } else {
@@ -286,8 +344,8 @@ impl Runner {
             let event = self.rx.recv_timeout(wait.min(Duration::from_secs(1)));
             match event {
                 Ok(Event::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
-                Ok(Event::Apply(cfg, reply)) => {
-                    let _ = reply.send(self.apply_new(*cfg));
+                Ok(Event::Apply(cfg, hand, reply)) => {
+                    let _ = reply.send(self.apply_new(*cfg, hand));
                 }
                 Ok(Event::LinkChanged) => {
                     // Our own changes cause events too: let a burst settle.
@@ -339,7 +397,7 @@ impl Runner {
         self.config_mtime = now;
         match state::load_config(&path) {
             Ok(cfg) if Some(&cfg) == self.current.as_ref() => {}
-            Ok(cfg) => match self.apply_new(cfg) {
+            Ok(cfg) => match self.apply_new(cfg, HandChanges::Keep) {
                 Ok(_) => tracing::info!(path = %path.display(), "new config file applied"),
                 Err(e) => tracing::error!(error = %e, "new config file not applied"),
             },
@@ -361,8 +419,15 @@ impl Runner {
     }
 
     /// Check, apply, roll back on failure, persist on success.
-    fn apply_new(&mut self, cfg: NodeConfig) -> Result<ReconcileReport, ApplyError> {
+    fn apply_new(
+        &mut self,
+        cfg: NodeConfig,
+        hand: HandChanges,
+    ) -> Result<ReconcileReport, ApplyError> {
         cfg.check()?;
+        if let (HandChanges::Drop, Some(frr)) = (hand, self.settings.frr.as_mut()) {
+            frr.drop_hand_changes();
+        }
         let report = self.pass(&cfg)?;
         if report.ok() {
             self.current = Some(cfg.clone());
@@ -460,6 +525,9 @@ impl Runner {
             stats.last_success_unix = finished;
         }
         status.bgp = bgp;
+        status.frr_hand_changes = report.frr_hand_changes.clone();
+        status.frr_baseline =
+            self.settings.frr.as_ref().and_then(|f| f.baseline()).map(str::to_string);
         status.set_igp(cfg, igp);
         status.routing_at = Some(Instant::now());
         status.vxlan = vxlan;
@@ -558,7 +626,8 @@ fn network_pass(
     })
 }
 
-/// frr.conf written and reloaded when it changed.
+/// frr.conf written and reloaded when it changed; then the one look per
+/// pass for hand changes.
 fn frr_pass(frr: Option<&mut Frr>, cfg: &NodeConfig, dry_run: bool, report: &mut ReconcileReport) {
     let (Some(frr), true, false) = (frr, cfg.runs_frr(), dry_run) else { return };
     match frr.sync(cfg) {
@@ -570,6 +639,7 @@ fn frr_pass(frr: Option<&mut Frr>, cfg: &NodeConfig, dry_run: bool, report: &mut
         }
         Err(e) => report.frr_error = Some(e.to_string()),
     }
+    report.frr_hand_changes = frr.hand_changes();
 }
 
 /// The configured BGP neighbours, in state `FrrNotAnswering`.

@@ -29,6 +29,11 @@ pub struct Status {
     pub ospf: Vec<IgpAdjacencyState>,
     pub isis: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
+    /// Lines changed by hand in FRR as of the last pass.
+    pub frr_hand_changes: Vec<lab_spec::frr_hand::HandChange>,
+    /// FRR's running config right after the generated config was loaded:
+    /// what the API compares a fresh running config with.
+    pub frr_baseline: Option<String>,
     /// The sFlow exporter's counters as of the last pass.
     pub sflow: SflowState,
     /// When the last pass finished, on the monotonic clock: reports give

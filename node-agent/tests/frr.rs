@@ -297,3 +297,80 @@ fn compiled_two_router_example_comes_up() {
         assert!(found, "{}: no route to {lo}: {}", ns.name, ns.ip(&["route"]));
     }
 }
+
+/// Lines typed into vtysh survive an agent restart (no reload at all), a
+/// new generated config (loaded with them on top) and a restart of FRR;
+/// only a forced config drops them.
+#[test]
+fn hand_changes_survive_agent_restarts_and_new_configs() {
+    if !prerequisites(
+        "hand_changes_survive",
+        &["ip", "vtysh", "/usr/lib/frr/bgpd", "/usr/lib/frr/frr-reload.py"],
+    ) {
+        return;
+    }
+    let ns = Netns::new("hand");
+    let f = FrrInstance::start(&ns);
+    let cfg = router("r1", "10.0.0.1", 65001, "10.1.0.0/31", "r2", 65002);
+    let state = ns.dir.join("state");
+    let agent = || {
+        let mut frr = Frr::new(Some(f.name.clone()), None, "vtysh".into());
+        frr.state_dir = Some(state.clone());
+        frr
+    };
+    let running = || vtysh(&f.name, "show running-config");
+    let mut frr = agent();
+    assert_eq!(frr.sync(&cfg).unwrap(), FrrSync::Reloaded);
+    assert!(frr.hand_changes().is_empty(), "{}", running());
+
+    check(Command::new("vtysh").args([
+        "-N",
+        &f.name,
+        "-c",
+        "configure terminal",
+        "-c",
+        "router bgp 65001",
+        "-c",
+        "neighbor 10.1.0.1 description typed by hand",
+        "-c",
+        "address-family ipv4 unicast",
+        "-c",
+        "network 10.99.0.0/24",
+    ]));
+    let hand: Vec<String> = frr.hand_changes().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        hand,
+        [
+            "-router bgp 65001 > neighbor 10.1.0.1 description r2",
+            "+router bgp 65001 > neighbor 10.1.0.1 description typed by hand",
+            "+router bgp 65001 > address-family ipv4 unicast > network 10.99.0.0/24",
+        ]
+    );
+    let conf = std::fs::read_to_string(format!("/etc/frr/{}/frr.conf", f.name)).unwrap();
+    assert!(conf.contains("  network 10.99.0.0/24\n"), "FRR boots without them:\n{conf}");
+
+    // A new agent process: FRR runs what was loaded, nothing is reloaded.
+    let mut restarted = agent();
+    assert_eq!(restarted.sync(&cfg).unwrap(), FrrSync::Unchanged);
+    assert_eq!(restarted.hand_changes().len(), 3);
+    assert!(running().contains("description typed by hand"), "{}", running());
+
+    // A new config: reloaded, the hand changes on top of it.
+    let mut cfg2 = cfg.clone();
+    cfg2.interfaces[0].description = "to r2 (new)".into();
+    assert_eq!(restarted.sync(&cfg2).unwrap(), FrrSync::Reloaded);
+    let now = running();
+    for line in [" description to r2 (new)", "description typed by hand", "network 10.99.0.0/24"] {
+        assert!(now.contains(line), "{line} missing:\n{now}");
+    }
+    assert_eq!(restarted.hand_changes().len(), 3, "{now}");
+
+    // Forced: the generated config alone.
+    restarted.drop_hand_changes();
+    assert_eq!(restarted.sync(&cfg2).unwrap(), FrrSync::Reloaded);
+    let now = running();
+    assert!(!now.contains("typed by hand") && !now.contains("10.99.0.0"), "{now}");
+    assert!(now.contains("neighbor 10.1.0.1 description r2"), "{now}");
+    assert!(restarted.hand_changes().is_empty());
+    assert!(agent().hand_changes().is_empty(), "the dropped changes are still kept");
+}

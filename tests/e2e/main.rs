@@ -13,6 +13,7 @@ mod flash;
 mod fleet;
 mod fleet_ops;
 mod graph;
+mod hand_changes;
 mod image;
 mod lab_cli;
 mod lab_tests;

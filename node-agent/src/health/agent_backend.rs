@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::health::SflowState;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 use super::plane::StatusLed;
 use super::report::{Parts, assemble};
 use super::{Backend, ReconcileStats};
-use crate::agent::{AgentHandle, ApplyError, Rollback};
+use crate::agent::{AgentHandle, ApplyError, HandChanges, Rollback};
 use crate::board::BoardReader;
 use crate::led::LedState;
 
@@ -114,8 +116,17 @@ impl Backend for AgentBackend {
             vxlan: status.vxlan,
             sflow,
             reconcile,
+            frr_hand_changes: status.frr_hand_changes.iter().map(ToString::to_string).collect(),
             problems: self.boot_problems.clone(),
         })
+    }
+
+    fn frr_running(&self) -> Option<Result<FrrRunning, String>> {
+        self.handle.frr_running().map(|r| r.map_err(|e| e.to_string()))
+    }
+
+    fn frr_check(&self, text: &str) -> Option<Result<FrrCheck, String>> {
+        self.handle.frr_check(text).map(|r| r.map_err(|e| e.to_string()))
     }
 
     fn reconcile_stats(&self) -> ReconcileStats {
@@ -126,11 +137,11 @@ impl Backend for AgentBackend {
         self.status().config
     }
 
-    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer {
+    fn apply_config(&self, config: NodeConfig, hand: HandChanges) -> ConfigAnswer {
         if let Some(led) = &self.led {
             led.set(LedState::Applying);
         }
-        match self.handle.apply(config) {
+        match self.handle.apply_with(config, hand) {
             Ok(report) => ConfigAnswer::Applied {
                 version: report.config_version,
                 changes: u32::try_from(report.applied.len()).unwrap_or(u32::MAX),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
-use super::{Backend, ReconcileStats};
+use super::{Backend, HandChanges, ReconcileStats};
 
 #[derive(Debug)]
 pub struct MemoryBackend {
@@ -17,6 +17,8 @@ pub struct MemoryBackend {
     template: Mutex<HealthReport>,
     stats: ReconcileStats,
     applied: Mutex<Vec<NodeConfig>>,
+    /// What each apply was to do with hand changes, in order.
+    hand_modes: Mutex<Vec<HandChanges>>,
     next_error: Mutex<Option<ConfigAnswer>>,
     apply_takes: Mutex<Duration>,
     refresh: Mutex<Refresh>,
@@ -42,6 +44,7 @@ impl MemoryBackend {
             template: Mutex::new(template),
             stats,
             applied: Mutex::new(Vec::new()),
+            hand_modes: Mutex::new(Vec::new()),
             next_error: Mutex::new(None),
             apply_takes: Mutex::new(Duration::ZERO),
             refresh: Mutex::new(Refresh::default()),
@@ -97,6 +100,11 @@ impl MemoryBackend {
         self.applied.lock().map(|a| a.clone()).unwrap_or_default()
     }
 
+    /// For each `apply_config`, whether hand changes were to stay.
+    pub fn hand_modes(&self) -> Vec<HandChanges> {
+        self.hand_modes.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
     pub fn current_version(&self) -> Option<String> {
         self.current_config().map(|c| c.version)
     }
@@ -146,11 +154,14 @@ impl Backend for MemoryBackend {
         self.config.lock().ok().and_then(|c| c.clone())
     }
 
-    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer {
+    fn apply_config(&self, config: NodeConfig, hand: HandChanges) -> ConfigAnswer {
         let takes = self.apply_takes.lock().map(|t| *t).unwrap_or_default();
         std::thread::sleep(takes);
         if let Ok(mut applied) = self.applied.lock() {
             applied.push(config.clone());
+        }
+        if let Ok(mut modes) = self.hand_modes.lock() {
+            modes.push(hand);
         }
         if let Some(e) = self.next_error.lock().ok().and_then(|mut n| n.take()) {
             return e;
@@ -158,6 +169,9 @@ impl Backend for MemoryBackend {
         let version = config.version.clone();
         if let Ok(mut current) = self.config.lock() {
             *current = Some(config);
+        }
+        if let (HandChanges::Drop, Ok(mut template)) = (hand, self.template.lock()) {
+            template.frr_hand_changes.clear();
         }
         ConfigAnswer::Applied { version, changes: 5 }
     }

@@ -29,8 +29,12 @@ mod server;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
+
+pub use crate::agent::HandChanges;
 
 pub use plane::{Plane, PlaneOptions};
 pub use server::{Server, ServerConfig, exchange, raise_open_files_limit};
@@ -47,9 +51,10 @@ pub trait Backend: Send + Sync {
     /// The config being applied; `None` while unprovisioned.
     fn current_config(&self) -> Option<NodeConfig>;
     /// Validate and apply `config`; on failure roll back to the previous
-    /// config, and persist the config as last-good once it applied. The
-    /// answer is what the client gets.
-    fn apply_config(&self, config: NodeConfig) -> ConfigAnswer;
+    /// config, and persist the config as last-good once it applied. `hand`:
+    /// whether lines changed by hand in FRR stay on top of it. The answer
+    /// is what the client gets.
+    fn apply_config(&self, config: NodeConfig, hand: HandChanges) -> ConfigAnswer;
     /// The controller's time (an HTTP `Date`) came with an authenticated
     /// request; a board without NTP takes it (see [`crate::clock`]).
     fn controller_time(&self, _date: &str) {}
@@ -60,6 +65,16 @@ pub trait Backend: Send + Sync {
     }
     /// Read that part again (bounded by the backend's own timeout).
     fn refresh(&self) {}
+    /// FRR's running config and the hand changes in it, read now (on a
+    /// worker); `None` when this node runs no FRR.
+    fn frr_running(&self) -> Option<Result<FrrRunning, String>> {
+        None
+    }
+    /// FRR's own check of a frr.conf text (on a worker); `None` when this
+    /// node has no FRR to ask.
+    fn frr_check(&self, _text: &str) -> Option<Result<FrrCheck, String>> {
+        None
+    }
 }
 
 /// Reconcile counters since the agent started.

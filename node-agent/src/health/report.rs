@@ -18,6 +18,7 @@ pub struct Parts {
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
+    pub frr_hand_changes: Vec<String>,
     /// Problems the parts above cannot show (e.g. a broken boot config).
     pub problems: Vec<String>,
 }
@@ -78,6 +79,7 @@ pub fn assemble(parts: Parts) -> HealthReport {
         vxlan: parts.vxlan,
         sflow: parts.sflow,
         reconcile: parts.reconcile,
+        frr_hand_changes: parts.frr_hand_changes,
         healthy: problems.is_empty(),
         problems,
     }

@@ -9,7 +9,7 @@ use lab_spec::{ConfigAnswer, NODE_CONFIG_SCHEMA, NodeConfig, health::Board};
 
 use super::auth::{self, Denied};
 use super::http::{PROMETHEUS, Request, Response};
-use super::{Backend, HttpCounters, metrics};
+use super::{Backend, HandChanges, HttpCounters, metrics};
 
 /// Everything a request handler may use.
 pub struct Context<'a> {
@@ -28,11 +28,14 @@ pub enum Work {
     Refresh,
     /// On a config worker: as long as a reconcile pass.
     Apply,
+    /// On the refresh worker, without a refresh: it asks FRR itself.
+    Frr,
 }
 
 pub fn work(request: &Request, backend: &dyn Backend) -> Work {
     match (request.method.as_str(), request.path.as_str()) {
         ("PUT", "/v1/config") => Work::Apply,
+        ("GET", "/v1/frr/running") | ("POST", "/v1/frr/check") => Work::Frr,
         ("GET", "/v1/health" | "/metrics") if backend.stale() => Work::Refresh,
         _ => Work::Now,
     }
@@ -44,11 +47,16 @@ pub fn handle(request: &Request, ctx: &Context<'_>) -> Response {
         ("GET", "/metrics") => get_metrics(ctx),
         ("GET", "/v1/config") => get_config(request, ctx),
         ("PUT", "/v1/config") => put_config(request, ctx),
-        (_, "/v1/health" | "/metrics") => method_not_allowed("GET"),
+        ("GET", "/v1/frr/running") => frr_running(request, ctx),
+        ("POST", "/v1/frr/check") => frr_check(request, ctx),
+        (_, "/v1/health" | "/metrics" | "/v1/frr/running") => method_not_allowed("GET"),
         (_, "/v1/config") => method_not_allowed("GET, PUT"),
+        (_, "/v1/frr/check") => method_not_allowed("POST"),
         (_, path) => Response::error(
             404,
-            &format!("no endpoint {path}; try /v1/health, /metrics or /v1/config"),
+            &format!(
+                "no endpoint {path}; try /v1/health, /metrics, /v1/config, /v1/frr/running or /v1/frr/check"
+            ),
         ),
     }
 }
@@ -89,10 +97,42 @@ fn get_config(request: &Request, ctx: &Context<'_>) -> Response {
     }
 }
 
+/// FRR's running config and the hand changes in it (token: it may hold
+/// secrets such as BGP passwords).
+fn frr_running(request: &Request, ctx: &Context<'_>) -> Response {
+    if let Err(response) = authorize(request, ctx) {
+        return response;
+    }
+    match ctx.backend.frr_running() {
+        Some(Ok(running)) => Response::json(200, &running),
+        Some(Err(e)) => Response::error(503, &format!("FRR does not answer: {e}")),
+        None => Response::error(404, "this node runs no FRR"),
+    }
+}
+
+/// FRR's own check of the frr.conf text in the body; nothing is applied.
+fn frr_check(request: &Request, ctx: &Context<'_>) -> Response {
+    if let Err(response) = authorize(request, ctx) {
+        return response;
+    }
+    let Ok(text) = std::str::from_utf8(&request.body) else {
+        return Response::error(400, "the body is not UTF-8 text");
+    };
+    match ctx.backend.frr_check(text) {
+        Some(Ok(check)) => Response::json(200, &check),
+        Some(Err(e)) => Response::error(500, &format!("FRR could not check it: {e}")),
+        None => Response::error(404, "this node has no FRR to check with"),
+    }
+}
+
 fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
     if let Err(response) = authorize(request, ctx) {
         return response;
     }
+    let hand = match hand_changes(request.query.as_deref()) {
+        Ok(hand) => hand,
+        Err(reason) => return Response::error(400, &reason),
+    };
     if let Some(date) = request.header("date") {
         ctx.backend.controller_time(date);
     }
@@ -116,7 +156,19 @@ fn put_config(request: &Request, ctx: &Context<'_>) -> Response {
     if !problems.is_empty() {
         return answer(&ConfigAnswer::Invalid { reasons: problems });
     }
-    answer(&ctx.backend.apply_config(config))
+    answer(&ctx.backend.apply_config(config, hand))
+}
+
+/// `?force=true` (or `1`): the config replaces the lines changed by hand
+/// in FRR; without it they stay on top of it. Other parameters are
+/// ignored, as an older agent ignores this one.
+fn hand_changes(query: Option<&str>) -> Result<HandChanges, String> {
+    let force = query.into_iter().flat_map(|q| q.split('&')).find_map(|p| p.strip_prefix("force="));
+    match force {
+        None | Some("false" | "0") => Ok(HandChanges::Keep),
+        Some("true" | "1") => Ok(HandChanges::Drop),
+        Some(other) => Err(format!("force={other}: write force=true or force=false")),
+    }
 }
 
 fn answer(answer: &ConfigAnswer) -> Response {
@@ -186,6 +238,15 @@ fn check_config(config: &NodeConfig, board: &Board) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn force_says_what_becomes_of_hand_changes() {
+        assert_eq!(hand_changes(None), Ok(HandChanges::Keep));
+        assert_eq!(hand_changes(Some("force=false")), Ok(HandChanges::Keep));
+        assert_eq!(hand_changes(Some("x=1&force=true")), Ok(HandChanges::Drop));
+        assert_eq!(hand_changes(Some("force=1")), Ok(HandChanges::Drop));
+        assert!(hand_changes(Some("force=maybe")).is_err());
+    }
 
     #[test]
     fn unknown_media_types_are_refused() {

@@ -563,7 +563,7 @@ impl EventLoop {
         let work = routes::work(&request, self.shared.backend.as_ref());
         let queue = match work {
             routes::Work::Now => None,
-            routes::Work::Refresh => self.queues.refreshes.as_ref(),
+            routes::Work::Refresh | routes::Work::Frr => self.queues.refreshes.as_ref(),
             routes::Work::Apply => self.queues.configs.as_ref(),
         };
         let request = match queue {
@@ -594,6 +594,11 @@ impl EventLoop {
             }
             routes::Work::Apply => {
                 Response::error(503, "the API is shutting down").with_header("Retry-After", "1")
+            }
+            // Never in the loop: asking FRR takes time.
+            routes::Work::Frr => {
+                Response::error(503, "FRR is being asked already; try again shortly")
+                    .with_header("Retry-After", "1")
             }
         };
         self.respond(slot, response);

@@ -93,6 +93,7 @@ pub fn template() -> HealthReport {
             passes: 17,
             errors: vec![],
         },
+        frr_hand_changes: Vec::new(),
         healthy: false,
         problems: vec!["neighbour 10.1.0.2 (spine \"2\") is Active".into()],
     }

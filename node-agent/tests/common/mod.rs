@@ -274,6 +274,7 @@ pub fn router(
         health: HealthApi { listen: "192.168.200.10:9180".parse().unwrap() },
         auth: Auth::from_token("t3a"),
         led: Default::default(),
+        frr: None,
     }
 }
 

@@ -54,6 +54,8 @@ Examples:
     Up(crate::fleet::UpArgs),
     /// Tear down a lab started with `lab up` (virtual fleet or emulated boards).
     Down(crate::fleet::DownArgs),
+    /// Save every node's running FRR config and its hand changes (NODE/frr.conf, NODE/hand.conf).
+    Save(crate::save::SaveArgs),
     /// Print what the managed switch of a lab on boards must carry.
     #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
 management network untagged (native VLAN) and the board's lab links as tagged
@@ -154,6 +156,10 @@ pub enum LabCmdError {
     Import(#[from] crate::import::ImportError),
     #[error(transparent)]
     Graph(#[from] crate::graph::GraphError),
+    #[error(transparent)]
+    FrrCheck(#[from] crate::frr_check::FrrCheckError),
+    #[error(transparent)]
+    Save(#[from] crate::save::SaveError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -169,6 +175,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
         LabCommand::Switch(args) => switch(args),
+        LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {
             crate::fleet::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
@@ -232,6 +239,9 @@ fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
         }
         Err(e) => return Err(e.into()),
     };
+    if !frr_lines_pass(&file, args.json)? {
+        return Ok(ExitCode::from(1));
+    }
     let lab = &file.lab;
     if args.json {
         print_json(file.warnings())?;
@@ -249,6 +259,36 @@ fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The nodes' own FRR lines, checked by this host's FRR when it has one
+/// (findings printed); without FRR, `provision` checks them.
+fn frr_lines_pass(file: &LabFile, json: bool) -> Result<bool, LabCmdError> {
+    // The token only goes into the configs' hash: none is made or read.
+    let compiled = file.clone().compile_with(String::new());
+    let configs: Vec<&NodeConfig> = compiled.configs.values().collect();
+    let with_lines = crate::frr_check::nodes_with_lines(&configs);
+    if with_lines.is_empty() {
+        return Ok(true);
+    }
+    let Some(checked) = crate::frr_check::check_here(&file.lab, &with_lines)? else {
+        let names: Vec<&str> = with_lines.iter().map(|c| c.hostname.as_str()).collect();
+        eprintln!(
+            "note: no FRR here (vtysh): the frr lines of {} are checked by `pi-lab provision` \
+             on the nodes, before anything is applied",
+            list(&names)
+        );
+        return Ok(true);
+    };
+    if !checked.diags.has_errors() {
+        return Ok(true);
+    }
+    if json {
+        print_json(&checked.diags)?;
+    } else {
+        eprintln!("{}", checked.diags);
+    }
+    Ok(false)
 }
 
 fn plan(args: &PlanArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {

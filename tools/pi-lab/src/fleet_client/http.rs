@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +65,14 @@ impl AgentClient {
 
     /// `PUT /v1/config` with the lab token: the agent's verdict, or an
     /// error when the answer is not one (a garbled 200 is not "applied").
+    /// `force`: the config replaces the lines changed by hand in FRR
+    /// (`?force=true`); without it the agent keeps them.
     pub fn push(
         &self,
         addr: SocketAddr,
         token: &str,
         config: &NodeConfig,
+        force: bool,
     ) -> Result<ConfigAnswer, ClientError> {
         let body = serde_json::to_string(config).map_err(|e| ClientError::Garbled {
             addr,
@@ -80,7 +85,7 @@ impl AgentClient {
             .map_or(0, |d| d.as_secs());
         let request = self
             .agent
-            .put(url(addr, "/v1/config"))
+            .put(url(addr, if force { "/v1/config?force=true" } else { "/v1/config" }))
             .header("Authorization", format!("Bearer {token}"))
             .header("Date", lab_spec::http_date::format(now))
             .content_type("application/json");
@@ -94,6 +99,48 @@ impl AgentClient {
                 status_error(addr, status, &body)
             }
             _ => ClientError::Garbled { addr, what: "config answer", reason: e.to_string() },
+        })
+    }
+
+    /// `GET /v1/frr/running` with the lab token: FRR's running config and
+    /// the lines changed by hand in it.
+    pub fn frr_running(&self, addr: SocketAddr, token: &str) -> Result<FrrRunning, ClientError> {
+        let request = self
+            .agent
+            .get(url(addr, "/v1/frr/running"))
+            .header("Authorization", format!("Bearer {token}"));
+        let (status, body) = self.call(addr, request.call())?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "running config",
+            reason: e.to_string(),
+        })
+    }
+
+    /// `POST /v1/frr/check` with the lab token: the lines of `text` the
+    /// node's FRR refuses (nothing is applied).
+    pub fn frr_check(
+        &self,
+        addr: SocketAddr,
+        token: &str,
+        text: &str,
+    ) -> Result<FrrCheck, ClientError> {
+        let request = self
+            .agent
+            .post(url(addr, "/v1/frr/check"))
+            .header("Authorization", format!("Bearer {token}"))
+            .content_type("text/plain");
+        let (status, body) = self.call(addr, request.send(text))?;
+        if status != 200 {
+            return Err(status_error(addr, status, &body));
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::Garbled {
+            addr,
+            what: "FRR check",
+            reason: e.to_string(),
         })
     }
 

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lab_spec::frr_check::FrrCheck;
+use lab_spec::frr_hand::FrrRunning;
 use lab_spec::plan::SegmentPlan;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 use serde::Serialize;
@@ -187,6 +189,17 @@ impl FleetClient {
         })
     }
 
+    /// `GET /v1/frr/running` of `node`: FRR's running config and the lines
+    /// changed by hand in it.
+    pub fn frr_running(&self, node: &NodeConfig) -> Result<FrrRunning, ClientError> {
+        self.http.frr_running(self.api(node), &self.token)
+    }
+
+    /// `POST /v1/frr/check` of `text` to `node`: what its FRR refuses.
+    pub fn frr_check(&self, node: &NodeConfig, text: &str) -> Result<FrrCheck, ClientError> {
+        self.http.frr_check(self.api(node), &self.token, text)
+    }
+
     /// `GET /metrics` of `node`.
     pub fn metrics(&self, node: &NodeConfig) -> Result<String, ClientError> {
         self.http.metrics(self.api(node))
@@ -194,8 +207,14 @@ impl FleetClient {
 
     /// `PUT /v1/config` of `config` to the agent at `to`, with the token:
     /// the agent's verdict, or an error when the answer is not one.
-    pub fn push(&self, config: &NodeConfig, to: SocketAddr) -> Result<ConfigAnswer, ClientError> {
-        self.http.push(to, &self.token, config)
+    /// `force`: it replaces the lines changed by hand in FRR.
+    pub fn push(
+        &self,
+        config: &NodeConfig,
+        to: SocketAddr,
+        force: bool,
+    ) -> Result<ConfigAnswer, ClientError> {
+        self.http.push(to, &self.token, config, force)
     }
 }
 

@@ -23,7 +23,12 @@ use crate::table::Table;
   pi-lab provision examples/fabric.toml
   pi-lab provision lab.toml --node leaf1 --node leaf2
   pi-lab provision lab.toml --discover 30     # zero-touch: find fresh boards first
+  pi-lab provision lab.toml --force           # overwrite lines typed into vtysh
 
+A node whose FRR runs lines typed by hand (pi-lab status: hand-changed) is
+not overwritten: provision names the lines and applies nothing to any node.
+Keep them with `pi-lab lab save` and the node's frr = \"\"\"...\"\"\" in the
+lab file, or drop them with --force.
 Each agent checks the lab token (PI_LAB_TOKEN, else the lab's token file);
 a fresh board accepts it when its bootstrap.sha256 holds the token's hash.
 Exit status: 0 when every node applied its config, 1 when any did not,
@@ -47,6 +52,9 @@ pub struct ProvisionArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Overwrite lines changed by hand in FRR (see `pi-lab status`).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +63,8 @@ pub enum ProvisionError {
     LabFile(#[from] LabFileError),
     #[error("cannot listen for announcements on UDP port {port}: {source}")]
     Discover { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    FrrCheck(#[from] crate::frr_check::FrrCheckError),
 }
 
 /// How provisioning one node ended.
@@ -161,8 +171,17 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
         }
         None => configs.iter().map(|c| (*c, fleet.api(c))).collect(),
     };
+    let to_check: Vec<&NodeConfig> = targets.iter().map(|(c, _)| *c).collect();
+    if !frr_lines_pass(&lab, &fleet, &to_check, args.json)? {
+        return Ok(ExitCode::from(1));
+    }
+    let hand_changed = hand_changed(&fleet, &targets);
+    if !hand_changed.is_empty() && !args.force {
+        print_refusal(&hand_changed, args.json);
+        return Ok(ExitCode::from(1));
+    }
     let wait = Duration::from_secs(args.timeout);
-    let results = push_all(&fleet, &targets, wait, !args.json);
+    let results = push_all(&fleet, &targets, wait, !args.json, args.force);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());
     } else {
@@ -170,6 +189,115 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
     }
     let all_ok = results.iter().all(|r| r.outcome.ok());
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The nodes' own FRR lines, checked before anything is applied: by this
+/// host's FRR if it has one, else by each node's. Lines FRR refuses are
+/// printed at their place in the lab file.
+fn frr_lines_pass(
+    lab: &CompiledLab,
+    fleet: &FleetClient,
+    configs: &[&NodeConfig],
+    json: bool,
+) -> Result<bool, ProvisionError> {
+    let with_lines = crate::frr_check::nodes_with_lines(configs);
+    if with_lines.is_empty() {
+        return Ok(true);
+    }
+    let checked = match crate::frr_check::check_here(&lab.lab, &with_lines)? {
+        Some(checked) => checked,
+        None => crate::frr_check::check_on_nodes(fleet, &lab.lab, &with_lines),
+    };
+    for (node, why) in &checked.unchecked {
+        eprintln!(
+            "warning: nothing could check the frr lines of {node} ({why}); if its FRR refuses \
+             them, its agent goes back to its previous config"
+        );
+    }
+    if !checked.diags.has_errors() {
+        return Ok(true);
+    }
+    if json {
+        let doc = serde_json::json!({ "result": "frr_refused", "errors": checked.diags.located() });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        eprintln!("{}", checked.diags);
+        eprintln!("nothing was provisioned: FRR refuses lines of the lab file");
+    }
+    Ok(false)
+}
+
+/// A node whose FRR runs lines typed by hand, and those lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HandChanged {
+    pub node: String,
+    pub hand_changes: Vec<String>,
+}
+
+/// The nodes among `targets` with hand changes their new config does not
+/// carry (the lab file's `frr` lines may say them now), by their health
+/// reports (asked all at once). A node that does not answer has none to
+/// lose here; pushing to it reports it.
+pub fn hand_changed(
+    fleet: &FleetClient,
+    targets: &[(&NodeConfig, SocketAddr)],
+) -> Vec<HandChanged> {
+    let reports: Vec<_> = std::thread::scope(|scope| {
+        let asks: Vec<_> = targets
+            .iter()
+            .map(|(config, addr)| (config, scope.spawn(move || fleet.http().health(*addr))))
+            .collect();
+        asks.into_iter()
+            .map(|(config, ask)| (config, ask.join().ok().and_then(Result::ok)))
+            .collect()
+    });
+    reports
+        .into_iter()
+        .filter_map(|(config, report)| {
+            let new = lab_spec::frr::render(config);
+            let hand_changes: Vec<String> =
+                report?.frr_hand_changes.into_iter().filter(|c| !carried(&new, c)).collect();
+            (!hand_changes.is_empty())
+                .then(|| HandChanged { node: config.hostname.clone(), hand_changes })
+        })
+        .collect()
+}
+
+/// Whether the generated `config` says what the hand change (one-line
+/// form) did.
+fn carried(config: &str, change: &str) -> bool {
+    change
+        .parse::<lab_spec::frr_hand::HandChange>()
+        .is_ok_and(|c| lab_spec::frr_hand::carried(config, &c))
+}
+
+/// What would be lost, and what to do instead.
+pub fn refusal(nodes: &[HandChanged]) -> String {
+    let mut out = String::new();
+    for n in nodes {
+        out.push_str(&format!(
+            "{}: {}; provision would overwrite:\n",
+            n.node,
+            crate::status::drift(&n.hand_changes).unwrap_or_default()
+        ));
+        for line in &n.hand_changes {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str(
+        "nothing was provisioned. Keep the lines with `pi-lab lab save` and the node's \
+         frr = \"\"\"...\"\"\" in the lab file, or overwrite them with --force\n",
+    );
+    out
+}
+
+fn print_refusal(nodes: &[HandChanged], json: bool) {
+    if json {
+        let doc = serde_json::json!({ "result": "hand_changed", "nodes": nodes });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        print!("{}", refusal(nodes));
+    }
 }
 
 /// Where to push each config: the lab's management address, or for boards
@@ -212,6 +340,7 @@ pub fn push_all(
     targets: &[(&NodeConfig, SocketAddr)],
     wait: Duration,
     show_progress: bool,
+    force: bool,
 ) -> Vec<NodeResult> {
     let bars = MultiProgress::new();
     if !show_progress {
@@ -229,7 +358,7 @@ pub fn push_all(
                 bar.enable_steady_tick(Duration::from_millis(120));
                 scope.spawn(move || {
                     let started = Instant::now();
-                    let outcome = provision_one(fleet, config, *addr, wait, &bar);
+                    let outcome = provision_one(fleet, config, *addr, wait, &bar, force);
                     bar.finish_with_message(outcome.short());
                     NodeResult {
                         node: config.hostname.clone(),
@@ -261,9 +390,10 @@ fn provision_one(
     addr: SocketAddr,
     wait: Duration,
     bar: &ProgressBar,
+    force: bool,
 ) -> Outcome {
     bar.set_message(format!("pushing config {} to {addr}", config.version));
-    let (version, changes) = match fleet.push(config, addr) {
+    let (version, changes) = match fleet.push(config, addr, force) {
         Ok(ConfigAnswer::Applied { version, changes }) => (version, u64::from(changes)),
         Ok(ConfigAnswer::Invalid { reasons }) => {
             return Outcome::Refused { error: format!("invalid config: {}", reasons.join("; ")) };
@@ -364,7 +494,7 @@ mod tests {
 
     use lab_spec::node_config::Auth;
     use node_agent::health::memory::MemoryBackend;
-    use node_agent::health::{Backend, ReconcileStats, Server, ServerConfig};
+    use node_agent::health::{Backend, HandChanges, ReconcileStats, Server, ServerConfig};
 
     use super::*;
     use crate::fleet_client::tests::{client, node};
@@ -406,7 +536,7 @@ mod tests {
         let fleet = client(vec![c1.clone(), c2.clone(), dead.clone()], TOKEN);
         let targets =
             vec![(&c1, c1.health.listen), (&c2, c2.health.listen), (&dead, dead.health.listen)];
-        let results = push_all(&fleet, &targets, Duration::from_secs(5), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(5), false, false);
 
         assert_eq!(
             results[0].outcome,
@@ -428,12 +558,52 @@ mod tests {
     }
 
     #[test]
+    fn hand_changes_are_found_first_and_only_force_overwrites_them() {
+        let (_s1, b1, c1) = agent("leaf1", 11);
+        let (_s2, b2, c2) = agent("leaf2", 12);
+        let mut template = b1.health();
+        template.frr_hand_changes = vec!["+ip route 10.99.0.0/24 Null0".into()];
+        b1.stale_until_refreshed(template);
+        b1.release_refresh();
+        let fleet = client(vec![c1.clone(), c2.clone()], TOKEN);
+        let targets = vec![(&c1, c1.health.listen), (&c2, c2.health.listen)];
+        let found = hand_changed(&fleet, &targets);
+        assert_eq!(
+            found,
+            vec![HandChanged {
+                node: "leaf1".into(),
+                hand_changes: vec!["+ip route 10.99.0.0/24 Null0".into()]
+            }]
+        );
+        let text = refusal(&found);
+        assert!(
+            text.starts_with(
+                "leaf1: hand-changed, 1 line; provision would overwrite:\n  +ip route"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("--force"), "{text}");
+        assert!(b1.applied().is_empty() && b2.applied().is_empty());
+        // The lab file says it now (`lab save`, then the node's frr lines):
+        // nothing would be lost.
+        let mut saved = c1.clone();
+        saved.frr = Some("ip route 10.99.0.0/24 Null0\n".into());
+        assert!(hand_changed(&fleet, &[(&saved, c1.health.listen)]).is_empty());
+
+        push_all(&fleet, &targets, Duration::from_secs(5), false, true);
+        assert_eq!(b1.hand_modes(), [HandChanges::Drop]);
+        assert!(hand_changed(&fleet, &targets).is_empty());
+        push_all(&fleet, &targets, Duration::from_secs(5), false, false);
+        assert_eq!(b2.hand_modes(), [HandChanges::Drop, HandChanges::Keep]);
+    }
+
+    #[test]
     fn refusals_and_rollbacks_are_reported() {
         let (_s, backend, config) = agent("leaf1", 11);
         let targets = vec![(&config, config.health.listen)];
 
         let wrong = client(vec![config.clone()], "wrong");
-        let results = push_all(&wrong, &targets, Duration::from_secs(2), false);
+        let results = push_all(&wrong, &targets, Duration::from_secs(2), false, false);
         assert!(
             matches!(&results[0].outcome, Outcome::Refused { error } if error.contains("401")),
             "{:?}",
@@ -446,7 +616,7 @@ mod tests {
             rolled_back_to: before.clone(),
         });
         let fleet = client(vec![config.clone()], TOKEN);
-        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false, false);
         assert_eq!(
             results[0].outcome,
             Outcome::RolledBack {
@@ -461,7 +631,7 @@ mod tests {
             rolled_back_to: before.clone(),
             rollback_error: "eth4: No such device".into(),
         });
-        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false, false);
         assert_eq!(
             results[0].outcome,
             Outcome::RollbackFailed {
@@ -472,7 +642,7 @@ mod tests {
         );
         assert!(summary(&results).contains("ROLLBACK FAILED"), "{}", summary(&results));
         backend.fail_next(ConfigAnswer::NoPreviousConfig { error: "applying failed".into() });
-        let results = push_all(&fleet, &targets, Duration::from_secs(2), false);
+        let results = push_all(&fleet, &targets, Duration::from_secs(2), false, false);
         assert_eq!(results[0].outcome, Outcome::Failed { error: "applying failed".into() });
     }
 
@@ -497,7 +667,7 @@ mod tests {
         config.health.listen = addr;
         let fleet = client(vec![config.clone()], TOKEN);
         for _ in 0..3 {
-            let err = fleet.push(&config, addr).unwrap_err();
+            let err = fleet.push(&config, addr, false).unwrap_err();
             assert!(
                 matches!(err, ClientError::Garbled { .. }),
                 "a garbled 200 must be an error: {err}"
@@ -514,7 +684,7 @@ mod tests {
         assert!(statuses[0].reachable);
         assert!(!statuses[0].healthy, "{:?}", statuses[0]);
         assert!(statuses[0].problems[0].contains("run pi-lab provision"), "{:?}", statuses[0]);
-        push_all(&fleet, &[(&config, config.health.listen)], Duration::from_secs(2), false);
+        push_all(&fleet, &[(&config, config.health.listen)], Duration::from_secs(2), false, false);
         let statuses = crate::status::collect(&fleet, &[&config]);
         assert!(statuses[0].healthy, "{:?}", statuses[0].problems);
         let table = crate::status::render(&statuses);
@@ -570,7 +740,7 @@ mod tests {
         assert_eq!(targets[0].1, format!("127.0.0.1:{api_port}").parse().unwrap());
         assert_eq!(targets[1].1, stranger.health.listen, "not heard: the lab's address");
 
-        let results = push_all(&fleet, &targets[..1], Duration::from_secs(5), false);
+        let results = push_all(&fleet, &targets[..1], Duration::from_secs(5), false, false);
         assert_eq!(
             results[0].outcome,
             Outcome::Applied { version: config.version.clone(), changes: 5 }

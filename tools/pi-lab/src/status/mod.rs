@@ -53,6 +53,12 @@ pub struct NodeStatus {
     /// Reachable, healthy by its own account and running the lab's config.
     pub healthy: bool,
     pub problems: Vec<String>,
+    /// `hand-changed, N lines` when FRR runs lines typed by hand (which
+    /// `provision` overwrites only with `--force`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+    /// Those lines, `+`/`-` with their sections.
+    pub hand_changes: Vec<String>,
     pub report: Option<HealthReport>,
 }
 
@@ -104,6 +110,8 @@ pub fn judge(
             reachable: !e.is_unreachable(),
             healthy: false,
             problems: vec![e.to_string()],
+            drift: None,
+            hand_changes: Vec::new(),
             report: None,
         },
         Ok(report) => {
@@ -129,13 +137,25 @@ pub fn judge(
                 reachable: true,
                 healthy: report.healthy && problems.is_empty(),
                 problems,
+                drift: drift(&report.frr_hand_changes),
+                hand_changes: report.frr_hand_changes.clone(),
                 report: Some(report),
             }
         }
     }
 }
 
-/// The status table, and under it the problems of unhealthy nodes.
+/// `hand-changed, N lines`, or `None` without hand changes.
+pub fn drift(hand_changes: &[String]) -> Option<String> {
+    match hand_changes.len() {
+        0 => None,
+        1 => Some("hand-changed, 1 line".into()),
+        n => Some(format!("hand-changed, {n} lines")),
+    }
+}
+
+/// The status table, and under it the problems of unhealthy nodes and the
+/// lines changed by hand.
 pub fn render(statuses: &[NodeStatus]) -> String {
     let headers = [
         "NODE",
@@ -150,11 +170,17 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "SFLOW",
         "LAST RECONCILE",
         "HEALTHY",
+        "DRIFT",
     ];
     let mut out = Table::new(headers).with_rows(statuses.iter().map(row)).to_string();
     for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
         for problem in &s.problems {
             out.push_str(&format!("{}: {problem}\n", s.node));
+        }
+    }
+    for s in statuses {
+        for line in &s.hand_changes {
+            out.push_str(&format!("{} by hand: {line}\n", s.node));
         }
     }
     out
@@ -166,6 +192,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
     let Some(r) = &s.report else {
         cells.extend(std::iter::repeat_n("-".to_string(), 8));
         cells.push(yes_no(false));
+        cells.push("-".into());
         return cells;
     };
     let temp = r.board.soc_temperature_celsius.map_or("unknown".into(), |t| format!("{t:.1}°C"));
@@ -202,6 +229,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
         sflow,
         reconcile,
         yes_no(s.healthy),
+        s.drift.clone().unwrap_or_else(|| "-".into()),
     ]);
     cells
 }
@@ -232,6 +260,32 @@ pub fn duration(seconds: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_changed_node_says_so_and_stays_healthy() {
+        let config = crate::fleet_client::tests::node("r1", "router", 100, 11, None).with_version();
+        let mut report = crate::validate::checks::tests::report();
+        report.reconcile.config_version = Some(config.version.clone());
+        report.frr_hand_changes = vec![
+            "+ip route 10.99.0.0/24 Null0".into(),
+            "-router bgp 100 > network 10.0.0.11/32".into(),
+        ];
+        let status = judge(&config, config.health.listen, Ok(report));
+        assert!(status.healthy, "{:?}", status.problems);
+        assert_eq!(status.drift.as_deref(), Some("hand-changed, 2 lines"));
+        let table = render(std::slice::from_ref(&status));
+        assert!(table.lines().next().unwrap().ends_with("DRIFT"), "{table}");
+        assert!(
+            table.lines().nth(1).unwrap().ends_with("yes      hand-changed, 2 lines"),
+            "{table}"
+        );
+        assert!(table.contains("r1 by hand: +ip route 10.99.0.0/24 Null0\n"), "{table}");
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["drift"], "hand-changed, 2 lines");
+        assert_eq!(json["hand_changes"][1], "-router bgp 100 > network 10.0.0.11/32");
+        assert_eq!(drift(&["+x".into()]).as_deref(), Some("hand-changed, 1 line"));
+        assert_eq!(drift(&[]), None);
+    }
 
     #[test]
     fn durations_read_like_people_write_them() {

@@ -9,10 +9,21 @@
 //! Without a `daemons` file the agent leaves the daemons alone.
 //!
 //! When: the file is rewritten (atomically) only when its text differs;
-//! FRR is reloaded when the text differs from what was last loaded, when
-//! the agent has just started, or when a daemon's pid changed (a restarted
-//! daemon has an empty running config). If no daemon runs, the file is
-//! written and FRR reads it when it starts (`vtysh -b`, as frrinit does).
+//! FRR is reloaded when the text differs from what was last loaded or when
+//! a daemon's pid changed (a restarted daemon has an empty running config).
+//! What was loaded is kept in the state directory ([`kept`]): an agent
+//! that restarts while FRR runs what it last loaded reloads nothing. If no
+//! daemon runs, the file is written and FRR reads it when it starts
+//! (`vtysh -b`, as frrinit does).
+//!
+//! Hand changes: what a person types into vtysh is found once per pass by
+//! comparing `show running-config` with the baseline (FRR's running config
+//! right after the generated config alone was loaded; see
+//! [`lab_spec::frr_hand`]). They are kept: in the state directory, in
+//! `frr.conf` (generated text plus hand changes, so FRR boots with them),
+//! and across a new generated config, which is loaded alone first (for its
+//! baseline) and then with the hand changes on top. Only
+//! [`Frr::drop_hand_changes`] (`PUT /v1/config?force=true`) lets them go.
 //!
 //! Reload: `frr-reload.py --reload` (package `frr-pythontools`) computes the
 //! difference to the running config and applies only that, so established
@@ -48,6 +59,8 @@
 //! so it need not run inside the namespace. [`daemon_command`] builds the
 //! daemon command lines.
 
+pub mod kept;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -55,8 +68,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
+use lab_spec::frr_check::Refused;
+use lab_spec::frr_hand::{self, HandChange};
 use lab_spec::health::{BgpNeighborState, IgpAdjacencyState};
 use serde_json::Value;
+
+use kept::Kept;
 
 /// The FRR daemons whose restarts the agent notices (their pid files).
 pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
@@ -92,6 +109,8 @@ pub enum FrrError {
     Failed { program: String, status: String, output: String },
     #[error("cannot parse vtysh JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Kept(#[from] kept::KeptError),
 }
 
 /// How frr.conf reached FRR.
@@ -115,10 +134,17 @@ pub struct Frr {
     pub dir: PathBuf,
     pub vtysh: PathBuf,
     pub reload_script: PathBuf,
-    /// Text last handed to FRR successfully, and the daemons' pids then.
-    /// In memory: after an agent restart the first pass reloads once (which
-    /// frr-reload makes a no-op); after a daemon restart, too.
+    /// Generated text last handed to FRR successfully, and the daemons'
+    /// pids then; after a daemon restart the next sync reloads.
     loaded: Option<(String, String)>,
+    /// Where what was loaded is kept across agent restarts; `None`: in
+    /// memory only (`node-agent apply`).
+    pub state_dir: Option<PathBuf>,
+    /// What was loaded, with its baseline and hand changes; read from
+    /// `state_dir` at the first sync.
+    kept: Option<Kept>,
+    /// The next sync lets the hand changes go.
+    drop_hand: bool,
     /// Start FRR's systemd unit when a config needs routing and FRR is
     /// down (a board: FRR is not part of its boot, so neither sshd nor the
     /// agent waits for it, and hosts never run it).
@@ -137,6 +163,9 @@ impl Frr {
             vtysh,
             reload_script: Path::new(FRR_LIBDIR).join("frr-reload.py"),
             loaded: None,
+            state_dir: None,
+            kept: None,
+            drop_hand: false,
             start_on_demand: false,
         }
     }
@@ -248,33 +277,178 @@ impl Frr {
         }
     }
 
+    /// Bring FRR to the generated `text`, with the hand changes kept on
+    /// top (unless [`Self::drop_hand_changes`] was called).
     pub fn sync_text(&mut self, text: &str) -> Result<FrrSync, FrrError> {
         let pids = self.daemon_pids();
-        if self.loaded.as_ref().is_some_and(|(t, p)| t == text && *p == pids) {
+        let drop = std::mem::take(&mut self.drop_hand);
+        if !drop && self.loaded.as_ref().is_some_and(|(t, p)| t == text && *p == pids) {
             return Ok(FrrSync::Unchanged);
         }
-        let path = self.conf_path();
-        if fs::read_to_string(&path).ok().as_deref() != Some(text) {
-            write_atomic(&path, text.as_bytes())?;
-        }
         self.ensure_vtysh_conf()?;
+        let kept = self.kept().clone();
+        let same = kept.generated == text && kept.baseline.is_some();
         if !self.running() {
+            let hand = if drop { Vec::new() } else { kept.hand };
+            let baseline = kept.baseline.filter(|_| kept.generated == text);
+            let effective = frr_hand::apply(text, &hand);
+            self.keep(Kept { generated: text.to_string(), baseline, hand, pids: kept.pids })?;
+            self.write_conf(&effective)?;
             return Ok(FrrSync::WrittenOnly);
         }
+        if !drop && same && kept.pids == pids {
+            // FRR runs what was loaded before this agent started.
+            self.write_conf(&frr_hand::apply(text, &kept.hand))?;
+            self.loaded = Some((text.to_string(), pids));
+            return Ok(FrrSync::Unchanged);
+        }
+        let hand = if drop { Vec::new() } else { self.current_hand(&kept, &pids) };
         // A failed load may have applied half of the text: whatever comes
         // next (a rollback to the previous text, too) must load in full.
         self.loaded = None;
-        let how = if self.reload_script.exists() {
+        let how = self.load_new(text, hand, &pids)?;
+        self.loaded = Some((text.to_string(), pids));
+        Ok(how)
+    }
+
+    /// The generated config loaded alone, to see it in FRR's words (the
+    /// baseline), then with the hand changes on top. The hand changes go
+    /// for a moment; after a new config or a restart of FRR, which is when
+    /// this runs, that is no loss.
+    fn load_new(
+        &mut self,
+        text: &str,
+        hand: Vec<HandChange>,
+        pids: &str,
+    ) -> Result<FrrSync, FrrError> {
+        let generated = text.to_string();
+        // Kept first: an agent stopped halfway still has the hand changes.
+        self.keep(Kept {
+            generated: generated.clone(),
+            baseline: None,
+            hand: hand.clone(),
+            pids: pids.to_string(),
+        })?;
+        let how = self.load(text)?;
+        let baseline = self
+            .query()
+            .running_config()
+            .inspect_err(|e| tracing::warn!(error = %e, "no baseline of the generated FRR config"))
+            .ok();
+        // What the new config says itself (the lab file took the lines
+        // over) is no hand change any more.
+        let hand: Vec<HandChange> = match &baseline {
+            Some(b) => hand.into_iter().filter(|c| !frr_hand::carried(b, c)).collect(),
+            None => hand,
+        };
+        if !hand.is_empty() {
+            tracing::info!(lines = hand.len(), "hand changes put back on top of the new config");
+            self.load(&frr_hand::apply(text, &hand))?;
+        }
+        self.keep(Kept { generated, baseline, hand, pids: pids.to_string() })?;
+        Ok(how)
+    }
+
+    /// Write `text` to frr.conf and have FRR load it.
+    fn load(&self, text: &str) -> Result<FrrSync, FrrError> {
+        let path = self.conf_path();
+        self.write_conf(text)?;
+        if self.reload_script.exists() {
             self.reload(&path)?;
-            FrrSync::Reloaded
+            Ok(FrrSync::Reloaded)
         } else {
             let mut cmd = self.vtysh_command();
             cmd.arg("-f").arg(&path);
             run(cmd)?;
-            FrrSync::Applied
+            Ok(FrrSync::Applied)
+        }
+    }
+
+    fn write_conf(&self, text: &str) -> Result<(), FrrError> {
+        let path = self.conf_path();
+        if fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            write_atomic(&path, text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The hand changes in FRR now, when FRR still runs what `kept` says
+    /// (same daemons, a baseline to compare with); else the ones kept.
+    fn current_hand(&self, kept: &Kept, pids: &str) -> Vec<HandChange> {
+        let Some(baseline) = kept.baseline.as_deref().filter(|_| kept.pids == pids) else {
+            return kept.hand.clone();
         };
-        self.loaded = Some((text.to_string(), pids));
-        Ok(how)
+        match self.query().running_config() {
+            Ok(running) => frr_hand::diff(baseline, &running),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read FRR's running config; keeping the hand changes known");
+                kept.hand.clone()
+            }
+        }
+    }
+
+    /// The next sync lets the hand changes go: FRR gets the generated
+    /// config alone (`provision --force`).
+    pub fn drop_hand_changes(&mut self) {
+        self.drop_hand = true;
+    }
+
+    /// Look for hand changes (once per pass: `show running-config`) and
+    /// keep what is found, in the state directory and in frr.conf. While
+    /// FRR cannot be compared (not running, restarted, no baseline yet) the
+    /// hand changes known are the answer.
+    pub fn hand_changes(&mut self) -> Vec<HandChange> {
+        let pids = self.daemon_pids();
+        let trusted = self.loaded.as_ref().is_some_and(|(_, p)| *p == pids) && self.running();
+        let kept = self.kept().clone();
+        if !trusted {
+            return kept.hand;
+        }
+        let found = self.current_hand(&kept, &pids);
+        if found != kept.hand {
+            tracing::info!(changes = ?found.iter().map(ToString::to_string).collect::<Vec<_>>(), "FRR changed by hand");
+            let effective = frr_hand::apply(&kept.generated, &found);
+            let saved = self
+                .keep(Kept { hand: found.clone(), ..kept })
+                .and_then(|()| self.write_conf(&effective));
+            if let Err(e) = saved {
+                tracing::warn!(error = %e, "hand changes not kept");
+            }
+        }
+        found
+    }
+
+    /// FRR's running config right after the generated config alone was
+    /// loaded, if known.
+    pub fn baseline(&self) -> Option<&str> {
+        self.kept.as_ref().and_then(|k| k.baseline.as_deref())
+    }
+
+    /// What was kept, read from the state directory the first time.
+    fn kept(&mut self) -> &Kept {
+        let state_dir = self.state_dir.clone();
+        self.kept.get_or_insert_with(|| {
+            let Some(dir) = state_dir else { return Kept::default() };
+            kept::load(&dir)
+                .inspect_err(
+                    |e| tracing::error!(error = %e, "starting without what FRR was loaded with"),
+                )
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        })
+    }
+
+    fn keep(&mut self, kept: Kept) -> Result<(), FrrError> {
+        // No write while nothing changed (every pass while FRR is down).
+        if self.kept.as_ref() == Some(&kept) {
+            return Ok(());
+        }
+        if let Some(dir) = &self.state_dir {
+            kept::save(dir, &kept)?;
+        }
+        self.kept = Some(kept);
+        Ok(())
     }
 
     fn reload(&self, path: &Path) -> Result<(), FrrError> {
@@ -364,6 +538,37 @@ impl FrrQuery {
             cmd.args(["-N", name]);
         }
         cmd
+    }
+
+    /// `show running-config`, as FRR prints it.
+    pub fn running_config(&self) -> Result<String, FrrError> {
+        let mut cmd = self.command();
+        cmd.args(["-c", "show running-config"]);
+        run_within(cmd, self.timeout, self.run_loop)
+    }
+
+    /// FRR's own check of a frr.conf text (`vtysh --dryrun`, which needs no
+    /// daemons): the lines it refuses, numbered from 1.
+    pub fn dry_run(&self, text: &str) -> Result<Vec<Refused>, FrrError> {
+        let dir = tempfile::tempdir()
+            .map_err(|source| FrrError::Write { path: std::env::temp_dir(), source })?;
+        let conf = dir.path().join("frr.conf");
+        // vtysh reads its own vtysh.conf from the config directory first.
+        write_atomic(&dir.path().join("vtysh.conf"), b"service integrated-vtysh-config\n")?;
+        write_atomic(&conf, text.as_bytes())?;
+        let mut cmd = Command::new(&self.vtysh);
+        cmd.arg("--config_dir").arg(dir.path()).arg("-C").arg("-f").arg(&conf);
+        match run_within(cmd, self.timeout, self.run_loop) {
+            Ok(_) => Ok(Vec::new()),
+            Err(FrrError::Failed { program, status, output }) => {
+                let refused = lab_spec::frr_check::parse_dryrun(&output);
+                if refused.is_empty() {
+                    return Err(FrrError::Failed { program, status, output });
+                }
+                Ok(refused)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn show(&self, command: &str) -> Result<Value, FrrError> {
@@ -541,6 +746,40 @@ mod tests {
         assert_eq!(daemons, "bgpd=no\nospfd=yes\nisisd=no\nvtysh_enable=yes\n");
         assert!(fs::read_to_string(dir.join("frr.conf")).unwrap().contains("router ospf\n"));
         let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// FRR down (a board between boot and FRR's start): hand changes kept
+    /// by an earlier agent go into the frr.conf FRR will boot from, and a
+    /// new generated config keeps them; a forced one drops them.
+    #[test]
+    fn kept_hand_changes_are_in_the_file_frr_boots_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let hand = vec![HandChange {
+            added: true,
+            context: vec![],
+            line: "ip route 10.99.0.0/24 Null0".into(),
+        }];
+        let kept = Kept { generated: "old\n".into(), baseline: None, hand, pids: String::new() };
+        kept::save(dir.path(), &kept).unwrap();
+        let new_frr = || {
+            let mut frr =
+                Frr::new(Some("t3a-nobody".into()), Some(dir.path().join("etc")), "vtysh".into());
+            frr.state_dir = Some(dir.path().to_path_buf());
+            frr
+        };
+        let conf = || fs::read_to_string(dir.path().join("etc/frr.conf")).unwrap();
+        let generated = "hostname r1\n!\nend\n";
+        assert_eq!(new_frr().sync_text(generated).unwrap(), FrrSync::WrittenOnly);
+        assert!(conf().contains("\nip route 10.99.0.0/24 Null0\n!\nend\n"), "{}", conf());
+        // Another agent later: the same, from the state directory.
+        let mut frr = new_frr();
+        assert_eq!(frr.hand_changes().len(), 1);
+        assert_eq!(frr.sync_text("hostname r1 (new)\n!\nend\n").unwrap(), FrrSync::WrittenOnly);
+        assert!(conf().contains("ip route 10.99.0.0/24 Null0"), "{}", conf());
+        frr.drop_hand_changes();
+        assert_eq!(frr.sync_text("hostname r1 (new)\n!\nend\n").unwrap(), FrrSync::WrittenOnly);
+        assert_eq!(conf(), "hostname r1 (new)\n!\nend\n");
+        assert!(new_frr().hand_changes().is_empty());
     }
 
     #[test]
