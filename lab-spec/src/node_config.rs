@@ -112,6 +112,20 @@ pub struct Management {
     pub controller: Ipv4Addr,
 }
 
+/// Interface aliases (IFLA_IFALIAS) node-agent and pi-lab agree on: the
+/// kernel keeps them with the link, so they outlive an agent restart and
+/// go with a reboot, exactly as a link's admin state does.
+pub mod alias {
+    /// A device node-agent created; only those are ever deleted.
+    pub const OWNER: &str = "pi-lab";
+    /// A lab port set down by hand (`pi-lab lab link NODE:PORT down`):
+    /// node-agent leaves it down instead of bringing it up again.
+    pub const HELD_DOWN: &str = "held down";
+    /// A device node-agent created (a VLAN link on a board), held down by
+    /// hand: still node-agent's.
+    pub const OWNER_HELD_DOWN: &str = "pi-lab held down";
+}
+
 /// A lab interface: a whole port or an 802.1Q VLAN on a parent port.
 ///
 /// No `deny_unknown_fields` here: serde cannot combine it with the

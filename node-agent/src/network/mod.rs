@@ -9,6 +9,9 @@
 //!
 //! Ownership: devices the agent creates (bridges, VXLAN and VLAN devices)
 //! carry the interface alias [`OWNER_ALIAS`]; only those are ever deleted.
+//! A link is brought up unless someone held it down by hand (`pi-lab lab
+//! link NODE:PORT down` marks it with the alias [`alias::HELD_DOWN`]): a
+//! cut link stays cut until it is set up again.
 //! Addresses are removed only from interfaces the config names (the
 //! segment bridges among them: an irb address or none), flood
 //! entries only from VXLAN devices of static segments, routes only when
@@ -32,8 +35,10 @@ pub use desired::desired;
 pub use observe::observe;
 pub use plan::{Plan, plan};
 
+pub use lab_spec::node_config::alias;
+
 /// Interface alias (IFLA_IFALIAS) marking a device node-agent created.
-pub const OWNER_ALIAS: &str = "pi-lab";
+pub const OWNER_ALIAS: &str = alias::OWNER;
 
 /// Routing protocol number on routes node-agent installs (`ip route show
 /// proto 200`). Outside the numbers iproute2 and FRR use.
@@ -126,7 +131,12 @@ pub struct LinkState {
 
 impl LinkState {
     pub fn owned(&self) -> bool {
-        self.alias.as_deref() == Some(OWNER_ALIAS)
+        matches!(self.alias.as_deref(), Some(OWNER_ALIAS | alias::OWNER_HELD_DOWN))
+    }
+
+    /// Set down by hand and marked so: its admin state is left alone.
+    pub fn held_down(&self) -> bool {
+        matches!(self.alias.as_deref(), Some(alias::HELD_DOWN | alias::OWNER_HELD_DOWN))
     }
 }
 

@@ -95,8 +95,10 @@ fn plan_link(link: &DesiredLink, observed: &Observed, p: &mut Plan, set: &mut Ve
     };
     let mtu = link.mtu.filter(|m| *m != seen.mtu);
     let master = link.master.clone().filter(|m| seen.master.as_ref() != Some(m));
-    if !seen.up || mtu.is_some() || master.is_some() {
-        set.push(Change::SetLink { name: link.name.clone(), up: !seen.up, mtu, master });
+    // A link held down by hand stays down; its other properties still count.
+    let raise = !seen.up && !seen.held_down();
+    if raise || mtu.is_some() || master.is_some() {
+        set.push(Change::SetLink { name: link.name.clone(), up: raise, mtu, master });
     }
     // No longer an access port: leave the agent's bridge (a foreign
     // bridge keeps its ports).
@@ -422,6 +424,36 @@ mod tests {
                 master: Some("br10010".into())
             }]
         );
+    }
+
+    #[test]
+    fn a_link_held_down_by_hand_stays_down_and_stays_ours() {
+        let mut observed = converged();
+        let eth1 = observed.links.get_mut("eth1").unwrap();
+        eth1.up = false;
+        eth1.alias = Some(crate::network::alias::HELD_DOWN.into());
+        let vx = observed.links.get_mut("vxlan10010").unwrap();
+        vx.up = false;
+        vx.mtu = 1500;
+        vx.alias = Some(crate::network::alias::OWNER_HELD_DOWN.into());
+        assert_eq!(
+            plan(&desired(), &observed).changes,
+            [Change::SetLink {
+                name: "vxlan10010".into(),
+                up: false,
+                mtu: Some(1450),
+                master: None
+            }],
+            "the MTU is fixed, the admin state left alone, the device not re-created"
+        );
+        // Without the mark, a link that is down is brought up again.
+        observed.links.get_mut("eth1").unwrap().alias = None;
+        assert!(plan(&desired(), &observed).changes.contains(&Change::SetLink {
+            name: "eth1".into(),
+            up: true,
+            mtu: None,
+            master: None
+        }));
     }
 
     #[test]
