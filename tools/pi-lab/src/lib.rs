@@ -23,6 +23,7 @@ pub mod plan_table;
 pub mod programs;
 pub mod provision;
 pub mod replace_file;
+pub mod runner;
 pub mod save;
 pub mod secrets;
 pub mod sflow_watch;

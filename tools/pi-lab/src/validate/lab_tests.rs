@@ -5,7 +5,7 @@
 //!
 //! Session and adjacency checks read the agents' health reports (they
 //! work wherever an agent answers); routes, pings, commands and vtysh run
-//! on the node through [`Shell`].
+//! on the node through a [`Runner`].
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -16,8 +16,8 @@ use lab_spec::lab::{TestCheck, TestSpec};
 use lab_spec::{HealthReport, NodeConfig};
 
 use super::checks::{Check, Kind, Verdict};
-use super::shell::{Shell, run};
 use crate::fleet_client::FleetClient;
+use crate::runner::{Runner, UNREACHABLE};
 
 /// What one check found on one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub fn nodes_of(fleet: &FleetClient, test: &TestSpec, only: &[String]) -> Vec<St
 /// Run one test on its nodes; one check per node.
 pub fn run_test(
     fleet: &FleetClient,
-    shell: &Shell,
+    runner: Option<&dyn Runner>,
     test: &TestSpec,
     only: &[String],
 ) -> Vec<Check> {
@@ -62,7 +62,7 @@ pub fn run_test(
             let handles: Vec<_> = pending
                 .iter()
                 .map(|n| {
-                    scope.spawn(move || ((*n).clone(), check_on(fleet, shell, &test.check, n)))
+                    scope.spawn(move || ((*n).clone(), check_on(fleet, runner, &test.check, n)))
                 })
                 .collect();
             handles.into_iter().filter_map(|h| h.join().ok()).collect()
@@ -108,7 +108,12 @@ fn judge(test: &TestSpec, node: &str, outcome: Outcome) -> Check {
 }
 
 /// One check on one node.
-pub fn check_on(fleet: &FleetClient, shell: &Shell, check: &TestCheck, node: &str) -> Outcome {
+pub fn check_on(
+    fleet: &FleetClient,
+    runner: Option<&dyn Runner>,
+    check: &TestCheck,
+    node: &str,
+) -> Outcome {
     let Some(config) = fleet.nodes.get(node) else {
         return Outcome::Skip(format!("{node} is not a node of the lab"));
     };
@@ -126,12 +131,12 @@ pub fn check_on(fleet: &FleetClient, shell: &Shell, check: &TestCheck, node: &st
                 Err(e) => Outcome::Fail(e.to_string()),
             }
         }
-        TestCheck::Ping { to, count } => ping(fleet, shell, node, to, *count),
+        TestCheck::Ping { to, count } => ping(fleet, runner, node, to, *count),
         TestCheck::Route { prefix, present, protocol } => {
-            route(fleet, shell, node, prefix, *present, protocol.as_deref())
+            route(fleet, runner, node, prefix, *present, protocol.as_deref())
         }
-        TestCheck::Exec { command, pattern } => exec(fleet, shell, node, command, pattern),
-        TestCheck::Show { command, expect } => show(fleet, shell, node, command, expect),
+        TestCheck::Exec { command, pattern } => exec(runner, node, command, pattern),
+        TestCheck::Show { command, expect } => show(fleet, runner, node, command, expect),
     }
 }
 
@@ -209,17 +214,21 @@ fn or_none(items: &[String]) -> String {
     if items.is_empty() { "none".into() } else { items.join(", ") }
 }
 
-fn ping(fleet: &FleetClient, shell: &Shell, node: &str, to: &str, count: u32) -> Outcome {
-    if let Some(why) = shell.unavailable() {
-        return Outcome::Skip(why.into());
-    }
+fn ping(
+    fleet: &FleetClient,
+    runner: Option<&dyn Runner>,
+    node: &str,
+    to: &str,
+    count: u32,
+) -> Outcome {
+    let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
     let address = match address_of(fleet, to) {
         Ok(a) => a.to_string(),
         Err(e) => return Outcome::Fail(e),
     };
     let count = count.to_string();
     let argv = ["ping", "-c", &count, "-W", "1", "-i", "0.2", "-q", &address];
-    match run(shell.command(fleet, node, &argv)) {
+    match runner.run(node, &argv) {
         Ok(out) => {
             let summary =
                 out.stdout.lines().find(|l| l.contains("packets")).unwrap_or("").trim().to_string();
@@ -233,21 +242,19 @@ fn ping(fleet: &FleetClient, shell: &Shell, node: &str, to: &str, count: u32) ->
                 )
             }
         }
-        Err(e) => Outcome::Fail(e),
+        Err(e) => Outcome::Fail(e.to_string()),
     }
 }
 
 fn route(
     fleet: &FleetClient,
-    shell: &Shell,
+    runner: Option<&dyn Runner>,
     node: &str,
     prefix: &str,
     present: bool,
     protocol: Option<&str>,
 ) -> Outcome {
-    if let Some(why) = shell.unavailable() {
-        return Outcome::Skip(why.into());
-    }
+    let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
     let prefix = match prefix.parse::<Ipv4Net>() {
         Ok(net) => net.trunc(),
         Err(_) => match address_of(fleet, prefix) {
@@ -256,13 +263,11 @@ fn route(
         },
     };
     let text = prefix.to_string();
-    let out =
-        match run(shell.command(fleet, node, &["ip", "-4", "-j", "route", "show", "exact", &text]))
-        {
-            Ok(out) if out.success => out,
-            Ok(out) => return Outcome::Fail(format!("ip route: {}", out.text().trim())),
-            Err(e) => return Outcome::Fail(e),
-        };
+    let out = match runner.run(node, &["ip", "-4", "-j", "route", "show", "exact", &text]) {
+        Ok(out) if out.success => out,
+        Ok(out) => return Outcome::Fail(format!("ip route: {}", out.text().trim())),
+        Err(e) => return Outcome::Fail(e.to_string()),
+    };
     let routes: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
     let protocols: Vec<String> = routes
         .as_array()
@@ -285,15 +290,13 @@ fn route(
     }
 }
 
-fn exec(fleet: &FleetClient, shell: &Shell, node: &str, command: &str, pattern: &str) -> Outcome {
-    if let Some(why) = shell.unavailable() {
-        return Outcome::Skip(why.into());
-    }
+fn exec(runner: Option<&dyn Runner>, node: &str, command: &str, pattern: &str) -> Outcome {
+    let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
     let re = match regex::Regex::new(pattern) {
         Ok(re) => re,
         Err(e) => return Outcome::Skip(format!("match is not a regular expression: {e}")),
     };
-    match run(shell.shell(fleet, node, command)) {
+    match runner.run_shell(node, command) {
         Ok(out) => {
             let text = out.text();
             match re.find(&text) {
@@ -304,14 +307,18 @@ fn exec(fleet: &FleetClient, shell: &Shell, node: &str, command: &str, pattern: 
                 )),
             }
         }
-        Err(e) => Outcome::Fail(e),
+        Err(e) => Outcome::Fail(e.to_string()),
     }
 }
 
-fn show(fleet: &FleetClient, shell: &Shell, node: &str, command: &str, expect: &str) -> Outcome {
-    if let Some(why) = shell.unavailable() {
-        return Outcome::Skip(why.into());
-    }
+fn show(
+    fleet: &FleetClient,
+    runner: Option<&dyn Runner>,
+    node: &str,
+    command: &str,
+    expect: &str,
+) -> Outcome {
+    let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
     if !fleet.nodes.get(node).is_some_and(NodeConfig::runs_frr) {
         return Outcome::Skip(format!("{node} runs no FRR"));
     }
@@ -319,10 +326,10 @@ fn show(fleet: &FleetClient, shell: &Shell, node: &str, command: &str, expect: &
         Ok(e) => e,
         Err(e) => return Outcome::Skip(format!("expect: {e}")),
     };
-    let out = match run(shell.vtysh(fleet, node, command)) {
+    let out = match runner.run_vtysh(node, command) {
         Ok(out) if out.success => out,
         Ok(out) => return Outcome::Fail(format!("vtysh: {}", first_line(out.text().trim()))),
-        Err(e) => return Outcome::Fail(e),
+        Err(e) => return Outcome::Fail(e.to_string()),
     };
     let json: serde_json::Value = match serde_json::from_str(&out.stdout) {
         Ok(j) => j,
@@ -397,7 +404,7 @@ mod tests {
             TestCheck::Exec { command: "true".into(), pattern: ".".into() },
             TestCheck::Show { command: "show bgp summary json".into(), expect: "a".into() },
         ] {
-            let out = check_on(&fleet, &Shell::Unavailable, &check, "leaf1");
+            let out = check_on(&fleet, None, &check, "leaf1");
             assert!(matches!(&out, Outcome::Skip(why) if why.contains("--ssh")), "{out:?}");
         }
     }

@@ -9,7 +9,6 @@
 pub mod checks;
 pub mod lab_tests;
 pub mod probe;
-pub mod shell;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,11 +19,11 @@ use serde::Serialize;
 
 use crate::fleet_client::FleetClient;
 use crate::lab_file::{CompiledLab, LabFileError};
+use crate::runner::Runner;
 use crate::table::Table;
 use checks::{Check, Reports, Verdict};
 use lab_spec::lab::TestSpec;
 use probe::SflowListener;
-use shell::Shell;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -181,11 +180,12 @@ pub fn list(tests: &[TestSpec]) -> String {
 /// the lab's tests, in order.
 pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) -> Report {
     let started = Instant::now();
-    let shell = Shell::choose(fleet, args.ssh.as_deref());
+    let runner = crate::runner::choose(fleet, args.ssh.as_deref());
+    let runner = runner.as_deref();
     let picked: Vec<&TestSpec> =
         tests.iter().filter(|t| args.tests.is_empty() || args.tests.contains(&t.name)).collect();
     let (mut checks, attempts) = if args.tests.is_empty() {
-        match derived(fleet, &shell, args, started) {
+        match derived(fleet, runner, args, started) {
             Ok(done) => done,
             Err(report) => return *report,
         }
@@ -193,7 +193,7 @@ pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) ->
         (Vec::new(), 0)
     };
     for test in picked {
-        checks.extend(lab_tests::run_test(fleet, &shell, test, &args.nodes));
+        checks.extend(lab_tests::run_test(fleet, runner, test, &args.nodes));
     }
     let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
     let mut report = Report {
@@ -221,7 +221,7 @@ pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) ->
 /// when no agent answers.
 fn derived(
     fleet: &FleetClient,
-    shell: &Shell,
+    runner: Option<&dyn Runner>,
     args: &ValidateArgs,
     started: Instant,
 ) -> Result<(Vec<Check>, u32), Box<Report>> {
@@ -261,7 +261,7 @@ fn derived(
         latest = checks::bgp(fleet, &reports);
         latest.extend(checks::igp(fleet, &reports));
         latest.extend(checks::vxlan(fleet, &reports));
-        latest.extend(run_pings(fleet, shell, &pings, &done));
+        latest.extend(run_pings(runner, &pings, &done));
         if sflow_wanted {
             let heard = match &listener {
                 Some(Some(Ok(l))) => Some(l.heard()),
@@ -296,8 +296,7 @@ fn key(check: &Check) -> String {
 
 /// Pings that have not passed yet, all at once.
 fn run_pings(
-    fleet: &FleetClient,
-    shell: &Shell,
+    runner: Option<&dyn Runner>,
     pings: &[checks::Ping],
     done: &BTreeMap<String, Check>,
 ) -> Vec<Check> {
@@ -307,7 +306,7 @@ fn run_pings(
             .map(|p| {
                 let previous =
                     done.get(&format!("{}|{}", checks::Kind::Reachability, p.name())).cloned();
-                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(fleet, shell, p)))
+                scope.spawn(move || previous.unwrap_or_else(|| probe::ping(runner, p)))
             })
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()

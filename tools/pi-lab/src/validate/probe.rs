@@ -1,7 +1,7 @@
 //! Looking at the data plane from outside the agents: pings between hosts
 //! and sFlow datagrams arriving at the collector. No agent endpoint runs
 //! commands, so pings run where pi-lab can reach the hosts itself (see
-//! [`Shell`]): inside the virtual fleet's namespaces, or over SSH on boards
+//! [`Runner`]): inside the virtual fleet's namespaces, or over SSH on boards
 //! (`--ssh`).
 
 use std::collections::BTreeMap;
@@ -13,26 +13,23 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use super::checks::{Check, Kind, Ping, Verdict};
-use super::shell::{Shell, run};
-use crate::fleet_client::FleetClient;
+use crate::runner::{Runner, UNREACHABLE};
 
-/// A ping from a segment member, wherever the lab runs (see [`Shell`]).
+/// A ping from a segment member, wherever the lab runs (see [`Runner`]).
 /// Three echoes, and one reply is enough: the first may be lost while ARP
 /// crosses the segment, which takes a while on a busy board.
-pub fn ping(fleet: &FleetClient, shell: &Shell, p: &Ping) -> Check {
+pub fn ping(runner: Option<&dyn Runner>, p: &Ping) -> Check {
     let argv = argv(p);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    if let Some(why) = shell.unavailable() {
-        return skip(p, why.to_string());
-    }
-    let (ok, detail) = match run(shell.command(fleet, &p.from_node, &argv)) {
+    let Some(runner) = runner else { return skip(p, UNREACHABLE.to_string()) };
+    let (ok, detail) = match runner.run(&p.from_node, &argv) {
         Ok(out) => {
             let summary = out.stdout.lines().find(|l| l.contains("packet")).unwrap_or("").trim();
             let detail =
                 if out.success { summary.to_string() } else { format!("no reply: {summary}") };
             (out.success, format!("{detail} {}", out.stderr.trim()).trim().to_string())
         }
-        Err(e) => (false, e),
+        Err(e) => (false, e.to_string()),
     };
     Check {
         kind: Kind::Reachability,
@@ -169,9 +166,9 @@ mod tests {
             address: Ipv4Addr::new(172, 16, 10, 2),
         };
         assert_eq!(argv(&p).join(" "), "ping -c 3 -i 0.2 -W 2 -q -I 172.16.10.1 172.16.10.2");
-        let shell = Shell::choose(&fleet, None);
-        assert_eq!(shell, Shell::Unavailable);
-        let check = ping(&fleet, &shell, &p);
+        let runner = crate::runner::choose(&fleet, None);
+        assert!(runner.is_none());
+        let check = ping(runner.as_deref(), &p);
         assert_eq!(check.verdict, Verdict::Skip);
         assert!(check.detail.contains("--ssh"), "{}", check.detail);
     }
