@@ -56,6 +56,8 @@ Examples:
     Down(crate::fleet::DownArgs),
     /// Save every node's running FRR config and its hand changes (NODE/frr.conf, NODE/hand.conf).
     Save(crate::save::SaveArgs),
+    /// A shell, vtysh or a command on a node of a running lab; --all: on every node.
+    Connect(crate::connect::ConnectArgs),
     /// Print what the managed switch of a lab on boards must carry.
     #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
 management network untagged (native VLAN) and the board's lab links as tagged
@@ -160,6 +162,8 @@ pub enum LabCmdError {
     FrrCheck(#[from] crate::frr_check::FrrCheckError),
     #[error(transparent)]
     Save(#[from] crate::save::SaveError),
+    #[error(transparent)]
+    Connect(#[from] crate::connect::ConnectError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -174,6 +178,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         LabCommand::Down(args) => {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
+        LabCommand::Connect(args) => Ok(crate::connect::run(args)?),
         LabCommand::Switch(args) => switch(args),
         LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {

@@ -4,6 +4,7 @@
 //! line and hands over to them.
 
 pub mod cli;
+pub mod connect;
 pub mod dashboard;
 pub mod emulated;
 pub mod flash;
@@ -24,6 +25,7 @@ pub mod programs;
 pub mod provision;
 pub mod replace_file;
 pub mod runner;
+pub mod running_lab;
 pub mod save;
 pub mod secrets;
 pub mod sflow_watch;
