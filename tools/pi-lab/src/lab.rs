@@ -58,6 +58,8 @@ Examples:
     Save(crate::save::SaveArgs),
     /// A shell, vtysh or a command on a node of a running lab; --all: on every node.
     Connect(crate::connect::ConnectArgs),
+    /// Cut a lab link by hand (admin down, kept down), or mend it.
+    Link(crate::link::LinkArgs),
     /// Print what the managed switch of a lab on boards must carry.
     #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
 management network untagged (native VLAN) and the board's lab links as tagged
@@ -164,6 +166,8 @@ pub enum LabCmdError {
     Save(#[from] crate::save::SaveError),
     #[error(transparent)]
     Connect(#[from] crate::connect::ConnectError),
+    #[error(transparent)]
+    Link(#[from] crate::link::LinkError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -179,6 +183,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
             crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
         LabCommand::Connect(args) => Ok(crate::connect::run(args)?),
+        LabCommand::Link(args) => Ok(crate::link::run(args)?),
         LabCommand::Switch(args) => switch(args),
         LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {

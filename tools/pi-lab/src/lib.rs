@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
+pub mod link;
 pub mod mbr;
 pub mod plan_table;
 pub mod programs;
