@@ -60,6 +60,8 @@ Examples:
     Connect(crate::connect::ConnectArgs),
     /// Cut a lab link by hand (admin down, kept down), or mend it.
     Link(crate::link::LinkArgs),
+    /// Delay, jitter, loss or a rate limit on a lab port (netem); --clear removes it.
+    Impair(crate::impair::ImpairArgs),
     /// Print what the managed switch of a lab on boards must carry.
     #[command(after_help = "A Pi 3B has one Ethernet port: each board's switch port carries the
 management network untagged (native VLAN) and the board's lab links as tagged
@@ -168,6 +170,8 @@ pub enum LabCmdError {
     Connect(#[from] crate::connect::ConnectError),
     #[error(transparent)]
     Link(#[from] crate::link::LinkError),
+    #[error(transparent)]
+    Impair(#[from] crate::impair::ImpairError),
 }
 
 /// `verbose` (`-v`): show every warning on its own.
@@ -184,6 +188,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         }
         LabCommand::Connect(args) => Ok(crate::connect::run(args)?),
         LabCommand::Link(args) => Ok(crate::link::run(args)?),
+        LabCommand::Impair(args) => Ok(crate::impair::run(args)?),
         LabCommand::Switch(args) => switch(args),
         LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {

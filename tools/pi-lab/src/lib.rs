@@ -14,6 +14,7 @@ pub mod frr_check;
 pub mod graph;
 pub mod http_server;
 pub mod image;
+pub mod impair;
 pub mod import;
 pub mod interrupt;
 pub mod inventory;
