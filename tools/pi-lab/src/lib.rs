@@ -22,6 +22,7 @@ pub mod lab;
 pub mod lab_file;
 pub mod link;
 pub mod mbr;
+pub mod pcapng;
 pub mod plan_table;
 pub mod programs;
 pub mod provision;
