@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
   pi-lab lab up examples/fabric.toml          # run the lab as a virtual fleet
   pi-lab image build --out out/
   pi-lab flash out/pi-lab.img.zst --to /dev/sdb --lab lab.toml --node leaf1
-  pi-lab provision lab.toml && pi-lab validate lab.toml"
+  pi-lab provision lab.toml && pi-lab validate lab.toml
+  pi-lab lab connect lab.toml leaf1 --vtysh   # a node's FRR shell
+  pi-lab capture lab.toml leaf1:eth1 -w - | wireshark -k -i -"
 )]
 pub struct Cli {
     /// More output: -v info logs and every lab warning on its own, -vv
@@ -41,6 +43,8 @@ pub enum Command {
     Validate(crate::validate::ValidateArgs),
     /// Export the lab as an Ansible inventory or Prometheus targets.
     Inventory(crate::inventory::InventoryArgs),
+    /// Capture packets of lab ports into one pcapng (an interface per NODE:PORT).
+    Capture(crate::capture::CaptureArgs),
     /// Watch what the fleet sends over sFlow.
     #[command(subcommand)]
     Sflow(crate::sflow_watch::SflowCommand),

@@ -24,6 +24,7 @@ fn dispatch(command: &Command, verbose: bool) -> anyhow::Result<ExitCode> {
         Command::Status(args) => pi_lab::status::run(args)?,
         Command::Validate(args) => pi_lab::validate::run(args)?,
         Command::Inventory(args) => pi_lab::inventory::run(args)?,
+        Command::Capture(args) => pi_lab::capture::run(args)?,
         Command::Sflow(cmd) => pi_lab::sflow_watch::run(cmd)?,
         Command::Dashboard(args) => pi_lab::dashboard::run(args)?,
         Command::Completions { shell } => {
