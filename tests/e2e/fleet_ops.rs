@@ -338,7 +338,8 @@ fn a_config_frr_rejects_is_rolled_back(fleet: &Fleet) {
 }
 
 /// The cable between leaf1 and spine1 stops carrying anything. (Setting
-/// the port down is no cut: the agent sets it up again within a second.)
+/// the port down with `ip link` is no cut: the agent sets it up again
+/// within a second; `pi-lab lab link` holds it down, see in_the_lab.rs.)
 fn validate_names_a_cut_link(fleet: &Fleet) {
     let nft = |script: &str| {
         let out = fleet.ns("leaf1", &["nft", script]);

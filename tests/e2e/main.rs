@@ -15,6 +15,7 @@ mod fleet_ops;
 mod graph;
 mod hand_changes;
 mod image;
+mod in_the_lab;
 mod lab_cli;
 mod lab_tests;
 mod netlab;

@@ -98,6 +98,7 @@ impl fmt::Display for Netem {
 
 /// `20ms`, `1.5ms`, `250us`, `1s`, `0`: from 0 to [`MAX_DELAY`].
 pub fn parse_delay(text: &str) -> Result<Duration, String> {
+    not_negative(text)?;
     let (number, unit) = split_unit(text);
     let scale = match unit {
         "" if number == "0" => 1e-6,
@@ -117,6 +118,7 @@ pub fn parse_delay(text: &str) -> Result<Duration, String> {
 
 /// `1%`, `0.5%`, `1`: percent of packets lost, 0 to 100.
 pub fn parse_loss(text: &str) -> Result<f64, String> {
+    not_negative(text)?;
     let number = text.trim().strip_suffix('%').unwrap_or(text.trim());
     let loss = parse_number(number, text)?;
     if loss > 100.0 {
@@ -128,6 +130,7 @@ pub fn parse_loss(text: &str) -> Result<f64, String> {
 /// `10mbit`, `512kbit`, `1gbit`, `64000bit`: bits per second, above 0
 /// (tc's SI units; its `mbps` would be bytes, so it is refused).
 pub fn parse_rate(text: &str) -> Result<u64, String> {
+    not_negative(text)?;
     let (number, unit) = split_unit(text);
     let scale: u64 = match unit.to_ascii_lowercase().as_str() {
         "bit" => 1,
@@ -151,6 +154,10 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         return Err(format!("rate {text} is too large"));
     }
     Ok(bits as u64)
+}
+
+fn not_negative(text: &str) -> Result<(), String> {
+    if text.trim().starts_with('-') { Err(format!("{text} is negative")) } else { Ok(()) }
 }
 
 fn split_unit(text: &str) -> (&str, &str) {
@@ -225,7 +232,7 @@ mod tests {
         assert!(parse_delay("61s").unwrap_err().contains("60s"));
         assert!(parse_delay("20").unwrap_err().contains("needs a unit"));
         assert!(parse_delay("20h").unwrap_err().contains("unknown unit"));
-        assert!(parse_delay("-5ms").is_err());
+        assert!(parse_delay("-5ms").unwrap_err().contains("negative"));
         assert!(parse_delay("ms").is_err());
     }
 
@@ -235,7 +242,7 @@ mod tests {
         assert_eq!(parse_loss("0.5"), Ok(0.5));
         assert_eq!(parse_loss("100%"), Ok(100.0));
         assert!(parse_loss("101%").unwrap_err().contains("100%"));
-        assert!(parse_loss("-1%").is_err());
+        assert!(parse_loss("-1%").unwrap_err().contains("negative"));
         assert!(parse_loss("lots").is_err());
     }
 
