@@ -34,25 +34,32 @@ impl Ssh {
     /// connect timeout: an emulated board under load answers slowly; a
     /// dead one still fails fast.
     fn ssh(&self, node: &str) -> Result<Command, RunnerError> {
-        let mut c = self.ssh_for_a_person(node, false)?;
-        c.args(["-o", "BatchMode=yes"]);
-        Ok(c)
+        self.ssh_with(node, &["-o", "BatchMode=yes"])
     }
 
     /// `ssh` for someone at a terminal: a password or passphrase may be
     /// asked; `tty` gives the remote command a terminal.
     fn ssh_for_a_person(&self, node: &str, tty: bool) -> Result<Command, RunnerError> {
+        self.ssh_with(node, if tty { &["-t"] } else { &[] })
+    }
+
+    /// `ssh OPTIONS -o ConnectTimeout=10 EXTRA... USER@MGMT`.
+    fn ssh_with(&self, node: &str, extra: &[&str]) -> Result<Command, RunnerError> {
         let address = self
             .addresses
             .get(node)
             .ok_or_else(|| RunnerError::NotANode { node: node.into(), lab: self.lab.clone() })?;
         let mut c = Command::new("ssh");
-        c.args(&self.options).args(["-o", "ConnectTimeout=10"]);
-        if tty {
-            c.arg("-t");
-        }
+        c.args(&self.options).args(["-o", "ConnectTimeout=10"]).args(extra);
         c.arg(format!("{}@{address}", self.user));
         Ok(c)
+    }
+}
+
+impl Ssh {
+    /// The line sshd hands the board's shell for [`Runner::spawn`].
+    fn spawn_line(&self, argv: &[&str]) -> String {
+        format!("{}sh -c {}", self.sudo(), shell_quote(&ends_with_stdin(argv)))
     }
 }
 
@@ -107,9 +114,11 @@ impl Runner for Ssh {
     }
 
     fn spawn(&self, node: &str, argv: &[&str]) -> Result<Remote, RunnerError> {
-        let line = format!("{}sh -c {}", self.sudo(), shell_quote(&ends_with_stdin(argv)));
         let mut c = self.ssh(node)?;
-        c.arg(line).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.arg(self.spawn_line(argv))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let child = c.spawn().map_err(|source| super::spawn_error(node, &c, source))?;
         Ok(Remote::hung_up(node, child))
     }
@@ -175,7 +184,11 @@ mod tests {
         assert_eq!(cmd.last().unwrap(), "sudo -n vtysh -c 'show ip ospf neighbor json'");
         assert!(cmd.contains(&"pi@192.168.200.11".to_string()), "{cmd:?}");
         assert_eq!(cmd[..2], ["-i", "/k"], "the lab's key comes first");
-        assert!(cmd.contains(&"BatchMode=yes".to_string()), "{cmd:?}");
+        let at = |word: &str| cmd.iter().position(|a| a == word).unwrap();
+        assert!(
+            at("BatchMode=yes") < at("pi@192.168.200.11"),
+            "options before the target: {cmd:?}"
+        );
         let cmd = args_of(
             pi.command("leaf1", &["ip", "link", "set", "dev", "eth1", "up"], true).unwrap(),
         );
@@ -222,6 +235,26 @@ mod tests {
         stdout.read_to_end(&mut rest).unwrap();
         child.wait().unwrap();
         assert!(started.elapsed() < Duration::from_secs(10), "sleep was killed, not waited for");
+    }
+
+    /// The whole line as the board's shell gets it from sshd (`sh -c
+    /// LINE`), quoting and all: a filter with spaces and quotes arrives
+    /// as one argument.
+    #[test]
+    fn the_spawn_line_survives_the_boards_shell() {
+        let line = ssh("root").spawn_line(&["printf", "%s|", "tcp port 179", "it's"]);
+        let mut child = Command::new("sh")
+            .args(["-c", &line])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _session = child.stdin.take(); // open until the command is done
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(out, "tcp port 179|it's|");
+        assert!(ssh("pi").spawn_line(&["tcpdump"]).starts_with("sudo -n sh -c "));
     }
 
     #[test]
