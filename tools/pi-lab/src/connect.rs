@@ -132,6 +132,9 @@ pub fn run(args: &ConnectArgs) -> Result<ExitCode, ConnectError> {
     }
     let node = &nodes[0];
     let session = session(&args.command, args.vtysh);
+    // Ctrl-C is the command's (ping prints its summary and exits): pi-lab
+    // outlives it and hands back its exit code.
+    let _ = crate::interrupt::Interrupt::install();
     let status = runner.interactive(node, &session)?;
     Ok(ExitCode::from(crate::runner::exit_code(status).clamp(0, 255) as u8))
 }

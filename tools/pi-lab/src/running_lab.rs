@@ -68,7 +68,7 @@ impl RunningLab {
 
     /// `node`'s config where the lab runs, or an error naming the nodes.
     pub fn node(&self, node: &str) -> Result<&NodeConfig, RunningLabError> {
-        Ok(self.lab.config(node).map(|_| &self.fleet.nodes[node])?)
+        self.fleet.nodes.get(node).ok_or_else(|| self.lab.unknown_node(node).into())
     }
 
     /// `NODE:PORT` where PORT is one end of a lab link of NODE.
