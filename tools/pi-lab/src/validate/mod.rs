@@ -11,6 +11,7 @@ pub mod lab_tests;
 pub mod probe;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -229,7 +230,7 @@ fn derived(
     let configs: Vec<_> = fleet.nodes.values().collect();
     let pings = checks::pings(fleet);
     let sflow_wanted = !args.no_sflow && !checks::sflow_agents(fleet).is_empty();
-    let listener = sflow_wanted.then(|| sflow_port(fleet).map(SflowListener::start));
+    let listener = sflow_wanted.then(|| sflow_collector(fleet).map(SflowListener::start));
     let why_no_socket = match &listener {
         Some(Some(Err(e))) => Some(format!("collector port busy or closed ({e})")),
         Some(None) => Some("the lab names no sFlow collector port".to_string()),
@@ -255,7 +256,7 @@ fn derived(
         let start = sent_at_start.get_or_insert_with(|| sent.clone());
         let counted: BTreeMap<String, u64> = sent
             .iter()
-            .map(|(n, v)| (n.clone(), v.saturating_sub(start.get(n).copied().unwrap_or(0))))
+            .map(|(n, v)| (n.clone(), sent_since(start.get(n).copied().unwrap_or(0), *v)))
             .collect();
 
         latest = checks::bgp(fleet, &reports);
@@ -314,8 +315,16 @@ fn run_pings(
 }
 
 /// The port of the lab's sFlow collectors (the controller listens there).
-fn sflow_port(fleet: &FleetClient) -> Option<u16> {
-    fleet.nodes.values().flat_map(|c| c.sflow.collectors.iter()).map(|c| c.port()).next()
+/// The lab's first collector: validate listens there.
+fn sflow_collector(fleet: &FleetClient) -> Option<SocketAddr> {
+    fleet.nodes.values().flat_map(|c| c.sflow.collectors.iter()).copied().next()
+}
+
+/// Datagrams an agent sent since it counted `start`. A count below
+/// `start` is an agent that started again (its counters begin at 0), and
+/// everything it counted since is new.
+fn sent_since(start: u64, now: u64) -> u64 {
+    if now < start { now } else { now - start }
 }
 
 fn datagrams_sent(reports: &Reports) -> BTreeMap<String, u64> {
@@ -383,6 +392,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagrams_sent_count_again_from_zero_after_an_agent_restart() {
+        assert_eq!(sent_since(10, 14), 4);
+        assert_eq!(sent_since(10, 10), 0);
+        // Restarted: 3 sent since, though below the count at the start.
+        assert_eq!(sent_since(10, 3), 3);
+    }
 
     #[test]
     fn durations_parse() {

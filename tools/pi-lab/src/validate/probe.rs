@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -62,8 +62,16 @@ pub struct SflowListener {
 }
 
 impl SflowListener {
-    pub fn start(port: u16) -> io::Result<Self> {
-        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))?;
+    /// Listens at the lab's collector address, so validate runs of labs
+    /// on other management networks do not take each other's port; on
+    /// any address when this host does not have that one.
+    pub fn start(collector: SocketAddr) -> io::Result<Self> {
+        let socket = match UdpSocket::bind(collector) {
+            Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+                UdpSocket::bind((Ipv4Addr::UNSPECIFIED, collector.port()))?
+            }
+            other => other?,
+        };
         socket.set_read_timeout(Some(Duration::from_millis(200)))?;
         let heard = Arc::new(Mutex::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -137,7 +145,10 @@ mod tests {
     fn listener_counts_datagrams_per_agent() {
         // An ephemeral port: bind, note it, release, listen there.
         let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let listener = SflowListener::start(port).unwrap();
+        let listener = SflowListener::start(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        // Another lab's collector on the same port, at another address.
+        let other = UdpSocket::bind(("127.0.0.2", port));
+        assert!(other.is_ok(), "the listener took the port on every address");
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         for agent in [[10, 0, 0, 11], [10, 0, 0, 11], [10, 0, 0, 12]] {
             sender.send_to(&datagram(agent), ("127.0.0.1", port)).unwrap();
@@ -153,6 +164,14 @@ mod tests {
         }
         assert_eq!(heard.get(&IpAddr::from([10, 0, 0, 11])), Some(&2));
         assert_eq!(heard.get(&IpAddr::from([10, 0, 0, 12])), Some(&1));
+    }
+
+    #[test]
+    fn a_collector_address_this_host_lacks_is_listened_for_on_every_address() {
+        let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // TEST-NET-1: never an address of this host.
+        let listener = SflowListener::start(SocketAddr::from(([192, 0, 2, 1], port)));
+        assert!(listener.is_ok(), "{listener:?}");
     }
 
     #[test]
