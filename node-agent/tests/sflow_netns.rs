@@ -121,7 +121,10 @@ impl Capture {
         let file = format!("/tmp/t4-sflow-{}.pcapng", std::process::id());
         let _ = std::fs::remove_file(&file);
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "tshark", "-i", "lo", "-f", "udp port 6343", "-w", &file])
+            // A 32 MiB capture buffer: a starved dumpcap must not drop
+            // the burst of flow samples the comparison below counts.
+            .args(["netns", "exec", ns, "tshark", "-i", "lo", "-B", "32", "-f", "udp port 6343"])
+            .args(["-w", &file])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -139,8 +142,10 @@ impl Capture {
         Capture { child, file }
     }
 
-    /// Stops the capture (SIGTERM lets tshark finish the file).
+    /// Stops the capture (SIGTERM lets tshark finish the file), once
+    /// dumpcap has had a moment to read what the kernel still holds.
     fn stop(&mut self) {
+        std::thread::sleep(Duration::from_millis(500));
         // SAFETY: signalling our own child process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
