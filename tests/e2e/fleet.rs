@@ -294,6 +294,35 @@ fn two_router_lab_establishes_bgp_and_routes_loopbacks() {
     assert!(text(&again).contains("lab down"), "{}", text(&again));
 }
 
+/// The lab a user cables for boards (every link an 802.1Q VLAN on eth0)
+/// runs unchanged as a virtual fleet, under the names the lab gives.
+#[test]
+fn the_boards_lab_runs_and_validates_as_a_virtual_fleet() {
+    if !prerequisites("boards_lab_in_namespaces", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::new("boards.toml", "bv", 238);
+    let (_, _, boards) = lab_spec::compile_file(&lab.file, "token").expect("boards.toml compiles");
+    let leaf1 = &boards["leaf1"];
+    assert!(
+        leaf1.interfaces.iter().any(|i| i.name == "eth0.101"
+            && matches!(i.kind, lab_spec::node_config::InterfaceKind::Vlan { vlan_id: 101, .. })),
+        "boards.toml no longer puts leaf1's link on VLAN 101: {:?}",
+        leaf1.interfaces
+    );
+    assert_eq!(lab.up()["converged"], true);
+    let links = lab.exec("leaf1", &["ip", "-o", "link", "show", "eth0.101"]);
+    assert!(links.status.success(), "leaf1 has no port eth0.101: {}", text(&links));
+    let fleet = lab.config("leaf1");
+    let port = fleet.interfaces.iter().find(|i| i.name == "eth0.101").expect("eth0.101");
+    assert_eq!(port.kind, lab_spec::node_config::InterfaceKind::Port);
+    let out = lab.pi_lab().args(["validate", "--deadline", "90s"]).arg(&lab.file).output();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(0), "validate:\n{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("h1 -> h2:eth0.202"), "{said}");
+}
+
 /// `config`'s port in the subnet of `subnet_of`.
 pub(crate) fn host_port_towards(config: &NodeConfig, subnet_of: &ipnet::Ipv4Net) -> String {
     let iface = config

@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
+use lab_spec::node_config::InterfaceKind;
 use lab_spec::{NodeConfig, Role};
 
 use super::journal::{Entry, Journal};
@@ -204,9 +205,17 @@ impl Fleet<'_> {
 
 /// The NodeConfig a board would get, with the management port named: a
 /// namespace has no "first Ethernet port" to find by type.
+///
+/// A board's lab link on an 802.1Q VLAN (`eth0.101`) is here a veth port
+/// of the same name: this host's kernel has no 8021q, and a namespace's
+/// management port is not the board's `eth0` either. The lab keeps its
+/// names, so FRR, sFlow, captures and tests read the same as on boards.
 pub fn fleet_config(node: &NodeConfig) -> NodeConfig {
     let mut config = node.clone();
     config.management.interface = Some(names::MGMT_PORT.to_string());
+    for iface in &mut config.interfaces {
+        iface.kind = InterfaceKind::Port;
+    }
     config.with_version()
 }
 
@@ -260,5 +269,19 @@ token_sha256 = "00"
         );
         let back = NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap();
         assert_eq!(back, config);
+    }
+
+    #[test]
+    fn a_board_vlan_is_a_port_of_the_same_name() {
+        let board = R1.replace(
+            "name = \"eth1\"\nkind = \"port\"",
+            "name = \"eth0.101\"\nkind = \"vlan\"\nparent = \"eth0\"\nvlan_id = 101",
+        );
+        let node = NodeConfig::from_toml(&board).unwrap();
+        assert!(matches!(node.interfaces[0].kind, InterfaceKind::Vlan { vlan_id: 101, .. }));
+        let config = fleet_config(&node);
+        assert_eq!(config.interfaces[0].name, "eth0.101");
+        assert_eq!(config.interfaces[0].kind, InterfaceKind::Port);
+        assert_eq!(config.interfaces[0].address, node.interfaces[0].address);
     }
 }

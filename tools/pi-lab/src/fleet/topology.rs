@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use lab_spec::NodeConfig;
-use lab_spec::node_config::InterfaceKind;
 
 use super::names;
 use crate::lab_file::CompiledLab;
@@ -61,13 +60,6 @@ fn check(path: &Path, lab: &FleetLab) -> Result<(), TopologyError> {
         names::check_node(&node.hostname)?;
         for iface in &node.interfaces {
             names::check_interface(&iface.name)?;
-            if let InterfaceKind::Vlan { parent, .. } = &iface.kind {
-                return Err(invalid(format!(
-                    "{}:{} is an 802.1Q VLAN on {parent}; the virtual fleet cables whole ports \
-                     (veth pairs), so write the link as a port, e.g. \"{}:eth1\"",
-                    node.hostname, iface.name, node.hostname
-                )));
-            }
         }
     }
     for (a, b) in &lab.links {
