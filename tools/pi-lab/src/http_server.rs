@@ -68,8 +68,9 @@ impl Reply {
         Reply::new("application/json", body)
     }
 
+    /// Prometheus' text exposition format, version 0.0.4.
     pub fn metrics(body: impl Into<Bytes>) -> Reply {
-        Reply::new(crate::sflow_watch::metrics::CONTENT_TYPE, body)
+        Reply::new("text/plain; version=0.0.4; charset=utf-8", body)
     }
 
     pub fn not_found() -> Reply {

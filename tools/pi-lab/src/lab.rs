@@ -51,9 +51,9 @@ Examples:
     /// Draw the lab: topology or BGP sessions, as dot, SVG, D2 or JSON.
     Graph(crate::graph::GraphArgs),
     /// Run the lab as a virtual fleet in network namespaces, or on emulated boards.
-    Up(crate::fleet::UpArgs),
+    Up(crate::lab_up::UpArgs),
     /// Tear down a lab started with `lab up` (virtual fleet or emulated boards).
-    Down(crate::fleet::DownArgs),
+    Down(crate::lab_up::DownArgs),
     /// Save every node's running FRR config and its hand changes (NODE/frr.conf, NODE/hand.conf).
     Save(crate::save::SaveArgs),
     /// A shell, vtysh or a command on a node of a running lab; --all: on every node.
@@ -84,7 +84,7 @@ Examples:
   sudo pi-lab lab console examples/boards.toml leaf1
   sudo pi-lab lab console --follow --name boards leaf1"
     )]
-    Console(ConsoleArgs),
+    Console(crate::lab_up::ConsoleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -95,22 +95,6 @@ pub struct SwitchArgs {
     /// Print the switch plan as JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ConsoleArgs {
-    /// The lab file (only its name is read).
-    #[arg(value_name = "FILE", required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The node whose console to show.
-    #[arg(value_name = "NODE")]
-    pub node: String,
-    /// The lab's name, instead of a file.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
-    /// Print the log and keep printing what the board prints (no input).
-    #[arg(long, short = 'f')]
-    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -182,9 +166,9 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         LabCommand::Render(args) => render(args),
         LabCommand::Import(args) => Ok(crate::import::run(args)?),
         LabCommand::Graph(args) => Ok(crate::graph::run(args)?),
-        LabCommand::Up(args) => crate::fleet::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
+        LabCommand::Up(args) => crate::lab_up::up(args).map_err(|e| LabCmdError::Fleet(e.into())),
         LabCommand::Down(args) => {
-            crate::fleet::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
+            crate::lab_up::down(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
         LabCommand::Connect(args) => Ok(crate::connect::run(args)?),
         LabCommand::Link(args) => Ok(crate::link::run(args)?),
@@ -192,7 +176,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
         LabCommand::Switch(args) => switch(args),
         LabCommand::Save(args) => Ok(crate::save::run(args)?),
         LabCommand::Console(args) => {
-            crate::fleet::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
+            crate::lab_up::console(args).map_err(|e| LabCmdError::Fleet(e.into()))
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Each module is one thing a user does; `main.rs` only parses the command
 //! line and hands over to them.
 
+pub mod agent_client;
 pub mod capture;
 pub mod cli;
 pub mod connect;
@@ -21,6 +22,8 @@ pub mod interrupt;
 pub mod inventory;
 pub mod lab;
 pub mod lab_file;
+pub mod lab_host;
+pub mod lab_up;
 pub mod link;
 pub mod mbr;
 pub mod pcapng;

@@ -38,11 +38,11 @@ use serde::Serialize;
 
 use self::console::Phase;
 use crate::flash::identity::Identity;
-use crate::fleet::journal::{Entry, Journal};
-use crate::fleet::progress::Progress;
-use crate::fleet::teardown::process_alive;
-use crate::fleet::{ip, names};
 use crate::lab_file::LabFile;
+use crate::lab_host::journal::{Entry, Journal};
+use crate::lab_host::progress::Progress;
+use crate::lab_host::teardown::process_alive;
+use crate::lab_host::{ip, names};
 use crate::switch::{self, SwitchPlan};
 
 /// Memory qemu needs beside the guest's 1 GiB: its translated-code cache
@@ -70,7 +70,7 @@ pub enum EmulatedError {
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
-    Journal(#[from] crate::fleet::journal::JournalError),
+    Journal(#[from] crate::lab_host::journal::JournalError),
     #[error(transparent)]
     Ip(#[from] ip::IpError),
     #[error(transparent)]
@@ -736,7 +736,7 @@ fn power_cycle(
         let (node, cycles) = (board.node.clone(), board.power_cycles + 1);
         return Err(EmulatedError::PowerCycles { node, what, cycles, cause, log });
     }
-    crate::fleet::teardown::stop_processes(&[board.pid]);
+    crate::lab_host::teardown::stop_processes(&[board.pid]);
     board.power_cycles += 1;
     board.last_cycle = Some(why);
     let kept = log.with_file_name(format!("console-{}-{}.log", why.name(), board.power_cycles));
@@ -772,7 +772,7 @@ impl Watch<'_> {
         progress: &mut Progress,
         stop: &dyn Fn() -> bool,
     ) -> Result<(), EmulatedError> {
-        let client = crate::fleet_client::AgentClient::new(Duration::from_secs(3));
+        let client = crate::agent_client::AgentClient::new(Duration::from_secs(3));
         let started = Instant::now();
         loop {
             if stop() {
@@ -878,7 +878,7 @@ fn look(
     board: &mut BoardState,
     config: &NodeConfig,
     log: &str,
-    client: &crate::fleet_client::AgentClient,
+    client: &crate::agent_client::AgentClient,
 ) {
     if board.phase < Phase::Systemd {
         board.reach(console::phase_of(log));
@@ -1145,7 +1145,7 @@ mod tests {
         }
         assert!(!process_alive(old.id()), "the old emulator was not stopped");
         old.wait().unwrap();
-        let journaled = crate::fleet::journal::read(&dir.join("journal.jsonl")).unwrap();
+        let journaled = crate::lab_host::journal::read(&dir.join("journal.jsonl")).unwrap();
         assert_eq!(journaled.len(), MAX_POWER_CYCLES as usize, "{journaled:?}");
         let err = power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, || Ok(()))
             .unwrap_err();

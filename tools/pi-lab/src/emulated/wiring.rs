@@ -77,22 +77,6 @@ pub fn nft_load(text: &str) -> Result<(), NftError> {
     }
 }
 
-/// `nft delete table FAMILY NAME`; a table that is gone is fine.
-pub fn nft_delete(family: &str, table: &str) -> Result<(), String> {
-    // The C locale: "missing" is told by strerror's text, which is localized.
-    let out = Command::new("nft")
-        .args(["delete", "table", family, table])
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(|e| format!("cannot run nft: {e}"))?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || stderr.contains("No such file or directory") {
-        Ok(())
-    } else {
-        Err(format!("nft delete table {family} {table}: {}", stderr.trim()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

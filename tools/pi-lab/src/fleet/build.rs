@@ -9,11 +9,12 @@ use std::process::Child;
 use lab_spec::node_config::InterfaceKind;
 use lab_spec::{NodeConfig, Role};
 
-use super::journal::{Entry, Journal};
-use super::progress::{NodeLine, Step};
 use super::topology::FleetLab;
-use super::{FleetError, agent, frr, ip, names};
+use super::{FleetError, agent, frr};
 use crate::interrupt::Interrupt;
+use crate::lab_host::journal::{Entry, Journal};
+use crate::lab_host::progress::{NodeLine, Step};
+use crate::lab_host::{ip, names};
 
 /// Refuse before making anything when a name the lab needs is taken.
 pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {

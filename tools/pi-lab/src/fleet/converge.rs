@@ -8,10 +8,11 @@ use lab_spec::NodeConfig;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::fleet_client::http::AgentClient;
+use crate::agent_client::AgentClient;
 use crate::table::Table;
 
-use super::{frr, ip, names};
+use super::frr;
+use crate::lab_host::{ip, names};
 
 /// One node as observed.
 #[derive(Debug, Clone, Serialize)]

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use lab_spec::NodeConfig;
 
-use super::names;
 use crate::lab_file::CompiledLab;
+use crate::lab_host::names;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {

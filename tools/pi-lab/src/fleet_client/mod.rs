@@ -1,104 +1,32 @@
-//! Reaching a running lab's agents: the one place that knows where a lab
-//! runs ([`RunsOn`], read from the lab's state directory), what config each
-//! node's agent should run there, where its management API listens, and how
-//! to talk to it ([`http`]: GET and PUT with timeouts and the lab's token).
+//! Reaching a running lab's agents: where the lab runs ([`RunsOn`], read
+//! from the lab's state directory), what config each node's agent should
+//! run there, where its management API listens, and how to talk to it
+//! ([`AgentClient`]: GET and PUT with timeouts and the lab's token).
 //! `provision`, `status`, `validate` and `inventory` all go through a
 //! [`FleetClient`].
 
-pub mod http;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lab_spec::frr_check::FrrCheck;
 use lab_spec::frr_hand::FrrRunning;
 use lab_spec::plan::SegmentPlan;
 use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
-use serde::Serialize;
 
-pub use http::{AgentClient, ClientError};
+pub use crate::agent_client::{AgentClient, ClientError};
+pub use crate::lab_host::RunsOn;
 
 use crate::lab_file::{CompiledLab, LabFileError};
 
-/// Where a lab runs. Decided from the lab's state directory, never from
-/// names found on the machine: namespaces called `LAB-NODE` may belong to
-/// another user's lab or another state directory.
-///
-/// A new way to run a lab adds a variant here, the mark it leaves in the
-/// state directory ([`RunsOn::detect_in`]), and what differs for its nodes
-/// (config, API address, where commands run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunsOn {
-    /// Raspberry Pi boards on the management network: each agent runs the
-    /// config compiled for its board and listens on its management address.
-    Boards,
-    /// The virtual fleet on this host (`pi-lab lab up`): a network
-    /// namespace per node; configs name the management port `mgmt0`.
-    VirtualFleet,
-    /// Emulated Pi 3B boards on this host (`pi-lab lab up --boards
-    /// emulated`): reached like boards, over the lab's bridge, with the
-    /// config compiled for a board.
-    EmulatedBoards,
-}
-
-impl RunsOn {
-    /// Where lab `lab` runs, from its state directory under pi-lab's state
-    /// root (`PI_LAB_STATE_DIR`).
-    pub fn detect(lab: &str) -> RunsOn {
-        RunsOn::detect_in(&crate::secrets::state_root().join(lab))
-    }
-
-    /// Where the lab whose state directory is `lab_dir` runs: on this
-    /// host while its journal exists (from the first object `lab up` made
-    /// until `lab down` removed the last), as emulated boards when `up`
-    /// made their folder, else on boards.
-    pub fn detect_in(lab_dir: &Path) -> RunsOn {
-        let journal = crate::fleet::journal_in(lab_dir);
-        if !journal.exists() {
-            RunsOn::Boards
-        } else if journal.with_file_name(crate::emulated::BOARDS_DIR).is_dir() {
-            RunsOn::EmulatedBoards
-        } else {
-            RunsOn::VirtualFleet
-        }
-    }
-
-    /// The config a node's agent runs here, from the one compiled for a
-    /// board.
-    pub fn node_config(self, board: &NodeConfig) -> NodeConfig {
-        match self {
-            RunsOn::Boards => board.clone(),
-            RunsOn::VirtualFleet => crate::fleet::fleet_config(board),
-            RunsOn::EmulatedBoards => crate::emulated::board_config(board),
-        }
-    }
-
-    /// Where the agent of a node running `config` listens: the same on
-    /// every kind of fleet (`config` is already the fleet's, see `config`).
-    pub fn api(self, config: &NodeConfig) -> SocketAddr {
-        config.health.listen
-    }
-
-    /// The network namespace on this host where `node`'s commands run, if
-    /// the lab runs here.
-    pub fn netns(self, lab: &str, node: &str) -> Option<String> {
-        match self {
-            RunsOn::Boards | RunsOn::EmulatedBoards => None,
-            RunsOn::VirtualFleet => Some(crate::fleet::names::netns(lab, node)),
-        }
-    }
-}
-
-impl std::fmt::Display for RunsOn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            RunsOn::Boards => "boards",
-            RunsOn::VirtualFleet => "a virtual fleet on this host",
-            RunsOn::EmulatedBoards => "emulated Pi 3B boards on this host",
-        })
+/// The config a node's agent runs where the lab runs, from the one
+/// compiled for a board.
+pub fn node_config(runs_on: RunsOn, board: &NodeConfig) -> NodeConfig {
+    match runs_on {
+        RunsOn::Boards => board.clone(),
+        RunsOn::VirtualFleet => crate::fleet::fleet_config(board),
+        RunsOn::EmulatedBoards => crate::emulated::board_config(board),
     }
 }
 
@@ -129,7 +57,7 @@ impl FleetClient {
             lab: lab.name().to_string(),
             path: lab.path.clone(),
             runs_on,
-            nodes: lab.configs.iter().map(|(n, c)| (n.clone(), runs_on.node_config(c))).collect(),
+            nodes: lab.configs.iter().map(|(n, c)| (n.clone(), node_config(runs_on, c))).collect(),
             segments: lab.plan.segments.clone(),
             token: lab.token.clone(),
             http: AgentClient::new(timeout),
@@ -273,14 +201,6 @@ pub(crate) mod tests {
         )
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("pi-lab-runs-on-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn select_names_unknown_nodes() {
         let fleet = two_node_client();
@@ -292,27 +212,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_fleet_journal_decides_where_a_lab_runs() {
-        let dir = scratch("journal");
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::Boards, "no state: boards");
-        let journal = crate::fleet::journal_in(&dir);
-        std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
-        std::fs::write(&journal, "").unwrap();
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::VirtualFleet);
-        std::fs::create_dir_all(journal.with_file_name("boards")).unwrap();
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::EmulatedBoards);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
     fn a_virtual_fleet_node_runs_the_board_config_with_mgmt0() {
         let board = node("leaf1", "leaf", 65001, 11, None);
-        assert_eq!(RunsOn::Boards.node_config(&board), board);
-        let fleet = RunsOn::VirtualFleet.node_config(&board);
+        assert_eq!(node_config(RunsOn::Boards, &board), board);
+        let fleet = node_config(RunsOn::VirtualFleet, &board);
         assert_eq!(fleet.management.interface.as_deref(), Some("mgmt0"));
         assert_ne!(fleet.version, board.version, "a different config, a different version");
         assert_eq!(RunsOn::VirtualFleet.api(&fleet), board.health.listen);
-        assert_eq!(RunsOn::VirtualFleet.netns("lab", "leaf1").as_deref(), Some("lab-leaf1"));
-        assert_eq!(RunsOn::Boards.netns("lab", "leaf1"), None);
     }
 }

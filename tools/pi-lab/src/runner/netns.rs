@@ -23,7 +23,7 @@ impl Netns {
         if !self.nodes.contains(node) {
             return Err(RunnerError::NotANode { node: node.into(), lab: self.lab.clone() });
         }
-        Ok(crate::fleet::names::netns(&self.lab, node))
+        Ok(crate::lab_host::names::netns(&self.lab, node))
     }
 
     /// `ip netns exec NETNS ARGV...`; `ip` execs the command, so the child
@@ -53,7 +53,7 @@ impl Netns {
 
 impl Runner for Netns {
     fn place(&self, node: &str) -> String {
-        format!("in namespace {}", crate::fleet::names::netns(&self.lab, node))
+        format!("in namespace {}", crate::lab_host::names::netns(&self.lab, node))
     }
 
     fn command(&self, node: &str, argv: &[&str], _root: bool) -> Result<Command, RunnerError> {

@@ -9,9 +9,6 @@ use std::fmt::Write as _;
 
 use super::view::{FlowRow, InterfaceRow, Snapshot};
 
-/// The content type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 const PREFIX: &str = "pi_lab_sflow";
 
 type Value<T> = fn(&T) -> Option<f64>;

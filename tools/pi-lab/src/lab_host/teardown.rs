@@ -6,6 +6,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::ip;
-use super::journal::Entry;
+use super::journal::{Entry, JournalError};
 
 /// Remove what `entries` describe; the problems that remain, if any.
 pub fn undo(entries: &[Entry]) -> Vec<String> {
@@ -92,7 +93,7 @@ fn remove(entry: &Entry) -> Result<(), String> {
         Entry::RootLink { name } if ip::link_exists(None, name) => {
             ok_if_missing(ip::link_del(None, name))
         }
-        Entry::NftTable { family, name } => crate::emulated::wiring::nft_delete(family, name),
+        Entry::NftTable { family, name } => nft_delete(family, name),
         Entry::Tree { path } => remove_path(path, true),
         Entry::Path { path } => remove_path(path, false),
         _ => Ok(()),
@@ -154,6 +155,70 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 fn is_running(pid: u32, what: &str) -> bool {
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     process_alive(pid) && String::from_utf8_lossy(&cmdline).contains(what)
+}
+
+/// `nft delete table FAMILY NAME`; a table that is gone is fine.
+fn nft_delete(family: &str, table: &str) -> Result<(), String> {
+    // The C locale: "missing" is told by strerror's text, which is localized.
+    let out = Command::new("nft")
+        .args(["delete", "table", family, table])
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| format!("cannot run nft: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || stderr.contains("No such file or directory") {
+        Ok(())
+    } else {
+        Err(format!("nft delete table {family} {table}: {}", stderr.trim()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TeardownError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("lab down left things behind:\n  {}", .0.join("\n  "))]
+    Leftovers(Vec<String>),
+}
+
+/// Undo lab `name`'s journal: everything `lab up` made on this host.
+pub fn tear_down(name: &str) -> Result<(), TeardownError> {
+    let journal = super::journal_path(name);
+    let entries = super::journal::read(&journal)?;
+    // Directories holding the journal go last, once all else is gone: if
+    // something is left, the journal stays for the next `down`.
+    let (outer, inner): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| holds(e, &journal));
+    let mut problems = undo(&inner);
+    if !problems.is_empty() {
+        // Something may still have been settling (a process exiting, a
+        // device going with its peer): one more try before giving up.
+        tracing::info!(?problems, "lab down: trying once more");
+        sleep(Duration::from_secs(1));
+        problems = undo(&inner);
+    }
+    if !problems.is_empty() {
+        return Err(TeardownError::Leftovers(problems));
+    }
+    let dir = super::dir(name);
+    fs::remove_dir_all(&dir)
+        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+        .map_err(|e| {
+            TeardownError::Leftovers(vec![format!("cannot remove {}: {e}", dir.display())])
+        })?;
+    let problems = undo(&outer);
+    if !problems.is_empty() {
+        return Err(TeardownError::Leftovers(problems));
+    }
+    Ok(())
+}
+
+/// A path entry that is `file` or one of its parent directories.
+fn holds(entry: &Entry, file: &Path) -> bool {
+    match entry {
+        Entry::Path { path } | Entry::Tree { path } => file.starts_with(path),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

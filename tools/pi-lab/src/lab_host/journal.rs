@@ -1,4 +1,4 @@
-//! The fleet's journal: every object `lab up` makes is written down (and
+//! A lab's journal: every object `lab up` makes is written down (and
 //! flushed to disk) *before* it is made, so `lab down` can remove all of it
 //! even when `up` died halfway. One JSON object per line; a torn last line
 //! from a crash is ignored.
@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Entry {
+    /// Where the lab runs: the first entry `lab up` writes, before it
+    /// makes anything ([`super::RunsOn::detect_in`] reads it).
+    RunsOn { place: super::RunsOn },
     /// A file, or a directory removed only when empty (shared with others).
     Path { path: PathBuf },
     /// A directory pi-lab owns with everything in it.
