@@ -235,9 +235,146 @@ fn boards_run_the_lab_end_to_end(image: &Path) {
         assert_eq!(frr.trim(), "inactive", "hosts run no routing stack");
     }
 
+    working_in_the_lab(&state, file, names);
+
     let down = pi_lab(&state, &["lab", "down", file]);
     assert!(down.status.success(), "lab down failed");
     assert_nothing_left(&state, lab);
+}
+
+/// The commands for working inside a lab, on boards (over SSH with the
+/// lab's key): connect (exit codes, `--all`), a capture from two boards, a
+/// 20 ms delay on the VLAN link seen in ping times (the boards' Debian
+/// kernel has netem), and a route typed into leaf1's vtysh that is still
+/// there after leaf1 reboots.
+fn working_in_the_lab(state: &Path, file: &str, names: &[&str]) {
+    let connect = |node: &str, command: &[&str]| {
+        let mut args = vec!["lab", "connect", file, node, "--"];
+        args.extend(command);
+        pi_lab(state, &args)
+    };
+    let out = connect("leaf1", &["sh", "-c", "ip -br link show eth0.101; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "connect passes the command's exit code on");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("eth0.101"));
+    let all = pi_lab(state, &["lab", "connect", file, "--all", "--", "hostname"]);
+    assert!(all.status.success(), "connect --all");
+    let said = String::from_utf8_lossy(&all.stdout);
+    for name in names {
+        assert!(said.lines().any(|l| l == format!("{name}: {name}")), "{name}:\n{said}");
+    }
+
+    let leaf2 = port_address(state, file, "leaf2", "eth0.101");
+    board_capture_holds_the_pings(state, file, &leaf2);
+
+    let fastest = |out: Output| -> f64 {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let rtt = text.lines().find_map(|l| l.split_once("rtt min/avg/max/mdev = "));
+        let min = rtt.and_then(|(_, v)| v.split('/').next()?.parse().ok());
+        min.unwrap_or_else(|| panic!("no ping times in:\n{text}"))
+    };
+    let ping = ["ping", "-c", "10", "-i", "0.2", "-W", "3", leaf2.as_str()];
+    let impair = pi_lab(state, &["lab", "impair", file, "leaf1:eth0.101", "--delay", "20ms"]);
+    assert!(impair.status.success(), "lab impair on a board");
+    let delayed = fastest(connect("leaf1", &ping));
+    let clear = pi_lab(state, &["lab", "impair", file, "leaf1:eth0.101", "--clear"]);
+    assert!(clear.status.success(), "lab impair --clear on a board");
+    let plain = fastest(connect("leaf1", &ping));
+    eprintln!("leaf1 -> leaf2 fastest ping: {delayed} ms with 20 ms delay, {plain} ms without");
+    assert!(delayed >= 20.0, "a 20 ms delay, yet a ping took {delayed} ms");
+    assert!(plain < 20.0, "the delay is cleared, yet no ping was under 20 ms ({plain} ms)");
+
+    hand_change_survives_a_reboot(state, file, &connect);
+}
+
+/// `NODE:PORT`'s address in the lab, without its prefix length.
+fn port_address(state: &Path, file: &str, node: &str, port: &str) -> String {
+    let v = json(&pi_lab(state, &["lab", "render", "--json", file, node]));
+    let ifaces = v["config"]["interfaces"].as_array().unwrap();
+    let iface = ifaces.iter().find(|i| i["name"] == port).unwrap();
+    iface["address"].as_str().unwrap().split('/').next().unwrap().to_string()
+}
+
+/// `pi-lab capture` on both ends of the VLAN link while leaf1 pings leaf2:
+/// tcpdump runs on each board over SSH, the pcapng names both ports.
+fn board_capture_holds_the_pings(state: &Path, file: &str, leaf2: &str) {
+    let pcap = state.join("boards.pcapng");
+    let pcap_arg = pcap.to_str().unwrap();
+    let mut capture = Command::new(bin("pi-lab"))
+        .current_dir(workspace())
+        .env("PI_LAB_STATE_DIR", state)
+        .env_remove("PI_LAB_TOKEN")
+        .args(["capture", file, "leaf1:eth0.101", "leaf2:eth0.101", "--filter", "icmp"])
+        .args(["--count", "6", "-w", pcap_arg])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // tcpdump starts over SSH on each board (seconds on an emulated one):
+    // ping until the capture has its packets.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while capture.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        pi_lab(
+            state,
+            &["lab", "connect", file, "leaf1", "--", "ping", "-c", "5", "-i", "0.5", leaf2],
+        );
+    }
+    if capture.try_wait().unwrap().is_none() {
+        let _ = capture.kill();
+    }
+    let out = capture.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "capture from boards:\n{said}");
+    let tshark = Command::new("tshark")
+        .args(["-r", pcap_arg, "-T", "fields", "-e", "frame.interface_name", "-e", "icmp.type"])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&tshark.stdout).into_owned();
+    assert!(tshark.status.success(), "tshark cannot read the capture");
+    assert_eq!(seen.lines().count(), 6, "{seen}");
+    for port in ["leaf1:eth0.101", "leaf2:eth0.101"] {
+        assert!(seen.lines().any(|l| l.starts_with(&format!("{port}\t"))), "{port}:\n{seen}");
+    }
+}
+
+/// A static route typed into leaf1's vtysh: status shows leaf1 as hand-
+/// changed, and after leaf1 reboots (its agent starts again and applies
+/// its config), the route is still in FRR's running config.
+fn hand_change_survives_a_reboot(
+    state: &Path,
+    file: &str,
+    connect: &dyn Fn(&str, &[&str]) -> Output,
+) {
+    const ROUTE: &str = "ip route 10.99.0.0/24 Null0";
+    let typed = connect("leaf1", &["vtysh", "-c", "configure terminal", "-c", ROUTE]);
+    assert!(typed.status.success(), "vtysh on leaf1");
+    let drift = || {
+        let status = json(&pi_lab(state, &["status", file, "--json"]));
+        let leaf1 = status.as_array().unwrap().iter().find(|n| n["node"] == "leaf1").cloned();
+        leaf1.map(|n| n["drift"].clone()).unwrap_or_default()
+    };
+    let hand_changed = |d: &serde_json::Value| d.as_str().is_some_and(|d| d.starts_with("hand-"));
+    let until = |secs: u64, what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what} after {secs} s");
+            std::thread::sleep(std::time::Duration::from_secs(5));
+        }
+    };
+    until(120, "status shows no hand change on leaf1", &|| hand_changed(&drift()));
+
+    let boot_id = || {
+        let out = connect("leaf1", &["cat", "/proc/sys/kernel/random/boot_id"]);
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let before = boot_id().expect("leaf1's boot id");
+    // The SSH session may end with the reboot; what counts is the new boot.
+    connect("leaf1", &["systemctl", "reboot"]);
+    until(900, "leaf1 did not boot again", &|| boot_id().is_some_and(|id| id != before));
+    until_healthy(state, file, 600);
+    let running = connect("leaf1", &["vtysh", "-c", "show running-config"]);
+    let running = String::from_utf8_lossy(&running.stdout).into_owned();
+    assert!(running.contains(ROUTE), "the route typed by hand is gone after a reboot:\n{running}");
+    until(120, "status no longer shows leaf1's hand change", &|| hand_changed(&drift()));
 }
 
 /// `status --json` until it exits 0, or its last answer after `secs`.
