@@ -186,7 +186,7 @@ impl<'a> Space<'a> {
                 format!(
                     "{} is too small: {} needed, room for {room}",
                     self.pool,
-                    count_of(free.len(), self.what),
+                    crate::diagnostics::count(free.len(), self.what),
                 ),
             )
             .help(self.grow_help.clone()),
@@ -207,15 +207,6 @@ impl<'a> Space<'a> {
         )
         .help("a displaced address can change when names around it change; pin it with `id` or a fixed address to keep it")
         .code(DISPLACED)
-    }
-}
-
-/// `1 loopback`, `2 loopbacks`, `3 management addresses`.
-fn count_of(n: usize, what: &str) -> String {
-    match (n, what.ends_with('s')) {
-        (1, _) => format!("1 {what}"),
-        (_, true) => format!("{n} {what}es"),
-        (_, false) => format!("{n} {what}s"),
     }
 }
 

@@ -296,17 +296,16 @@ impl fmt::Display for Diagnostics {
         }
         let errors = self.errors().count();
         let warnings = self.warnings().count();
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
         match (errors, warnings) {
             (0, 0) => Ok(()),
-            (0, w) => write!(f, "{}: {}", self.source.file_name, plural(w, "warning")),
-            (e, 0) => write!(f, "{}: {}", self.source.file_name, plural(e, "error")),
+            (0, w) => write!(f, "{}: {}", self.source.file_name, count(w, "warning")),
+            (e, 0) => write!(f, "{}: {}", self.source.file_name, count(e, "error")),
             (e, w) => write!(
                 f,
                 "{}: {}, {}",
                 self.source.file_name,
-                plural(e, "error"),
-                plural(w, "warning")
+                count(e, "error"),
+                count(w, "warning")
             ),
         }
     }
@@ -397,9 +396,25 @@ pub fn list(items: &[&str]) -> String {
     }
 }
 
+/// `1 loopback`, `2 loopbacks`, `3 management addresses`.
+pub fn count(n: usize, what: &str) -> String {
+    match (n, what.ends_with('s')) {
+        (1, _) => format!("1 {what}"),
+        (_, true) => format!("{n} {what}es"),
+        (_, false) => format!("{n} {what}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(count(1, "link"), "1 link");
+        assert_eq!(count(0, "segment"), "0 segments");
+        assert_eq!(count(3, "management address"), "3 management addresses");
+    }
 
     #[test]
     fn line_and_column_count_characters() {

@@ -100,7 +100,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        write!(f, "NodeConfig has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        write!(f, "NodeConfig has {}:", crate::diagnostics::count(n, "problem"))?;
         for e in &self.0 {
             write!(f, "\n  - {e}")?;
         }

@@ -248,13 +248,14 @@ fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
         if !file.warnings().is_empty() {
             eprintln!("{}", warnings_text(file.warnings(), verbose));
         }
+        let count = lab_spec::diagnostics::count;
         println!(
-            "{}: lab {} is valid ({} nodes, {} links, {} segments)",
+            "{}: lab {} is valid ({}, {}, {})",
             args.file.display(),
             lab.name,
-            lab.nodes.len(),
-            lab.links.len(),
-            lab.segments.len()
+            count(lab.nodes.len(), "node"),
+            count(lab.links.len(), "link"),
+            count(lab.segments.len(), "segment")
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ use crate::table::Table;
 /// The plan as people read it.
 pub fn render(plan: &Plan) -> String {
     let m = &plan.management;
-    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let count = lab_spec::diagnostics::count;
     let mut out = format!(
         "lab {}: {}, {}, {}\nmanagement {}, controller {}, gateway {}\n\n",
         plan.lab,
