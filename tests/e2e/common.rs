@@ -141,3 +141,76 @@ pub fn take_down_labs(state: &std::path::Path) {
         }
     }
 }
+
+/// A test's lab file in a folder of its own (see [`fresh_lab_dir`]) with
+/// its own state directory; the lab taken down and the folder removed
+/// however the test ends.
+pub struct LabFiles {
+    pub dir: PathBuf,
+    pub file: PathBuf,
+    /// Whether `up` was tried, so the drop takes the lab down.
+    pub up: bool,
+}
+
+impl LabFiles {
+    /// `text` written as `{name}.toml`, after taking down what a crashed
+    /// run of the same lab left (it would make `up` refuse).
+    pub fn new(name: &str, family: &str, text: &str) -> Self {
+        let dir = fresh_lab_dir(family, &format!("{family}{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("state")).expect("state directory");
+        let file = dir.join(format!("{name}.toml"));
+        std::fs::write(&file, text).expect("write lab file");
+        let lab = LabFiles { dir, file, up: false };
+        let _ = lab.pi_lab(&["lab", "down"]);
+        lab
+    }
+
+    /// `pi-lab ARGS...` with the lab file right after the subcommand, this
+    /// lab's state directory, the agent just built, and nothing from the
+    /// caller's environment that would point elsewhere.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let split = if args.first() == Some(&"lab") { 2 } else { 1 };
+        let mut c = Command::new(bin("pi-lab"));
+        c.args(&args[..split.min(args.len())])
+            .arg(&self.file)
+            .args(args.get(split..).unwrap_or_default())
+            .env("PI_LAB_STATE_DIR", self.dir.join("state"))
+            .env("PI_LAB_AGENT", bin("node-agent"))
+            .env_remove("PI_LAB_TOKEN")
+            .env_remove("PI_LAB_FILE")
+            .env_remove("PI_LAB_SSH_USER");
+        c
+    }
+
+    pub fn pi_lab(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).stdin(std::process::Stdio::null()).output().expect("run pi-lab")
+    }
+
+    pub fn up(&mut self) {
+        let out = self.pi_lab(&["lab", "up", "--timeout", "180"]);
+        self.up = true;
+        assert!(out.status.success(), "lab up failed:\n{}", said(&out));
+    }
+}
+
+impl Drop for LabFiles {
+    fn drop(&mut self) {
+        if self.up {
+            let out = self.pi_lab(&["lab", "down"]);
+            if !out.status.success() {
+                eprintln!("lab down failed:\n{}", said(&out));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A command's exit code and both its outputs, for assertion messages.
+pub fn said(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

@@ -7,11 +7,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::common::{bin, fresh_lab_dir, prerequisites};
+use crate::common::{LabFiles, prerequisites, said};
 
 const LAB: &str = "t5ops";
 
@@ -88,43 +87,12 @@ access = ["leaf1:eth3", "leaf2:eth3"]
 
 /// The lab's files, and the fleet torn down however the test ends.
 struct Fleet {
-    dir: PathBuf,
-    file: PathBuf,
-    up: bool,
+    lab: LabFiles,
 }
 
 impl Fleet {
     fn new() -> Self {
-        let dir = fresh_lab_dir("t5-fleet-ops-", &format!("t5-fleet-ops-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("state")).expect("temp dir");
-        let file = dir.join("t5ops.toml");
-        std::fs::write(&file, LAB_FILE).expect("write lab file");
-        let fleet = Fleet { dir, file, up: false };
-        // A leftover from a crashed run would make `up` refuse.
-        let _ = fleet.pi_lab(&["lab", "down"]);
-        fleet
-    }
-
-    /// `pi-lab ARGS... FILE-after-the-subcommand`, with this lab's state.
-    fn pi_lab(&self, args: &[&str]) -> Output {
-        let split = if args.first() == Some(&"lab") { 2 } else { 1 };
-        let mut full: Vec<&str> = args[..split].to_vec();
-        let file = self.file.to_string_lossy().into_owned();
-        full.push(&file);
-        full.extend(&args[split..]);
-        Command::new(bin("pi-lab"))
-            .args(&full)
-            .env("PI_LAB_STATE_DIR", self.dir.join("state"))
-            .env("PI_LAB_AGENT", bin("node-agent"))
-            .env_remove("PI_LAB_TOKEN")
-            .output()
-            .expect("run pi-lab")
-    }
-
-    fn up(&mut self) {
-        let out = self.pi_lab(&["lab", "up", "--timeout", "180"]);
-        self.up = true;
-        assert!(out.status.success(), "lab up failed:\n{}", said(&out));
+        Fleet { lab: LabFiles::new(LAB, "t5-fleet-ops-", LAB_FILE) }
     }
 
     fn token(&self) -> String {
@@ -164,26 +132,19 @@ impl Fleet {
     }
 }
 
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        if self.up {
-            let out = self.pi_lab(&["lab", "down"]);
-            if !out.status.success() {
-                eprintln!("lab down failed:\n{}", said(&out));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Fleet {
+    type Target = LabFiles;
+    fn deref(&self) -> &LabFiles {
+        &self.lab
     }
 }
 
-fn said(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+impl std::ops::DerefMut for Fleet {
+    fn deref_mut(&mut self) -> &mut LabFiles {
+        &mut self.lab
+    }
 }
+
 
 /// One raw HTTP request; (status, body).
 fn http(addr: SocketAddr, request: &str) -> (u16, String) {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, fresh_lab_dir, prerequisites};
+use crate::common::{LabFiles, bin, prerequisites, said};
 
 const LAB: &str = "t6hand";
 const R1: &str = "t6hand-r1";
@@ -42,50 +42,18 @@ const DESCRIPTION: &str = "description typed-by-hand";
 
 /// The lab's files, and the fleet torn down however the test ends.
 struct Fleet {
-    dir: PathBuf,
-    file: PathBuf,
-    up: bool,
+    lab: LabFiles,
     /// r1's agent as the test restarted it (reaped when the fleet goes).
     restarted: Option<Child>,
 }
 
 impl Fleet {
     fn new() -> Self {
-        let dir = fresh_lab_dir("t6-hand-", &format!("t6-hand-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("state")).expect("temp dir");
-        let file = dir.join("t6hand.toml");
-        std::fs::write(&file, LAB_FILE).expect("write lab file");
-        let fleet = Fleet { dir, file, up: false, restarted: None };
-        // A leftover from a crashed run would make `up` refuse.
-        let _ = fleet.pi_lab(&["lab", "down"]);
-        fleet
-    }
-
-    /// `pi-lab ARGS... FILE-after-the-subcommand`, with this lab's state.
-    fn pi_lab(&self, args: &[&str]) -> Output {
-        self.pi_lab_with(args, &[])
+        Fleet { lab: LabFiles::new(LAB, "t6-hand-", LAB_FILE), restarted: None }
     }
 
     fn pi_lab_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let split = if args.first() == Some(&"lab") { 2 } else { 1 };
-        let mut full: Vec<&str> = args[..split].to_vec();
-        let file = self.file.to_string_lossy().into_owned();
-        full.push(&file);
-        full.extend(&args[split..]);
-        Command::new(bin("pi-lab"))
-            .args(&full)
-            .env("PI_LAB_STATE_DIR", self.dir.join("state"))
-            .env("PI_LAB_AGENT", bin("node-agent"))
-            .env_remove("PI_LAB_TOKEN")
-            .envs(env.iter().copied())
-            .output()
-            .expect("run pi-lab")
-    }
-
-    fn up(&mut self) {
-        let out = self.pi_lab(&["lab", "up", "--timeout", "180"]);
-        self.up = true;
-        assert!(out.status.success(), "lab up failed:\n{}", said(&out));
+        self.command(args).envs(env.iter().copied()).output().expect("run pi-lab")
     }
 
     fn fleet_dir(&self) -> PathBuf {
@@ -163,30 +131,28 @@ impl Fleet {
 
 impl Drop for Fleet {
     fn drop(&mut self) {
-        // `lab down` stops every process in the lab's namespaces, the
-        // restarted agent too.
-        if self.up {
-            let out = self.pi_lab(&["lab", "down"]);
-            if !out.status.success() {
-                eprintln!("lab down failed:\n{}", said(&out));
-            }
-        }
+        // `lab down` (as the lab files go) stops every process in the
+        // lab's namespaces; this reaps the agent the test started.
         if let Some(mut agent) = self.restarted.take() {
             let _ = agent.kill();
             let _ = agent.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-fn said(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+impl std::ops::Deref for Fleet {
+    type Target = LabFiles;
+    fn deref(&self) -> &LabFiles {
+        &self.lab
+    }
 }
+
+impl std::ops::DerefMut for Fleet {
+    fn deref_mut(&mut self) -> &mut LabFiles {
+        &mut self.lab
+    }
+}
+
 
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

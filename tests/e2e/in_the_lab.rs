@@ -9,11 +9,11 @@
 //! test's own.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{bin, fresh_lab_dir, prerequisites};
+use crate::common::{LabFiles, prerequisites, said};
 
 const LAB: &str = "t9inlab";
 
@@ -62,46 +62,12 @@ access = ["leaf1:eth2", "leaf2:eth2"]
 
 /// The lab's files, and the fleet torn down however the test ends.
 struct Fleet {
-    dir: PathBuf,
-    file: PathBuf,
-    up: bool,
+    lab: LabFiles,
 }
 
 impl Fleet {
     fn new() -> Self {
-        let dir = fresh_lab_dir("t9-in-the-lab-", &format!("t9-in-the-lab-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("state")).expect("temp dir");
-        let file = dir.join("t9inlab.toml");
-        std::fs::write(&file, LAB_FILE).expect("write lab file");
-        let fleet = Fleet { dir, file, up: false };
-        let _ = fleet.pi_lab(&["lab", "down"]);
-        fleet
-    }
-
-    /// `pi-lab ARGS...` with the lab file after the subcommand.
-    fn command(&self, args: &[&str]) -> Command {
-        let split = if args.first() == Some(&"lab") { 2 } else { 1 };
-        let file = self.file.to_string_lossy().into_owned();
-        let mut c = Command::new(bin("pi-lab"));
-        c.args(&args[..split])
-            .arg(&file)
-            .args(&args[split..])
-            .env("PI_LAB_STATE_DIR", self.dir.join("state"))
-            .env("PI_LAB_AGENT", bin("node-agent"))
-            .env_remove("PI_LAB_TOKEN")
-            .env_remove("PI_LAB_FILE")
-            .env_remove("PI_LAB_SSH_USER");
-        c
-    }
-
-    fn pi_lab(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().expect("run pi-lab")
-    }
-
-    fn up(&mut self) {
-        let out = self.pi_lab(&["lab", "up", "--timeout", "180"]);
-        self.up = true;
-        assert!(out.status.success(), "lab up failed:\n{}", said(&out));
+        Fleet { lab: LabFiles::new(LAB, "t9-in-the-lab-", LAB_FILE) }
     }
 
     /// A command in `node`'s namespace, straight through `ip netns exec`:
@@ -165,26 +131,19 @@ impl Fleet {
     }
 }
 
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        if self.up {
-            let out = self.pi_lab(&["lab", "down"]);
-            if !out.status.success() {
-                eprintln!("lab down failed:\n{}", said(&out));
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Fleet {
+    type Target = LabFiles;
+    fn deref(&self) -> &LabFiles {
+        &self.lab
     }
 }
 
-fn said(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+impl std::ops::DerefMut for Fleet {
+    fn deref_mut(&mut self) -> &mut LabFiles {
+        &mut self.lab
+    }
 }
+
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
