@@ -3,6 +3,7 @@
 //! Each module is one thing a user does; `main.rs` only parses the command
 //! line and hands over to them.
 
+pub mod bmap;
 pub mod capture;
 pub mod cli;
 pub mod connect;
