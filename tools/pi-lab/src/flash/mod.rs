@@ -545,28 +545,19 @@ fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A scratch folder for unit tests, removed when dropped.
+/// A private scratch folder for unit tests (tempfile), removed when dropped.
 #[cfg(test)]
 #[derive(Debug)]
-pub(crate) struct TestDir(PathBuf);
+pub(crate) struct TestDir(tempfile::TempDir);
 
 #[cfg(test)]
 impl TestDir {
     pub(crate) fn new(name: &str) -> TestDir {
-        let dir = std::env::temp_dir().join(format!("pi-lab-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create test folder");
-        TestDir(dir)
+        let dir = tempfile::Builder::new().prefix(&format!("pi-lab-{name}-")).tempdir();
+        TestDir(dir.expect("create test folder"))
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }

@@ -273,14 +273,6 @@ pub(crate) mod tests {
         )
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("pi-lab-runs-on-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn select_names_unknown_nodes() {
         let fleet = two_node_client();
@@ -293,15 +285,15 @@ pub(crate) mod tests {
 
     #[test]
     fn the_fleet_journal_decides_where_a_lab_runs() {
-        let dir = scratch("journal");
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::Boards, "no state: boards");
-        let journal = crate::fleet::journal_in(&dir);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        assert_eq!(RunsOn::detect_in(dir), RunsOn::Boards, "no state: boards");
+        let journal = crate::fleet::journal_in(dir);
         std::fs::create_dir_all(journal.parent().unwrap()).unwrap();
         std::fs::write(&journal, "").unwrap();
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::VirtualFleet);
+        assert_eq!(RunsOn::detect_in(dir), RunsOn::VirtualFleet);
         std::fs::create_dir_all(journal.with_file_name("boards")).unwrap();
-        assert_eq!(RunsOn::detect_in(&dir), RunsOn::EmulatedBoards);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(RunsOn::detect_in(dir), RunsOn::EmulatedBoards);
     }
 
     #[test]
