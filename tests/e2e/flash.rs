@@ -17,26 +17,21 @@ const FAT_OFFSET: &str = "4M";
 const IMAGE_TOOLS: &[&str] =
     &["sfdisk", "mkfs.vfat", "fsck.vfat", "mcopy", "mtype", "bmaptool", "zstd", "xz", "gzip"];
 
-/// A scratch folder, removed afterwards.
-struct Scratch(PathBuf);
+/// A private scratch folder (unguessable name), removed afterwards.
+struct Scratch(tempfile::TempDir);
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("pi-lab-e2e-flash-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        Scratch(
+            tempfile::Builder::new()
+                .prefix(&format!("pi-lab-e2e-flash-{name}-"))
+                .tempdir()
+                .unwrap(),
+        )
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name)
     }
 }
 
@@ -388,7 +383,7 @@ fn a_corrupted_or_truncated_image_stops_before_the_partition_table() {
         assert!(t["state"].as_str().unwrap().contains("partial copy was removed"), "{t}");
         assert_eq!(std::fs::read(&card).unwrap(), b"old card");
         assert_eq!(
-            std::fs::read_dir(&scratch.0)
+            std::fs::read_dir(scratch.0.path())
                 .unwrap()
                 .filter(|e| {
                     e.as_ref().unwrap().file_name().to_string_lossy().ends_with("pi-lab-partial")
@@ -500,6 +495,115 @@ fn a_bmap_that_does_not_fit_the_image_is_refused() {
     let (code, _, stderr) = flash(&[s(&img), "--bmap", s(&edited), "--to", s(&card)]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("the bmap's own checksum does not match"), "{stderr}");
+}
+
+/// Replaces the test image's bmap with pi-lab's own: made by the pass
+/// `image build` runs over every image it builds (range checksums, zstd).
+fn pi_lab_bmap(scratch: &Scratch, img: &Path) -> PathBuf {
+    let zst = scratch.path("pi-lab.img.zst");
+    let cancel = pi_lab::image::progress::Cancel::never();
+    let packed = pi_lab::image::pack::pack(img, &zst, &cancel).unwrap();
+    std::fs::write(bmap_of(img), packed.bmap).unwrap();
+    bmap_of(img)
+}
+
+fn bmaptool_copy(bmap: &Path, img: &Path, to: &Path) -> Output {
+    Command::new("bmaptool").args(["copy", "--bmap", s(bmap), s(img), s(to)]).output().unwrap()
+}
+
+#[test]
+fn a_flipped_byte_in_a_pi_lab_image_is_refused_by_pi_lab_and_bmaptool() {
+    if !prerequisites(
+        "a_flipped_byte_in_a_pi_lab_image_is_refused_by_pi_lab_and_bmaptool",
+        false,
+        IMAGE_TOOLS,
+    ) {
+        return;
+    }
+    let scratch = Scratch::new("flipped");
+    let img = make_image(&scratch, 4);
+    let bmap = pi_lab_bmap(&scratch, &img);
+    let map = pi_lab::bmap::Bmap::load(&bmap).unwrap();
+    assert!(map.ranges.iter().all(|r| r.checksum.is_some()), "every range has its checksum");
+
+    // As built, both tools write it and check every range.
+    let card = scratch.path("card.img");
+    let (code, json, stderr) = flash(&[s(&img), "--bmap", s(&bmap), "--to", s(&card), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(target_report(&json, 0)["verified"], true);
+    assert_eq!(std::fs::read(&card).unwrap(), std::fs::read(&img).unwrap());
+    let by_bmaptool = scratch.path("bmaptool.img");
+    let out = bmaptool_copy(&bmap, &img, &by_bmaptool);
+    assert!(out.status.success(), "bmaptool: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&by_bmaptool).unwrap(), std::fs::read(&img).unwrap());
+
+    // One byte flipped inside the data at 60 MiB.
+    let flipped = scratch.path("flipped.img");
+    std::fs::copy(&img, &flipped).unwrap();
+    let at = 60 * MIB + 12345;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&flipped).unwrap();
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x01], at).unwrap();
+    drop(file);
+    let block = at / 4096;
+    let range = map.ranges.iter().find(|r| (r.first..=r.last).contains(&block)).unwrap();
+    let blocks = format!("blocks {}-{}", range.first, range.last);
+
+    let old = b"an old card".to_vec();
+    std::fs::write(&card, &old).unwrap();
+    let (code, json, stderr) =
+        flash(&[s(&flipped), "--bmap", s(&bmap), "--to", s(&card), "--json"]);
+    assert_eq!(code, 1, "{stderr}");
+    let err = json["image_error"].as_str().unwrap();
+    assert!(err.contains(&format!("{blocks} (bytes ")), "names the range: {err}");
+    assert!(err.contains("do not match the bmap") && err.contains("flash again"), "{err}");
+    let t = target_report(&json, 0);
+    assert_eq!(t["ok"], false);
+    assert!(t["state"].as_str().unwrap().contains("the file is as it was before"), "{t}");
+    assert_eq!(std::fs::read(&card).unwrap(), old, "the card file is untouched");
+    // The same in the table a person reads.
+    let out = Command::new(bin("pi-lab"))
+        .args(["flash", s(&flipped), "--bmap", s(&bmap), "--to", s(&card)])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{table}");
+    assert!(table.contains("FAILED") && table.contains(&format!("image: {blocks} ")), "{table}");
+
+    let out = bmaptool_copy(&bmap, &flipped, &scratch.path("bmaptool-flipped.img"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "bmaptool must refuse the flipped image: {said}");
+    assert!(
+        said.contains(&format!(
+            "checksum mismatch for blocks range {}-{}",
+            range.first, range.last
+        )),
+        "{said}"
+    );
+}
+
+#[test]
+fn a_bmap_without_range_checksums_is_used_and_the_card_read_back() {
+    if !prerequisites(
+        "a_bmap_without_range_checksums_is_used_and_the_card_read_back",
+        false,
+        IMAGE_TOOLS,
+    ) {
+        return;
+    }
+    let scratch = Scratch::new("nochecksum");
+    let img = make_image(&scratch, 2);
+    let bmap = bmap_of(&img);
+    run(Command::new("bmaptool").args(["create", "--no-checksum", "-o", s(&bmap), s(&img)]));
+    assert!(!std::fs::read_to_string(&bmap).unwrap().contains("chksum="));
+    let card = scratch.path("card.img");
+    let (code, json, stderr) = flash(&[s(&img), "--to", s(&card), "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["bmap"].as_str(), Some(s(&bmap)));
+    assert!(stderr.contains("has no range checksums"), "{stderr}");
+    assert_eq!(target_report(&json, 0)["verified"], true, "read back instead");
+    assert_mapped_equal(&img, &card, false);
 }
 
 #[test]
@@ -810,7 +914,7 @@ fn ctrl_c_stops_cleanly_and_leaves_no_partial_file() {
     let t = target_report(&json, 0);
     assert!(t["state"].as_str().unwrap().contains("partial copy was removed"), "{t}");
     assert!(!card.exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&scratch.0)
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.0.path())
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().contains("pi-lab-partial"))

@@ -274,6 +274,9 @@ fn image_outputs_agree_with_bmaptool_zstd_and_sha256sum() {
     assert!(
         bmap.contains("<bmap version=\"2.0\">") && bmap.contains("<BlockSize> 4096 </BlockSize>")
     );
+    // bmaptool checks only ranges with a `chksum` attribute: every one has it.
+    let ranges = bmap.matches("<Range").count();
+    assert!(ranges > 0 && bmap.matches("<Range chksum=\"").count() == ranges, "{bmap}");
     let mapped = b.summary["mapped_size"].as_u64().unwrap();
     assert!(mapped > 200 << 20 && mapped < 1536 << 20, "mapped {mapped}");
     let unz = Command::new("sh")

@@ -239,7 +239,8 @@ mod tests {
 
     #[test]
     fn out_file_is_replaced_whole() {
-        let dir = std::env::temp_dir().join(format!("t5-inventory-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("targets.json");
         write_atomic(&path, "[]\n").unwrap();

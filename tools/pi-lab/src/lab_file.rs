@@ -196,12 +196,12 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
     }
 
-    fn scratch(name: &str, text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("pi-lab-labfile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+    /// `text` as file `name` in a private folder, removed with the folder.
+    fn scratch(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        path
+        (dir, path)
     }
 
     #[test]
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn an_invalid_lab_gives_its_findings_with_positions() {
-        let path = scratch(
+        let (_dir, path) = scratch(
             "broken.toml",
             "name = \"broken\"\n[nodes.r1]\nrole = \"router\"\nasn = 100\n\
              [[links]]\na = \"r1:eth1\"\nb = \"r9:eth1\"\n",
@@ -243,9 +243,10 @@ mod tests {
 
     #[test]
     fn name_only_reads_a_file_that_does_not_validate() {
-        let path = scratch("name.toml", "name = \"still-here\"\n[nodes.r1]\nrole = \"nonsense\"\n");
+        let (_dir, path) =
+            scratch("name.toml", "name = \"still-here\"\n[nodes.r1]\nrole = \"nonsense\"\n");
         assert_eq!(name_only(&path).unwrap(), "still-here");
-        let path = scratch("noname.toml", "[nodes]\n");
+        let (_dir, path) = scratch("noname.toml", "[nodes]\n");
         assert!(name_only(&path).unwrap_err().to_string().contains("no `name"));
     }
 }

@@ -4,6 +4,7 @@
 //! line and hands over to them.
 
 pub mod agent_client;
+pub mod bmap;
 pub mod capture;
 pub mod cli;
 pub mod connect;

@@ -273,7 +273,8 @@ mod tests {
             eprintln!("SKIP sfdisk missing (package fdisk)");
             return;
         }
-        let path = std::env::temp_dir().join(format!("pi-lab-mbr-{}.img", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("pi-lab-mbr.img");
         let file = File::create(&path).unwrap();
         file.set_len(2 << 30).unwrap();
         file.write_all_at(&card_table().to_bytes(), 0).unwrap();

@@ -29,8 +29,8 @@ mod tests {
         assert!(on_path("sh"));
         assert!(find("sh").is_some_and(|p| p.is_absolute() || p.starts_with(".")));
         assert!(!on_path("pi-lab-no-such-program"));
-        let file =
-            std::env::temp_dir().join(format!("pi-lab-not-a-program-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("pi-lab-not-a-program");
         std::fs::write(&file, "data").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(!executable(&file));

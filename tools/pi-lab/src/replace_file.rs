@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn replaces_whole_with_mode_and_leaves_no_temp_file() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-replace-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("file");
         replace(&path, b"one\n", 0o600, None).unwrap();

@@ -170,7 +170,8 @@ mod tests {
 
     #[test]
     fn token_is_made_once_and_kept_private() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-secrets-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let path = dir.join("token");
         fs::create_dir_all(&dir).unwrap();
         let token = random_hex(32).unwrap();

@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn the_tail_shows_the_last_lines_without_raw_control_characters() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-console-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("console.log");
         std::fs::write(&log, "one\r\ntwo\r\n\x1b[0;32m  OK  \x1b[0m three\r\n").unwrap();

@@ -330,20 +330,22 @@ mod tests {
 
     /// A board r1 in a fresh directory, its "emulator" a real process to
     /// stop (pid 0 would be this test's own process group).
-    fn cycling(name: &str) -> (PathBuf, Layout, Journal, std::process::Child, BoardState) {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let layout = Layout::new(&dir);
+    fn cycling(
+        name: &str,
+    ) -> (tempfile::TempDir, Layout, Journal, std::process::Child, BoardState) {
+        let tmp = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().unwrap();
+        let dir = tmp.path();
+        let layout = Layout::new(dir);
         fs::create_dir_all(layout.node("r1")).unwrap();
         let journal = Journal::create(&dir.join("journal.jsonl")).unwrap();
         let old = std::process::Command::new("sleep").arg("60").spawn().unwrap();
-        let b = BoardState::new(&config("r1", &[]), old.id(), spec(&dir));
-        (dir, layout, journal, old, b)
+        let b = BoardState::new(&config("r1", &[]), old.id(), spec(dir));
+        (tmp, layout, journal, old, b)
     }
 
     #[test]
     fn a_board_whose_card_reads_back_corrupt_gets_its_card_written_again() {
-        let (dir, layout, mut journal, mut old, mut b) = cycling("pi-lab-bad-card");
+        let (_dir, layout, mut journal, mut old, mut b) = cycling("pi-lab-bad-card");
         let log = "[  133.683312] EXT4-fs error (device mmcblk0p2): ext4_lookup:1821: inode #4936";
         assert!(console::card_corrupted(log));
         assert!(!console::card_corrupted("EXT4-fs (mmcblk0p2): mounted filesystem"));
@@ -367,7 +369,6 @@ mod tests {
             err.to_string().contains("r1 read its root file system back corrupt 4 times"),
             "{err}"
         );
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -387,12 +388,11 @@ mod tests {
         }
         assert!(!process_alive(old.id()), "the old emulator was not stopped");
         old.wait().unwrap();
-        let journaled = crate::lab_host::journal::read(&dir.join("journal.jsonl")).unwrap();
+        let journaled = crate::lab_host::journal::read(&dir.path().join("journal.jsonl")).unwrap();
         assert_eq!(journaled.len(), MAX_POWER_CYCLES as usize, "{journaled:?}");
         let err = power_cycle(program, &mut b, &layout, &mut journal, Cycle::NoNic, || Ok(()))
             .unwrap_err();
         assert!(err.to_string().contains("r1 came up without its network port 4 times"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

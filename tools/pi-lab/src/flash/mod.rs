@@ -1,12 +1,12 @@
 //! `pi-lab flash`: write an image to SD cards, verified, each with its own identity.
 //!
 //! One decompression stream feeds every card in parallel ([`write`]); only
-//! mapped blocks are written ([`bmap`]), with direct I/O ([`target`]), the
+//! mapped blocks are written ([`crate::bmap`]), each range checked against
+//! its checksum as it streams, with direct I/O ([`target`]), the
 //! partition table last. Then each card is read back ([`verify`]) and gets
 //! its node's identity in the FAT partition ([`identity`]). [`safety`]
 //! decides which disks may be touched at all.
 
-pub mod bmap;
 pub mod identity;
 pub mod report;
 pub mod safety;
@@ -26,13 +26,13 @@ use lab_spec::NodeConfig;
 use crate::lab_file::CompiledLab;
 use crate::table::Table;
 
-use self::bmap::Bmap;
 use self::identity::Identity;
 use self::report::{Bars, FlashReport, TargetReport};
 use self::safety::{DiskFacts, FactSource, Overrides, SysFacts};
 use self::source::Source;
 use self::target::{Target, TargetKind};
 use self::write::{Msg, Plan, Stage};
+use crate::bmap::{self, Bmap};
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
@@ -204,31 +204,42 @@ pub fn write_card_files(
     flash(image, bmap.as_ref(), source, &plan, &targets, &identities, true, quiet)
 }
 
-fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<Bmap>, FlashError> {
+/// A bmap and the file it came from.
+struct BmapFile {
+    path: PathBuf,
+    bmap: Bmap,
+}
+
+fn load_bmap(image: &Path, given: Option<&Path>) -> Result<Option<BmapFile>, FlashError> {
     let path = match given {
-        Some(p) => Some(p.to_path_buf()),
-        None => source::find_bmap(image),
+        Some(p) => p.to_path_buf(),
+        None => match source::find_bmap(image) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
     };
-    match path {
-        Some(p) => {
-            tracing::info!("using bmap {}", p.display());
-            Ok(Some(Bmap::load(&p)?))
-        }
-        None => Ok(None),
+    tracing::info!("using bmap {}", path.display());
+    let bmap = Bmap::load(&path)?;
+    if !bmap.has_range_checksums() {
+        tracing::warn!(
+            "bmap {} has no range checksums: only reading the cards back checks what was written",
+            path.display()
+        );
     }
+    Ok(Some(BmapFile { path, bmap }))
 }
 
 /// What to stream, and the up-front check that bmap and image belong together.
-fn plan(source: &Source, bmap: Option<&Bmap>) -> Result<Plan, FlashError> {
+fn plan(source: &Source, bmap: Option<&BmapFile>) -> Result<Plan, FlashError> {
     match bmap {
-        Some(b) => {
+        Some(BmapFile { path, bmap: b }) => {
             if let Some(raw) = source.raw_size
                 && raw != b.image_size
             {
                 return Err(FlashError::Usage(format!(
                     "the bmap {} is for an image of {} bytes but the image is {raw} bytes: \
                      it belongs to another image; give the right one with --bmap",
-                    b.path.display(),
+                    path.display(),
                     b.image_size
                 )));
             }
@@ -392,7 +403,7 @@ fn confirm(devices: &[DiskFacts]) -> Result<(), FlashError> {
 #[allow(clippy::too_many_arguments)]
 fn flash(
     image: &Path,
-    bmap: Option<&Bmap>,
+    bmap: Option<&BmapFile>,
     mut source: Source,
     plan: &Plan,
     targets: &[PathBuf],
@@ -534,28 +545,19 @@ fn list(facts: &dyn FactSource, json: bool) -> Result<ExitCode, FlashError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A scratch folder for unit tests, removed when dropped.
+/// A private scratch folder for unit tests (tempfile), removed when dropped.
 #[cfg(test)]
 #[derive(Debug)]
-pub(crate) struct TestDir(PathBuf);
+pub(crate) struct TestDir(tempfile::TempDir);
 
 #[cfg(test)]
 impl TestDir {
     pub(crate) fn new(name: &str) -> TestDir {
-        let dir = std::env::temp_dir().join(format!("pi-lab-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create test folder");
-        TestDir(dir)
+        let dir = tempfile::Builder::new().prefix(&format!("pi-lab-{name}-")).tempdir();
+        TestDir(dir.expect("create test folder"))
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-#[cfg(test)]
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }

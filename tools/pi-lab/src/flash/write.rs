@@ -8,9 +8,9 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::bmap::{ByteRange, ChecksumKind};
 use super::source::{Source, SourceError};
 use super::target::{AlignedBuf, Target, TargetError};
+use crate::bmap::{ByteRange, ChecksumKind};
 
 /// Bytes per message: large enough for full-speed direct I/O.
 pub const CHUNK: usize = 4 << 20;
@@ -74,10 +74,21 @@ pub enum FeedError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(
-        "image bytes {start}..{end} do not match the bmap: {kind:?} is {actual}, the bmap says {expected} \
-         (the image is corrupted, or the bmap belongs to another image)"
+        "blocks {first_block}-{last_block} (bytes {start}..{end}) of the image do not match the bmap: \
+         their {kind} is {actual}, the bmap says {expected}. The image is corrupted, or the bmap belongs \
+         to another image: nothing after these blocks and no partition table was written. Get a good \
+         copy of the image (build or download it again, check it with SHA256SUMS) and flash again",
+        kind = kind.name()
     )]
-    Checksum { start: u64, end: u64, kind: ChecksumKind, expected: String, actual: String },
+    Checksum {
+        first_block: u64,
+        last_block: u64,
+        start: u64,
+        end: u64,
+        kind: ChecksumKind,
+        expected: String,
+        actual: String,
+    },
     #[error("every target failed; stopped reading the image")]
     NoTargets,
     #[error("interrupted (Ctrl-C)")]
@@ -184,6 +195,8 @@ fn feed_ranges(
             && &actual != expected
         {
             return Err(FeedError::Checksum {
+                first_block: range.first_block,
+                last_block: range.last_block,
                 start: range.start,
                 end: range.end,
                 kind,
@@ -356,6 +369,8 @@ mod tests {
         spans
             .iter()
             .map(|&(s, e)| ByteRange {
+                first_block: s / 4096,
+                last_block: (e - 1) / 4096,
                 start: s,
                 end: e,
                 checksum: Some(hex::encode(Sha256::digest(&data[s as usize..e as usize]))),
@@ -443,7 +458,12 @@ mod tests {
             (fed, r, stage)
         });
         let err = fed.unwrap_err().to_string();
-        assert!(err.contains("bytes 2097152..3145728 do not match the bmap"), "{err}");
+        assert!(
+            err.contains(
+                "blocks 512-767 (bytes 2097152..3145728) of the image do not match the bmap"
+            ),
+            "{err}"
+        );
         assert!(matches!(written, Err(WriteError::Aborted(_))));
         assert_eq!(stage, Stage::Partial);
         let out = std::fs::read(dir.join(".t.img.pi-lab-partial")).unwrap();

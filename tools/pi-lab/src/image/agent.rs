@@ -124,7 +124,8 @@ mod tests {
 
     #[test]
     fn text_file_is_not_elf() {
-        let p = std::env::temp_dir().join(format!("pi-lab-elf-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("pi-lab-elf");
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         assert!(check_elf(&p).unwrap_err().to_string().contains("ELF"));
         std::fs::remove_file(&p).unwrap();

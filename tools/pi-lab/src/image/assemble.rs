@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn place_copies_data_and_keeps_holes_also_across_file_systems() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-place-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         let src = dir.join("src");
         let f = File::create(&src).unwrap();
@@ -279,9 +280,9 @@ mod tests {
         f.write_all_at(b"first", 1 << 20).unwrap();
         f.write_all_at(b"second", 12 << 20).unwrap();
         // /dev/shm is tmpfs: copy_file_range from here refuses (EXDEV).
-        let shm = Path::new("/dev/shm");
-        let targets = [dir.join("dst"), shm.join(format!("pi-lab-place-{}", std::process::id()))];
-        for dst_path in targets.iter().filter(|p| p.parent().is_some_and(Path::is_dir)) {
+        let shm = tempfile::Builder::new().prefix("pi-lab-place-").tempdir_in("/dev/shm").ok();
+        let targets = [Some(dir.join("dst")), shm.as_ref().map(|d| d.path().join("dst"))];
+        for dst_path in targets.iter().flatten() {
             let dst = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -312,7 +313,8 @@ mod tests {
 
     #[test]
     fn data_ranges_skip_holes() {
-        let p = std::env::temp_dir().join(format!("pi-lab-holes-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("pi-lab-holes");
         let f =
             OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&p).unwrap();
         f.set_len(8 << 20).unwrap();

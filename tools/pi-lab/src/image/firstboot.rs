@@ -285,7 +285,8 @@ mod tests {
 
     #[test]
     fn enable_follows_install_section_and_also_across_top_and_base() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-enable-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let (tree, top) = (dir.join("tree"), dir.join("top"));
         let lib = tree.join("usr/lib/systemd/system");
         fs::create_dir_all(&lib).unwrap();
@@ -326,7 +327,8 @@ mod tests {
 
     #[test]
     fn machine_state_is_cleared() {
-        let tree = std::env::temp_dir().join(format!("pi-lab-clear-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().to_path_buf();
         fs::create_dir_all(tree.join("etc/ssh")).unwrap();
         fs::create_dir_all(tree.join("var/lib/dbus")).unwrap();
         fs::write(tree.join("etc/ssh/ssh_host_ed25519_key"), "secret").unwrap();

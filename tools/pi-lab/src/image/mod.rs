@@ -11,7 +11,6 @@
 
 pub mod agent;
 pub mod assemble;
-pub mod bmap;
 pub mod filesystems;
 pub mod firstboot;
 pub mod initramfs;

@@ -30,30 +30,20 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// A private folder under the system's temporary folder, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(RemoveOnDrop);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> Result<Self, ImageError> {
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir)
-            .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
-        Ok(Self(RemoveOnDrop(vec![dir])))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0.0[0]
-    }
+/// A private folder (mode 0700, a new random name: nothing planted in
+/// advance is followed) in `parent`, removed on drop. `image build` runs
+/// as root, so a name another user could guess is never used.
+pub fn private_dir(parent: &Path, prefix: &str) -> Result<tempfile::TempDir, ImageError> {
+    tempfile::Builder::new().prefix(prefix).tempdir_in(parent).map_err(|e| {
+        ImageError::io(format!("creating a folder {prefix}… in {}", parent.display()), e)
+    })
 }
 
-/// `OUT/.NAME.build-PID`: everything of one build until it is complete.
+/// `OUT/.NAME.build-XXXXXX`: everything of one build until it is complete.
 #[derive(Debug)]
 pub struct WorkDir {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     name: String,
-    _guard: RemoveOnDrop,
 }
 
 /// Where the outputs ended up.
@@ -71,23 +61,17 @@ pub const SUFFIXES: &[&str] = &[".img", ".img.zst", ".img.bmap", ".manifest"];
 
 impl WorkDir {
     pub fn new(out: &Path, name: &str) -> Result<Self, ImageError> {
-        let dir = out.join(format!(".{name}.build-{}", std::process::id()));
-        if dir.exists() {
-            fs::remove_dir_all(&dir)
-                .map_err(|e| ImageError::io(format!("clearing {}", dir.display()), e))?;
-        }
-        fs::create_dir(&dir)
-            .map_err(|e| ImageError::io(format!("creating {}", dir.display()), e))?;
-        Ok(Self { dir: dir.clone(), name: name.to_string(), _guard: RemoveOnDrop(vec![dir]) })
+        let dir = private_dir(out, &format!(".{name}.build-"))?;
+        Ok(Self { dir, name: name.to_string() })
     }
 
     pub fn path(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// `NAME` + suffix inside the work folder.
     pub fn file(&self, suffix: &str) -> PathBuf {
-        self.dir.join(format!("{}{suffix}", self.name))
+        self.path().join(format!("{}{suffix}", self.name))
     }
 
     /// Renames the finished outputs into `out` (same file system: atomic).
@@ -95,7 +79,7 @@ impl WorkDir {
         let mut names: Vec<String> = SUFFIXES.iter().map(|s| format!("{}{s}", self.name)).collect();
         names.push("SHA256SUMS".into());
         for n in &names {
-            let from = self.dir.join(n);
+            let from = self.path().join(n);
             let to = out.join(n);
             fs::rename(&from, &to).map_err(|e| {
                 ImageError::io(format!("moving {} to {}", from.display(), to.display()), e)
@@ -311,4 +295,59 @@ pub fn sync(work: &WorkDir) -> Result<(), ImageError> {
             })
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::progress::{Cancel, Show, Steps};
+    use super::*;
+
+    /// A folder of someone else's, and a symlink to it planted at `at`.
+    fn plant(at: &Path) -> tempfile::TempDir {
+        let victim = tempfile::tempdir().unwrap();
+        fs::write(victim.path().join("keep"), b"mine").unwrap();
+        std::os::unix::fs::symlink(victim.path(), at).unwrap();
+        victim
+    }
+
+    fn untouched(victim: &Path, link: &Path) {
+        let names: Vec<_> = fs::read_dir(victim).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec!["keep"], "nothing written through the link");
+        assert_eq!(fs::read(victim.join("keep")).unwrap(), b"mine");
+        assert_eq!(fs::read_link(link).unwrap(), victim, "the planted link is left alone");
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_log_folder_name_is_not_followed() {
+        // Where `image build` (as root) used to put its logs.
+        let link = std::env::temp_dir().join(format!("pi-lab-image-logs-{}", std::process::id()));
+        let victim = plant(&link);
+        let mut steps = Steps::new(Show::Lines, Cancel::never()).unwrap();
+        let log = steps
+            .run("a step", |step| {
+                let log = step.log("mkfs.log");
+                fs::write(&log, b"output").unwrap();
+                Ok(log)
+            })
+            .unwrap();
+        assert!(!log.starts_with(&link) && log.is_file(), "{}", log.display());
+        drop(steps);
+        assert!(!log.exists(), "the log folder goes with the build");
+        untouched(victim.path(), &link);
+        fs::remove_file(&link).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_work_folder_name_is_not_followed() {
+        let out = tempfile::tempdir().unwrap();
+        let link = out.path().join(format!(".pi.build-{}", std::process::id()));
+        let victim = plant(&link);
+        let work = WorkDir::new(out.path(), "pi").unwrap();
+        fs::write(work.file(".img"), b"image").unwrap();
+        assert_ne!(work.path(), link);
+        drop(work);
+        untouched(victim.path(), &link);
+        let left: Vec<_> = fs::read_dir(out.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the planted link is left in --out");
+    }
 }

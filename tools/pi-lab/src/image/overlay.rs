@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn copies_files_links_and_modes_and_replaces_links() {
-        let base = std::env::temp_dir().join(format!("pi-lab-overlay-test-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().to_path_buf();
         let (src, dst) = (base.join("ov/a"), base.join("tree"));
         fs::create_dir_all(src.join("etc/x")).unwrap();
         fs::create_dir_all(dst.join("etc")).unwrap();

@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::ImageError;
-use super::bmap::{self, BLOCK};
+use super::assemble::data_ranges;
 use super::progress::Cancel;
+use crate::bmap::{BLOCK_SIZE as BLOCK, BlockRange, Bmap, ChecksumKind};
 
 /// zstd level of the `.img.zst`.
 pub const LEVEL: i32 = 6;
@@ -101,6 +102,21 @@ fn zero_frames(
     Ok(out)
 }
 
+/// Inclusive block ranges `(first, last)` that hold data. The image is
+/// assembled sparse, so its holes (SEEK_DATA/SEEK_HOLE) are exactly what
+/// no file system wrote.
+fn mapped_blocks(img: &File, len: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in data_ranges(img, len)? {
+        let (first, last) = (start / BLOCK, end.div_ceil(BLOCK) - 1);
+        match out.last_mut() {
+            Some(prev) if prev.1 + 1 >= first => prev.1 = prev.1.max(last),
+            _ => out.push((first, last)),
+        }
+    }
+    Ok(out)
+}
+
 /// Reads `img` once; writes `zst`; returns the hashes and the block map.
 pub fn pack(img: &Path, zst: &Path, cancel: &Cancel) -> Result<Packed, ImageError> {
     let io = |ctx: &str, p: &Path| {
@@ -109,7 +125,7 @@ pub fn pack(img: &Path, zst: &Path, cancel: &Cancel) -> Result<Packed, ImageErro
     };
     let file = File::open(img).map_err(io("opening", img))?;
     let size = file.metadata().map_err(io("stat", img))?.len();
-    let blocks = bmap::mapped_blocks(&file, size).map_err(io("finding data in", img))?;
+    let blocks = mapped_blocks(&file, size).map_err(io("finding data in", img))?;
     let ranges: Vec<(u64, u64)> =
         blocks.iter().map(|&(a, b)| (a * BLOCK, ((b + 1) * BLOCK).min(size))).collect();
     let out = File::create(zst).map_err(io("creating", zst))?;
@@ -132,18 +148,23 @@ pub fn pack(img: &Path, zst: &Path, cancel: &Cancel) -> Result<Packed, ImageErro
         })?;
         let (image_sha256, hashed) = read?;
         let (zst_sha256, zst_size) = written.map_err(io("writing", zst))?;
-        let mapped_bytes = hashed.iter().map(|(a, b, _)| (b - a + 1) * BLOCK).sum::<u64>();
+        let bmap = Bmap {
+            image_size: size,
+            block_size: BLOCK,
+            checksum: Some(ChecksumKind::Sha256),
+            ranges: hashed,
+        };
         Ok(Packed {
             image_sha256,
             zst_sha256,
             zst_size,
-            bmap: bmap::render(size, &hashed),
-            mapped_bytes: mapped_bytes.min(size),
+            bmap: bmap.render(),
+            mapped_bytes: bmap.mapped_bytes(),
         })
     })
 }
 
-type Hashed = Vec<(u64, u64, String)>;
+type Hashed = Vec<BlockRange>;
 
 /// The reading side: hashes the whole image and each mapped range, sends
 /// data chunks to the compressors and zero frames straight to the writer.
@@ -191,7 +212,11 @@ fn read_pieces(
                         break;
                     }
                     let done = std::mem::take(&mut range_hash);
-                    hashed.push((s / BLOCK, e.div_ceil(BLOCK) - 1, hex::encode(done.finalize())));
+                    hashed.push(BlockRange {
+                        first: s / BLOCK,
+                        last: e.div_ceil(BLOCK) - 1,
+                        checksum: Some(hex::encode(done.finalize())),
+                    });
                     next += 1;
                 }
                 jobs.send((i, buf)).map_err(|_| gone())?;
@@ -263,8 +288,8 @@ mod tests {
 
     #[test]
     fn packed_image_decompresses_and_hashes_match_a_second_reading() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-pack-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let img = dir.join("a.img");
         let f = File::create(&img).unwrap();
         f.set_len(40 << 20).unwrap();
@@ -282,13 +307,21 @@ mod tests {
         assert_eq!(p.zst_sha256, hex::encode(Sha256::digest(std::fs::read(&zst).unwrap())));
         assert_eq!(p.zst_size, std::fs::metadata(&zst).unwrap().len());
         assert!(p.zst_size < 1 << 20, "holes and the pattern compress: {}", p.zst_size);
-        // Per-range hashes as bmaptool computes them.
+        // Per-range hashes as bmaptool computes them, read back by the
+        // same reader `pi-lab flash` uses.
+        let bmap = Bmap::parse(&p.bmap, &img.with_extension("img.bmap")).unwrap();
         let f = File::open(&img).unwrap();
-        for (first, last) in bmap::mapped_blocks(&f, 40 << 20).unwrap() {
+        let blocks = mapped_blocks(&f, 40 << 20).unwrap();
+        assert_eq!(bmap.ranges.len(), blocks.len());
+        for (r, (first, last)) in bmap.ranges.iter().zip(blocks) {
+            assert_eq!((r.first, r.last), (first, last));
             let bytes = &whole[(first * BLOCK) as usize..((last + 1) * BLOCK) as usize];
             let sum = hex::encode(Sha256::digest(bytes));
-            assert!(p.bmap.contains(&format!("chk=\"{sum}\"")), "range {first}-{last}");
+            assert_eq!(r.checksum.as_deref(), Some(sum.as_str()), "range {first}-{last}");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(p.bmap.contains(&format!(
+            "<Range chksum=\"{}\">",
+            bmap.ranges[0].checksum.as_deref().unwrap()
+        )));
     }
 }

@@ -165,14 +165,14 @@ pub enum Show {
 #[derive(Debug)]
 pub struct Steps {
     show: Show,
-    logs: super::outputs::TempDir,
+    logs: tempfile::TempDir,
     cancel: Cancel,
     records: Vec<StepRecord>,
 }
 
 impl Steps {
     pub fn new(show: Show, cancel: Cancel) -> Result<Self, ImageError> {
-        let logs = super::outputs::TempDir::new("pi-lab-image-logs")?;
+        let logs = super::outputs::private_dir(&std::env::temp_dir(), "pi-lab-image-logs-")?;
         Ok(Self { show, logs, cancel, records: Vec::new() })
     }
 

@@ -210,7 +210,8 @@ mod tests {
 
     #[test]
     fn script_replaces_files_makes_missing_folders_and_refuses_file_over_folder() {
-        let top = std::env::temp_dir().join(format!("pi-lab-top-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path().to_path_buf();
         fs::create_dir_all(top.join("etc/new")).unwrap();
         fs::write(top.join("etc/hostname"), "x\n").unwrap();
         fs::write(top.join("etc/new/a b"), "y\n").unwrap();

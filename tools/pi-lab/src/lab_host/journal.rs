@@ -101,7 +101,8 @@ mod tests {
 
     #[test]
     fn entries_survive_a_round_trip_and_a_torn_last_line() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-journal-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::create_dir_all(&dir).unwrap();
         let path = dir.join("journal.jsonl");
         let _ = fs::remove_file(&path);

@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn paths_go_but_shared_directories_stay_when_not_empty() {
-        let dir = std::env::temp_dir().join(format!("pi-lab-teardown-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         let tree = dir.join("tree");
         fs::create_dir_all(tree.join("sub")).unwrap();
         fs::write(tree.join("sub/file"), "x").unwrap();

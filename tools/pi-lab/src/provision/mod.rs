@@ -697,7 +697,8 @@ mod tests {
         use node_agent::health::{Plane, PlaneOptions};
         use node_agent::identity::Paths;
 
-        let dir = std::env::temp_dir().join(format!("t5-zero-touch-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         std::fs::create_dir_all(dir.join("boot")).unwrap();
         let announce_port =
             std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

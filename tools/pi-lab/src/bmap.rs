@@ -1,10 +1,17 @@
-//! Block maps in bmaptool's XML format (1.3, 1.4 and 2.0): which blocks of
-//! an image hold data, and a checksum per range of blocks.
+//! Block maps in bmaptool's XML format: which blocks of an image hold data,
+//! and a checksum per range of blocks. `image build` writes them (format
+//! 2.0, sha256, each range's checksum in its `chksum` attribute, as
+//! bmaptool names it); `flash` reads 1.3, 1.4 and 2.0, as bmaptool does.
+//! One module for both, so what pi-lab writes is what it (and bmaptool)
+//! reads.
 
 use std::path::{Path, PathBuf};
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+/// The block size pi-lab writes (bmaptool's default too).
+pub const BLOCK_SIZE: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BmapError {
@@ -27,7 +34,15 @@ pub enum ChecksumKind {
 }
 
 impl ChecksumKind {
-    fn hex_len(self) -> usize {
+    /// The name in `<ChecksumType>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumKind::Sha1 => "sha1",
+            ChecksumKind::Sha256 => "sha256",
+        }
+    }
+
+    pub fn hex_len(self) -> usize {
         match self {
             ChecksumKind::Sha1 => 40,
             ChecksumKind::Sha256 => 64,
@@ -43,7 +58,8 @@ impl ChecksumKind {
     }
 }
 
-/// A run of mapped blocks, `first..=last`, as written in the bmap.
+/// A run of mapped blocks, `first..=last`, as written in the bmap, with
+/// the checksum of its bytes (lower-case hex) when the bmap has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRange {
     pub first: u64,
@@ -51,9 +67,12 @@ pub struct BlockRange {
     pub checksum: Option<String>,
 }
 
-/// The same run in bytes of the image, clipped to the image size.
+/// The same run in bytes of the image, clipped to the image size; the
+/// block numbers stay, to name the range as the bmap (and bmaptool) does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ByteRange {
+    pub first_block: u64,
+    pub last_block: u64,
     pub start: u64,
     pub end: u64,
     pub checksum: Option<String>,
@@ -69,14 +88,13 @@ impl ByteRange {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A block map. `checksum` is `None` only for bmaps older than format 1.3,
+/// which had no checksum type; a range may lack its checksum in any format
+/// (`bmaptool create --no-checksum`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bmap {
-    pub path: PathBuf,
-    pub version: String,
     pub image_size: u64,
     pub block_size: u64,
-    pub blocks_count: u64,
-    pub mapped_blocks: u64,
     pub checksum: Option<ChecksumKind>,
     pub ranges: Vec<BlockRange>,
 }
@@ -92,11 +110,27 @@ impl Bmap {
         Parser { text, path }.parse()
     }
 
+    pub fn blocks_count(&self) -> u64 {
+        self.image_size.div_ceil(self.block_size)
+    }
+
+    pub fn mapped_blocks(&self) -> u64 {
+        self.ranges.iter().map(|r| r.last - r.first + 1).sum()
+    }
+
+    /// Whether any range carries a checksum (else only the read-back of
+    /// the card checks what was written).
+    pub fn has_range_checksums(&self) -> bool {
+        self.checksum.is_some() && self.ranges.iter().any(|r| r.checksum.is_some())
+    }
+
     /// Mapped ranges in bytes, in image order.
     pub fn byte_ranges(&self) -> Vec<ByteRange> {
         self.ranges
             .iter()
             .map(|r| ByteRange {
+                first_block: r.first,
+                last_block: r.last,
                 start: r.first * self.block_size,
                 end: ((r.last + 1) * self.block_size).min(self.image_size),
                 checksum: r.checksum.clone(),
@@ -114,6 +148,74 @@ impl Bmap {
     pub fn mapped_end(&self) -> u64 {
         self.byte_ranges().last().map_or(0, |r| r.end)
     }
+
+    /// The XML in format 2.0, laid out as `bmaptool create` lays it out,
+    /// with `BmapFileChecksum` computed as bmaptool checks it: the hash of
+    /// the file with that value written as ASCII zeros. A bmap without a
+    /// checksum type (older than 1.3) is written with sha256.
+    pub fn render(&self) -> String {
+        let kind = self.checksum.unwrap_or(ChecksumKind::Sha256);
+        let (blocks, mapped) = (self.blocks_count(), self.mapped_blocks());
+        let percent = if blocks == 0 { 0.0 } else { mapped as f64 * 100.0 / blocks as f64 };
+        let mut ranges = String::new();
+        for r in &self.ranges {
+            let chksum =
+                r.checksum.as_ref().map(|c| format!(" chksum=\"{c}\"")).unwrap_or_default();
+            let span = if r.first == r.last {
+                r.first.to_string()
+            } else {
+                format!("{}-{}", r.first, r.last)
+            };
+            ranges.push_str(&format!("        <Range{chksum}> {span} </Range>\n"));
+        }
+        let head = format!(
+            r#"<?xml version="1.0" ?>
+<!-- Block map (bmaptool format 2.0): the blocks of the image that hold
+     data. Only these have to be written to a card; `bmaptool copy` and
+     `pi-lab flash` use it and check each range's checksum. -->
+<bmap version="2.0">
+    <!-- Image size in bytes: {size_human} -->
+    <ImageSize> {size} </ImageSize>
+
+    <!-- Size of a block in bytes -->
+    <BlockSize> {block} </BlockSize>
+
+    <!-- Count of blocks in the image file -->
+    <BlocksCount> {blocks} </BlocksCount>
+
+    <!-- Count of mapped blocks: {mapped_human} or {percent:.1}% -->
+    <MappedBlocksCount> {mapped} </MappedBlocksCount>
+
+    <!-- Type of checksum used in this file -->
+    <ChecksumType> {kind} </ChecksumType>
+
+    <!-- The checksum of this bmap file. When it is calculated, the value of
+         the checksum has be zero (all ASCII "0" symbols). -->
+    <BmapFileChecksum> "#,
+            size = self.image_size,
+            size_human = human(self.image_size),
+            block = self.block_size,
+            mapped_human = human(mapped * self.block_size),
+            kind = kind.name(),
+        );
+        let tail = format!(
+            r#" </BmapFileChecksum>
+
+    <!-- The block map: ranges of mapped blocks, each with the checksum of
+         its data in the attribute 'chksum'. -->
+    <BlockMap>
+{ranges}    </BlockMap>
+</bmap>
+"#
+        );
+        let zeros = "0".repeat(kind.hex_len());
+        let sum = kind.hex(format!("{head}{zeros}{tail}").as_bytes());
+        format!("{head}{sum}{tail}")
+    }
+}
+
+fn human(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
 
 struct Parser<'a> {
@@ -222,16 +324,7 @@ impl Parser<'_> {
         {
             self.check_file_checksum(kind, node.text().unwrap_or("").trim())?;
         }
-        Ok(Bmap {
-            path: self.path.to_path_buf(),
-            version,
-            image_size,
-            block_size,
-            blocks_count,
-            mapped_blocks,
-            checksum,
-            ranges,
-        })
+        Ok(Bmap { image_size, block_size, checksum, ranges })
     }
 
     fn ranges(
@@ -323,6 +416,7 @@ fn parse_range(text: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// A bmap as bmaptool 3.x writes it, with its file checksum filled in.
     pub(crate) fn sample(image_size: u64, ranges: &[(u64, u64, &str)]) -> String {
@@ -351,7 +445,7 @@ mod tests {
         let xml = sample(3 * 4096 + 100, &[(0, 1, SUM), (3, 3, SUM)]);
         let bmap = Bmap::parse(&xml, Path::new("x.bmap")).unwrap();
         assert_eq!(bmap.checksum, Some(ChecksumKind::Sha256));
-        assert_eq!(bmap.mapped_blocks, 3);
+        assert_eq!(bmap.mapped_blocks(), 3);
         let ranges = bmap.byte_ranges();
         assert_eq!((ranges[0].start, ranges[0].end), (0, 8192));
         assert_eq!((ranges[1].start, ranges[1].end), (3 * 4096, 3 * 4096 + 100));
@@ -422,5 +516,65 @@ mod tests {
         let xml = sample(4096, &[(0, 0, "abc")]);
         let err = Bmap::parse(&xml, Path::new("x")).unwrap_err().to_string();
         assert!(err.contains("is not 64 hex digits"), "{err}");
+    }
+    #[test]
+    fn what_is_written_is_read_back_with_chksum_attributes() {
+        let bmap = Bmap {
+            image_size: 10 * 4096 + 7,
+            block_size: BLOCK_SIZE,
+            checksum: Some(ChecksumKind::Sha256),
+            ranges: vec![
+                BlockRange { first: 0, last: 1, checksum: Some("ab".repeat(32)) },
+                BlockRange { first: 5, last: 5, checksum: None },
+                BlockRange { first: 7, last: 10, checksum: Some("cd".repeat(32)) },
+            ],
+        };
+        let text = bmap.render();
+        assert!(text.contains(&format!("<Range chksum=\"{}\"> 0-1 </Range>", "ab".repeat(32))));
+        assert!(text.contains("<Range> 5 </Range>"));
+        assert!(text.contains("<MappedBlocksCount> 7 </MappedBlocksCount>"));
+        assert_eq!(Bmap::parse(&text, Path::new("x.bmap")).unwrap(), bmap);
+        // The file checksum is over the file with its own value zeroed.
+        let start = text.find("<BmapFileChecksum> ").unwrap() + 19;
+        let sum = &text[start..start + 64];
+        let zeroed = text.replacen(sum, &"0".repeat(64), 1);
+        assert_eq!(hex::encode(Sha256::digest(zeroed.as_bytes())), sum);
+    }
+
+    /// Any valid block map: sorted, disjoint ranges inside the image, each
+    /// with or without a checksum of the bmap's kind.
+    fn any_bmap() -> impl Strategy<Value = Bmap> {
+        let kind = prop_oneof![Just(ChecksumKind::Sha256), Just(ChecksumKind::Sha1)];
+        let steps =
+            proptest::collection::vec((0u64..50, 0u64..50, any::<bool>(), any::<u64>()), 0..20);
+        (kind, steps, 0u64..50, prop_oneof![Just(512u64), Just(4096), Just(65536)], 0u64..4096)
+            .prop_map(|(kind, steps, tail, block_size, last_bytes)| {
+                let mut ranges = Vec::new();
+                let mut next = 0;
+                for (gap, len, with_sum, seed) in steps {
+                    let first = next + gap;
+                    let last = first + len;
+                    let checksum = with_sum.then(|| kind.hex(&seed.to_le_bytes()));
+                    ranges.push(BlockRange { first, last, checksum });
+                    next = last + 1;
+                }
+                // The last block may be partly outside the image.
+                let blocks = next + tail;
+                let image_size = match blocks {
+                    0 => 0,
+                    n => (n - 1) * block_size + 1 + last_bytes % block_size,
+                };
+                Bmap { image_size, block_size, checksum: Some(kind), ranges }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_bmap_round_trips(bmap in any_bmap()) {
+            let text = bmap.render();
+            let back = Bmap::parse(&text, Path::new("p.bmap"));
+            prop_assert!(back.is_ok(), "{:?}\n{text}", back.err());
+            prop_assert_eq!(back.ok(), Some(bmap));
+        }
     }
 }
