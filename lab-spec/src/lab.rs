@@ -427,6 +427,20 @@ impl Lab {
         }
     }
 
+    /// The ports of `node`'s lab links, in name order.
+    pub fn link_ports(&self, node: &str) -> Vec<String> {
+        let mut ports: Vec<String> = self
+            .links
+            .iter()
+            .flat_map(|l| [&l.a, &l.b])
+            .filter(|e| e.node == node)
+            .map(|e| e.interface.clone())
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+
     /// Does the lab have a segment that uses EVPN?
     pub fn has_evpn(&self) -> bool {
         self.segments.iter().any(|s| s.flooding == FloodingMode::Evpn)
@@ -458,8 +472,37 @@ pub struct TestSpec {
     /// Said when the test passes / fails.
     pub pass: Option<String>,
     pub fail: Option<String>,
+    /// Break something first, then watch the check come back.
+    pub fault: Option<TestFault>,
     #[serde(skip)]
     pub spans: TestSpans,
+}
+
+/// A fault test: after the check passes, `fault` is made, and the check
+/// must pass again within `recover` seconds (and keep passing); then the
+/// fault is undone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestFault {
+    pub fault: Fault,
+    /// Seconds from the fault until the check must pass again.
+    pub recover: u32,
+}
+
+/// What a fault test breaks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fault {
+    /// One end of a lab link set down, as `pi-lab lab link NODE:PORT down`
+    /// does: its peer loses carrier.
+    Link(Endpoint),
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Link(end) => write!(f, "link {end} down"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

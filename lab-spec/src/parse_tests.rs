@@ -18,12 +18,24 @@
 //! `prefix`, `present`, `protocol`), `ping` (a node or address, or a table
 //! with `to` and `count`), `exec` (`command` and a regular expression
 //! `match`), `show` (a vtysh `command` and an `expect` expression).
+//!
+//! A fault test breaks something once its check passes and expects the
+//! check back within `recover` seconds:
+//!
+//! ```toml
+//! [[validate]]
+//! name = "spine1-leaf1-cut"
+//! nodes = ["h1"]
+//! ping = "h2"
+//! fault = { link = "spine1:eth1" }   # that end of the link goes down
+//! recover = 5                        # h1 reaches h2 again within 5 s
+//! ```
 
 use toml::de::DeValue;
 
 use super::{Field, Reader, Table, Value, name_ok, role};
 use crate::diagnostics::{Span, list};
-use crate::lab::{TestCheck, TestSpans, TestSpec};
+use crate::lab::{Fault, TestCheck, TestFault, TestSpans, TestSpec};
 
 const TEST_KEYS: &[&str] = &[
     "name",
@@ -34,6 +46,8 @@ const TEST_KEYS: &[&str] = &[
     "level",
     "pass",
     "fail",
+    "fault",
+    "recover",
     "bgp",
     "ospf",
     "isis",
@@ -43,6 +57,9 @@ const TEST_KEYS: &[&str] = &[
     "show",
 ];
 const CHECKS: &[&str] = &["bgp", "ospf", "isis", "route", "ping", "exec", "show"];
+
+/// The longest a fault test waits for its check to come back, in seconds.
+pub const MAX_RECOVER: u32 = 600;
 
 impl Reader {
     pub(super) fn tests(&mut self, doc: &Table) -> Vec<TestSpec> {
@@ -96,7 +113,10 @@ impl Reader {
             let fail = self.string(t, "fail", place).map(|f| f.0);
             let mut target = None;
             let check = self.check(t, &header, &mut target);
-            let (Some((name, name_span)), Some(check)) = (name, check) else { continue };
+            let fault = self.fault(t);
+            let (Some((name, name_span)), Some(check), Some(fault)) = (name, check, fault) else {
+                continue;
+            };
             tests.push(TestSpec {
                 name,
                 description,
@@ -107,6 +127,7 @@ impl Reader {
                 warning,
                 pass,
                 fail,
+                fault,
                 spans: TestSpans {
                     header,
                     name: Some(name_span),
@@ -116,6 +137,48 @@ impl Reader {
             });
         }
         tests
+    }
+
+    /// `fault` and `recover`, which come together: `Some(None)` when the
+    /// test has neither, `None` when what it has is wrong (reported).
+    fn fault(&mut self, t: &Table) -> Option<Option<TestFault>> {
+        let place = "[[validate]]";
+        let recover = self.integer(t, "recover", place, 1..=i128::from(MAX_RECOVER));
+        let recover_wrong = t.contains_key("recover") && recover.is_none();
+        let Some(value) = t.get("fault") else {
+            if let Some((_, span)) = recover {
+                self.error(
+                    span,
+                    "recover without a fault",
+                    "add fault = { link = \"spine1:eth1\" } (what to break), or remove recover",
+                );
+                return None;
+            }
+            return (!recover_wrong).then_some(None);
+        };
+        let example = "fault = { link = \"spine1:eth1\" }";
+        let t_fault = self.check_table(value, "fault", &["link", "node", "stop"], example)?;
+        if let Some(v) = t_fault.get("node").or_else(|| t_fault.get("stop")) {
+            self.error(
+                v.span(),
+                "pi-lab cannot stop a node's routing in a test yet",
+                format!("cut one of its links instead: {example}"),
+            );
+            return None;
+        }
+        let place = "[[validate]] fault";
+        let end = self.endpoint_field(t_fault, "link", place, &value.span())?;
+        let Some((recover, _)) = recover else {
+            if !recover_wrong {
+                self.error(
+                    value.span(),
+                    "a fault test needs recover",
+                    "add recover = 5: the seconds the check has to pass again after the fault",
+                );
+            }
+            return None;
+        };
+        Some(Some(TestFault { fault: Fault::Link(end), recover: recover as u32 }))
     }
 
     /// Exactly one check key, read.

@@ -1,6 +1,7 @@
 //! Checks of `[[validate]]` entries against the lab: unique names, nodes
 //! and roles that exist, and targets (neighbours, ping destinations,
-//! route prefixes) that are nodes or addresses.
+//! route prefixes) that are nodes or addresses, and faults that name a
+//! lab link's end.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -9,7 +10,7 @@ use ipnet::Ipv4Net;
 
 use super::Validator;
 use crate::diagnostics::{Span, did_you_mean, list};
-use crate::lab::{TestCheck, TestSpec};
+use crate::lab::{Fault, TestCheck, TestSpec};
 
 impl Validator<'_> {
     pub(super) fn tests(&mut self) {
@@ -41,7 +42,35 @@ impl Validator<'_> {
                 }
             }
             self.target(test);
+            self.fault(test);
         }
+    }
+
+    /// A cut link must be one end of a lab link.
+    fn fault(&mut self, test: &TestSpec) {
+        let Some(Fault::Link(end)) = test.fault.as_ref().map(|f| &f.fault) else { return };
+        let place = format!("the fault of test {}", test.name);
+        if !self.known_node(end, &place) {
+            return;
+        }
+        let ports = self.lab.link_ports(&end.node);
+        if ports.contains(&end.interface) {
+            return;
+        }
+        let help = match ports.first() {
+            Some(first) => format!(
+                "cut one of {}'s lab links: {} (e.g. link = \"{}:{first}\")",
+                end.node,
+                list(&ports.iter().map(String::as_str).collect::<Vec<_>>()),
+                end.node
+            ),
+            None => format!("{} has no lab links; cut a link of a node that has one", end.node),
+        };
+        self.error(
+            end.spans.interface.clone(),
+            format!("{end} is not a lab link of {} in {place}", end.node),
+            help,
+        );
     }
 
     /// The node or address a check names.

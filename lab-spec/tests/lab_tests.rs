@@ -2,7 +2,7 @@
 //! reported with line and column.
 
 use lab_spec::diagnostics::Severity;
-use lab_spec::lab::TestCheck;
+use lab_spec::lab::{Fault, TestCheck};
 use lab_spec::{Role, parse};
 
 const LAB: &str = r#"name = "t"
@@ -173,5 +173,78 @@ fn mistakes_are_reported_where_they_are() {
         8,
         "test x is defined twice",
         "line 16",
+    );
+}
+
+#[test]
+fn a_fault_test_cuts_a_link_and_gives_the_check_time_to_come_back() {
+    let text = with(
+        "\n[[validate]]\nname = \"cut\"\nnodes = [\"r1\"]\nping = \"r2\"\nwait = 10\nfault = { link = \"r2:eth1\" }\nrecover = 5\n",
+    );
+    let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let fault = lab.tests[0].fault.as_ref().expect("a fault test");
+    assert_eq!(fault.recover, 5);
+    let Fault::Link(end) = &fault.fault;
+    assert_eq!((end.node.as_str(), end.interface.as_str()), ("r2", "eth1"));
+    assert_eq!(fault.fault.to_string(), "link r2:eth1 down");
+    assert_eq!(lab.tests[0].wait, Some(10), "wait is for the check before the fault");
+}
+
+#[test]
+fn fault_mistakes_are_reported_where_they_are() {
+    let test = |extra: &str| {
+        format!("\n[[validate]]\nname = \"x\"\nnodes = [\"r1\"]\nping = \"r2\"\n{extra}")
+    };
+    // Line 19 is the first line after the check.
+    assert_error(
+        &test("fault = { link = \"r2:eth7\" }\nrecover = 5\n"),
+        19,
+        22,
+        "r2:eth7 is not a lab link of r2 in the fault of test x",
+        "r2's lab links: eth1",
+    );
+    assert_error(
+        &test("fault = { link = \"r3:eth1\" }\nrecover = 5\n"),
+        19,
+        19,
+        "unknown node \"r3\" in the fault of test x",
+        "did you mean \"r1\"",
+    );
+    assert_error(
+        &test("fault = { link = \"r2\" }\nrecover = 5\n"),
+        19,
+        18,
+        "\"r2\" is not node:interface",
+        "leaf1:eth1",
+    );
+    assert_error(&test("fault = { link = \"r2:eth1\" }\n"), 19, 9, "needs recover", "recover = 5");
+    assert_error(&test("recover = 5\n"), 19, 11, "recover without a fault", "fault = {");
+    assert_error(
+        &test("fault = { link = \"r2:eth1\" }\nrecover = 0\n"),
+        20,
+        11,
+        "recover 0 is out of range",
+        "between 1 and 600",
+    );
+    assert_error(
+        &test("fault = { link = \"r2:eth1\" }\nrecover = 601\n"),
+        20,
+        11,
+        "recover 601 is out of range",
+        "between 1 and 600",
+    );
+    assert_error(
+        &test("fault = \"r2:eth1\"\nrecover = 5\n"),
+        19,
+        9,
+        "fault must be a table",
+        "fault = { link = \"spine1:eth1\" }",
+    );
+    assert_error(
+        &test("fault = { node = \"r2\", stop = \"routing\" }\nrecover = 5\n"),
+        19,
+        18,
+        "cannot stop a node's routing",
+        "cut one of its links",
     );
 }

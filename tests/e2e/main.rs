@@ -9,6 +9,7 @@ mod dashboard;
 mod durability;
 mod emulated;
 mod emulator;
+mod faults;
 mod flash;
 mod fleet;
 mod fleet_ops;

@@ -6,8 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use lab_spec::NodeConfig;
 use lab_spec::diagnostics::list;
-use lab_spec::{Lab, NodeConfig};
 
 use crate::fleet_client::{FleetClient, RunsOn};
 use crate::lab_file::{CompiledLab, LabFileError};
@@ -75,7 +75,7 @@ impl RunningLab {
     pub fn link_end(&self, text: &str) -> Result<(String, String), RunningLabError> {
         let (node, port) = split_node_port(text)?;
         self.node(&node)?;
-        let ports = link_ports(&self.lab.lab, &node);
+        let ports = self.lab.lab.link_ports(&node);
         if !ports.contains(&port) {
             let ports = if ports.is_empty() { "none".into() } else { list(&strs(&ports)) };
             return Err(RunningLabError::NotALinkPort { node, port, ports });
@@ -123,20 +123,6 @@ pub fn split_node_port(text: &str) -> Result<(String, String), RunningLabError> 
     }
 }
 
-/// The ports of `node`'s lab links, in name order.
-pub fn link_ports(lab: &Lab, node: &str) -> Vec<String> {
-    let mut ports: Vec<String> = lab
-        .links
-        .iter()
-        .flat_map(|l| [&l.a, &l.b])
-        .filter(|e| e.node == node)
-        .map(|e| e.interface.clone())
-        .collect();
-    ports.sort();
-    ports.dedup();
-    ports
-}
-
 /// Every interface the lab gives a node: its ports, segment bridges and
 /// VXLAN devices, management port and loopback, in name order.
 pub fn interfaces(config: &NodeConfig) -> Vec<String> {
@@ -175,7 +161,7 @@ mod tests {
     #[test]
     fn a_link_end_must_be_a_lab_link_of_the_node() {
         let lab = fabric();
-        let ports = link_ports(&lab.lab.lab, "leaf1");
+        let ports = lab.lab.lab.link_ports("leaf1");
         assert!(ports.len() >= 2, "{ports:?}");
         let first = format!("leaf1:{}", ports[0]);
         assert_eq!(lab.link_end(&first).unwrap().1, ports[0]);

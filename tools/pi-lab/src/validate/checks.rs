@@ -57,12 +57,15 @@ pub struct Check {
     pub name: String,
     pub verdict: Verdict,
     pub detail: String,
+    /// A fault test's measured times.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<super::faults::Recovery>,
 }
 
 impl Check {
     pub fn new(kind: Kind, node: &str, name: String, ok: bool, detail: String) -> Self {
         let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
-        Check { kind, node: node.to_string(), name, verdict, detail }
+        Check { kind, node: node.to_string(), name, verdict, detail, recovery: None }
     }
 }
 

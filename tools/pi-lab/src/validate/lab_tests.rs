@@ -69,7 +69,7 @@ pub fn run_test(
         });
         outcomes.extend(found);
         let failing = outcomes.values().any(|o| matches!(o, Outcome::Fail(_)));
-        if !failing || Instant::now() >= deadline {
+        if !failing || Instant::now() >= deadline || crate::interrupt::requested() {
             break;
         }
         std::thread::sleep(
@@ -86,7 +86,7 @@ pub fn run_test(
 }
 
 /// The check of one node, with the test's pass or fail message.
-fn judge(test: &TestSpec, node: &str, outcome: Outcome) -> Check {
+pub(super) fn judge(test: &TestSpec, node: &str, outcome: Outcome) -> Check {
     let with = |message: &Option<String>, found: String| match message {
         Some(m) => format!("{m} ({found})"),
         None => found,
@@ -104,6 +104,7 @@ fn judge(test: &TestSpec, node: &str, outcome: Outcome) -> Check {
         name: format!("{} on {node}{what}", test.name),
         verdict,
         detail,
+        recovery: None,
     }
 }
 
@@ -373,6 +374,7 @@ mod tests {
             warning: false,
             pass: Some("fine".into()),
             fail: Some("broken".into()),
+            fault: None,
             spans: Default::default(),
         }
     }

@@ -3,10 +3,12 @@
 //! neighbour Full and IS-IS adjacency Up, every VNI flooding to the right
 //! VTEPs, hosts of each segment reaching each other, sFlow arriving from
 //! every node — retried until a deadline; then the lab's own tests
-//! (`[[validate]]`), in order. Exit codes as netlab's: 0 all passed, 1 a
-//! check failed, 2 nothing usable ran, 3 only warnings.
+//! (`[[validate]]`), in order; a fault test breaks something and times
+//! the check's recovery ([`faults`]). Exit codes as netlab's: 0 all
+//! passed, 1 a check failed, 2 nothing usable ran, 3 only warnings.
 
 pub mod checks;
+pub mod faults;
 pub mod lab_tests;
 pub mod probe;
 
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::fleet_client::FleetClient;
+use crate::interrupt::Interrupt;
 use crate::lab_file::{CompiledLab, LabFileError};
 use crate::runner::Runner;
 use crate::table::Table;
@@ -33,6 +36,8 @@ use probe::SflowListener;
   pi-lab validate lab.toml --ssh pi        # boards: pings and commands over SSH
   pi-lab validate lab.toml --list          # the lab's own tests
   pi-lab validate lab.toml --test evpn --node leaf1
+  sudo pi-lab validate examples/fabric.toml --test spine1-leaf1-cut --json
+                                           # a fault test: cuts a link, times the recovery
 
 Pings, routes, commands and vtysh run inside the virtual fleet's
 namespaces when the lab runs as one; on boards (emulated ones too) they run
@@ -75,6 +80,8 @@ pub struct ValidateArgs {
 pub enum ValidateError {
     #[error(transparent)]
     LabFile(#[from] LabFileError),
+    #[error("cannot catch Ctrl-C, which must mend a fault test's fault: {0}")]
+    Signals(std::io::Error),
 }
 
 /// The whole outcome.
@@ -90,6 +97,8 @@ pub struct Report {
     pub seconds: f64,
     /// Set when nothing could be checked.
     pub could_not_run: Option<String>,
+    /// Ctrl-C stopped it: the tests after the one running were not run.
+    pub interrupted: bool,
     pub checks: Vec<Check>,
 }
 
@@ -116,6 +125,7 @@ impl Report {
             attempts,
             seconds: started.elapsed().as_secs_f64(),
             could_not_run: Some(why),
+            interrupted: false,
             checks: Vec::new(),
         }
     }
@@ -140,7 +150,15 @@ pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
     }
     let fleet = FleetClient::open(&lab, Duration::from_secs(5));
     fleet.select(&args.nodes)?;
-    let report = validate(&fleet, tests, args);
+    // A fault must be mended on Ctrl-C too: catch it, and stop at the
+    // next safe point instead of dying with a link down.
+    let faults = tests.iter().any(|t| t.fault.is_some() && picked(t, args));
+    let interrupt = if faults {
+        Interrupt::install().map_err(ValidateError::Signals)?
+    } else {
+        Interrupt::never()
+    };
+    let report = validate(&fleet, tests, args, &interrupt);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else {
@@ -165,6 +183,9 @@ pub fn list(tests: &[TestSpec]) -> String {
         if t.warning {
             flags.push("warning".into());
         }
+        if let Some(f) = &t.fault {
+            flags.push(format!("{}, recover {}s", f.fault, f.recover));
+        }
         [
             t.name.clone(),
             t.check.kind().to_string(),
@@ -179,12 +200,16 @@ pub fn list(tests: &[TestSpec]) -> String {
 /// Run every derived check (unless `--test` picks the lab's tests),
 /// retrying the failing ones until they pass or the deadline passes; then
 /// the lab's tests, in order.
-pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) -> Report {
+pub fn validate(
+    fleet: &FleetClient,
+    tests: &[TestSpec],
+    args: &ValidateArgs,
+    interrupt: &Interrupt,
+) -> Report {
     let started = Instant::now();
     let runner = crate::runner::choose(fleet, args.ssh.as_deref());
     let runner = runner.as_deref();
-    let picked: Vec<&TestSpec> =
-        tests.iter().filter(|t| args.tests.is_empty() || args.tests.contains(&t.name)).collect();
+    let picked: Vec<&TestSpec> = tests.iter().filter(|t| picked(t, args)).collect();
     let (mut checks, attempts) = if args.tests.is_empty() {
         match derived(fleet, runner, args, started) {
             Ok(done) => done,
@@ -194,7 +219,13 @@ pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) ->
         (Vec::new(), 0)
     };
     for test in picked {
-        checks.extend(lab_tests::run_test(fleet, runner, test, &args.nodes));
+        if interrupt.is_set() {
+            break;
+        }
+        checks.extend(match &test.fault {
+            Some(fault) => faults::run(fleet, runner, test, fault, &args.nodes, interrupt),
+            None => lab_tests::run_test(fleet, runner, test, &args.nodes),
+        });
     }
     let count = |v: Verdict| checks.iter().filter(|c| c.verdict == v).count();
     let mut report = Report {
@@ -206,6 +237,7 @@ pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) ->
         attempts,
         seconds: started.elapsed().as_secs_f64(),
         could_not_run: None,
+        interrupted: interrupt.is_set(),
         checks,
     };
     if report.passed + report.failed + report.warnings == 0 {
@@ -216,6 +248,11 @@ pub fn validate(fleet: &FleetClient, tests: &[TestSpec], args: &ValidateArgs) ->
         });
     }
     report
+}
+
+/// Does `--test` pick `test` (no `--test`: every test)?
+fn picked(test: &TestSpec, args: &ValidateArgs) -> bool {
+    args.tests.is_empty() || args.tests.contains(&test.name)
 }
 
 /// The checks derived from the lab, retried until the deadline; `Err`
@@ -278,7 +315,7 @@ fn derived(
         }
         let failing =
             latest.iter().any(|c| c.verdict == Verdict::Fail && !done.contains_key(&key(c)));
-        if !failing || started.elapsed() >= args.deadline {
+        if !failing || started.elapsed() >= args.deadline || crate::interrupt::requested() {
             break;
         }
         std::thread::sleep(
@@ -360,6 +397,9 @@ pub fn render(report: &Report) -> String {
         report.attempts,
         report.seconds
     ));
+    if report.interrupted {
+        out.push_str("interrupted: the tests after the last one shown did not run\n");
+    }
     for (verdict, title) in [(Verdict::Fail, "failed checks"), (Verdict::Warn, "warnings")] {
         let these: Vec<&Check> = report.checks.iter().filter(|c| c.verdict == verdict).collect();
         if !these.is_empty() {
@@ -418,6 +458,7 @@ mod tests {
             name: name.into(),
             verdict,
             detail: "Active (want Established)".into(),
+            recovery: None,
         };
         let report = Report {
             lab: "t5".into(),
@@ -428,6 +469,7 @@ mod tests {
             attempts: 3,
             seconds: 6.0,
             could_not_run: None,
+            interrupted: false,
             checks: vec![
                 check(Verdict::Pass, "leaf1 -> spine1"),
                 check(Verdict::Fail, "leaf1 -> spine2"),

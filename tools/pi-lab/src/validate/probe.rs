@@ -37,6 +37,7 @@ pub fn ping(runner: Option<&dyn Runner>, p: &Ping) -> Check {
         name: p.name(),
         verdict: if ok { Verdict::Pass } else { Verdict::Fail },
         detail,
+        recovery: None,
     }
 }
 
@@ -49,7 +50,14 @@ fn argv(p: &Ping) -> [String; 11] {
 
 fn skip(p: &Ping, detail: String) -> Check {
     let node = p.from_node.clone();
-    Check { kind: Kind::Reachability, node, name: p.name(), verdict: Verdict::Skip, detail }
+    Check {
+        kind: Kind::Reachability,
+        node,
+        name: p.name(),
+        verdict: Verdict::Skip,
+        detail,
+        recovery: None,
+    }
 }
 
 /// Counts sFlow datagrams per agent address on the collector port while it
