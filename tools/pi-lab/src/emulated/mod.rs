@@ -1024,6 +1024,7 @@ mod tests {
                 mtu: None,
                 address: None,
                 description: String::new(),
+                tc: None,
             })
             .collect();
         c

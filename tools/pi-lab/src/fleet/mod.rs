@@ -125,6 +125,14 @@ pub enum FleetError {
     Agent(#[from] agent::AgentError),
     #[error(transparent)]
     Name(#[from] names::NameError),
+    #[error(
+        "this machine's kernel has no {module} module (the netem qdisc), and the lab file \
+         impairs {ends}: the virtual fleet's nodes share this kernel, so nothing was started. \
+         Run the lab on emulated boards (--boards emulated) or boards (Debian's kernel has \
+         it), load {module} here (`modprobe {module}`), or take the `tc` settings out of the \
+         lab file"
+    )]
+    NoNetem { module: &'static str, ends: String },
     #[error("lab {lab:?} is already up (journal {journal}); run `pi-lab lab down` on it first")]
     AlreadyUp { lab: String, journal: PathBuf },
     #[error("{what} already exists but lab {lab:?} is not up; remove it or rename the lab")]
@@ -271,6 +279,9 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, FleetError> 
     let file = LabFile::load(&args.file)?;
     let name = file.name().to_string();
     names::check_lab(&name)?;
+    if args.boards == Boards::Virtual {
+        refuse_without_netem(&file.lab)?;
+    }
     let journal = journal_path(&name);
     if journal.exists() {
         return Err(FleetError::AlreadyUp { lab: name, journal });
@@ -360,6 +371,19 @@ fn up_emulated(
             Err(err.into())
         }
     }
+}
+
+/// The virtual fleet's nodes run on this kernel: a lab that impairs ports
+/// needs its netem, or nothing starts (a lab up without the delays and
+/// losses it was written for would measure something else).
+fn refuse_without_netem(lab: &lab_spec::Lab) -> Result<(), FleetError> {
+    let impaired = lab.impairments();
+    if impaired.is_empty() || crate::runner::netem::host_has_netem() {
+        return Ok(());
+    }
+    let ends: Vec<String> =
+        impaired.iter().map(|(end, netem)| format!("{end} ({netem})")).collect();
+    Err(FleetError::NoNetem { module: lab_spec::impairment::MODULE, ends: ends.join(", ") })
 }
 
 fn node_names(lab: &FleetLab) -> Vec<String> {
