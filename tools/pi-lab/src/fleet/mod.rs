@@ -126,11 +126,9 @@ pub enum FleetError {
     #[error(transparent)]
     Name(#[from] names::NameError),
     #[error(
-        "this machine's kernel has no {module} module (the netem qdisc), and the lab file \
-         impairs {ends}: the virtual fleet's nodes share this kernel, so nothing was started. \
-         Run the lab on emulated boards (--boards emulated) or boards (Debian's kernel has \
-         it), load {module} here (`modprobe {module}`), or take the `tc` settings out of the \
-         lab file"
+        "nothing was started: the lab file impairs {ends}, and this machine's kernel, which \
+         the virtual fleet's nodes share, has no {module} module (netem); use --boards \
+         emulated or boards (Debian's kernel has it), or `modprobe {module}` here"
     )]
     NoNetem { module: &'static str, ends: String },
     #[error("lab {lab:?} is already up (journal {journal}); run `pi-lab lab down` on it first")]
