@@ -91,6 +91,7 @@ fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
                 mtu: link.mtu.or(host_mtu),
                 address: mine.address,
                 description: format!("to {}:{}", peer.node, peer.interface),
+                tc: lab.tc_of(&mine.node, &mine.interface).cloned(),
             }
         })
         .collect();
@@ -103,6 +104,7 @@ fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
                     mtu: None,
                     address: None,
                     description: format!("access port of segment {}", seg.name),
+                    tc: None,
                 });
             }
         }

@@ -9,9 +9,10 @@ use crate::node_config::Role;
 /// Version of the HealthReport format. 2 added `ospf` and `isis`; 3
 /// reports the age of the last pass from the board's monotonic clock
 /// (`last_run_age_seconds`, instead of a wall-clock time) and the ports a
-/// board lacks; 4 the lines changed by hand in FRR (`frr_hand_changes`).
-/// A reader of 4 reads 1 to 3 (the new fields are empty).
-pub const HEALTH_SCHEMA: u32 = 4;
+/// board lacks; 4 the lines changed by hand in FRR (`frr_hand_changes`);
+/// 5 the ports' impairments (`impairments`). A reader of 5 reads 1 to 4
+/// (the new fields are empty).
+pub const HEALTH_SCHEMA: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -41,6 +42,10 @@ pub struct HealthReport {
     /// changed by hand.
     #[serde(default)]
     pub frr_hand_changes: Vec<String>,
+    /// Ports the lab file impairs, or that run netem anyway (`pi-lab lab
+    /// impair`), as of the last pass.
+    #[serde(default)]
+    pub impairments: Vec<PortImpairment>,
     /// Overall verdict: every neighbour and adjacency up, every VNI ok,
     /// last reconcile ok.
     pub healthy: bool,
@@ -82,6 +87,48 @@ pub struct BgpNeighborState {
     pub established: bool,
     pub uptime_seconds: Option<u64>,
     pub prefixes_received: Option<u64>,
+}
+
+/// A port's netem: what the lab file wants and what runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortImpairment {
+    pub port: String,
+    /// The lab file's (through the NodeConfig); `None`: it wants none.
+    pub wanted: Option<crate::impairment::Netem>,
+    /// What the port's netem qdisc does now; `None`: no netem, or one that
+    /// sets nothing.
+    pub running: Option<crate::impairment::Netem>,
+    pub state: ImpairmentState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImpairmentState {
+    /// Running as the lab file says.
+    AsLabFile,
+    /// Changed at run time (`pi-lab lab impair`): left so until the lab
+    /// file's value changes, or the port loses its qdisc (a reboot).
+    ByHand,
+    /// Wanted and not running (the kernel has no sch_netem, or `tc`
+    /// failed): the reconcile errors say why.
+    NotApplied,
+}
+
+impl PortImpairment {
+    /// For people: `delay 20ms`, `delay 50ms (by hand; lab file: delay
+    /// 20ms)`, `NOT APPLIED: delay 20ms`.
+    pub fn summary(&self) -> String {
+        let shown = |n: &Option<crate::impairment::Netem>| {
+            n.as_ref().map_or_else(|| "none".to_string(), ToString::to_string)
+        };
+        match self.state {
+            ImpairmentState::AsLabFile => shown(&self.running),
+            ImpairmentState::ByHand => {
+                format!("{} (by hand; lab file: {})", shown(&self.running), shown(&self.wanted))
+            }
+            ImpairmentState::NotApplied => format!("NOT APPLIED: {}", shown(&self.wanted)),
+        }
+    }
 }
 
 /// One OSPF neighbour or IS-IS adjacency the config expects, as FRR sees it.

@@ -9,6 +9,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use crate::diagnostics::{Source, Span};
+use crate::impairment::Netem;
 use crate::node_config::{IgpProtocol, IgpTimers, InterfaceKind, Led, Role};
 
 /// Defaults, netlab-like, all overridable in the lab file.
@@ -292,6 +293,12 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Fixed subnet (a /31 or /30) instead of one from `pools.p2p`.
     pub subnet: Option<Ipv4Net>,
+    /// What end `a` sends is impaired so (netem; `tc` and `tc_a`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tc_a: Option<Netem>,
+    /// What end `b` sends is impaired so (`tc` and `tc_b`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tc_b: Option<Netem>,
     #[serde(skip)]
     pub spans: LinkSpans,
 }
@@ -404,6 +411,26 @@ pub struct SegmentSpans {
 }
 
 impl Lab {
+    /// The lab file's impairment of what `node:interface` sends.
+    pub fn tc_of(&self, node: &str, interface: &str) -> Option<&Netem> {
+        self.links.iter().find_map(|l| {
+            let is = |e: &Endpoint| e.node == node && e.interface == interface;
+            if is(&l.a) {
+                l.tc_a.as_ref()
+            } else if is(&l.b) {
+                l.tc_b.as_ref()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Every impaired link end, `(node, interface, netem)`, in file order.
+    pub fn impairments(&self) -> Vec<(&Endpoint, &Netem)> {
+        let ends = self.links.iter().flat_map(|l| [(&l.a, &l.tc_a), (&l.b, &l.tc_b)]);
+        ends.filter_map(|(e, tc)| tc.as_ref().map(|tc| (e, tc))).collect()
+    }
+
     /// The AS a router runs BGP in: its own `asn`, else `[bgp] asn`.
     /// `None`: the node runs no BGP (hosts; IGP-only routers).
     pub fn asn_of(&self, node: &Node) -> Option<u32> {

@@ -458,6 +458,7 @@ mod tests {
             mtu: None,
             address: None,
             description: String::new(),
+            tc: None,
         });
         let p = problems(&cfg);
         assert!(matches!(&p[0], ConfigError::Name { at, .. } if at == "hostname"), "{p:?}");

@@ -145,6 +145,10 @@ pub struct Interface {
     /// Free text for people: usually `to spine1:eth1`.
     #[serde(default)]
     pub description: String,
+    /// The lab file's impairment of what this port sends (netem). Added
+    /// after schema 1 was fixed: optional, so configs without it load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tc: Option<crate::impairment::Netem>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,7 +41,7 @@ const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multip
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
 const NODE_KEYS: &[&str] =
     &["role", "asn", "id", "serial", "mac", "management", "loopback", "led", "frr"];
-const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet"];
+const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet", "tc", "tc_a", "tc_b"];
 const SEGMENT_KEYS: &[&str] = &["name", "vni", "flooding", "mode", "leaves", "access", "subnet"];
 const SEGMENT_MODES: &[&str] = &["bridge", "irb"];
 const ROLES: &[&str] = &["router", "spine", "leaf", "host"];
@@ -771,11 +771,14 @@ impl Reader {
             let b = self.endpoint_field(t, "b", place, &header);
             let mtu = self.integer(t, "mtu", place, 68..=65535);
             let subnet = self.converted(t, "subnet", place, |s| network(s, "link subnet", 30..=31));
+            let (tc_a, tc_b) = self.link_tc(t);
             if let (Some(a), Some(b)) = (a, b) {
                 links.push(Link {
                     a,
                     b,
                     mtu: mtu.map(|m| m.0 as u32),
+                    tc_a,
+                    tc_b,
                     subnet: subnet.as_ref().map(|s| s.0),
                     spans: LinkSpans { header, subnet: subnet.map(|s| s.1) },
                 });
@@ -893,6 +896,9 @@ impl Reader {
 
 #[path = "parse_tests.rs"]
 mod lab_tests;
+
+#[path = "parse_tc.rs"]
+mod tc;
 
 /// Offsets and texts (`[nodes.r1]`, `[[links]]`) of the table headers in
 /// a TOML text, in order: read once, so that any number of errors can be

@@ -13,6 +13,7 @@ fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
         mtu: None,
         address: address.map(|a| a.parse().expect("test address")),
         description: description.into(),
+        tc: None,
     }
 }
 

@@ -91,6 +91,9 @@ pub struct ReconcileReport {
     /// this alone neither fails an apply nor rolls it back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sflow_error: Option<String>,
+    /// Ports with netem (the lab file's, or set by hand) after the pass.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub impairments: Vec<lab_spec::health::PortImpairment>,
 }
 
 impl ReconcileReport {
@@ -465,6 +468,7 @@ impl Runner {
     fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
         let started = Instant::now();
         let mut report = network_pass(&mut self.nl, cfg, false)?;
+        impair_pass(cfg, self.current.as_ref(), false, &mut report);
         // Before FRR: sampling needs only the interfaces, and a reload
         // that takes long on a busy host must not hold it back.
         report.sflow_error = self.sflow.sync(cfg);
@@ -526,6 +530,7 @@ impl Runner {
         }
         status.bgp = bgp;
         status.frr_hand_changes = report.frr_hand_changes.clone();
+        status.impairments = report.impairments.clone();
         status.frr_baseline =
             self.settings.frr.as_ref().and_then(|f| f.baseline()).map(str::to_string);
         status.set_igp(cfg, igp);
@@ -605,8 +610,28 @@ pub fn pass(
     dry_run: bool,
 ) -> Result<ReconcileReport, NetlinkError> {
     let mut report = network_pass(nl, cfg, dry_run)?;
+    impair_pass(cfg, None, dry_run, &mut report);
     frr_pass(frr, cfg, dry_run, &mut report);
     Ok(report)
+}
+
+/// The lab file's impairments (netem), after the links they sit on.
+/// A failure fails the pass like a netlink change would: a new config is
+/// rolled back rather than left half in force.
+fn impair_pass(
+    cfg: &NodeConfig,
+    previous: Option<&NodeConfig>,
+    dry_run: bool,
+    report: &mut ReconcileReport,
+) {
+    let done = crate::impair::reconcile(cfg, previous, dry_run, &mut report.planned);
+    report.applied.extend(done.applied);
+    report.failed.extend(done.failed.into_iter().map(|(change, error)| Failure {
+        object: change.split_whitespace().nth(4).unwrap_or_default().to_string(),
+        change,
+        error,
+    }));
+    report.impairments = done.states;
 }
 
 /// Links, addresses, bridges and VXLAN devices.

@@ -15,6 +15,7 @@ pub mod frr;
 pub mod health;
 pub mod hostname;
 pub mod identity;
+pub mod impair;
 pub mod led;
 pub mod logging;
 pub mod netlink;

@@ -31,6 +31,8 @@ pub struct Status {
     pub vxlan: Vec<VniState>,
     /// Lines changed by hand in FRR as of the last pass.
     pub frr_hand_changes: Vec<lab_spec::frr_hand::HandChange>,
+    /// Ports with netem as of the last pass.
+    pub impairments: Vec<lab_spec::health::PortImpairment>,
     /// FRR's running config right after the generated config was loaded:
     /// what the API compares a fresh running config with.
     pub frr_baseline: Option<String>,

@@ -145,7 +145,6 @@ impl std::ops::DerefMut for Fleet {
     }
 }
 
-
 /// One raw HTTP request; (status, body).
 fn http(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");

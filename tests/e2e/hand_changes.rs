@@ -153,7 +153,6 @@ impl std::ops::DerefMut for Fleet {
     }
 }
 
-
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {

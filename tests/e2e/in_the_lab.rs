@@ -144,7 +144,6 @@ impl std::ops::DerefMut for Fleet {
     }
 }
 
-
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -462,4 +461,49 @@ fn a_link_held_down_fails_bgp_until_it_is_up(fleet: &Fleet) {
     let out = fleet.pi_lab(&["validate", "--deadline", "90s", "--no-sflow"]);
     assert!(out.status.success(), "validate once the link is up:\n{}", said(&out));
     assert!(stdout(&out).contains(" 0 failed"), "{}", said(&out));
+}
+
+/// The lab above, renamed `t9tc` on its own management subnet, with the
+/// leaves' link impaired in the lab file (`tc`, both ends).
+fn impaired_lab_file() -> String {
+    LAB_FILE.replace("t9inlab", "t9tc").replace("192.168.220.", "192.168.221.").replace(
+        "b = \"leaf2:eth1\"\n",
+        "b = \"leaf2:eth1\"\ntc = { delay = \"20ms\", loss = \"1%\" }\n",
+    )
+}
+
+/// A lab file that impairs a link: `lab check` takes it; `lab up` on this
+/// host's kernel (no netem) refuses before it starts anything, naming
+/// sch_netem and the impaired ends. A kernel with netem runs the lab and
+/// `status` shows each end's impairment as the lab file's.
+#[test]
+fn a_lab_file_that_impairs_needs_netem_on_the_virtual_fleet() {
+    let test = "a_lab_file_that_impairs_needs_netem_on_the_virtual_fleet";
+    if !prerequisites(test, true, &["ip", "vtysh", "tc"]) {
+        return;
+    }
+    let mut lab = LabFiles::new("t9tc", "t9-tc-", &impaired_lab_file());
+    let out = lab.pi_lab(&["lab", "check"]);
+    assert!(out.status.success(), "{}", said(&out));
+    let out = lab.pi_lab(&["lab", "up", "--timeout", "180"]);
+    if host_has_netem() {
+        lab.up = true;
+        assert!(out.status.success(), "{}", said(&out));
+        let status = lab.pi_lab(&["status", "--json", "--node", "leaf1"]);
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_default();
+        let shown = json[0]["impairments"][0].as_str().unwrap_or_default().to_string();
+        assert_eq!(shown, "eth1: delay 20ms, loss 1%", "{}", said(&status));
+        return;
+    }
+    assert!(!out.status.success(), "{}", said(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no sch_netem module"), "{}", said(&out));
+    assert!(err.contains("leaf1:eth1 (delay 20ms, loss 1%), leaf2:eth1 (delay 20ms"), "{err}");
+    assert!(err.contains("nothing was started"), "{err}");
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().expect("ip netns");
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout).into_owned();
+    assert!(!namespaces.contains("t9tc-"), "a refused lab made namespaces:\n{namespaces}");
+    let state = lab.dir.join("state");
+    let left: Vec<_> = std::fs::read_dir(&state).expect("state dir").flatten().collect();
+    assert!(left.is_empty(), "a refused lab left state behind: {left:?}");
 }

@@ -616,6 +616,14 @@ impl Builder<'_> {
             if let Some((net, _)) = l.prefix {
                 let _ = writeln!(out, "subnet = {}", quote(&net.to_string()));
             }
+            let ends = l.ends.iter().map(|e| &e.tc);
+            for (key, tc) in
+                [("tc", &l.tc)].into_iter().chain(["tc_a", "tc_b"].into_iter().zip(ends))
+            {
+                if let Some(tc) = tc {
+                    let _ = writeln!(out, "{key} = {tc}");
+                }
+            }
         }
     }
 

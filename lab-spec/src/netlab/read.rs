@@ -59,7 +59,7 @@ const GROUP_KEYS: &[&str] = &[
     "cpu",
     "memory",
 ];
-const LINK_KEYS: &[&str] = &["mtu", "prefix", "vlan", "interfaces", "type", "name"];
+const LINK_KEYS: &[&str] = &["mtu", "prefix", "vlan", "interfaces", "type", "name", "tc"];
 const POOLS: &[&str] = &["loopback", "p2p", "lan", "mgmt", "router_id"];
 const POOL_KEYS: &[&str] = &["ipv4", "prefix", "start", "mac"];
 const BGP_KEYS: &[&str] = &["as", "as_list", "rr_list", "advertise_loopback", "next_hop_self"];
@@ -102,6 +102,8 @@ pub struct NEnd {
     pub node: String,
     pub span: Span,
     pub ifname: Option<String>,
+    /// This end's `tc`, as pi-lab writes it (over the link's).
+    pub tc: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -112,6 +114,8 @@ pub struct NLink {
     pub prefix: Option<(Ipv4Net, Span)>,
     /// `vlan.access`: the VLAN whose access port this link is.
     pub access: Option<(String, Span)>,
+    /// `tc` (link impairment, both ends), as pi-lab writes it.
+    pub tc: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -997,6 +1001,7 @@ impl<'t> Reader<'t> {
                 mtu: None,
                 prefix: None,
                 access: None,
+                tc: None,
             };
             match &item.value {
                 Value::Str(s) => {
@@ -1010,7 +1015,12 @@ impl<'t> Reader<'t> {
                     for part in s.split('-') {
                         let span = offset..offset + part.len();
                         offset += part.len() + 1;
-                        link.ends.push(NEnd { node: pi_lab_name(part.trim()), span, ifname: None });
+                        link.ends.push(NEnd {
+                            node: pi_lab_name(part.trim()),
+                            span,
+                            ifname: None,
+                            tc: None,
+                        });
                     }
                 }
                 Value::Seq(members) => {
@@ -1020,6 +1030,7 @@ impl<'t> Reader<'t> {
                                 node: pi_lab_name(&name),
                                 span: m.span.clone(),
                                 ifname: None,
+                                tc: None,
                             });
                         }
                     }
@@ -1029,11 +1040,13 @@ impl<'t> Reader<'t> {
                         if names.contains(&pi_lab_name(&e.key).as_str())
                             && !LINK_KEYS.contains(&e.key.as_str())
                         {
-                            let ifname = self.interface(&e.value, &format!("links[{i}].{}", e.key));
+                            let place = format!("links[{i}].{}", e.key);
+                            let (ifname, tc) = self.interface(&e.value, &place);
                             link.ends.push(NEnd {
                                 node: pi_lab_name(&e.key),
                                 span: e.key_span.clone(),
                                 ifname,
+                                tc,
                             });
                         } else {
                             self.link_attribute(e, &mut link, i, &names);
@@ -1063,15 +1076,14 @@ impl<'t> Reader<'t> {
         out
     }
 
-    /// Interface data of one node on a link: only `ifname`.
-    fn interface(&mut self, node: &Node, place: &str) -> Option<String> {
-        if matches!(node.value, Value::Null) {
-            return None;
+    /// Interface data of one node on a link: `ifname` and `tc`.
+    fn interface(&mut self, node: &Node, place: &str) -> (Option<String>, Option<String>) {
+        if matches!(node.value, Value::Null) || !self.keys(node, &["ifname", "tc"], place) {
+            return (None, None);
         }
-        if !self.keys(node, &["ifname"], place) {
-            return None;
-        }
-        node.get("ifname").and_then(|i| self.string(&i.value, "ifname"))
+        let ifname = node.get("ifname").and_then(|i| self.string(&i.value, "ifname"));
+        let tc = node.get("tc").and_then(|t| self.tc(&t.value, &format!("{place}.tc")));
+        (ifname, tc)
     }
 
     fn link_attribute(&mut self, e: &Entry, link: &mut NLink, i: usize, names: &[&str]) {
@@ -1079,6 +1091,7 @@ impl<'t> Reader<'t> {
         match e.key.as_str() {
             "mtu" => link.mtu = self.int(&e.value, "mtu", 1280, 9216),
             "prefix" => link.prefix = self.prefix(&e.value, "prefix"),
+            "tc" => link.tc = self.tc(&e.value, &format!("{place}.tc")),
             "vlan" => {
                 if self.keys(&e.value, &["access"], &format!("{place}.vlan"))
                     && let Some(a) = e.value.get("access")
@@ -1107,7 +1120,8 @@ impl<'t> Reader<'t> {
                     return;
                 };
                 for (j, iface) in ifaces.iter().enumerate() {
-                    if !self.keys(iface, &["node", "ifname"], &format!("{place}.interfaces[{j}]")) {
+                    let at = format!("{place}.interfaces[{j}]");
+                    if !self.keys(iface, &["node", "ifname", "tc"], &at) {
                         continue;
                     }
                     let Some(n) = iface.get("node") else {
@@ -1120,10 +1134,12 @@ impl<'t> Reader<'t> {
                     };
                     let Some(name) = self.string(&n.value, "node") else { continue };
                     let ifname = iface.get("ifname").and_then(|x| self.string(&x.value, "ifname"));
+                    let tc = iface.get("tc").and_then(|t| self.tc(&t.value, &format!("{at}.tc")));
                     link.ends.push(NEnd {
                         node: pi_lab_name(&name),
                         span: n.value.span.clone(),
                         ifname,
+                        tc,
                     });
                 }
             }
@@ -1246,6 +1262,9 @@ fn plugin_check(call: &str) -> Option<NCheck> {
 pub fn pi_lab_name(name: &str) -> String {
     name.replace('_', "-")
 }
+
+#[path = "read_tc.rs"]
+mod tc;
 
 #[cfg(test)]
 mod tests {

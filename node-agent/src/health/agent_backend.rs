@@ -117,6 +117,7 @@ impl Backend for AgentBackend {
             sflow,
             reconcile,
             frr_hand_changes: status.frr_hand_changes.iter().map(ToString::to_string).collect(),
+            impairments: status.impairments,
             problems: self.boot_problems.clone(),
         })
     }

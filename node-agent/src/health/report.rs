@@ -19,6 +19,7 @@ pub struct Parts {
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
     pub frr_hand_changes: Vec<String>,
+    pub impairments: Vec<lab_spec::health::PortImpairment>,
     /// Problems the parts above cannot show (e.g. a broken boot config).
     pub problems: Vec<String>,
 }
@@ -80,6 +81,7 @@ pub fn assemble(parts: Parts) -> HealthReport {
         sflow: parts.sflow,
         reconcile: parts.reconcile,
         frr_hand_changes: parts.frr_hand_changes,
+        impairments: parts.impairments,
         healthy: problems.is_empty(),
         problems,
     }

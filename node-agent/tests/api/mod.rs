@@ -94,6 +94,7 @@ pub fn template() -> HealthReport {
             errors: vec![],
         },
         frr_hand_changes: Vec::new(),
+        impairments: Vec::new(),
         healthy: false,
         problems: vec!["neighbour 10.1.0.2 (spine \"2\") is Active".into()],
     }

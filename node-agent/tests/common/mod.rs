@@ -212,6 +212,7 @@ fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
         mtu: None,
         address: address.map(|a| a.parse().unwrap()),
         description: description.into(),
+        tc: None,
     }
 }
 

@@ -1,14 +1,18 @@
 //! `pi-lab lab impair`: delay, jitter, loss and a rate limit on one lab
 //! port, through the netem qdisc of the node's kernel; `--clear` takes it
 //! away. A kernel without netem is said so, and nothing changes.
+//!
+//! On a port the lab file impairs (`tc` on its link) this is a run-time
+//! override: the node's agent leaves it, and `status` shows it `by hand`
+//! next to the lab file's value; `--clear` puts the lab file's back.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::runner::RunnerError;
-use crate::runner::netem::{self, Netem, NetemError};
 use crate::running_lab::{RunningLab, RunningLabError};
+use lab_spec::impairment::{self, Netem, NetemError};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -17,7 +21,9 @@ use crate::running_lab::{RunningLab, RunningLabError};
     after_help = "Puts netem on the port's egress (`tc qdisc replace dev PORT root netem
 ...`; the rate is netem's own `rate` option): what the port sends is
 delayed, dropped or paced; to impair both directions, impair both ends.
-Setting again replaces what was there.
+Setting again replaces what was there. On a port the lab file impairs (`tc`
+on its link) this overrides the file's value until the file changes or the node
+reboots; `status` shows it as `by hand`, and --clear puts the file's back.
 
 Examples:
   sudo pi-lab lab impair examples/fabric.toml leaf1:eth1 --delay 20ms --jitter 5ms
@@ -36,18 +42,18 @@ pub struct ImpairArgs {
     #[arg(value_name = "NODE:PORT")]
     pub end: String,
     /// Delay every packet: 20ms, 500us, 1s.
-    #[arg(long, value_parser = netem::parse_delay)]
+    #[arg(long, value_parser = impairment::parse_delay)]
     pub delay: Option<Duration>,
     /// Vary the delay by up to this much: 5ms.
-    #[arg(long, value_parser = netem::parse_delay, requires = "delay")]
+    #[arg(long, value_parser = impairment::parse_delay, requires = "delay")]
     pub jitter: Option<Duration>,
     /// Drop this share of packets: 1%, 0.5%.
-    #[arg(long, value_parser = netem::parse_loss)]
+    #[arg(long, value_parser = impairment::parse_loss)]
     pub loss: Option<f64>,
     /// Send at most this fast: 10mbit, 512kbit.
-    #[arg(long, value_parser = netem::parse_rate)]
+    #[arg(long, value_parser = impairment::parse_rate)]
     pub rate: Option<u64>,
-    /// Remove the port's impairment.
+    /// Remove the port's impairment (back to the lab file's, if it has one).
     #[arg(long, conflicts_with_all = ["delay", "jitter", "loss", "rate"])]
     pub clear: bool,
     /// Boards: SSH as USER (default: root with the lab's own key).
@@ -72,15 +78,21 @@ pub fn run(args: &ImpairArgs) -> Result<ExitCode, ImpairError> {
     let lab = RunningLab::open(&args.file, args.ssh.as_deref())?;
     let (node, port) = lab.link_end(&args.end)?;
     let runner = lab.runner()?;
-    match netem {
-        Some(netem) => {
+    let from_file = lab.node(&node)?.interfaces.iter().find(|i| i.name == port);
+    let from_file = from_file.and_then(|i| i.tc.clone());
+    match (netem, from_file) {
+        (Some(netem), _) => {
             runner.impair(&node, &port, &netem)?;
             println!("{node}:{port}: {netem} on what it sends");
         }
-        None if runner.clear_impairment(&node, &port)? => {
+        (None, Some(file)) => {
+            runner.impair(&node, &port, &file)?;
+            println!("{node}:{port}: back to the lab file's {file}");
+        }
+        (None, None) if runner.clear_impairment(&node, &port)? => {
             println!("{node}:{port}: impairment removed");
         }
-        None => println!("{node}:{port} had no impairment"),
+        (None, None) => println!("{node}:{port} had no impairment"),
     }
     Ok(ExitCode::SUCCESS)
 }

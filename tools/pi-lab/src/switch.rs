@@ -175,6 +175,7 @@ mod tests {
                 mtu: None,
                 address: None,
                 description: String::new(),
+                tc: None,
             })
             .chain(ports.iter().map(|p| Interface {
                 name: p.to_string(),
@@ -182,6 +183,7 @@ mod tests {
                 mtu: None,
                 address: None,
                 description: String::new(),
+                tc: None,
             }))
             .collect();
         c

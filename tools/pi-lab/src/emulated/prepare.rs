@@ -139,6 +139,7 @@ pub(in crate::emulated) mod tests {
                 mtu: None,
                 address: None,
                 description: String::new(),
+                tc: None,
             })
             .collect();
         c

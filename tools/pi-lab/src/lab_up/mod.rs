@@ -159,6 +159,9 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, UpError> {
     let file = LabFile::load(&args.file)?;
     let name = file.name().to_string();
     names::check_lab(&name)?;
+    if args.boards == Boards::Virtual {
+        crate::fleet::refuse_without_netem(&file.lab)?;
+    }
     let (dir, journal) = start_journal(&name, args.boards)?;
     match args.boards {
         Boards::Emulated => up_emulated(args, file, dir, journal, started, interrupt),

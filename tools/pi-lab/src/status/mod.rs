@@ -59,6 +59,9 @@ pub struct NodeStatus {
     pub drift: Option<String>,
     /// Those lines, `+`/`-` with their sections.
     pub hand_changes: Vec<String>,
+    /// Each port with netem: `eth1: delay 20ms`, `eth1: delay 50ms (by
+    /// hand; lab file: delay 20ms)`, `eth1: NOT APPLIED: delay 20ms`.
+    pub impairments: Vec<String>,
     pub report: Option<HealthReport>,
 }
 
@@ -112,6 +115,7 @@ pub fn judge(
             problems: vec![e.to_string()],
             drift: None,
             hand_changes: Vec::new(),
+            impairments: Vec::new(),
             report: None,
         },
         Ok(report) => {
@@ -139,6 +143,11 @@ pub fn judge(
                 problems,
                 drift: drift(&report.frr_hand_changes),
                 hand_changes: report.frr_hand_changes.clone(),
+                impairments: report
+                    .impairments
+                    .iter()
+                    .map(|i| format!("{}: {}", i.port, i.summary()))
+                    .collect(),
                 report: Some(report),
             }
         }
@@ -171,6 +180,7 @@ pub fn render(statuses: &[NodeStatus]) -> String {
         "LAST RECONCILE",
         "HEALTHY",
         "DRIFT",
+        "TC",
     ];
     let mut out = Table::new(headers).with_rows(statuses.iter().map(row)).to_string();
     for s in statuses.iter().filter(|s| !s.problems.is_empty()) {
@@ -183,7 +193,35 @@ pub fn render(statuses: &[NodeStatus]) -> String {
             out.push_str(&format!("{} by hand: {line}\n", s.node));
         }
     }
+    for s in statuses {
+        for line in &s.impairments {
+            out.push_str(&format!("{} tc {line}\n", s.node));
+        }
+    }
     out
+}
+
+/// The TC cell: `-`, `eth1` (as the lab file), `2 ports, 1 by hand`,
+/// `1 NOT APPLIED`.
+fn tc_cell(r: &HealthReport) -> String {
+    use lab_spec::health::ImpairmentState;
+    let count = |state| r.impairments.iter().filter(|i| i.state == state).count();
+    let ports: Vec<&str> = r.impairments.iter().map(|i| i.port.as_str()).collect();
+    let mut cell = match ports.as_slice() {
+        [] => return "-".into(),
+        [one] => (*one).to_string(),
+        many => format!("{} ports", many.len()),
+    };
+    for (state, word) in
+        [(ImpairmentState::ByHand, "by hand"), (ImpairmentState::NotApplied, "NOT APPLIED")]
+    {
+        match count(state) {
+            0 => {}
+            _ if ports.len() == 1 => cell = format!("{cell} {word}"),
+            n => cell = format!("{cell}, {n} {word}"),
+        }
+    }
+    cell
 }
 
 fn row(s: &NodeStatus) -> Vec<String> {
@@ -192,7 +230,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
     let Some(r) = &s.report else {
         cells.extend(std::iter::repeat_n("-".to_string(), 8));
         cells.push(yes_no(false));
-        cells.push("-".into());
+        cells.extend(["-".into(), "-".into()]);
         return cells;
     };
     let temp = r.board.soc_temperature_celsius.map_or("unknown".into(), |t| format!("{t:.1}°C"));
@@ -230,6 +268,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
         reconcile,
         yes_no(s.healthy),
         s.drift.clone().unwrap_or_else(|| "-".into()),
+        tc_cell(r),
     ]);
     cells
 }
@@ -274,9 +313,9 @@ mod tests {
         assert!(status.healthy, "{:?}", status.problems);
         assert_eq!(status.drift.as_deref(), Some("hand-changed, 2 lines"));
         let table = render(std::slice::from_ref(&status));
-        assert!(table.lines().next().unwrap().ends_with("DRIFT"), "{table}");
+        assert!(table.lines().next().unwrap().ends_with("DRIFT                  TC"), "{table}");
         assert!(
-            table.lines().nth(1).unwrap().ends_with("yes      hand-changed, 2 lines"),
+            table.lines().nth(1).unwrap().ends_with("yes      hand-changed, 2 lines  -"),
             "{table}"
         );
         assert!(table.contains("r1 by hand: +ip route 10.99.0.0/24 Null0\n"), "{table}");
@@ -285,6 +324,46 @@ mod tests {
         assert_eq!(json["hand_changes"][1], "-router bgp 100 > network 10.0.0.11/32");
         assert_eq!(drift(&["+x".into()]).as_deref(), Some("hand-changed, 1 line"));
         assert_eq!(drift(&[]), None);
+    }
+
+    #[test]
+    fn impaired_ports_are_shown_with_what_differs_from_the_lab_file() {
+        use lab_spec::health::{ImpairmentState, PortImpairment};
+        use lab_spec::impairment::{Netem, parse_delay};
+        let delay = |t: &str| Netem::new(Some(parse_delay(t).unwrap()), None, None, None).unwrap();
+        let config = crate::fleet_client::tests::node("r1", "router", 100, 11, None).with_version();
+        let mut report = crate::validate::checks::tests::report();
+        report.reconcile.config_version = Some(config.version.clone());
+        report.impairments = vec![
+            PortImpairment {
+                port: "eth1".into(),
+                wanted: Some(delay("20ms")),
+                running: Some(delay("20ms")),
+                state: ImpairmentState::AsLabFile,
+            },
+            PortImpairment {
+                port: "eth2".into(),
+                wanted: Some(delay("20ms")),
+                running: Some(delay("50ms")),
+                state: ImpairmentState::ByHand,
+            },
+        ];
+        let status = judge(&config, config.health.listen, Ok(report.clone()));
+        assert!(status.healthy, "{:?}", status.problems);
+        let table = render(std::slice::from_ref(&status));
+        assert!(table.lines().nth(1).unwrap().ends_with("2 ports, 1 by hand"), "{table}");
+        assert!(table.contains("r1 tc eth1: delay 20ms\n"), "{table}");
+        assert!(
+            table.contains("r1 tc eth2: delay 50ms (by hand; lab file: delay 20ms)\n"),
+            "{table}"
+        );
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["impairments"][0], "eth1: delay 20ms");
+        assert_eq!(json["report"]["impairments"][1]["state"], "by_hand");
+        assert_eq!(json["report"]["impairments"][1]["wanted"]["delay"], "20ms");
+        report.impairments.truncate(1);
+        report.impairments[0].state = ImpairmentState::NotApplied;
+        assert_eq!(tc_cell(&report), "eth1 NOT APPLIED");
     }
 
     #[test]
