@@ -283,7 +283,46 @@ fn working_in_the_lab(state: &Path, file: &str, names: &[&str]) {
     assert!(delayed >= 20.0, "a 20 ms delay, yet a ping took {delayed} ms");
     assert!(plain < 20.0, "the delay is cleared, yet no ping was under 20 ms ({plain} ms)");
 
+    // The same delay written in the lab file: provision hands it to
+    // leaf1's agent, which applies it and says so in status.
+    let text = std::fs::read_to_string(workspace().join(file)).unwrap();
+    let link = "b = \"leaf2:eth0.101\"\n";
+    assert!(text.contains(link), "{file} has no leaf1 -- leaf2 link on VLAN 101");
+    let with_tc = state.join("with-tc.toml");
+    std::fs::write(
+        &with_tc,
+        text.replacen(link, &format!("{link}tc_a = {{ delay = \"20ms\" }}\n"), 1),
+    )
+    .unwrap();
+    let with_tc = with_tc.to_str().unwrap();
+    let impairments = |lab: &str| {
+        let status = json(&pi_lab(state, &["status", lab, "--json", "--node", "leaf1"]));
+        status[0]["impairments"].clone()
+    };
+    assert!(pi_lab(state, &["provision", with_tc]).status.success(), "provision with tc");
+    until(60, "status shows no lab-file delay on leaf1", &|| {
+        impairments(with_tc)[0] == "eth0.101: delay 20ms"
+    });
+    let in_file = fastest(connect("leaf1", &ping));
+    assert!(in_file >= 20.0, "the lab file's 20 ms delay, yet a ping took {in_file} ms");
+    assert!(pi_lab(state, &["provision", file]).status.success(), "provision without tc");
+    until(60, "status still shows a delay on leaf1", &|| {
+        impairments(file) == serde_json::json!([])
+    });
+    let after = fastest(connect("leaf1", &ping));
+    eprintln!("with the lab file's delay: {in_file} ms; after it went: {after} ms");
+    assert!(after < 20.0, "the lab file's delay is gone, yet no ping was under 20 ms");
+
     hand_change_survives_a_reboot(state, file, &connect);
+}
+
+/// Waits until `ok`, checking every 5 s; fails saying `what` after `secs`.
+fn until(secs: u64, what: &str, ok: &dyn Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "{what} after {secs} s");
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
 }
 
 /// `NODE:PORT`'s address in the lab, without its prefix length.
@@ -353,13 +392,6 @@ fn hand_change_survives_a_reboot(
         leaf1.map(|n| n["drift"].clone()).unwrap_or_default()
     };
     let hand_changed = |d: &serde_json::Value| d.as_str().is_some_and(|d| d.starts_with("hand-"));
-    let until = |secs: u64, what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what} after {secs} s");
-            std::thread::sleep(std::time::Duration::from_secs(5));
-        }
-    };
     until(120, "status shows no hand change on leaf1", &|| hand_changed(&drift()));
 
     let boot_id = || {
