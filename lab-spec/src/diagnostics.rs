@@ -249,7 +249,13 @@ fn snippet(line: &str, column: usize, width: usize) -> (String, String) {
 /// invisible characters escaped, and each line longer than `MAX_MESSAGE`
 /// characters cut in the middle.
 pub fn for_terminal(text: &str) -> String {
-    let lines: Vec<String> = text.split('\n').map(|l| shortened(&escaped(l))).collect();
+    for_terminal_within(text, MAX_MESSAGE)
+}
+
+/// [`for_terminal`] with lines cut beyond `max` characters: a command's
+/// own error, which names many things, may be longer than a diagnostic.
+pub fn for_terminal_within(text: &str, max: usize) -> String {
+    let lines: Vec<String> = text.split('\n').map(|l| shortened(&escaped(l), max)).collect();
     lines.join("\n")
 }
 
@@ -272,14 +278,14 @@ fn escaped_char(c: char) -> String {
 
 /// A message cut in the middle when it is longer than `MAX_MESSAGE`: a
 /// hostile file can make a key or a value as long as it likes.
-fn shortened(text: &str) -> String {
+fn shortened(text: &str, max: usize) -> String {
     let count = text.chars().count();
-    if count <= MAX_MESSAGE {
+    if count <= max {
         return text.to_string();
     }
-    let keep = MAX_MESSAGE * 2 / 3;
+    let keep = max * 2 / 3;
     let head: String = text.chars().take(keep).collect();
-    let tail: String = text.chars().skip(count - (MAX_MESSAGE - keep - 1)).collect();
+    let tail: String = text.chars().skip(count - (max - keep - 1)).collect();
     format!("{head}…{tail}")
 }
 

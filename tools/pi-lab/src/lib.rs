@@ -62,7 +62,9 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         }
         cause = c.source();
     }
-    lab_spec::diagnostics::for_terminal(&out)
+    // Long enough for pi-lab's own errors (which list nodes, ports and
+    // what to do), short enough that a hostile file cannot flood a terminal.
+    lab_spec::diagnostics::for_terminal_within(&out, 2000)
 }
 
 #[cfg(test)]
@@ -96,6 +98,8 @@ mod tests {
     fn quoted_file_text_is_made_safe_to_print() {
         let text = error_chain(&Quoted(format!("a\0b\u{200b}c{}", "x".repeat(5000))));
         assert!(text.starts_with("bad line:\na\\0b\\u{200b}cxxx"), "{text}");
-        assert!(text.len() < 400, "{text}");
+        assert!(text.len() < 2100, "{text}");
+        let own = format!("nothing was started: {}", "leaf1:eth1 (delay 20ms), ".repeat(20));
+        assert_eq!(error_chain(&Quoted(own.clone())), format!("bad line:\n{own}"), "not cut");
     }
 }
