@@ -522,12 +522,20 @@ pub enum Fault {
     /// One end of a lab link set down, as `pi-lab lab link NODE:PORT down`
     /// does: its peer loses carrier.
     Link(Endpoint),
+    /// A router's routing stopped (its FRR daemons), kept stopped against
+    /// its agent until the test ends: its neighbours see the sessions go.
+    Routing {
+        node: String,
+        #[serde(skip)]
+        span: Span,
+    },
 }
 
 impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Fault::Link(end) => write!(f, "link {end} down"),
+            Fault::Routing { node, .. } => write!(f, "routing on {node} stopped"),
         }
     }
 }

@@ -157,17 +157,14 @@ impl Reader {
             return (!recover_wrong).then_some(None);
         };
         let example = "fault = { link = \"spine1:eth1\" }";
-        let t_fault = self.check_table(value, "fault", &["link", "node", "stop"], example)?;
-        if let Some(v) = t_fault.get("node").or_else(|| t_fault.get("stop")) {
-            self.error(
-                v.span(),
-                "pi-lab cannot stop a node's routing in a test yet",
-                format!("cut one of its links instead: {example}"),
-            );
-            return None;
-        }
-        let place = "[[validate]] fault";
-        let end = self.endpoint_field(t_fault, "link", place, &value.span())?;
+        let keys = ["link", "node", "stop"];
+        let t_fault = self.check_table(value, "fault", &keys, example)?;
+        let fault = if t_fault.contains_key("link") {
+            let place = "[[validate]] fault";
+            Fault::Link(self.endpoint_field(t_fault, "link", place, &value.span())?)
+        } else {
+            self.routing_fault(t_fault, &value.span())?
+        };
         let Some((recover, _)) = recover else {
             if !recover_wrong {
                 self.error(
@@ -178,7 +175,28 @@ impl Reader {
             }
             return None;
         };
-        Some(Some(TestFault { fault: Fault::Link(end), recover: recover as u32 }))
+        Some(Some(TestFault { fault, recover: recover as u32 }))
+    }
+
+    /// `{ node = "spine1", stop = "routing" }`: the only thing pi-lab stops.
+    fn routing_fault(&mut self, t: &Table, whole: &Span) -> Option<Fault> {
+        let example = "fault = { node = \"spine1\", stop = \"routing\" }";
+        let place = "[[validate]] fault";
+        let node = self.string(t, "node", place);
+        let stop = self.string(t, "stop", place);
+        let (node, span) = match (node, stop) {
+            (Some(node), Some((what, _))) if what == "routing" => node,
+            (_, Some((what, span))) if what != "routing" => {
+                self.error(span, format!("pi-lab cannot stop {what:?}"), format!("write {example}"));
+                return None;
+            }
+            _ => {
+                let help = format!("cut a link (fault = {{ link = \"spine1:eth1\" }}) or {example}");
+                self.error(whole.clone(), "the fault says neither a link nor what to stop", help);
+                return None;
+            }
+        };
+        Some(Fault::Routing { node, span })
     }
 
     /// Exactly one check key, read.

@@ -46,10 +46,15 @@ impl Validator<'_> {
         }
     }
 
-    /// A cut link must be one end of a lab link.
+    /// A cut link must be one end of a lab link; stopped routing, a
+    /// router's.
     fn fault(&mut self, test: &TestSpec) {
-        let Some(Fault::Link(end)) = test.fault.as_ref().map(|f| &f.fault) else { return };
         let place = format!("the fault of test {}", test.name);
+        let end = match test.fault.as_ref().map(|f| &f.fault) {
+            Some(Fault::Link(end)) => end,
+            Some(Fault::Routing { node, span }) => return self.routing_fault(node, span, &place),
+            None => return,
+        };
         if !self.known_node(end, &place) {
             return;
         }
@@ -71,6 +76,23 @@ impl Validator<'_> {
             format!("{end} is not a lab link of {} in {place}", end.node),
             help,
         );
+    }
+
+    fn routing_fault(&mut self, node: &str, span: &Span, place: &str) {
+        match self.lab.nodes.get(node) {
+            None if self.declared.iter().any(|d| d == node) => {}
+            None => self.unknown(node, span.clone(), place),
+            Some(n) if !n.is_router() => {
+                let routers: Vec<&str> =
+                    self.lab.nodes.iter().filter(|(_, n)| n.is_router()).map(|(k, _)| k.as_str()).collect();
+                self.error(
+                    span.clone(),
+                    format!("{node} is a host and runs no routing, in {place}"),
+                    format!("stop a router's routing: {}", list(&routers)),
+                );
+            }
+            Some(_) => {}
+        }
     }
 
     /// The node or address a check names.

@@ -184,7 +184,7 @@ fn a_fault_test_cuts_a_link_and_gives_the_check_time_to_come_back() {
     let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
     let fault = lab.tests[0].fault.as_ref().expect("a fault test");
     assert_eq!(fault.recover, 5);
-    let Fault::Link(end) = &fault.fault;
+    let Fault::Link(end) = &fault.fault else { panic!("{fault:?}") };
     assert_eq!((end.node.as_str(), end.interface.as_str()), ("r2", "eth1"));
     assert_eq!(fault.fault.to_string(), "link r2:eth1 down");
     assert_eq!(lab.tests[0].wait, Some(10), "wait is for the check before the fault");
@@ -241,10 +241,38 @@ fn fault_mistakes_are_reported_where_they_are() {
         "fault = { link = \"spine1:eth1\" }",
     );
     assert_error(
-        &test("fault = { node = \"r2\", stop = \"routing\" }\nrecover = 5\n"),
+        &test("fault = { node = \"r2\", stop = \"power\" }\nrecover = 5\n"),
+        19,
+        31,
+        "pi-lab cannot stop \"power\"",
+        "stop = \"routing\"",
+    );
+    assert_error(
+        &test("fault = { node = \"r3\", stop = \"routing\" }\nrecover = 5\n"),
         19,
         18,
-        "cannot stop a node's routing",
-        "cut one of its links",
+        "unknown node \"r3\" in the fault of test x",
+        "did you mean",
     );
+    assert_error(
+        &test("fault = { node = \"r2\" }\nrecover = 5\n"),
+        19,
+        9,
+        "neither a link nor what to stop",
+        "stop = \"routing\"",
+    );
+}
+
+#[test]
+fn a_fault_test_can_stop_a_routers_routing() {
+    let text = with(
+        "\n[[validate]]\nname = \"r2-down\"\nnodes = [\"r1\"]\nroute = { prefix = \"r2\", present = false }\nfault = { node = \"r2\", stop = \"routing\" }\nrecover = 20\n",
+    );
+    let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let fault = lab.tests[0].fault.as_ref().expect("a fault test");
+    assert!(matches!(&fault.fault, Fault::Routing { node, .. } if node == "r2"), "{fault:?}");
+    assert_eq!(fault.fault.to_string(), "routing on r2 stopped");
+    let host = text.replace("[nodes.r2]\nrole = \"router\"\nasn = 200", "[nodes.r2]\nrole = \"host\"");
+    let err = parse(&host, "t.toml").expect_err("a host has no routing to stop").to_string();
+    assert!(err.contains("r2 is a host and runs no routing"), "{err}");
 }

@@ -162,3 +162,45 @@ fn a_cut_that_cannot_recover_fails_by_name_and_is_mended_also_on_ctrl_c() {
     assert_mended(&lab, "r1", "eth1");
     eventually(30, || session_back(&lab, "r1", "eth1")).unwrap();
 }
+
+#[test]
+fn a_fabric_recovers_when_a_spine_stops_routing_and_it_runs_again() {
+    if !prerequisites("faults_routing", true, TOOLS) {
+        return;
+    }
+    // spine1's FRR stops: the leaves lose their sessions to it (the kernel
+    // closes bgpd's sockets) and h1 reaches h2 through spine2.
+    let lab = TestLab::edited("fabric.toml", "fs", 233, |doc| {
+        let text = "name = \"spine1-stops\"\nnodes = [\"h1\"]\nping = \"h2\"\nwait = 30\n\
+                    fault = { node = \"spine1\", stop = \"routing\" }\nrecover = 10\n";
+        let test = toml::Value::Table(toml::from_str(text).unwrap());
+        let tests = doc.get_mut("validate").and_then(|v| v.as_array_mut()).unwrap();
+        tests.push(test);
+    });
+    lab.up();
+    let out = lab
+        .pi_lab()
+        .args(["validate", "--json", "--test", "spine1-stops"])
+        .arg(&lab.file)
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let h1 = checks.iter().find(|c| c["node"] == "h1").expect("a check on h1");
+    let recovery = &h1["recovery"];
+    eprintln!("measured: {recovery}");
+    assert_eq!(recovery["fault"], "routing on spine1 stopped");
+    let recovered = recovery["recovered_after"].as_f64().expect("a recovery time");
+    assert!((0.0..=10.0).contains(&recovered), "{recovery}");
+    let mend = checks.iter().find(|c| c["name"].as_str().unwrap().contains("mend")).unwrap();
+    assert_eq!(mend["verdict"], "pass", "{said}");
+    assert_eq!(mend["detail"], "routing on spine1 runs again", "{said}");
+    // FRR runs again in spine1's pathspace and its sessions come back.
+    let zebra = std::fs::read_to_string(format!("/var/run/frr/{}/zebra.pid", lab.ns("spine1")));
+    let pid = zebra.unwrap_or_default().trim().to_string();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "no zebra on spine1");
+    eventually(60, || session_back(&lab, "spine1", "eth1")).unwrap();
+    eventually(60, || session_back(&lab, "leaf1", "eth1")).unwrap();
+}

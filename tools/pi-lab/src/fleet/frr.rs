@@ -23,6 +23,8 @@ pub enum FrrError {
     Write { path: PathBuf, source: std::io::Error },
     #[error("FRR did not start in namespace {netns}: {message}")]
     Start { netns: String, message: String },
+    #[error("FRR did not stop in namespace {netns}: {message}")]
+    Stop { netns: String, message: String },
 }
 
 pub fn config_dir(netns: &str) -> PathBuf {
@@ -99,6 +101,25 @@ pub fn start(netns: &str, hostname: &str) -> Result<(), FrrError> {
         return Err(FrrError::Start { netns: netns.into(), message });
     }
     Ok(())
+}
+
+/// Stop watchfrr and the daemons of the namespace's pathspace.
+pub fn stop(netns: &str) -> Result<(), FrrError> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "/usr/lib/frr/frrinit.sh", "stop", netns])
+        .output()
+        .map_err(|e| FrrError::Stop { netns: netns.into(), message: e.to_string() })?;
+    if !out.status.success() {
+        let message = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(FrrError::Stop { netns: netns.into(), message });
+    }
+    Ok(())
+}
+
+/// Whether the pathspace's zebra runs (every routing daemon needs it).
+pub fn running(netns: &str) -> bool {
+    let pid = fs::read_to_string(run_dir(netns).join("zebra.pid")).unwrap_or_default();
+    pid.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// `show bgp summary json` of the instance; `None` while it does not answer.

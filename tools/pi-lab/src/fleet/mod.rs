@@ -16,7 +16,7 @@
 mod agent;
 mod build;
 mod converge;
-mod frr;
+pub(crate) mod frr;
 mod topology;
 
 use std::path::{Path, PathBuf};
@@ -52,12 +52,6 @@ pub enum FleetError {
     Agent(#[from] agent::AgentError),
     #[error(transparent)]
     Name(#[from] names::NameError),
-    #[error(
-        "nothing was started: the lab file impairs {ends}, and this machine's kernel, which \
-         the virtual fleet's nodes share, has no {module} module (netem); use --boards \
-         emulated or boards (Debian's kernel has it), or `modprobe {module}` here"
-    )]
-    NoNetem { module: &'static str, ends: String },
     #[error("{what} already exists but lab {lab:?} is not up; remove it or rename the lab")]
     Occupied { lab: String, what: String },
     #[error("cannot write {path}: {source}")]
@@ -132,19 +126,6 @@ pub fn converge(
     drop(progress);
     print_state(&lab.name, &states, [built_after, started.elapsed()], json);
     Ok(())
-}
-
-/// The virtual fleet's nodes run on this kernel: a lab that impairs ports
-/// needs its netem, or nothing starts (a lab up without the delays and
-/// losses it was written for would measure something else).
-pub fn refuse_without_netem(lab: &lab_spec::Lab) -> Result<(), FleetError> {
-    let impaired = lab.impairments();
-    if impaired.is_empty() || crate::runner::netem::host_has_netem() {
-        return Ok(());
-    }
-    let ends: Vec<String> =
-        impaired.iter().map(|(end, netem)| format!("{end} ({netem})")).collect();
-    Err(FleetError::NoNetem { module: lab_spec::impairment::MODULE, ends: ends.join(", ") })
 }
 
 fn node_names(lab: &FleetLab) -> Vec<String> {

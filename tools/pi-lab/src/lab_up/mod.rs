@@ -104,6 +104,12 @@ pub enum UpError {
     Name(#[from] names::NameError),
     #[error(transparent)]
     Teardown(#[from] TeardownError),
+    #[error(
+        "nothing was started: the lab file impairs {ends}, and this machine's kernel, which \
+         the virtual fleet's nodes share, has no {module} module (netem); use --boards \
+         emulated or boards (Debian's kernel has it), or `modprobe {module}` here"
+    )]
+    NoNetem { module: &'static str, ends: String },
     #[error("lab {lab:?} is already up (journal {journal}); run `pi-lab lab down` on it first")]
     AlreadyUp { lab: String, journal: PathBuf },
     #[error("cannot write {path}: {source}")]
@@ -160,13 +166,26 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, UpError> {
     let name = file.name().to_string();
     names::check_lab(&name)?;
     if args.boards == Boards::Virtual {
-        crate::fleet::refuse_without_netem(&file.lab)?;
+        refuse_without_netem(&file.lab)?;
     }
     let (dir, journal) = start_journal(&name, args.boards)?;
     match args.boards {
         Boards::Emulated => up_emulated(args, file, dir, journal, started, interrupt),
         Boards::Virtual => up_fleet(args, file, dir, journal, started, interrupt),
     }
+}
+
+/// The virtual fleet's nodes run on this kernel: a lab that impairs ports
+/// needs its netem, or nothing starts (a lab up without the delays and
+/// losses it was written for would measure something else).
+fn refuse_without_netem(lab: &lab_spec::Lab) -> Result<(), UpError> {
+    let impaired = lab.impairments();
+    if impaired.is_empty() || crate::runner::netem::host_has_netem() {
+        return Ok(());
+    }
+    let ends: Vec<String> =
+        impaired.iter().map(|(end, netem)| format!("{end} ({netem})")).collect();
+    Err(UpError::NoNetem { module: lab_spec::impairment::MODULE, ends: ends.join(", ") })
 }
 
 /// The lab's folder and journal, whose first entry says where it runs,

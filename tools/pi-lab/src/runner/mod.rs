@@ -129,6 +129,25 @@ pub trait Runner: fmt::Debug + Send + Sync {
         self.checked(node, &argv, true).map(drop)
     }
 
+    /// Stop `node`'s routing (FRR) and keep it stopped against the node's
+    /// agent, which would start it again; `run`: start it and hand it back
+    /// to the agent. On a board: frr.service masked for this boot, then
+    /// unmasked.
+    fn set_routing(&self, node: &str, run: bool) -> Result<(), RunnerError> {
+        let line = if run {
+            "systemctl unmask --runtime frr.service && systemctl start frr.service"
+        } else {
+            "systemctl mask --runtime --now frr.service"
+        };
+        self.checked(node, &["sh", "-c", line], true).map(drop)
+    }
+
+    /// Whether `node`'s routing (FRR) runs.
+    fn routing_runs(&self, node: &str) -> Result<bool, RunnerError> {
+        let out = self.run(node, &["systemctl", "is-active", "frr.service"])?;
+        Ok(out.stdout.trim() == "active")
+    }
+
     /// Put `netem` on `port` as its root qdisc, replacing what was there.
     /// Nothing changes when the node's kernel has no netem.
     fn impair(&self, node: &str, port: &str, netem: &Netem) -> Result<(), RunnerError> {

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
 use super::{Remote, Runner, RunnerError, Session};
+use crate::fleet::frr;
 use crate::fleet_client::FleetClient;
 
 #[derive(Debug, Clone)]
@@ -52,6 +53,22 @@ impl Netns {
 }
 
 impl Runner for Netns {
+    /// The pathspace's FRR, as `lab up` starts it; the fleet's agents
+    /// never start FRR themselves, so a stopped one stays stopped.
+    fn set_routing(&self, node: &str, run: bool) -> Result<(), RunnerError> {
+        let ns = self.netns(node)?;
+        let done = if run { frr::start(&ns, node) } else { frr::stop(&ns) };
+        done.map_err(|e| RunnerError::Failed {
+            node: node.to_string(),
+            command: format!("frrinit.sh {} {ns}", if run { "start" } else { "stop" }),
+            stderr: e.to_string(),
+        })
+    }
+
+    fn routing_runs(&self, node: &str) -> Result<bool, RunnerError> {
+        Ok(frr::running(&self.netns(node)?))
+    }
+
     fn place(&self, node: &str) -> String {
         format!("in namespace {}", crate::lab_host::names::netns(&self.lab, node))
     }

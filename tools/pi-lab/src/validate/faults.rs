@@ -124,13 +124,17 @@ fn make(runner: &dyn Runner, fault: &Fault, mend: bool) -> Result<(), String> {
         Fault::Link(end) => {
             runner.set_link(&end.node, &end.interface, mend).map_err(|e| e.to_string())
         }
+        Fault::Routing { node, .. } => runner.set_routing(node, mend).map_err(|e| e.to_string()),
     }
 }
 
-/// Is the mended fault gone? A link end must be up with its carrier (so
-/// its peer is up too), within [`RESTORE`].
+/// Is the mended fault gone, within [`RESTORE`]? A link end must be up
+/// with its carrier (so its peer is up too); routing must run.
 fn verify(runner: &dyn Runner, fault: &Fault) -> Result<(), String> {
-    let Fault::Link(end) = fault;
+    let end = match fault {
+        Fault::Link(end) => end,
+        Fault::Routing { node, .. } => return verify_routing(runner, node),
+    };
     let started = Instant::now();
     loop {
         let state = link_state(runner, &end.node, &end.interface);
@@ -142,6 +146,21 @@ fn verify(runner: &dyn Runner, fault: &Fault) -> Result<(), String> {
                     "{end} is not up again after {} s ({found})",
                     RESTORE.as_secs()
                 ));
+            }
+            _ => std::thread::sleep(POLL),
+        }
+    }
+}
+
+fn verify_routing(runner: &dyn Runner, node: &str) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match runner.routing_runs(node) {
+            Ok(true) => return Ok(()),
+            found if started.elapsed() >= RESTORE => {
+                let found = found.map_or_else(|e| e.to_string(), |_| "not running".into());
+                let secs = RESTORE.as_secs();
+                return Err(format!("routing on {node} is not running again after {secs} s ({found})"));
             }
             _ => std::thread::sleep(POLL),
         }
@@ -304,12 +323,27 @@ fn secs(d: Duration) -> String {
 
 /// The repair, as a check of its own: a fault left behind must be seen.
 fn repair_check(test: &TestSpec, fault: &Fault, repaired: Result<(), String>) -> Check {
-    let Fault::Link(end) = fault;
-    let (ok, detail) = match repaired {
-        Ok(()) => (true, format!("{end} is up again, with its carrier")),
-        Err(e) => (false, format!("{e}; mend it by hand: pi-lab lab link FILE {end} up")),
+    let (node, mended, by_hand) = match fault {
+        Fault::Link(end) => (
+            &end.node,
+            format!("{end} is up again, with its carrier"),
+            format!("pi-lab lab link FILE {end} up"),
+        ),
+        Fault::Routing { node, .. } => (
+            node,
+            format!("routing on {node} runs again"),
+            format!(
+                "on a board `systemctl unmask --runtime frr.service; systemctl start \
+                 frr.service` (pi-lab lab connect FILE {node} -- ...), on a virtual fleet \
+                 `ip netns exec LAB-{node} /usr/lib/frr/frrinit.sh start LAB-{node}`"
+            ),
+        ),
     };
-    Check::new(Kind::Test, &end.node, format!("{}: mend {fault}", test.name), ok, detail)
+    let (ok, detail) = match repaired {
+        Ok(()) => (true, mended),
+        Err(e) => (false, format!("{e}; mend it by hand: {by_hand}")),
+    };
+    Check::new(Kind::Test, node, format!("{}: mend {fault}", test.name), ok, detail)
 }
 
 #[cfg(test)]
