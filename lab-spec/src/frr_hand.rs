@@ -208,6 +208,17 @@ pub fn carried(config: &str, change: &HandChange) -> bool {
     has == change.added
 }
 
+/// Lines added by hand that `running` still shows though `generated` (just
+/// loaded alone) lacks them, as the removals that take them out: a reload
+/// may say it is done before FRR let go of what it removes. A baseline
+/// holding them would hide them from every later comparison.
+pub fn lingering(running: &str, generated: &str, hand: &[HandChange]) -> Vec<HandChange> {
+    hand.iter()
+        .filter(|c| c.added && carried(running, c) && !carried(generated, c))
+        .map(|c| HandChange { added: false, ..c.clone() })
+        .collect()
+}
+
 /// A node's own FRR `lines` (the lab file's) against its `generated`
 /// text: a `no X` where the generated text has `X` in the same sections
 /// leaves `X` out of it (the `no` line stays, as a comment, so line
@@ -364,6 +375,24 @@ pub fn apply(generated: &str, changes: &[HandChange]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hand_line_still_running_after_the_generated_config_loaded_lingers() {
+        let hand = diff(BASELINE, RUNNING);
+        let route = hand.iter().find(|c| c.line == "ip route 10.99.0.0/24 Null0").unwrap();
+        // The reload has not let the route go yet: it lingers, and taking
+        // it out of the running config gives a baseline without it.
+        let lingering = lingering(RUNNING, GENERATED, std::slice::from_ref(route));
+        assert_eq!(lingering.len(), 1);
+        assert!(!lingering[0].added && lingering[0].line == route.line);
+        let settled = apply(RUNNING, &lingering);
+        assert!(!settled.contains("ip route 10.99.0.0/24"), "{settled}");
+        assert_eq!(diff(&settled, RUNNING), vec![route.clone()]);
+        // Gone from FRR, or said by the generated config: nothing lingers.
+        assert!(super::lingering(BASELINE, GENERATED, &hand).is_empty());
+        let says_it = format!("{GENERATED}ip route 10.99.0.0/24 Null0\n");
+        assert!(super::lingering(RUNNING, &says_it, std::slice::from_ref(route)).is_empty());
+    }
 
     /// What `vtysh -N two-router-r1 -c 'show running-config'` printed with
     /// FRR 8.4.4 right after node-agent loaded r1's generated config.

@@ -187,11 +187,16 @@ impl Reader {
         let (node, span) = match (node, stop) {
             (Some(node), Some((what, _))) if what == "routing" => node,
             (_, Some((what, span))) if what != "routing" => {
-                self.error(span, format!("pi-lab cannot stop {what:?}"), format!("write {example}"));
+                self.error(
+                    span,
+                    format!("pi-lab cannot stop {what:?}"),
+                    format!("write {example}"),
+                );
                 return None;
             }
             _ => {
-                let help = format!("cut a link (fault = {{ link = \"spine1:eth1\" }}) or {example}");
+                let help =
+                    format!("cut a link (fault = {{ link = \"spine1:eth1\" }}) or {example}");
                 self.error(whole.clone(), "the fault says neither a link nor what to stop", help);
                 return None;
             }

@@ -83,8 +83,13 @@ impl Validator<'_> {
             None if self.declared.iter().any(|d| d == node) => {}
             None => self.unknown(node, span.clone(), place),
             Some(n) if !n.is_router() => {
-                let routers: Vec<&str> =
-                    self.lab.nodes.iter().filter(|(_, n)| n.is_router()).map(|(k, _)| k.as_str()).collect();
+                let routers: Vec<&str> = self
+                    .lab
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.is_router())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
                 self.error(
                     span.clone(),
                     format!("{node} is a host and runs no routing, in {place}"),

@@ -272,7 +272,8 @@ fn a_fault_test_can_stop_a_routers_routing() {
     let fault = lab.tests[0].fault.as_ref().expect("a fault test");
     assert!(matches!(&fault.fault, Fault::Routing { node, .. } if node == "r2"), "{fault:?}");
     assert_eq!(fault.fault.to_string(), "routing on r2 stopped");
-    let host = text.replace("[nodes.r2]\nrole = \"router\"\nasn = 200", "[nodes.r2]\nrole = \"host\"");
+    let host =
+        text.replace("[nodes.r2]\nrole = \"router\"\nasn = 200", "[nodes.r2]\nrole = \"host\"");
     let err = parse(&host, "t.toml").expect_err("a host has no routing to stop").to_string();
     assert!(err.contains("r2 is a host and runs no routing"), "{err}");
 }

@@ -330,15 +330,13 @@ impl Frr {
             pids: pids.to_string(),
         })?;
         let how = self.load(text)?;
-        let baseline = self
-            .query()
-            .running_config()
-            .inspect_err(|e| tracing::warn!(error = %e, "no baseline of the generated FRR config"))
-            .ok();
+        let baseline = self.settled_baseline(text, &hand);
         // What the new config says itself (the lab file took the lines
         // over) is no hand change any more.
+        let carried =
+            |b: &str, c: &HandChange| frr_hand::carried(b, c) && frr_hand::carried(text, c);
         let hand: Vec<HandChange> = match &baseline {
-            Some(b) => hand.into_iter().filter(|c| !frr_hand::carried(b, c)).collect(),
+            Some(b) => hand.into_iter().filter(|c| !carried(b, c)).collect(),
             None => hand,
         };
         if !hand.is_empty() {
@@ -347,6 +345,35 @@ impl Frr {
         }
         self.keep(Kept { generated, baseline, hand, pids: pids.to_string() })?;
         Ok(how)
+    }
+
+    /// FRR's running config right after `text` alone was loaded. A reload
+    /// can return before FRR let go of every line it removes (an emulated
+    /// Pi still listed a static route typed by hand): such lines are
+    /// waited out for a few seconds, then taken out of the baseline, which
+    /// would otherwise hide them from every later look, and lose them.
+    fn settled_baseline(&self, text: &str, hand: &[HandChange]) -> Option<String> {
+        const TRIES: u32 = 6;
+        for attempt in 1..=TRIES {
+            let running = self
+                .query()
+                .running_config()
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "no baseline of the generated FRR config"),
+                )
+                .ok()?;
+            let lingering = frr_hand::lingering(&running, text, hand);
+            if lingering.is_empty() {
+                return Some(running);
+            }
+            if attempt == TRIES {
+                let lines: Vec<String> = lingering.iter().map(|c| c.line.clone()).collect();
+                tracing::warn!(?lines, "FRR still runs hand lines the generated config lacks");
+                return Some(frr_hand::apply(&running, &lingering));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        None
     }
 
     /// Write `text` to frr.conf and have FRR load it.

@@ -160,7 +160,9 @@ fn verify_routing(runner: &dyn Runner, node: &str) -> Result<(), String> {
             found if started.elapsed() >= RESTORE => {
                 let found = found.map_or_else(|e| e.to_string(), |_| "not running".into());
                 let secs = RESTORE.as_secs();
-                return Err(format!("routing on {node} is not running again after {secs} s ({found})"));
+                return Err(format!(
+                    "routing on {node} is not running again after {secs} s ({found})"
+                ));
             }
             _ => std::thread::sleep(POLL),
         }
