@@ -22,6 +22,7 @@ pub mod import;
 pub mod interrupt;
 pub mod inventory;
 pub mod lab;
+pub mod lab_arg;
 pub mod lab_file;
 pub mod lab_host;
 pub mod lab_up;

@@ -34,9 +34,8 @@ To keep a node's hand changes in the lab, put its hand.conf in the lab file:
 then `pi-lab provision` applies them as part of the lab (no --force needed).
 Exit status: 0 when every node with FRR was saved, 1 when any was not.")]
 pub struct SaveArgs {
-    /// The lab file.
-    #[arg(value_name = "LAB", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Where to write NODE/frr.conf and NODE/hand.conf [default: LABNAME-saved].
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -75,7 +74,7 @@ pub struct Saved {
 }
 
 pub fn run(args: &SaveArgs) -> Result<ExitCode, SaveError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
     let configs: Vec<&NodeConfig> =
         fleet.select(&args.nodes)?.into_iter().filter(|c| c.runs_frr()).collect();

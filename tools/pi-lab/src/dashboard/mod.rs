@@ -17,7 +17,6 @@ mod site;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,8 +47,8 @@ The server is read-only and listens on localhost unless --listen says
 otherwise. sFlow rates change as counter samples arrive: set
 [sflow] polling_interval = 2 in the lab for a lively page.")]
 pub struct DashboardArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Address and TCP port of the web server.
     #[arg(long, default_value = "127.0.0.1:8181")]
     pub listen: SocketAddr,
@@ -91,7 +90,7 @@ pub enum DashboardError {
 }
 
 pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let fleet = Arc::new(FleetClient::open(&lab, timeout));
     let topology = Arc::new(Topology::new(&lab, fleet.runs_on.to_string()));

@@ -4,7 +4,6 @@
 pub mod discover;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -34,8 +33,8 @@ a fresh board accepts it when its bootstrap.sha256 holds the token's hash.
 Exit status: 0 when every node applied its config, 1 when any did not,
 2 when the lab file cannot be used.")]
 pub struct ProvisionArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Only these nodes (repeatable).
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
@@ -159,7 +158,7 @@ pub struct NodeResult {
 }
 
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     // The agent answers a PUT once it has applied the config: on a Pi, with
     // FRR reloading, that can take longer than a plain request. (The
     // connection itself still times out in seconds.)

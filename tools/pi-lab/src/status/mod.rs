@@ -2,7 +2,6 @@
 //! `GET /v1/health`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,8 +21,8 @@ use crate::table::Table;
 Exit status: 0 when every node is reachable and healthy, 1 when not, 2 when
 the lab file cannot be used.")]
 pub struct StatusArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Only these nodes (repeatable).
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
@@ -66,7 +65,7 @@ pub struct NodeStatus {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
     let configs = fleet.select(&args.nodes)?;
     loop {
@@ -77,7 +76,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
         } else {
             if args.watch.is_some() {
                 print!("\x1b[2J\x1b[H");
-                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.file.display());
+                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.lab.file.display());
             }
             print!("{}", render(&statuses));
         }

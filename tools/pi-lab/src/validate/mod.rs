@@ -14,7 +14,6 @@ pub mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -51,8 +50,8 @@ Exit status (netlab's): 0 every check passed (skipped ones do not fail),
 1 a check failed, 2 no usable check ran or validate could not run (bad lab
 file, unknown test, no agent answered), 3 only warnings.")]
 pub struct ValidateArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Retry failing checks until this long has passed: 90, 60s, 2m.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub deadline: Duration,
@@ -132,7 +131,7 @@ impl Report {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     let tests = &lab.lab.tests;
     if args.list {
         print!("{}", list(tests));
