@@ -14,6 +14,7 @@ pub mod announce;
 pub mod compile;
 pub mod config_answer;
 pub mod diagnostics;
+pub mod duration;
 pub mod expr;
 pub mod frr;
 pub mod frr_check;

@@ -45,9 +45,9 @@ pub struct SaveArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait for each agent.
-    #[arg(long, default_value_t = 10, env = "PI_LAB_TIMEOUT")]
-    pub timeout: u64,
+    /// How long to wait for each agent: 10, 10s, 1m30s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = lab_spec::duration::parse_positive, env = "PI_LAB_TIMEOUT")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub struct Saved {
 
 pub fn run(args: &SaveArgs) -> Result<ExitCode, SaveError> {
     let lab = CompiledLab::load(&args.lab.file)?;
-    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
+    let fleet = FleetClient::open(&lab, args.timeout);
     let configs: Vec<&NodeConfig> =
         fleet.select(&args.nodes)?.into_iter().filter(|c| c.runs_frr()).collect();
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("{}-saved", lab.name())));

@@ -51,8 +51,8 @@ pub struct CaptureArgs {
     /// Stop after this many packets in all.
     #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// Stop after this long: 30, 30s, 5m.
-    #[arg(long, value_name = "D", value_parser = crate::validate::parse_duration)]
+    /// Stop after this long: 30, 30s, 1m30s.
+    #[arg(long, value_name = "D", value_parser = lab_spec::duration::parse_positive)]
     pub duration: Option<Duration>,
     /// Boards: SSH as USER (default: root with the lab's own key).
     #[arg(long, value_name = "USER", env = "PI_LAB_SSH_USER")]

@@ -54,10 +54,11 @@ pub struct UpArgs {
     /// DHCP and wait for `pi-lab provision FILE --discover SECONDS`.
     #[arg(long)]
     pub zero_touch: bool,
-    /// Seconds to wait for convergence before giving up [default: 120; 900
-    /// with --boards emulated]. A fleet that is built stays up.
-    #[arg(long, env = "PI_LAB_UP_TIMEOUT")]
-    pub timeout: Option<u64>,
+    /// How long to wait for convergence before giving up: 120, 2m, 1m30s
+    /// [default: 2m; 15m with --boards emulated]. A fleet that is built
+    /// stays up.
+    #[arg(long, value_parser = lab_spec::duration::parse_positive, env = "PI_LAB_UP_TIMEOUT")]
+    pub timeout: Option<Duration>,
     /// Print the final state as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -220,7 +221,7 @@ fn up_fleet(
             return Err(err.into());
         }
     };
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(120));
+    let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
     crate::fleet::converge(built, started, timeout, args.json, interrupt)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -237,7 +238,7 @@ fn up_emulated(
 ) -> Result<ExitCode, UpError> {
     let opts = crate::emulated::UpOptions {
         image: args.image.clone().unwrap_or_else(crate::emulated::default_image),
-        timeout: Duration::from_secs(args.timeout.unwrap_or(900)),
+        timeout: args.timeout.unwrap_or(Duration::from_secs(900)),
         json: args.json,
         zero_touch: args.zero_touch,
     };
