@@ -21,7 +21,6 @@ pub mod frr_check;
 pub mod frr_hand;
 pub mod frr_state;
 pub mod health;
-pub mod http_date;
 pub mod impairment;
 pub mod lab;
 #[cfg(feature = "netlab")]
