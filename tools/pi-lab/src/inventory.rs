@@ -168,7 +168,11 @@ fn prometheus(fleet: &FleetClient) -> String {
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::replace_file::replace(path, text.as_bytes(), 0o644, None)
+    lab_spec::replace_file::replace(
+        path,
+        text.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o644),
+    )
 }
 
 #[cfg(test)]

@@ -32,7 +32,6 @@ pub mod pcapng;
 pub mod plan_table;
 pub mod programs;
 pub mod provision;
-pub mod replace_file;
 pub mod runner;
 pub mod running_lab;
 pub mod save;

@@ -143,7 +143,11 @@ fn save_one(node: &str, answer: Result<FrrRunning, String>, dir: &Path) -> Saved
 
 /// Running configs may hold secrets (BGP passwords): for the owner only.
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::replace_file::replace(path, text.as_bytes(), 0o600, None)
+    lab_spec::replace_file::replace(
+        path,
+        text.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o600),
+    )
 }
 
 /// The table, what failed, and how to keep hand changes.

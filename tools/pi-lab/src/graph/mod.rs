@@ -142,8 +142,12 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode, GraphError> {
         GraphFormat::Svg => svg(&render::dot(&graph))?,
     };
     match &args.out {
-        Some(path) => crate::replace_file::replace(path, &bytes, 0o644, None)
-            .map_err(|source| GraphError::Write { path: path.clone(), source })?,
+        Some(path) => lab_spec::replace_file::replace(
+            path,
+            &bytes,
+            lab_spec::replace_file::Access::mode(0o644),
+        )
+        .map_err(|source| GraphError::Write { path: path.clone(), source })?,
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
