@@ -58,28 +58,37 @@ mod tests {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777
     }
 
-    #[test]
-    fn replaces_whole_with_mode_and_leaves_no_temp_file() {
+    /// Writes "one", calls `between`, replaces it with "two"; the mode
+    /// it ends with, once the file is whole and alone in its directory.
+    fn replaced_twice(first: Access, between: fn(&Path), second: Access) -> u32 {
         let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("file");
-        replace(&path, b"one\n", Access::Set { mode: 0o600, owner: None }).unwrap();
-        replace(&path, b"two\n", Access::Set { mode: 0o640, owner: None }).unwrap();
+        let path = tmp.path().join("frr.conf");
+        replace(&path, b"one\n", first).unwrap();
+        between(&path);
+        replace(&path, b"two\n", second).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
-        assert_eq!(mode(&path), 0o640);
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "temp file left behind");
+        mode(&path)
+    }
+
+    #[test]
+    fn replaces_whole_with_the_mode_it_is_given() {
+        assert_eq!(replaced_twice(Access::mode(0o600), |_| {}, Access::mode(0o640)), 0o640);
     }
 
     #[test]
     fn keeps_the_mode_of_the_file_it_replaces() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("frr.conf");
-        replace(&path, b"one\n", Access::KeepOr(0o644)).unwrap();
-        assert_eq!(mode(&path), 0o644);
-        fs::set_permissions(&path, Permissions::from_mode(0o640)).unwrap();
-        replace(&path, b"two\n", Access::KeepOr(0o644)).unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
-        assert_eq!(mode(&path), 0o640);
-        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1, "temp file left behind");
+        let chmod = |path: &Path| fs::set_permissions(path, Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(replaced_twice(Access::KeepOr(0o644), chmod, Access::KeepOr(0o644)), 0o640);
+        // A new file gets the mode given.
+        assert_eq!(
+            replaced_twice(
+                Access::mode(0o600),
+                |p| fs::remove_file(p).unwrap(),
+                Access::KeepOr(0o644)
+            ),
+            0o644
+        );
     }
 
     #[test]
