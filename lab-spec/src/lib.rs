@@ -29,6 +29,7 @@ pub mod node_check;
 pub mod node_config;
 pub mod parse;
 pub mod plan;
+pub mod prometheus;
 pub mod replace_file;
 #[cfg(test)]
 mod test_configs;
