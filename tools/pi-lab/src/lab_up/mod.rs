@@ -51,7 +51,7 @@ pub struct UpArgs {
     pub image: Option<PathBuf>,
     /// With --boards emulated: write cards of the lab but of no node (as
     /// `flash --zero-touch`); the boards get their management address over
-    /// DHCP and wait for `pi-lab provision FILE --discover SECONDS`.
+    /// DHCP and wait for `pi-lab provision FILE --discover 60s`.
     #[arg(long)]
     pub zero_touch: bool,
     /// How long to wait for convergence before giving up: 120, 2m, 1m30s
