@@ -169,24 +169,19 @@ impl fmt::Display for Netem {
     }
 }
 
-/// `20ms`, `1.5ms`, `250us`, `1s`, `0`: from 0 to [`MAX_DELAY`].
+/// `20ms`, `1.5ms`, `250us`, `1s`, `0`: from 0 to [`MAX_DELAY`], in whole
+/// microseconds (tc's resolution). Forms as [`crate::duration::parse`],
+/// but a unit is required: a bare 20 means milliseconds to tc users.
 pub fn parse_delay(text: &str) -> Result<Duration, String> {
     not_negative(text)?;
-    let (number, unit) = split_unit(text);
-    let scale = match unit {
-        "" if number == "0" => 1e-6,
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "" => return Err(format!("{text:?} needs a unit: write e.g. 20ms, 500us or 1s")),
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use us, ms or s")),
-    };
-    let value = parse_number(number, text)?;
-    let seconds = value * scale;
-    if seconds > MAX_DELAY.as_secs_f64() {
+    if text.trim().parse::<f64>().is_ok_and(|v| v != 0.0) {
+        return Err(format!("{text:?} needs a unit: write e.g. 20ms, 500us or 1s"));
+    }
+    let delay = crate::duration::parse(text)?;
+    if delay > MAX_DELAY {
         return Err(format!("{text} is longer than the longest delay, 60s"));
     }
-    Ok(Duration::from_micros((seconds * 1e6).round() as u64))
+    Ok(Duration::from_micros((delay.as_secs_f64() * 1e6).round() as u64))
 }
 
 /// `1%`, `0.5%`, `1`: percent of packets lost, 0 to 100.
@@ -289,7 +284,8 @@ mod tests {
         assert_eq!(parse_delay("0"), Ok(Duration::ZERO));
         assert!(parse_delay("61s").unwrap_err().contains("60s"));
         assert!(parse_delay("20").unwrap_err().contains("needs a unit"));
-        assert!(parse_delay("20h").unwrap_err().contains("unknown unit"));
+        assert!(parse_delay("20d").unwrap_err().contains("unknown unit"));
+        assert!(parse_delay("20h").unwrap_err().contains("60s"));
         assert!(parse_delay("-5ms").unwrap_err().contains("negative"));
         assert!(parse_delay("ms").is_err());
     }

@@ -14,13 +14,13 @@ pub mod announce;
 pub mod compile;
 pub mod config_answer;
 pub mod diagnostics;
+pub mod duration;
 pub mod expr;
 pub mod frr;
 pub mod frr_check;
 pub mod frr_hand;
 pub mod frr_state;
 pub mod health;
-pub mod http_date;
 pub mod impairment;
 pub mod lab;
 #[cfg(feature = "netlab")]
@@ -29,6 +29,8 @@ pub mod node_check;
 pub mod node_config;
 pub mod parse;
 pub mod plan;
+pub mod prometheus;
+pub mod replace_file;
 #[cfg(test)]
 mod test_configs;
 pub mod validate;

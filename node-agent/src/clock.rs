@@ -23,9 +23,16 @@ pub fn decide(controller: u64, local: u64, ntp_synchronized: bool) -> Option<u64
     (!ntp_synchronized && controller.abs_diff(local) > TOLERANCE_SECONDS).then_some(controller)
 }
 
+/// The controller's `Date` header (RFC 9110 IMF-fixdate, as pi-lab sends
+/// it) in seconds since the Unix epoch.
+fn controller_time(date: &str) -> Option<u64> {
+    let time = httpdate::parse_http_date(date).ok()?;
+    Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs())
+}
+
 /// Follow the controller's `Date` header; what was done, for the log.
 pub fn follow_controller(date: &str) -> Option<String> {
-    let controller = lab_spec::http_date::parse(date)?;
+    let controller = controller_time(date)?;
     let local = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let set = decide(controller, local, Path::new(NTP_SYNCHRONIZED).exists())?;
     let ts = rustix::time::Timespec { tv_sec: i64::try_from(set).ok()?, tv_nsec: 0 };
@@ -44,6 +51,19 @@ pub fn follow_controller(date: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_date_header_reads_as_the_controller_writes_it() {
+        assert_eq!(controller_time("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(controller_time(&httpdate::fmt_http_date(now)), Some(secs));
+        for bad in
+            ["", "yesterday", "Mon, 06 Nov 1994 08:49:37 GMT", "Sun, 06 Nov 1994 24:00:00 GMT"]
+        {
+            assert_eq!(controller_time(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_clock_follows_the_controller_only_without_ntp_and_when_off() {

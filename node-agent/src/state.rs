@@ -1,10 +1,10 @@
 //! Files the agent keeps: the last config that applied cleanly.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lab_spec::NodeConfig;
+use lab_spec::replace_file::Access;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
@@ -43,33 +43,13 @@ pub fn save_last_good(state_dir: &Path, cfg: &NodeConfig) -> Result<(), ConfigFi
     write_atomic(&path, text.as_bytes()).map_err(|error| ConfigFileError::Write { path, error })
 }
 
-/// Write via a temporary file in the same directory and rename, so readers
-/// never see half a file; then sync the directory, so the rename itself
-/// survives a power cut (without it the old file, or none, can come back).
+/// Replace `path` whole (see [`lab_spec::replace_file`]), keeping the
+/// owner and mode of the file it replaces; its directory is made first.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        // Keep the owner and mode of the file being replaced (Debian ships
-        // /etc/frr/frr.conf as frr:frr 0640).
-        if let Ok(old) = fs::metadata(path) {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            let _ = std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()));
-            f.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))?;
-        }
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    lab_spec::replace_file::replace(path, data, Access::KeepOr(0o644))
 }
 
 #[cfg(test)]
@@ -80,7 +60,8 @@ mod tests {
 
     #[test]
     fn atomic_write_keeps_the_mode_and_leaves_no_temp_file() {
-        let dir = std::env::temp_dir().join(format!("t3a-state-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
         let path = dir.join("frr.conf");
         write_atomic(&path, b"one\n").unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
@@ -88,6 +69,5 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o640);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,7 +1,6 @@
 //! `pi-lab lab check | plan | render` as a user runs them: exit codes,
 //! where output goes, JSON that parses. No root needed.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::common::{bin, workspace};
@@ -20,14 +19,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn broken_lab() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("pi-lab-e2e-broken-{}.toml", std::process::id()));
+/// A lab whose link names an unknown node (at 9:6), in its own temporary file.
+fn broken_lab() -> tempfile::NamedTempFile {
+    let lab = tempfile::Builder::new().suffix(".toml").tempfile().expect("temp lab");
     std::fs::write(
-        &path,
+        lab.path(),
         "name = \"broken\"\n\n[nodes.r1]\nrole = \"router\"\nasn = 100\n\n[[links]]\na = \"r1:eth1\"\nb = \"r9:eth1\"\n",
     )
     .expect("write lab");
-    path
+    lab
 }
 
 #[test]
@@ -41,9 +41,8 @@ fn lab_check_accepts_both_examples() {
 
 #[test]
 fn lab_check_rejects_a_broken_file_with_position_and_exit_1() {
-    let path = broken_lab();
-    let out = pi_lab(&["lab", "check", path.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_file(&path);
+    let lab = broken_lab();
+    let out = pi_lab(&["lab", "check", lab.path().to_str().expect("utf-8 path")]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
     assert!(err.contains(":9:6: error: unknown node \"r9\" in link"), "{err}");
@@ -151,6 +150,43 @@ fn every_command_reports_a_broken_lab_file_as_lab_check_does() {
         assert!(!std::path::Path::new(target).exists(), "flash wrote a card from {name}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_command_that_takes_a_lab_reads_pi_lab_file() {
+    let lab = broken_lab();
+    let file = lab.path().to_str().expect("utf-8 path");
+    let commands: [&[&str]; 17] = [
+        &["status"],
+        &["validate"],
+        &["provision"],
+        &["dashboard"],
+        &["inventory"],
+        &["capture", "r1:eth1", "-w", "-"],
+        &["lab", "plan"],
+        &["lab", "render", "r1"],
+        &["lab", "graph"],
+        &["lab", "switch"],
+        &["lab", "up"],
+        &["lab", "save"],
+        &["lab", "connect", "r1", "--", "true"],
+        &["lab", "connect", "--all", "--", "true"],
+        &["lab", "link", "r1:eth1", "down"],
+        &["lab", "impair", "r1:eth1", "--delay", "1ms"],
+        &["lab", "check"],
+    ];
+    for args in commands {
+        let out = Command::new(bin("pi-lab"))
+            .args(args)
+            .current_dir(workspace())
+            .env("PI_LAB_TOKEN", "e2e-token")
+            .env("PI_LAB_FILE", file)
+            .output()
+            .expect("run pi-lab");
+        let err = text(&out.stderr);
+        assert!(!out.status.success(), "{args:?} accepted the broken lab");
+        assert!(err.contains(&format!("{file}:9:6")), "{args:?} did not read PI_LAB_FILE:\n{err}");
+    }
 }
 
 #[test]

@@ -5,94 +5,10 @@
 //! out rather than reported as zero, so a dashboard shows "no data", not a
 //! cold SoC.
 
-use std::fmt::Write;
-
 use lab_spec::HealthReport;
+use lab_spec::prometheus::Family;
 
 use super::{HttpCounters, ReconcileStats};
-
-type Labels<'a> = Vec<(&'a str, String)>;
-
-/// One metric family: HELP and TYPE once, then its samples.
-struct Family<'a> {
-    name: &'a str,
-    kind: &'a str,
-    help: &'a str,
-    samples: Vec<(Labels<'a>, f64)>,
-}
-
-impl<'a> Family<'a> {
-    fn gauge(name: &'a str, help: &'a str) -> Self {
-        Family { name, kind: "gauge", help, samples: Vec::new() }
-    }
-
-    fn counter(name: &'a str, help: &'a str) -> Self {
-        Family { name, kind: "counter", help, samples: Vec::new() }
-    }
-
-    fn with(mut self, labels: Labels<'a>, value: f64) -> Self {
-        self.samples.push((labels, value));
-        self
-    }
-
-    fn with_opt(self, value: Option<f64>) -> Self {
-        match value {
-            Some(v) => self.with(Vec::new(), v),
-            None => self,
-        }
-    }
-
-    fn write(&self, out: &mut String) {
-        if self.samples.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
-        let _ = writeln!(out, "# TYPE {} {}", self.name, self.kind);
-        for (labels, value) in &self.samples {
-            out.push_str(self.name);
-            write_labels(out, labels);
-            out.push(' ');
-            write_value(out, *value);
-            out.push('\n');
-        }
-    }
-}
-
-fn write_labels(out: &mut String, labels: &Labels<'_>) {
-    if labels.is_empty() {
-        return;
-    }
-    out.push('{');
-    for (i, (name, value)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str(name);
-        out.push_str("=\"");
-        for c in value.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-    }
-    out.push('}');
-}
-
-fn write_value(out: &mut String, value: f64) {
-    if value.is_nan() {
-        out.push_str("NaN");
-    } else if value.is_infinite() {
-        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
-    } else {
-        let _ = write!(out, "{value}");
-    }
-}
 
 fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
@@ -345,32 +261,4 @@ fn http_requests(http: &HttpCounters) -> Vec<Family<'static>> {
         family = family.with(vec![("code", code.to_string())], count as f64);
     }
     vec![family]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_and_labels_are_written_as_the_format_wants() {
-        let mut out = String::new();
-        write_value(&mut out, 3.0);
-        out.push(' ');
-        write_value(&mut out, 0.25);
-        out.push(' ');
-        write_value(&mut out, f64::NAN);
-        assert_eq!(out, "3 0.25 NaN");
-        let mut out = String::new();
-        write_labels(&mut out, &vec![("a", "x\"y\\z\nw".to_string()), ("b", String::new())]);
-        assert_eq!(out, r#"{a="x\"y\\z\nw",b=""}"#);
-    }
-
-    #[test]
-    fn a_family_without_samples_writes_nothing() {
-        let mut out = String::new();
-        Family::gauge("pilab_x", "x").with_opt(None).write(&mut out);
-        assert!(out.is_empty());
-        Family::counter("pilab_y_total", "y.").with(Vec::new(), 2.0).write(&mut out);
-        assert_eq!(out, "# HELP pilab_y_total y.\n# TYPE pilab_y_total counter\npilab_y_total 2\n");
-    }
 }

@@ -80,14 +80,11 @@ impl AgentClient {
             reason: e.to_string(),
         })?;
         // The controller's time: a board without NTP sets its clock from it.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
         let request = self
             .agent
             .put(url(addr, if force { "/v1/config?force=true" } else { "/v1/config" }))
             .header("Authorization", format!("Bearer {token}"))
-            .header("Date", lab_spec::http_date::format(now))
+            .header("Date", httpdate::fmt_http_date(std::time::SystemTime::now()))
             .content_type("application/json");
         let (status, body) = self.call(addr, request.send(body))?;
         if !ConfigAnswer::carried_by(status) {

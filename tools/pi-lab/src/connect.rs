@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -35,9 +34,8 @@ have it), or as --ssh USER.
 Exit status: the command's; with --all 0 when it succeeded everywhere, 1
 when not; 2 when nothing ran (unknown node, lab not running).")]
 pub struct ConnectArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// The node to connect to (not with --all).
     #[arg(value_name = "NODE", required_unless_present = "all", conflicts_with = "all")]
     pub node: Option<String>,
@@ -106,7 +104,7 @@ impl NodeRun {
 }
 
 pub fn run(args: &ConnectArgs) -> Result<ExitCode, ConnectError> {
-    let lab = RunningLab::open(&args.file, args.ssh.as_deref())?;
+    let lab = RunningLab::open(&args.lab.file, args.ssh.as_deref())?;
     let nodes = match &args.node {
         Some(node) => vec![node.clone()],
         None => every_node(&lab, args.vtysh),

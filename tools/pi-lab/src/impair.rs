@@ -6,7 +6,6 @@
 //! override: the node's agent leaves it, and `status` shows it `by hand`
 //! next to the lab file's value; `--clear` puts the lab file's back.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,9 +34,8 @@ Ranges: delay and jitter 0 to 60s (us, ms, s), loss 0 to 100%, rate above 0
 the boards and emulated boards has it; a host kernel without it (the
 virtual fleet's namespaces share the host's) is refused and left as it was.")]
 pub struct ImpairArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// One end of a lab link: NODE:PORT.
     #[arg(value_name = "NODE:PORT")]
     pub end: String,
@@ -75,7 +73,7 @@ pub fn run(args: &ImpairArgs) -> Result<ExitCode, ImpairError> {
     let netem = (!args.clear)
         .then(|| Netem::new(args.delay, args.jitter, args.loss, args.rate))
         .transpose()?;
-    let lab = RunningLab::open(&args.file, args.ssh.as_deref())?;
+    let lab = RunningLab::open(&args.lab.file, args.ssh.as_deref())?;
     let (node, port) = lab.link_end(&args.end)?;
     let runner = lab.runner()?;
     let from_file = lab.node(&node)?.interfaces.iter().find(|i| i.name == port);

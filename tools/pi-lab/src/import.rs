@@ -67,8 +67,12 @@ pub fn run(args: &ImportArgs) -> Result<ExitCode, ImportError> {
     if out.exists() && !args.force {
         return Err(ImportError::Exists { path: out });
     }
-    crate::replace_file::replace(&out, import.toml.as_bytes(), 0o644, None)
-        .map_err(|source| ImportError::Write { path: out.clone(), source })?;
+    lab_spec::replace_file::replace(
+        &out,
+        import.toml.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o644),
+    )
+    .map_err(|source| ImportError::Write { path: out.clone(), source })?;
     eprintln!("wrote {shown}: lab {} from {name}", import.name);
     Ok(ExitCode::SUCCESS)
 }

@@ -29,8 +29,8 @@ pub enum Format {
 
 With --out the file is replaced atomically, as Prometheus' file_sd wants.")]
 pub struct InventoryArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     #[arg(long, value_enum, default_value = "ansible")]
     pub format: Format,
     /// Write here (atomically) instead of standard output.
@@ -47,7 +47,7 @@ pub enum InventoryError {
 }
 
 pub fn run(args: &InventoryArgs) -> Result<ExitCode, InventoryError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     // No request is made: the client only says where each agent listens.
     let fleet = FleetClient::open(&lab, std::time::Duration::from_secs(5));
     let text = render(&fleet, args.format);
@@ -168,7 +168,11 @@ fn prometheus(fleet: &FleetClient) -> String {
 }
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::replace_file::replace(path, text.as_bytes(), 0o644, None)
+    lab_spec::replace_file::replace(
+        path,
+        text.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o644),
+    )
 }
 
 #[cfg(test)]

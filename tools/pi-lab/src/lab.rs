@@ -2,7 +2,7 @@
 //! virtual fleet.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -89,9 +89,8 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct SwitchArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Print the switch plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,9 +98,8 @@ pub struct SwitchArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Print the findings as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -109,9 +107,8 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,
@@ -119,9 +116,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// The node to render.
     #[arg(value_name = "NODE")]
     pub node: String,
@@ -182,7 +178,7 @@ pub fn run(cmd: &LabCommand, verbose: bool) -> Result<ExitCode, LabCmdError> {
 }
 
 fn switch(args: &SwitchArgs) -> Result<ExitCode, LabCmdError> {
-    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let Some(file) = load(&args.lab.file)? else { return Ok(ExitCode::from(1)) };
     let lab = file.compile()?;
     let switch = crate::switch::for_lab(&lab);
     if args.json {
@@ -226,7 +222,7 @@ fn load(path: &Path) -> Result<Option<LabFile>, LabCmdError> {
 }
 
 fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
-    let file = match LabFile::load(&args.file) {
+    let file = match LabFile::load(&args.lab.file) {
         Ok(file) => file,
         Err(LabFileError::Invalid(diags)) => {
             if args.json {
@@ -251,7 +247,7 @@ fn check(args: &CheckArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
         let count = lab_spec::diagnostics::count;
         println!(
             "{}: lab {} is valid ({}, {}, {})",
-            args.file.display(),
+            args.lab.file.display(),
             lab.name,
             count(lab.nodes.len(), "node"),
             count(lab.links.len(), "link"),
@@ -292,7 +288,7 @@ fn frr_lines_pass(file: &LabFile, json: bool) -> Result<bool, LabCmdError> {
 }
 
 fn plan(args: &PlanArgs, verbose: bool) -> Result<ExitCode, LabCmdError> {
-    let Some(LabFile { plan, .. }) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let Some(LabFile { plan, .. }) = load(&args.lab.file)? else { return Ok(ExitCode::from(1)) };
     if args.json {
         print_json(&plan)?;
     } else {
@@ -342,7 +338,7 @@ struct Rendered<'a> {
 }
 
 fn render(args: &RenderArgs) -> Result<ExitCode, LabCmdError> {
-    let Some(file) = load(&args.file)? else { return Ok(ExitCode::from(1)) };
+    let Some(file) = load(&args.lab.file)? else { return Ok(ExitCode::from(1)) };
     if !file.lab.nodes.contains_key(&args.node) {
         return Err(file.unknown_node(&args.node).into());
     }

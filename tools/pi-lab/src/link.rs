@@ -2,7 +2,6 @@
 //! admin-down and is marked held down, so the node's agent leaves it down
 //! (it brings every other port up again); `up` removes the mark.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::runner::RunnerError;
@@ -21,9 +20,8 @@ Examples:
   sudo pi-lab validate examples/fabric.toml --deadline 10s   # the BGP check fails
   sudo pi-lab lab link examples/fabric.toml leaf1:eth1 up")]
 pub struct LinkArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// One end of a lab link: NODE:PORT, as the lab file names it.
     #[arg(value_name = "NODE:PORT")]
     pub end: String,
@@ -50,7 +48,7 @@ pub enum LinkError {
 }
 
 pub fn run(args: &LinkArgs) -> Result<ExitCode, LinkError> {
-    let lab = RunningLab::open(&args.file, args.ssh.as_deref())?;
+    let lab = RunningLab::open(&args.lab.file, args.ssh.as_deref())?;
     let (node, port) = lab.link_end(&args.end)?;
     let up = args.state == LinkState::Up;
     lab.runner()?.set_link(&node, &port, up)?;

@@ -1,10 +1,10 @@
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use pi_lab::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = pi_lab::lab_arg::parse();
     init_logging(cli.verbose);
     match dispatch(&cli.command, cli.verbose > 0) {
         Ok(code) => code,

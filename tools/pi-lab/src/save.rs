@@ -34,9 +34,8 @@ To keep a node's hand changes in the lab, put its hand.conf in the lab file:
 then `pi-lab provision` applies them as part of the lab (no --force needed).
 Exit status: 0 when every node with FRR was saved, 1 when any was not.")]
 pub struct SaveArgs {
-    /// The lab file.
-    #[arg(value_name = "LAB", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Where to write NODE/frr.conf and NODE/hand.conf [default: LABNAME-saved].
     #[arg(short = 'o', long = "out", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -46,9 +45,9 @@ pub struct SaveArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait for each agent.
-    #[arg(long, default_value_t = 10, env = "PI_LAB_TIMEOUT")]
-    pub timeout: u64,
+    /// How long to wait for each agent: 10, 10s, 1m30s, 500ms.
+    #[arg(long, default_value = "10s", value_parser = lab_spec::duration::parse_positive, env = "PI_LAB_TIMEOUT")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +74,8 @@ pub struct Saved {
 }
 
 pub fn run(args: &SaveArgs) -> Result<ExitCode, SaveError> {
-    let lab = CompiledLab::load(&args.file)?;
-    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
+    let lab = CompiledLab::load(&args.lab.file)?;
+    let fleet = FleetClient::open(&lab, args.timeout);
     let configs: Vec<&NodeConfig> =
         fleet.select(&args.nodes)?.into_iter().filter(|c| c.runs_frr()).collect();
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("{}-saved", lab.name())));
@@ -144,7 +143,11 @@ fn save_one(node: &str, answer: Result<FrrRunning, String>, dir: &Path) -> Saved
 
 /// Running configs may hold secrets (BGP passwords): for the owner only.
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::replace_file::replace(path, text.as_bytes(), 0o600, None)
+    lab_spec::replace_file::replace(
+        path,
+        text.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o600),
+    )
 }
 
 /// The table, what failed, and how to keep hand changes.

@@ -159,7 +159,11 @@ fn random_hex(bytes: usize) -> std::io::Result<String> {
 
 /// Write a file readable only by its owner, atomically.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    crate::replace_file::replace(path, format!("{contents}\n").as_bytes(), 0o600, None)
+    lab_spec::replace_file::replace(
+        path,
+        format!("{contents}\n").as_bytes(),
+        lab_spec::replace_file::Access::mode(0o600),
+    )
 }
 
 #[cfg(test)]

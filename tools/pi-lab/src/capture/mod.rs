@@ -37,9 +37,8 @@ Examples:
 Exit status: 0 when every port was captured until the end, 1 when a port's
 tcpdump stopped early, 2 when no capture ran.")]
 pub struct CaptureArgs {
-    /// The lab file.
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// The ports to capture: NODE:PORT, any interface the lab gives the node.
     #[arg(value_name = "NODE:PORT", required = true, num_args = 1..)]
     pub ports: Vec<String>,
@@ -52,8 +51,8 @@ pub struct CaptureArgs {
     /// Stop after this many packets in all.
     #[arg(short = 'c', long, value_name = "N", conflicts_with = "duration")]
     pub count: Option<u64>,
-    /// Stop after this long: 30, 30s, 5m.
-    #[arg(long, value_name = "D", value_parser = crate::validate::parse_duration)]
+    /// Stop after this long: 30, 30s, 1m30s.
+    #[arg(long, value_name = "D", value_parser = lab_spec::duration::parse_positive)]
     pub duration: Option<Duration>,
     /// Boards: SSH as USER (default: root with the lab's own key).
     #[arg(long, value_name = "USER", env = "PI_LAB_SSH_USER")]
@@ -121,7 +120,7 @@ impl Port {
 }
 
 pub fn run(args: &CaptureArgs) -> Result<ExitCode, CaptureError> {
-    let lab = RunningLab::open(&args.file, args.ssh.as_deref())?;
+    let lab = RunningLab::open(&args.lab.file, args.ssh.as_deref())?;
     let ends = checked_ports(&lab, &args.ports)?;
     let runner = lab.runner()?;
     let interrupt = Interrupt::install().map_err(CaptureError::Signals)?;

@@ -17,7 +17,6 @@ mod site;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,8 +47,8 @@ The server is read-only and listens on localhost unless --listen says
 otherwise. sFlow rates change as counter samples arrive: set
 [sflow] polling_interval = 2 in the lab for a lively page.")]
 pub struct DashboardArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Address and TCP port of the web server.
     #[arg(long, default_value = "127.0.0.1:8181")]
     pub listen: SocketAddr,
@@ -61,19 +60,20 @@ pub struct DashboardArgs {
     /// How many sampled flows to show (and to export as metrics).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
-    /// Seconds between two health requests to each agent.
-    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
-    pub poll: f64,
-    /// Seconds to wait for an agent's answer.
-    #[arg(long, default_value_t = 2.0, value_parser = seconds, env = "PI_LAB_TIMEOUT")]
-    pub timeout: f64,
+    /// Time between two health requests to each agent: 1, 1s, 500ms.
+    #[arg(long, default_value = "1s", value_parser = from_100ms_to_1h)]
+    pub poll: Duration,
+    /// How long to wait for an agent's answer: 2, 2s, 500ms.
+    #[arg(long, default_value = "2s", value_parser = from_100ms_to_1h, env = "PI_LAB_TIMEOUT")]
+    pub timeout: Duration,
 }
 
-fn seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
-        _ => Err(format!("{s:?} is not a number of seconds from 0.1 to 3600, e.g. 1 or 0.5")),
+fn from_100ms_to_1h(text: &str) -> Result<Duration, String> {
+    let duration = lab_spec::duration::parse(text)?;
+    if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err(format!("{text:?} is not from 100ms to 1h, e.g. 1s or 500ms"));
     }
+    Ok(duration)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +91,8 @@ pub enum DashboardError {
 }
 
 pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
-    let lab = CompiledLab::load(&args.file)?;
-    let timeout = Duration::from_secs_f64(args.timeout);
+    let lab = CompiledLab::load(&args.lab.file)?;
+    let timeout = args.timeout;
     let fleet = Arc::new(FleetClient::open(&lab, timeout));
     let topology = Arc::new(Topology::new(&lab, fleet.runs_on.to_string()));
     let sflow_listen = args.sflow.unwrap_or_else(|| default_sflow(&lab));
@@ -121,8 +121,7 @@ pub fn run(args: &DashboardArgs) -> Result<ExitCode, DashboardError> {
         })
         .map_err(DashboardError::Thread)?;
     for node in fleet.nodes.keys() {
-        poll_health(&fleet, node, Duration::from_secs_f64(args.poll), &health)
-            .map_err(DashboardError::Thread)?;
+        poll_health(&fleet, node, args.poll, &health).map_err(DashboardError::Thread)?;
     }
     println!(
         "dashboard for lab {} ({}) at http://{}/ — sFlow on {listen}, metrics at /metrics; Ctrl-C stops it",

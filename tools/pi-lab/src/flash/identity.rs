@@ -232,7 +232,7 @@ impl fatfs::TimeProvider for UtcClock {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (year, month, day) = lab_spec::http_date::civil_from_days((secs / 86_400) as i64);
+        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
         let t = secs % 86_400;
         fatfs::DateTime {
             date: fatfs::Date { year: year.clamp(1980, 2107) as u16, month, day },
@@ -435,6 +435,19 @@ fn drop_cache(file: &File) {
     unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
 }
 
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u16, u16) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -511,7 +524,7 @@ pub(crate) mod tests {
 
     #[test]
     fn civil_dates_are_right() {
-        use lab_spec::http_date::civil_from_days;
+        use super::civil_from_days;
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_513), (2026, 3, 1));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));

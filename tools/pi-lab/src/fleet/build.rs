@@ -225,7 +225,12 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), FleetError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(write_err)?;
     }
-    crate::replace_file::replace(path, text.as_bytes(), 0o644, None).map_err(write_err)
+    lab_spec::replace_file::replace(
+        path,
+        text.as_bytes(),
+        lab_spec::replace_file::Access::mode(0o644),
+    )
+    .map_err(write_err)
 }
 
 #[cfg(test)]

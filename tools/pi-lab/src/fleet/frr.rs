@@ -65,8 +65,12 @@ pub fn write_pathspace(netns: &str, config: &lab_spec::NodeConfig) -> Result<(),
     let owner = frr_owner();
     for (name, text) in files {
         let path = dir.join(name);
-        crate::replace_file::replace(&path, text.as_bytes(), 0o640, owner)
-            .map_err(|source| FrrError::Write { path: path.clone(), source })?;
+        lab_spec::replace_file::replace(
+            &path,
+            text.as_bytes(),
+            lab_spec::replace_file::Access::Set { mode: 0o640, owner },
+        )
+        .map_err(|source| FrrError::Write { path: path.clone(), source })?;
     }
     if let Some((uid, gid)) = owner {
         chown(&dir, Some(uid), Some(gid))

@@ -34,9 +34,8 @@ use crate::lab_file::{LabFile, LabFileError};
 SVG is drawn by Graphviz's dot (Debian package graphviz), without network
 access.")]
 pub struct GraphArgs {
-    /// The lab file (or netlab topology).
-    #[arg(value_name = "FILE", env = "PI_LAB_FILE")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// What to draw.
     #[arg(long = "type", value_enum, default_value_t = GraphType::Topology)]
     pub kind: GraphType,
@@ -123,7 +122,7 @@ pub struct GCluster {
 }
 
 pub fn run(args: &GraphArgs) -> Result<ExitCode, GraphError> {
-    let file = LabFile::load(&args.file)?;
+    let file = LabFile::load(&args.lab.file)?;
     let plan = file.plan.clone();
     // Only the sessions matter here, not the token.
     let lab = file.compile_with(String::new());
@@ -143,8 +142,12 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode, GraphError> {
         GraphFormat::Svg => svg(&render::dot(&graph))?,
     };
     match &args.out {
-        Some(path) => crate::replace_file::replace(path, &bytes, 0o644, None)
-            .map_err(|source| GraphError::Write { path: path.clone(), source })?,
+        Some(path) => lab_spec::replace_file::replace(
+            path,
+            &bytes,
+            lab_spec::replace_file::Access::mode(0o644),
+        )
+        .map_err(|source| GraphError::Write { path: path.clone(), source })?,
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

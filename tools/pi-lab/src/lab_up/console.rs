@@ -2,7 +2,6 @@
 //! its socket) or as the log it keeps.
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -12,16 +11,14 @@ use crate::interrupt::Interrupt;
 use crate::lab_host::names;
 
 #[derive(Debug, Args)]
+// FILE may be left out before NODE (with --name or PI_LAB_FILE).
+#[command(allow_missing_positional = true)]
 pub struct ConsoleArgs {
-    /// The lab file (only its name is read).
-    #[arg(value_name = "FILE", required_unless_present = "name")]
-    pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabNameArg,
     /// The node whose console to show.
     #[arg(value_name = "NODE")]
     pub node: String,
-    /// The lab's name, instead of a file.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
     /// Print the log and keep printing what the board prints (no input).
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -29,7 +26,7 @@ pub struct ConsoleArgs {
 
 /// `lab console`: an emulated board's serial console.
 pub fn console(args: &ConsoleArgs) -> Result<ExitCode, UpError> {
-    let name = super::lab_name(args.name.as_ref(), args.file.as_ref())?;
+    let name = super::lab_name(&args.lab)?;
     names::check_node(&args.node)?;
     let layout = crate::emulated::Layout::new(&crate::lab_host::dir(&name));
     let log = layout.console_log(&args.node);

@@ -39,8 +39,8 @@ With --boards emulated every node is a Raspberry Pi 3B in qemu booting its own
 card (written from the image as `pi-lab flash` writes cards), its one Ethernet
 port on a bridge that plays the managed switch (`pi-lab lab switch FILE`).")]
 pub struct UpArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// What the nodes run on: network namespaces on this machine, or
     /// emulated Raspberry Pi 3B boards.
     #[arg(long, value_enum, default_value_t = Boards::Virtual, env = "PI_LAB_BOARDS")]
@@ -51,13 +51,14 @@ pub struct UpArgs {
     pub image: Option<PathBuf>,
     /// With --boards emulated: write cards of the lab but of no node (as
     /// `flash --zero-touch`); the boards get their management address over
-    /// DHCP and wait for `pi-lab provision FILE --discover SECONDS`.
+    /// DHCP and wait for `pi-lab provision FILE --discover 60s`.
     #[arg(long)]
     pub zero_touch: bool,
-    /// Seconds to wait for convergence before giving up [default: 120; 900
-    /// with --boards emulated]. A fleet that is built stays up.
-    #[arg(long, env = "PI_LAB_UP_TIMEOUT")]
-    pub timeout: Option<u64>,
+    /// How long to wait for convergence before giving up: 120, 2m, 1m30s
+    /// [default: 2m; 15m with --boards emulated]. A fleet that is built
+    /// stays up.
+    #[arg(long, value_parser = lab_spec::duration::parse_positive, env = "PI_LAB_UP_TIMEOUT")]
+    pub timeout: Option<Duration>,
     /// Print the final state as JSON on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -81,13 +82,8 @@ pub enum Boards {
   sudo pi-lab lab down examples/fabric.toml
   sudo pi-lab lab down --name fabric        # the lab file is gone")]
 pub struct DownArgs {
-    /// The lab file (only its `name` is read; what is removed comes from
-    /// the fleet's journal).
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name, instead of a file.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabNameArg,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +158,7 @@ fn run_up(args: &UpArgs, interrupt: &Interrupt) -> Result<ExitCode, UpError> {
     let started = Instant::now();
     // Validated before anything is made; compiled (which may make the
     // lab's token) once the journal can record it.
-    let file = LabFile::load(&args.file)?;
+    let file = LabFile::load(&args.lab.file)?;
     let name = file.name().to_string();
     names::check_lab(&name)?;
     if args.boards == Boards::Virtual {
@@ -244,7 +240,7 @@ fn up_fleet(
             return Err(err.into());
         }
     };
-    let timeout = Duration::from_secs(args.timeout.unwrap_or(120));
+    let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
     crate::fleet::converge(built, started, timeout, args.json, interrupt)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -261,7 +257,7 @@ fn up_emulated(
 ) -> Result<ExitCode, UpError> {
     let opts = crate::emulated::UpOptions {
         image: args.image.clone().unwrap_or_else(crate::emulated::default_image),
-        timeout: Duration::from_secs(args.timeout.unwrap_or(900)),
+        timeout: args.timeout.unwrap_or(Duration::from_secs(900)),
         json: args.json,
         zero_touch: args.zero_touch,
     };
@@ -287,8 +283,8 @@ fn up_emulated(
 }
 
 /// The lab's name from `--name` or from its file, checked.
-fn lab_name(name: Option<&String>, file: Option<&PathBuf>) -> Result<String, UpError> {
-    let name = match (name, file) {
+fn lab_name(lab: &crate::lab_arg::LabNameArg) -> Result<String, UpError> {
+    let name = match (&lab.name, &lab.file) {
         (Some(name), _) => name.clone(),
         (None, Some(file)) => crate::lab_file::name_only(file)?,
         (None, None) => String::new(),
@@ -300,7 +296,7 @@ fn lab_name(name: Option<&String>, file: Option<&PathBuf>) -> Result<String, UpE
 /// `lab down`: undo the lab's journal.
 pub fn down(args: &DownArgs) -> Result<ExitCode, UpError> {
     require_root()?;
-    let name = lab_name(args.name.as_ref(), args.file.as_ref())?;
+    let name = lab_name(&args.lab)?;
     if !crate::lab_host::journal_path(&name).exists() && !crate::lab_host::dir(&name).exists() {
         let strays = ip::netns_with_prefix(&format!("{name}-"));
         if !strays.is_empty() {

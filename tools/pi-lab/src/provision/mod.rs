@@ -4,7 +4,6 @@
 pub mod discover;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -34,21 +33,24 @@ a fresh board accepts it when its bootstrap.sha256 holds the token's hash.
 Exit status: 0 when every node applied its config, 1 when any did not,
 2 when the lab file cannot be used.")]
 pub struct ProvisionArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Only these nodes (repeatable).
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
     /// First listen SECONDS for unprovisioned boards announcing themselves
     /// (UDP 9181) and push to the ones whose serial number or MAC the lab names.
-    #[arg(long, value_name = "SECONDS")]
-    pub discover: Option<u64>,
+    /// For how long: 30, 30s, 2m.
+    #[arg(long, value_name = "FOR", value_parser = lab_spec::duration::parse_positive)]
+    pub discover: Option<Duration>,
     /// UDP port to hear announcements on.
     #[arg(long, default_value_t = lab_spec::announce::ANNOUNCE_PORT, env = "PI_LAB_ANNOUNCE_PORT")]
     pub announce_port: u16,
-    /// Seconds to wait for each node to finish reconciling its new config.
-    #[arg(long, default_value_t = 120, env = "PI_LAB_PROVISION_TIMEOUT")]
-    pub timeout: u64,
+    /// How long to wait for each node to finish reconciling its new
+    /// config: 120, 120s, 2m.
+    #[arg(long, default_value = "120s", value_parser = lab_spec::duration::parse_positive,
+          env = "PI_LAB_PROVISION_TIMEOUT")]
+    pub timeout: Duration,
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
@@ -159,16 +161,14 @@ pub struct NodeResult {
 }
 
 pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     // The agent answers a PUT once it has applied the config: on a Pi, with
     // FRR reloading, that can take longer than a plain request. (The
     // connection itself still times out in seconds.)
-    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(15)));
+    let fleet = FleetClient::open(&lab, args.timeout.max(Duration::from_secs(15)));
     let configs = fleet.select(&args.nodes)?;
     let targets = match args.discover {
-        Some(seconds) => {
-            discovered(&fleet, &configs, args.announce_port, Duration::from_secs(seconds))?
-        }
+        Some(window) => discovered(&fleet, &configs, args.announce_port, window)?,
         None => configs.iter().map(|c| (*c, fleet.api(c))).collect(),
     };
     let to_check: Vec<&NodeConfig> = targets.iter().map(|(c, _)| *c).collect();
@@ -180,7 +180,7 @@ pub fn run(args: &ProvisionArgs) -> Result<ExitCode, ProvisionError> {
         print_refusal(&hand_changed, args.json);
         return Ok(ExitCode::from(1));
     }
-    let wait = Duration::from_secs(args.timeout);
+    let wait = args.timeout;
     let results = push_all(&fleet, &targets, wait, !args.json, args.force);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&results).unwrap_or_default());

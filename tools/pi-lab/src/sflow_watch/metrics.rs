@@ -5,7 +5,8 @@
 //! bounded: at most `--top` flows, and a flow not sampled for 30 s goes.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
+
+use lab_spec::prometheus::{Family, Labels};
 
 use super::view::{FlowRow, InterfaceRow, Snapshot};
 
@@ -89,7 +90,7 @@ pub fn render(s: &Snapshot) -> String {
         "datagrams_total",
         "counter",
         "sFlow datagrams decoded.",
-        [(String::new(), sum.datagrams as f64)],
+        [(Vec::new(), sum.datagrams as f64)],
     );
     family(
         &mut out,
@@ -101,16 +102,16 @@ pub fn render(s: &Snapshot) -> String {
             ("malformed", sum.skipped.malformed),
             ("oversized", sum.skipped.oversized),
         ]
-        .map(|(reason, n)| (format!("reason=\"{reason}\""), n as f64)),
+        .map(|(reason, n)| (vec![("reason", reason.to_string())], n as f64)),
     );
     family(
         &mut out,
         "datagrams_lost_total",
         "counter",
         "Datagrams missing from agents' sequences.",
-        [(String::new(), sum.lost as f64)],
+        [(Vec::new(), sum.lost as f64)],
     );
-    family(&mut out, "agents", "gauge", "Agents heard from.", [(String::new(), sum.agents as f64)]);
+    family(&mut out, "agents", "gauge", "Agents heard from.", [(Vec::new(), sum.agents as f64)]);
 
     let rows = labelled(&s.interfaces, interface_labels);
     for (name, kind, help, value) in INTERFACE {
@@ -128,60 +129,45 @@ pub fn render(s: &Snapshot) -> String {
 /// Each item with its labels, one per label set: a second interface that
 /// would carry the same labels (another sub-agent with the same names) is
 /// left out, as Prometheus takes one series per label set.
-fn labelled<T>(items: &[T], labels: fn(&T) -> String) -> Vec<(String, &T)> {
+fn labelled<T>(items: &[T], labels: fn(&T) -> Labels<'static>) -> Vec<(Labels<'static>, &T)> {
     let mut seen = HashSet::new();
     items.iter().map(|i| (labels(i), i)).filter(|(l, _)| seen.insert(l.clone())).collect()
 }
 
 /// agent, node, ifname: the name the agent sends, else the ifIndex.
-fn interface_labels(r: &InterfaceRow) -> String {
+fn interface_labels(r: &InterfaceRow) -> Labels<'static> {
     let ifname = r.ifname.clone().unwrap_or_else(|| r.if_index.to_string());
-    format!("agent=\"{}\",node=\"{}\",ifname=\"{}\"", r.agent, escape(&r.node), escape(&ifname))
+    vec![("agent", r.agent.to_string()), ("node", r.node.clone()), ("ifname", ifname)]
 }
 
-fn flow_labels(f: &FlowRow) -> String {
+fn flow_labels(f: &FlowRow) -> Labels<'static> {
     let port = |p: Option<u16>| p.map(|p| p.to_string()).unwrap_or_default();
-    format!(
-        "agent=\"{}\",node=\"{}\",ifname=\"{}\",src=\"{}\",dst=\"{}\",proto=\"{}\",src_port=\"{}\",dst_port=\"{}\"",
-        f.agent,
-        escape(&f.node),
-        escape(&f.input),
-        escape(&f.key.src),
-        escape(&f.key.dst),
-        escape(&f.key.proto),
-        port(f.key.src_port),
-        port(f.key.dst_port)
-    )
+    vec![
+        ("agent", f.agent.to_string()),
+        ("node", f.node.clone()),
+        ("ifname", f.input.clone()),
+        ("src", f.key.src.clone()),
+        ("dst", f.key.dst.clone()),
+        ("proto", f.key.proto.clone()),
+        ("src_port", port(f.key.src_port)),
+        ("dst_port", port(f.key.dst_port)),
+    ]
 }
 
-/// A label value as the text format wants it: `\`, `"` and newlines escaped.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// HELP, TYPE and one line per (labels, value); nothing when there are no
-/// values.
-fn family(
+/// One family, named with the prefix (see [`Family`]).
+fn family<'a>(
     out: &mut String,
     name: &str,
     kind: &str,
     help: &str,
-    samples: impl IntoIterator<Item = (String, f64)>,
+    samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
 ) {
-    let mut samples = samples.into_iter().peekable();
-    if samples.peek().is_none() {
-        return;
-    }
-    let _ = writeln!(out, "# HELP {PREFIX}_{name} {help}");
-    let _ = writeln!(out, "# TYPE {PREFIX}_{name} {kind}");
+    let name = format!("{PREFIX}_{name}");
+    let mut family = Family::new(&name, kind, help);
     for (labels, value) in samples {
-        let value = if value.is_finite() { value } else { 0.0 };
-        if labels.is_empty() {
-            let _ = writeln!(out, "{PREFIX}_{name} {value}");
-        } else {
-            let _ = writeln!(out, "{PREFIX}_{name}{{{labels}}} {value}");
-        }
+        family = family.with(labels, value);
     }
+    family.write(out);
 }
 
 #[cfg(test)]

@@ -47,9 +47,9 @@ pub struct WatchArgs {
     /// every refresh instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Seconds between refreshes.
-    #[arg(long, default_value_t = 2.0, value_parser = positive_secs)]
-    pub refresh: f64,
+    /// Time between refreshes: 2, 2s, 500ms.
+    #[arg(long, default_value = "2s", value_parser = lab_spec::duration::parse_positive)]
+    pub refresh: Duration,
     /// How many sampled flows to show (and to export as metrics).
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -61,16 +61,9 @@ pub struct WatchArgs {
     /// format): per interface counters and utilisation, the top flows.
     #[arg(long, value_name = "ADDR")]
     pub prometheus: Option<SocketAddr>,
-    /// Stop after this many seconds (default: run until interrupted).
-    #[arg(long, value_parser = positive_secs)]
-    pub duration: Option<f64>,
-}
-
-fn positive_secs(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!("{s:?} is not a positive number of seconds, e.g. 2 or 0.5")),
-    }
+    /// Stop after this long: 60, 60s, 5m (default: run until interrupted).
+    #[arg(long, value_parser = lab_spec::duration::parse_positive)]
+    pub duration: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,8 +104,8 @@ fn watch(args: &WatchArgs) -> Result<ExitCode, WatchError> {
         eprintln!("flow metrics at http://{}/metrics", server.addr());
     }
     let start = Instant::now();
-    let refresh = Duration::from_secs_f64(args.refresh);
-    let end = args.duration.map(|d| start + Duration::from_secs_f64(d));
+    let refresh = args.refresh;
+    let end = args.duration.map(|d| start + d);
     let clear = !args.json && std::io::stdout().is_terminal();
     lock(&watch).tick(start);
     let mut next = start + refresh;

@@ -2,7 +2,6 @@
 //! `GET /v1/health`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,20 +21,21 @@ use crate::table::Table;
 Exit status: 0 when every node is reachable and healthy, 1 when not, 2 when
 the lab file cannot be used.")]
 pub struct StatusArgs {
-    /// The lab file.
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
     /// Only these nodes (repeatable).
     #[arg(long = "node", value_name = "NODE")]
     pub nodes: Vec<String>,
     /// Print JSON (one object per node, with the full health report).
     #[arg(long)]
     pub json: bool,
-    /// Refresh every SECONDS until interrupted.
-    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "2")]
-    pub watch: Option<u64>,
-    /// Seconds to wait for each agent.
-    #[arg(long, default_value_t = 5, env = "PI_LAB_TIMEOUT")]
-    pub timeout: u64,
+    /// Refresh this often until interrupted: 2, 2s, 500ms [default: 2s].
+    #[arg(long, value_name = "EVERY", num_args = 0..=1, default_missing_value = "2s",
+          value_parser = lab_spec::duration::parse_positive)]
+    pub watch: Option<Duration>,
+    /// How long to wait for each agent: 5, 5s, 1m30s, 500ms.
+    #[arg(long, default_value = "5s", value_parser = lab_spec::duration::parse_positive, env = "PI_LAB_TIMEOUT")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +66,8 @@ pub struct NodeStatus {
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
-    let lab = CompiledLab::load(&args.file)?;
-    let fleet = FleetClient::open(&lab, Duration::from_secs(args.timeout.max(1)));
+    let lab = CompiledLab::load(&args.lab.file)?;
+    let fleet = FleetClient::open(&lab, args.timeout);
     let configs = fleet.select(&args.nodes)?;
     loop {
         let statuses = collect(&fleet, &configs);
@@ -77,12 +77,12 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, StatusError> {
         } else {
             if args.watch.is_some() {
                 print!("\x1b[2J\x1b[H");
-                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.file.display());
+                println!("lab {} on {} — {}", fleet.lab, fleet.runs_on, args.lab.file.display());
             }
             print!("{}", render(&statuses));
         }
         match args.watch {
-            Some(seconds) => std::thread::sleep(Duration::from_secs(seconds.max(1))),
+            Some(every) => std::thread::sleep(every),
             None => return Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) }),
         }
     }

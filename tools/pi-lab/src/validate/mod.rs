@@ -14,7 +14,6 @@ pub mod probe;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -51,10 +50,10 @@ Exit status (netlab's): 0 every check passed (skipped ones do not fail),
 1 a check failed, 2 no usable check ran or validate could not run (bad lab
 file, unknown test, no agent answered), 3 only warnings.")]
 pub struct ValidateArgs {
-    /// The lab file.
-    pub file: PathBuf,
-    /// Retry failing checks until this long has passed: 90, 60s, 2m.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[command(flatten)]
+    pub lab: crate::lab_arg::LabFileArg,
+    /// Retry failing checks until this long has passed: 90, 60s, 1m30s.
+    #[arg(long, default_value = "60s", value_parser = lab_spec::duration::parse)]
     pub deadline: Duration,
     /// Print the report as JSON.
     #[arg(long)]
@@ -132,7 +131,7 @@ impl Report {
 }
 
 pub fn run(args: &ValidateArgs) -> Result<ExitCode, ValidateError> {
-    let lab = CompiledLab::load(&args.file)?;
+    let lab = CompiledLab::load(&args.lab.file)?;
     let tests = &lab.lab.tests;
     if args.list {
         print!("{}", list(tests));
@@ -412,23 +411,6 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// `90`, `60s`, `2m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 90, 60s, 2m"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use s, m or h")),
-    };
-    Ok(Duration::from_secs(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,15 +421,6 @@ mod tests {
         assert_eq!(sent_since(10, 10), 0);
         // Restarted: 3 sent since, though below the count at the start.
         assert_eq!(sent_since(10, 3), 3);
-    }
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").unwrap_err().contains("unit"));
     }
 
     #[test]
