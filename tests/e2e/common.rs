@@ -205,6 +205,26 @@ impl Drop for LabFiles {
     }
 }
 
+/// A test's own `$ty { lab: LabFiles, .. }` used as the [`LabFiles`] it
+/// holds (`fleet.pi_lab(...)`, `fleet.up()`).
+macro_rules! lab_files_inside {
+    ($ty:ty) => {
+        impl std::ops::Deref for $ty {
+            type Target = $crate::common::LabFiles;
+            fn deref(&self) -> &Self::Target {
+                &self.lab
+            }
+        }
+
+        impl std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.lab
+            }
+        }
+    };
+}
+pub(crate) use lab_files_inside;
+
 /// A command's exit code and both its outputs, for assertion messages.
 pub fn said(out: &std::process::Output) -> String {
     format!(

@@ -51,6 +51,17 @@ fn session_back(lab: &TestLab, node: &str, port: &str) -> Result<(), String> {
     }
 }
 
+/// `validate --json --test NAME`, which must pass: its checks, and what
+/// it said (for messages).
+fn passed_fault_test(lab: &TestLab, name: &str) -> (Vec<serde_json::Value>, String) {
+    let out = lab.pi_lab().args(["validate", "--json", "--test", name]).arg(&lab.file).output();
+    let out = out.unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (report["checks"].as_array().unwrap().clone(), said)
+}
+
 #[test]
 fn a_fabric_recovers_from_a_cut_spine_link_within_its_time() {
     if !prerequisites("faults_recover", true, TOOLS) {
@@ -60,16 +71,7 @@ fn a_fabric_recovers_from_a_cut_spine_link_within_its_time() {
     // goes down, h1 must reach h2 again through spine2 within 5 s.
     let lab = TestLab::new("fabric.toml", "fr", 234);
     lab.up();
-    let out = lab
-        .pi_lab()
-        .args(["validate", "--json", "--test", "spine1-leaf1-cut"])
-        .arg(&lab.file)
-        .output()
-        .unwrap();
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks = report["checks"].as_array().unwrap();
+    let (checks, said) = passed_fault_test(&lab, "spine1-leaf1-cut");
     let h1 = checks.iter().find(|c| c["node"] == "h1").expect("a check on h1");
     assert_eq!(h1["verdict"], "pass", "{said}");
     let recovery = &h1["recovery"];
@@ -178,16 +180,7 @@ fn a_fabric_recovers_when_a_spine_stops_routing_and_it_runs_again() {
         tests.push(test);
     });
     lab.up();
-    let out = lab
-        .pi_lab()
-        .args(["validate", "--json", "--test", "spine1-stops"])
-        .arg(&lab.file)
-        .output()
-        .unwrap();
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let checks = report["checks"].as_array().unwrap();
+    let (checks, said) = passed_fault_test(&lab, "spine1-stops");
     let h1 = checks.iter().find(|c| c["node"] == "h1").expect("a check on h1");
     let recovery = &h1["recovery"];
     eprintln!("measured: {recovery}");

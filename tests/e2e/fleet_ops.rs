@@ -132,18 +132,7 @@ impl Fleet {
     }
 }
 
-impl std::ops::Deref for Fleet {
-    type Target = LabFiles;
-    fn deref(&self) -> &LabFiles {
-        &self.lab
-    }
-}
-
-impl std::ops::DerefMut for Fleet {
-    fn deref_mut(&mut self) -> &mut LabFiles {
-        &mut self.lab
-    }
-}
+crate::common::lab_files_inside!(Fleet);
 
 /// One raw HTTP request; (status, body).
 fn http(addr: SocketAddr, request: &str) -> (u16, String) {

@@ -140,18 +140,7 @@ impl Drop for Fleet {
     }
 }
 
-impl std::ops::Deref for Fleet {
-    type Target = LabFiles;
-    fn deref(&self) -> &LabFiles {
-        &self.lab
-    }
-}
-
-impl std::ops::DerefMut for Fleet {
-    fn deref_mut(&mut self) -> &mut LabFiles {
-        &mut self.lab
-    }
-}
+crate::common::lab_files_inside!(Fleet);
 
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -131,18 +131,7 @@ impl Fleet {
     }
 }
 
-impl std::ops::Deref for Fleet {
-    type Target = LabFiles;
-    fn deref(&self) -> &LabFiles {
-        &self.lab
-    }
-}
-
-impl std::ops::DerefMut for Fleet {
-    fn deref_mut(&mut self) -> &mut LabFiles {
-        &mut self.lab
-    }
-}
+crate::common::lab_files_inside!(Fleet);
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
