@@ -114,9 +114,8 @@ mod tests {
 
     #[test]
     fn notify_reaches_a_listening_socket() {
-        let dir = std::env::temp_dir().join(format!("t3a-notify-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("notify.sock");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
         let listener = UnixDatagram::bind(&path).unwrap();
         // SAFETY: this test owns NOTIFY_SOCKET; no other test reads it.
         unsafe { std::env::set_var("NOTIFY_SOCKET", &path) };
@@ -125,6 +124,5 @@ mod tests {
         let n = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"READY=1");
         unsafe { std::env::remove_var("NOTIFY_SOCKET") };
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -401,8 +401,8 @@ fn unprovisioned_node_needs_the_bootstrap_token() {
     assert!(answer.body.contains("bootstrap.sha256"), "{}", answer.body);
     assert_eq!(r.backend.applied().len(), 0);
 
-    let dir = std::env::temp_dir().join(format!("t5-bootstrap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("bootstrap.sha256");
     std::fs::write(&file, format!("{}\n", Auth::from_token("boot-token").token_sha256)).unwrap();
     let r = start(None, |c| c.bootstrap_files = vec![file.clone()]);
@@ -413,7 +413,6 @@ fn unprovisioned_node_needs_the_bootstrap_token() {
     // From now on the config's token counts, the bootstrap token no longer.
     assert_eq!(get(r.addr(), "/v1/config", Some("boot-token")).status, 401);
     assert_eq!(get(r.addr(), "/v1/config", Some(TOKEN)).status, 200);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -433,7 +432,8 @@ fn plane_announces_until_provisioned_then_moves_the_api() {
     use node_agent::health::{Plane, PlaneOptions};
     use node_agent::identity::Paths;
 
-    let dir = std::env::temp_dir().join(format!("t5-plane-{}", std::process::id()));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("boot")).unwrap();
     let controller = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     controller.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -497,5 +497,4 @@ fn plane_announces_until_provisioned_then_moves_the_api() {
     controller.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     assert!(controller.recv_from(&mut buf).is_err(), "still announcing after provisioning");
     drop(plane);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

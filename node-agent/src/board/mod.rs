@@ -186,10 +186,8 @@ mod tests {
 
     impl Tree {
         fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("t5-board-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&dir);
-            fs::create_dir_all(&dir).unwrap();
-            Tree(dir)
+            let dir = tempfile::Builder::new().prefix(&format!("t5-board-{name}-")).tempdir();
+            Tree(dir.unwrap().keep())
         }
 
         fn file(&self, rel: &str, contents: &[u8]) {

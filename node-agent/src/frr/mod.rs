@@ -747,8 +747,8 @@ mod tests {
 
     #[test]
     fn the_daemons_the_config_needs_are_switched_on() {
-        let dir = std::env::temp_dir().join(format!("t3a-daemons-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
         fs::write(dir.join("daemons"), "bgpd=yes\nospfd=no\nisisd=no\nvtysh_enable=yes\n").unwrap();
         // A pathspace nobody runs: the file changes, nothing is restarted.
         let mut frr = Frr::new(Some("t3a-nobody".into()), Some(dir.clone()), "vtysh".into());
@@ -772,7 +772,6 @@ mod tests {
         let daemons = fs::read_to_string(dir.join("daemons")).unwrap();
         assert_eq!(daemons, "bgpd=no\nospfd=yes\nisisd=no\nvtysh_enable=yes\n");
         assert!(fs::read_to_string(dir.join("frr.conf")).unwrap().contains("router ospf\n"));
-        let _ = fs::remove_dir_all(&dir);
     }
 
     /// FRR down (a board between boot and FRR's start): hand changes kept

@@ -134,8 +134,8 @@ mod tests {
 
     #[test]
     fn unprovisioned_node_uses_the_first_bootstrap_file() {
-        let dir = std::env::temp_dir().join(format!("t5-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
         let missing = dir.join("missing.sha256");
         let file = dir.join("bootstrap.sha256");
         let files = vec![missing.clone(), file.clone()];
@@ -152,6 +152,5 @@ mod tests {
         std::fs::write(&file, "1234\n").unwrap();
         let err = authorize(Some("Bearer boot"), None, &files).unwrap_err();
         assert!(matches!(err, Denied::BadBootstrap { .. }), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

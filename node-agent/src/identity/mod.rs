@@ -171,9 +171,8 @@ mod tests {
 
     impl Dirs {
         fn new(name: &str) -> Self {
-            let root =
-                std::env::temp_dir().join(format!("t5-identity-{name}-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&root);
+            let root = tempfile::Builder::new().prefix(&format!("t5-identity-{name}-")).tempdir();
+            let root = root.unwrap().keep();
             let paths = Paths { boot_dir: root.join("boot") };
             fs::create_dir_all(&paths.boot_dir).unwrap();
             Dirs(paths, root)

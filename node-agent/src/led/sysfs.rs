@@ -70,7 +70,8 @@ mod tests {
 
     #[test]
     fn drives_brightness_after_taking_the_trigger() {
-        let root = std::env::temp_dir().join(format!("t5-led-{}", std::process::id()));
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
         let dir = root.join("sys/class/leds/ACT");
         fs::create_dir_all(&dir).unwrap();
         fs::write(dir.join("trigger"), "[mmc0] none heartbeat").unwrap();
@@ -83,6 +84,5 @@ mod tests {
         assert_eq!(fs::read_to_string(dir.join("brightness")).unwrap(), "0");
         let missing = SysfsLed::open(&root, "PWR").unwrap_err();
         assert!(missing.to_string().contains("leds/PWR/trigger"), "{missing}");
-        fs::remove_dir_all(&root).unwrap();
     }
 }
