@@ -135,15 +135,27 @@ pub fn reconcile(
     done
 }
 
-/// `tc qdisc show dev PORT root` for each port that exists.
+/// Each of `ports`' root netem, from one `tc qdisc show` of every device:
+/// one process a pass, however many ports (this runs on every pass).
 fn observe(ports: &[&str]) -> Observed {
+    let Ok(shown) = Command::new("tc").args(["qdisc", "show"]).output() else {
+        return Observed::new();
+    };
+    root_netems(&String::from_utf8_lossy(&shown.stdout), ports)
+}
+
+/// The root netems of `ports` in `tc qdisc show` output, whose lines name
+/// their device (`qdisc netem 8001: dev eth1 root refcnt 2 ... delay 20ms`).
+fn root_netems(shown: &str, ports: &[&str]) -> Observed {
     let mut out = Observed::new();
-    for port in ports {
-        let shown = Command::new("tc").args(["qdisc", "show", "dev", port, "root"]).output();
-        let Ok(shown) = shown else { continue };
-        let text = String::from_utf8_lossy(&shown.stdout);
-        if let Some(netem) = Netem::from_tc_show(&text) {
-            out.insert((*port).to_string(), netem);
+    for line in shown.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let dev = words.iter().position(|w| *w == "dev").and_then(|at| words.get(at + 1));
+        let Some(dev) = dev.filter(|d| ports.contains(d) && words.contains(&"root")) else {
+            continue;
+        };
+        if let Some(netem) = Netem::from_tc_show(line) {
+            out.insert((*dev).to_string(), netem);
         }
     }
     out
@@ -171,6 +183,20 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn one_listing_gives_each_ports_root_netem() {
+        let shown = "qdisc noqueue 0: dev lo root refcnt 2 \n\
+                     qdisc netem 8001: dev eth0.101 root refcnt 2 limit 1000 delay 20ms  5ms loss 1%\n\
+                     qdisc noqueue 0: dev eth0.201 root refcnt 2 \n\
+                     qdisc netem 10: dev eth2 parent 1:1 limit 1000 delay 50ms\n\
+                     qdisc netem 8002: dev eth9 root refcnt 2 limit 1000 delay 5ms\n";
+        let found = root_netems(shown, &["eth0.101", "eth0.201", "eth2"]);
+        let netem = found["eth0.101"].clone().unwrap();
+        assert_eq!(netem.to_string(), "delay 20ms, jitter 5ms, loss 1%");
+        // Not netem, not the root qdisc, or not one of the ports: absent.
+        assert_eq!(found.len(), 1, "{found:?}");
+    }
 
     fn delay(ms: u64) -> Netem {
         Netem::new(Some(Duration::from_millis(ms)), None, None, None).unwrap()
