@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config ca-certificates curl
   iproute2 nftables iputils-ping frr
-  tshark tcpdump
+  tshark wireshark-common tcpdump
   mtools dosfstools e2fsprogs fdisk bmap-tools zstd xz-utils gzip
   mmdebstrap debian-archive-keyring qemu-user-static binfmt-support qemu-system-arm
   kmod dpkg-dev

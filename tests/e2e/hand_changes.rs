@@ -9,9 +9,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{LabFiles, bin, prerequisites, said};
+use crate::fleet::eventually;
 
 const LAB: &str = "t6hand";
 const R1: &str = "t6hand-r1";
@@ -94,10 +95,9 @@ impl Fleet {
         assert_eq!(agents.len(), 1, "one node-agent in {R1}: {agents:?}");
         let status = Command::new("kill").args(["-TERM", &agents[0]]).status().expect("kill");
         assert!(status.success());
-        let gone = eventually(Duration::from_secs(15), || {
-            !Path::new(&format!("/proc/{}", agents[0])).exists()
-        });
-        assert!(gone, "r1's agent did not stop");
+        let gone = || !Path::new(&format!("/proc/{}", agents[0])).exists();
+        eventually(15, || gone().then_some(()).ok_or_else(|| "still there".to_string()))
+            .expect("r1's agent did not stop");
         let dir = self.fleet_dir();
         let log = std::fs::OpenOptions::new()
             .append(true)
@@ -141,19 +141,6 @@ impl Drop for Fleet {
 }
 
 crate::common::lab_files_inside!(Fleet);
-
-fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn vtysh(args: &[&str]) -> String {
     let out = Command::new("vtysh").args(["-N", R1]).args(args).output().expect("vtysh");
@@ -243,10 +230,11 @@ fn agent_restart_keeps_them(fleet: &mut Fleet, hand: &[String; 3]) {
     let api = fleet.r1_api();
     let log_before = fleet.agent_log().len();
     fleet.restart_r1_agent();
-    let passed = eventually(Duration::from_secs(60), || {
-        health(api).is_some_and(|h| h["reconcile"]["passes"].as_u64().unwrap_or(0) >= 1)
+    let passed = eventually(60, || {
+        let passes = health(api).map(|h| h["reconcile"]["passes"].as_u64().unwrap_or(0));
+        (passes.unwrap_or(0) >= 1).then_some(()).ok_or_else(|| format!("passes: {passes:?}"))
     });
-    assert!(passed, "the restarted agent finished no pass:\n{}", fleet.agent_log());
+    assert!(passed.is_ok(), "the restarted agent finished no pass:\n{}", fleet.agent_log());
     let after = running();
     for line in hand {
         assert!(after.contains(line.as_str()), "{line:?} gone after the restart:\n{after}");
@@ -256,11 +244,13 @@ fn agent_restart_keeps_them(fleet: &mut Fleet, hand: &[String; 3]) {
 }
 
 fn status_shows_them(fleet: &Fleet) {
-    let shown = eventually(Duration::from_secs(30), || {
-        fleet.node_status("r1")["drift"].as_str().is_some_and(|d| d.starts_with("hand-changed"))
+    let shown = eventually(30, || {
+        let drift = fleet.node_status("r1")["drift"].clone();
+        let changed = drift.as_str().is_some_and(|d| d.starts_with("hand-changed"));
+        changed.then_some(()).ok_or_else(|| drift.to_string())
     });
     let r1 = fleet.node_status("r1");
-    assert!(shown, "r1 not hand-changed: {r1:#}");
+    assert!(shown.is_ok(), "r1 not hand-changed: {r1:#}");
     let changes: Vec<&str> =
         r1["hand_changes"].as_array().expect("array").iter().filter_map(|c| c.as_str()).collect();
     for wanted in [

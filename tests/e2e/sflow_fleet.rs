@@ -26,7 +26,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
 
@@ -163,12 +163,10 @@ fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
+/// [`crate::fleet::eventually`] for a yes/no check, failing with `what`.
 fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "after {secs} s: {what}");
-        sleep(Duration::from_millis(250));
-    }
+    let waited = crate::fleet::eventually(secs, || check().then_some(()).ok_or_else(String::new));
+    assert!(waited.is_ok(), "after {secs} s: {what}");
 }
 
 /// One sFlow datagram as tshark decoded it.
