@@ -50,9 +50,10 @@ use lab_spec::frr_check::FrrCheck;
 use lab_spec::frr_hand::FrrRunning;
 use serde::Serialize;
 
-use crate::frr::{Frr, FrrError, FrrQuery, FrrSync};
+use crate::frr::{COMMAND_TIMEOUT, Frr, FrrError, FrrQuery, FrrSync};
 use crate::netlink::{Netlink, NetlinkError};
 use crate::network::{self, Failure};
+use crate::read_gate::{HostSlots, ReadGate, Turn};
 use crate::sflow::SflowService;
 use crate::state::{self, ConfigFileError};
 use crate::status::{SharedStatus, Status, missing_ports, vni_states};
@@ -174,6 +175,93 @@ pub struct AgentHandle {
     status: SharedStatus,
     /// Reads FRR between passes, for the API.
     frr: Option<FrrQuery>,
+    reads: Arc<RoutingReads>,
+}
+
+/// The one way BGP and IGP state is read from FRR, by the run loop and by
+/// the API alike: one read at a time per node, holding one of the host's
+/// read slots when the agent shares its host (a virtual fleet).
+#[derive(Debug, Default)]
+pub struct RoutingReads {
+    gate: ReadGate,
+    slots: Option<HostSlots>,
+}
+
+/// What a failed read leaves in the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnFailure {
+    /// The state read before stands (a refresh between passes).
+    KeepLast,
+    /// Every configured neighbour is reported as not answering (a pass).
+    NotAnswering,
+}
+
+impl RoutingReads {
+    pub fn new(slots: Option<HostSlots>) -> Self {
+        RoutingReads { gate: ReadGate::default(), slots: slots.filter(|s| !s.is_empty()) }
+    }
+
+    /// The most reads that ever ran at once on this node (1: the gate held).
+    pub fn most_at_once(&self) -> usize {
+        self.gate.most_at_once()
+    }
+
+    /// Read BGP and IGP state for `cfg` into `status`, unless another
+    /// caller's read is running: then that one's result is used. `fresh`:
+    /// whether the status still needs a read once it is this caller's turn.
+    fn read(
+        &self,
+        query: &FrrQuery,
+        status: &SharedStatus,
+        cfg: &NodeConfig,
+        patience: Duration,
+        on_failure: OnFailure,
+        needed: impl Fn(&Status) -> bool,
+    ) -> Turn {
+        self.gate.read_or_wait(patience, || {
+            if !status.read().is_ok_and(|s| needed(&s)) {
+                return;
+            }
+            let _slot = match &self.slots {
+                Some(slots) => match slots.take(patience) {
+                    Some(slot) => Some(slot),
+                    // The host is busy: the state read before stands.
+                    None if on_failure == OnFailure::KeepLast => return,
+                    None => None,
+                },
+                None => None,
+            };
+            let started = Instant::now();
+            let (bgp, igp) = (query.neighbors(cfg), query.igp_adjacencies(cfg));
+            let Ok(mut s) = status.write() else { return };
+            // A pass for another config published meanwhile: its state stands.
+            if s.config.as_ref() != Some(cfg) {
+                return;
+            }
+            s.routing_at = Some(Instant::now());
+            if on_failure == OnFailure::KeepLast {
+                s.refreshed = Some((started, started.elapsed()));
+            }
+            match (bgp, on_failure) {
+                (Ok(bgp), _) => s.bgp = bgp,
+                (Err(e), OnFailure::KeepLast) => {
+                    tracing::debug!(error = %e, "BGP state from FRR not refreshed")
+                }
+                (Err(e), OnFailure::NotAnswering) => {
+                    tracing::debug!(error = %e, "no BGP state from FRR");
+                    s.bgp = unanswered_neighbors(cfg);
+                }
+            }
+            match (igp, &cfg.igp) {
+                (Ok(igp), _) => s.set_igp(cfg, igp),
+                (Err(e), Some(wanted)) if on_failure == OnFailure::NotAnswering => {
+                    tracing::debug!(error = %e, "no IGP state from FRR");
+                    s.set_igp(cfg, lab_spec::frr_state::unknown(wanted));
+                }
+                (Err(e), _) => tracing::debug!(error = %e, "IGP state from FRR not refreshed"),
+            }
+        })
+    }
 }
 
 /// How long an API answer waits for FRR's state; then the last pass's
@@ -223,7 +311,7 @@ impl AgentHandle {
 
     /// Read BGP and IGP state from FRR again, between the run loop's
     /// passes. When FRR does not answer in time, the last pass's state
-    /// stands.
+    /// stands; when another caller reads right now, its read is used.
     pub fn refresh_routing(&self) {
         let Some(frr) = &self.frr else { return };
         let cfg = match self.status.read() {
@@ -231,23 +319,24 @@ impl AgentHandle {
             _ => None,
         };
         let Some(cfg) = cfg else { return };
-        let started = Instant::now();
-        let (bgp, igp) = (frr.neighbors(&cfg), frr.igp_adjacencies(&cfg));
-        let Ok(mut status) = self.status.write() else { return };
-        // A pass for another config published meanwhile: its state stands.
-        if status.config.as_ref() != Some(&cfg) {
-            return;
-        }
-        status.routing_at = Some(Instant::now());
-        status.refreshed = Some((started, started.elapsed()));
-        match bgp {
-            Ok(bgp) => status.bgp = bgp,
-            Err(e) => tracing::debug!(error = %e, "BGP state from FRR not refreshed"),
-        }
-        match igp {
-            Ok(igp) => status.set_igp(&cfg, igp),
-            Err(e) => tracing::debug!(error = %e, "IGP state from FRR not refreshed"),
-        }
+        self.reads.read(
+            frr,
+            &self.status,
+            &cfg,
+            API_FRR_TIMEOUT,
+            OnFailure::KeepLast,
+            Status::routing_stale,
+        );
+    }
+
+    /// This agent talks to FRR.
+    pub fn runs_frr(&self) -> bool {
+        self.frr.is_some()
+    }
+
+    /// The most routing reads that ever ran at once on this node.
+    pub fn routing_reads_at_once(&self) -> usize {
+        self.reads.most_at_once()
     }
 
     /// FRR's running config now and the hand changes in it (against the
@@ -295,19 +384,31 @@ pub struct Runner {
     current: Option<NodeConfig>,
     config_mtime: Option<SystemTime>,
     sflow: SflowService,
+    reads: Arc<RoutingReads>,
 }
 
 /// Create the agent. Hand out the handle, then call `runner.run()`.
-pub fn start(mut settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
+pub fn start(settings: Settings) -> Result<(AgentHandle, Runner), AgentError> {
+    start_sharing(settings, None)
+}
+
+/// [`start`], for an agent that shares its host with others: routing
+/// reads hold one of `slots` (see [`HostSlots`]).
+pub fn start_sharing(
+    mut settings: Settings,
+    slots: Option<HostSlots>,
+) -> Result<(AgentHandle, Runner), AgentError> {
     if let Some(frr) = settings.frr.as_mut() {
         frr.state_dir.get_or_insert_with(|| settings.state_dir.clone());
     }
     let (tx, rx) = mpsc::channel();
     let status = Arc::new(RwLock::new(Status::default()));
     let frr = settings.frr.as_ref().map(|f| f.query().beside_the_loop(API_FRR_TIMEOUT));
-    let handle = AgentHandle { tx: tx.clone(), status: status.clone(), frr };
+    let reads = Arc::new(RoutingReads::new(slots));
+    let handle = AgentHandle { tx: tx.clone(), status: status.clone(), frr, reads: reads.clone() };
     let runner = Runner {
         settings,
+        reads,
         nl: Netlink::open()?,
         rx,
         tx,
@@ -488,17 +589,6 @@ impl Runner {
         let observed = network::observe(&mut self.nl).ok();
         let vxlan = observed.as_ref().map(|o| vni_states(cfg, o)).unwrap_or_default();
         let missing = observed.as_ref().map(|o| missing_ports(cfg, o)).unwrap_or_default();
-        let bgp = match &self.settings.frr {
-            // FRR not answering (not started yet, or broken) is not "no
-            // neighbours": every configured one is reported as not up.
-            Some(frr) if cfg.bgp.is_some() => frr.neighbors(cfg).unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "no BGP state from FRR");
-                unanswered_neighbors(cfg)
-            }),
-            _ => Vec::new(),
-        };
-        let igp =
-            self.settings.frr.as_ref().map(|frr| frr.igp_adjacencies(cfg)).unwrap_or_default();
         // One line for `systemctl status node-agent`.
         let errors = report.errors();
         systemd::notify(&match errors.first() {
@@ -528,15 +618,39 @@ impl Runner {
         if ok {
             stats.last_success_unix = finished;
         }
-        status.bgp = bgp;
         status.frr_hand_changes = report.frr_hand_changes.clone();
         status.impairments = report.impairments.clone();
         status.frr_baseline =
             self.settings.frr.as_ref().and_then(|f| f.baseline()).map(str::to_string);
-        status.set_igp(cfg, igp);
-        status.routing_at = Some(Instant::now());
         status.vxlan = vxlan;
         status.sflow = self.sflow.stats();
+        drop(status);
+        self.read_routing(cfg);
+    }
+
+    /// After each pass: BGP and IGP state (or, while another caller reads,
+    /// theirs), so the status never shows a pass-old session.
+    fn read_routing(&self, cfg: &NodeConfig) {
+        let Some(frr) = &self.settings.frr else { return };
+        if cfg.bgp.is_none() && cfg.igp.is_none() {
+            if let Ok(mut s) = self.status.write() {
+                (s.bgp, s.ospf, s.isis) = (Vec::new(), Vec::new(), Vec::new());
+                s.routing_at = Some(Instant::now());
+            }
+            return;
+        }
+        let query = frr.query();
+        let turn = self.reads.read(
+            &query,
+            &self.status,
+            cfg,
+            COMMAND_TIMEOUT,
+            OnFailure::NotAnswering,
+            |_| true,
+        );
+        if turn == Turn::GaveUp {
+            tracing::debug!("routing state not read after this pass: another read still runs");
+        }
     }
 
     fn listen_for_signals(&self) -> Result<(), AgentError> {

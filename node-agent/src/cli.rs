@@ -38,6 +38,12 @@ pub enum Command {
         /// server keeps the clock.
         #[arg(long, env = "NODE_AGENT_BOARD")]
         board: bool,
+        /// A directory of lock files (`slot-0`, `slot-1`, ...) shared by
+        /// every agent on this host: a read of FRR's routing state holds
+        /// one, so the agents of a virtual fleet never read more at once
+        /// than there are slots. `pi-lab lab up` makes one per core.
+        #[arg(long, env = "NODE_AGENT_READ_SLOTS", value_name = "DIR")]
+        read_slots: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },

@@ -20,6 +20,7 @@ pub mod led;
 pub mod logging;
 pub mod netlink;
 pub mod network;
+pub mod read_gate;
 pub mod sflow;
 pub mod state;
 pub mod status;

@@ -10,13 +10,14 @@ use node_agent::frr::Frr;
 use node_agent::health::agent_backend::AgentBackend;
 use node_agent::health::{Plane, PlaneOptions};
 use node_agent::netlink::Netlink;
+use node_agent::read_gate::HostSlots;
 use node_agent::{logging, state};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     logging::init();
     match cli.command {
-        Command::Run { config, interval, board, common } => {
+        Command::Run { config, interval, board, read_slots, common } => {
             let mut frr = frr(&common);
             if let Some(frr) = &mut frr {
                 frr.start_on_demand = board;
@@ -28,7 +29,13 @@ fn main() -> anyhow::Result<()> {
                 interval: Duration::from_secs(interval.max(1)),
                 board,
             };
-            let (handle, runner) = agent::start(settings)?;
+            let slots = read_slots
+                .map(|dir| {
+                    HostSlots::open(&dir)
+                        .with_context(|| format!("read slots in {}", dir.display()))
+                })
+                .transpose()?;
+            let (handle, runner) = agent::start_sharing(settings, slots)?;
             let _plane = management_plane(&handle, board)?;
             runner.run()?;
             Ok(())

@@ -60,11 +60,13 @@
 //! daemon command lines.
 
 pub mod kept;
+pub mod vty;
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
@@ -111,6 +113,32 @@ pub enum FrrError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Kept(#[from] kept::KeptError),
+    #[error(transparent)]
+    Vty(#[from] vty::VtyError),
+}
+
+/// How often the agent talked to FRR, and how, since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrrCalls {
+    /// vtysh runs (running config, dry runs, `vtysh -f`).
+    pub vtysh: u64,
+    /// frr-reload.py runs (each runs vtysh a few times itself).
+    pub reloads: u64,
+    /// Questions asked on a daemon's vty socket.
+    pub vty: u64,
+}
+
+static VTYSH_RUNS: AtomicU64 = AtomicU64::new(0);
+static RELOAD_RUNS: AtomicU64 = AtomicU64::new(0);
+static VTY_QUESTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// The counts so far (process-wide, like the agent itself).
+pub fn calls() -> FrrCalls {
+    FrrCalls {
+        vtysh: VTYSH_RUNS.load(Ordering::Relaxed),
+        reloads: RELOAD_RUNS.load(Ordering::Relaxed),
+        vty: VTY_QUESTIONS.load(Ordering::Relaxed),
+    }
 }
 
 /// How frr.conf reached FRR.
@@ -145,6 +173,10 @@ pub struct Frr {
     kept: Option<Kept>,
     /// The next sync lets the hand changes go.
     drop_hand: bool,
+    /// The daemons' running configs at the last look for hand changes
+    /// ([`FrrQuery::fingerprint`]) and what vtysh found then: while they
+    /// stay the same, so do the hand changes.
+    looked: Option<(String, Vec<HandChange>)>,
     /// Start FRR's systemd unit when a config needs routing and FRR is
     /// down (a board: FRR is not part of its boot, so neither sshd nor the
     /// agent waits for it, and hosts never run it).
@@ -166,6 +198,7 @@ impl Frr {
             state_dir: None,
             kept: None,
             drop_hand: false,
+            looked: None,
             start_on_demand: false,
         }
     }
@@ -306,6 +339,7 @@ impl Frr {
         // A failed load may have applied half of the text: whatever comes
         // next (a rollback to the previous text, too) must load in full.
         self.loaded = None;
+        self.looked = None;
         let how = self.load_new(text, hand, &pids)?;
         self.loaded = Some((text.to_string(), pids));
         Ok(how)
@@ -418,6 +452,21 @@ impl Frr {
     /// config alone (`provision --force`).
     pub fn drop_hand_changes(&mut self) {
         self.drop_hand = true;
+        self.looked = None;
+    }
+
+    /// [`Self::current_hand`], with vtysh asked only when a daemon's
+    /// running config changed since it was last asked.
+    fn hand_now(&mut self, kept: &Kept, pids: &str) -> Vec<HandChange> {
+        let print = self.query().fingerprint();
+        if let (Some(now), Some((then, found))) = (&print, &self.looked)
+            && now == then
+        {
+            return found.clone();
+        }
+        let found = self.current_hand(kept, pids);
+        self.looked = print.map(|p| (p, found.clone()));
+        found
     }
 
     /// Look for hand changes (once per pass: `show running-config`) and
@@ -431,7 +480,7 @@ impl Frr {
         if !trusted {
             return kept.hand;
         }
-        let found = self.current_hand(&kept, &pids);
+        let found = self.hand_now(&kept, &pids);
         if found != kept.hand {
             tracing::info!(changes = ?found.iter().map(ToString::to_string).collect::<Vec<_>>(), "FRR changed by hand");
             let effective = frr_hand::apply(&kept.generated, &found);
@@ -515,6 +564,7 @@ impl Frr {
         FrrQuery {
             pathspace: self.pathspace.clone(),
             vtysh: self.vtysh.clone(),
+            run_dir: self.run_dir(),
             timeout: COMMAND_TIMEOUT,
             run_loop: true,
         }
@@ -537,13 +587,17 @@ impl Frr {
     }
 }
 
-/// Reads FRR's state with vtysh. The run loop reads it after each pass
-/// ([`Frr::query`]); the health API reads it between passes with its own
-/// copy ([`FrrQuery::beside_the_loop`]), so an answer is never a pass old.
+/// Reads FRR's state: `show` commands on the daemons' vty sockets
+/// ([`vty`]), vtysh for the running config and dry runs. The run loop
+/// reads after each pass ([`Frr::query`]); the health API reads between
+/// passes with its own copy ([`FrrQuery::beside_the_loop`]), so an answer
+/// is never a pass old.
 #[derive(Debug, Clone)]
 pub struct FrrQuery {
     pathspace: Option<String>,
     vtysh: PathBuf,
+    /// Where the daemons' vty sockets are.
+    run_dir: PathBuf,
     /// How long FRR gets to answer.
     timeout: Duration,
     /// Waiting for FRR is a sign of life for the watchdog only when the
@@ -598,16 +652,54 @@ impl FrrQuery {
         }
     }
 
-    fn show(&self, command: &str) -> Result<Value, FrrError> {
-        let mut cmd = self.command();
-        cmd.args(["-c", command]);
-        Ok(serde_json::from_str(&run_within(cmd, self.timeout, self.run_loop)?)?)
+    /// `command`'s JSON from `daemon`, on its vty socket; through vtysh
+    /// only when this FRR has no socket where the agent looks.
+    fn show(&self, daemon: &str, command: &str) -> Result<Value, FrrError> {
+        match self.ask(daemon, command) {
+            Ok(text) => Ok(serde_json::from_str(&text)?),
+            Err(FrrError::Vty(e)) if e.no_socket() && !self.run_dir.exists() => {
+                let mut cmd = self.command();
+                cmd.args(["-c", command]);
+                Ok(serde_json::from_str(&run_within(cmd, self.timeout, self.run_loop)?)?)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One question to one daemon on its vty socket.
+    pub fn ask(&self, daemon: &str, command: &str) -> Result<String, FrrError> {
+        VTY_QUESTIONS.fetch_add(1, Ordering::Relaxed);
+        let mut vty = vty::Vty::connect(&self.run_dir, daemon, self.timeout)?;
+        Ok(vty.ask(command)?)
+    }
+
+    /// Every running daemon's own `show running-config`, one after the
+    /// other (vty sockets, no vtysh): it changes whenever FRR's running
+    /// config does, so it tells whether vtysh must look again. `None`
+    /// when a daemon cannot be asked.
+    pub fn fingerprint(&self) -> Option<String> {
+        let mut sockets: Vec<String> = fs::read_dir(&self.run_dir)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|name| name.strip_suffix(".vty").map(str::to_string))
+            .filter(|daemon| daemon != "watchfrr")
+            .collect();
+        if sockets.is_empty() {
+            return None;
+        }
+        sockets.sort();
+        let mut all = String::new();
+        for daemon in sockets {
+            all.push_str(&format!("#{daemon}\n"));
+            all.push_str(&self.ask(&daemon, "show running-config").ok()?);
+        }
+        Some(all)
     }
 
     /// The configured BGP neighbours as FRR sees them.
     pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
         let Some(bgp) = &cfg.bgp else { return Ok(Vec::new()) };
-        let json = self.show("show bgp vrf default neighbors json")?;
+        let json = self.show("bgpd", "show bgp vrf default neighbors json")?;
         Ok(bgp
             .neighbors
             .iter()
@@ -618,7 +710,11 @@ impl FrrQuery {
     /// The IGP adjacencies `cfg` expects, as FRR sees them.
     pub fn igp_adjacencies(&self, cfg: &NodeConfig) -> Result<Vec<IgpAdjacencyState>, FrrError> {
         let Some(igp) = &cfg.igp else { return Ok(Vec::new()) };
-        let json = self.show(lab_spec::frr_state::show_command(igp.protocol))?;
+        let daemon = match igp.protocol {
+            lab_spec::node_config::IgpProtocol::Ospf => "ospfd",
+            lab_spec::node_config::IgpProtocol::Isis => "isisd",
+        };
+        let json = self.show(daemon, lab_spec::frr_state::show_command(igp.protocol))?;
         Ok(lab_spec::frr_state::adjacencies(igp, &json))
     }
 }
@@ -654,7 +750,7 @@ pub fn neighbor_state(
 }
 
 /// A stuck vtysh (a daemon that does not answer) must not stall the agent.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn run(cmd: Command) -> Result<String, FrrError> {
     run_within(cmd, COMMAND_TIMEOUT, true)
@@ -663,6 +759,7 @@ fn run(cmd: Command) -> Result<String, FrrError> {
 /// Run `cmd` for at most `timeout`; `alive`: the waits are the run loop's.
 fn run_within(mut cmd: Command, timeout: Duration, alive: bool) -> Result<String, FrrError> {
     let program = format!("{:?}", cmd.get_program());
+    count_run(Path::new(cmd.get_program()));
     let spawn_err = |source| FrrError::Spawn { program: program.clone(), source };
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -712,6 +809,16 @@ fn run_within(mut cmd: Command, timeout: Duration, alive: bool) -> Result<String
             let cut = (cut..output.len()).find(|i| output.is_char_boundary(*i)).unwrap_or(0);
             Err(FrrError::Failed { program, status, output: output[cut..].to_string() })
         }
+    }
+}
+
+/// Counts vtysh and frr-reload.py runs for [`calls`].
+fn count_run(program: &Path) {
+    let name = program.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if name.starts_with("vtysh") {
+        VTYSH_RUNS.fetch_add(1, Ordering::Relaxed);
+    } else if name.starts_with("frr-reload") {
+        RELOAD_RUNS.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -11,7 +11,7 @@ use lab_spec::{ConfigAnswer, HealthReport, NodeConfig};
 
 use super::plane::StatusLed;
 use super::report::{Parts, assemble};
-use super::{Backend, ReconcileStats};
+use super::{Backend, FrrTalk, ReconcileStats};
 use crate::agent::{AgentHandle, ApplyError, HandChanges, Rollback};
 use crate::board::BoardReader;
 use crate::led::LedState;
@@ -132,6 +132,13 @@ impl Backend for AgentBackend {
 
     fn reconcile_stats(&self) -> ReconcileStats {
         self.status().stats
+    }
+
+    fn frr_talk(&self) -> Option<FrrTalk> {
+        self.handle.runs_frr().then(|| FrrTalk {
+            calls: crate::frr::calls(),
+            reads_at_once: self.handle.routing_reads_at_once(),
+        })
     }
 
     fn current_config(&self) -> Option<NodeConfig> {

@@ -8,14 +8,19 @@
 use lab_spec::HealthReport;
 use lab_spec::prometheus::Family;
 
-use super::{HttpCounters, ReconcileStats};
+use super::{FrrTalk, HttpCounters, ReconcileStats};
 
 fn flag(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
 
 /// Render everything the agent knows as Prometheus text.
-pub fn render(report: &HealthReport, stats: &ReconcileStats, http: &HttpCounters) -> String {
+pub fn render(
+    report: &HealthReport,
+    stats: &ReconcileStats,
+    frr: Option<FrrTalk>,
+    http: &HttpCounters,
+) -> String {
     let mut out = String::with_capacity(4096);
     for family in agent(report)
         .into_iter()
@@ -26,6 +31,7 @@ pub fn render(report: &HealthReport, stats: &ReconcileStats, http: &HttpCounters
         .chain(vxlan(report))
         .chain(sflow(report))
         .chain(reconcile(report, stats))
+        .chain(frr.map(frr_talk).unwrap_or_default())
         .chain(http_requests(http))
     {
         family.write(&mut out);
@@ -251,6 +257,32 @@ fn reconcile<'a>(r: &'a HealthReport, stats: &ReconcileStats) -> Vec<Family<'a>>
             "Duration of the last reconcile pass.",
         )
         .with_opt(stats.last_duration_seconds),
+    ]
+}
+
+/// What watching this node costs FRR: how often vtysh and frr-reload.py
+/// ran, and how often a daemon was asked on its vty socket.
+fn frr_talk(frr: FrrTalk) -> Vec<Family<'static>> {
+    let c = frr.calls;
+    let mut runs = Family::counter(
+        "pilab_frr_programs_total",
+        "FRR programs the agent ran: vtysh, frr-reload.py (which runs vtysh itself).",
+    );
+    for (program, n) in [("vtysh", c.vtysh), ("frr-reload", c.reloads)] {
+        runs = runs.with(vec![("program", program.to_string())], n as f64);
+    }
+    vec![
+        runs,
+        Family::counter(
+            "pilab_frr_vty_questions_total",
+            "show commands asked on a daemon's vty socket (no vtysh).",
+        )
+        .with(Vec::new(), c.vty as f64),
+        Family::gauge(
+            "pilab_frr_routing_reads_at_once_max",
+            "The most routing reads that ran at once on this node (1: one at a time).",
+        )
+        .with(Vec::new(), frr.reads_at_once as f64),
     ]
 }
 

@@ -48,6 +48,10 @@ pub trait Backend: Send + Sync {
     fn health(&self) -> HealthReport;
     /// Reconcile counters for `/metrics` (not in the HealthReport).
     fn reconcile_stats(&self) -> ReconcileStats;
+    /// How the agent talked to FRR, for `/metrics`; `None` without FRR.
+    fn frr_talk(&self) -> Option<FrrTalk> {
+        None
+    }
     /// The config being applied; `None` while unprovisioned.
     fn current_config(&self) -> Option<NodeConfig>;
     /// Validate and apply `config`; on failure roll back to the previous
@@ -75,6 +79,14 @@ pub trait Backend: Send + Sync {
     fn frr_check(&self, _text: &str) -> Option<Result<FrrCheck, String>> {
         None
     }
+}
+
+/// How the agent talked to FRR since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrrTalk {
+    pub calls: crate::frr::FrrCalls,
+    /// The most routing reads that ever ran at once (1: the gate held).
+    pub reads_at_once: usize,
 }
 
 /// Reconcile counters since the agent started.

@@ -68,7 +68,8 @@ fn method_not_allowed(allow: &'static str) -> Response {
 fn get_metrics(ctx: &Context<'_>) -> Response {
     let report = ctx.backend.health();
     let stats = ctx.backend.reconcile_stats();
-    Response::new(200, PROMETHEUS, metrics::render(&report, &stats, ctx.counters))
+    let frr = ctx.backend.frr_talk();
+    Response::new(200, PROMETHEUS, metrics::render(&report, &stats, frr, ctx.counters))
 }
 
 fn authorize(request: &Request, ctx: &Context<'_>) -> Result<Option<NodeConfig>, Response> {

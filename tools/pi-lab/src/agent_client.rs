@@ -55,6 +55,24 @@ impl AgentClient {
         })
     }
 
+    /// `GET /v1/health` of every agent at once, in the order given.
+    pub fn health_all(&self, addrs: &[SocketAddr]) -> Vec<Result<HealthReport, ClientError>> {
+        std::thread::scope(|scope| {
+            let asks: Vec<_> = addrs.iter().map(|a| scope.spawn(move || self.health(*a))).collect();
+            asks.into_iter()
+                .zip(addrs)
+                .map(|(ask, addr)| {
+                    ask.join().unwrap_or_else(|_| {
+                        Err(ClientError::Unreachable {
+                            addr: *addr,
+                            reason: "the request thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+
     pub fn metrics(&self, addr: SocketAddr) -> Result<String, ClientError> {
         let (status, body) = self.call(addr, self.agent.get(url(addr, "/metrics")).call())?;
         if status != 200 {

@@ -46,6 +46,9 @@ pub struct AgentFiles {
     pub config: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
+    /// The host's read slots, shared by every agent of the fleet (see
+    /// `node-agent run --read-slots`).
+    pub read_slots: PathBuf,
 }
 
 impl AgentFiles {
@@ -54,6 +57,7 @@ impl AgentFiles {
             config: fleet_dir.join("nodes").join(format!("{node}.toml")),
             state_dir: fleet_dir.join("agents").join(node),
             log: fleet_dir.join("logs").join(format!("{node}.log")),
+            read_slots: fleet_dir.join("read-slots"),
         }
     }
 }
@@ -85,6 +89,8 @@ pub fn spawn(
         .arg("--config")
         .arg(&files.config)
         .args(if with_frr { vec!["--frr-pathspace", netns] } else { vec!["--no-frr"] })
+        .arg("--read-slots")
+        .arg(&files.read_slots)
         .arg("--state-dir")
         .arg(&files.state_dir)
         .env("RUST_LOG", std::env::var("PI_LAB_AGENT_LOG").unwrap_or_else(|_| "info".into()))
@@ -94,6 +100,20 @@ pub fn spawn(
         .process_group(0)
         .spawn()
         .map_err(spawn_err)
+}
+
+/// One read slot per core of this host: the fleet's agents together never
+/// read FRR's routing state more often at once than the host can run.
+pub fn make_read_slots(fleet_dir: &Path) -> Result<(), AgentError> {
+    let dir = fleet_dir.join("read-slots");
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    for i in 0..cores {
+        let path = dir.join(format!("slot-{i}"));
+        fs::create_dir_all(&dir)
+            .and_then(|()| File::create(&path).map(drop))
+            .map_err(|source| AgentError::Write { path, source })?;
+    }
+    Ok(())
 }
 
 /// The last lines of an agent's log, to show why it stopped.

@@ -79,6 +79,7 @@ impl Fleet<'_> {
             line.done(Step::Links);
         }
         self.frr(lines)?;
+        agent::make_read_slots(&self.dir)?;
         let mut children = Vec::new();
         for (index, node) in self.lab.nodes.iter().enumerate() {
             self.go_on()?;

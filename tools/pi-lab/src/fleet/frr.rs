@@ -15,8 +15,6 @@ use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
-
 #[derive(Debug, thiserror::Error)]
 pub enum FrrError {
     #[error("cannot write FRR config {path}: {source}")]
@@ -124,53 +122,4 @@ pub fn stop(netns: &str) -> Result<(), FrrError> {
 pub fn running(netns: &str) -> bool {
     let pid = fs::read_to_string(run_dir(netns).join("zebra.pid")).unwrap_or_default();
     pid.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
-}
-
-/// `show bgp summary json` of the instance; `None` while it does not answer.
-pub fn bgp_summary(netns: &str) -> Option<Value> {
-    vtysh_json(netns, "show bgp summary json")
-}
-
-/// A `show ... json` command's answer; `None` while FRR does not answer.
-pub fn vtysh_json(netns: &str, command: &str) -> Option<Value> {
-    let out = Command::new("vtysh").args(["-N", netns, "-c", command]).output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
-/// Neighbour address -> BGP state, from `show bgp summary json`.
-pub fn peer_states(summary: &Value) -> Vec<(String, String)> {
-    let peers = summary["ipv4Unicast"]["peers"].as_object();
-    peers
-        .into_iter()
-        .flatten()
-        .map(|(addr, peer)| (addr.clone(), peer["state"].as_str().unwrap_or("?").to_string()))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_states_come_from_the_ipv4_unicast_table() {
-        let summary: Value = serde_json::from_str(
-            r#"{"ipv4Unicast":{"routerId":"10.0.0.1","as":100,"peers":{
-                "10.1.0.1":{"remoteAs":200,"state":"Established","peerState":"OK"},
-                "10.1.0.3":{"remoteAs":300,"state":"Active","peerState":"OK"}}}}"#,
-        )
-        .unwrap();
-        let mut states = peer_states(&summary);
-        states.sort();
-        assert_eq!(
-            states,
-            vec![
-                ("10.1.0.1".to_string(), "Established".to_string()),
-                ("10.1.0.3".to_string(), "Active".to_string())
-            ]
-        );
-        assert!(peer_states(&serde_json::json!({})).is_empty());
-    }
 }

@@ -132,6 +132,10 @@ fn node_names(lab: &FleetLab) -> Vec<String> {
     lab.nodes.iter().map(|n| n.hostname.clone()).collect()
 }
 
+/// How long `lab up` waits for one agent's health report; one that takes
+/// longer is asked again on the next round.
+const AGENT_PATIENCE: Duration = Duration::from_secs(5);
+
 /// Poll every node until all are converged, an agent dies, or time is up.
 fn wait(
     lab: &FleetLab,
@@ -142,7 +146,8 @@ fn wait(
     interrupt: &Interrupt,
 ) -> Result<Vec<converge::NodeState>, FleetError> {
     let deadline = Instant::now() + timeout;
-    let mut agents = converge::AgentWord::new();
+    let http = crate::agent_client::AgentClient::new(AGENT_PATIENCE);
+    let configs: Vec<lab_spec::NodeConfig> = lab.nodes.iter().map(fleet_config).collect();
     loop {
         if interrupt.is_set() {
             for line in lines.iter_mut() {
@@ -162,8 +167,7 @@ fn wait(
                 });
             }
         }
-        let mut states = converge::observe_all(&lab.name, &lab.nodes);
-        agents.ask(&lab.nodes, &mut states);
+        let states = converge::observe_all(&lab.name, &http, &configs);
         for (state, line) in states.iter().zip(lines.iter_mut()) {
             if state.converged() {
                 line.finish();

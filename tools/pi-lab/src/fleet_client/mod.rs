@@ -99,22 +99,8 @@ impl FleetClient {
 
     /// `GET /v1/health` of every node at once, in the order given.
     pub fn health_all(&self, nodes: &[&NodeConfig]) -> Vec<Result<HealthReport, ClientError>> {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> =
-                nodes.iter().map(|c| scope.spawn(move || self.health(c))).collect();
-            handles
-                .into_iter()
-                .zip(nodes)
-                .map(|(h, c)| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(ClientError::Unreachable {
-                            addr: self.api(c),
-                            reason: "the request thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        })
+        let apis: Vec<SocketAddr> = nodes.iter().map(|c| self.api(c)).collect();
+        self.http.health_all(&apis)
     }
 
     /// `GET /v1/frr/running` of `node`: FRR's running config and the lines

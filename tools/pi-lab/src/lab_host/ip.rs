@@ -151,11 +151,6 @@ pub fn addr_add(ns: Option<&str>, dev: &str, cidr: &str) -> Result<(), IpError> 
     }
 }
 
-/// `ip -j -d link show` in `ns`.
-pub fn links(ns: Option<&str>) -> Result<Value, IpError> {
-    json(&in_ns(ns, &["-j", "-d", "link", "show"]))
-}
-
 /// `ip -j addr show` in `ns`.
 pub fn addrs(ns: Option<&str>) -> Result<Value, IpError> {
     json(&in_ns(ns, &["-j", "addr", "show"]))
