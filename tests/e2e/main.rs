@@ -24,5 +24,6 @@ mod netlab;
 /// dashboard's address).
 #[path = "../../tools/pi-lab/tests/common/mod.rs"]
 mod pi_lab_tests;
+mod scale;
 mod sflow_fleet;
 mod underlay;

@@ -6,9 +6,8 @@
 //! `ip netns exec NS /usr/lib/frr/frrinit.sh start NS` runs watchfrr, which
 //! starts zebra, staticd and the node's routing daemons (bgpd, ospfd,
 //! isisd: what its NodeConfig needs) with `-N NS` and restarts them if they
-//! die. The agent owns `frr.conf` from then on; pi-lab writes the first one
-//! with the same renderer, so sessions can start before the agent's first
-//! reload.
+//! die. FRR starts with no `frr.conf`; the agent writes it and loads it
+//! (and owns it from then on, so an FRR restarted later boots from it).
 
 use std::fs;
 use std::os::unix::fs::chown;
@@ -47,17 +46,16 @@ isisd_options=\"-A 127.0.0.1\"
 staticd_options=\"-A 127.0.0.1\"
 ";
 
-/// Write `/etc/frr/{netns}/` (daemons, vtysh.conf, frr.conf) owned by frr.
-/// The frr.conf is what the agent will render too (`lab_spec::frr::render`),
-/// so FRR starts with the node's real routing config, as a board whose card
-/// already carries it would.
+/// Write `/etc/frr/{netns}/` (daemons, vtysh.conf) owned by frr: the
+/// daemons the node's config needs.
 pub fn write_pathspace(netns: &str, config: &lab_spec::NodeConfig) -> Result<(), FrrError> {
     let dir = config_dir(netns);
-    let frr_conf = lab_spec::frr::render(config);
+    // No frr.conf: FRR boots empty and the agent's first pass loads the
+    // config, once. With a file, watchfrr's own `vtysh -b` and the agent's
+    // reload both loaded it, at the same time, on every node.
     let files = [
         ("daemons", lab_spec::frr::daemons(DAEMONS, config)),
         ("vtysh.conf", "service integrated-vtysh-config\n".to_string()),
-        ("frr.conf", frr_conf),
     ];
     fs::create_dir_all(&dir).map_err(|source| FrrError::Write { path: dir.clone(), source })?;
     let owner = frr_owner();

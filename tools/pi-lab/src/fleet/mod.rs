@@ -17,6 +17,7 @@ mod agent;
 mod build;
 mod converge;
 pub(crate) mod frr;
+mod memory;
 mod topology;
 
 use std::path::{Path, PathBuf};
@@ -52,6 +53,24 @@ pub enum FleetError {
     Agent(#[from] agent::AgentError),
     #[error(transparent)]
     Name(#[from] names::NameError),
+    #[error(
+        "lab {lab:?} does not fit in this machine's memory: its {nodes} nodes need about \
+         {need} MiB ({routers} routers x {router_mib} MiB, {hosts} hosts x {host_mib} MiB), and \
+         {available} MiB are available; about {fit} nodes of this lab's kind fit. Use a \
+         smaller lab, take other labs down (`pi-lab lab list`), or pass --ignore-memory to \
+         try anyway"
+    )]
+    TooBig {
+        lab: String,
+        nodes: u64,
+        need: u64,
+        routers: u64,
+        router_mib: u64,
+        hosts: u64,
+        host_mib: u64,
+        available: u64,
+        fit: u64,
+    },
     #[error("{what} already exists but lab {lab:?} is not up; remove it or rename the lab")]
     Occupied { lab: String, what: String },
     #[error("cannot write {path}: {source}")]
@@ -97,16 +116,40 @@ pub fn build(
     dir: PathBuf,
     journal: Journal,
     json: bool,
+    ignore_memory: bool,
     interrupt: &Interrupt,
 ) -> Result<Built, FleetError> {
     let lab = FleetLab::new(&file.compile()?)?;
     let agent = agent::find(agent)?;
+    if !ignore_memory {
+        fits_in_memory(&lab)?;
+    }
     build::preflight(&lab)?;
     let mut progress = Progress::new(&node_names(&lab), &progress::FLEET_STEPS, json);
     let interrupt = interrupt.clone();
     let mut fleet = build::Fleet { lab: &lab, dir, journal, agent, interrupt };
     let children = fleet.build(&mut progress.lines)?;
     Ok(Built { lab, progress, children })
+}
+
+/// Refuse a lab this machine's memory cannot hold (see [`memory`]).
+fn fits_in_memory(lab: &FleetLab) -> Result<(), FleetError> {
+    let Some(available) = memory::available_mib() else { return Ok(()) };
+    let need = memory::MemoryNeed::of(&lab.nodes, available);
+    if need.fits() {
+        return Ok(());
+    }
+    Err(FleetError::TooBig {
+        lab: lab.name.clone(),
+        nodes: need.routers + need.hosts,
+        need: need.mib(),
+        routers: need.routers,
+        router_mib: memory::ROUTER_MIB,
+        hosts: need.hosts,
+        host_mib: memory::HOST_MIB,
+        available,
+        fit: need.nodes_that_fit(),
+    })
 }
 
 /// Wait for a built fleet to converge and print its state; a fleet that

@@ -65,6 +65,10 @@ pub struct UpArgs {
     /// node-agent binary [default: next to pi-lab, else on PATH].
     #[arg(long, env = "PI_LAB_AGENT")]
     pub agent: Option<PathBuf>,
+    /// Build a virtual fleet even when this machine's available memory
+    /// looks too small for it (about 40 MiB per router, 8 MiB per host).
+    #[arg(long)]
+    pub ignore_memory: bool,
 }
 
 /// Where `lab up` runs the nodes.
@@ -223,7 +227,15 @@ fn up_fleet(
 ) -> Result<ExitCode, UpError> {
     let name = file.name().to_string();
     let agent = args.agent.as_deref();
-    let built = match crate::fleet::build(file, agent, dir, journal, args.json, interrupt) {
+    let built = match crate::fleet::build(
+        file,
+        agent,
+        dir,
+        journal,
+        args.json,
+        args.ignore_memory,
+        interrupt,
+    ) {
         Ok(built) => built,
         Err(err) => {
             let undone = tear_down(&name);
