@@ -10,6 +10,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -159,14 +160,15 @@ fn is_running(pid: u32, what: &str) -> bool {
 
 /// `nft delete table FAMILY NAME`; a table that is gone is fine.
 fn nft_delete(family: &str, table: &str) -> Result<(), String> {
-    // The C locale: "missing" is told by strerror's text, which is localized.
+    // The C locale: "missing" is read back from strerror's text, which is
+    // localized.
     let out = Command::new("nft")
         .args(["delete", "table", family, table])
         .env("LC_ALL", "C")
         .output()
         .map_err(|e| format!("cannot run nft: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.success() || stderr.contains("No such file or directory") {
+    if out.status.success() || ip::errno_in(&stderr) == Some(Errno::ENOENT) {
         Ok(())
     } else {
         Err(format!("nft delete table {family} {table}: {}", stderr.trim()))

@@ -1,16 +1,21 @@
 //! What the watch shows: per node and interface, rates from counter deltas;
 //! the top sampled flows; how many datagrams were skipped and why.
+//!
+//! Here: the watch's state, fed by datagrams and ticks, and its snapshot;
+//! the rows it makes are in `rows`, their text and JSON in `text`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::decode::{Bad, Datagram, FlowKey, IfSample, Sample};
 use super::lab_links::LabLinks;
-use crate::table::Table;
+
+mod rows;
+mod text;
+
+pub use rows::{BadCounts, FlowRow, InterfaceRow, Rates, Snapshot, Summary};
+pub use text::{json_lines, render};
 
 /// Flows not sampled for this long leave the table (and the metrics).
 pub const FLOW_IDLE_SECS: f64 = 30.0;
@@ -28,13 +33,6 @@ pub struct Watch {
     last_tick: Option<Instant>,
     /// The lab, when the watch knows it: node names and link ends.
     lab: Option<LabLinks>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct BadCounts {
-    pub truncated: u64,
-    pub malformed: u64,
-    pub oversized: u64,
 }
 
 #[derive(Debug)]
@@ -55,14 +53,6 @@ struct IfState {
     seen: Instant,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
-pub struct Rates {
-    pub in_bps: f64,
-    pub out_bps: f64,
-    pub in_pps: f64,
-    pub out_pps: f64,
-}
-
 #[derive(Debug)]
 struct FlowStat {
     pending_bytes: f64,
@@ -73,82 +63,6 @@ struct FlowStat {
     idle_secs: f64,
     /// ifIndex the last sample came in on.
     input: u32,
-}
-
-/// One line of the interface table (also a `--json` line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InterfaceRow {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub node: String,
-    pub agent: IpAddr,
-    pub if_index: u32,
-    /// The name the agent sends (port name); `None` from agents that do
-    /// not send one.
-    pub ifname: Option<String>,
-    /// The other end of the lab link, `node:interface`, when the lab is known.
-    pub peer: Option<String>,
-    /// The link's index in the lab's plan.
-    #[serde(skip)]
-    pub link: Option<usize>,
-    pub speed: u64,
-    pub oper_up: bool,
-    /// `None` until two counter samples have arrived.
-    pub rates: Option<Rates>,
-    /// Seconds since the last counter sample.
-    pub age_secs: f64,
-    pub in_octets: u64,
-    pub out_octets: u64,
-    pub in_packets: u32,
-    pub out_packets: u32,
-    pub in_errors: u32,
-    pub out_errors: u32,
-    pub in_discards: u32,
-    pub out_discards: u32,
-}
-
-impl InterfaceRow {
-    /// `node:name`, or `node:#ifIndex` when the agent sends no name.
-    pub fn label(&self) -> String {
-        match &self.ifname {
-            Some(name) => format!("{}:{name}", self.node),
-            None => format!("{}:#{}", self.node, self.if_index),
-        }
-    }
-}
-
-/// One line of the top-flows table (also a `--json` line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FlowRow {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub node: String,
-    pub agent: IpAddr,
-    /// The interface the last sample came in on (its name, else ifIndex).
-    pub input: String,
-    #[serde(flatten)]
-    pub key: FlowKey,
-    /// Estimated from samples × sampling rate.
-    pub bps: f64,
-    pub pps: f64,
-    pub samples: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub datagrams: u64,
-    pub agents: usize,
-    pub lost: u64,
-    pub skipped: BadCounts,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub summary: Summary,
-    pub interfaces: Vec<InterfaceRow>,
-    pub flows: Vec<FlowRow>,
 }
 
 impl Watch {
@@ -366,111 +280,6 @@ fn update_interface(
     s.seen = now;
 }
 
-fn rate(v: f64) -> String {
-    match v {
-        v if v >= 1e9 => format!("{:.2}G", v / 1e9),
-        v if v >= 1e6 => format!("{:.2}M", v / 1e6),
-        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
-        v => format!("{v:.0}"),
-    }
-}
-
-/// The live table, as text. Interfaces read `node:name`; when the lab is
-/// known, PEER is the other end of the lab link.
-pub fn render(s: &Snapshot, listen: &str) -> String {
-    let mut out = String::new();
-    let sum = &s.summary;
-    let _ = writeln!(
-        out,
-        "sFlow on {listen}: {} datagrams from {} agents, {} lost, skipped: {} truncated, {} malformed, {} oversized\n",
-        sum.datagrams,
-        sum.agents,
-        sum.lost,
-        sum.skipped.truncated,
-        sum.skipped.malformed,
-        sum.skipped.oversized
-    );
-    let with_peer = s.interfaces.iter().any(|r| r.peer.is_some());
-    let interfaces = s.interfaces.iter().map(|r| {
-        let (ib, ob, ip, op) = match &r.rates {
-            Some(x) => (rate(x.in_bps), rate(x.out_bps), rate(x.in_pps), rate(x.out_pps)),
-            None => ("-".into(), "-".into(), "-".into(), "-".into()),
-        };
-        let mut row = vec![r.label()];
-        if with_peer {
-            row.push(r.peer.clone().unwrap_or_else(|| "-".into()));
-        }
-        row.extend([
-            r.agent.to_string(),
-            r.if_index.to_string(),
-            if r.oper_up { "up" } else { "down" }.to_string(),
-            ib,
-            ob,
-            ip,
-            op,
-            format!("{}/{}", r.in_errors, r.out_errors),
-            format!("{}/{}", r.in_discards, r.out_discards),
-        ]);
-        row
-    });
-    let mut header = vec!["INTERFACE"];
-    if with_peer {
-        header.push("PEER");
-    }
-    header.extend([
-        "AGENT",
-        "IFINDEX",
-        "UP",
-        "IN bit/s",
-        "OUT bit/s",
-        "IN pkt/s",
-        "OUT pkt/s",
-        "ERRS in/out",
-        "DISC in/out",
-    ]);
-    let first_number = header.len() - 8;
-    let numbers: Vec<usize> =
-        std::iter::once(first_number).chain(first_number + 2..header.len()).collect();
-    let interfaces = Table::new(header).right(&numbers).with_rows(interfaces);
-    let _ = write!(out, "{interfaces}");
-    let port =
-        |ip: &str, p: Option<u16>| p.map(|p| format!("{ip}:{p}")).unwrap_or_else(|| ip.to_string());
-    let flows = s.flows.iter().map(|f| {
-        [
-            format!("{}:{}", f.node, f.input),
-            port(&f.key.src, f.key.src_port),
-            port(&f.key.dst, f.key.dst_port),
-            f.key.proto.clone(),
-            rate(f.bps),
-            rate(f.pps),
-        ]
-    });
-    let flows = Table::new(["SEEN ON", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"])
-        .right(&[4, 5])
-        .with_rows(flows);
-    let _ = write!(out, "\nTOP SAMPLED FLOWS (estimated)\n{flows}");
-    out
-}
-
-/// The snapshot as JSON lines: a summary, one per interface, one per flow.
-pub fn json_lines(s: &Snapshot) -> String {
-    let mut out = String::new();
-    let mut line = |v: serde_json::Result<String>| {
-        if let Ok(l) = v {
-            out.push_str(&l);
-            out.push('\n');
-        }
-    };
-    line(serde_json::to_string(&s.summary));
-    for r in &s.interfaces {
-        line(serde_json::to_string(r));
-    }
-    for f in &s.flows {
-        line(serde_json::to_string(f));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,11 +288,11 @@ mod tests {
 
     const AGENT: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
-    fn dg(seq: u32, uptime_ms: u32, samples: Vec<Sample>) -> Datagram {
+    pub(super) fn dg(seq: u32, uptime_ms: u32, samples: Vec<Sample>) -> Datagram {
         Datagram { agent: AGENT, sub_agent: 0, sequence: seq, uptime_ms, samples }
     }
 
-    fn ifs(octets: u64, packets: u32) -> Sample {
+    pub(super) fn ifs(octets: u64, packets: u32) -> Sample {
         Sample::Interface(IfSample {
             if_index: 3,
             in_octets: octets,
@@ -492,7 +301,7 @@ mod tests {
         })
     }
 
-    fn named(if_index: u32, name: &str, octets: u64) -> Sample {
+    pub(super) fn named(if_index: u32, name: &str, octets: u64) -> Sample {
         Sample::Interface(IfSample {
             if_index,
             name: Some(name.into()),
@@ -501,37 +310,6 @@ mod tests {
             oper_up: true,
             ..IfSample::default()
         })
-    }
-
-    /// Cells of a table line: text separated by two or more spaces, with
-    /// the columns where each starts and ends.
-    fn cells(line: &str) -> Vec<(usize, usize, &str)> {
-        let mut out = Vec::new();
-        let mut rest = line;
-        let mut at = 0;
-        while !rest.is_empty() {
-            let start = rest.len() - rest.trim_start().len();
-            let text = &rest[start..];
-            let len = text.find("  ").unwrap_or(text.len());
-            out.push((at + start, at + start + len, &text[..len]));
-            at += start + len;
-            rest = &text[len..];
-        }
-        out
-    }
-
-    /// Every header sits over its column: the same start (text) or the
-    /// same end (numbers) in the header and in each row.
-    fn assert_lines_up(table: &str) {
-        let mut lines = table.lines();
-        let header = cells(lines.next().expect("header"));
-        for line in lines {
-            let row = cells(line);
-            assert_eq!(row.len(), header.len(), "{table}");
-            for (h, c) in header.iter().zip(&row) {
-                assert!(h.0 == c.0 || h.1 == c.1, "{:?} is not over {:?}:\n{table}", h.2, c.2);
-            }
-        }
     }
 
     #[test]
@@ -584,67 +362,6 @@ mod tests {
         // Idle flows go.
         w.tick(t0 + Duration::from_secs_f64(2.0 + FLOW_IDLE_SECS));
         assert!(w.snapshot(5, t0).flows.is_empty());
-    }
-
-    #[test]
-    fn table_shows_interfaces_by_name_rates_and_skips() {
-        let mut w = Watch::default();
-        let now = Instant::now();
-        w.ingest(dg(1, 1_000, vec![Sample::Host { hostname: "spine1".into() }, ifs(0, 0)]), now);
-        w.ingest(dg(2, 2_000, vec![ifs(125_000_000, 1_000), named(4, "eth2", 0)]), now);
-        w.bad(Bad::Truncated);
-        w.bad(Bad::Oversized);
-        let text = render(&w.snapshot(5, now), "0.0.0.0:6343");
-        assert!(
-            text.contains(
-                "2 datagrams from 1 agents, 0 lost, skipped: 1 truncated, 0 malformed, 1 oversized"
-            ),
-            "{text}"
-        );
-        let table = text.split("\n\n").nth(1).expect("interface table");
-        let table = &table[..table.find("\nTOP").unwrap_or(table.len())];
-        assert!(table.starts_with("INTERFACE    AGENT"), "{table}");
-        assert_lines_up(table);
-        let row = text.lines().find(|l| l.starts_with("spine1:#3")).expect("row for ifIndex 3");
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cols[..6], ["spine1:#3", "10.0.0.1", "3", "down", "1.00G", "0"], "{row}");
-        assert_eq!(cols[6], "1.0k", "{row}");
-        assert!(text.lines().any(|l| l.starts_with("spine1:eth2  10.0.0.1")), "{text}");
-    }
-
-    #[test]
-    fn the_lab_names_nodes_and_link_ends() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fabric.toml");
-        let lab = crate::lab_file::LabFile::load(std::path::Path::new(path)).expect("fabric");
-        let leaf1 = IpAddr::V4(lab.plan.nodes["leaf1"].sflow_agent());
-        let mut w = Watch::for_lab(LabLinks::new(&lab.plan));
-        let now = Instant::now();
-        // The hostname the agent sends does not matter: the lab knows it.
-        let samples = vec![
-            Sample::Host { hostname: "localhost".into() },
-            named(5, "eth1", 1000),
-            named(6, "eth3", 0),
-            named(7, "mgmt0", 0),
-        ];
-        w.ingest(Datagram { agent: leaf1, sub_agent: 0, sequence: 1, uptime_ms: 0, samples }, now);
-        w.ingest(dg(1, 0, vec![named(2, "eth9", 0)]), now);
-        let s = w.snapshot(5, now);
-        let peers: Vec<(String, Option<&str>)> =
-            s.interfaces.iter().map(|r| (r.label(), r.peer.as_deref())).collect();
-        assert_eq!(
-            peers,
-            [
-                ("10.0.0.1:eth9".to_string(), None),
-                ("leaf1:eth1".to_string(), Some("spine1:eth1")),
-                ("leaf1:eth3".to_string(), Some("h1:eth1")),
-                ("leaf1:mgmt0".to_string(), None),
-            ]
-        );
-        let text = render(&s, "0.0.0.0:6343");
-        let table = text.split("\n\n").nth(1).expect("interface table");
-        let table = &table[..table.find("\nTOP").unwrap_or(table.len())];
-        assert!(table.starts_with("INTERFACE      PEER         AGENT"), "{table}");
-        assert_lines_up(table);
     }
 
     #[test]
