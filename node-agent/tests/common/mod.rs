@@ -50,12 +50,15 @@ pub fn check(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A network namespace, deleted on drop with everything in it.
+/// A network namespace, deleted on drop with everything in it, and a
+/// scratch directory (`dir`) for its configs, state and logs.
 #[derive(Debug)]
 pub struct Netns {
     pub name: String,
     pub dir: PathBuf,
     children: Vec<Child>,
+    /// Removes `dir` when dropped, after `drop` has stopped the children.
+    _scratch: tempfile::TempDir,
 }
 
 impl Netns {
@@ -63,10 +66,9 @@ impl Netns {
         let name = format!("t3a-{name}");
         let _ = run(Command::new("ip").args(["netns", "del", &name]));
         check(Command::new("ip").args(["netns", "add", &name]));
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ns = Netns { name, dir, children: Vec::new() };
+        let scratch = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
+        let ns = Netns { name, dir, children: Vec::new(), _scratch: scratch };
         ns.ip(&["link", "set", "lo", "up"]);
         // The management port of the test configs.
         ns.veth("mgmt0");
@@ -187,7 +189,6 @@ impl Drop for Netns {
             let _ = child.wait();
         }
         let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
