@@ -112,16 +112,11 @@ fn node_agent_syncs_the_directory_of_last_good() {
     ip(&["-n", &ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt0p"]);
     ip(&["-n", &ns, "link", "set", "mgmt0p", "up"]);
     let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        "schema = 1\nlab = \"durable\"\nhostname = \"d1\"\nrole = \"host\"\n\
-         [management]\ninterface = \"mgmt0\"\naddress = \"10.255.9.2/30\"\ncontroller = \"10.255.9.1\"\n\
-         [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\n\
-         agent_address = \"10.255.9.2\"\ninterfaces = []\n\
-         [health]\nlisten = \"127.0.0.1:0\"\n\
-         [auth]\ntoken_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
-    )
-    .expect("config");
+    let mut node = lab_spec::fixtures::bare("d1", "10.255.9.2/30");
+    node.management.interface = Some("mgmt0".into());
+    // Any free port: nothing talks to this agent.
+    node.health.listen = "127.0.0.1:0".parse().expect("address");
+    std::fs::write(&config, node.to_toml().expect("render")).expect("config");
     let log = dir.join("strace.log");
     let state = dir.join("state");
     let mut agent = strace(&log)
