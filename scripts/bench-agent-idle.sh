@@ -8,7 +8,9 @@ set -euo pipefail
 WINDOW=${1:-60}
 cd "$(dirname "$0")/.."
 cargo build -q --release -p node-agent
+cargo build -q -p pi-lab
 AGENT=$PWD/target/release/node-agent
+PI_LAB=$PWD/target/debug/pi-lab
 NS=t3a-bench
 DIR=$(mktemp -d)
 PIDS=()
@@ -25,64 +27,34 @@ ip netns add $NS
 for p in eth1 eth3 eth4 mgmt0; do
   ip -n $NS link add $p type veth peer name ${p}p
 done
-cat > "$DIR/node.toml" <<'TOML'
-schema = 1
-lab = "bench"
-hostname = "leaf1"
-role = "leaf"
-loopback = "10.0.0.3"
-[management]
-interface = "mgmt0"
-address = "192.168.200.13/24"
-controller = "192.168.200.1"
-[[interfaces]]
-name = "eth1"
-kind = "port"
-address = "10.1.0.1/31"
-description = "to spine1:eth1"
-[[interfaces]]
-name = "eth3"
-kind = "port"
-[[interfaces]]
-name = "eth4"
-kind = "port"
-[bgp]
-asn = 65001
-router_id = "10.0.0.3"
-networks = ["10.0.0.3/32"]
-multipath = 4
-evpn = true
-timers = { keepalive = 3, hold = 9, connect_retry = 5 }
-neighbors = [{ address = "10.1.0.0", remote_asn = 65000, interface = "eth1", description = "spine1" }]
-[[vxlan]]
-vni = 10010
-name = "blue"
-device = "vxlan10010"
-bridge = "br10010"
-local_vtep = "10.0.0.3"
-port = 4789
-access_ports = ["eth3"]
-flooding = { mode = "static", remote_vteps = ["10.0.0.4", "10.0.0.5"] }
-[[vxlan]]
-vni = 10020
-name = "green"
-device = "vxlan10020"
-bridge = "br10020"
-local_vtep = "10.0.0.3"
-port = 4789
-access_ports = ["eth4"]
-flooding = { mode = "evpn" }
-[sflow]
-collectors = []
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.3"
-interfaces = []
-[health]
-listen = "192.168.200.13:9180"
-[auth]
-token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+# leaf1 as pi-lab renders it: uplink eth1 to spine1, access ports eth3 and
+# eth4, VNI 10010 flooding statically to two VTEPs and VNI 10020 over EVPN.
+cat > "$DIR/bench.toml" <<'TOML'
+name = "bench"
+management = { subnet = "192.168.200.0/24", controller = "192.168.200.1" }
+sflow = { collectors = [] }
+nodes.spine1 = { role = "spine", asn = 65000 }
+nodes.leaf1 = { role = "leaf", asn = 65001, management = "192.168.200.13", loopback = "10.0.0.3", led = "none" }
+nodes.leaf2 = { role = "leaf", asn = 65002 }
+nodes.leaf3 = { role = "leaf", asn = 65003 }
+nodes.h1 = { role = "host" }
+links = [
+  { a = "spine1:eth1", b = "leaf1:eth1" },
+  { a = "spine1:eth2", b = "leaf2:eth1" },
+  { a = "spine1:eth3", b = "leaf3:eth1" },
+  { a = "h1:eth1", b = "leaf1:eth3" },
+  { a = "h1:eth2", b = "leaf1:eth4" },
+]
+segments = [
+  { name = "blue", vni = 10010, flooding = "static", leaves = ["leaf1", "leaf2", "leaf3"], access = ["leaf1:eth3"] },
+  { name = "green", vni = 10020, flooding = "evpn", leaves = ["leaf1", "leaf2", "leaf3"], access = ["leaf1:eth4"] },
+]
 TOML
+# A board's config finds its management port by type; a namespace has
+# none, so it is named (and the version, a hash of the content, left to
+# the agent).
+PI_LAB_TOKEN=bench PI_LAB_STATE_DIR="$DIR/state" "$PI_LAB" lab render "$DIR/bench.toml" leaf1 |
+  sed -e '/^version = /d' -e '/^\[management\]$/a interface = "mgmt0"' >"$DIR/node.toml"
 
 # utime+stime+cutime+cstime: includes the vtysh runs the agent waits for.
 ticks() { awk '{print $14 + $15 + $16 + $17}' "/proc/$1/stat"; }

@@ -48,9 +48,11 @@ if ! command -v prometheus-node-exporter >/dev/null; then
 fi
 command -v curl >/dev/null || { echo "bench-health: needs curl" >&2; exit 2; }
 
-echo "bench-health: building node-agent (release)" >&2
+echo "bench-health: building node-agent (release) and pi-lab" >&2
 cargo build --release -q -p node-agent --manifest-path "$HERE/Cargo.toml"
+cargo build -q -p pi-lab --manifest-path "$HERE/Cargo.toml"
 AGENT="$HERE/target/release/node-agent"
+PI_LAB="$HERE/target/debug/pi-lab"
 
 ip netns add "$NS"
 ip link add "$ROOT_IF" type veth peer name "$NS_IF" netns "$NS"
@@ -60,31 +62,24 @@ ip -n "$NS" addr add "$ADDR/30" dev "$NS_IF"
 ip -n "$NS" link set "$NS_IF" up
 ip -n "$NS" link set lo up
 
-TOKEN_SHA=$(printf '%s' bench | sha256sum | cut -d' ' -f1)
-cat > "$WORK/node.toml" <<EOF
-schema = 1
-lab = "t5bench"
-hostname = "bench1"
-role = "host"
-
+# bench1 as pi-lab renders it, a host with nothing but its management
+# address. A board's config finds its management port by type; a namespace
+# has none, so it is named (and the version, a hash of the content, left
+# to the agent).
+cat > "$WORK/t5bench.toml" <<EOF
+name = "t5bench"
 [management]
-interface = "$NS_IF"
-address = "$ADDR/30"
+subnet = "10.255.5.0/30"
 controller = "10.255.5.1"
-
 [sflow]
 collectors = []
-polling_interval = 20
-sampling_rate = 0
-agent_address = "$ADDR"
-interfaces = []
-
-[health]
-listen = "$ADDR:9180"
-
-[auth]
-token_sha256 = "$TOKEN_SHA"
+[nodes.bench1]
+role = "host"
+management = "$ADDR"
+led = "none"
 EOF
+PI_LAB_TOKEN=bench PI_LAB_STATE_DIR="$WORK/pi-lab" "$PI_LAB" lab render "$WORK/t5bench.toml" bench1 |
+  sed -e '/^version = /d' -e "/^\[management\]\$/a interface = \"$NS_IF\"" >"$WORK/node.toml"
 
 start_agent() { # BINARY STATE_DIR; sets AGENT_PID
   ip netns exec "$NS" "$1" run --config "$WORK/node.toml" --no-frr \

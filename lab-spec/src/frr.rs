@@ -304,7 +304,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_configs::{leaf, spine};
+    use crate::fixtures::{leaf, spine};
 
     #[test]
     fn leaf_config_reads_like_a_hand_written_one() {

@@ -16,6 +16,8 @@ pub mod config_answer;
 pub mod diagnostics;
 pub mod duration;
 pub mod expr;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
 pub mod frr;
 pub mod frr_check;
 pub mod frr_hand;
@@ -31,8 +33,6 @@ pub mod parse;
 pub mod plan;
 pub mod prometheus;
 pub mod replace_file;
-#[cfg(test)]
-mod test_configs;
 pub mod validate;
 
 use std::collections::BTreeMap;

@@ -428,8 +428,8 @@ pub fn is_interface_name(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::leaf;
     use crate::node_config::{Interface, Segment};
-    use crate::test_configs::leaf;
 
     fn problems(cfg: &NodeConfig) -> Vec<ConfigError> {
         cfg.check().err().map(|e| e.0).unwrap_or_default()

@@ -805,18 +805,9 @@ fn mtime(path: &std::path::Path) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
+    /// A router with one BGP neighbour.
     fn router() -> NodeConfig {
-        let text = format!(
-            "schema = 1\nlab = \"t\"\nhostname = \"r1\"\nrole = \"router\"\nloopback = \"10.0.0.1\"\n\
-             [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
-             [bgp]\nasn = 100\nrouter_id = \"10.0.0.1\"\nnetworks = []\nmultipath = 1\nevpn = false\n\
-             [bgp.timers]\nkeepalive = 3\nhold = 9\nconnect_retry = 5\n\
-             [[bgp.neighbors]]\naddress = \"10.1.0.1\"\nremote_asn = 200\ninterface = \"eth1\"\ndescription = \"r2\"\n\
-             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"10.0.0.1\"\ninterfaces = []\n\
-             [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
-            "00".repeat(32)
-        );
-        NodeConfig::from_toml(&text).unwrap()
+        lab_spec::fixtures::bgp_router()
     }
 
     #[test]

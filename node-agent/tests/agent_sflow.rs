@@ -78,8 +78,8 @@ fn agent_exports_sflow_falls_back_to_counters_and_cleans_up() {
     // hsflowd or ulogd would hold the group like this.
     let squatter = NflogGroup::bind(6343).unwrap();
 
-    let state = std::env::temp_dir().join(&ns.0);
-    let _ = std::fs::remove_dir_all(&state);
+    let scratch = tempfile::Builder::new().prefix(&format!("{}-", ns.0)).tempdir().unwrap();
+    let state = scratch.path().join("state");
     let settings = Settings {
         config_path: None,
         frr: None,
@@ -128,5 +128,4 @@ fn agent_exports_sflow_falls_back_to_counters_and_cleans_up() {
     handle.shutdown();
     thread.join().unwrap();
     assert!(!ns.sampling_table(), "the sampling table outlived the agent");
-    let _ = std::fs::remove_dir_all(&state);
 }

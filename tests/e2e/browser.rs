@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,8 @@ pub struct Browser {
     session: String,
     base: String,
     http: ureq::Agent,
-    profile: PathBuf,
+    /// Chromium's profile; removed after `drop` has ended the browser.
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -54,11 +55,9 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not get ready in 20 s");
             std::thread::sleep(Duration::from_millis(100));
         }
-        let profile =
-            std::env::temp_dir().join(format!("e2e-chromium-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&profile);
-        let mut browser =
-            Browser { driver, session: String::new(), base, http, profile: profile.clone() };
+        let profile = tempfile::Builder::new().prefix("e2e-chromium-").tempdir().expect("profile");
+        let user_data_dir = format!("--user-data-dir={}", profile.path().display());
+        let mut browser = Browser { driver, session: String::new(), base, http, profile };
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -67,7 +66,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-dev-shm-usage", "--window-size=1500,1000",
-                    format!("--user-data-dir={}", profile.display()),
+                    user_data_dir,
                 ]
             }
         }}});
@@ -163,6 +162,5 @@ impl Drop for Browser {
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

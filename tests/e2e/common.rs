@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests.
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -73,35 +74,55 @@ pub fn has_command(cmd: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A per-run scratch directory `$TMPDIR/{dir}` for a test lab, made empty
-/// and marked with our pid; `family` is the prefix all runs' `dir`s share.
+/// A test lab's scratch directory from [`fresh_lab_dir`], removed on drop
+/// unless kept.
+#[derive(Debug)]
+pub struct LabDir {
+    /// `$TMPDIR/{family}RANDOM/{dir}`.
+    pub path: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl LabDir {
+    /// Leave it: for a look after a failed test, or for the next run to
+    /// take down a lab that did not go down.
+    pub fn keep(&mut self) {
+        self.tmp.disable_cleanup(true);
+    }
+}
+
+/// A per-run scratch directory `$TMPDIR/{family}RANDOM/{dir}` for a test
+/// lab, the outer one marked with our pid. `dir` keeps its name: a netlab
+/// topology takes its lab's name from its folder.
 ///
 /// A run that was killed (SIGKILL, a lost machine) leaves its lab up: its
 /// bridge still holds the management subnet this test family owns, and
 /// the next run could not come up. So labs of the same family whose owner
 /// is gone are taken down first, through their own state directory.
-pub fn fresh_lab_dir(family: &str, dir: &str) -> PathBuf {
+pub fn fresh_lab_dir(family: &str, dir: &str) -> LabDir {
     let tmp = std::env::temp_dir();
-    for stale in stale_lab_dirs(&tmp, family, dir) {
+    for stale in stale_lab_dirs(&tmp, family) {
         take_down(&stale);
     }
-    let root = tmp.join(dir);
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(&root).expect("create the test's lab directory");
-    std::fs::write(root.join("owner.pid"), std::process::id().to_string())
+    // Readable by all, as before: lab daemons that drop root read in it.
+    let outer = tempfile::Builder::new()
+        .prefix(family)
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir_in(&tmp)
+        .expect("create the test's lab directory");
+    std::fs::write(outer.path().join("owner.pid"), std::process::id().to_string())
         .expect("write owner.pid");
-    root
+    let path = outer.path().join(dir);
+    std::fs::create_dir(&path).expect("create the test's lab directory");
+    LabDir { path, tmp: outer }
 }
 
-/// `{family}*` directories other than ours whose owner is not alive.
-fn stale_lab_dirs(tmp: &std::path::Path, family: &str, ours: &str) -> Vec<PathBuf> {
+/// `{family}*` directories whose owner is not alive.
+fn stale_lab_dirs(tmp: &std::path::Path, family: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(tmp) else { return Vec::new() };
     entries
         .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with(family) && name != ours
-        })
+        .filter(|e| e.file_name().to_string_lossy().starts_with(family))
         .map(|e| e.path())
         .filter(|dir| !owner_alive(dir))
         .collect()
@@ -114,9 +135,13 @@ fn owner_alive(dir: &std::path::Path) -> bool {
         .is_some_and(|pid| PathBuf::from(format!("/proc/{pid}")).exists())
 }
 
-/// `lab down` every lab recorded under `dir/state`, then remove `dir`.
+/// `lab down` every lab recorded under `dir/*/state` (or `dir/state`, as
+/// runs before [`LabDir`] left them), then remove `dir`.
 fn take_down(dir: &std::path::Path) {
     take_down_labs(&dir.join("state"));
+    for sub in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        take_down_labs(&sub.path().join("state"));
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -150,17 +175,20 @@ pub struct LabFiles {
     pub file: PathBuf,
     /// Whether `up` was tried, so the drop takes the lab down.
     pub up: bool,
+    /// Removes `dir` after `drop` has taken the lab down.
+    _scratch: LabDir,
 }
 
 impl LabFiles {
     /// `text` written as `{name}.toml`, after taking down what a crashed
     /// run of the same lab left (it would make `up` refuse).
     pub fn new(name: &str, family: &str, text: &str) -> Self {
-        let dir = fresh_lab_dir(family, &format!("{family}{}", std::process::id()));
+        let scratch = fresh_lab_dir(family, &format!("{family}{}", std::process::id()));
+        let dir = scratch.path.clone();
         std::fs::create_dir_all(dir.join("state")).expect("state directory");
         let file = dir.join(format!("{name}.toml"));
         std::fs::write(&file, text).expect("write lab file");
-        let lab = LabFiles { dir, file, up: false };
+        let lab = LabFiles { dir, file, up: false, _scratch: scratch };
         let _ = lab.pi_lab(&["lab", "down"]);
         lab
     }
@@ -201,7 +229,6 @@ impl Drop for LabFiles {
                 eprintln!("lab down failed:\n{}", said(&out));
             }
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -76,9 +76,8 @@ fn pi_lab_syncs_the_directory_of_a_file_it_replaces() {
     if !prerequisites("pi_lab_syncs_the_directory", false, &["strace"]) {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("e2e-durable-pi-lab-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = tempfile::Builder::new().prefix("e2e-durable-pi-lab-").tempdir().expect("temp dir");
+    let dir = tmp.path();
     let log = dir.join("strace.log");
     let lab = crate::common::workspace().join("examples/two-router.toml");
     let out = strace(&log)
@@ -95,7 +94,6 @@ fn pi_lab_syncs_the_directory_of_a_file_it_replaces() {
     let token = dir.join("state/two-router/token");
     assert!(token.exists(), "pi-lab made no token file");
     directory_synced_after_rename(&log_text, &token).unwrap_or_else(|e| panic!("{e}"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -104,9 +102,8 @@ fn node_agent_syncs_the_directory_of_last_good() {
         return;
     }
     let ns = format!("e2e-durable-{}", std::process::id());
-    let dir = std::env::temp_dir().join(&ns);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = tempfile::Builder::new().prefix(&format!("{ns}-")).tempdir().expect("temp dir");
+    let dir = tmp.path();
     let ip = |args: &[&str]| {
         let out = Command::new("ip").args(args).output().expect("run ip");
         assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -115,16 +112,11 @@ fn node_agent_syncs_the_directory_of_last_good() {
     ip(&["-n", &ns, "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt0p"]);
     ip(&["-n", &ns, "link", "set", "mgmt0p", "up"]);
     let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        "schema = 1\nlab = \"durable\"\nhostname = \"d1\"\nrole = \"host\"\n\
-         [management]\ninterface = \"mgmt0\"\naddress = \"10.255.9.2/30\"\ncontroller = \"10.255.9.1\"\n\
-         [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\n\
-         agent_address = \"10.255.9.2\"\ninterfaces = []\n\
-         [health]\nlisten = \"127.0.0.1:0\"\n\
-         [auth]\ntoken_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",
-    )
-    .expect("config");
+    let mut node = lab_spec::fixtures::bare("d1", "10.255.9.2/30");
+    node.management.interface = Some("mgmt0".into());
+    // Any free port: nothing talks to this agent.
+    node.health.listen = "127.0.0.1:0".parse().expect("address");
+    std::fs::write(&config, node.to_toml().expect("render")).expect("config");
     let log = dir.join("strace.log");
     let state = dir.join("state");
     let mut agent = strace(&log)
@@ -159,7 +151,6 @@ fn node_agent_syncs_the_directory_of_last_good() {
     assert!(last_good.exists(), "node-agent saved no last-good config");
     let log_text = std::fs::read_to_string(&log).expect("strace log");
     directory_synced_after_rename(&log_text, &last_good).unwrap_or_else(|e| panic!("{e}"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

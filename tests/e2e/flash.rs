@@ -182,10 +182,10 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A leaf's NodeConfig file, as `pi-lab lab render` writes one.
 fn node_config(scratch: &Scratch, name: &str) -> PathBuf {
-    let toml = include_str!("fixtures/node-config.toml").replace("NAME", name);
     let path = scratch.path(&format!("{name}.toml"));
-    std::fs::write(&path, toml).unwrap();
+    std::fs::write(&path, lab_spec::fixtures::sflow_leaf(name).to_toml().unwrap()).unwrap();
     path
 }
 
@@ -285,8 +285,9 @@ fn identities_are_written_per_card_and_read_back_by_mtools() {
         let toml = mtype(s(card), FAT_OFFSET, "pi-lab/node.toml");
         let config = lab_spec::NodeConfig::from_toml(&toml).unwrap();
         assert_eq!(config.hostname, name);
-        assert_eq!(config.auth, lab_spec::node_config::Auth::from_token("flash-test-token"));
-        assert!(!toml.contains("flash-test-token"), "the token itself must not be on the card");
+        let token = lab_spec::fixtures::TOKEN;
+        assert_eq!(config.auth, lab_spec::node_config::Auth::from_token(token));
+        assert!(!toml.contains(token), "the token itself must not be on the card");
         assert!(!config.version.is_empty());
         assert_eq!(mtype(s(card), FAT_OFFSET, "pi-lab/hostname"), format!("{name}\n"));
         assert!(mtype(s(card), FAT_OFFSET, "pi-lab/authorized_keys").contains("me@laptop"));

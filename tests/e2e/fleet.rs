@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use lab_spec::NodeConfig;
 use lab_spec::node_config::Flooding;
 
-use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
+use crate::common::{LabDir, bin, fresh_lab_dir, prerequisites, workspace};
 
 /// The agent's reconcile interval (10 s by default) plus a pass's time.
 const REPAIR_SECS: u64 = 12;
@@ -29,6 +29,8 @@ pub(crate) struct TestLab {
     pub(crate) name: String,
     pub(crate) file: PathBuf,
     pub(crate) state: PathBuf,
+    /// Kept when the lab does not go down, for the next run to take down.
+    scratch: LabDir,
 }
 
 impl TestLab {
@@ -46,7 +48,8 @@ impl TestLab {
         edit: impl FnOnce(&mut toml::Table),
     ) -> Self {
         let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
-        let root = fresh_lab_dir(&format!("pi-lab-t3f{tag}"), &format!("pi-lab-{name}"));
+        let scratch = fresh_lab_dir(&format!("pi-lab-t3f{tag}"), &format!("pi-lab-{name}"));
+        let root = scratch.path.clone();
         let text = std::fs::read_to_string(workspace().join("examples").join(example)).unwrap();
         let mut doc: toml::Table = text.parse().unwrap();
         doc.insert("name".into(), name.clone().into());
@@ -60,7 +63,7 @@ impl TestLab {
         edit(&mut doc);
         let file = root.join(format!("{name}.toml"));
         std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
-        TestLab { name, file, state: root.join("state") }
+        TestLab { name, file, state: root.join("state"), scratch }
     }
 
     pub(crate) fn pi_lab(&self) -> Command {
@@ -169,6 +172,7 @@ impl Drop for TestLab {
         let out = self.down();
         if !out.status.success() {
             eprintln!("lab down {} failed:\n{}", self.name, text(&out));
+            self.scratch.keep();
         }
     }
 }

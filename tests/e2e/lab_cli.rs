@@ -110,8 +110,8 @@ fn lab_render_of_an_unknown_node_lists_the_nodes() {
 /// gets the same findings, with positions, whichever command reads it.
 #[test]
 fn every_command_reports_a_broken_lab_file_as_lab_check_does() {
-    let dir = std::env::temp_dir().join(format!("pi-lab-e2e-loader-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let tmp = tempfile::Builder::new().prefix("pi-lab-e2e-loader-").tempdir().expect("scratch");
+    let dir = tmp.path();
     let image = dir.join("card.img");
     std::fs::write(&image, vec![0u8; 4096]).expect("write image");
     let target = dir.join("target.img");
@@ -149,7 +149,6 @@ fn every_command_reports_a_broken_lab_file_as_lab_check_does() {
         }
         assert!(!std::path::Path::new(target).exists(), "flash wrote a card from {name}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -191,10 +190,10 @@ fn every_command_that_takes_a_lab_reads_pi_lab_file() {
 
 #[test]
 fn lab_check_of_a_file_that_is_not_utf8_is_an_invalid_lab() {
-    let path = std::env::temp_dir().join(format!("pi-lab-e2e-latin1-{}.toml", std::process::id()));
-    std::fs::write(&path, b"name = \"caf\xe9\"\n").expect("write lab");
-    let out = pi_lab(&["lab", "check", path.to_str().expect("utf-8 path")]);
-    let _ = std::fs::remove_file(&path);
+    let lab = tempfile::Builder::new().prefix("pi-lab-e2e-latin1-").suffix(".toml").tempfile();
+    let lab = lab.expect("temp lab");
+    std::fs::write(lab.path(), b"name = \"caf\xe9\"\n").expect("write lab");
+    let out = pi_lab(&["lab", "check", lab.path().to_str().expect("utf-8 path")]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(":1:12: error: byte 0xe9 is not UTF-8"), "{err}");
@@ -216,13 +215,13 @@ fn displaced_names_are_one_line_unless_verbose() {
     for i in 0..64 {
         lab.push_str(&format!("\n[nodes.leaf{i}]\nrole = \"leaf\"\nasn = {}\n", 65000 + i));
     }
-    let path = std::env::temp_dir().join(format!("pi-lab-e2e-big-{}.toml", std::process::id()));
-    std::fs::write(&path, lab).expect("write lab");
-    let file = path.to_str().expect("utf-8 path");
+    let path = tempfile::Builder::new().prefix("pi-lab-e2e-big-").suffix(".toml").tempfile();
+    let path = path.expect("temp lab");
+    std::fs::write(path.path(), lab).expect("write lab");
+    let file = path.path().to_str().expect("utf-8 path");
     let quiet = pi_lab(&["lab", "check", file]);
     let verbose = pi_lab(&["lab", "check", "-v", file]);
     let json = pi_lab(&["lab", "check", "--json", file]);
-    let _ = std::fs::remove_file(&path);
     assert!(quiet.status.success(), "{}", text(&quiet.stderr));
     let warnings =
         |out: &Output| text(&out.stderr).lines().filter(|l| l.contains("warning")).count();

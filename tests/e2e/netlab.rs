@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
+use crate::common::{LabDir, bin, fresh_lab_dir, prerequisites, workspace};
 use crate::fleet::{TOOLS, text};
 
 /// The examples all use pi-lab's default management subnet (the published
@@ -28,13 +28,16 @@ struct Topology {
     dir: PathBuf,
     file: PathBuf,
     state: PathBuf,
+    /// Removes `dir` after `drop` has taken the lab down.
+    _scratch: LabDir,
 }
 
 impl Topology {
     fn new(example: &str, tag: &str) -> Self {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("t3n{tag}{:03x}", std::process::id() & 0xfff);
-        let dir = fresh_lab_dir(&format!("t3n{tag}"), &name);
+        let scratch = fresh_lab_dir(&format!("t3n{tag}"), &name);
+        let dir = scratch.path.clone();
         let file = dir.join("topology.yml");
         // Byte for byte: the topology is run as it is.
         std::fs::copy(workspace().join("examples/netlab").join(example), &file).unwrap();
@@ -54,7 +57,7 @@ impl Topology {
         } else {
             file
         };
-        Topology { _turn: turn, state: dir.join("state"), name, dir, file }
+        Topology { _turn: turn, state: dir.join("state"), name, dir, file, _scratch: scratch }
     }
 
     fn pi_lab(&self, args: &[&str]) -> Output {
@@ -77,7 +80,6 @@ impl Drop for Topology {
         if !out.status.success() {
             eprintln!("lab down {} failed:\n{}", self.name, text(&out));
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -157,8 +159,8 @@ fn an_ebgp_fabric_with_as_list_runs_and_validates() {
 
 #[test]
 fn what_pi_lab_cannot_build_is_an_error_at_its_place() {
-    let dir = std::env::temp_dir().join(format!("pi-lab-netlab-err-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new().prefix("pi-lab-netlab-err-").tempdir().unwrap();
+    let dir = tmp.path();
     let file = dir.join("mpls.yml");
     std::fs::write(
         &file,
@@ -178,5 +180,4 @@ fn what_pi_lab_cannot_build_is_an_error_at_its_place() {
     let out = Command::new(bin("pi-lab")).args(["lab", "import"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(!dir.join("mpls.toml").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lab_spec::NodeConfig;
 
-use crate::common::{bin, fresh_lab_dir, prerequisites, workspace};
+use crate::common::{LabDir, bin, fresh_lab_dir, prerequisites, workspace};
 
 const SUBNET: &str = "172.31.204";
 const POLL: u32 = 2;
@@ -46,12 +46,15 @@ struct SflowLab {
     name: String,
     file: PathBuf,
     state: PathBuf,
+    /// Holds the lab file, state and captures.
+    scratch: LabDir,
 }
 
 impl SflowLab {
     fn new() -> Self {
         let name = format!("t4w{:04x}", std::process::id() & 0xffff);
-        let root = fresh_lab_dir("pi-lab-t4w", &format!("pi-lab-{name}"));
+        let scratch = fresh_lab_dir("pi-lab-t4w", &format!("pi-lab-{name}"));
+        let root = scratch.path.clone();
         let example = workspace().join("examples/two-router.toml");
         let mut doc: toml::Table = std::fs::read_to_string(example).unwrap().parse().unwrap();
         let extra: toml::Table = format!(
@@ -65,7 +68,7 @@ impl SflowLab {
         doc.extend(extra);
         let file = root.join(format!("{name}.toml"));
         std::fs::write(&file, toml::to_string(&doc).unwrap()).unwrap();
-        SflowLab { name, file, state: root.join("state") }
+        SflowLab { name, file, state: root.join("state"), scratch }
     }
 
     fn pi_lab(&self) -> Command {
@@ -144,13 +147,13 @@ impl Drop for SflowLab {
         if !out.status.success() {
             eprintln!("lab down {} failed:\n{}", self.name, text(&out));
         }
-        // The captures stay for a look when the test failed.
-        match (std::thread::panicking(), self.file.parent()) {
-            (true, Some(dir)) => eprintln!("lab file and captures: {}", dir.display()),
-            (false, Some(dir)) if out.status.success() => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            _ => {}
+        // The captures stay for a look when the test failed, and a lab
+        // that did not go down for the next run to take down.
+        if std::thread::panicking() {
+            eprintln!("lab file and captures: {}", self.scratch.path.display());
+        }
+        if std::thread::panicking() || !out.status.success() {
+            self.scratch.keep();
         }
     }
 }

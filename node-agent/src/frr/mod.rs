@@ -859,14 +859,7 @@ mod tests {
         fs::write(dir.join("daemons"), "bgpd=yes\nospfd=no\nisisd=no\nvtysh_enable=yes\n").unwrap();
         // A pathspace nobody runs: the file changes, nothing is restarted.
         let mut frr = Frr::new(Some("t3a-nobody".into()), Some(dir.clone()), "vtysh".into());
-        let mut cfg = lab_spec::NodeConfig::from_toml(
-            &std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../tests/e2e/fixtures/node-config.toml"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let mut cfg = lab_spec::fixtures::sflow_leaf("leaf1");
         cfg.bgp = None;
         cfg.igp = Some(lab_spec::node_config::Igp {
             protocol: lab_spec::node_config::IgpProtocol::Ospf,

@@ -93,15 +93,9 @@ mod tests {
 
     use super::*;
 
+    /// r1, with nothing configured but its management address.
     fn config() -> NodeConfig {
-        let text = format!(
-            "schema = 1\nlab = \"t5\"\nhostname = \"r1\"\nrole = \"router\"\n\
-             [management]\naddress = \"192.168.200.11/24\"\ncontroller = \"192.168.200.1\"\n\
-             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"192.168.200.11\"\ninterfaces = []\n\
-             [health]\nlisten = \"192.168.200.11:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
-            "00".repeat(32)
-        );
-        NodeConfig::from_toml(&text).unwrap()
+        lab_spec::fixtures::bare("r1", "192.168.200.11/24")
     }
 
     #[test]

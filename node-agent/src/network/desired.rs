@@ -111,51 +111,26 @@ fn host_net(addr: std::net::Ipv4Addr) -> Ipv4Net {
 
 #[cfg(test)]
 mod tests {
+    use lab_spec::fixtures;
+
     use super::*;
     use crate::network::{Observed, plan};
 
     /// A leaf whose uplink is an 802.1Q VLAN on eth0 (a board behind a
     /// managed switch), with a management gateway.
-    const VLAN_LEAF: &str = r#"
-schema = 1
-lab = "fabric"
-hostname = "leaf1"
-role = "leaf"
-loopback = "10.0.0.3"
-[management]
-interface = "eth0"
-address = "192.168.200.13/24"
-gateway = "192.168.200.1"
-controller = "192.168.200.1"
-[[interfaces]]
-name = "eth0.101"
-kind = "vlan"
-parent = "eth0"
-vlan_id = 101
-address = "10.1.0.1/31"
-[bgp]
-asn = 65001
-router_id = "10.0.0.3"
-networks = ["10.0.0.3/32"]
-multipath = 4
-evpn = false
-timers = { keepalive = 3, hold = 9, connect_retry = 5 }
-neighbors = [{ address = "10.1.0.0", remote_asn = 65000, interface = "eth0.101", description = "spine1" }]
-[sflow]
-collectors = []
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.3"
-interfaces = []
-[health]
-listen = "192.168.200.13:9180"
-[auth]
-token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-"#;
+    fn vlan_leaf() -> NodeConfig {
+        let mut cfg = fixtures::router("leaf1", "192.168.200.13/24", "10.0.0.3", 65001);
+        cfg.role = lab_spec::Role::Leaf;
+        cfg.management.interface = Some("eth0".into());
+        cfg.management.gateway = Some(cfg.management.controller);
+        let uplink = fixtures::vlan("eth0", 101, Some("10.1.0.1/31"), "");
+        fixtures::bgp_link(&mut cfg, uplink, "spine1", 65000);
+        cfg
+    }
 
     #[test]
     fn vlan_uplink_is_created_on_its_parent_and_gateway_becomes_default_route() {
-        let cfg = NodeConfig::from_toml(VLAN_LEAF).unwrap();
+        let cfg = vlan_leaf();
         cfg.check().unwrap();
         let d = desired(&cfg);
         let mut observed = Observed::default();
@@ -186,21 +161,14 @@ token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b
         );
     }
 
-    /// VLAN_LEAF with segment 10010 (static flooding to 10.0.0.6), irb:
+    /// vlan_leaf with segment 10010 (static flooding to 10.0.0.6), irb:
     /// 172.16.10.5/24 on its bridge.
     fn irb_leaf() -> NodeConfig {
-        let mut cfg = NodeConfig::from_toml(VLAN_LEAF).unwrap();
-        cfg.vxlan.push(lab_spec::node_config::Segment {
-            vni: 10010,
-            name: "blue".into(),
-            device: "vxlan10010".into(),
-            bridge: "br10010".into(),
-            address: Some("172.16.10.5/24".parse().unwrap()),
-            local_vtep: "10.0.0.3".parse().unwrap(),
-            port: 4789,
-            access_ports: Vec::new(),
-            flooding: Flooding::Static { remote_vteps: vec!["10.0.0.6".parse().unwrap()] },
-        });
+        let mut cfg = vlan_leaf();
+        let flooding = fixtures::static_flooding(&["10.0.0.6"]);
+        let mut blue = fixtures::segment(10010, "blue", "10.0.0.3", &[], flooding);
+        blue.address = Some("172.16.10.5/24".parse().unwrap());
+        cfg.vxlan.push(blue);
         cfg.check().unwrap();
         cfg
     }

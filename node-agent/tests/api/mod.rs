@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use lab_spec::fixtures;
 use lab_spec::health::{BgpNeighborState, Board, ReconcileState, SflowState, System, VniState};
 use lab_spec::node_config::Auth;
 use lab_spec::{HealthReport, NodeConfig};
@@ -110,31 +111,18 @@ pub fn backend(config: Option<NodeConfig>) -> Arc<MemoryBackend> {
     Arc::new(MemoryBackend::new(config, template(), stats))
 }
 
+/// A leaf of lab `t5` with no links, exporting sFlow counters of eth1
+/// to the controller, that takes `token`.
 pub fn node_config(hostname: &str, token: &str) -> NodeConfig {
-    let text = format!(
-        r#"schema = 1
-lab = "t5"
-hostname = "{hostname}"
-role = "leaf"
-[identity]
-serial = "a1b2c3d4"
-[management]
-address = "192.168.200.11/24"
-controller = "192.168.200.1"
-[sflow]
-collectors = ["192.168.200.1:6343"]
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.1"
-interfaces = ["eth1"]
-[health]
-listen = "192.168.200.11:9180"
-[auth]
-token_sha256 = "{}"
-"#,
-        Auth::from_token(token).token_sha256
-    );
-    NodeConfig::from_toml(&text).unwrap().with_version()
+    let mut cfg = fixtures::bare(hostname, "192.168.200.11/24");
+    cfg.lab = "t5".into();
+    cfg.role = lab_spec::Role::Leaf;
+    cfg.identity.serial = Some("a1b2c3d4".into());
+    cfg.sflow.collectors = vec![fixtures::to_controller(&cfg)];
+    cfg.sflow.agent_address = fixtures::addr("10.0.0.1");
+    cfg.sflow.interfaces = vec!["eth1".into()];
+    cfg.auth = Auth::from_token(token);
+    cfg.with_version()
 }
 
 pub struct Running {

@@ -8,10 +8,8 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use lab_spec::NodeConfig;
-use lab_spec::node_config::{
-    Auth, Bgp, BgpTimers, Flooding, HealthApi, Interface, InterfaceKind, Management, Neighbor,
-    Route, Segment, Sflow,
-};
+use lab_spec::fixtures;
+use lab_spec::node_config::{Auth, BgpTimers, Flooding, Route};
 use node_agent::frr::{DAEMONS, daemon_command};
 use serde_json::Value;
 
@@ -50,12 +48,15 @@ pub fn check(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A network namespace, deleted on drop with everything in it.
+/// A network namespace, deleted on drop with everything in it, and a
+/// scratch directory (`dir`) for its configs, state and logs.
 #[derive(Debug)]
 pub struct Netns {
     pub name: String,
     pub dir: PathBuf,
     children: Vec<Child>,
+    /// Removes `dir` when dropped, after `drop` has stopped the children.
+    _scratch: tempfile::TempDir,
 }
 
 impl Netns {
@@ -63,10 +64,9 @@ impl Netns {
         let name = format!("t3a-{name}");
         let _ = run(Command::new("ip").args(["netns", "del", &name]));
         check(Command::new("ip").args(["netns", "add", &name]));
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let ns = Netns { name, dir, children: Vec::new() };
+        let scratch = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().unwrap();
+        let dir = scratch.path().to_path_buf();
+        let ns = Netns { name, dir, children: Vec::new(), _scratch: scratch };
         ns.ip(&["link", "set", "lo", "up"]);
         // The management port of the test configs.
         ns.veth("mgmt0");
@@ -187,7 +187,6 @@ impl Drop for Netns {
             let _ = child.wait();
         }
         let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -205,17 +204,6 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
-    Interface {
-        name: name.into(),
-        kind: InterfaceKind::Port,
-        mtu: None,
-        address: address.map(|a| a.parse().unwrap()),
-        description: description.into(),
-        tc: None,
-    }
-}
-
 /// A router with one uplink `eth1` and nothing else.
 pub fn router(
     hostname: &str,
@@ -225,58 +213,20 @@ pub fn router(
     peer: &str,
     peer_asn: u32,
 ) -> NodeConfig {
-    let lo: std::net::Ipv4Addr = loopback.parse().unwrap();
-    NodeConfig {
-        schema: 1,
-        lab: "t3a".into(),
-        version: String::new(),
-        hostname: hostname.into(),
-        role: lab_spec::Role::Router,
-        identity: Default::default(),
-        management: Management {
-            interface: Some("mgmt0".into()),
-            address: "192.168.200.10/24".parse().unwrap(),
-            gateway: None,
-            controller: "192.168.200.1".parse().unwrap(),
-        },
-        loopback: Some(lo),
-        interfaces: vec![port("eth1", Some(eth1), &format!("to {peer}"))],
-        bgp: Some(Bgp {
-            asn,
-            router_id: lo,
-            neighbors: vec![Neighbor {
-                address: eth1
-                    .parse::<ipnet::Ipv4Net>()
-                    .map(|n| {
-                        let a = u32::from(n.addr());
-                        std::net::Ipv4Addr::from(a ^ 1)
-                    })
-                    .unwrap(),
-                remote_asn: peer_asn,
-                interface: "eth1".into(),
-                description: peer.into(),
-                route_reflector_client: false,
-            }],
-            networks: vec![ipnet::Ipv4Net::from(lo)],
-            timers: BgpTimers { keepalive: 1, hold: 3, connect_retry: 1 },
-            multipath: 4,
-            evpn: false,
-        }),
-        igp: None,
-        vxlan: vec![],
-        routes: vec![],
-        sflow: Sflow {
-            collectors: vec![],
-            polling_interval: 20,
-            sampling_rate: 0,
-            agent_address: lo.into(),
-            interfaces: vec![],
-        },
-        health: HealthApi { listen: "192.168.200.10:9180".parse().unwrap() },
-        auth: Auth::from_token("t3a"),
-        led: Default::default(),
-        frr: None,
+    let mut cfg = fixtures::router(hostname, "192.168.200.10/24", loopback, asn);
+    cfg.lab = "t3a".into();
+    cfg.management.interface = Some("mgmt0".into());
+    cfg.auth = Auth::from_token("t3a");
+    fixtures::bgp_link(
+        &mut cfg,
+        fixtures::port("eth1", Some(eth1), &format!("to {peer}")),
+        peer,
+        peer_asn,
+    );
+    if let Some(bgp) = cfg.bgp.as_mut() {
+        bgp.timers = BgpTimers { keepalive: 1, hold: 3, connect_retry: 1 };
     }
+    cfg
 }
 
 /// A leaf: uplink eth1, access ports eth3 (static VNI 10010 flooding to
@@ -284,32 +234,15 @@ pub fn router(
 pub fn leaf() -> NodeConfig {
     let mut cfg = router("leaf1", "10.0.0.3", 65001, "10.1.0.1/31", "spine1", 65000);
     cfg.role = lab_spec::Role::Leaf;
-    cfg.interfaces.push(port("eth3", None, "to h1"));
-    cfg.interfaces.push(port("eth4", None, "to h2"));
+    cfg.interfaces.push(fixtures::port("eth3", None, "to h1"));
+    cfg.interfaces.push(fixtures::port("eth4", None, "to h2"));
     if let Some(bgp) = cfg.bgp.as_mut() {
         bgp.evpn = true;
     }
-    let vtep = "10.0.0.3".parse().unwrap();
-    let segment = |vni: u32, port: &str, flooding| Segment {
-        vni,
-        name: format!("seg{vni}"),
-        device: format!("vxlan{vni}"),
-        bridge: format!("br{vni}"),
-        address: None,
-        local_vtep: vtep,
-        port: 4789,
-        access_ports: vec![port.into()],
-        flooding,
-    };
+    let blue = fixtures::static_flooding(&["10.0.0.6", "10.0.0.7"]);
     cfg.vxlan = vec![
-        segment(
-            10010,
-            "eth3",
-            Flooding::Static {
-                remote_vteps: vec!["10.0.0.6".parse().unwrap(), "10.0.0.7".parse().unwrap()],
-            },
-        ),
-        segment(10020, "eth4", Flooding::Evpn),
+        fixtures::segment(10010, "seg10010", "10.0.0.3", &["eth3"], blue),
+        fixtures::segment(10020, "seg10020", "10.0.0.3", &["eth4"], Flooding::Evpn),
     ];
     cfg.routes = vec![Route {
         destination: "10.20.0.0/16".parse().unwrap(),

@@ -34,17 +34,15 @@ b = "r2:eth1"
 struct Server {
     child: Child,
     addr: SocketAddr,
-    dir: std::path::PathBuf,
+    /// The lab file and state; removed after `drop` has stopped the child.
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start() -> Server {
         // Tests run in threads of one process: each server its own directory.
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("pi-lab-t12h-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tmp = tempfile::Builder::new().prefix("pi-lab-t12h-").tempdir().expect("temp dir");
+        let dir = tmp.path();
         let file = dir.join("t12h.toml");
         std::fs::write(&file, LAB).expect("lab file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_pi-lab"))
@@ -60,7 +58,7 @@ impl Server {
         let mut line = String::new();
         let stdout = child.stdout.take().expect("stdout");
         BufReader::new(stdout).read_line(&mut line).expect("first line");
-        Server { child, addr: dashboard_address(&line), dir }
+        Server { child, addr: dashboard_address(&line), _dir: tmp }
     }
 
     /// Sends `request` on a new connection; (status, head, body).
@@ -98,7 +96,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

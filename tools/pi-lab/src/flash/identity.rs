@@ -452,11 +452,9 @@ fn civil_from_days(days: i64) -> (i64, u16, u16) {
 pub(crate) mod tests {
     use super::*;
 
-    /// A NodeConfig as the lab compiler makes one (a shared fixture).
+    /// A leaf's NodeConfig as a card gets it.
     pub(crate) fn node(name: &str) -> NodeConfig {
-        let toml =
-            include_str!("../../../../tests/e2e/fixtures/node-config.toml").replace("NAME", name);
-        NodeConfig::from_toml(&toml).unwrap().with_version()
+        lab_spec::fixtures::sflow_leaf(name).with_version()
     }
 
     /// A card image: MBR with a FAT32 partition 1 at 1 MiB (the real image

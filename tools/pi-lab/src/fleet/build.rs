@@ -236,37 +236,13 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), FleetError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use lab_spec::fixtures;
 
-    const R1: &str = r#"
-schema = 1
-lab = "two-router"
-hostname = "r1"
-role = "router"
-loopback = "10.0.0.1"
-[management]
-address = "192.168.200.11/24"
-controller = "192.168.200.1"
-[[interfaces]]
-name = "eth1"
-kind = "port"
-address = "10.1.0.0/31"
-description = "to r2:eth1"
-[sflow]
-collectors = []
-polling_interval = 20
-sampling_rate = 0
-agent_address = "10.0.0.1"
-interfaces = []
-[health]
-listen = "192.168.200.11:9180"
-[auth]
-token_sha256 = "00"
-"#;
+    use super::*;
 
     #[test]
     fn the_written_config_names_mgmt0_and_reads_back_the_same() {
-        let node = NodeConfig::from_toml(R1).unwrap();
+        let node = fixtures::bgp_router();
         let config = fleet_config(&node);
         assert_eq!(config.management.interface.as_deref(), Some("mgmt0"));
         assert_eq!(config.version, config.content_version());
@@ -280,11 +256,9 @@ token_sha256 = "00"
 
     #[test]
     fn a_board_vlan_is_a_port_of_the_same_name() {
-        let board = R1.replace(
-            "name = \"eth1\"\nkind = \"port\"",
-            "name = \"eth0.101\"\nkind = \"vlan\"\nparent = \"eth0\"\nvlan_id = 101",
-        );
-        let node = NodeConfig::from_toml(&board).unwrap();
+        let mut node = fixtures::router("r1", "192.168.200.11/24", "10.0.0.1", 100);
+        let uplink = fixtures::vlan("eth0", 101, Some("10.1.0.0/31"), "to r2:eth0.101");
+        fixtures::bgp_link(&mut node, uplink, "r2", 200);
         assert!(matches!(node.interfaces[0].kind, InterfaceKind::Vlan { vlan_id: 101, .. }));
         let config = fleet_config(&node);
         assert_eq!(config.interfaces[0].name, "eth0.101");

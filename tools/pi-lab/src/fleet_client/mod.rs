@@ -134,9 +134,13 @@ impl FleetClient {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use lab_spec::fixtures;
+
     use super::*;
 
-    /// A compiled node as lab-spec would make it, from TOML.
+    /// A compiled node of lab `t5`: `role` ("leaf", "spine", "router") as
+    /// `asn`, no links, addresses ending in `octet`, and a VTEP of segment
+    /// `vni` (blue, on eth3, static flooding to 10.0.0.9) if given.
     pub(crate) fn node(
         name: &str,
         role: &str,
@@ -144,24 +148,19 @@ pub(crate) mod tests {
         octet: u8,
         vni: Option<u32>,
     ) -> NodeConfig {
-        let vxlan = vni.map_or(String::new(), |vni| {
-            format!(
-                "[[vxlan]]\nvni = {vni}\nname = \"blue\"\ndevice = \"vxlan{vni}\"\nbridge = \"br{vni}\"\n\
-                 local_vtep = \"10.0.0.{octet}\"\nport = 4789\naccess_ports = [\"eth3\"]\n\
-                 flooding = {{ mode = \"static\", remote_vteps = [\"10.0.0.9\"] }}\n"
-            )
-        });
-        let text = format!(
-            "schema = 1\nlab = \"t5\"\nhostname = \"{name}\"\nrole = \"{role}\"\nloopback = \"10.0.0.{octet}\"\n\
-             [management]\naddress = \"192.168.200.{octet}/24\"\ncontroller = \"192.168.200.1\"\n\
-             [bgp]\nasn = {asn}\nrouter_id = \"10.0.0.{octet}\"\nneighbors = []\nnetworks = []\nmultipath = 4\nevpn = false\n\
-             [bgp.timers]\nkeepalive = 3\nhold = 9\nconnect_retry = 5\n\
-             {vxlan}\
-             [sflow]\ncollectors = []\npolling_interval = 20\nsampling_rate = 0\nagent_address = \"10.0.0.{octet}\"\ninterfaces = []\n\
-             [health]\nlisten = \"192.168.200.{octet}:9180\"\n[auth]\ntoken_sha256 = \"{}\"\n",
-            "00".repeat(32)
-        );
-        NodeConfig::from_toml(&text).unwrap_or_else(|e| panic!("{e}\n{text}")).with_version()
+        let loopback = format!("10.0.0.{octet}");
+        let mut cfg = fixtures::router(name, &format!("192.168.200.{octet}/24"), &loopback, asn);
+        cfg.lab = "t5".into();
+        cfg.role = serde_json::from_value(serde_json::json!(role)).expect("a role");
+        cfg.auth.token_sha256 = "00".repeat(32);
+        if let Some(bgp) = cfg.bgp.as_mut() {
+            bgp.networks.clear();
+        }
+        if let Some(vni) = vni {
+            let flooding = fixtures::static_flooding(&["10.0.0.9"]);
+            cfg.vxlan = vec![fixtures::segment(vni, "blue", &loopback, &["eth3"], flooding)];
+        }
+        cfg.with_version()
     }
 
     /// A client for `nodes` as boards, with `token`.

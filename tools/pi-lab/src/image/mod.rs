@@ -201,15 +201,25 @@ fn project_root(profile: &Path) -> PathBuf {
     abs.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn default_cache_dir() -> PathBuf {
+/// The cache folder, and the guard of a private one made for this build
+/// alone when there is no home to keep one in: a fixed name in the shared
+/// temporary directory could be planted in advance by another user.
+fn cache_dir(given: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), ImageError> {
+    if let Some(dir) = given.map(Path::to_path_buf).or_else(default_cache_dir) {
+        return Ok((dir, None));
+    }
+    let tmp = outputs::private_dir(&std::env::temp_dir(), "pi-lab-cache-")?;
+    Ok((tmp.path().to_path_buf(), Some(tmp)))
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
     if prereqs::is_root() {
-        return PathBuf::from("/var/cache/pi-lab");
+        return Some(PathBuf::from("/var/cache/pi-lab"));
     }
     std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
-        .join("pi-lab")
+        .map(|dir| dir.join("pi-lab"))
 }
 
 pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
@@ -217,11 +227,17 @@ pub fn build(args: &BuildArgs) -> Result<Summary, ImageError> {
     let cancel = progress::Cancel::install()?;
     let profile = Profile::read(&args.profile)?;
     let root = project_root(&args.profile);
-    let cache = args.cache_dir.clone().unwrap_or_else(default_cache_dir);
+    let (cache, one_off_cache) = cache_dir(args.cache_dir.as_deref())?;
     let mut steps = progress::Steps::new(
         if args.json { progress::Show::Lines } else { progress::Show::Bars },
         cancel.clone(),
     )?;
+    if one_off_cache.is_some() {
+        steps.note(&format!(
+            "no HOME or XDG_CACHE_HOME: layers are cached in {} for this build only (--cache-dir keeps them)",
+            cache.display()
+        ));
+    }
 
     let notes = steps.run("prerequisites", |_| {
         prereqs::check(&profile.profile.rootfs.architecture, args.agent.is_none())
