@@ -8,7 +8,9 @@
 #     the idle fleet costs over STEADY seconds after validate;
 #   - FRR programs (vtysh, frr-reload.py) the agents ran, per router per
 #     minute, while coming up and while idle (the agents' /metrics);
-#   - memory per node (MemAvailable before up minus after validate, / N).
+#   - memory per node: the proportional set size (PSS) of the lab's FRR
+#     daemons and agents, / N (the kernel's own share per namespace is not
+#     in it).
 # Usage: sudo scripts/bench-fleet-scale.sh [SIZES...]   (default 32 64 128 256)
 # Env: STEADY (seconds, default 60), TIMEOUT (lab up, default 600).
 set -euo pipefail
@@ -34,10 +36,33 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}'; }
-mem_available_kib() { awk '/^MemAvailable:/ {print $2}' /proc/meminfo; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
-# Busy CPU ticks (user+nice+system+irq+softirq) and all ticks, from /proc/stat.
-cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8}' /proc/stat; }
+# Busy CPU ticks (user+system+irq+softirq) and all ticks, from /proc/stat.
+# Niced work (a build in the background) counts as neither.
+cpu_ticks() { awk '/^cpu / {print $2+$4+$7+$8, $2+$4+$5+$6+$7+$8}' /proc/stat; }
+
+# PSS (KiB) of every process of the lab: its agents (in its namespaces)
+# and FRR daemons (pathspace LAB-NODE on their command line).
+lab_pss_kib() {
+    python3 - "$LAB" <<'PY'
+import os, sys
+lab = sys.argv[1]
+ns = {os.stat(f"/run/netns/{n}").st_ino for n in os.listdir("/run/netns") if n.startswith(lab + "-")}
+total = 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        mine = os.stat(f"/proc/{pid}/ns/net").st_ino in ns
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        mine = mine or any(a.startswith(lab.encode() + b"-") for a in cmd[1:])
+        if mine:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    except OSError:
+        pass
+print(total)
+PY
+}
 
 # Sum of the agents' FRR program counters (vtysh + frr-reload.py), and
 # the number of agents that run FRR, from every node's /metrics.
@@ -63,7 +88,6 @@ printf '%-6s %10s %10s %9s %10s %11s %12s %12s %12s\n' nodes converged validate 
 for n in "${SIZES[@]}"; do
     LAB="scale$n"
     python3 scripts/scale-lab.py "$n" "$LAB" 172.29 >"$WORK/$LAB.toml"
-    mem0=$(mem_available_kib)
     : >"$WORK/load"
     (while :; do load1 >>"$WORK/load"; sleep 1; done) &
     SAMPLER=$!
@@ -78,7 +102,7 @@ for n in "${SIZES[@]}"; do
     peak=$(sort -g "$WORK/load" | tail -1)
     read -r up_runs routers < <(frr_programs)
     up_minutes=$(since "$t0")
-    mem1=$(mem_available_kib)
+    pss=$(lab_pss_kib)
     read -r busy0 all0 < <(cpu_ticks)
     sleep "$STEADY"
     read -r busy1 all1 < <(cpu_ticks)
@@ -87,13 +111,13 @@ for n in "${SIZES[@]}"; do
     awk -v n="$n" -v c="$converged" -v v="$validate" -v p="$peak" -v sl="$steady_load" \
         -v b0="$busy0" -v a0="$all0" -v b1="$busy1" -v a1="$all1" \
         -v ur="$up_runs" -v ir="$idle_runs" -v r="$routers" -v um="$up_minutes" -v s="$STEADY" \
-        -v m0="$mem0" -v m1="$mem1" 'BEGIN {
+        -v pss="$pss" 'BEGIN {
             cores = 0; while (("nproc" | getline x) > 0) cores = x
             printf "%-6d %10s %10s %9s %10s %11.0f %12.2f %12.2f %12.1f\n", n, c, v, p, sl,
                 (b1 - b0) / (a1 - a0) * 100 * cores,
-                ur / r / (um / 60), (ir - ur) / r / (s / 60), (m0 - m1) / 1024 / n
+                ur / r / (um / 60), (ir - ur) / r / (s / 60), pss / 1024 / n
         }'
-    "$PI_LAB" lab down --name "$LAB" >/dev/null
+    "$PI_LAB" lab down --name "$LAB" >/dev/null 2>&1
     LAB=
 done
 echo "(converged, validate: seconds; steady_cpu%: of one core; vtysh/r/m: vtysh and frr-reload.py runs per router per minute)"

@@ -907,24 +907,20 @@ impl BootFiles {
 /// `qemu-system-aarch64 -M raspi3b` with the boot files, the serial console
 /// (the mini UART, ttyS1) logged to `serial`, and no disk or NIC yet.
 fn raspi3b(files: &BootFiles, cmdline: &str, serial: &Path) -> Command {
-    let mut qemu = Command::new("qemu-system-aarch64");
-    // As `lab up` runs a board: one host thread for its four cores.
-    qemu.args(["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none"])
-        .args(["-accel", "tcg,thread=single,tb-size=256"])
-        .arg("-kernel")
-        .arg(files.dir.join(&files.kernel))
-        .arg("-initrd")
-        .arg(files.dir.join(&files.initrd))
-        .arg("-dtb")
-        .arg(files.dir.join("bcm2837-rpi-3-b.dtb"))
-        .arg("-append")
-        .arg(cmdline)
-        // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
-        .args(["-serial", "null", "-serial"])
-        .arg(format!("file:{}", serial.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    let mut qemu = Command::new(pi_lab::emulated::qemu::PROGRAM);
+    // The machine exactly as `lab up` runs a board.
+    qemu.args(pi_lab::emulated::qemu::machine(
+        &files.dir.join(&files.kernel),
+        &files.dir.join(&files.initrd),
+        &files.dir.join("bcm2837-rpi-3-b.dtb"),
+        cmdline,
+    ))
+    // The PL011 (ttyAMA0) first, the mini UART (ttyS1, the console) second.
+    .args(["-serial", "null", "-serial"])
+    .arg(format!("file:{}", serial.display()))
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     qemu
 }
 

@@ -35,13 +35,14 @@ pub struct Board {
     pub console_log: PathBuf,
 }
 
-/// The qemu command line for `board`. No user-mode networking at all: the
-/// only NIC is a tap on the lab's own bridge, which has no uplink.
-pub fn args(board: &Board) -> Vec<OsString> {
+/// The machine and how it boots, with no disk, NIC or console yet: what
+/// every emulated Pi 3B shares (`lab up`'s boards and the image's own boot
+/// tests). The kernel, initrd, device tree and command line are the ones
+/// the firmware would load from the card.
+pub fn machine(kernel: &Path, initrd: &Path, dtb: &Path, cmdline: &str) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
-    let mut push = |s: &str| a.push(s.into());
     for s in ["-M", "raspi3b", "-m", "1G", "-display", "none", "-monitor", "none", "-nodefaults"] {
-        push(s);
+        a.push(s.into());
     }
     // qemu's translated-code cache defaults to 1 GiB per emulator; a
     // quarter of that keeps a board's host memory near its own 1 GiB.
@@ -49,17 +50,25 @@ pub fn args(board: &Board) -> Vec<OsString> {
     // thread per core (qemu's default) the idle cores' spin loops crowd
     // out the one that boots; the kernel's first line came after 23 s
     // instead of 2 s on a 2-core host.
-    push("-accel");
-    push(&format!("tcg,thread=single,tb-size={TB_CACHE_MIB}"));
-    let path = |p: &Path| p.as_os_str().to_owned();
+    a.push("-accel".into());
+    a.push(format!("tcg,thread=single,tb-size={TB_CACHE_MIB}").into());
+    for (k, v) in [("-kernel", kernel), ("-initrd", initrd), ("-dtb", dtb)] {
+        a.push(k.into());
+        a.push(v.as_os_str().to_owned());
+    }
+    a.push("-append".into());
+    a.push(cmdline.into());
+    a
+}
+
+/// The qemu command line for `board`. No user-mode networking at all: the
+/// only NIC is a tap on the lab's own bridge, which has no uplink.
+pub fn args(board: &Board) -> Vec<OsString> {
+    let mut a = machine(&board.kernel, &board.initrd, &board.dtb, &board.cmdline);
     let mut kv = |k: &str, v: OsString| {
         a.push(k.into());
         a.push(v);
     };
-    kv("-kernel", path(&board.kernel));
-    kv("-initrd", path(&board.initrd));
-    kv("-dtb", path(&board.dtb));
-    kv("-append", board.cmdline.clone().into());
     // The card is thrown away by `lab down`: guest flushes need not reach
     // the disk, which keeps journald and apt from stalling the boot.
     kv("-drive", join("if=sd,format=raw,cache=unsafe,file=", &board.card));

@@ -10,11 +10,11 @@ use lab_spec::node_config::InterfaceKind;
 use lab_spec::{NodeConfig, Role};
 
 use super::topology::FleetLab;
-use super::{FleetError, agent, frr};
+use super::{FleetError, agent, frr, neighbour_tables};
 use crate::interrupt::Interrupt;
 use crate::lab_host::journal::{Entry, Journal};
 use crate::lab_host::progress::{NodeLine, Step};
-use crate::lab_host::{ip, names};
+use crate::lab_host::{ip, names, sysctl};
 
 /// Refuse before making anything when a name the lab needs is taken.
 pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {
@@ -67,6 +67,7 @@ impl Fleet<'_> {
     /// agent starts on a node whose cables are already plugged in.
     pub fn build(&mut self, lines: &mut [NodeLine]) -> Result<Vec<Child>, FleetError> {
         self.go_on()?;
+        self.neighbour_room()?;
         self.management_bridge()?;
         for (index, node) in self.lab.nodes.iter().enumerate() {
             self.go_on()?;
@@ -90,6 +91,19 @@ impl Fleet<'_> {
             children.push(child);
         }
         Ok(children)
+    }
+
+    /// Room for every node's neighbours in the host's shared tables (see
+    /// [`super::neighbour_tables`]), journaled before it is made.
+    fn neighbour_room(&mut self) -> Result<(), FleetError> {
+        let entries = neighbour_tables::entries(self.lab.nodes.len(), self.lab.links.len());
+        for raise in neighbour_tables::plan(entries, sysctl::read) {
+            let neighbour_tables::Raise { key, was, set } = raise;
+            self.journal.record(&Entry::Sysctl { key: key.clone(), was, set })?;
+            sysctl::write(&key, set)
+                .map_err(|source| FleetError::Write { path: sysctl::path(&key), source })?;
+        }
+        Ok(())
     }
 
     fn management_bridge(&mut self) -> Result<(), FleetError> {

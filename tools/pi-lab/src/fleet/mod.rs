@@ -18,6 +18,7 @@ mod build;
 mod converge;
 pub(crate) mod frr;
 mod memory;
+mod neighbour_tables;
 mod topology;
 
 use std::path::{Path, PathBuf};

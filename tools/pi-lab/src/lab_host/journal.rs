@@ -35,6 +35,9 @@ pub enum Entry {
     /// An nftables table in the root namespace (the emulated switch's VLAN
     /// rules).
     NftTable { family: String, name: String },
+    /// A root-namespace sysctl raised for the lab (`key` under /proc/sys):
+    /// `down` puts `was` back if it still reads `set`.
+    Sysctl { key: String, was: u64, set: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]

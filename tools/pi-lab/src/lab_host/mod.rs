@@ -9,6 +9,7 @@ pub(crate) mod ip;
 pub(crate) mod journal;
 pub mod names;
 pub(crate) mod progress;
+pub(crate) mod sysctl;
 pub(crate) mod teardown;
 
 use std::net::SocketAddr;

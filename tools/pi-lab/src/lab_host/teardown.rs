@@ -95,6 +95,7 @@ fn remove(entry: &Entry) -> Result<(), String> {
             ok_if_missing(ip::link_del(None, name))
         }
         Entry::NftTable { family, name } => nft_delete(family, name),
+        Entry::Sysctl { key, was, set } => super::sysctl::restore(key, *was, *set),
         Entry::Tree { path } => remove_path(path, true),
         Entry::Path { path } => remove_path(path, false),
         _ => Ok(()),
