@@ -44,6 +44,49 @@ pub(super) fn preflight(lab: &FleetLab) -> Result<(), FleetError> {
     Ok(())
 }
 
+/// One router whose FRR is to start: its line, namespace, hostname and the
+/// daemons that must run.
+struct Router<'a> {
+    index: usize,
+    ns: String,
+    host: &'a str,
+    daemons: Vec<&'static str>,
+}
+
+/// FRR instances started at once: each start runs shell scripts, the
+/// daemons and their first config; hundreds at once on a small host starve
+/// each other until watchfrr gives up on some of them.
+fn frr_starts_at_once() -> usize {
+    4 * std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// How long one instance's daemons get to come up.
+const FRR_UP_WITHIN: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Start every router's FRR, [`frr_starts_at_once`] at a time, each
+/// waited for until its daemons run; results by line index.
+fn start_frr(routers: &[Router<'_>]) -> Vec<(usize, Result<(), frr::FrrError>)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..frr_starts_at_once().min(routers.len()) {
+            scope.spawn(|| {
+                while let Some(r) =
+                    routers.get(next.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+                {
+                    let result = frr::start_and_wait(&r.ns, r.host, &r.daemons, FRR_UP_WITHIN);
+                    if let Ok(mut all) = results.lock() {
+                        all.push((r.index, result));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(index, _)| *index);
+    results
+}
+
 /// A fleet being built.
 pub(super) struct Fleet<'a> {
     pub lab: &'a FleetLab,
@@ -167,26 +210,11 @@ impl Fleet<'_> {
             self.journal.record(&Entry::Frr { netns: ns.clone() })?;
             frr::write_pathspace(&ns, &fleet_config(node))
                 .inspect_err(|e| lines[index].failed(Step::Frr, &e.to_string()))?;
-            routers.push((index, ns, node.hostname.as_str()));
+            let mut daemons = vec!["zebra", "staticd"];
+            daemons.extend(node.frr_daemons());
+            routers.push(Router { index, ns, host: node.hostname.as_str(), daemons });
         }
-        let results: Vec<(usize, Result<(), frr::FrrError>)> = std::thread::scope(|scope| {
-            let starts: Vec<_> = routers
-                .iter()
-                .map(|(index, ns, host)| (*index, scope.spawn(move || frr::start(ns, host))))
-                .collect();
-            starts
-                .into_iter()
-                .map(|(index, start)| {
-                    let result = start.join().unwrap_or_else(|_| {
-                        Err(frr::FrrError::Start {
-                            netns: String::new(),
-                            message: "panicked".into(),
-                        })
-                    });
-                    (index, result)
-                })
-                .collect()
-        });
+        let results = start_frr(&routers);
         for (index, result) in results {
             match result {
                 Ok(()) => lines[index].done(Step::Frr),

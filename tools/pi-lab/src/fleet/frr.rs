@@ -13,6 +13,7 @@ use std::fs;
 use std::os::unix::fs::chown;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrrError {
@@ -101,6 +102,43 @@ pub fn start(netns: &str, hostname: &str) -> Result<(), FrrError> {
         return Err(FrrError::Start { netns: netns.into(), message });
     }
     Ok(())
+}
+
+/// [`start`], then wait until each of `daemons` runs (its pid alive, its
+/// vty socket there): frrinit returns once watchfrr runs, and watchfrr
+/// starts the daemons after that. One that is not up `within` is an
+/// error naming it, not a node whose sessions never come.
+pub fn start_and_wait(
+    netns: &str,
+    hostname: &str,
+    daemons: &[&str],
+    within: Duration,
+) -> Result<(), FrrError> {
+    start(netns, hostname)?;
+    let deadline = Instant::now() + within;
+    loop {
+        let missing: Vec<&str> = daemons.iter().copied().filter(|d| !runs(netns, d)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            let message = format!(
+                "{} not running {} s after `frrinit.sh start`",
+                missing.join(", "),
+                within.as_secs()
+            );
+            return Err(FrrError::Start { netns: netns.into(), message });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Whether `daemon` of the pathspace runs and listens on its vty socket.
+fn runs(netns: &str, daemon: &str) -> bool {
+    let dir = run_dir(netns);
+    let pid = fs::read_to_string(dir.join(format!("{daemon}.pid"))).unwrap_or_default();
+    pid.trim().parse::<u32>().is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+        && dir.join(format!("{daemon}.vty")).exists()
 }
 
 /// Stop watchfrr and the daemons of the namespace's pathspace.
