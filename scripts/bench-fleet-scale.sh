@@ -8,6 +8,8 @@
 #     the idle fleet costs over STEADY seconds after validate;
 #   - FRR programs (vtysh, frr-reload.py) the agents ran, per router per
 #     minute, while coming up and while idle (the agents' /metrics);
+#   - `pi-lab status` while the fleet comes up: the median and slowest
+#     call, and how many agents did not answer within its 5 s deadline;
 #   - memory per node: the proportional set size (PSS) of the lab's FRR
 #     daemons and agents, / N (the kernel's own share per namespace is not
 #     in it).
@@ -83,16 +85,38 @@ print(int(sum(counts)), len(counts))
 PY
 }
 
-printf '%-6s %10s %10s %9s %10s %11s %12s %12s %12s\n' nodes converged validate peak_load steady_load steady_cpu% \
-    up_vtysh/r/m idle_vtysh/r/m MiB/node
+# `pi-lab status` over and over until the lab is up: per call, its seconds
+# and how many nodes did not answer, one line each in $WORK/status.
+status_while_up() {
+    : >"$WORK/status"
+    while [ ! -s "$WORK/up.json" ]; do
+        local t
+        t=$(now)
+        "$PI_LAB" status --json --timeout 5s "$WORK/$LAB.toml" >"$WORK/status.json" 2>/dev/null || true
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], sum(1 for n in d if not n["reachable"]))' \
+            "$WORK/status.json" "$(since "$t")" >>"$WORK/status" 2>/dev/null || true
+        sleep 1
+    done
+}
+
+printf '%-6s %10s %10s %9s %10s %11s %12s %12s %15s %9s\n' nodes converged validate peak_load steady_load steady_cpu% \
+    up_vtysh/r/m idle_vtysh/r/m status_med/max/lost MiB/node
 for n in "${SIZES[@]}"; do
     LAB="scale$n"
     python3 scripts/scale-lab.py "$n" "$LAB" 172.29 >"$WORK/$LAB.toml"
     : >"$WORK/load"
     (while :; do load1 >>"$WORK/load"; sleep 1; done) &
     SAMPLER=$!
+    : >"$WORK/up.json"
     t0=$(now)
-    "$PI_LAB" lab up --json --timeout "$TIMEOUT" "$WORK/$LAB.toml" >"$WORK/up.json"
+    (sleep 5; status_while_up) &
+    WATCHER=$!
+    "$PI_LAB" lab up --json --timeout "$TIMEOUT" "$WORK/$LAB.toml" >"$WORK/up.json.tmp"
+    mv "$WORK/up.json.tmp" "$WORK/up.json"
+    wait "$WATCHER"
+    read -r status_med status_max status_lost < <(awk '{print $1, $2}' "$WORK/status" | sort -g | awk '
+        {t[NR] = $1; lost += $2; if ($1 > max) max = $1}
+        END {if (NR == 0) print "- - -"; else printf "%.1f %.1f %d\n", t[int((NR + 1) / 2)], max, lost}')
     converged=$(python3 -c 'import json,sys; print("%.1f" % json.load(open(sys.argv[1]))["seconds"])' "$WORK/up.json")
     t1=$(now)
     "$PI_LAB" validate "$WORK/$LAB.toml" >"$WORK/validate.txt" 2>&1 \
@@ -111,13 +135,14 @@ for n in "${SIZES[@]}"; do
     awk -v n="$n" -v c="$converged" -v v="$validate" -v p="$peak" -v sl="$steady_load" \
         -v b0="$busy0" -v a0="$all0" -v b1="$busy1" -v a1="$all1" \
         -v ur="$up_runs" -v ir="$idle_runs" -v r="$routers" -v um="$up_minutes" -v s="$STEADY" \
-        -v pss="$pss" 'BEGIN {
+        -v pss="$pss" -v st="$status_med/$status_max/$status_lost" 'BEGIN {
             cores = 0; while (("nproc" | getline x) > 0) cores = x
-            printf "%-6d %10s %10s %9s %10s %11.0f %12.2f %12.2f %12.1f\n", n, c, v, p, sl,
+            printf "%-6d %10s %10s %9s %10s %11.0f %12.2f %12.2f %15s %9.1f\n", n, c, v, p, sl,
                 (b1 - b0) / (a1 - a0) * 100 * cores,
-                ur / r / (um / 60), (ir - ur) / r / (s / 60), pss / 1024 / n
+                ur / r / (um / 60), (ir - ur) / r / (s / 60), st, pss / 1024 / n
         }'
     "$PI_LAB" lab down --name "$LAB" >/dev/null 2>&1
     LAB=
 done
-echo "(converged, validate: seconds; steady_cpu%: of one core; vtysh/r/m: vtysh and frr-reload.py runs per router per minute)"
+echo "(converged, validate: seconds; steady_cpu%: of one core; vtysh/r/m: vtysh and frr-reload.py runs per router per minute;"
+echo " status_med/max/lost: pi-lab status while the lab came up, median and slowest call in seconds, node answers missing over all calls)"
