@@ -8,8 +8,9 @@
 #     the idle fleet costs over STEADY seconds after validate;
 #   - FRR programs (vtysh, frr-reload.py) the agents ran, per router per
 #     minute, while coming up and while idle (the agents' /metrics);
-#   - `pi-lab status` while the fleet comes up: the median and slowest
-#     call, and how many agents did not answer within its 5 s deadline;
+#   - `pi-lab status` while the fleet converges (every agent started, not
+#     all healthy yet): the median and slowest call, and how many agent
+#     answers did not come within its 5 s deadline;
 #   - memory per node: the proportional set size (PSS) of the lab's FRR
 #     daemons and agents, / N (the kernel's own share per namespace is not
 #     in it).
@@ -85,10 +86,14 @@ print(int(sum(counts)), len(counts))
 PY
 }
 
-# `pi-lab status` over and over until the lab is up: per call, its seconds
-# and how many nodes did not answer, one line each in $WORK/status.
+# `pi-lab status` over and over from when every agent has been started
+# until the lab is up: per call, its seconds and how many nodes did not
+# answer, one line each in $WORK/status.
 status_while_up() {
     : >"$WORK/status"
+    local nodes=$PI_LAB_STATE_DIR/$LAB/fleet/nodes
+    until [ -s "$WORK/up.json" ] || [ "$(ls "$nodes" 2>/dev/null | wc -l)" -ge "$n" ]; do sleep 0.5; done
+    sleep 1
     while [ ! -s "$WORK/up.json" ]; do
         local t
         t=$(now)
@@ -109,7 +114,7 @@ for n in "${SIZES[@]}"; do
     SAMPLER=$!
     : >"$WORK/up.json"
     t0=$(now)
-    (sleep 5; status_while_up) &
+    status_while_up &
     WATCHER=$!
     "$PI_LAB" lab up --json --timeout "$TIMEOUT" "$WORK/$LAB.toml" >"$WORK/up.json.tmp"
     mv "$WORK/up.json.tmp" "$WORK/up.json"

@@ -171,3 +171,37 @@ fn a_fleet_polled_fast_while_it_converges_runs_one_vtysh_per_node_at_most() {
         most.values().map(Vec::len).max()
     );
 }
+
+/// A lab larger than the memory it may take is refused before anything is
+/// made, saying how many nodes would fit (a budget of 1,000 MiB, so the
+/// refusal does not depend on this machine's memory).
+#[test]
+fn a_lab_too_large_for_its_memory_is_refused_before_anything_is_made() {
+    if !prerequisites("scale memory refusal", true, &["ip", "python3"]) {
+        return;
+    }
+    let name = format!("t24m{:03x}", std::process::id() & 0xfff);
+    let generated = Command::new("python3")
+        .arg(workspace().join("scripts/scale-lab.py"))
+        .args(["64", &name, "172.27"])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", said(&generated));
+    let lab = LabFiles::new(&name, "pi-lab-t24m", &String::from_utf8(generated.stdout).unwrap());
+    let out = lab.pi_lab(&["lab", "up", "--timeout", "60", "--memory-budget", "1000"]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    // 60 routers and 4 hosts need 2,432 MiB; 900 of the 1,000 may be used.
+    assert!(text.contains("does not fit in this machine's memory"), "{text}");
+    assert!(text.contains("need about 2432 MiB") && text.contains("about 23 nodes"), "{text}");
+    assert!(text.contains("--ignore-memory"), "{text}");
+    let made: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("{name}-")))
+        .collect();
+    assert!(made.is_empty(), "namespaces made by a refused lab: {made:?}");
+    assert!(!lab.dir.join("state").join(&name).exists(), "a refused lab left its state folder");
+}

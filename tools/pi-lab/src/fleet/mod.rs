@@ -57,9 +57,9 @@ pub enum FleetError {
     #[error(
         "lab {lab:?} does not fit in this machine's memory: its {nodes} nodes need about \
          {need} MiB ({routers} routers x {router_mib} MiB, {hosts} hosts x {host_mib} MiB), and \
-         {available} MiB are available; about {fit} nodes of this lab's kind fit. Use a \
-         smaller lab, take other labs down (`pi-lab lab list`), or pass --ignore-memory to \
-         try anyway"
+         {available} MiB are available (or allowed by --memory-budget); about {fit} nodes of \
+         this lab's kind fit. Use a smaller lab, take other labs down (`pi-lab lab list`), \
+         or pass --ignore-memory to try anyway"
     )]
     TooBig {
         lab: String,
@@ -117,14 +117,12 @@ pub fn build(
     dir: PathBuf,
     journal: Journal,
     json: bool,
-    ignore_memory: bool,
+    memory: MemoryLimit,
     interrupt: &Interrupt,
 ) -> Result<Built, FleetError> {
     let lab = FleetLab::new(&file.compile()?)?;
     let agent = agent::find(agent)?;
-    if !ignore_memory {
-        fits_in_memory(&lab)?;
-    }
+    fits_in_memory(&lab, memory)?;
     build::preflight(&lab)?;
     let mut progress = Progress::new(&node_names(&lab), &progress::FLEET_STEPS, json);
     let interrupt = interrupt.clone();
@@ -133,9 +131,24 @@ pub fn build(
     Ok(Built { lab, progress, children })
 }
 
+/// How much memory a fleet may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryLimit {
+    /// What the machine has available now.
+    Available,
+    /// At most this many MiB (and no more than is available).
+    Budget(u64),
+    /// Build it whatever it takes (`--ignore-memory`).
+    Ignore,
+}
+
 /// Refuse a lab this machine's memory cannot hold (see [`memory`]).
-fn fits_in_memory(lab: &FleetLab) -> Result<(), FleetError> {
-    let Some(available) = memory::available_mib() else { return Ok(()) };
+fn fits_in_memory(lab: &FleetLab, limit: MemoryLimit) -> Result<(), FleetError> {
+    let available = match (limit, memory::available_mib()) {
+        (MemoryLimit::Ignore, _) | (MemoryLimit::Available, None) => return Ok(()),
+        (MemoryLimit::Available, Some(a)) => a,
+        (MemoryLimit::Budget(b), a) => a.map_or(b, |a| a.min(b)),
+    };
     let need = memory::MemoryNeed::of(&lab.nodes, available);
     if need.fits() {
         return Ok(());

@@ -67,8 +67,12 @@ pub struct UpArgs {
     pub agent: Option<PathBuf>,
     /// Build a virtual fleet even when this machine's available memory
     /// looks too small for it (about 40 MiB per router, 8 MiB per host).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "memory_budget")]
     pub ignore_memory: bool,
+    /// Let a virtual fleet take at most this many MiB (leaving the rest
+    /// to other work); a larger lab is refused before anything is made.
+    #[arg(long, value_name = "MIB", env = "PI_LAB_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
 }
 
 /// Where `lab up` runs the nodes.
@@ -233,7 +237,7 @@ fn up_fleet(
         dir,
         journal,
         args.json,
-        args.ignore_memory,
+        memory_limit(args),
         interrupt,
     ) {
         Ok(built) => built,
@@ -255,6 +259,15 @@ fn up_fleet(
     let timeout = args.timeout.unwrap_or(Duration::from_secs(120));
     crate::fleet::converge(built, started, timeout, args.json, interrupt)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn memory_limit(args: &UpArgs) -> crate::fleet::MemoryLimit {
+    use crate::fleet::MemoryLimit;
+    match (args.ignore_memory, args.memory_budget) {
+        (true, _) => MemoryLimit::Ignore,
+        (false, Some(mib)) => MemoryLimit::Budget(mib),
+        (false, None) => MemoryLimit::Available,
+    }
 }
 
 /// `lab up --boards emulated`: boards that do not come up take the lab
