@@ -68,21 +68,28 @@ fn metric(text: &str, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// The leaf-spine of `nodes` nodes from scripts/scale-lab.py, named `tag`
+/// and a pid suffix, its management subnet `{prefix}.0.0/16`.
+fn scale_lab(nodes: u32, tag: &str, prefix: &str) -> (String, LabFiles) {
+    let name = format!("{tag}{:03x}", std::process::id() & 0xfff);
+    let generated = Command::new("python3")
+        .arg(workspace().join("scripts/scale-lab.py"))
+        .args([&nodes.to_string(), &name, prefix])
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", said(&generated));
+    let text = String::from_utf8(generated.stdout).unwrap();
+    let lab = LabFiles::new(&name, &format!("pi-lab-{tag}"), &text);
+    (name, lab)
+}
+
 #[test]
 fn a_fleet_polled_fast_while_it_converges_runs_one_vtysh_per_node_at_most() {
     let tools = ["ip", "vtysh", "python3", "/usr/lib/frr/frrinit.sh"];
     if !prerequisites("scale polled fleet", true, &tools) {
         return;
     }
-    let name = format!("t24s{:03x}", std::process::id() & 0xfff);
-    let generated = Command::new("python3")
-        .arg(workspace().join("scripts/scale-lab.py"))
-        .args(["32", &name, "172.28"])
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{}", said(&generated));
-    let mut lab =
-        LabFiles::new(&name, "pi-lab-t24s", &String::from_utf8(generated.stdout).unwrap());
+    let (name, mut lab) = scale_lab(32, "t24s", "172.28");
     lab.up = true;
     let nodes = lab.dir.join("state").join(&name).join("fleet").join("nodes");
 
@@ -180,14 +187,7 @@ fn a_lab_too_large_for_its_memory_is_refused_before_anything_is_made() {
     if !prerequisites("scale memory refusal", true, &["ip", "python3"]) {
         return;
     }
-    let name = format!("t24m{:03x}", std::process::id() & 0xfff);
-    let generated = Command::new("python3")
-        .arg(workspace().join("scripts/scale-lab.py"))
-        .args(["64", &name, "172.27"])
-        .output()
-        .unwrap();
-    assert!(generated.status.success(), "{}", said(&generated));
-    let lab = LabFiles::new(&name, "pi-lab-t24m", &String::from_utf8(generated.stdout).unwrap());
+    let (name, lab) = scale_lab(64, "t24m", "172.27");
     let out = lab.pi_lab(&["lab", "up", "--timeout", "60", "--memory-budget", "1000"]);
     let text = said(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
