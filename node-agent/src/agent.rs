@@ -207,7 +207,7 @@ impl RoutingReads {
     }
 
     /// Read BGP and IGP state for `cfg` into `status`, unless another
-    /// caller's read is running: then that one's result is used. `fresh`:
+    /// caller's read is running: then that one's result is used. `needed`:
     /// whether the status still needs a read once it is this caller's turn.
     fn read(
         &self,

@@ -57,8 +57,9 @@ pub const ROUTING_FRESH: Duration = Duration::from_secs(2);
 pub const ROUTING_FRESH_WHILE_DOWN: Duration = Duration::from_millis(250);
 /// A refresh starts no sooner than this many times as long as the last one
 /// took after it started, so refreshing stays a small share of a slow
-/// board's time (a Pi 3B runs vtysh in about a tenth of a second, an
-/// emulated one in seconds), however often clients ask.
+/// board's time however often clients ask (a read is a question on a
+/// daemon's vty socket, well under a millisecond on an idle host, but an
+/// emulated board under load can take seconds to answer).
 pub const ROUTING_COST_FACTOR: u32 = 10;
 
 impl Status {
