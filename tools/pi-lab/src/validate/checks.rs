@@ -383,6 +383,8 @@ pub(crate) mod tests {
         leaf.vxlan[0].flooding = Flooding::Evpn;
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Evpn,
             mode: SegmentMode::Bridge,
@@ -413,6 +415,8 @@ pub(crate) mod tests {
         let mut fleet = two_node_client();
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Static,
             mode: SegmentMode::Bridge,
@@ -438,6 +442,8 @@ pub(crate) mod tests {
         let mut fleet = two_node_client();
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Static,
             mode: SegmentMode::Irb,
