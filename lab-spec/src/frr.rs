@@ -90,17 +90,28 @@ fn header(out: &mut String, cfg: &NodeConfig) {
     // Routers forward; zebra sets the sysctl (a namespace starts with 0).
     if cfg.role != Role::Host {
         out.push_str("ip forwarding\n");
+        if cfg.loopback6.is_some() {
+            out.push_str("ipv6 forwarding\n");
+        }
     }
     out.push_str("!\n");
 }
 
-/// Every interface with a description, and with the IGP where it runs;
-/// then the loopback, a passive IGP member.
+/// Seconds between router advertisements on an unnumbered port: the peer
+/// finds our link-local address in them, so a short interval brings a
+/// session up soon after a link or FRR restart.
+pub const RA_INTERVAL: u16 = 3;
+
+/// Every interface with a description, with the IGP where it runs and
+/// router advertisements where BGP runs unnumbered; then the loopback, a
+/// passive IGP member.
 fn interfaces(out: &mut String, cfg: &NodeConfig) {
     let igp = cfg.igp.as_ref();
+    let unnumbered = cfg.unnumbered_ports();
     for iface in &cfg.interfaces {
         let runs_igp = igp.is_some_and(|i| i.neighbors.iter().any(|n| n.interface == iface.name));
-        if iface.description.trim().is_empty() && !runs_igp {
+        let sends_ra = unnumbered.contains(&iface.name.as_str());
+        if iface.description.trim().is_empty() && !runs_igp && !sends_ra {
             continue;
         }
         let _ = writeln!(out, "interface {}", iface.name);
@@ -109,6 +120,9 @@ fn interfaces(out: &mut String, cfg: &NodeConfig) {
         }
         if let Some(igp) = igp.filter(|_| runs_igp) {
             igp_interface(out, igp);
+        }
+        if sends_ra {
+            let _ = writeln!(out, " ipv6 nd ra-interval {RA_INTERVAL}\n no ipv6 nd suppress-ra");
         }
         out.push_str("exit\n!\n");
     }
@@ -200,7 +214,6 @@ fn groups<'a>(cfg: &NodeConfig, bgp: &'a Bgp) -> Vec<Group<'a>> {
 fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
     let groups = groups(cfg, bgp);
     let t = bgp.timers;
-    let ebgp = groups.iter().any(|g| !g.loopbacks);
     let ibgp = groups.iter().any(|g| g.loopbacks);
     let _ = writeln!(out, "router bgp {}", bgp.asn);
     let _ = writeln!(out, " bgp router-id {}", bgp.router_id);
@@ -218,30 +231,14 @@ fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
     }
     for g in &groups {
         for n in &g.members {
-            let _ = writeln!(out, " neighbor {} remote-as {}", n.address, n.remote_asn);
-            let _ = writeln!(out, " neighbor {} peer-group {}", n.address, g.name);
-            if !n.description.trim().is_empty() {
-                let _ = writeln!(
-                    out,
-                    " neighbor {} description {}",
-                    n.address,
-                    one_line(&n.description)
-                );
-            }
+            neighbor(out, n, g.name);
         }
     }
-    out.push_str(" !\n address-family ipv4 unicast\n");
-    for net in &bgp.networks {
-        let _ = writeln!(out, "  network {}", net.trunc());
+    let networks: Vec<String> = bgp.networks.iter().map(|n| n.trunc().to_string()).collect();
+    unicast(out, "ipv4", &networks, &groups, bgp.multipath);
+    if let Some(lo6) = cfg.loopback6 {
+        unicast(out, "ipv6", &[format!("{lo6}/128")], &groups, bgp.multipath);
     }
-    activate(out, &groups);
-    if ebgp || !ibgp {
-        let _ = writeln!(out, "  maximum-paths {}", bgp.multipath);
-    }
-    if ibgp {
-        let _ = writeln!(out, "  maximum-paths ibgp {}", bgp.multipath);
-    }
-    out.push_str(" exit-address-family\n");
     if bgp.evpn {
         out.push_str(" !\n address-family l2vpn evpn\n");
         activate(out, &groups);
@@ -251,6 +248,40 @@ fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
         out.push_str(" exit-address-family\n");
     }
     out.push_str("exit\n!\n");
+}
+
+/// One neighbour in its group: by address, or on its interface.
+fn neighbor(out: &mut String, n: &Neighbor, group: &str) {
+    let name = n.frr_name();
+    if n.unnumbered {
+        let _ = writeln!(out, " neighbor {name} interface peer-group {group}");
+        let _ = writeln!(out, " neighbor {name} remote-as {}", n.remote_asn);
+    } else {
+        let _ = writeln!(out, " neighbor {name} remote-as {}", n.remote_asn);
+        let _ = writeln!(out, " neighbor {name} peer-group {group}");
+    }
+    if !n.description.trim().is_empty() {
+        let _ = writeln!(out, " neighbor {name} description {}", one_line(&n.description));
+    }
+}
+
+/// `address-family ipv4 unicast` or `ipv6 unicast`: the node's prefixes,
+/// every group, ECMP (across ASes for eBGP, within the AS for iBGP).
+fn unicast(out: &mut String, family: &str, networks: &[String], groups: &[Group], paths: u16) {
+    let ebgp = groups.iter().any(|g| !g.loopbacks);
+    let ibgp = groups.iter().any(|g| g.loopbacks);
+    let _ = writeln!(out, " !\n address-family {family} unicast");
+    for net in networks {
+        let _ = writeln!(out, "  network {net}");
+    }
+    activate(out, groups);
+    if ebgp || !ibgp {
+        let _ = writeln!(out, "  maximum-paths {paths}");
+    }
+    if ibgp {
+        let _ = writeln!(out, "  maximum-paths ibgp {paths}");
+    }
+    out.push_str(" exit-address-family\n");
 }
 
 /// `activate` every group in an address family, and reflect to clients.

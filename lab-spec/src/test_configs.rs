@@ -12,6 +12,7 @@ fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
         kind: InterfaceKind::Port,
         mtu: None,
         address: address.map(|a| a.parse().expect("test address")),
+        address6: None,
         description: description.into(),
         tc: None,
     }
@@ -24,6 +25,7 @@ fn neighbor(address: &str, remote_asn: u32, interface: &str, description: &str) 
         interface: interface.into(),
         description: description.into(),
         route_reflector_client: false,
+        unnumbered: false,
     }
 }
 
@@ -42,6 +44,7 @@ fn base(hostname: &str, role: Role, loopback: &str, mgmt: &str) -> NodeConfig {
             controller: "192.168.200.1".parse().expect("test address"),
         },
         loopback: Some(loopback.parse().expect("test address")),
+        loopback6: None,
         interfaces: vec![],
         bgp: None,
         igp: None,
@@ -90,6 +93,7 @@ pub fn leaf() -> NodeConfig {
             device: "vxlan10010".into(),
             bridge: "br10010".into(),
             address: None,
+            address6: None,
             local_vtep: vtep,
             port: 4789,
             access_ports: vec!["eth3".into()],
@@ -103,6 +107,7 @@ pub fn leaf() -> NodeConfig {
             device: "vxlan10020".into(),
             bridge: "br10020".into(),
             address: None,
+            address6: None,
             local_vtep: vtep,
             port: 4789,
             access_ports: vec!["eth4".into()],

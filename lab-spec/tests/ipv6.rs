@@ -96,3 +96,71 @@ fn fixed_ipv6_addresses_are_kept() {
     assert_eq!(p.links[0].b.address6, Some("2001:db8:1:9::1/64".parse().unwrap()));
     assert_eq!(p.links[0].a.address6, Some("2001:db8:1:9::2/64".parse().unwrap()));
 }
+
+fn configs(text: &str) -> std::collections::BTreeMap<String, lab_spec::NodeConfig> {
+    let lab = parse(text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    let plan = Plan::new(&lab).unwrap_or_else(|e| panic!("{e}"));
+    lab_spec::compile::compile(&lab, &plan, "secret")
+}
+
+#[test]
+fn unnumbered_sessions_run_on_interfaces_named_by_the_peer_loopback() {
+    let configs = configs(&example_text("fabric-unnumbered.toml"));
+    let (leaf1, spine1) = (&configs["leaf1"], &configs["spine1"]);
+    let bgp = leaf1.bgp.as_ref().unwrap();
+    assert_eq!(bgp.neighbors.len(), 2);
+    let n = &bgp.neighbors[0];
+    assert!(n.unnumbered);
+    assert_eq!((n.interface.as_str(), n.address), ("eth1", spine1.loopback.unwrap()));
+    assert_eq!(n.frr_name(), "eth1");
+    assert_eq!(leaf1.loopback6, Some("2001:db8::65".parse().unwrap()));
+    assert!(leaf1.interfaces.iter().all(|i| i.address.is_none() && i.address6.is_none()));
+    let h1 = &configs["h1"];
+    assert!(h1.interfaces.iter().all(|i| i.address6.is_some()));
+    assert!(h1.routes.is_empty(), "segments are not routed, in either family");
+    for config in configs.values() {
+        config.check().unwrap_or_else(|e| panic!("{}: {e}", config.hostname));
+        let back = lab_spec::NodeConfig::from_toml(&config.to_toml().unwrap()).unwrap();
+        assert_eq!(&back, config);
+    }
+}
+
+#[test]
+fn two_unnumbered_links_to_one_peer_are_two_sessions() {
+    let text = example_text("fabric-unnumbered.toml").replacen(
+        "[[segments]]",
+        "[[links]]\na = \"spine1:eth5\"\nb = \"leaf1:eth5\"\n\n[[segments]]",
+        1,
+    );
+    let configs = configs(&text);
+    let leaf1 = &configs["leaf1"];
+    let to_spine1 =
+        leaf1.bgp.as_ref().unwrap().neighbors.iter().filter(|n| n.description == "spine1");
+    assert_eq!(to_spine1.count(), 2);
+    leaf1.check().unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn unnumbered_dual_stack_frr_confs() {
+    let configs = configs(&example_text("fabric-unnumbered.toml"));
+    insta::assert_snapshot!(
+        "fabric_unnumbered_leaf1_frr",
+        lab_spec::frr::render(&configs["leaf1"])
+    );
+    insta::assert_snapshot!(
+        "fabric_unnumbered_spine1_frr",
+        lab_spec::frr::render(&configs["spine1"])
+    );
+}
+
+#[test]
+fn numbered_dual_stack_carries_ipv6_on_the_ipv4_sessions() {
+    let configs = configs(&numbered());
+    let text = lab_spec::frr::render(&configs["leaf1"]);
+    assert!(text.contains("ipv6 forwarding\n"), "{text}");
+    assert!(!text.contains("interface peer-group"), "{text}");
+    assert!(!text.contains("suppress-ra"), "{text}");
+    let v6 = text.split(" address-family ipv6 unicast\n").nth(1).unwrap();
+    assert!(v6.starts_with("  network 2001:db8::65/128\n  neighbor SPINES activate\n"), "{text}");
+    assert!(configs["leaf1"].interfaces[0].address6.is_some());
+}

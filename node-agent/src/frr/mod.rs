@@ -700,11 +700,7 @@ impl FrrQuery {
     pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
         let Some(bgp) = &cfg.bgp else { return Ok(Vec::new()) };
         let json = self.show("bgpd", "show bgp vrf default neighbors json")?;
-        Ok(bgp
-            .neighbors
-            .iter()
-            .map(|n| neighbor_state(n, json.get(n.address.to_string())))
-            .collect())
+        Ok(bgp.neighbors.iter().map(|n| neighbor_state(n, json.get(n.frr_name()))).collect())
     }
 
     /// The IGP adjacencies `cfg` expects, as FRR sees them.
@@ -719,7 +715,8 @@ impl FrrQuery {
     }
 }
 
-/// One neighbour from FRR's JSON (`None`: FRR does not know it).
+/// One neighbour from FRR's JSON (`None`: FRR does not know it). FRR keys
+/// a session by the peer's address, or by the interface it runs on.
 pub fn neighbor_state(
     n: &lab_spec::node_config::Neighbor,
     json: Option<&Value>,
@@ -746,6 +743,7 @@ pub fn neighbor_state(
         established,
         uptime_seconds,
         prefixes_received,
+        interface: n.unnumbered.then(|| n.interface.clone()),
     }
 }
 
@@ -839,6 +837,7 @@ mod tests {
             interface: "eth1".into(),
             description: "spine1".into(),
             route_reflector_client: false,
+            unnumbered: false,
         };
         let json: Value = serde_json::from_str(
             r#"{"10.1.0.0":{"remoteAs":65000,"bgpState":"Established","bgpTimerUpMsec":12345,
@@ -850,6 +849,30 @@ mod tests {
         assert_eq!((s.uptime_seconds, s.prefixes_received), (Some(12), Some(3)));
         let missing = neighbor_state(&n, None);
         assert_eq!((missing.state.as_str(), missing.established), ("NotConfigured", false));
+    }
+
+    /// FRR 8.4 keys a session on an interface by the interface's name.
+    #[test]
+    fn unnumbered_neighbour_state_is_found_by_interface() {
+        let n = lab_spec::node_config::Neighbor {
+            address: "10.0.0.122".parse().unwrap(),
+            remote_asn: 65000,
+            interface: "eth1".into(),
+            description: "spine1".into(),
+            route_reflector_client: false,
+            unnumbered: true,
+        };
+        let json: Value = serde_json::from_str(
+            r#"{"eth1":{"bgpNeighborAddr":"fe80::c8e3:75ff:fe05:8b32","remoteAs":65000,
+                "bgpState":"Established","bgpTimerUpMsec":29000,"addressFamilyInfo":{
+                "ipv4Unicast":{"acceptedPrefixCounter":1},"ipv6Unicast":{"acceptedPrefixCounter":1}}}}"#,
+        )
+        .unwrap();
+        let s = neighbor_state(&n, json.get(n.frr_name()));
+        assert!(s.established);
+        assert_eq!(s.interface.as_deref(), Some("eth1"));
+        assert_eq!(s.session(), "10.0.0.122 on eth1");
+        assert!(s.is_of(&n));
     }
 
     #[test]

@@ -124,6 +124,7 @@ mod tests {
                 established: false,
                 uptime_seconds: None,
                 prefixes_received: None,
+                interface: None,
             }],
             reconcile: ReconcileState {
                 ok: false,

@@ -196,6 +196,7 @@ token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b
             device: "vxlan10010".into(),
             bridge: "br10010".into(),
             address: Some("172.16.10.5/24".parse().unwrap()),
+            address6: None,
             local_vtep: "10.0.0.3".parse().unwrap(),
             port: 4789,
             access_ports: Vec::new(),

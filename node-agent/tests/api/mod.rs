@@ -51,6 +51,7 @@ pub fn template() -> HealthReport {
                 established: true,
                 uptime_seconds: Some(300),
                 prefixes_received: Some(7),
+                interface: None,
             },
             BgpNeighborState {
                 address: Ipv4Addr::new(10, 1, 0, 2),
@@ -60,6 +61,7 @@ pub fn template() -> HealthReport {
                 established: false,
                 uptime_seconds: None,
                 prefixes_received: None,
+                interface: None,
             },
         ],
         ospf: vec![],

@@ -211,6 +211,7 @@ fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
         kind: InterfaceKind::Port,
         mtu: None,
         address: address.map(|a| a.parse().unwrap()),
+        address6: None,
         description: description.into(),
         tc: None,
     }
@@ -240,6 +241,7 @@ pub fn router(
             controller: "192.168.200.1".parse().unwrap(),
         },
         loopback: Some(lo),
+        loopback6: None,
         interfaces: vec![port("eth1", Some(eth1), &format!("to {peer}"))],
         bgp: Some(Bgp {
             asn,
@@ -256,6 +258,7 @@ pub fn router(
                 interface: "eth1".into(),
                 description: peer.into(),
                 route_reflector_client: false,
+                unnumbered: false,
             }],
             networks: vec![ipnet::Ipv4Net::from(lo)],
             timers: BgpTimers { keepalive: 1, hold: 3, connect_retry: 1 },
@@ -296,6 +299,7 @@ pub fn leaf() -> NodeConfig {
         device: format!("vxlan{vni}"),
         bridge: format!("br{vni}"),
         address: None,
+        address6: None,
         local_vtep: vtep,
         port: 4789,
         access_ports: vec![port.into()],

@@ -78,9 +78,12 @@ pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     for (node, config) in &fleet.nodes {
         let Some(bgp) = &config.bgp else { continue };
         for n in &bgp.neighbors {
-            let name = format!("{node} -> {} ({})", n.description, n.address);
+            let name = match n.unnumbered {
+                true => format!("{node} -> {} on {} ({})", n.description, n.interface, n.address),
+                false => format!("{node} -> {} ({})", n.description, n.address),
+            };
             let (ok, detail) = match reports.get(node) {
-                Some(Ok(r)) => match r.bgp.iter().find(|s| s.address == n.address) {
+                Some(Ok(r)) => match r.bgp.iter().find(|s| s.is_of(n)) {
                     Some(s) if s.established => (true, "Established".to_string()),
                     Some(s) => (false, format!("{} (want Established)", s.state)),
                     None => (false, "the agent does not report this neighbour".into()),
@@ -311,6 +314,7 @@ pub(crate) mod tests {
             established: state == "Established",
             uptime_seconds: None,
             prefixes_received: None,
+            interface: None,
         }
     }
 
@@ -325,6 +329,7 @@ pub(crate) mod tests {
                 interface: format!("eth{}", i + 1),
                 description: format!("spine{}", i + 1),
                 route_reflector_client: false,
+                unnumbered: false,
             });
         }
         let mut r = report();

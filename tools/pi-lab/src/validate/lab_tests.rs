@@ -175,16 +175,17 @@ fn bgp(fleet: &FleetClient, report: &HealthReport, neighbor: &str, want: &str) -
     let Some(n) = report.bgp.iter().find(|n| names(fleet, neighbor, &n.description, n.address))
     else {
         let known: Vec<String> =
-            report.bgp.iter().map(|n| format!("{} ({})", n.description, n.address)).collect();
+            report.bgp.iter().map(|n| format!("{} ({})", n.description, n.session())).collect();
         return Outcome::Fail(format!(
             "no BGP neighbour {neighbor}; neighbours: {}",
             or_none(&known)
         ));
     };
+    let (name, session) = (&n.description, n.session());
     if n.state.eq_ignore_ascii_case(want) {
-        Outcome::Pass(format!("{} ({}) is {}", n.description, n.address, n.state))
+        Outcome::Pass(format!("{name} ({session}) is {}", n.state))
     } else {
-        Outcome::Fail(format!("{} ({}) is {} (want {want})", n.description, n.address, n.state))
+        Outcome::Fail(format!("{name} ({session}) is {} (want {want})", n.state))
     }
 }
 
