@@ -164,3 +164,13 @@ fn numbered_dual_stack_carries_ipv6_on_the_ipv4_sessions() {
     assert!(v6.starts_with("  network 2001:db8::65/128\n  neighbor SPINES activate\n"), "{text}");
     assert!(configs["leaf1"].interfaces[0].address6.is_some());
 }
+
+#[test]
+fn lab_tests_may_name_ipv6_addresses_and_prefixes() {
+    let text = format!(
+        "{}\n[[validate]]\nname = \"v6\"\nnodes = [\"leaf1\"]\nping = \"2001:db8::13\"\n\n[[validate]]\nname = \"v6-route\"\nnodes = [\"leaf1\"]\nroute = \"2001:db8::13/128\"\n",
+        example_text("fabric-unnumbered.toml")
+    );
+    let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(lab.tests.len(), 4);
+}

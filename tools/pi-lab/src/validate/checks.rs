@@ -201,9 +201,9 @@ pub struct Ping {
     pub from_node: String,
     /// The sender's own address in the segment: the ping goes from it, so
     /// a leaf's echo leaves from its bridge, not from another address.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     pub to: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
 }
 
 impl Ping {
@@ -213,23 +213,33 @@ impl Ping {
 }
 
 /// Every ordered pair of members of a segment on different nodes: its
-/// hosts, and its leaves when it is irb (the plan lists both).
+/// hosts, and its leaves when it is irb (the plan lists both); in IPv4,
+/// then in IPv6 when the segment is dual-stack.
 pub fn pings(fleet: &FleetClient) -> Vec<Ping> {
     let mut out = Vec::new();
     for segment in &fleet.segments {
-        for (from, source) in &segment.hosts {
-            for (to, address) in &segment.hosts {
-                let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
-                if node(from) != node(to) {
-                    out.push(Ping {
-                        segment: segment.name.clone(),
-                        from_node: node(from),
-                        source: source.addr(),
-                        to: to.clone(),
-                        address: address.addr(),
-                    });
-                }
-            }
+        let v4 = segment.hosts.iter().map(|(k, a)| (k, IpAddr::V4(a.addr())));
+        let v6 = segment.hosts6.iter().map(|(k, a)| (k, IpAddr::V6(a.addr())));
+        for family in [v4.collect::<Vec<_>>(), v6.collect()] {
+            out.extend(pairs(&segment.name, &family));
+        }
+    }
+    out
+}
+
+/// A ping from each member to each member on another node.
+fn pairs(segment: &str, members: &[(&String, IpAddr)]) -> Vec<Ping> {
+    let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+    let mut out = Vec::new();
+    for (from, source) in members {
+        for (to, address) in members.iter().filter(|(to, _)| node(to) != node(from)) {
+            out.push(Ping {
+                segment: segment.to_string(),
+                from_node: node(from),
+                source: *source,
+                to: to.to_string(),
+                address: *address,
+            });
         }
     }
     out
@@ -440,6 +450,43 @@ pub(crate) mod tests {
         assert_eq!(pings[0].name(), "blue: h1 -> h2:eth1 (172.16.10.2)");
         assert_eq!(pings[0].source, Ipv4Addr::new(172, 16, 10, 1));
         assert_eq!(pings[1].from_node, "h2");
+    }
+
+    #[test]
+    fn a_dual_stack_segment_is_pinged_in_both_families() {
+        let mut fleet = two_node_client();
+        let v4 = |a: &str| a.parse::<ipnet::Ipv4Net>().unwrap();
+        let v6 = |a: &str| a.parse::<ipnet::Ipv6Net>().unwrap();
+        fleet.segments.push(SegmentPlan {
+            name: "blue".into(),
+            vni: 10010,
+            flooding: FloodingMode::Static,
+            mode: SegmentMode::Bridge,
+            subnet: v4("172.16.10.0/24"),
+            access: Vec::new(),
+            vteps: BTreeMap::new(),
+            hosts: BTreeMap::from([
+                ("h1:eth1".into(), v4("172.16.10.1/24")),
+                ("h2:eth1".into(), v4("172.16.10.2/24")),
+            ]),
+            subnet6: Some(v6("2001:db8:2:a::/64")),
+            hosts6: BTreeMap::from([
+                ("h1:eth1".into(), v6("2001:db8:2:a::1/64")),
+                ("h2:eth1".into(), v6("2001:db8:2:a::2/64")),
+            ]),
+        });
+        let names: Vec<String> = pings(&fleet).iter().map(Ping::name).collect();
+        assert_eq!(
+            names,
+            [
+                "blue: h1 -> h2:eth1 (172.16.10.2)",
+                "blue: h2 -> h1:eth1 (172.16.10.1)",
+                "blue: h1 -> h2:eth1 (2001:db8:2:a::2)",
+                "blue: h2 -> h1:eth1 (2001:db8:2:a::1)",
+            ]
+        );
+        let ipv6 = &pings(&fleet)[2];
+        assert_eq!(ipv6.source, "2001:db8:2:a::1".parse::<std::net::Ipv6Addr>().unwrap());
     }
 
     #[test]
