@@ -29,6 +29,13 @@ pub fn render(cfg: &NodeConfig) -> String {
     interfaces(&mut out, cfg);
     if let Some(igp) = &cfg.igp {
         router_igp(&mut out, igp);
+        if cfg.runs_ospf6() {
+            let _ = write!(
+                out,
+                "router ospf6\n ospf6 router-id {}\n log-adjacency-changes\nexit\n!\n",
+                igp.router_id
+            );
+        }
     }
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
@@ -119,7 +126,7 @@ fn interfaces(out: &mut String, cfg: &NodeConfig) {
             let _ = writeln!(out, " description {}", one_line(&iface.description));
         }
         if let Some(igp) = igp.filter(|_| runs_igp) {
-            igp_interface(out, igp);
+            igp_interface(out, igp, cfg.loopback6.is_some());
         }
         if sends_ra {
             let _ = writeln!(out, " ipv6 nd ra-interval {RA_INTERVAL}\n no ipv6 nd suppress-ra");
@@ -127,17 +134,32 @@ fn interfaces(out: &mut String, cfg: &NodeConfig) {
         out.push_str("exit\n!\n");
     }
     if let Some(igp) = igp {
+        let v6 = cfg.loopback6.is_some();
         out.push_str("interface lo\n");
-        let _ = match igp.protocol {
-            IgpProtocol::Ospf => writeln!(out, " ip ospf area {}\n ip ospf passive", igp.area),
-            IgpProtocol::Isis => writeln!(out, " ip router isis {ISIS_INSTANCE}\n isis passive"),
+        let _ = match (igp.protocol, v6) {
+            (IgpProtocol::Ospf, false) => {
+                writeln!(out, " ip ospf area {}\n ip ospf passive", igp.area)
+            }
+            (IgpProtocol::Ospf, true) => writeln!(
+                out,
+                " ip ospf area {0}\n ip ospf passive\n ipv6 ospf6 area {0}\n ipv6 ospf6 passive",
+                igp.area
+            ),
+            (IgpProtocol::Isis, false) => {
+                writeln!(out, " ip router isis {ISIS_INSTANCE}\n isis passive")
+            }
+            (IgpProtocol::Isis, true) => writeln!(
+                out,
+                " ip router isis {ISIS_INSTANCE}\n ipv6 router isis {ISIS_INSTANCE}\n isis passive"
+            ),
         };
         out.push_str("exit\n!\n");
     }
 }
 
-/// A point-to-point link in the IGP, with the lab's timers.
-fn igp_interface(out: &mut String, igp: &Igp) {
+/// A point-to-point link in the IGP, with the lab's timers; with `ipv6`,
+/// OSPFv3 beside OSPFv2, or IS-IS for both families.
+fn igp_interface(out: &mut String, igp: &Igp, ipv6: bool) {
     let t = igp.timers;
     let _ = match igp.protocol {
         IgpProtocol::Ospf => write!(
@@ -147,11 +169,22 @@ fn igp_interface(out: &mut String, igp: &Igp) {
         ),
         IgpProtocol::Isis => write!(
             out,
-            " ip router isis {ISIS_INSTANCE}\n isis network point-to-point\n isis hello-interval {}\n isis hello-multiplier {}\n",
-            t.hello,
-            t.hello_multiplier()
+            " ip router isis {ISIS_INSTANCE}\n{}{}",
+            if ipv6 { format!(" ipv6 router isis {ISIS_INSTANCE}\n") } else { String::new() },
+            format_args!(
+                " isis network point-to-point\n isis hello-interval {}\n isis hello-multiplier {}\n",
+                t.hello,
+                t.hello_multiplier()
+            )
         ),
     };
+    if ipv6 && igp.protocol == IgpProtocol::Ospf {
+        let _ = write!(
+            out,
+            " ipv6 ospf6 area {}\n ipv6 ospf6 network point-to-point\n ipv6 ospf6 hello-interval {}\n ipv6 ospf6 dead-interval {}\n",
+            igp.area, t.hello, t.dead
+        );
+    }
 }
 
 /// IS-IS regenerates an LSP at most every `lsp-gen-interval` (30 s by
@@ -297,6 +330,10 @@ fn activate(out: &mut String, groups: &[Group]) {
 /// The routing daemons pi-lab switches on and off in `/etc/frr/daemons`.
 pub const ROUTING_DAEMONS: [&str; 3] = ["bgpd", "ospfd", "isisd"];
 
+/// Daemons switched like [`ROUTING_DAEMONS`] where the file names them,
+/// and added only when wanted: OSPFv3 of a dual-stack OSPF underlay.
+pub const IPV6_DAEMONS: [&str; 1] = ["ospf6d"];
+
 /// `/etc/frr/daemons` with the routing daemons `cfg` needs set to `yes`
 /// and the others pi-lab manages set to `no`; every other line is kept.
 /// A daemon that runs for nothing costs a Pi 3B several MiB.
@@ -304,8 +341,9 @@ pub fn daemons(existing: &str, cfg: &NodeConfig) -> String {
     let wanted = cfg.frr_daemons();
     let mut seen = Vec::new();
     let mut out = String::new();
+    let managed = ROUTING_DAEMONS.iter().chain(&IPV6_DAEMONS);
     for line in existing.lines() {
-        let daemon = ROUTING_DAEMONS.iter().find(|d| {
+        let daemon = managed.clone().find(|d| {
             line.trim_start().strip_prefix(**d).is_some_and(|rest| rest.starts_with('='))
         });
         match daemon {
@@ -323,6 +361,9 @@ pub fn daemons(existing: &str, cfg: &NodeConfig) -> String {
     for d in ROUTING_DAEMONS.iter().filter(|d| !seen.contains(d)) {
         let on = if wanted.contains(d) { "yes" } else { "no" };
         let _ = writeln!(out, "{d}={on}");
+    }
+    for d in IPV6_DAEMONS.iter().filter(|d| !seen.contains(d) && wanted.contains(d)) {
+        let _ = writeln!(out, "{d}=yes");
     }
     out
 }

@@ -11,8 +11,8 @@ use crate::node_config::Role;
 /// (`last_run_age_seconds`, instead of a wall-clock time) and the ports a
 /// board lacks; 4 the lines changed by hand in FRR (`frr_hand_changes`);
 /// 5 the ports' impairments (`impairments`); 6 the interface of a BGP
-/// session on an interface (unnumbered). A reader of 6 reads 1 to 5 (the
-/// new fields are empty).
+/// session on an interface (unnumbered) and OSPFv3 neighbours (`ospf6`). A
+/// reader of 6 reads 1 to 5 (the new fields are empty).
 pub const HEALTH_SCHEMA: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,10 @@ pub struct HealthReport {
     /// IS-IS adjacencies of an IS-IS underlay, one per expected adjacency.
     #[serde(default)]
     pub isis: Vec<IgpAdjacencyState>,
+    /// OSPFv3 neighbours of a dual-stack OSPF underlay, one per expected
+    /// adjacency (left out when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ospf6: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,

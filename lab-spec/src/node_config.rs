@@ -440,7 +440,17 @@ impl NodeConfig {
             Some(IgpProtocol::Isis) => daemons.push("isisd"),
             None => {}
         }
+        if self.runs_ospf6() {
+            daemons.push("ospf6d");
+        }
         daemons
+    }
+
+    /// A dual-stack router of an OSPF underlay runs OSPFv3 beside OSPFv2
+    /// (an IS-IS underlay carries IPv6 in the same instance).
+    pub fn runs_ospf6(&self) -> bool {
+        self.loopback6.is_some()
+            && self.igp.as_ref().is_some_and(|i| i.protocol == IgpProtocol::Ospf)
     }
 
     /// Hash of everything but `version` itself: the same content always gets

@@ -174,3 +174,32 @@ fn lab_tests_may_name_ipv6_addresses_and_prefixes() {
     let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(lab.tests.len(), 4);
 }
+
+/// An IGP fabric example made dual-stack.
+fn dual_stack(example: &str) -> String {
+    let pools = "[pools]\nloopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"\n\n[underlay]";
+    example_text(example).replacen("[underlay]", pools, 1)
+}
+
+#[test]
+fn dual_stack_igps_carry_ipv6() {
+    let ospf = configs(&dual_stack("fabric-ospf.toml"));
+    let leaf1 = &ospf["leaf1"];
+    assert_eq!(leaf1.frr_daemons(), ["bgpd", "ospfd", "ospf6d"]);
+    insta::assert_snapshot!("fabric_ospf_dual_stack_leaf1_frr", lab_spec::frr::render(leaf1));
+    let daemons = lab_spec::frr::daemons("bgpd=no\nospfd=no\nisisd=no\n", leaf1);
+    assert_eq!(daemons, "bgpd=yes\nospfd=yes\nisisd=no\nospf6d=yes\n");
+    let isis = configs(&dual_stack("fabric-isis.toml"));
+    insta::assert_snapshot!(
+        "fabric_isis_dual_stack_leaf1_frr",
+        lab_spec::frr::render(&isis["leaf1"])
+    );
+    assert_eq!(isis["leaf1"].frr_daemons(), ["bgpd", "isisd"]);
+    // Without IPv6 the daemons file gets no ospf6d line, and one that has
+    // it is switched off.
+    let v4 = configs(&example_text("fabric-ospf.toml"));
+    let daemons = lab_spec::frr::daemons("bgpd=no\nospfd=no\nisisd=no\n", &v4["leaf1"]);
+    assert_eq!(daemons, "bgpd=yes\nospfd=yes\nisisd=no\n");
+    let daemons = lab_spec::frr::daemons("ospf6d=yes\n", &v4["leaf1"]);
+    assert_eq!(daemons, "ospf6d=no\nbgpd=yes\nospfd=yes\nisisd=no\n");
+}

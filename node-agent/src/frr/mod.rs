@@ -78,7 +78,7 @@ use serde_json::Value;
 use kept::Kept;
 
 /// The FRR daemons whose restarts the agent notices (their pid files).
-pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
+pub const DAEMONS: [&str; 5] = ["zebra", "bgpd", "ospfd", "isisd", "ospf6d"];
 
 /// On a board, the mark that lets frr.service start (see `Frr::want_unit`).
 pub const FRR_WANTED: &str = "/run/pi-lab/frr-wanted";
@@ -712,6 +712,16 @@ impl FrrQuery {
         };
         let json = self.show(daemon, lab_spec::frr_state::show_command(igp.protocol))?;
         Ok(lab_spec::frr_state::adjacencies(igp, &json))
+    }
+
+    /// The OSPFv3 neighbours of a dual-stack OSPF underlay, as FRR sees
+    /// them; none asked for otherwise.
+    pub fn ospf6_adjacencies(&self, cfg: &NodeConfig) -> Result<Vec<IgpAdjacencyState>, FrrError> {
+        let Some(igp) = cfg.igp.as_ref().filter(|_| cfg.runs_ospf6()) else {
+            return Ok(Vec::new());
+        };
+        let json = self.show("ospf6d", lab_spec::frr_state::OSPF6_SHOW)?;
+        Ok(lab_spec::frr_state::ospf6_adjacencies(igp, &json))
     }
 }
 

@@ -66,6 +66,7 @@ pub fn template() -> HealthReport {
         ],
         ospf: vec![],
         isis: vec![],
+        ospf6: vec![],
         vxlan: vec![VniState {
             vni: 10010,
             device: "vxlan10010".into(),

@@ -16,6 +16,8 @@ pub enum Kind {
     Bgp,
     Ospf,
     Isis,
+    /// OSPFv3 of a dual-stack OSPF underlay.
+    Ospf6,
     Vxlan,
     Reachability,
     Sflow,
@@ -29,6 +31,7 @@ impl std::fmt::Display for Kind {
             Kind::Bgp => "bgp",
             Kind::Ospf => "ospf",
             Kind::Isis => "isis",
+            Kind::Ospf6 => "ospf6",
             Kind::Vxlan => "vxlan",
             Kind::Test => "test",
             Kind::Reachability => "reachability",
@@ -98,33 +101,55 @@ pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
 }
 
 /// Every OSPF neighbour (Full) and IS-IS adjacency (Up) of an IGP
-/// underlay, as each agent reports it.
+/// underlay, and OSPFv3 neighbour of a dual-stack one, as each agent
+/// reports it.
 pub fn igp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     let mut checks = Vec::new();
     for (node, config) in &fleet.nodes {
         let Some(igp) = &config.igp else { continue };
-        let (kind, want) = match igp.protocol {
-            IgpProtocol::Ospf => (Kind::Ospf, "Full"),
-            IgpProtocol::Isis => (Kind::Isis, "Up"),
+        let mut kinds = match igp.protocol {
+            IgpProtocol::Ospf => vec![(Kind::Ospf, "Full")],
+            IgpProtocol::Isis => vec![(Kind::Isis, "Up")],
         };
-        for n in &igp.neighbors {
-            let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
-            let (ok, detail) = match reports.get(node) {
-                Some(Ok(r)) => {
-                    let list = if kind == Kind::Ospf { &r.ospf } else { &r.isis };
-                    match list.iter().find(|a| a.interface == n.interface) {
-                        Some(a) if a.up => (true, a.state.clone()),
-                        Some(a) => (false, format!("{} (want {want})", a.state)),
-                        None => (false, "the agent does not report this adjacency".into()),
-                    }
-                }
-                Some(Err(e)) => (false, e.clone()),
-                None => (false, "no answer".into()),
-            };
-            checks.push(Check::new(kind, node, name, ok, detail));
+        if config.runs_ospf6() {
+            kinds.push((Kind::Ospf6, "Full"));
+        }
+        for (kind, want) in kinds {
+            checks.extend(adjacency_checks(node, igp, kind, want, reports.get(node)));
         }
     }
     checks
+}
+
+/// One check per adjacency `igp` expects, of one protocol.
+fn adjacency_checks(
+    node: &str,
+    igp: &lab_spec::node_config::Igp,
+    kind: Kind,
+    want: &str,
+    report: Option<&Result<HealthReport, String>>,
+) -> Vec<Check> {
+    let list = |r: &HealthReport| match kind {
+        Kind::Ospf => r.ospf.clone(),
+        Kind::Ospf6 => r.ospf6.clone(),
+        _ => r.isis.clone(),
+    };
+    igp.neighbors
+        .iter()
+        .map(|n| {
+            let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
+            let (ok, detail) = match report {
+                Some(Ok(r)) => match list(r).iter().find(|a| a.interface == n.interface) {
+                    Some(a) if a.up => (true, a.state.clone()),
+                    Some(a) => (false, format!("{} (want {want})", a.state)),
+                    None => (false, "the agent does not report this adjacency".into()),
+                },
+                Some(Err(e)) => (false, e.clone()),
+                None => (false, "no answer".into()),
+            };
+            Check::new(kind, node, name, ok, detail)
+        })
+        .collect()
 }
 
 /// Every VNI of every leaf floods to exactly the other VTEPs of its
