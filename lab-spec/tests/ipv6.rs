@@ -203,3 +203,35 @@ fn dual_stack_igps_carry_ipv6() {
     let daemons = lab_spec::frr::daemons("ospf6d=yes\n", &v4["leaf1"]);
     assert_eq!(daemons, "ospf6d=no\nbgpd=yes\nospfd=yes\nisisd=no\n");
 }
+
+/// netlab's way: ipv6 in the addressing pools, `unnumbered` on a link, on
+/// one interface of a link, or on the whole p2p pool.
+#[cfg(feature = "netlab")]
+#[test]
+fn netlab_ipv6_pools_and_unnumbered_links_convert() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/netlab/unnumbered-ipv6.yml");
+    let (_, plan, configs) =
+        lab_spec::compile_file(&path, "secret").unwrap_or_else(|e| panic!("{e}"));
+    let underlay: Vec<_> = plan.links.iter().filter(|l| l.segment.is_none()).collect();
+    assert_eq!(underlay.len(), 2);
+    assert!(underlay.iter().all(|l| l.unnumbered), "on the link and on one interface");
+    assert_eq!(plan.nodes["spine"].loopback6, Some("2001:db8::1".parse().unwrap()));
+    let ha = &configs["ha"];
+    assert!(ha.interfaces[0].address6.is_some_and(|a| a.to_string().starts_with("2001:db8:20:")));
+    assert!(configs["spine"].bgp.as_ref().unwrap().neighbors.iter().all(|n| n.unnumbered));
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "addressing:\n",
+        "addressing:\n  p2p:\n    unnumbered: true\n",
+        1,
+    );
+    let text = text
+        .replace("  unnumbered: true\n- interfaces", "- interfaces")
+        .replace(", unnumbered: true", "");
+    let import = lab_spec::netlab::convert(&text, "t.yml", "t").unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        import.toml.contains("[underlay]\nprotocol = \"ebgp\"\nunnumbered = true\n"),
+        "{}",
+        import.toml
+    );
+}
