@@ -50,6 +50,7 @@ fn fixture() -> &'static Fixture {
             bgp: Vec::new(),
             ospf: Vec::new(),
             isis: Vec::new(),
+            ospf6: Vec::new(),
             vxlan: Vec::new(),
             sflow: SflowState::default(),
             reconcile: ReconcileState::default(),

@@ -68,6 +68,9 @@ pub struct Space<'a> {
     pub count: u64,
     /// Slot number to its value as people read it.
     pub show: Box<dyn Fn(u64) -> String + 'a>,
+    /// Home slots chosen by the caller instead of the hash of the key (an
+    /// IPv6 address takes the host number of its IPv4 twin), modulo `count`.
+    pub homes: BTreeMap<String, u64>,
     taken: HashMap<u64, String>,
 }
 
@@ -95,6 +98,7 @@ impl<'a> Space<'a> {
             pool_span,
             count,
             show: Box::new(show),
+            homes: BTreeMap::new(),
             taken: HashMap::new(),
         }
     }
@@ -167,9 +171,16 @@ impl<'a> Space<'a> {
         }
     }
 
+    fn home(&self, key: &str) -> u64 {
+        match self.homes.get(key) {
+            Some(home) if self.count > 0 => home % self.count,
+            _ => home_slot(key, self.count),
+        }
+    }
+
     /// The home slot if free, else the next free one; and who sits at home.
     fn probe(&self, key: &str) -> (u64, Option<String>) {
-        let home = home_slot(key, self.count);
+        let home = self.home(key);
         let mut slot = home;
         while self.taken.contains_key(&slot) {
             slot = (slot + 1) % self.count;
@@ -194,7 +205,7 @@ impl<'a> Space<'a> {
     }
 
     fn displaced(&self, want: &Want, other: &str, slot: u64) -> Diagnostic {
-        let home = home_slot(&want.key, self.count);
+        let home = self.home(&want.key);
         Diagnostic::warning(
             want.span.clone(),
             format!(

@@ -12,7 +12,7 @@ use crate::node_config::{
     Interface, LOOPBACK_SESSION, Management, NODE_CONFIG_SCHEMA, Neighbor, NodeConfig, Role,
     Segment, Sflow, VXLAN_PORT,
 };
-use crate::plan::{EndPlan, LinkPlan, Plan, PlannedLinkKind};
+use crate::plan::{EndPlan, LinkPlan, Plan, PlannedLinkKind, SegmentPlan};
 
 /// One `NodeConfig` per node of a lab, keyed by node name. `token` is the
 /// lab's bearer token; only its SHA-256 ends up in the configs.
@@ -41,6 +41,7 @@ fn node_config(lab: &Lab, plan: &Plan, node: &Node, token: &str) -> Option<NodeC
             controller: lab.management.controller,
         },
         loopback: planned.loopback,
+        loopback6: planned.loopback6,
         bgp: bgp(lab, plan, node),
         igp: igp(lab, plan, node),
         vxlan: vxlan(lab, plan, node),
@@ -90,6 +91,7 @@ fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
                 kind: interface_kind(&mine.interface),
                 mtu: link.mtu.or(host_mtu),
                 address: mine.address,
+                address6: mine.address6,
                 description: format!("to {}:{}", peer.node, peer.interface),
                 tc: lab.tc_of(&mine.node, &mine.interface).cloned(),
             }
@@ -103,6 +105,7 @@ fn interfaces(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Interface> {
                     kind: port.kind(),
                     mtu: None,
                     address: None,
+                    address6: None,
                     description: format!("access port of segment {}", seg.name),
                     tc: None,
                 });
@@ -139,16 +142,23 @@ fn bgp(lab: &Lab, plan: &Plan, node: &Node) -> Option<Bgp> {
     })
 }
 
+/// A session across every router link: to the peer's address, or on the
+/// interface when the link is unnumbered (named by the peer's loopback).
 fn ebgp_neighbors(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Neighbor> {
     ends(plan, &node.name)
         .filter(|(link, _, _)| link.kind == PlannedLinkKind::Underlay)
-        .filter_map(|(_, mine, peer)| {
+        .filter_map(|(link, mine, peer)| {
+            let address = match link.unnumbered {
+                true => plan.nodes.get(&peer.node)?.loopback?,
+                false => peer.address?.addr(),
+            };
             Some(Neighbor {
-                address: peer.address?.addr(),
+                address,
                 remote_asn: lab.asn_of(lab.nodes.get(&peer.node)?)?,
                 interface: mine.interface.clone(),
                 description: peer.node.clone(),
                 route_reflector_client: false,
+                unnumbered: link.unnumbered,
             })
         })
         .collect()
@@ -170,6 +180,7 @@ fn ibgp_neighbors(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Neighbor> {
                 interface: LOOPBACK_SESSION.to_string(),
                 description: peer.name.clone(),
                 route_reflector_client: me_reflector && !is_reflector(lab, peer),
+                unnumbered: false,
             })
         })
         .collect()
@@ -217,6 +228,7 @@ fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {
             device: format!("vxlan{}", s.vni),
             bridge: s.bridge(),
             address: irb_address(plan, s, &node.name),
+            address6: segment_plan(plan, s).and_then(|p| p.irb_address6(&node.name)),
             local_vtep,
             port: VXLAN_PORT,
             access_ports: s
@@ -233,7 +245,11 @@ fn vxlan(lab: &Lab, plan: &Plan, node: &Node) -> Vec<Segment> {
 /// The leaf's address on the segment's bridge, planned for irb segments
 /// only.
 fn irb_address(plan: &Plan, segment: &SegmentSpec, me: &str) -> Option<Ipv4Net> {
-    plan.segments.iter().find(|p| p.name == segment.name)?.irb_address(me)
+    segment_plan(plan, segment)?.irb_address(me)
+}
+
+fn segment_plan<'p>(plan: &'p Plan, segment: &SegmentSpec) -> Option<&'p SegmentPlan> {
+    plan.segments.iter().find(|p| p.name == segment.name)
 }
 
 fn flooding(plan: &Plan, segment: &SegmentSpec, me: &str) -> Flooding {

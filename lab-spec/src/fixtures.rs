@@ -59,6 +59,7 @@ pub fn bare(hostname: &str, management: &str) -> NodeConfig {
             controller: address.hosts().next().unwrap_or(address.addr()),
         },
         loopback: None,
+        loopback6: None,
         interfaces: Vec::new(),
         bgp: None,
         igp: None,
@@ -128,6 +129,7 @@ pub fn port(name: &str, address: Option<&str>, description: &str) -> Interface {
         kind: InterfaceKind::Port,
         mtu: None,
         address: address.map(addr),
+        address6: None,
         description: description.into(),
         tc: None,
     }
@@ -153,6 +155,7 @@ pub fn bgp_link(cfg: &mut NodeConfig, port: Interface, peer: &str, peer_asn: u32
             interface: port.name.clone(),
             description: peer.into(),
             route_reflector_client: false,
+            unnumbered: false,
         });
     }
     cfg.interfaces.push(port);
@@ -173,6 +176,7 @@ pub fn segment(
         device: format!("vxlan{vni}"),
         bridge: format!("br{vni}"),
         address: None,
+        address6: None,
         local_vtep: addr(local_vtep),
         port: VXLAN_PORT,
         access_ports: access_ports.iter().map(|p| p.to_string()).collect(),

@@ -29,6 +29,13 @@ pub fn render(cfg: &NodeConfig) -> String {
     interfaces(&mut out, cfg);
     if let Some(igp) = &cfg.igp {
         router_igp(&mut out, igp);
+        if cfg.runs_ospf6() {
+            let _ = write!(
+                out,
+                "router ospf6\n ospf6 router-id {}\n log-adjacency-changes\nexit\n!\n",
+                igp.router_id
+            );
+        }
     }
     if let Some(bgp) = &cfg.bgp {
         router_bgp(&mut out, cfg, bgp);
@@ -90,17 +97,28 @@ fn header(out: &mut String, cfg: &NodeConfig) {
     // Routers forward; zebra sets the sysctl (a namespace starts with 0).
     if cfg.role != Role::Host {
         out.push_str("ip forwarding\n");
+        if cfg.loopback6.is_some() {
+            out.push_str("ipv6 forwarding\n");
+        }
     }
     out.push_str("!\n");
 }
 
-/// Every interface with a description, and with the IGP where it runs;
-/// then the loopback, a passive IGP member.
+/// Seconds between router advertisements on an unnumbered port: the peer
+/// finds our link-local address in them, so a short interval brings a
+/// session up soon after a link or FRR restart.
+pub const RA_INTERVAL: u16 = 3;
+
+/// Every interface with a description, with the IGP where it runs and
+/// router advertisements where BGP runs unnumbered; then the loopback, a
+/// passive IGP member.
 fn interfaces(out: &mut String, cfg: &NodeConfig) {
     let igp = cfg.igp.as_ref();
+    let unnumbered = cfg.unnumbered_ports();
     for iface in &cfg.interfaces {
         let runs_igp = igp.is_some_and(|i| i.neighbors.iter().any(|n| n.interface == iface.name));
-        if iface.description.trim().is_empty() && !runs_igp {
+        let sends_ra = unnumbered.contains(&iface.name.as_str());
+        if iface.description.trim().is_empty() && !runs_igp && !sends_ra {
             continue;
         }
         let _ = writeln!(out, "interface {}", iface.name);
@@ -108,22 +126,40 @@ fn interfaces(out: &mut String, cfg: &NodeConfig) {
             let _ = writeln!(out, " description {}", one_line(&iface.description));
         }
         if let Some(igp) = igp.filter(|_| runs_igp) {
-            igp_interface(out, igp);
+            igp_interface(out, igp, cfg.loopback6.is_some());
+        }
+        if sends_ra {
+            let _ = writeln!(out, " ipv6 nd ra-interval {RA_INTERVAL}\n no ipv6 nd suppress-ra");
         }
         out.push_str("exit\n!\n");
     }
     if let Some(igp) = igp {
+        let v6 = cfg.loopback6.is_some();
         out.push_str("interface lo\n");
-        let _ = match igp.protocol {
-            IgpProtocol::Ospf => writeln!(out, " ip ospf area {}\n ip ospf passive", igp.area),
-            IgpProtocol::Isis => writeln!(out, " ip router isis {ISIS_INSTANCE}\n isis passive"),
+        let _ = match (igp.protocol, v6) {
+            (IgpProtocol::Ospf, false) => {
+                writeln!(out, " ip ospf area {}\n ip ospf passive", igp.area)
+            }
+            (IgpProtocol::Ospf, true) => writeln!(
+                out,
+                " ip ospf area {0}\n ip ospf passive\n ipv6 ospf6 area {0}\n ipv6 ospf6 passive",
+                igp.area
+            ),
+            (IgpProtocol::Isis, false) => {
+                writeln!(out, " ip router isis {ISIS_INSTANCE}\n isis passive")
+            }
+            (IgpProtocol::Isis, true) => writeln!(
+                out,
+                " ip router isis {ISIS_INSTANCE}\n ipv6 router isis {ISIS_INSTANCE}\n isis passive"
+            ),
         };
         out.push_str("exit\n!\n");
     }
 }
 
-/// A point-to-point link in the IGP, with the lab's timers.
-fn igp_interface(out: &mut String, igp: &Igp) {
+/// A point-to-point link in the IGP, with the lab's timers; with `ipv6`,
+/// OSPFv3 beside OSPFv2, or IS-IS for both families.
+fn igp_interface(out: &mut String, igp: &Igp, ipv6: bool) {
     let t = igp.timers;
     let _ = match igp.protocol {
         IgpProtocol::Ospf => write!(
@@ -133,11 +169,22 @@ fn igp_interface(out: &mut String, igp: &Igp) {
         ),
         IgpProtocol::Isis => write!(
             out,
-            " ip router isis {ISIS_INSTANCE}\n isis network point-to-point\n isis hello-interval {}\n isis hello-multiplier {}\n",
-            t.hello,
-            t.hello_multiplier()
+            " ip router isis {ISIS_INSTANCE}\n{}{}",
+            if ipv6 { format!(" ipv6 router isis {ISIS_INSTANCE}\n") } else { String::new() },
+            format_args!(
+                " isis network point-to-point\n isis hello-interval {}\n isis hello-multiplier {}\n",
+                t.hello,
+                t.hello_multiplier()
+            )
         ),
     };
+    if ipv6 && igp.protocol == IgpProtocol::Ospf {
+        let _ = write!(
+            out,
+            " ipv6 ospf6 area {}\n ipv6 ospf6 network point-to-point\n ipv6 ospf6 hello-interval {}\n ipv6 ospf6 dead-interval {}\n",
+            igp.area, t.hello, t.dead
+        );
+    }
 }
 
 /// IS-IS regenerates an LSP at most every `lsp-gen-interval` (30 s by
@@ -200,7 +247,6 @@ fn groups<'a>(cfg: &NodeConfig, bgp: &'a Bgp) -> Vec<Group<'a>> {
 fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
     let groups = groups(cfg, bgp);
     let t = bgp.timers;
-    let ebgp = groups.iter().any(|g| !g.loopbacks);
     let ibgp = groups.iter().any(|g| g.loopbacks);
     let _ = writeln!(out, "router bgp {}", bgp.asn);
     let _ = writeln!(out, " bgp router-id {}", bgp.router_id);
@@ -218,30 +264,14 @@ fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
     }
     for g in &groups {
         for n in &g.members {
-            let _ = writeln!(out, " neighbor {} remote-as {}", n.address, n.remote_asn);
-            let _ = writeln!(out, " neighbor {} peer-group {}", n.address, g.name);
-            if !n.description.trim().is_empty() {
-                let _ = writeln!(
-                    out,
-                    " neighbor {} description {}",
-                    n.address,
-                    one_line(&n.description)
-                );
-            }
+            neighbor(out, n, g.name);
         }
     }
-    out.push_str(" !\n address-family ipv4 unicast\n");
-    for net in &bgp.networks {
-        let _ = writeln!(out, "  network {}", net.trunc());
+    let networks: Vec<String> = bgp.networks.iter().map(|n| n.trunc().to_string()).collect();
+    unicast(out, "ipv4", &networks, &groups, bgp.multipath);
+    if let Some(lo6) = cfg.loopback6 {
+        unicast(out, "ipv6", &[format!("{lo6}/128")], &groups, bgp.multipath);
     }
-    activate(out, &groups);
-    if ebgp || !ibgp {
-        let _ = writeln!(out, "  maximum-paths {}", bgp.multipath);
-    }
-    if ibgp {
-        let _ = writeln!(out, "  maximum-paths ibgp {}", bgp.multipath);
-    }
-    out.push_str(" exit-address-family\n");
     if bgp.evpn {
         out.push_str(" !\n address-family l2vpn evpn\n");
         activate(out, &groups);
@@ -251,6 +281,40 @@ fn router_bgp(out: &mut String, cfg: &NodeConfig, bgp: &Bgp) {
         out.push_str(" exit-address-family\n");
     }
     out.push_str("exit\n!\n");
+}
+
+/// One neighbour in its group: by address, or on its interface.
+fn neighbor(out: &mut String, n: &Neighbor, group: &str) {
+    let name = n.frr_name();
+    if n.unnumbered {
+        let _ = writeln!(out, " neighbor {name} interface peer-group {group}");
+        let _ = writeln!(out, " neighbor {name} remote-as {}", n.remote_asn);
+    } else {
+        let _ = writeln!(out, " neighbor {name} remote-as {}", n.remote_asn);
+        let _ = writeln!(out, " neighbor {name} peer-group {group}");
+    }
+    if !n.description.trim().is_empty() {
+        let _ = writeln!(out, " neighbor {name} description {}", one_line(&n.description));
+    }
+}
+
+/// `address-family ipv4 unicast` or `ipv6 unicast`: the node's prefixes,
+/// every group, ECMP (across ASes for eBGP, within the AS for iBGP).
+fn unicast(out: &mut String, family: &str, networks: &[String], groups: &[Group], paths: u16) {
+    let ebgp = groups.iter().any(|g| !g.loopbacks);
+    let ibgp = groups.iter().any(|g| g.loopbacks);
+    let _ = writeln!(out, " !\n address-family {family} unicast");
+    for net in networks {
+        let _ = writeln!(out, "  network {net}");
+    }
+    activate(out, groups);
+    if ebgp || !ibgp {
+        let _ = writeln!(out, "  maximum-paths {paths}");
+    }
+    if ibgp {
+        let _ = writeln!(out, "  maximum-paths ibgp {paths}");
+    }
+    out.push_str(" exit-address-family\n");
 }
 
 /// `activate` every group in an address family, and reflect to clients.
@@ -266,6 +330,10 @@ fn activate(out: &mut String, groups: &[Group]) {
 /// The routing daemons pi-lab switches on and off in `/etc/frr/daemons`.
 pub const ROUTING_DAEMONS: [&str; 3] = ["bgpd", "ospfd", "isisd"];
 
+/// Daemons switched like [`ROUTING_DAEMONS`] where the file names them,
+/// and added only when wanted: OSPFv3 of a dual-stack OSPF underlay.
+pub const IPV6_DAEMONS: [&str; 1] = ["ospf6d"];
+
 /// `/etc/frr/daemons` with the routing daemons `cfg` needs set to `yes`
 /// and the others pi-lab manages set to `no`; every other line is kept.
 /// A daemon that runs for nothing costs a Pi 3B several MiB.
@@ -273,8 +341,9 @@ pub fn daemons(existing: &str, cfg: &NodeConfig) -> String {
     let wanted = cfg.frr_daemons();
     let mut seen = Vec::new();
     let mut out = String::new();
+    let managed = ROUTING_DAEMONS.iter().chain(&IPV6_DAEMONS);
     for line in existing.lines() {
-        let daemon = ROUTING_DAEMONS.iter().find(|d| {
+        let daemon = managed.clone().find(|d| {
             line.trim_start().strip_prefix(**d).is_some_and(|rest| rest.starts_with('='))
         });
         match daemon {
@@ -292,6 +361,9 @@ pub fn daemons(existing: &str, cfg: &NodeConfig) -> String {
     for d in ROUTING_DAEMONS.iter().filter(|d| !seen.contains(d)) {
         let on = if wanted.contains(d) { "yes" } else { "no" };
         let _ = writeln!(out, "{d}={on}");
+    }
+    for d in IPV6_DAEMONS.iter().filter(|d| !seen.contains(d) && wanted.contains(d)) {
+        let _ = writeln!(out, "{d}=yes");
     }
     out
 }

@@ -12,6 +12,9 @@
 //! show isis neighbor json
 //!   {"areas": [{"area": "UNDERLAY", "circuits": [{"adj": "spine1",
 //!               "interface": "eth1", "level": 2, "state": "Up"}, ...]}]}
+//! show ipv6 ospf6 neighbor json
+//!   {"neighbors": [{"neighborId": "10.0.0.122", "state": "Full",
+//!                   "interfaceName": "eth1", ...}, ...]}
 //! ```
 
 use serde_json::Value;
@@ -27,30 +30,53 @@ pub fn show_command(protocol: IgpProtocol) -> &'static str {
     }
 }
 
+/// The vtysh command whose JSON [`ospf6_adjacencies`] reads.
+pub const OSPF6_SHOW: &str = "show ipv6 ospf6 neighbor json";
+
 /// Every expected adjacency of `igp`, with its state from `json` (the
 /// output of [`show_command`]); `Missing` when FRR does not list it.
 pub fn adjacencies(igp: &Igp, json: &Value) -> Vec<IgpAdjacencyState> {
+    let (state, up): (StateOf, &str) = match igp.protocol {
+        IgpProtocol::Ospf => (ospf_state, "Full"),
+        IgpProtocol::Isis => (isis_state, "Up"),
+    };
+    states(igp, json, state, up)
+}
+
+/// The OSPFv3 neighbours a dual-stack OSPF underlay expects (one per
+/// OSPFv2 neighbour), from `json` (the output of [`OSPF6_SHOW`]).
+pub fn ospf6_adjacencies(igp: &Igp, json: &Value) -> Vec<IgpAdjacencyState> {
+    states(igp, json, ospf6_state, "Full")
+}
+
+/// Finds one expected adjacency's state in FRR's JSON.
+type StateOf = fn(&IgpNeighbor, &Value) -> Option<String>;
+
+fn states(igp: &Igp, json: &Value, state: StateOf, up: &str) -> Vec<IgpAdjacencyState> {
     igp.neighbors
         .iter()
         .map(|n| {
-            let state = match igp.protocol {
-                IgpProtocol::Ospf => ospf_state(n, json),
-                IgpProtocol::Isis => isis_state(n, json),
-            };
-            let state = state.unwrap_or_else(|| "Missing".to_string());
-            let up = match igp.protocol {
-                IgpProtocol::Ospf => state == "Full",
-                IgpProtocol::Isis => state == "Up",
-            };
+            let state = state(n, json).unwrap_or_else(|| "Missing".to_string());
             IgpAdjacencyState {
                 interface: n.interface.clone(),
                 router_id: n.router_id,
                 description: n.description.clone(),
+                up: state == up,
                 state,
-                up,
             }
         })
         .collect()
+}
+
+/// OSPFv3 lists neighbours with their interface.
+fn ospf6_state(n: &IgpNeighbor, json: &Value) -> Option<String> {
+    let entries = json.get("neighbors")?.as_array()?;
+    let id = n.router_id.to_string();
+    let entry = entries.iter().find(|e| {
+        e.get("neighborId").and_then(Value::as_str) == Some(id.as_str())
+            && e.get("interfaceName").and_then(Value::as_str) == Some(n.interface.as_str())
+    })?;
+    Some(entry.get("state").and_then(Value::as_str)?.to_string())
 }
 
 /// Every adjacency as `Missing`: FRR did not answer.
@@ -135,6 +161,21 @@ mod tests {
         assert_eq!(states[0].description, "spine1");
         let none = unknown(&igp(IgpProtocol::Ospf));
         assert!(none.iter().all(|s| s.state == "Missing" && !s.up));
+    }
+
+    #[test]
+    fn ospf6_neighbours_by_router_id_and_interface() {
+        let json: Value = serde_json::from_str(
+            r#"{"neighbors":[{"neighborId":"10.0.0.2","state":"Full","ifState":"PointToPoint",
+                "interfaceName":"eth1"},{"neighborId":"10.0.0.3","state":"ExStart",
+                "interfaceName":"eth2"}]}"#,
+        )
+        .expect("json");
+        let states = ospf6_adjacencies(&igp(IgpProtocol::Ospf), &json);
+        let got: Vec<(&str, bool)> = states.iter().map(|s| (s.state.as_str(), s.up)).collect();
+        assert_eq!(got, vec![("Full", true), ("ExStart", false)]);
+        let none = ospf6_adjacencies(&igp(IgpProtocol::Ospf), &Value::Null);
+        assert!(none.iter().all(|s| s.state == "Missing"));
     }
 
     #[test]

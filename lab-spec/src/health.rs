@@ -10,9 +10,10 @@ use crate::node_config::Role;
 /// reports the age of the last pass from the board's monotonic clock
 /// (`last_run_age_seconds`, instead of a wall-clock time) and the ports a
 /// board lacks; 4 the lines changed by hand in FRR (`frr_hand_changes`);
-/// 5 the ports' impairments (`impairments`). A reader of 5 reads 1 to 4
-/// (the new fields are empty).
-pub const HEALTH_SCHEMA: u32 = 5;
+/// 5 the ports' impairments (`impairments`); 6 the interface of a BGP
+/// session on an interface (unnumbered) and OSPFv3 neighbours (`ospf6`). A
+/// reader of 6 reads 1 to 5 (the new fields are empty).
+pub const HEALTH_SCHEMA: u32 = 6;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthReport {
@@ -32,6 +33,10 @@ pub struct HealthReport {
     /// IS-IS adjacencies of an IS-IS underlay, one per expected adjacency.
     #[serde(default)]
     pub isis: Vec<IgpAdjacencyState>,
+    /// OSPFv3 neighbours of a dual-stack OSPF underlay, one per expected
+    /// adjacency (left out when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ospf6: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
@@ -79,6 +84,8 @@ pub struct System {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BgpNeighborState {
+    /// The peer's address; for a session on an interface, the peer's
+    /// router id (see `Neighbor::address`).
     pub address: Ipv4Addr,
     pub remote_asn: u32,
     pub description: String,
@@ -87,6 +94,26 @@ pub struct BgpNeighborState {
     pub established: bool,
     pub uptime_seconds: Option<u64>,
     pub prefixes_received: Option<u64>,
+    /// The local interface of a session on an interface (BGP unnumbered,
+    /// over IPv6 link-local addresses); `None` for a session to an address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl BgpNeighborState {
+    /// How people tell the session apart: `10.1.0.0`, or `10.0.0.122 on
+    /// eth1` for one on an interface.
+    pub fn session(&self) -> String {
+        match &self.interface {
+            Some(i) => format!("{} on {i}", self.address),
+            None => self.address.to_string(),
+        }
+    }
+
+    /// Is this the session of `n` (by address, and interface if it runs on one)?
+    pub fn is_of(&self, n: &crate::node_config::Neighbor) -> bool {
+        self.address == n.address && self.interface.as_deref().is_none_or(|i| i == n.interface)
+    }
 }
 
 /// A port's netem: what the lab file wants and what runs.

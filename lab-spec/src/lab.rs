@@ -3,9 +3,9 @@
 //! wrong later (address collisions are only found when planning).
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::diagnostics::{Source, Span};
@@ -26,6 +26,9 @@ pub mod defaults {
     pub const SEGMENT_PREFIX: u8 = 24;
     /// Prefix length of an allocated point-to-point link (RFC 3021).
     pub const P2P_PREFIX: u8 = 31;
+    /// Prefix length of an IPv6 link or segment allocated from `p2p6` or
+    /// `segments6`: a /64 each, as netlab and SLAAC expect.
+    pub const SUBNET6_PREFIX: u8 = 64;
     pub const SFLOW_PORT: u16 = 6343;
     pub const SFLOW_POLLING_INTERVAL: u32 = 20;
     pub const MULTIPATH: u16 = 8;
@@ -98,8 +101,24 @@ pub struct Pools {
     pub p2p: Ipv4Net,
     /// VXLAN segments, one /24 each.
     pub segments: Ipv4Net,
+    /// IPv6 router loopbacks, one /128 each. Given: the lab is dual-stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback6: Option<Ipv6Net>,
+    /// IPv6 on numbered router-to-router links, one /64 each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p2p6: Option<Ipv6Net>,
+    /// IPv6 in VXLAN segments, one /64 each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segments6: Option<Ipv6Net>,
     #[serde(skip)]
     pub spans: PoolSpans,
+}
+
+impl Pools {
+    /// Router loopbacks (and with them BGP) carry IPv6 too.
+    pub fn dual_stack(&self) -> bool {
+        self.loopback6.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -108,6 +127,9 @@ pub struct PoolSpans {
     pub p2p: Option<Span>,
     pub segments: Option<Span>,
     pub management: Option<Span>,
+    pub loopback6: Option<Span>,
+    pub p2p6: Option<Span>,
+    pub segments6: Option<Span>,
 }
 
 /// What carries loopback reachability between routers.
@@ -150,6 +172,10 @@ pub struct UnderlaySpec {
     /// OSPF area (dotted quad) or IS-IS area address; unused for eBGP.
     pub area: String,
     pub timers: IgpTimers,
+    /// Every router-to-router link is unnumbered (BGP unnumbered, RFC
+    /// 5549): no /31, eBGP over the interface's IPv6 link-local address.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unnumbered: bool,
     #[serde(skip)]
     pub spans: UnderlaySpans,
 }
@@ -160,6 +186,7 @@ impl Default for UnderlaySpec {
             protocol: UnderlayProtocol::Ebgp,
             area: String::new(),
             timers: IgpTimers::default(),
+            unnumbered: false,
             spans: UnderlaySpans::default(),
         }
     }
@@ -171,6 +198,7 @@ pub struct UnderlaySpans {
     pub area: Option<Span>,
     pub hello: Option<Span>,
     pub dead: Option<Span>,
+    pub unnumbered: Option<Span>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -206,6 +234,9 @@ pub struct Node {
     pub management: Option<Ipv4Addr>,
     /// Fixed loopback address.
     pub loopback: Option<Ipv4Addr>,
+    /// Fixed IPv6 loopback address (a dual-stack lab's routers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback6: Option<Ipv6Addr>,
     pub led: Led,
     /// FRR lines appended to the node's generated `frr.conf` (`frr =
     /// """..."""`): what `pi-lab lab save` collected by hand, made part of
@@ -234,6 +265,7 @@ pub struct NodeSpans {
     pub mac: Option<Span>,
     pub management: Option<Span>,
     pub loopback: Option<Span>,
+    pub loopback6: Option<Span>,
     /// The `frr` string, quotes included.
     pub frr: Option<Span>,
 }
@@ -293,6 +325,14 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Fixed subnet (a /31 or /30) instead of one from `pools.p2p`.
     pub subnet: Option<Ipv4Net>,
+    /// Fixed IPv6 subnet instead of a /64 from `pools.p2p6`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    /// `Some(true)`: no addresses of its own, eBGP runs over the interface
+    /// (IPv6 link-local); `Some(false)`: numbered even in an unnumbered
+    /// underlay; `None`: as `[underlay] unnumbered` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unnumbered: Option<bool>,
     /// What end `a` sends is impaired so (netem; `tc` and `tc_a`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tc_a: Option<Netem>,
@@ -317,6 +357,8 @@ pub struct LinkSpans {
     /// The `[[links]]` header.
     pub header: Span,
     pub subnet: Option<Span>,
+    pub subnet6: Option<Span>,
+    pub unnumbered: Option<Span>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -377,6 +419,9 @@ pub struct SegmentSpec {
     pub access: Vec<Endpoint>,
     /// Fixed subnet instead of a /24 from `pools.segments`.
     pub subnet: Option<Ipv4Net>,
+    /// Fixed IPv6 subnet instead of a /64 from `pools.segments6`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
     #[serde(skip)]
     pub spans: SegmentSpans,
 }
@@ -408,6 +453,7 @@ pub struct SegmentSpans {
     /// One per entry of `leaves`.
     pub leaves: Vec<Span>,
     pub subnet: Option<Span>,
+    pub subnet6: Option<Span>,
 }
 
 impl Lab {
@@ -466,6 +512,14 @@ impl Lab {
         ports.sort();
         ports.dedup();
         ports
+    }
+
+    /// Is this router-to-router link unnumbered (its own `unnumbered`, or
+    /// the underlay's)? Links with a host end never are.
+    pub fn is_unnumbered(&self, link: &Link) -> bool {
+        let routers =
+            [&link.a, &link.b].iter().all(|e| self.nodes.get(&e.node).is_some_and(Node::is_router));
+        routers && link.unnumbered.unwrap_or(self.underlay.unnumbered)
     }
 
     /// Does the lab have a segment that uses EVPN?

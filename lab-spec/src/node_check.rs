@@ -50,7 +50,9 @@ pub enum ConfigError {
     #[error("{at}: neighbour {address} is not in the subnet of {interface:?} ({subnet})")]
     NeighborOutsideSubnet { at: String, address: Ipv4Addr, interface: String, subnet: String },
     #[error("{at}: neighbour {address} is listed twice")]
-    DuplicateNeighbor { at: String, address: Ipv4Addr },
+    DuplicateNeighbor { at: String, address: String },
+    #[error("{at}: neighbour {address} is unnumbered, which needs a link, not {interface:?}")]
+    UnnumberedLoopback { at: String, address: Ipv4Addr, interface: String },
     #[error(
         "{at}: keepalive {keepalive} s / hold {hold} s are invalid; hold must be 0 or at least 3 and larger than keepalive"
     )]
@@ -212,13 +214,22 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
     let mut seen = BTreeSet::new();
     for (i, n) in bgp.neighbors.iter().enumerate() {
         let at = format!("bgp.neighbors[{i}]");
-        if !seen.insert(n.address) {
-            errors.push(ConfigError::DuplicateNeighbor { at: at.clone(), address: n.address });
+        // FRR's name for the session: two sessions on two links to one
+        // peer are two unnumbered neighbours with one router id.
+        if !seen.insert(n.frr_name()) {
+            errors.push(ConfigError::DuplicateNeighbor { at: at.clone(), address: n.frr_name() });
         }
         if n.remote_asn == 0 || n.remote_asn == u32::MAX {
             errors.push(ConfigError::Asn { at: format!("{at}.remote_asn"), asn: n.remote_asn });
         }
         if n.between_loopbacks() {
+            if n.unnumbered {
+                errors.push(ConfigError::UnnumberedLoopback {
+                    at: format!("{at}.unnumbered"),
+                    address: n.address,
+                    interface: n.interface.clone(),
+                });
+            }
             if cfg.loopback.is_none() {
                 errors.push(ConfigError::Missing {
                     at: format!("{at}.interface"),
@@ -235,7 +246,7 @@ fn check_bgp(cfg: &NodeConfig, errors: &mut Vec<ConfigError>) {
                 interface: n.interface.clone(),
             }),
             Some(iface) => {
-                if let Some(net) = iface.address
+                if let Some(net) = iface.address.filter(|_| !n.unnumbered)
                     && !net.trunc().contains(&n.address)
                 {
                     errors.push(ConfigError::NeighborOutsideSubnet {
@@ -457,6 +468,7 @@ mod tests {
             kind: InterfaceKind::Port,
             mtu: None,
             address: None,
+            address6: None,
             description: String::new(),
             tc: None,
         });

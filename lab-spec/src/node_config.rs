@@ -6,9 +6,9 @@
 //! node by name alone: every address is concrete, so the agent never has to
 //! look anything up.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -61,6 +61,11 @@ pub struct NodeConfig {
     /// Router loopback (/32). `None` for hosts.
     #[serde(default)]
     pub loopback: Option<Ipv4Addr>,
+    /// IPv6 loopback (/128) of a router in a dual-stack lab: BGP announces
+    /// it in `ipv6 unicast`. Left out when `None`, so IPv4-only configs
+    /// stay byte for byte what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loopback6: Option<Ipv6Addr>,
     #[serde(default)]
     pub interfaces: Vec<Interface>,
     #[serde(default)]
@@ -142,6 +147,9 @@ pub struct Interface {
     /// access port that only joins a bridge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Ipv4Net>,
+    /// IPv6 address with prefix length in a dual-stack lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
     /// Free text for people: usually `to spine1:eth1`.
     #[serde(default)]
     pub description: String,
@@ -178,6 +186,11 @@ pub struct Bgp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Neighbor {
+    /// The peer's address on the link (or its loopback, between
+    /// loopbacks). For a session on the interface (`unnumbered`) the
+    /// peer's router id, which names the session in health reports and
+    /// tests: the session itself runs to whatever IPv6 link-local address
+    /// answers on `interface`.
     pub address: Ipv4Addr,
     pub remote_asn: u32,
     /// Local interface the session runs over; [`LOOPBACK_SESSION`] for an
@@ -188,6 +201,11 @@ pub struct Neighbor {
     /// This node reflects the peer's routes (the peer is its client).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub route_reflector_client: bool,
+    /// BGP unnumbered (RFC 5549): the session runs on `interface` over
+    /// IPv6 link-local addresses (FRR's `neighbor IF interface`) and
+    /// carries IPv4 routes with IPv6 next hops.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unnumbered: bool,
 }
 
 /// `Neighbor::interface` of a session between loopbacks.
@@ -197,6 +215,13 @@ impl Neighbor {
     /// An iBGP session between loopbacks rather than across one link.
     pub fn between_loopbacks(&self) -> bool {
         self.interface == LOOPBACK_SESSION
+    }
+
+    /// How FRR names the session (`neighbor X ...`, and its key in `show
+    /// bgp neighbors json`): the interface when unnumbered, else the
+    /// peer's address.
+    pub fn frr_name(&self) -> String {
+        if self.unnumbered { self.interface.clone() } else { self.address.to_string() }
     }
 }
 
@@ -309,6 +334,9 @@ pub struct Segment {
     /// byte for byte (and version for version) what they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<Ipv4Net>,
+    /// The leaf's IPv6 address on the bridge (a dual-stack irb segment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
     /// Local VTEP address: this leaf's loopback.
     pub local_vtep: Ipv4Addr,
     /// Always [`VXLAN_PORT`].
@@ -384,6 +412,17 @@ pub enum Led {
 }
 
 impl NodeConfig {
+    /// A dual-stack router (IPv6 loopback) or host (an IPv6 address).
+    pub fn has_ipv6(&self) -> bool {
+        self.loopback6.is_some() || self.interfaces.iter().any(|i| i.address6.is_some())
+    }
+
+    /// Ports that carry a BGP session on the interface (unnumbered).
+    pub fn unnumbered_ports(&self) -> Vec<&str> {
+        let bgp = self.bgp.as_ref().map(|b| b.neighbors.as_slice()).unwrap_or_default();
+        bgp.iter().filter(|n| n.unnumbered).map(|n| n.interface.as_str()).collect()
+    }
+
     /// Nodes that route run FRR: BGP, an IGP, or both.
     pub fn runs_frr(&self) -> bool {
         self.bgp.is_some() || self.igp.is_some()
@@ -401,7 +440,17 @@ impl NodeConfig {
             Some(IgpProtocol::Isis) => daemons.push("isisd"),
             None => {}
         }
+        if self.runs_ospf6() {
+            daemons.push("ospf6d");
+        }
         daemons
+    }
+
+    /// A dual-stack router of an OSPF underlay runs OSPFv3 beside OSPFv2
+    /// (an IS-IS underlay carries IPv6 in the same instance).
+    pub fn runs_ospf6(&self) -> bool {
+        self.loopback6.is_some()
+            && self.igp.as_ref().is_some_and(|i| i.protocol == IgpProtocol::Ospf)
     }
 
     /// Hash of everything but `version` itself: the same content always gets

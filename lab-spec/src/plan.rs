@@ -3,10 +3,10 @@
 //! name (see `alloc`).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 use crate::alloc::{Space, Want};
@@ -14,6 +14,23 @@ use crate::diagnostics::{Diagnostic, Diagnostics, Span};
 use crate::lab::{FloodingMode, Lab, Link, Node, SegmentMode, SegmentSpec, defaults, irb_key};
 use crate::node_config::Role;
 use crate::validate::{LinkKind, link_kind};
+
+mod blocks;
+mod v6;
+
+use blocks::{BlockPool, BlockSpace, BlockWant};
+use v6::Addresses6;
+
+/// The `subnet` of an unnumbered link, which has none (left out of the
+/// plan's JSON): no real link is a /32.
+pub const UNNUMBERED: Ipv4Net = match Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 32) {
+    Ok(n) => n,
+    Err(_) => panic!("bad prefix"),
+};
+
+fn is_unnumbered_subnet(net: &Ipv4Net) -> bool {
+    *net == UNNUMBERED
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
@@ -43,6 +60,9 @@ pub struct NodePlan {
     pub loopback: Option<Ipv4Addr>,
     /// Management address with the subnet's prefix length.
     pub management: Ipv4Net,
+    /// IPv6 loopback (/128) of a router in a dual-stack lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loopback6: Option<Ipv6Addr>,
 }
 
 impl NodePlan {
@@ -67,8 +87,17 @@ pub struct LinkPlan {
     pub kind: PlannedLinkKind,
     pub a: EndPlan,
     pub b: EndPlan,
-    /// The link's subnet (underlay) or the segment's (access).
+    /// The link's subnet (underlay) or the segment's (access);
+    /// [`UNNUMBERED`] on an unnumbered link.
+    #[serde(skip_serializing_if = "is_unnumbered_subnet")]
     pub subnet: Ipv4Net,
+    /// No addresses: eBGP over the interface's IPv6 link-local address.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unnumbered: bool,
+    /// The link's IPv6 /64 (numbered underlay) or the segment's (access)
+    /// in a dual-stack lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
     /// Segment of an access link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
@@ -82,6 +111,16 @@ pub struct EndPlan {
     pub interface: String,
     /// `None` on a leaf's access port (it only joins the bridge).
     pub address: Option<Ipv4Net>,
+    /// The end's IPv6 address in a dual-stack lab.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<Ipv6Net>,
+}
+
+impl LinkPlan {
+    /// The link's IPv4 subnet; `None` when it is unnumbered.
+    pub fn subnet4(&self) -> Option<Ipv4Net> {
+        (!self.unnumbered).then_some(self.subnet)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,12 +139,24 @@ pub struct SegmentPlan {
     /// Every address in the segment: `host:interface` to a host's, and in
     /// an irb segment `leaf:brVNI` to a member leaf's on its bridge.
     pub hosts: BTreeMap<String, Ipv4Net>,
+    /// The segment's IPv6 /64 (`pools.segments6`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<Ipv6Net>,
+    /// The IPv6 twin of `hosts`, keyed alike.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hosts6: BTreeMap<String, Ipv6Net>,
 }
 
 impl SegmentPlan {
     /// A member leaf's address on its bridge (irb segments only).
     pub fn irb_address(&self, leaf: &str) -> Option<Ipv4Net> {
         self.hosts.get(&irb_key(leaf, self.vni)).copied()
+    }
+
+    /// A member leaf's IPv6 address on its bridge (dual-stack irb
+    /// segments only).
+    pub fn irb_address6(&self, leaf: &str) -> Option<Ipv6Net> {
+        self.hosts6.get(&irb_key(leaf, self.vni)).copied()
     }
 }
 
@@ -121,6 +172,7 @@ impl Plan {
         let p2p = planner.p2p();
         let segment_nets = planner.segment_subnets();
         let hosts = planner.segment_addresses(&segment_nets);
+        let v6 = planner.ipv6(&loopbacks, &p2p, &segment_nets, &hosts);
         let mut diags = Diagnostics::new(lab.source.clone());
         diags.extend(planner.found);
         diags.sort();
@@ -139,6 +191,7 @@ impl Plan {
                     asn: n.asn,
                     loopback: loopbacks.get(&n.name).copied(),
                     management: mgmt,
+                    loopback6: v6.loopbacks.get(&n.name).copied(),
                 };
                 Some((n.name.clone(), plan))
             })
@@ -146,7 +199,7 @@ impl Plan {
         let links = lab
             .links
             .iter()
-            .filter_map(|l| link_plan(lab, l, &p2p, &segment_nets, &hosts))
+            .filter_map(|l| link_plan(lab, l, &p2p, &segment_nets, &hosts, &v6))
             .collect();
         let segments = lab
             .segments
@@ -166,6 +219,8 @@ impl Plan {
                         .collect(),
                     access: s.access.iter().map(|e| e.key()).collect(),
                     hosts: hosts.get(&s.name).cloned().unwrap_or_default(),
+                    subnet6: v6.segments.get(&s.name).copied(),
+                    hosts6: v6.hosts.get(&s.name).cloned().unwrap_or_default(),
                 })
             })
             .collect();
@@ -259,7 +314,17 @@ struct Blocks {
     prefix: u8,
 }
 
-impl Blocks {
+impl BlockPool for Blocks {
+    type Net = Ipv4Net;
+
+    fn pool(&self) -> Ipv4Net {
+        self.pool
+    }
+
+    fn contains(&self, net: &Ipv4Net) -> bool {
+        self.pool.contains(net)
+    }
+
     fn count(&self) -> u64 {
         1u64 << (self.prefix - self.pool.prefix_len())
     }
@@ -302,11 +367,16 @@ impl Planner<'_> {
     fn pools_disjoint(&mut self) {
         let p = &self.lab.pools;
         let pools = [
-            ("pools.loopback", p.loopback, p.spans.loopback.clone()),
-            ("pools.p2p", p.p2p, p.spans.p2p.clone()),
-            ("pools.segments", p.segments, p.spans.segments.clone()),
-            ("management.subnet", self.lab.management.subnet, p.spans.management.clone()),
+            ("pools.loopback", p.loopback.into(), p.spans.loopback.clone()),
+            ("pools.p2p", p.p2p.into(), p.spans.p2p.clone()),
+            ("pools.segments", p.segments.into(), p.spans.segments.clone()),
+            ("management.subnet", self.lab.management.subnet.into(), p.spans.management.clone()),
         ];
+        self.disjoint(&pools);
+    }
+
+    /// An error for each pair of `pools` that overlap.
+    fn disjoint(&mut self, pools: &[(&str, IpNet, Option<Span>)]) {
         for (i, (a, a_net, a_span)) in pools.iter().enumerate() {
             for (b, b_net, b_span) in &pools[i + 1..] {
                 if !(a_net.contains(&b_net.network()) || b_net.contains(&a_net.network())) {
@@ -441,42 +511,41 @@ impl Planner<'_> {
     fn p2p(&mut self) -> BTreeMap<String, Ipv4Net> {
         let pool = self.lab.pools.p2p;
         let blocks = Blocks { pool, prefix: defaults::P2P_PREFIX.max(pool.prefix_len()) };
-        let mut wants = Vec::new();
-        for link in
-            self.lab.links.iter().filter(|l| link_kind(self.lab, l) == Some(LinkKind::Underlay))
-        {
-            let owner = format!("link {} - {}", link.a, link.b);
-            let pin = match (link.subnet, link.spans.subnet.clone()) {
-                (Some(net), Some(span)) => {
-                    if !pool.contains(&net) {
-                        self.error(
-                            span,
-                            format!("subnet {net} of {owner} is outside pools.p2p {pool}"),
-                            format!("pick a /31 in {pool}, or remove it to have one allocated"),
-                        );
-                        continue;
-                    }
-                    Some((blocks.slots_of(net), span))
-                }
-                _ => None,
-            };
-            wants.push(Want { key: link.key(), owner, span: link.spans.header.clone(), pin });
-        }
-        let mut space = Space::new(
-            "link subnet",
-            format!("pools.p2p {pool}"),
+        let how = BlockSpace::new(
+            ("link subnet", "pools.p2p"),
+            ("subnet", "a /31"),
             self.lab.pools.spans.p2p.clone(),
-            blocks.count(),
-            move |s| blocks.block(s).to_string(),
         );
-        let slots = space.allocate(&wants, &mut self.found);
-        let fixed: BTreeMap<String, Ipv4Net> =
-            self.lab.links.iter().filter_map(|l| Some((l.key(), l.subnet?))).collect();
-        slots
-            .into_iter()
-            .map(|(key, slot)| {
-                let net = fixed.get(&key).copied().unwrap_or_else(|| blocks.block(slot));
-                (key, net)
+        let wants = self.link_wants(|l| Some((l.subnet?, l.spans.subnet.clone()?)));
+        self.blocks(blocks, how, wants)
+    }
+
+    /// What numbered router links want, with the subnets `fixed` gives.
+    fn link_wants<N>(&self, fixed: impl Fn(&Link) -> Option<(N, Span)>) -> Vec<BlockWant<N>> {
+        let lab = self.lab;
+        let numbered = lab.links.iter().filter(|l| numbered_underlay(lab, l));
+        numbered
+            .map(|link| BlockWant {
+                key: link.key(),
+                owner: format!("link {} - {}", link.a, link.b),
+                span: link.spans.header.clone(),
+                fixed: fixed(link),
+            })
+            .collect()
+    }
+
+    /// What segments want, with the subnets `fixed` gives.
+    fn segment_wants<N>(
+        &self,
+        fixed: impl Fn(&SegmentSpec) -> Option<(N, Span)>,
+    ) -> Vec<BlockWant<N>> {
+        let segments = self.lab.segments.iter();
+        segments
+            .map(|seg| BlockWant {
+                key: seg.name.clone(),
+                owner: format!("segment {}", seg.name),
+                span: seg.spans.name.clone().unwrap_or(seg.spans.header.clone()),
+                fixed: fixed(seg),
             })
             .collect()
     }
@@ -485,49 +554,13 @@ impl Planner<'_> {
     fn segment_subnets(&mut self) -> BTreeMap<String, Ipv4Net> {
         let pool = self.lab.pools.segments;
         let blocks = Blocks { pool, prefix: defaults::SEGMENT_PREFIX.max(pool.prefix_len()) };
-        let mut wants = Vec::new();
-        for seg in &self.lab.segments {
-            let pin = match (seg.subnet, seg.spans.subnet.clone()) {
-                (Some(net), Some(span)) => {
-                    if !pool.contains(&net) {
-                        self.error(
-                            span,
-                            format!(
-                                "subnet {net} of segment {} is outside pools.segments {pool}",
-                                seg.name
-                            ),
-                            format!("pick a subnet in {pool}, or remove it to have one allocated"),
-                        );
-                        continue;
-                    }
-                    Some((blocks.slots_of(net), span))
-                }
-                _ => None,
-            };
-            let span = seg.spans.name.clone().unwrap_or(seg.spans.header.clone());
-            wants.push(Want {
-                key: seg.name.clone(),
-                owner: format!("segment {}", seg.name),
-                span,
-                pin,
-            });
-        }
-        let mut space = Space::new(
-            "segment subnet",
-            format!("pools.segments {pool}"),
+        let how = BlockSpace::new(
+            ("segment subnet", "pools.segments"),
+            ("subnet", "a subnet"),
             self.lab.pools.spans.segments.clone(),
-            blocks.count(),
-            move |s| blocks.block(s).to_string(),
         );
-        let slots = space.allocate(&wants, &mut self.found);
-        slots
-            .into_iter()
-            .map(|(name, slot)| {
-                let fixed =
-                    self.lab.segments.iter().find(|s| s.name == name).and_then(|s| s.subnet);
-                (name, fixed.unwrap_or_else(|| blocks.block(slot)))
-            })
-            .collect()
+        let wants = self.segment_wants(|s| Some((s.subnet?, s.spans.subnet.clone()?)));
+        self.blocks(blocks, how, wants)
     }
 
     /// Addresses in each segment, hosts' (`host:interface`) and irb
@@ -580,6 +613,11 @@ impl Planner<'_> {
     }
 }
 
+/// A router-to-router link with addresses of its own.
+fn numbered_underlay(lab: &Lab, link: &Link) -> bool {
+    link_kind(lab, link) == Some(LinkKind::Underlay) && !lab.is_unnumbered(link)
+}
+
 /// One address per member leaf of an irb segment, on its bridge.
 fn irb_wants(lab: &Lab, seg: &SegmentSpec) -> Vec<Want> {
     let is_leaf = |name: &str| lab.nodes.get(name).is_some_and(|n| n.role == Role::Leaf);
@@ -617,13 +655,25 @@ fn link_plan(
     p2p: &BTreeMap<String, Ipv4Net>,
     segment_nets: &BTreeMap<String, Ipv4Net>,
     hosts: &BTreeMap<String, BTreeMap<String, Ipv4Net>>,
+    v6: &Addresses6,
 ) -> Option<LinkPlan> {
-    let end = |e: &crate::lab::Endpoint, address: Option<Ipv4Net>| EndPlan {
+    let end = |e: &crate::lab::Endpoint, address: Option<Ipv4Net>, address6| EndPlan {
         node: e.node.clone(),
         interface: e.interface.clone(),
         address,
+        address6,
     };
     match link_kind(lab, link)? {
+        LinkKind::Underlay if lab.is_unnumbered(link) => Some(LinkPlan {
+            kind: PlannedLinkKind::Underlay,
+            a: end(&link.a, None, None),
+            b: end(&link.b, None, None),
+            subnet: UNNUMBERED,
+            unnumbered: true,
+            subnet6: None,
+            segment: None,
+            mtu: link.mtu,
+        }),
         LinkKind::Underlay => {
             let net = *p2p.get(&link.key())?;
             // A /31 uses both addresses (RFC 3021); a /30 skips network and broadcast.
@@ -635,11 +685,15 @@ fn link_plan(
             // The end that sorts first gets the lower address, so that
             // swapping a and b changes no address (as for the subnet).
             let (a, b) = if link.a.key() <= link.b.key() { (0, 1) } else { (1, 0) };
+            let net6 = v6.links.get(&link.key()).copied();
+            let at6 = |i| net6.and_then(|n| v6::link_end(n, i));
             Some(LinkPlan {
                 kind: PlannedLinkKind::Underlay,
-                a: end(&link.a, at(a)),
-                b: end(&link.b, at(b)),
+                a: end(&link.a, at(a), at6(a)),
+                b: end(&link.b, at(b), at6(b)),
                 subnet: net,
+                unnumbered: false,
+                subnet6: net6,
                 segment: None,
                 mtu: link.mtu,
             })
@@ -647,13 +701,19 @@ fn link_plan(
         LinkKind::Access => {
             let (host, segment) = host_end(lab, link)?;
             let address = hosts.get(&segment)?.get(&host.key()).copied();
-            let addr_of =
-                |e: &crate::lab::Endpoint| if e.key() == host.key() { address } else { None };
+            let address6 = v6.hosts.get(&segment).and_then(|h| h.get(&host.key())).copied();
+            let addr_of = |e: &crate::lab::Endpoint| {
+                if e.key() == host.key() { (address, address6) } else { (None, None) }
+            };
+            let (a4, a6) = addr_of(&link.a);
+            let (b4, b6) = addr_of(&link.b);
             Some(LinkPlan {
                 kind: PlannedLinkKind::Access,
-                a: end(&link.a, addr_of(&link.a)),
-                b: end(&link.b, addr_of(&link.b)),
+                a: end(&link.a, a4, a6),
+                b: end(&link.b, b4, b6),
                 subnet: *segment_nets.get(&segment)?,
+                unnumbered: false,
+                subnet6: v6.segments.get(&segment).copied(),
                 segment: Some(segment),
                 mtu: link.mtu,
             })

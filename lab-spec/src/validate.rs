@@ -29,6 +29,8 @@ pub fn check(lab: &Lab, left_out: &LeftOut, diags: &mut Diagnostics) {
     v.vlans_fit_one_switch();
     v.segments();
     v.bgp_speakers();
+    v.unnumbered_links();
+    v.ipv6_pools();
     v.tests();
     diags.extend(v.found);
 }
@@ -55,6 +57,8 @@ fn with_vlan(end: &Endpoint, id: u16) -> String {
     let parent = end.interface.rsplit_once('.').map_or(end.interface.as_str(), |(p, _)| p);
     format!("{}:{parent}.{id}", end.node)
 }
+
+const UNNUMBERED_NEEDS_EBGP: &str = "pi-lab runs unnumbered links with eBGP (BGP unnumbered); set [underlay] protocol = \"ebgp\", or number the links";
 
 /// What a link is, by the roles at its ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,13 +214,14 @@ impl Validator<'_> {
     /// Serials, MACs, fixed addresses and ids identify one node each.
     fn unique_node_fields(&mut self) {
         type Getter = fn(&crate::lab::Node) -> Option<(String, Span)>;
-        let fields: [(&str, Getter); 5] = [
+        let fields: [(&str, Getter); 6] = [
             ("serial", |n| Some((n.serial.clone()?, n.spans.serial.clone()?))),
             ("mac", |n| Some((n.mac.clone()?, n.spans.mac.clone()?))),
             ("management address", |n| {
                 Some((n.management?.to_string(), n.spans.management.clone()?))
             }),
             ("loopback", |n| Some((n.loopback?.to_string(), n.spans.loopback.clone()?))),
+            ("IPv6 loopback", |n| Some((n.loopback6?.to_string(), n.spans.loopback6.clone()?))),
             ("id", |n| Some((n.id?.to_string(), n.spans.id.clone()?))),
         ];
         for (what, get) in fields {
@@ -410,6 +415,106 @@ impl Validator<'_> {
                 }
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Unnumbered links join two routers running eBGP, and have no subnet.
+    fn unnumbered_links(&mut self) {
+        let lab = self.lab;
+        let igp = lab.underlay.protocol.igp().is_some();
+        if let (true, true, Some(span)) =
+            (igp, lab.underlay.unnumbered, lab.underlay.spans.unnumbered.clone())
+        {
+            self.error(
+                span,
+                format!("unnumbered links with the {} underlay", lab.underlay.protocol),
+                UNNUMBERED_NEEDS_EBGP,
+            );
+        }
+        for link in &lab.links {
+            let span = link.spans.unnumbered.clone().unwrap_or(link.spans.header.clone());
+            if link.unnumbered == Some(true) {
+                if link_kind(lab, link) == Some(LinkKind::Access) {
+                    self.error(
+                        span.clone(),
+                        format!("unnumbered link {} - {} has a host end", link.a, link.b),
+                        "only links between routers can be unnumbered; a host takes its address from its segment",
+                    );
+                    continue;
+                }
+                if igp && !lab.underlay.unnumbered {
+                    self.error(
+                        span.clone(),
+                        format!("unnumbered link with the {} underlay", lab.underlay.protocol),
+                        UNNUMBERED_NEEDS_EBGP,
+                    );
+                }
+            }
+            if !lab.is_unnumbered(link) {
+                continue;
+            }
+            let fixed = [("subnet", &link.spans.subnet), ("subnet6", &link.spans.subnet6)];
+            for (key, at) in fixed {
+                if let Some(at) = at {
+                    self.error(
+                        at.clone(),
+                        format!("{key} on unnumbered link {} - {}", link.a, link.b),
+                        "an unnumbered link has no addresses of its own; remove it, or number the link with unnumbered = false",
+                    );
+                }
+            }
+        }
+    }
+
+    /// IPv6 pools make a lab dual-stack: the loopbacks lead, and what is
+    /// fixed in IPv6 needs the pool it belongs to.
+    fn ipv6_pools(&mut self) {
+        let lab = self.lab;
+        let pools = &lab.pools;
+        let dual = pools.dual_stack();
+        for (key, span) in [("p2p6", &pools.spans.p2p6), ("segments6", &pools.spans.segments6)] {
+            if let (false, Some(span)) = (dual, span) {
+                self.error(
+                    span.clone(),
+                    format!("pools.{key} without pools.loopback6"),
+                    "a dual-stack lab starts with IPv6 loopbacks: add loopback6 = \"2001:db8::/64\" to [pools]",
+                );
+            }
+        }
+        let mut fixed: Vec<(&str, &str, Span)> = Vec::new();
+        for n in lab.nodes.values() {
+            fixed.extend(n.spans.loopback6.clone().map(|s| ("loopback6", "loopback6", s)));
+        }
+        for l in &lab.links {
+            fixed.extend(l.spans.subnet6.clone().map(|s| ("subnet6", "p2p6", s)));
+        }
+        for seg in &lab.segments {
+            fixed.extend(seg.spans.subnet6.clone().map(|s| ("subnet6", "segments6", s)));
+        }
+        for (key, pool, span) in fixed {
+            let given = match pool {
+                "loopback6" => pools.loopback6.is_some(),
+                "p2p6" => pools.p2p6.is_some(),
+                _ => pools.segments6.is_some(),
+            };
+            if !given {
+                self.error(
+                    span,
+                    format!("{key} without pools.{pool}"),
+                    format!("IPv6 addresses come from the lab's IPv6 pools: add {pool} to [pools], or remove {key}"),
+                );
+            }
+        }
+        let numbered =
+            |l: &&Link| link_kind(lab, l) == Some(LinkKind::Underlay) && !lab.is_unnumbered(l);
+        if let (Some(span), None, Some(link)) =
+            (&pools.spans.loopback6, pools.p2p6, lab.links.iter().find(numbered))
+        {
+            self.error(
+                span.clone(),
+                format!("a dual-stack lab needs pools.p2p6 for its numbered links (link {} - {} and others)", link.a, link.b),
+                "add p2p6 = \"2001:db8:1::/48\" to [pools] (a /64 per link), or make the links unnumbered: [underlay] unnumbered = true",
+            );
         }
     }
 

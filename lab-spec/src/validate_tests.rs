@@ -4,9 +4,9 @@
 //! lab link's end.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use super::Validator;
 use crate::diagnostics::{Span, did_you_mean, list};
@@ -108,14 +108,14 @@ impl Validator<'_> {
             | TestCheck::Isis { neighbor, .. } => (neighbor, "neighbour"),
             TestCheck::Ping { to, .. } => (to, "ping target"),
             TestCheck::Route { prefix, .. } => {
-                if prefix.parse::<Ipv4Net>().is_ok() || prefix.parse::<Ipv4Addr>().is_ok() {
+                if prefix.parse::<IpNet>().is_ok() || prefix.parse::<IpAddr>().is_ok() {
                     return;
                 }
                 (prefix, "route prefix")
             }
             TestCheck::Exec { .. } | TestCheck::Show { .. } => return,
         };
-        if target.parse::<Ipv4Addr>().is_ok()
+        if target.parse::<IpAddr>().is_ok()
             || self.lab.nodes.contains_key(target)
             || self.declared.contains(target)
         {

@@ -703,3 +703,131 @@ fn a_host_has_no_frr_lines() {
         format!("{BASE}\n[nodes.h1]\nrole = \"host\"\nfrr = \"ip route 10.0.0.0/8 Null0\"\n");
     assert_error(&text, 17, 7, "host h1 has frr lines", "hosts run no FRR");
 }
+
+// IPv6 pools (a dual-stack lab) and unnumbered links.
+
+/// FABRIC with its segment: lines 1-34. Tests put pools and underlay
+/// settings after it and keys after the lines they name.
+fn v6_lab() -> String {
+    format!("{FABRIC}name = \"blue\"\nvni = 10\nleaves = [\"l1\"]\naccess = [\"l1:eth3\"]\n")
+}
+
+const V6_POOLS: &str = r#"
+[pools]
+loopback6 = "2001:db8::/64"
+p2p6 = "2001:db8:1::/48"
+segments6 = "2001:db8:2::/48"
+"#;
+
+#[test]
+fn unnumbered_link_with_a_host_end() {
+    let lab = v6_lab();
+    let text = lab.replace("b = \"l1:eth3\"\n", "b = \"l1:eth3\"\nunnumbered = true\n");
+    assert_error(
+        &text,
+        29,
+        14,
+        "unnumbered link h1:eth1 - l1:eth3 has a host end",
+        "only links between routers",
+    );
+}
+
+#[test]
+fn unnumbered_link_with_a_subnet_or_an_igp() {
+    let lab = v6_lab();
+    let text = lab.replace(
+        "b = \"l1:eth1\"\n",
+        "b = \"l1:eth1\"\nunnumbered = true\nsubnet = \"10.1.0.0/31\"\n",
+    );
+    assert_error(
+        &text,
+        22,
+        10,
+        "subnet on unnumbered link s1:eth1 - l1:eth1",
+        "no addresses of its own",
+    );
+    let text = format!("{lab}\n[underlay]\nprotocol = \"ospf\"\nunnumbered = true\n");
+    assert_error(&text, 38, 14, "unnumbered links with the ospf underlay", "protocol = \"ebgp\"");
+}
+
+#[test]
+fn overlapping_ipv6_pools() {
+    let lab = v6_lab();
+    let text = format!("{lab}{}", V6_POOLS.replace("2001:db8:2::/48", "2001:db8:1:ff00::/56"));
+    assert_error(
+        &text,
+        39,
+        13,
+        "pools.segments6 2001:db8:1:ff00::/56 overlaps pools.p2p6 2001:db8:1::/48",
+        "must not overlap",
+    );
+}
+
+#[test]
+fn ipv6_pools_too_small() {
+    let lab = v6_lab();
+    let text = format!("{lab}{}", V6_POOLS.replace("2001:db8::/64", "2001:db8::/128"));
+    assert_error(
+        &text,
+        37,
+        13,
+        "pools.loopback6 2001:db8::/128 is too small: 3 IPv6 loopbacks needed, room for 1",
+        "shorter prefix",
+    );
+    let text = format!("{lab}{}", V6_POOLS.replace("2001:db8:1::/48", "2001:db8:1::/64"));
+    assert_error(
+        &text,
+        38,
+        8,
+        "pools.p2p6 2001:db8:1::/64 is too small: 2 IPv6 link subnets needed, room for 1",
+        "shorter prefix",
+    );
+}
+
+#[test]
+fn fixed_ipv6_addresses_outside_their_pools() {
+    let lab = v6_lab();
+    let text = format!(
+        "{}{V6_POOLS}",
+        lab.replace("asn = 65001\n", "asn = 65001\nloopback6 = \"2001:db9::1\"\n")
+            .replace("b = \"l1:eth1\"\n", "b = \"l1:eth1\"\nsubnet6 = \"2001:db8:9::/64\"\n")
+            .replace(
+                "access = [\"l1:eth3\"]\n",
+                "access = [\"l1:eth3\"]\nsubnet6 = \"2001:db8:3:1::/64\"\n"
+            )
+    );
+    assert_error(
+        &text,
+        10,
+        13,
+        "IPv6 loopback 2001:db9::1 of l1 is outside pools.loopback6 2001:db8::/64",
+        "pick an address in 2001:db8::/64",
+    );
+    assert_error(
+        &text,
+        22,
+        11,
+        "subnet6 2001:db8:9::/64 of link s1:eth1 - l1:eth1 is outside pools.p2p6",
+        "pick a /64 in 2001:db8:1::/48",
+    );
+    assert_error(
+        &text,
+        37,
+        11,
+        "subnet6 2001:db8:3:1::/64 of segment blue is outside pools.segments6",
+        "pick a /64",
+    );
+}
+
+#[test]
+fn ipv6_without_its_pool() {
+    let lab = v6_lab();
+    let text = lab.replace("asn = 65001\n", "asn = 65001\nloopback6 = \"2001:db8::1\"\n");
+    assert_error(&text, 10, 13, "loopback6 without pools.loopback6", "add loopback6 to [pools]");
+    let text = format!("{lab}\n[pools]\nsegments6 = \"2001:db8:2::/48\"\n");
+    assert_error(&text, 37, 13, "pools.segments6 without pools.loopback6", "loopback6 = ");
+    let text = format!("{lab}\n[pools]\nloopback6 = \"2001:db8::/64\"\n");
+    assert_error(&text, 37, 13, "needs pools.p2p6 for its numbered links", "unnumbered = true");
+    let text = lab.replace("role = \"host\"\n", "role = \"host\"\nloopback6 = \"2001:db8::1\"\n");
+    assert_error(&text, 17, 13, "host h1 has a loopback", "only routers");
+}

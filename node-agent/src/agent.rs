@@ -233,6 +233,7 @@ impl RoutingReads {
             };
             let started = Instant::now();
             let (bgp, igp) = (query.neighbors(cfg), query.igp_adjacencies(cfg));
+            let ospf6 = query.ospf6_adjacencies(cfg);
             let Ok(mut s) = status.write() else { return };
             // A pass for another config published meanwhile: its state stands.
             if s.config.as_ref() != Some(cfg) {
@@ -259,6 +260,14 @@ impl RoutingReads {
                     s.set_igp(cfg, lab_spec::frr_state::unknown(wanted));
                 }
                 (Err(e), _) => tracing::debug!(error = %e, "IGP state from FRR not refreshed"),
+            }
+            match (ospf6, &cfg.igp) {
+                (Ok(ospf6), _) => s.ospf6 = ospf6,
+                (Err(e), Some(wanted)) if on_failure == OnFailure::NotAnswering => {
+                    tracing::debug!(error = %e, "no OSPFv3 state from FRR");
+                    s.ospf6 = lab_spec::frr_state::ospf6_adjacencies(wanted, &Default::default());
+                }
+                (Err(e), _) => tracing::debug!(error = %e, "OSPFv3 state from FRR not refreshed"),
             }
         })
     }
@@ -635,6 +644,7 @@ impl Runner {
         if cfg.bgp.is_none() && cfg.igp.is_none() {
             if let Ok(mut s) = self.status.write() {
                 (s.bgp, s.ospf, s.isis) = (Vec::new(), Vec::new(), Vec::new());
+                s.ospf6 = Vec::new();
                 s.routing_at = Some(Instant::now());
             }
             return;

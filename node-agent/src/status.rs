@@ -28,6 +28,8 @@ pub struct Status {
     /// OSPF neighbours or IS-IS adjacencies (whichever the underlay runs).
     pub ospf: Vec<IgpAdjacencyState>,
     pub isis: Vec<IgpAdjacencyState>,
+    /// OSPFv3 neighbours of a dual-stack OSPF underlay.
+    pub ospf6: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     /// Lines changed by hand in FRR as of the last pass.
     pub frr_hand_changes: Vec<lab_spec::frr_hand::HandChange>,
@@ -76,7 +78,7 @@ impl Status {
     pub fn routing_stale(&self) -> bool {
         let routes = self.config.as_ref().is_some_and(|c| c.bgp.is_some() || c.igp.is_some());
         let all_up = self.bgp.iter().all(|n| n.established)
-            && self.ospf.iter().chain(&self.isis).all(|a| a.up);
+            && self.ospf.iter().chain(&self.isis).chain(&self.ospf6).all(|a| a.up);
         let fresh = if all_up { ROUTING_FRESH } else { ROUTING_FRESH_WHILE_DOWN };
         let old = self.routing_at.is_none_or(|t| t.elapsed() >= fresh);
         let may =

@@ -47,8 +47,19 @@ impl TestLab {
         subnet: u8,
         edit: impl FnOnce(&mut toml::Table),
     ) -> Self {
-        let name = format!("t3f{tag}{:03x}", std::process::id() & 0xfff);
-        let scratch = fresh_lab_dir(&format!("pi-lab-t3f{tag}"), &format!("pi-lab-{name}"));
+        Self::in_family("t3f", example, tag, subnet, edit)
+    }
+
+    /// Like [`TestLab::edited`], named `{family}{tag}` + a pid suffix.
+    pub(crate) fn in_family(
+        family: &str,
+        example: &str,
+        tag: &str,
+        subnet: u8,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> Self {
+        let name = format!("{family}{tag}{:03x}", std::process::id() & 0xfff);
+        let scratch = fresh_lab_dir(&format!("pi-lab-{family}{tag}"), &format!("pi-lab-{name}"));
         let root = scratch.path.clone();
         let text = std::fs::read_to_string(workspace().join("examples").join(example)).unwrap();
         let mut doc: toml::Table = text.parse().unwrap();
@@ -204,7 +215,8 @@ pub(crate) fn eventually(
     }
 }
 
-/// Every BGP neighbour of `node` is Established, as FRR says.
+/// Every BGP neighbour of `node` is Established, as FRR says (a session
+/// on an interface is listed under the interface's name).
 pub(crate) fn sessions_established(lab: &TestLab, node: &str) -> Result<(), String> {
     let config = lab.config(node);
     let Some(bgp) = &config.bgp else { return Ok(()) };
@@ -215,9 +227,9 @@ pub(crate) fn sessions_established(lab: &TestLab, node: &str) -> Result<(), Stri
     let summary: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     for n in &bgp.neighbors {
-        let state = &summary["ipv4Unicast"]["peers"][n.address.to_string()]["state"];
+        let state = &summary["ipv4Unicast"]["peers"][n.frr_name()]["state"];
         if state != "Established" {
-            return Err(format!("{node}: neighbour {} is {state}", n.address));
+            return Err(format!("{node}: neighbour {} is {state}", n.frr_name()));
         }
     }
     Ok(())

@@ -27,3 +27,4 @@ mod pi_lab_tests;
 mod scale;
 mod sflow_fleet;
 mod underlay;
+mod unnumbered;

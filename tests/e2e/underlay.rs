@@ -97,3 +97,53 @@ fn isis_fabric_carries_static_and_evpn_segments_and_validates() {
     }
     igp_fabric("fabric-isis.toml", "if", 237, IgpProtocol::Isis);
 }
+
+/// Every OSPFv3 neighbour `node`'s dual-stack config expects is Full.
+fn ospf6_full(lab: &TestLab, node: &str) -> Result<(), String> {
+    let config = lab.config(node);
+    let igp = config.igp.as_ref().unwrap();
+    let show = lab_spec::frr_state::OSPF6_SHOW;
+    let out = Command::new("vtysh").args(["-N", &lab.ns(node), "-c", show]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let down: Vec<String> = lab_spec::frr_state::ospf6_adjacencies(igp, &json)
+        .into_iter()
+        .filter(|a| !a.up)
+        .map(|a| format!("{node}: OSPFv3 on {} is {}", a.interface, a.state))
+        .collect();
+    if down.is_empty() { Ok(()) } else { Err(down.join("; ")) }
+}
+
+#[test]
+fn dual_stack_ospf_fabric_runs_ospfv3_beside_ospfv2_and_validates() {
+    if !prerequisites("dual_stack_ospf_fabric", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::in_family("v6", "fabric-ospf.toml", "o6", 112, |doc| {
+        let pools: toml::Table = toml::from_str(
+            "loopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"",
+        )
+        .unwrap();
+        doc.insert("pools".into(), pools.into());
+    });
+    let started = Instant::now();
+    assert_eq!(lab.up()["converged"], true);
+    for node in ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"] {
+        adjacencies_up(&lab, node).unwrap();
+        eventually(30, || ospf6_full(&lab, node)).unwrap();
+        assert_eq!(daemons(&lab, node), ["bgpd", "ospfd"], "{node}");
+        let ospf6 = std::path::Path::new("/var/run/frr").join(lab.ns(node)).join("ospf6d.pid");
+        assert!(ospf6.exists(), "{node}: no ospf6d");
+    }
+    // The IPv6 loopbacks route through OSPFv3.
+    let (leaf1, leaf4) = (lab.config("leaf1"), lab.config("leaf4"));
+    let lo6 = leaf4.loopback6.unwrap().to_string();
+    let route = lab.exec("leaf1", &["ip", "-6", "route", "show", &lo6]);
+    assert!(text(&route).contains("proto ospf"), "{}", text(&route));
+    let from = leaf1.loopback6.unwrap().to_string();
+    eventually(30, || ping(&lab, "leaf1", &from, &lo6)).unwrap();
+    let out = lab.pi_lab().args(["validate", "--deadline", "90s"]).arg(&lab.file).output();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(0), "validate:\n{}", text(&out));
+    assert!(text(&out).contains("ospf6"), "{}", text(&out));
+    eprintln!("dual-stack OSPF: validate passed after {:.1} s", started.elapsed().as_secs_f64());
+}

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net};
 
 use crate::diagnostics::{Diagnostic, Diagnostics, Source, Span, list};
 use crate::lab::{FloodingMode, defaults};
@@ -519,10 +519,14 @@ impl Builder<'_> {
         if let Some(mgmt) = self.topo.mgmt {
             let _ = writeln!(out, "\n[management]\nsubnet = {}", quote(&mgmt.to_string()));
         }
+        let t = &self.topo;
         let pools = [
-            ("loopback", self.topo.loopback_pool),
-            ("p2p", self.topo.p2p_pool),
-            ("segments", self.topo.lan_pool),
+            ("loopback", t.loopback_pool.map(IpNet::from)),
+            ("p2p", t.p2p_pool.map(IpNet::from)),
+            ("segments", t.lan_pool.map(IpNet::from)),
+            ("loopback6", t.loopback6_pool.map(IpNet::from)),
+            ("p2p6", t.p2p6_pool.map(IpNet::from)),
+            ("segments6", t.lan6_pool.map(IpNet::from)),
         ];
         if pools.iter().any(|p| p.1.is_some()) {
             out.push_str("\n[pools]\n");
@@ -538,6 +542,9 @@ impl Builder<'_> {
             Underlay::Isis => ("isis", Some(self.topo.isis.clone())),
         };
         let _ = writeln!(out, "\n[underlay]\nprotocol = {}", quote(protocol));
+        if self.topo.p2p_unnumbered {
+            out.push_str("unnumbered = true\n");
+        }
         if let Some(igp) = igp {
             if let Some((area, _)) = &igp.area {
                 let _ = writeln!(out, "area = {}", quote(area));
@@ -615,6 +622,9 @@ impl Builder<'_> {
             }
             if let Some((net, _)) = l.prefix {
                 let _ = writeln!(out, "subnet = {}", quote(&net.to_string()));
+            }
+            if l.is_unnumbered() {
+                out.push_str("unnumbered = true\n");
             }
             let ends = l.ends.iter().map(|e| &e.tc);
             for (key, tc) in

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::yaml::{Entry, Node};
 use crate::diagnostics::{Diagnostic, Span};
@@ -88,6 +88,8 @@ pub struct NEnd {
     pub ifname: Option<String>,
     /// This end's `tc`, as pi-lab writes it (over the link's).
     pub tc: Option<String>,
+    /// `unnumbered: true` on this end's interface.
+    pub unnumbered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +102,16 @@ pub struct NLink {
     pub access: Option<(String, Span)>,
     /// `tc` (link impairment, both ends), as pi-lab writes it.
     pub tc: Option<String>,
+    /// `unnumbered: true` on the link.
+    pub unnumbered: bool,
+}
+
+impl NLink {
+    /// Unnumbered on the link or on either of its interfaces: netlab
+    /// allows both, and on a point-to-point link they mean the same.
+    pub fn is_unnumbered(&self) -> bool {
+        self.unnumbered || self.ends.iter().any(|e| e.unnumbered)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +163,12 @@ pub struct Topology {
     pub loopback_pool: Option<Ipv4Net>,
     pub p2p_pool: Option<Ipv4Net>,
     pub lan_pool: Option<Ipv4Net>,
+    /// `addressing.{loopback,p2p,lan}.ipv6`.
+    pub loopback6_pool: Option<Ipv6Net>,
+    pub p2p6_pool: Option<Ipv6Net>,
+    pub lan6_pool: Option<Ipv6Net>,
+    /// `addressing.p2p.unnumbered: true`: every point-to-point link.
+    pub p2p_unnumbered: bool,
     pub mgmt: Option<Ipv4Net>,
     pub mgmt_start: Option<u32>,
     pub modules: Option<Vec<(String, Span)>>,

@@ -105,6 +105,17 @@ impl Reader {
         }
     }
 
+    pub(super) fn boolean(&mut self, t: &Table, key: &str, place: &str) -> Field<bool> {
+        let value = t.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some((*b, value.span())),
+            _ => {
+                self.wrong_type(value, key, place, "true or false");
+                None
+            }
+        }
+    }
+
     /// A string field turned into `T` by `convert`, which says what is
     /// wrong and what would be right.
     pub(super) fn converted<T>(

@@ -1,15 +1,17 @@
 //! `[[links]]` and `[[segments]]`, and the `node:interface` endpoints they
 //! name.
 
-use super::values::{flooding, interface_ok, name_ok, network, segment_mode};
+use super::values::{flooding, interface_ok, name_ok, network, network6, segment_mode};
 use super::{Reader, Table, VNI_RANGE};
 use crate::diagnostics::Span;
 use crate::lab::{
     Endpoint, EndpointSpans, FloodingMode, Link, LinkSpans, SegmentMode, SegmentSpans, SegmentSpec,
 };
 
-const LINK_KEYS: &[&str] = &["a", "b", "mtu", "subnet", "tc", "tc_a", "tc_b"];
-const SEGMENT_KEYS: &[&str] = &["name", "vni", "flooding", "mode", "leaves", "access", "subnet"];
+const LINK_KEYS: &[&str] =
+    &["a", "b", "mtu", "subnet", "subnet6", "unnumbered", "tc", "tc_a", "tc_b"];
+const SEGMENT_KEYS: &[&str] =
+    &["name", "vni", "flooding", "mode", "leaves", "access", "subnet", "subnet6"];
 
 impl Reader {
     pub(super) fn links(&mut self, doc: &Table) -> Vec<Link> {
@@ -21,6 +23,9 @@ impl Reader {
             let b = self.endpoint_field(t, "b", place, &header);
             let mtu = self.integer(t, "mtu", place, 68..=65535);
             let subnet = self.converted(t, "subnet", place, |s| network(s, "link subnet", 30..=31));
+            let subnet6 =
+                self.converted(t, "subnet6", place, |s| network6(s, "link subnet6", 64..=127));
+            let unnumbered = self.boolean(t, "unnumbered", place);
             let (tc_a, tc_b) = self.link_tc(t);
             if let (Some(a), Some(b)) = (a, b) {
                 links.push(Link {
@@ -30,7 +35,14 @@ impl Reader {
                     tc_a,
                     tc_b,
                     subnet: subnet.as_ref().map(|s| s.0),
-                    spans: LinkSpans { header, subnet: subnet.map(|s| s.1) },
+                    subnet6: subnet6.as_ref().map(|s| s.0),
+                    unnumbered: unnumbered.as_ref().map(|u| u.0),
+                    spans: LinkSpans {
+                        header,
+                        subnet: subnet.map(|s| s.1),
+                        subnet6: subnet6.map(|s| s.1),
+                        unnumbered: unnumbered.map(|u| u.1),
+                    },
                 });
             }
         }
@@ -118,6 +130,8 @@ impl Reader {
             };
             let subnet =
                 self.converted(t, "subnet", place, |s| network(s, "segment subnet", 0..=30));
+            let subnet6 =
+                self.converted(t, "subnet6", place, |s| network6(s, "segment subnet6", 64..=120));
             let (Some((name, name_span)), Some((vni, vni_span))) = (name, vni) else {
                 let ports = access.into_iter().map(|e| (e.node, e.interface));
                 self.left_out_access.extend(ports);
@@ -131,12 +145,14 @@ impl Reader {
                 leaves: leaves.iter().map(|l| l.0.clone()).collect(),
                 access,
                 subnet: subnet.as_ref().map(|s| s.0),
+                subnet6: subnet6.as_ref().map(|s| s.0),
                 spans: SegmentSpans {
                     header,
                     name: Some(name_span),
                     vni: Some(vni_span),
                     leaves: leaves.into_iter().map(|l| l.1).collect(),
                     subnet: subnet.map(|s| s.1),
+                    subnet6: subnet6.map(|s| s.1),
                 },
             });
         }

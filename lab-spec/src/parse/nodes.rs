@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use toml::de::DeValue;
 
-use super::values::{ipv4, mac, name_ok, role, serial};
+use super::values::{ipv4, ipv6, mac, name_ok, role, serial};
 use super::{ASN_RANGE, Reader, Table, Value};
 use crate::diagnostics::Span;
 use crate::lab::{Node, NodeSpans};
 use crate::node_config::{Led, Role};
 
 const NODE_KEYS: &[&str] =
-    &["role", "asn", "id", "serial", "mac", "management", "loopback", "led", "frr"];
+    &["role", "asn", "id", "serial", "mac", "management", "loopback", "loopback6", "led", "frr"];
 
 impl Reader {
     pub(super) fn nodes(&mut self, doc: &Table) -> BTreeMap<String, Node> {
@@ -63,6 +63,8 @@ impl Reader {
         let mac = self.converted(t, "mac", &place, mac);
         let management = self.converted(t, "management", &place, |s| ipv4(s, "management address"));
         let loopback = self.converted(t, "loopback", &place, |s| ipv4(s, "loopback address"));
+        let loopback6 =
+            self.converted(t, "loopback6", &place, |s| ipv6(s, "IPv6 loopback address"));
         let led = self.led(t, &place);
         let frr = self.string(t, "frr", &place);
         let (role, role_span) = role?;
@@ -75,7 +77,8 @@ impl Reader {
                     "hosts do not run BGP; remove asn",
                 );
             }
-            if let Some((_, span)) = &loopback {
+            let loopbacks = [loopback.as_ref().map(|l| &l.1), loopback6.as_ref().map(|l| &l.1)];
+            for span in loopbacks.into_iter().flatten() {
                 self.error(
                     span.clone(),
                     format!("host {name} has a loopback"),
@@ -99,6 +102,7 @@ impl Reader {
             mac: mac.as_ref().map(|m| m.0.clone()),
             management: management.as_ref().map(|m| m.0),
             loopback: loopback.as_ref().map(|l| l.0),
+            loopback6: loopback6.as_ref().map(|l| l.0),
             led,
             frr: frr.as_ref().map(|f| f.0.clone()),
             spans: NodeSpans {
@@ -110,6 +114,7 @@ impl Reader {
                 mac: mac.map(|m| m.1),
                 management: management.map(|m| m.1),
                 loopback: loopback.map(|l| l.1),
+                loopback6: loopback6.map(|l| l.1),
                 frr: frr.map(|f| f.1),
             },
         })

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::fields::split;
-use super::values::{collector, ipv4, isis_area, network, ospf_area, protocol};
+use super::values::{collector, ipv4, isis_area, network, network6, ospf_area, protocol};
 use super::{ASN_RANGE, Field, Reader, Table};
 use crate::lab::{
     BgpSpec, ManagementSpans, ManagementSpec, PoolSpans, Pools, SflowSpec, UnderlayProtocol,
@@ -12,9 +12,9 @@ use crate::lab::{
 };
 use crate::node_config::IgpTimers;
 
-const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead"];
+const UNDERLAY_KEYS: &[&str] = &["protocol", "area", "hello", "dead", "unnumbered"];
 const MANAGEMENT_KEYS: &[&str] = &["subnet", "controller", "gateway"];
-const POOL_KEYS: &[&str] = &["loopback", "p2p", "segments"];
+const POOL_KEYS: &[&str] = &["loopback", "p2p", "segments", "loopback6", "p2p6", "segments6"];
 const BGP_KEYS: &[&str] = &["asn", "keepalive", "hold", "connect_retry", "multipath"];
 const SFLOW_KEYS: &[&str] = &["collectors", "polling_interval", "sampling_rate"];
 
@@ -74,15 +74,27 @@ impl Reader {
         let (loopback, loopback_span) = split(loopback, defaults::LOOPBACK);
         let (p2p, p2p_span) = split(p2p, defaults::P2P);
         let (segments, segments_span) = split(segments, defaults::SEGMENTS);
+        let subnet6 = defaults::SUBNET6_PREFIX;
+        let loopback6 =
+            self.converted(t, "loopback6", place, |s| network6(s, "pools.loopback6", 0..=128));
+        let p2p6 = self.converted(t, "p2p6", place, |s| network6(s, "pools.p2p6", 0..=subnet6));
+        let segments6 =
+            self.converted(t, "segments6", place, |s| network6(s, "pools.segments6", 0..=subnet6));
         Pools {
             loopback,
             p2p,
             segments,
+            loopback6: loopback6.as_ref().map(|p| p.0),
+            p2p6: p2p6.as_ref().map(|p| p.0),
+            segments6: segments6.as_ref().map(|p| p.0),
             spans: PoolSpans {
                 loopback: loopback_span,
                 p2p: p2p_span,
                 segments: segments_span,
                 management: management.spans.subnet.clone(),
+                loopback6: loopback6.map(|p| p.1),
+                p2p6: p2p6.map(|p| p.1),
+                segments6: segments6.map(|p| p.1),
             },
         }
     }
@@ -136,6 +148,7 @@ impl Reader {
         let (area, area_span) = split(area, default_area.to_string());
         let int =
             |f: &Field<i128>, d: u16| f.as_ref().map_or(d, |(v, _)| u16::try_from(*v).unwrap_or(d));
+        let unnumbered = self.boolean(t, "unnumbered", place);
         UnderlaySpec {
             protocol,
             area,
@@ -143,11 +156,13 @@ impl Reader {
                 hello: int(&hello, defaults.hello),
                 dead: int(&dead, defaults.dead),
             },
+            unnumbered: unnumbered.as_ref().is_some_and(|u| u.0),
             spans: UnderlaySpans {
                 protocol: protocol_span,
                 area: area_span,
                 hello: hello.map(|h| h.1),
                 dead: dead.map(|d| d.1),
+                unnumbered: unnumbered.map(|u| u.1),
             },
         }
     }

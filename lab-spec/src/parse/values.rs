@@ -2,10 +2,10 @@
 //! prefixes, roles, areas, serials, MACs, collectors): each check says what
 //! is wrong and what would be right.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::diagnostics::{did_you_mean, list};
 use crate::lab::{FloodingMode, SegmentMode, UnderlayProtocol, defaults};
@@ -109,12 +109,48 @@ pub(super) fn ipv4(s: &str, what: &str) -> Check<Ipv4Addr> {
 
 /// A prefix written as its network address, with a length in `lengths`.
 pub(super) fn network(s: &str, what: &str, lengths: RangeInclusive<u8>) -> Check<Ipv4Net> {
-    let net: Ipv4Net = s.parse().map_err(|_| {
+    let v4 = |n| match n {
+        IpNet::V4(n) => Some(n),
+        IpNet::V6(_) => None,
+    };
+    prefix(s, what, ("IPv4", "10.1.0.0/16"), lengths, v4)
+}
+
+pub(super) fn ipv6(s: &str, what: &str) -> Check<Ipv6Addr> {
+    s.parse().map_err(|_| {
         (
-            format!("{what} \"{s}\" is not an IPv4 prefix"),
-            "write ADDRESS/LENGTH, e.g. 10.1.0.0/16".to_string(),
+            format!("{what} \"{s}\" is not an IPv6 address"),
+            "write it as RFC 5952 does, e.g. 2001:db8::1".to_string(),
         )
-    })?;
+    })
+}
+
+/// An IPv6 prefix written as its network address, with a length in
+/// `lengths`.
+pub(super) fn network6(s: &str, what: &str, lengths: RangeInclusive<u8>) -> Check<Ipv6Net> {
+    let v6 = |n| match n {
+        IpNet::V6(n) => Some(n),
+        IpNet::V4(_) => None,
+    };
+    prefix(s, what, ("IPv6", "2001:db8:1::/48"), lengths, v6)
+}
+
+/// A prefix of the family `pick` takes (named and shown by `family`).
+fn prefix<N>(
+    s: &str,
+    what: &str,
+    (family, example): (&str, &str),
+    lengths: RangeInclusive<u8>,
+    pick: impl Fn(IpNet) -> Option<N>,
+) -> Check<N> {
+    let not_one = || {
+        (
+            format!("{what} \"{s}\" is not an {family} prefix"),
+            format!("write ADDRESS/LENGTH, e.g. {example}"),
+        )
+    };
+    let net: IpNet = s.parse().map_err(|_| not_one())?;
+    let Some(picked) = pick(net) else { return Err(not_one()) };
     if !lengths.contains(&net.prefix_len()) {
         return Err((
             format!("{what} {net} has the wrong length"),
@@ -127,7 +163,7 @@ pub(super) fn network(s: &str, what: &str, lengths: RangeInclusive<u8>) -> Check
             format!("did you mean {}?", net.trunc()),
         ));
     }
-    Ok(net)
+    Ok(picked)
 }
 
 pub(crate) fn role(s: &str) -> Check<Role> {

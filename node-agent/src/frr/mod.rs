@@ -78,7 +78,7 @@ use serde_json::Value;
 use kept::Kept;
 
 /// The FRR daemons whose restarts the agent notices (their pid files).
-pub const DAEMONS: [&str; 4] = ["zebra", "bgpd", "ospfd", "isisd"];
+pub const DAEMONS: [&str; 5] = ["zebra", "bgpd", "ospfd", "isisd", "ospf6d"];
 
 /// On a board, the mark that lets frr.service start (see `Frr::want_unit`).
 pub const FRR_WANTED: &str = "/run/pi-lab/frr-wanted";
@@ -718,11 +718,7 @@ impl FrrQuery {
     pub fn neighbors(&self, cfg: &NodeConfig) -> Result<Vec<BgpNeighborState>, FrrError> {
         let Some(bgp) = &cfg.bgp else { return Ok(Vec::new()) };
         let json = self.show("bgpd", "show bgp vrf default neighbors json")?;
-        Ok(bgp
-            .neighbors
-            .iter()
-            .map(|n| neighbor_state(n, json.get(n.address.to_string())))
-            .collect())
+        Ok(bgp.neighbors.iter().map(|n| neighbor_state(n, json.get(n.frr_name()))).collect())
     }
 
     /// The IGP adjacencies `cfg` expects, as FRR sees them.
@@ -735,9 +731,20 @@ impl FrrQuery {
         let json = self.show(daemon, lab_spec::frr_state::show_command(igp.protocol))?;
         Ok(lab_spec::frr_state::adjacencies(igp, &json))
     }
+
+    /// The OSPFv3 neighbours of a dual-stack OSPF underlay, as FRR sees
+    /// them; none asked for otherwise.
+    pub fn ospf6_adjacencies(&self, cfg: &NodeConfig) -> Result<Vec<IgpAdjacencyState>, FrrError> {
+        let Some(igp) = cfg.igp.as_ref().filter(|_| cfg.runs_ospf6()) else {
+            return Ok(Vec::new());
+        };
+        let json = self.show("ospf6d", lab_spec::frr_state::OSPF6_SHOW)?;
+        Ok(lab_spec::frr_state::ospf6_adjacencies(igp, &json))
+    }
 }
 
-/// One neighbour from FRR's JSON (`None`: FRR does not know it).
+/// One neighbour from FRR's JSON (`None`: FRR does not know it). FRR keys
+/// a session by the peer's address, or by the interface it runs on.
 pub fn neighbor_state(
     n: &lab_spec::node_config::Neighbor,
     json: Option<&Value>,
@@ -764,6 +771,7 @@ pub fn neighbor_state(
         established,
         uptime_seconds,
         prefixes_received,
+        interface: n.unnumbered.then(|| n.interface.clone()),
     }
 }
 
@@ -857,6 +865,7 @@ mod tests {
             interface: "eth1".into(),
             description: "spine1".into(),
             route_reflector_client: false,
+            unnumbered: false,
         };
         let json: Value = serde_json::from_str(
             r#"{"10.1.0.0":{"remoteAs":65000,"bgpState":"Established","bgpTimerUpMsec":12345,
@@ -868,6 +877,30 @@ mod tests {
         assert_eq!((s.uptime_seconds, s.prefixes_received), (Some(12), Some(3)));
         let missing = neighbor_state(&n, None);
         assert_eq!((missing.state.as_str(), missing.established), ("NotConfigured", false));
+    }
+
+    /// FRR 8.4 keys a session on an interface by the interface's name.
+    #[test]
+    fn unnumbered_neighbour_state_is_found_by_interface() {
+        let n = lab_spec::node_config::Neighbor {
+            address: "10.0.0.122".parse().unwrap(),
+            remote_asn: 65000,
+            interface: "eth1".into(),
+            description: "spine1".into(),
+            route_reflector_client: false,
+            unnumbered: true,
+        };
+        let json: Value = serde_json::from_str(
+            r#"{"eth1":{"bgpNeighborAddr":"fe80::c8e3:75ff:fe05:8b32","remoteAs":65000,
+                "bgpState":"Established","bgpTimerUpMsec":29000,"addressFamilyInfo":{
+                "ipv4Unicast":{"acceptedPrefixCounter":1},"ipv6Unicast":{"acceptedPrefixCounter":1}}}}"#,
+        )
+        .unwrap();
+        let s = neighbor_state(&n, json.get(n.frr_name()));
+        assert!(s.established);
+        assert_eq!(s.interface.as_deref(), Some("eth1"));
+        assert_eq!(s.session(), "10.0.0.122 on eth1");
+        assert!(s.is_of(&n));
     }
 
     #[test]

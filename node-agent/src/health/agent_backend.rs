@@ -113,6 +113,7 @@ impl Backend for AgentBackend {
             bgp: status.bgp,
             ospf: status.ospf,
             isis: status.isis,
+            ospf6: status.ospf6,
             vxlan: status.vxlan,
             sflow,
             reconcile,

@@ -158,7 +158,7 @@ fn igp(r: &HealthReport) -> Vec<Family<'_>> {
     );
     let mut counts = Family::gauge("pilab_igp_adjacencies", "Expected IGP adjacencies.");
     let mut counts_up = Family::gauge("pilab_igp_adjacencies_up", "IGP adjacencies that are up.");
-    for (protocol, list) in [("ospf", &r.ospf), ("isis", &r.isis)] {
+    for (protocol, list) in [("ospf", &r.ospf), ("isis", &r.isis), ("ospf6", &r.ospf6)] {
         for a in list.iter() {
             let labels = vec![
                 ("protocol", protocol.to_string()),

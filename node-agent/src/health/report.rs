@@ -15,6 +15,7 @@ pub struct Parts {
     pub bgp: Vec<BgpNeighborState>,
     pub ospf: Vec<IgpAdjacencyState>,
     pub isis: Vec<IgpAdjacencyState>,
+    pub ospf6: Vec<IgpAdjacencyState>,
     pub vxlan: Vec<VniState>,
     pub sflow: SflowState,
     pub reconcile: ReconcileState,
@@ -34,9 +35,11 @@ pub fn assemble(parts: Parts) -> HealthReport {
     for n in parts.bgp.iter().filter(|n| !n.established) {
         problems.push(format!("BGP neighbour {} ({}) is {}", n.address, n.description, n.state));
     }
-    for (protocol, adjacencies) in
-        [("OSPF neighbour", &parts.ospf), ("IS-IS adjacency", &parts.isis)]
-    {
+    for (protocol, adjacencies) in [
+        ("OSPF neighbour", &parts.ospf),
+        ("IS-IS adjacency", &parts.isis),
+        ("OSPFv3 neighbour", &parts.ospf6),
+    ] {
         for a in adjacencies.iter().filter(|a| !a.up) {
             problems.push(format!(
                 "{protocol} {} on {} ({}) is {}",
@@ -77,6 +80,7 @@ pub fn assemble(parts: Parts) -> HealthReport {
         bgp: parts.bgp,
         ospf: parts.ospf,
         isis: parts.isis,
+        ospf6: parts.ospf6,
         vxlan: parts.vxlan,
         sflow: parts.sflow,
         reconcile: parts.reconcile,
@@ -118,6 +122,7 @@ mod tests {
                 established: false,
                 uptime_seconds: None,
                 prefixes_received: None,
+                interface: None,
             }],
             reconcile: ReconcileState {
                 ok: false,

@@ -38,6 +38,8 @@ impl Report {
 enum ChangeError {
     #[error("no interface named {0:?}")]
     NoSuchLink(String),
+    #[error("cannot write {path}: {source}")]
+    Sysctl { path: std::path::PathBuf, source: std::io::Error },
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
 }
@@ -118,6 +120,18 @@ fn apply_one(
         }
         Change::AddRoute { route } => send(nl, messages::add_route(route))?,
         Change::RemoveRoute { route } => send(nl, messages::del_route(route))?,
+        Change::EnableIpv6 { interface } => {
+            let path = super::ipv6::disable_path(interface);
+            std::fs::write(&path, b"0").map_err(|source| ChangeError::Sysctl { path, source })?;
+        }
+        Change::AddAddress6 { interface, address } => {
+            let i = lookup(nl, index, interface)?;
+            send(nl, messages::add_address6(i, *address))?;
+        }
+        Change::RemoveAddress6 { interface, address } => {
+            let i = lookup(nl, index, interface)?;
+            send(nl, messages::del_address6(i, *address))?;
+        }
     }
     Ok(())
 }

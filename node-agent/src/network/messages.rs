@@ -4,11 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::{
     AddressFamily, RouteNetlinkMessage,
-    address::{AddressAttribute, AddressMessage},
+    address::{AddressAttribute, AddressHeaderFlags, AddressMessage},
     link::{
         InfoData, InfoKind, InfoVlan, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
     },
@@ -94,22 +94,43 @@ pub fn get_link(name: &str) -> RouteNetlinkMessage {
     RouteNetlinkMessage::GetLink(link_message(0, vec![LinkAttribute::IfName(name.into())]))
 }
 
-fn address_message(index: u32, net: Ipv4Net) -> AddressMessage {
+fn address_message(index: u32, net: IpNet) -> AddressMessage {
     let mut msg = AddressMessage::default();
-    msg.header.family = AddressFamily::Inet;
     msg.header.prefix_len = net.prefix_len();
     msg.header.index = index;
-    let ip = IpAddr::V4(net.addr());
-    msg.attributes = vec![AddressAttribute::Local(ip), AddressAttribute::Address(ip)];
+    let ip = net.addr();
+    msg.attributes = match ip {
+        IpAddr::V4(_) => {
+            msg.header.family = AddressFamily::Inet;
+            vec![AddressAttribute::Local(ip), AddressAttribute::Address(ip)]
+        }
+        // IPv6 has no peer address: IFA_ADDRESS alone, as `ip` sends it.
+        IpAddr::V6(_) => {
+            msg.header.family = AddressFamily::Inet6;
+            vec![AddressAttribute::Address(ip)]
+        }
+    };
     msg
 }
 
 pub fn add_address(index: u32, net: Ipv4Net) -> Request {
-    (RouteNetlinkMessage::NewAddress(address_message(index, net)), CREATE)
+    (RouteNetlinkMessage::NewAddress(address_message(index, net.into())), CREATE)
 }
 
 pub fn del_address(index: u32, net: Ipv4Net) -> Request {
-    (RouteNetlinkMessage::DelAddress(address_message(index, net)), 0)
+    (RouteNetlinkMessage::DelAddress(address_message(index, net.into())), 0)
+}
+
+/// `ip addr add NET dev IFACE nodad`: usable at once, no duplicate
+/// address detection for a planned address.
+pub fn add_address6(index: u32, net: Ipv6Net) -> Request {
+    let mut msg = address_message(index, net.into());
+    msg.header.flags = AddressHeaderFlags::Nodad;
+    (RouteNetlinkMessage::NewAddress(msg), CREATE)
+}
+
+pub fn del_address6(index: u32, net: Ipv6Net) -> Request {
+    (RouteNetlinkMessage::DelAddress(address_message(index, net.into())), 0)
 }
 
 fn flood_message(index: u32, vtep: Ipv4Addr) -> NeighbourMessage {
@@ -235,6 +256,18 @@ mod tests {
         let attrs = &buf[16 + 12..]; // nlmsghdr + ndmsg
         assert_eq!(attr(attrs, 2), Some(&[0u8; 6][..])); // NDA_LLADDR
         assert_eq!(attr(attrs, 1), Some(&[10, 0, 0, 6][..])); // NDA_DST
+    }
+
+    #[test]
+    fn ipv6_address_is_inet6_without_dad() {
+        let buf = bytes(add_address6(3, "2001:db8::65/128".parse().unwrap()));
+        assert_eq!(u16::from_ne_bytes([buf[4], buf[5]]), 20); // RTM_NEWADDR
+        // ifaddrmsg: family, prefix length, flags, scope, index.
+        assert_eq!(&buf[16..20], &[10, 128, 0x02, 0]); // AF_INET6, /128, IFA_F_NODAD
+        assert_eq!(&buf[20..24], &3u32.to_ne_bytes());
+        let ip: std::net::Ipv6Addr = "2001:db8::65".parse().unwrap();
+        assert_eq!(attr(&buf[24..], 1), Some(&ip.octets()[..])); // IFA_ADDRESS
+        assert_eq!(attr(&buf[24..], 2), None, "no IFA_LOCAL for IPv6");
     }
 
     fn libc_af_bridge() -> u8 {

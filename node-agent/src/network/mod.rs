@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod desired;
+pub mod ipv6;
 pub mod messages;
 pub mod observe;
 pub mod plan;
@@ -27,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
 
 pub use apply::{Failure, Report, apply};
@@ -156,16 +157,58 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
-    DeleteLink { name: String, reason: String },
-    CreateLink { name: String, create: Create, mtu: Option<u32> },
-    SetLink { name: String, up: bool, mtu: Option<u32>, master: Option<String> },
-    ReleaseLink { name: String },
-    AddAddress { interface: String, address: Ipv4Net },
-    RemoveAddress { interface: String, address: Ipv4Net },
-    AddFlood { device: String, vtep: Ipv4Addr },
-    RemoveFlood { device: String, vtep: Ipv4Addr },
-    AddRoute { route: StaticRoute },
-    RemoveRoute { route: StaticRoute },
+    DeleteLink {
+        name: String,
+        reason: String,
+    },
+    CreateLink {
+        name: String,
+        create: Create,
+        mtu: Option<u32>,
+    },
+    SetLink {
+        name: String,
+        up: bool,
+        mtu: Option<u32>,
+        master: Option<String>,
+    },
+    ReleaseLink {
+        name: String,
+    },
+    AddAddress {
+        interface: String,
+        address: Ipv4Net,
+    },
+    RemoveAddress {
+        interface: String,
+        address: Ipv4Net,
+    },
+    AddFlood {
+        device: String,
+        vtep: Ipv4Addr,
+    },
+    RemoveFlood {
+        device: String,
+        vtep: Ipv4Addr,
+    },
+    AddRoute {
+        route: StaticRoute,
+    },
+    RemoveRoute {
+        route: StaticRoute,
+    },
+    /// `disable_ipv6 = 0` for an interface that needs IPv6.
+    EnableIpv6 {
+        interface: String,
+    },
+    AddAddress6 {
+        interface: String,
+        address: Ipv6Net,
+    },
+    RemoveAddress6 {
+        interface: String,
+        address: Ipv6Net,
+    },
 }
 
 impl Change {
@@ -178,6 +221,9 @@ impl Change {
             | Change::ReleaseLink { name } => name.clone(),
             Change::AddAddress { interface, address }
             | Change::RemoveAddress { interface, address } => format!("{interface} {address}"),
+            Change::AddAddress6 { interface, address }
+            | Change::RemoveAddress6 { interface, address } => format!("{interface} {address}"),
+            Change::EnableIpv6 { interface } => format!("{interface} ipv6"),
             Change::AddFlood { device, vtep } | Change::RemoveFlood { device, vtep } => {
                 format!("{device} flood {vtep}")
             }
@@ -250,6 +296,15 @@ impl fmt::Display for Change {
                 "ip route del {} via {} proto {ROUTE_PROTOCOL}",
                 route.destination, route.gateway
             ),
+            Change::EnableIpv6 { interface } => {
+                write!(f, "sysctl -w net.ipv6.conf.{}.disable_ipv6=0", ipv6::sysctl_name(interface))
+            }
+            Change::AddAddress6 { interface, address } => {
+                write!(f, "ip addr add {address} dev {interface} nodad")
+            }
+            Change::RemoveAddress6 { interface, address } => {
+                write!(f, "ip addr del {address} dev {interface}")
+            }
         }
     }
 }
@@ -261,7 +316,14 @@ pub fn reconcile(
     dry_run: bool,
 ) -> Result<(Plan, Report), crate::netlink::NetlinkError> {
     let observed = observe(nl)?;
-    let plan = plan(&desired(cfg), &observed);
+    let mut plan = plan(&desired(cfg), &observed);
+    // IPv6 only where the config has some: an IPv4-only lab reads none.
+    let want6 = ipv6::desired6(cfg);
+    if !want6.is_empty() {
+        let plan6 = ipv6::plan6(&want6, &ipv6::observe6(nl, &observed)?, &observed);
+        plan.changes.extend(plan6.changes);
+        plan.problems.extend(plan6.problems);
+    }
     let mut report = Report { problems: plan.problems.clone(), ..Report::default() };
     if !dry_run {
         let done = apply(nl, &observed, &plan.changes);

@@ -52,6 +52,7 @@ pub fn template() -> HealthReport {
                 established: true,
                 uptime_seconds: Some(300),
                 prefixes_received: Some(7),
+                interface: None,
             },
             BgpNeighborState {
                 address: Ipv4Addr::new(10, 1, 0, 2),
@@ -61,10 +62,12 @@ pub fn template() -> HealthReport {
                 established: false,
                 uptime_seconds: None,
                 prefixes_received: None,
+                interface: None,
             },
         ],
         ospf: vec![],
         isis: vec![],
+        ospf6: vec![],
         vxlan: vec![VniState {
             vni: 10010,
             device: "vxlan10010".into(),

@@ -33,51 +33,67 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+/// A dual-stack plan shows IPv6 in columns of its own; an IPv4-only one
+/// reads as it always did.
+fn dual_stack(plan: &Plan) -> bool {
+    plan.nodes.values().any(|n| n.loopback6.is_some())
+}
+
 fn nodes(plan: &Plan) -> Table {
-    Table::new(["NODE", "ROLE", "ASN", "LOOPBACK", "MANAGEMENT"]).with_rows(plan.nodes.iter().map(
-        |(name, n)| {
-            [
-                name.clone(),
-                n.role.to_string(),
-                or_dash(n.asn),
-                or_dash(n.loopback),
-                n.management.to_string(),
-            ]
-        },
-    ))
+    let v6 = dual_stack(plan);
+    let mut header = vec!["NODE", "ROLE", "ASN", "LOOPBACK"];
+    header.extend(v6.then_some("LOOPBACK6"));
+    header.push("MANAGEMENT");
+    Table::new(header).with_rows(plan.nodes.iter().map(|(name, n)| {
+        let mut row = vec![name.clone(), n.role.to_string(), or_dash(n.asn), or_dash(n.loopback)];
+        row.extend(v6.then(|| or_dash(n.loopback6)));
+        row.push(n.management.to_string());
+        row
+    }))
 }
 
 fn links(plan: &Plan) -> Table {
-    let end = |e: &EndPlan| format!("{}:{}", e.node, e.interface);
-    Table::new(["A", "ADDRESS", "B", "ADDRESS", "KIND"]).with_rows(plan.links.iter().map(|l| {
+    let v6 = dual_stack(plan);
+    let end = |e: &EndPlan, unnumbered: bool| {
+        let mut cells = vec![format!("{}:{}", e.node, e.interface)];
+        cells.push(or_dash(e.address));
+        let none6 = if unnumbered { "link-local" } else { "-" };
+        cells.extend(v6.then(|| e.address6.map_or(none6.to_string(), |a| a.to_string())));
+        cells
+    };
+    let address = if v6 { vec!["ADDRESS", "ADDRESS6"] } else { vec!["ADDRESS"] };
+    let header = [vec!["A"], address.clone(), vec!["B"], address, vec!["KIND"]].concat();
+    Table::new(header).with_rows(plan.links.iter().map(|l| {
         let kind = match &l.segment {
             Some(s) => format!("access {s}"),
+            None if l.unnumbered => "underlay unnumbered".to_string(),
             None => "underlay".to_string(),
         };
-        [end(&l.a), or_dash(l.a.address), end(&l.b), or_dash(l.b.address), kind]
+        [end(&l.a, l.unnumbered), end(&l.b, l.unnumbered), vec![kind]].concat()
     }))
 }
 
 fn segments(plan: &Plan) -> Table {
-    Table::new(["VNI", "SEGMENT", "FLOODING", "SUBNET", "VTEPS"]).with_rows(
-        plan.segments.iter().map(|s| {
-            let vteps: Vec<String> = s
-                .vteps
-                .iter()
-                .map(|(l, a)| match s.irb_address(l) {
-                    Some(irb) => format!("{l} {a} (irb {irb})"),
-                    None => format!("{l} {a}"),
-                })
-                .collect();
-            [
-                s.vni.to_string(),
-                s.name.clone(),
-                s.flooding.to_string(),
-                s.subnet.to_string(),
-                vteps.join(", "),
-            ]
-        }),
-    )
+    let v6 = dual_stack(plan);
+    let mut header = vec!["VNI", "SEGMENT", "FLOODING", "SUBNET"];
+    header.extend(v6.then_some("SUBNET6"));
+    header.push("VTEPS");
+    Table::new(header).with_rows(plan.segments.iter().map(|s| {
+        let vteps: Vec<String> = s
+            .vteps
+            .iter()
+            .map(|(l, a)| match (s.irb_address(l), s.irb_address6(l)) {
+                (Some(irb), Some(irb6)) => format!("{l} {a} (irb {irb}, {irb6})"),
+                (Some(irb), None) => format!("{l} {a} (irb {irb})"),
+                _ => format!("{l} {a}"),
+            })
+            .collect();
+        let mut row = vec![s.vni.to_string(), s.name.clone(), s.flooding.to_string()];
+        row.push(s.subnet.to_string());
+        row.extend(v6.then(|| or_dash(s.subnet6)));
+        row.push(vteps.join(", "));
+        row
+    }))
 }
 
 fn or_dash<T: Display>(v: Option<T>) -> String {
@@ -102,6 +118,12 @@ mod tests {
     #[test]
     fn fabric_plan_tables() {
         insta::assert_snapshot!("fabric_plan_table", render(&plan_of("fabric.toml")));
+    }
+
+    #[test]
+    fn dual_stack_unnumbered_plan_tables() {
+        let text = render(&plan_of("fabric-unnumbered.toml"));
+        insta::assert_snapshot!("fabric_unnumbered_plan_table", text);
     }
 
     #[test]

@@ -174,6 +174,7 @@ mod tests {
                 kind: InterfaceKind::Vlan { parent: parent.to_string(), vlan_id: *id },
                 mtu: None,
                 address: None,
+                address6: None,
                 description: String::new(),
                 tc: None,
             })
@@ -182,6 +183,7 @@ mod tests {
                 kind: InterfaceKind::Port,
                 mtu: None,
                 address: None,
+                address6: None,
                 description: String::new(),
                 tc: None,
             }))

@@ -5,7 +5,10 @@ use super::{NEnd, NLink, NNode, Reader, pi_lab_name};
 use crate::diagnostics::{did_you_mean, list};
 use crate::netlab::yaml::{Entry, Node, Value};
 
-const LINK_KEYS: &[&str] = &["mtu", "prefix", "vlan", "interfaces", "type", "name", "tc"];
+const LINK_KEYS: &[&str] =
+    &["mtu", "prefix", "vlan", "interfaces", "type", "name", "tc", "unnumbered", "ipv4", "ipv6"];
+/// What one node's end of a link may say (netlab's interface attributes).
+const END_KEYS: &[&str] = &["ifname", "tc", "unnumbered", "ipv4", "ipv6"];
 
 impl Reader<'_> {
     pub(super) fn links(&mut self, node: &Node, nodes: &[NNode]) -> Vec<NLink> {
@@ -23,6 +26,7 @@ impl Reader<'_> {
                 prefix: None,
                 access: None,
                 tc: None,
+                unnumbered: false,
             };
             match &item.value {
                 Value::Str(s) => {
@@ -41,6 +45,7 @@ impl Reader<'_> {
                             span,
                             ifname: None,
                             tc: None,
+                            unnumbered: false,
                         });
                     }
                 }
@@ -52,6 +57,7 @@ impl Reader<'_> {
                                 span: m.span.clone(),
                                 ifname: None,
                                 tc: None,
+                                unnumbered: false,
                             });
                         }
                     }
@@ -62,13 +68,10 @@ impl Reader<'_> {
                             && !LINK_KEYS.contains(&e.key.as_str())
                         {
                             let place = format!("links[{i}].{}", e.key);
-                            let (ifname, tc) = self.interface(&e.value, &place);
-                            link.ends.push(NEnd {
-                                node: pi_lab_name(&e.key),
-                                span: e.key_span.clone(),
-                                ifname,
-                                tc,
-                            });
+                            let mut end = self.interface(&e.value, &place);
+                            end.node = pi_lab_name(&e.key);
+                            end.span = e.key_span.clone();
+                            link.ends.push(end);
                         } else {
                             self.link_attribute(e, &mut link, i, &names);
                         }
@@ -97,20 +100,50 @@ impl Reader<'_> {
         out
     }
 
-    /// Interface data of one node on a link: `ifname` and `tc`.
-    fn interface(&mut self, node: &Node, place: &str) -> (Option<String>, Option<String>) {
-        if matches!(node.value, Value::Null) || !self.keys(node, &["ifname", "tc"], place) {
-            return (None, None);
+    /// Interface data of one node on a link: `ifname`, `tc`, `unnumbered`
+    /// (node and span are the caller's to fill in).
+    fn interface(&mut self, node: &Node, place: &str) -> NEnd {
+        let mut end =
+            NEnd { node: String::new(), span: 0..0, ifname: None, tc: None, unnumbered: false };
+        if matches!(node.value, Value::Null) || !self.keys(node, END_KEYS, place) {
+            return end;
         }
-        let ifname = node.get("ifname").and_then(|i| self.string(&i.value, "ifname"));
-        let tc = node.get("tc").and_then(|t| self.tc(&t.value, &format!("{place}.tc")));
-        (ifname, tc)
+        end.ifname = node.get("ifname").and_then(|i| self.string(&i.value, "ifname"));
+        end.tc = node.get("tc").and_then(|t| self.tc(&t.value, &format!("{place}.tc")));
+        end.unnumbered = self.unnumbered(node, place);
+        end
+    }
+
+    /// netlab's ways to say a link or interface has no addresses of its
+    /// own: `unnumbered: true`, or `ipv4: true` (an unnumbered IPv4
+    /// interface; `ipv6: true`, link-local only, goes with it).
+    fn unnumbered(&mut self, node: &Node, place: &str) -> bool {
+        let mut on = false;
+        for key in ["unnumbered", "ipv4", "ipv6"] {
+            let Some(e) = node.get(key) else { continue };
+            let what = format!("{place}.{key}");
+            match (key, &e.value.value) {
+                ("unnumbered" | "ipv4", Value::Bool(b)) => on |= *b,
+                ("ipv6", Value::Bool(true)) => {}
+                ("unnumbered", _) => on |= self.bool(&e.value, &what).unwrap_or(false),
+                _ => self.error(
+                    e.value.span.clone(),
+                    format!("{what} is not supported by pi-lab"),
+                    "pi-lab takes ipv4: true (with ipv6: true) for an unnumbered link; addresses come from the addressing pools",
+                ),
+            }
+        }
+        on
     }
 
     fn link_attribute(&mut self, e: &Entry, link: &mut NLink, i: usize, names: &[&str]) {
         let place = format!("links[{i}]");
         match e.key.as_str() {
             "mtu" => link.mtu = self.int(&e.value, "mtu", 1280, 9216),
+            "unnumbered" | "ipv4" | "ipv6" => {
+                let one = Node { span: e.value.span.clone(), value: Value::Map(vec![e.clone()]) };
+                link.unnumbered |= self.unnumbered(&one, &place);
+            }
             "prefix" => link.prefix = self.prefix(&e.value, "prefix"),
             "tc" => link.tc = self.tc(&e.value, &format!("{place}.tc")),
             "vlan" => {
@@ -142,9 +175,6 @@ impl Reader<'_> {
                 };
                 for (j, iface) in ifaces.iter().enumerate() {
                     let at = format!("{place}.interfaces[{j}]");
-                    if !self.keys(iface, &["node", "ifname", "tc"], &at) {
-                        continue;
-                    }
                     let Some(n) = iface.get("node") else {
                         self.error(
                             iface.span.clone(),
@@ -154,14 +184,18 @@ impl Reader<'_> {
                         continue;
                     };
                     let Some(name) = self.string(&n.value, "node") else { continue };
-                    let ifname = iface.get("ifname").and_then(|x| self.string(&x.value, "ifname"));
-                    let tc = iface.get("tc").and_then(|t| self.tc(&t.value, &format!("{at}.tc")));
-                    link.ends.push(NEnd {
-                        node: pi_lab_name(&name),
-                        span: n.value.span.clone(),
-                        ifname,
-                        tc,
-                    });
+                    let rest: Vec<Entry> = iface
+                        .entries()
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|e| e.key != "node")
+                        .cloned()
+                        .collect();
+                    let attributes = Node { span: iface.span.clone(), value: Value::Map(rest) };
+                    let mut end = self.interface(&attributes, &at);
+                    end.node = pi_lab_name(&name);
+                    end.span = n.value.span.clone();
+                    link.ends.push(end);
                 }
             }
             other => {

@@ -6,7 +6,7 @@ use crate::diagnostics::Span;
 use crate::netlab::yaml::{Entry, Node, Value};
 
 const POOLS: &[&str] = &["loopback", "p2p", "lan", "mgmt", "router_id"];
-const POOL_KEYS: &[&str] = &["ipv4", "prefix", "start", "mac"];
+const POOL_KEYS: &[&str] = &["ipv4", "ipv6", "prefix", "start", "mac", "unnumbered"];
 const BGP_KEYS: &[&str] = &["as", "as_list", "rr_list", "advertise_loopback", "next_hop_self"];
 
 impl Reader<'_> {
@@ -44,6 +44,7 @@ impl Reader<'_> {
             if let Some(m) = e.value.get("mac") {
                 self.ignore(format!("{place}.mac"), m.key_span.clone());
             }
+            self.pool6(e, topo);
             match e.key.as_str() {
                 "loopback" => topo.loopback_pool = ipv4,
                 "p2p" => topo.p2p_pool = ipv4,
@@ -71,6 +72,37 @@ impl Reader<'_> {
                     s.key_span.clone(),
                     format!("{place}.start is not supported by pi-lab"),
                     "only the mgmt pool has a start",
+                );
+            }
+        }
+    }
+
+    /// `ipv6` of the loopback, p2p and lan pools (a dual-stack lab), and
+    /// `p2p.unnumbered`; refused on the others.
+    fn pool6(&mut self, e: &Entry, topo: &mut Topology) {
+        let place = format!("addressing.{}", e.key);
+        if let Some(v6) = e.value.get("ipv6") {
+            let net = self.prefix6(&v6.value, &format!("{place}.ipv6"));
+            match e.key.as_str() {
+                "loopback" => topo.loopback6_pool = net,
+                "p2p" => topo.p2p6_pool = net,
+                "lan" => topo.lan6_pool = net,
+                _ => self.error(
+                    v6.key_span.clone(),
+                    format!("{place}.ipv6 is not supported by pi-lab"),
+                    "pi-lab plans IPv6 for loopback, p2p and lan; management stays IPv4",
+                ),
+            }
+        }
+        if let Some(u) = e.value.get("unnumbered") {
+            let on = self.bool(&u.value, &format!("{place}.unnumbered")).unwrap_or(false);
+            if e.key == "p2p" {
+                topo.p2p_unnumbered = on;
+            } else if on {
+                self.error(
+                    u.key_span.clone(),
+                    format!("{place}.unnumbered is not supported by pi-lab"),
+                    "pi-lab makes point-to-point links unnumbered: set addressing.p2p.unnumbered",
                 );
             }
         }

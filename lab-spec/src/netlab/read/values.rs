@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{MODULES, Reader};
 use crate::diagnostics::{Span, did_you_mean, list};
@@ -151,6 +151,30 @@ impl Reader<'_> {
                     span,
                     format!("{what} \"{text}\" is not an IPv4 prefix"),
                     "write ADDRESS/LENGTH, e.g. 10.1.0.0/16",
+                );
+                None
+            }
+        }
+    }
+
+    /// An IPv6 pool prefix (`addressing.loopback.ipv6: 2001:db8::/48`).
+    pub(super) fn prefix6(&mut self, node: &Node, what: &str) -> Option<Ipv6Net> {
+        let text = self.string(node, what)?;
+        match text.parse::<Ipv6Net>() {
+            Ok(net) if net.trunc() == net => Some(net),
+            Ok(net) => {
+                self.error(
+                    node.span.clone(),
+                    format!("{what} {net} has host bits set"),
+                    format!("did you mean {}?", net.trunc()),
+                );
+                None
+            }
+            Err(_) => {
+                self.error(
+                    node.span.clone(),
+                    format!("{what} \"{text}\" is not an IPv6 prefix"),
+                    "write ADDRESS/LENGTH, e.g. 2001:db8:1::/48",
                 );
                 None
             }

@@ -355,9 +355,14 @@ fn session(
             })
         }
         None => {
-            let found = ends.iter().find_map(|(report, _, there)| {
-                let peer = there.address?;
-                report.as_ref()?.bgp.iter().find(|n| n.address == peer)
+            // A session to the peer's address, or on our end's interface
+            // (unnumbered).
+            let found = ends.iter().find_map(|(report, here, there)| {
+                let bgp = &report.as_ref()?.bgp;
+                match there.address {
+                    Some(peer) => bgp.iter().find(|n| n.address == peer),
+                    None => bgp.iter().find(|n| n.interface.as_ref() == Some(&here.interface)),
+                }
             });
             Some(match found {
                 Some(n) => Session { protocol: "bgp", state: n.state.clone(), up: n.established },
@@ -477,6 +482,7 @@ mod tests {
             established: false,
             uptime_seconds: None,
             prefixes_received: None,
+            interface: None,
         }];
         leaf1.reconcile = ReconcileState { config_version: Some(version), ..leaf1.reconcile };
         leaf1.healthy = false;

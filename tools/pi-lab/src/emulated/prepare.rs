@@ -138,6 +138,7 @@ pub(in crate::emulated) mod tests {
                 },
                 mtu: None,
                 address: None,
+                address6: None,
                 description: String::new(),
                 tc: None,
             })

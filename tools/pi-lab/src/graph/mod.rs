@@ -220,6 +220,7 @@ pub fn topology(plan: &Plan, configs: &[&NodeConfig]) -> Graph {
         };
         let label = match (&l.kind, &l.segment) {
             (PlannedLinkKind::Access, Some(s)) => format!("{s} {}", l.subnet),
+            _ if l.unnumbered => "unnumbered".to_string(),
             _ => l.subnet.to_string(),
         };
         let kind = if l.kind == PlannedLinkKind::Access { "access" } else { "underlay" };

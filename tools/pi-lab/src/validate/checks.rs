@@ -16,6 +16,8 @@ pub enum Kind {
     Bgp,
     Ospf,
     Isis,
+    /// OSPFv3 of a dual-stack OSPF underlay.
+    Ospf6,
     Vxlan,
     Reachability,
     Sflow,
@@ -29,6 +31,7 @@ impl std::fmt::Display for Kind {
             Kind::Bgp => "bgp",
             Kind::Ospf => "ospf",
             Kind::Isis => "isis",
+            Kind::Ospf6 => "ospf6",
             Kind::Vxlan => "vxlan",
             Kind::Test => "test",
             Kind::Reachability => "reachability",
@@ -78,9 +81,12 @@ pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     for (node, config) in &fleet.nodes {
         let Some(bgp) = &config.bgp else { continue };
         for n in &bgp.neighbors {
-            let name = format!("{node} -> {} ({})", n.description, n.address);
+            let name = match n.unnumbered {
+                true => format!("{node} -> {} on {} ({})", n.description, n.interface, n.address),
+                false => format!("{node} -> {} ({})", n.description, n.address),
+            };
             let (ok, detail) = match reports.get(node) {
-                Some(Ok(r)) => match r.bgp.iter().find(|s| s.address == n.address) {
+                Some(Ok(r)) => match r.bgp.iter().find(|s| s.is_of(n)) {
                     Some(s) if s.established => (true, "Established".to_string()),
                     Some(s) => (false, format!("{} (want Established)", s.state)),
                     None => (false, "the agent does not report this neighbour".into()),
@@ -95,33 +101,55 @@ pub fn bgp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
 }
 
 /// Every OSPF neighbour (Full) and IS-IS adjacency (Up) of an IGP
-/// underlay, as each agent reports it.
+/// underlay, and OSPFv3 neighbour of a dual-stack one, as each agent
+/// reports it.
 pub fn igp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     let mut checks = Vec::new();
     for (node, config) in &fleet.nodes {
         let Some(igp) = &config.igp else { continue };
-        let (kind, want) = match igp.protocol {
-            IgpProtocol::Ospf => (Kind::Ospf, "Full"),
-            IgpProtocol::Isis => (Kind::Isis, "Up"),
+        let mut kinds = match igp.protocol {
+            IgpProtocol::Ospf => vec![(Kind::Ospf, "Full")],
+            IgpProtocol::Isis => vec![(Kind::Isis, "Up")],
         };
-        for n in &igp.neighbors {
-            let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
-            let (ok, detail) = match reports.get(node) {
-                Some(Ok(r)) => {
-                    let list = if kind == Kind::Ospf { &r.ospf } else { &r.isis };
-                    match list.iter().find(|a| a.interface == n.interface) {
-                        Some(a) if a.up => (true, a.state.clone()),
-                        Some(a) => (false, format!("{} (want {want})", a.state)),
-                        None => (false, "the agent does not report this adjacency".into()),
-                    }
-                }
-                Some(Err(e)) => (false, e.clone()),
-                None => (false, "no answer".into()),
-            };
-            checks.push(Check::new(kind, node, name, ok, detail));
+        if config.runs_ospf6() {
+            kinds.push((Kind::Ospf6, "Full"));
+        }
+        for (kind, want) in kinds {
+            checks.extend(adjacency_checks(node, igp, kind, want, reports.get(node)));
         }
     }
     checks
+}
+
+/// One check per adjacency `igp` expects, of one protocol.
+fn adjacency_checks(
+    node: &str,
+    igp: &lab_spec::node_config::Igp,
+    kind: Kind,
+    want: &str,
+    report: Option<&Result<HealthReport, String>>,
+) -> Vec<Check> {
+    let list = |r: &HealthReport| match kind {
+        Kind::Ospf => r.ospf.clone(),
+        Kind::Ospf6 => r.ospf6.clone(),
+        _ => r.isis.clone(),
+    };
+    igp.neighbors
+        .iter()
+        .map(|n| {
+            let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
+            let (ok, detail) = match report {
+                Some(Ok(r)) => match list(r).iter().find(|a| a.interface == n.interface) {
+                    Some(a) if a.up => (true, a.state.clone()),
+                    Some(a) => (false, format!("{} (want {want})", a.state)),
+                    None => (false, "the agent does not report this adjacency".into()),
+                },
+                Some(Err(e)) => (false, e.clone()),
+                None => (false, "no answer".into()),
+            };
+            Check::new(kind, node, name, ok, detail)
+        })
+        .collect()
 }
 
 /// Every VNI of every leaf floods to exactly the other VTEPs of its
@@ -198,9 +226,9 @@ pub struct Ping {
     pub from_node: String,
     /// The sender's own address in the segment: the ping goes from it, so
     /// a leaf's echo leaves from its bridge, not from another address.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     pub to: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
 }
 
 impl Ping {
@@ -210,23 +238,33 @@ impl Ping {
 }
 
 /// Every ordered pair of members of a segment on different nodes: its
-/// hosts, and its leaves when it is irb (the plan lists both).
+/// hosts, and its leaves when it is irb (the plan lists both); in IPv4,
+/// then in IPv6 when the segment is dual-stack.
 pub fn pings(fleet: &FleetClient) -> Vec<Ping> {
     let mut out = Vec::new();
     for segment in &fleet.segments {
-        for (from, source) in &segment.hosts {
-            for (to, address) in &segment.hosts {
-                let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
-                if node(from) != node(to) {
-                    out.push(Ping {
-                        segment: segment.name.clone(),
-                        from_node: node(from),
-                        source: source.addr(),
-                        to: to.clone(),
-                        address: address.addr(),
-                    });
-                }
-            }
+        let v4 = segment.hosts.iter().map(|(k, a)| (k, IpAddr::V4(a.addr())));
+        let v6 = segment.hosts6.iter().map(|(k, a)| (k, IpAddr::V6(a.addr())));
+        for family in [v4.collect::<Vec<_>>(), v6.collect()] {
+            out.extend(pairs(&segment.name, &family));
+        }
+    }
+    out
+}
+
+/// A ping from each member to each member on another node.
+fn pairs(segment: &str, members: &[(&String, IpAddr)]) -> Vec<Ping> {
+    let node = |s: &str| s.split(':').next().unwrap_or(s).to_string();
+    let mut out = Vec::new();
+    for (from, source) in members {
+        for (to, address) in members.iter().filter(|(to, _)| node(to) != node(from)) {
+            out.push(Ping {
+                segment: segment.to_string(),
+                from_node: node(from),
+                source: *source,
+                to: to.to_string(),
+                address: *address,
+            });
         }
     }
     out
@@ -311,6 +349,7 @@ pub(crate) mod tests {
             established: state == "Established",
             uptime_seconds: None,
             prefixes_received: None,
+            interface: None,
         }
     }
 
@@ -325,6 +364,7 @@ pub(crate) mod tests {
                 interface: format!("eth{}", i + 1),
                 description: format!("spine{}", i + 1),
                 route_reflector_client: false,
+                unnumbered: false,
             });
         }
         let mut r = report();
@@ -383,6 +423,8 @@ pub(crate) mod tests {
         leaf.vxlan[0].flooding = Flooding::Evpn;
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Evpn,
             mode: SegmentMode::Bridge,
@@ -413,6 +455,8 @@ pub(crate) mod tests {
         let mut fleet = two_node_client();
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Static,
             mode: SegmentMode::Bridge,
@@ -434,10 +478,49 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_dual_stack_segment_is_pinged_in_both_families() {
+        let mut fleet = two_node_client();
+        let v4 = |a: &str| a.parse::<ipnet::Ipv4Net>().unwrap();
+        let v6 = |a: &str| a.parse::<ipnet::Ipv6Net>().unwrap();
+        fleet.segments.push(SegmentPlan {
+            name: "blue".into(),
+            vni: 10010,
+            flooding: FloodingMode::Static,
+            mode: SegmentMode::Bridge,
+            subnet: v4("172.16.10.0/24"),
+            access: Vec::new(),
+            vteps: BTreeMap::new(),
+            hosts: BTreeMap::from([
+                ("h1:eth1".into(), v4("172.16.10.1/24")),
+                ("h2:eth1".into(), v4("172.16.10.2/24")),
+            ]),
+            subnet6: Some(v6("2001:db8:2:a::/64")),
+            hosts6: BTreeMap::from([
+                ("h1:eth1".into(), v6("2001:db8:2:a::1/64")),
+                ("h2:eth1".into(), v6("2001:db8:2:a::2/64")),
+            ]),
+        });
+        let names: Vec<String> = pings(&fleet).iter().map(Ping::name).collect();
+        assert_eq!(
+            names,
+            [
+                "blue: h1 -> h2:eth1 (172.16.10.2)",
+                "blue: h2 -> h1:eth1 (172.16.10.1)",
+                "blue: h1 -> h2:eth1 (2001:db8:2:a::2)",
+                "blue: h2 -> h1:eth1 (2001:db8:2:a::1)",
+            ]
+        );
+        let ipv6 = &pings(&fleet)[2];
+        assert_eq!(ipv6.source, "2001:db8:2:a::1".parse::<std::net::Ipv6Addr>().unwrap());
+    }
+
+    #[test]
     fn pings_pair_irb_leaves_from_their_bridge_addresses() {
         let mut fleet = two_node_client();
         fleet.segments.push(SegmentPlan {
             name: "blue".into(),
+            subnet6: None,
+            hosts6: BTreeMap::new(),
             vni: 10010,
             flooding: FloodingMode::Static,
             mode: SegmentMode::Irb,

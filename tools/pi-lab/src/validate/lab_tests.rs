@@ -8,10 +8,10 @@
 //! on the node through a [`Runner`].
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use lab_spec::lab::{TestCheck, TestSpec};
 use lab_spec::{HealthReport, NodeConfig};
 
@@ -141,17 +141,18 @@ pub fn check_on(
     }
 }
 
-/// Every address of a node: loopback and interface addresses.
-fn addresses(config: &NodeConfig) -> Vec<Ipv4Addr> {
-    config
-        .loopback
-        .into_iter()
-        .chain(config.interfaces.iter().filter_map(|i| i.address.map(|a| a.addr())))
-        .collect()
+/// Every address of a node: loopback and interface addresses, IPv4
+/// first.
+fn addresses(config: &NodeConfig) -> Vec<IpAddr> {
+    let v4 = config.loopback.into_iter().map(IpAddr::V4);
+    let ports4 = config.interfaces.iter().filter_map(|i| Some(IpAddr::V4(i.address?.addr())));
+    let v6 = config.loopback6.into_iter().map(IpAddr::V6);
+    let ports6 = config.interfaces.iter().filter_map(|i| Some(IpAddr::V6(i.address6?.addr())));
+    v4.chain(ports4).chain(v6).chain(ports6).collect()
 }
 
 /// The address to reach a node at: its loopback, else its first address.
-fn address_of(fleet: &FleetClient, target: &str) -> Result<Ipv4Addr, String> {
+fn address_of(fleet: &FleetClient, target: &str) -> Result<IpAddr, String> {
     if let Ok(addr) = target.parse() {
         return Ok(addr);
     }
@@ -160,13 +161,18 @@ fn address_of(fleet: &FleetClient, target: &str) -> Result<Ipv4Addr, String> {
     addresses(config).first().copied().ok_or_else(|| format!("{target} has no address"))
 }
 
-/// Does the BGP or IGP peer entry (`description`, `address`) name `target`?
+/// Does the BGP or IGP peer entry (`description`, `address`) name `target`
+/// (a node, its IPv4 address, or an IPv6 address of it)?
 fn names(fleet: &FleetClient, target: &str, description: &str, address: Ipv4Addr) -> bool {
-    match target.parse::<Ipv4Addr>() {
-        Ok(a) => a == address,
+    match target.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => a == address,
+        Ok(v6) => fleet.nodes.get(description).is_some_and(|c| addresses(c).contains(&v6)),
         Err(_) => {
             description == target
-                || fleet.nodes.get(target).is_some_and(|c| addresses(c).contains(&address))
+                || fleet
+                    .nodes
+                    .get(target)
+                    .is_some_and(|c| addresses(c).contains(&IpAddr::V4(address)))
         }
     }
 }
@@ -175,16 +181,17 @@ fn bgp(fleet: &FleetClient, report: &HealthReport, neighbor: &str, want: &str) -
     let Some(n) = report.bgp.iter().find(|n| names(fleet, neighbor, &n.description, n.address))
     else {
         let known: Vec<String> =
-            report.bgp.iter().map(|n| format!("{} ({})", n.description, n.address)).collect();
+            report.bgp.iter().map(|n| format!("{} ({})", n.description, n.session())).collect();
         return Outcome::Fail(format!(
             "no BGP neighbour {neighbor}; neighbours: {}",
             or_none(&known)
         ));
     };
+    let (name, session) = (&n.description, n.session());
     if n.state.eq_ignore_ascii_case(want) {
-        Outcome::Pass(format!("{} ({}) is {}", n.description, n.address, n.state))
+        Outcome::Pass(format!("{name} ({session}) is {}", n.state))
     } else {
-        Outcome::Fail(format!("{} ({}) is {} (want {want})", n.description, n.address, n.state))
+        Outcome::Fail(format!("{name} ({session}) is {} (want {want})", n.state))
     }
 }
 
@@ -256,15 +263,16 @@ fn route(
     protocol: Option<&str>,
 ) -> Outcome {
     let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
-    let prefix = match prefix.parse::<Ipv4Net>() {
+    let prefix = match prefix.parse::<IpNet>() {
         Ok(net) => net.trunc(),
         Err(_) => match address_of(fleet, prefix) {
-            Ok(addr) => Ipv4Net::from(addr),
+            Ok(addr) => IpNet::from(addr),
             Err(e) => return Outcome::Fail(e),
         },
     };
     let text = prefix.to_string();
-    let out = match runner.run(node, &["ip", "-4", "-j", "route", "show", "exact", &text]) {
+    let family = if matches!(prefix, IpNet::V4(_)) { "-4" } else { "-6" };
+    let out = match runner.run(node, &["ip", family, "-j", "route", "show", "exact", &text]) {
         Ok(out) if out.success => out,
         Ok(out) => return Outcome::Fail(format!("ip route: {}", out.text().trim())),
         Err(e) => return Outcome::Fail(e.to_string()),

@@ -188,9 +188,9 @@ mod tests {
         let p = Ping {
             segment: "blue".into(),
             from_node: "t5-nohost".into(),
-            source: Ipv4Addr::new(172, 16, 10, 1),
+            source: Ipv4Addr::new(172, 16, 10, 1).into(),
             to: "h2:eth1".into(),
-            address: Ipv4Addr::new(172, 16, 10, 2),
+            address: Ipv4Addr::new(172, 16, 10, 2).into(),
         };
         assert_eq!(argv(&p).join(" "), "ping -c 3 -i 0.2 -W 2 -q -I 172.16.10.1 172.16.10.2");
         let runner = crate::runner::choose(&fleet, None);
