@@ -214,14 +214,7 @@ mod tests {
 
     #[test]
     fn an_ipv4_only_config_wants_no_ipv6() {
-        let mut cfg = lab_spec::NodeConfig::from_toml(
-            &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../tests/e2e/fixtures/node-config.toml"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let mut cfg = lab_spec::fixtures::leaf();
         assert!(desired6(&cfg).is_empty());
         assert_eq!(
             plan6(&desired6(&cfg), &Observed6::default(), &Observed::default()),
