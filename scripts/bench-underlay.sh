@@ -11,12 +11,17 @@
 #     from the copies so the three runs check the same things; --no-sflow,
 #     since the first sFlow counter sample comes after the polling
 #     interval, whatever the underlay.
-# Usage: sudo scripts/bench-underlay.sh [RUNS]   (default 5)
+# With SET=unnumbered (issue 21): the fabric numbered (fabric.toml) against
+# dual-stack on an unnumbered underlay (fabric-unnumbered.toml: sessions on
+# interfaces over IPv6 link-local addresses; validate pings the hosts in
+# both families), as v6bench-num/-unn on 172.31.117-118.0/24.
+# Usage: sudo scripts/bench-underlay.sh [RUNS] [SET]   (default 5, igp)
 # Root: namespaces and FRR. Labs run as benchu-ebgp/-ospf/-isis on
 # 172.31.251-253.0/24. Prints medians (and min-max) as a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
+SET=${2:-igp}
 WORK=$(mktemp -d /tmp/pi-lab-bench-underlay.XXXXXX)
 export PI_LAB_STATE_DIR=$WORK/state
 
@@ -24,13 +29,21 @@ cargo build --release -q -p pi-lab -p node-agent
 export PI_LAB_AGENT=$PWD/target/release/node-agent
 PI_LAB=$PWD/target/release/pi-lab
 
-UNDERLAYS=(ebgp ospf isis)
-declare -A EXAMPLE=([ebgp]=fabric.toml [ospf]=fabric-ospf.toml [isis]=fabric-isis.toml)
-declare -A SUBNET=([ebgp]=251 [ospf]=252 [isis]=253)
+if [ "$SET" = unnumbered ]; then
+    PREFIX=v6bench
+    UNDERLAYS=(num unn)
+    declare -A EXAMPLE=([num]=fabric.toml [unn]=fabric-unnumbered.toml)
+    declare -A SUBNET=([num]=117 [unn]=118)
+else
+    PREFIX=benchu
+    UNDERLAYS=(ebgp ospf isis)
+    declare -A EXAMPLE=([ebgp]=fabric.toml [ospf]=fabric-ospf.toml [isis]=fabric-isis.toml)
+    declare -A SUBNET=([ebgp]=251 [ospf]=252 [isis]=253)
+fi
 
 # Each example under its own name and management subnet.
 for u in "${UNDERLAYS[@]}"; do
-    python3 - "examples/${EXAMPLE[$u]}" "$WORK/$u.toml" "benchu-$u" "${SUBNET[$u]}" <<'PY'
+    python3 - "examples/${EXAMPLE[$u]}" "$WORK/$u.toml" "$PREFIX-$u" "${SUBNET[$u]}" <<'PY'
 import re, sys
 src, dst, name, subnet = sys.argv[1:]
 text = open(src).read()
@@ -42,7 +55,7 @@ PY
 done
 
 cleanup() {
-    for u in "${UNDERLAYS[@]}"; do "$PI_LAB" lab down --name "benchu-$u" >/dev/null 2>&1 || true; done
+    for u in "${UNDERLAYS[@]}"; do "$PI_LAB" lab down --name "$PREFIX-$u" >/dev/null 2>&1 || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -64,7 +77,7 @@ for run in $(seq 1 "$RUNS"); do
             exit 1
         fi
         since "$t0" >>"$WORK/$u.validated"
-        "$PI_LAB" lab down --name "benchu-$u" >/dev/null
+        "$PI_LAB" lab down --name "$PREFIX-$u" >/dev/null
         echo "run $run $u: converged $(tail -1 "$WORK/$u.converged") s, validated $(tail -1 "$WORK/$u.validated") s" >&2
     done
 done

@@ -90,6 +90,10 @@ pub struct NEnd {
     pub tc: Option<String>,
     /// `unnumbered: true` on this end's interface.
     pub unnumbered: bool,
+    /// `mtu` and `vlan.access` on this end's interface: the link's, as
+    /// netlab allows either place.
+    pub mtu: Option<u32>,
+    pub access: Option<(String, Span)>,
 }
 
 #[derive(Debug, Clone)]

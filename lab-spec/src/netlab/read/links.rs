@@ -2,13 +2,13 @@
 //! link attributes (`mtu`, `prefix`, `vlan.access`, `tc`).
 
 use super::{NEnd, NLink, NNode, Reader, pi_lab_name};
-use crate::diagnostics::{did_you_mean, list};
+use crate::diagnostics::{Span, did_you_mean, list};
 use crate::netlab::yaml::{Entry, Node, Value};
 
 const LINK_KEYS: &[&str] =
     &["mtu", "prefix", "vlan", "interfaces", "type", "name", "tc", "unnumbered", "ipv4", "ipv6"];
 /// What one node's end of a link may say (netlab's interface attributes).
-const END_KEYS: &[&str] = &["ifname", "tc", "unnumbered", "ipv4", "ipv6"];
+const END_KEYS: &[&str] = &["ifname", "tc", "unnumbered", "ipv4", "ipv6", "mtu", "vlan"];
 
 impl Reader<'_> {
     pub(super) fn links(&mut self, node: &Node, nodes: &[NNode]) -> Vec<NLink> {
@@ -46,6 +46,8 @@ impl Reader<'_> {
                             ifname: None,
                             tc: None,
                             unnumbered: false,
+                            mtu: None,
+                            access: None,
                         });
                     }
                 }
@@ -58,6 +60,8 @@ impl Reader<'_> {
                                 ifname: None,
                                 tc: None,
                                 unnumbered: false,
+                                mtu: None,
+                                access: None,
                             });
                         }
                     }
@@ -92,6 +96,7 @@ impl Reader<'_> {
                     self.unknown_node(&end.node, end.span.clone(), &names);
                 }
             }
+            self.end_attributes(&mut link);
             match link.ends.len() {
                 2 => out.push(link),
                 n => self.error(item.span.clone(), format!("this link joins {n} nodes; pi-lab links join two"), "split a multi-access (LAN) link into point-to-point links, or put the hosts in a VLAN (vlan.access)"),
@@ -100,14 +105,59 @@ impl Reader<'_> {
         out
     }
 
+    /// `vlan: { access: NAME }`.
+    fn access(&mut self, node: &Node, place: &str) -> Option<(String, Span)> {
+        if !self.keys(node, &["access"], place) {
+            return None;
+        }
+        let a = node.get("access")?;
+        self.string(&a.value, "vlan.access").map(|s| (s, a.value.span.clone()))
+    }
+
+    /// `mtu` and `vlan.access` written on an interface are the link's; two
+    /// ends that disagree are an error, as a pi-lab link has one of each.
+    fn end_attributes(&mut self, link: &mut NLink) {
+        for end in &link.ends {
+            if let Some(mtu) = end.mtu {
+                match link.mtu {
+                    Some(other) if other != mtu => self.error(
+                        end.span.clone(),
+                        format!("{} has MTU {mtu} on this link, the link {other}", end.node),
+                        "a pi-lab link has one MTU: set mtu on the link",
+                    ),
+                    _ => link.mtu = Some(mtu),
+                }
+            }
+            if let Some((vlan, span)) = &end.access {
+                match &link.access {
+                    Some((other, _)) if other != vlan => self.error(
+                        span.clone(),
+                        format!("{} puts this link in VLAN {vlan}, the link in {other}", end.node),
+                        "a link joins one VLAN: set vlan.access once",
+                    ),
+                    _ => link.access = Some((vlan.clone(), span.clone())),
+                }
+            }
+        }
+    }
+
     /// Interface data of one node on a link: `ifname`, `tc`, `unnumbered`
     /// (node and span are the caller's to fill in).
     fn interface(&mut self, node: &Node, place: &str) -> NEnd {
-        let mut end =
-            NEnd { node: String::new(), span: 0..0, ifname: None, tc: None, unnumbered: false };
+        let mut end = NEnd {
+            node: String::new(),
+            span: 0..0,
+            ifname: None,
+            tc: None,
+            unnumbered: false,
+            mtu: None,
+            access: None,
+        };
         if matches!(node.value, Value::Null) || !self.keys(node, END_KEYS, place) {
             return end;
         }
+        end.mtu = node.get("mtu").and_then(|m| self.int(&m.value, "mtu", 1280, 9216));
+        end.access = node.get("vlan").and_then(|v| self.access(&v.value, &format!("{place}.vlan")));
         end.ifname = node.get("ifname").and_then(|i| self.string(&i.value, "ifname"));
         end.tc = node.get("tc").and_then(|t| self.tc(&t.value, &format!("{place}.tc")));
         end.unnumbered = self.unnumbered(node, place);
@@ -146,14 +196,7 @@ impl Reader<'_> {
             }
             "prefix" => link.prefix = self.prefix(&e.value, "prefix"),
             "tc" => link.tc = self.tc(&e.value, &format!("{place}.tc")),
-            "vlan" => {
-                if self.keys(&e.value, &["access"], &format!("{place}.vlan"))
-                    && let Some(a) = e.value.get("access")
-                {
-                    link.access =
-                        self.string(&a.value, "vlan.access").map(|s| (s, a.value.span.clone()));
-                }
-            }
+            "vlan" => link.access = self.access(&e.value, &format!("{place}.vlan")),
             "type" => {
                 if self.string(&e.value, "type").is_some_and(|t| t != "p2p") {
                     self.error(

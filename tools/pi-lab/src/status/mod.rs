@@ -262,7 +262,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
         temp,
         throttled,
         igp,
-        format!("{bgp_up}/{}", r.bgp.len()),
+        bgp_cell(bgp_up, r),
         format!("{vnis_ok}/{}", r.vxlan.len()),
         sflow,
         reconcile,
@@ -273,16 +273,32 @@ fn row(s: &NodeStatus) -> Vec<String> {
     cells
 }
 
-/// `ospf 2/2` (Full neighbours) or `isis 2/2` (Up adjacencies); `-`
-/// without an IGP underlay.
-fn igp_cell(r: &HealthReport) -> String {
-    match (r.ospf.is_empty(), r.isis.is_empty()) {
-        (false, _) => format!("ospf {}/{}", r.ospf.iter().filter(|a| a.up).count(), r.ospf.len()),
-        (true, false) => {
-            format!("isis {}/{}", r.isis.iter().filter(|a| a.up).count(), r.isis.len())
-        }
-        (true, true) => "-".into(),
+/// `2/2` sessions Established; `2/2 unnumbered` when they all run on
+/// interfaces, `2/2 (1 unnumbered)` when some do.
+fn bgp_cell(up: usize, r: &HealthReport) -> String {
+    let on_interfaces = r.bgp.iter().filter(|n| n.interface.is_some()).count();
+    match on_interfaces {
+        0 => format!("{up}/{}", r.bgp.len()),
+        n if n == r.bgp.len() => format!("{up}/{n} unnumbered"),
+        n => format!("{up}/{} ({n} unnumbered)", r.bgp.len()),
     }
+}
+
+/// `ospf 2/2` (Full neighbours) or `isis 2/2` (Up adjacencies), with
+/// `, ospf6 2/2` for OSPFv3 beside OSPF; `-` without an IGP underlay.
+fn igp_cell(r: &HealthReport) -> String {
+    let count = |list: &[lab_spec::health::IgpAdjacencyState]| {
+        format!("{}/{}", list.iter().filter(|a| a.up).count(), list.len())
+    };
+    let mut cell = match (r.ospf.is_empty(), r.isis.is_empty()) {
+        (false, _) => format!("ospf {}", count(&r.ospf)),
+        (true, false) => format!("isis {}", count(&r.isis)),
+        (true, true) => return "-".into(),
+    };
+    if !r.ospf6.is_empty() {
+        cell.push_str(&format!(", ospf6 {}", count(&r.ospf6)));
+    }
+    cell
 }
 
 /// `3d4h`, `2h5m`, `4m10s`, `42s`.
@@ -324,6 +340,31 @@ mod tests {
         assert_eq!(json["hand_changes"][1], "-router bgp 100 > network 10.0.0.11/32");
         assert_eq!(drift(&["+x".into()]).as_deref(), Some("hand-changed, 1 line"));
         assert_eq!(drift(&[]), None);
+    }
+
+    #[test]
+    fn unnumbered_sessions_and_ospfv3_show_in_their_cells() {
+        let mut report = crate::validate::checks::tests::report();
+        let adjacency: lab_spec::health::IgpAdjacencyState = serde_json::from_value(
+            serde_json::json!({"interface": "eth1", "router_id": "10.0.0.1",
+                "description": "spine1", "state": "Full", "up": true}),
+        )
+        .unwrap();
+        report.ospf = vec![adjacency.clone()];
+        report.ospf6 = vec![adjacency];
+        assert_eq!(igp_cell(&report), "ospf 1/1, ospf6 1/1");
+        let session = |interface: Option<&str>| {
+            let json = serde_json::json!({"address": "10.0.0.1", "remote_asn": 65000,
+                "description": "spine1", "state": "Established", "established": true,
+                "uptime_seconds": 5, "prefixes_received": 1, "interface": interface});
+            serde_json::from_value::<lab_spec::health::BgpNeighborState>(json).unwrap()
+        };
+        report.bgp = vec![session(Some("eth1")), session(Some("eth2"))];
+        assert_eq!(bgp_cell(2, &report), "2/2 unnumbered");
+        report.bgp.push(session(None));
+        assert_eq!(bgp_cell(3, &report), "3/3 (2 unnumbered)");
+        report.bgp.truncate(0);
+        assert_eq!(bgp_cell(0, &report), "0/0");
     }
 
     #[test]
