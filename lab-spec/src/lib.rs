@@ -31,6 +31,7 @@ pub mod node_check;
 pub mod node_config;
 pub mod parse;
 pub mod plan;
+pub mod program_input;
 pub mod prometheus;
 pub mod replace_file;
 pub mod validate;

@@ -6,8 +6,7 @@
 //! image, and its netlink protocol is not worth reimplementing): the script
 //! is one transaction, so a table is either fully replaced or left as it was.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::SflowError;
 
@@ -55,22 +54,12 @@ fn valid_ifname(name: &str) -> bool {
 }
 
 fn nft(script: &str) -> Result<(), SflowError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            SflowError::Nft(format!("cannot run `nft` ({e}); install the nftables package"))
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| SflowError::Nft(format!("writing to nft: {e}")))?;
-    }
+    let mut cmd = Command::new("nft");
+    cmd.args(["-f", "-"]);
     let out =
-        child.wait_with_output().map_err(|e| SflowError::Nft(format!("waiting for nft: {e}")))?;
+        lab_spec::program_input::run_with_input(&mut cmd, script.as_bytes()).map_err(|e| {
+            SflowError::Nft(format!("cannot run `nft -f -` ({e}); install the nftables package"))
+        })?;
     if out.status.success() {
         Ok(())
     } else {

@@ -14,8 +14,7 @@
 //! and the rules let them out only where their VLAN is carried, which is
 //! what a switch with an address table per VLAN delivers.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::switch::SwitchPlan;
 
@@ -59,17 +58,10 @@ pub fn rules(table: &str, plan: &SwitchPlan, tap_of: &dyn Fn(&str) -> String) ->
 
 /// Load `text` with `nft -f -`.
 pub fn nft_load(text: &str) -> Result<(), NftError> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+    let mut cmd = Command::new("nft");
+    cmd.args(["-f", "-"]);
+    let out = lab_spec::program_input::run_with_input(&mut cmd, text.as_bytes())
         .map_err(NftError::Spawn)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(text.as_bytes()).map_err(NftError::Spawn)?;
-    }
-    let out = child.wait_with_output().map_err(NftError::Spawn)?;
     if out.status.success() {
         Ok(())
     } else {

@@ -14,7 +14,7 @@
 mod render;
 
 use std::path::PathBuf;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 
 use lab_spec::lab::SegmentMode;
 use lab_spec::node_config::{NodeConfig, Role};
@@ -160,21 +160,15 @@ pub fn run(args: &GraphArgs) -> Result<ExitCode, GraphError> {
 
 /// `dot -Tsvg`, fed on stdin.
 pub fn svg(dot: &str) -> Result<Vec<u8>, GraphError> {
-    use std::io::Write;
-    let mut child = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => GraphError::NoDot,
-            _ => GraphError::Dot(e.to_string()),
+    let mut cmd = Command::new("dot");
+    cmd.arg("-Tsvg");
+    let out =
+        lab_spec::program_input::run_with_input(&mut cmd, dot.as_bytes()).map_err(|e| {
+            match e.kind() {
+                std::io::ErrorKind::NotFound => GraphError::NoDot,
+                _ => GraphError::Dot(e.to_string()),
+            }
         })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes()).map_err(|e| GraphError::Dot(e.to_string()))?;
-    }
-    let out = child.wait_with_output().map_err(|e| GraphError::Dot(e.to_string()))?;
     if !out.status.success() {
         return Err(GraphError::Dot(String::from_utf8_lossy(&out.stderr).trim().to_string()));
     }
