@@ -59,8 +59,9 @@ pub struct FlashArgs {
     /// Skip reading the cards back.
     #[arg(long)]
     pub no_verify: bool,
-    /// Lab file whose nodes give the cards their identities.
-    #[arg(long, value_name = "FILE", env = "PI_LAB_LAB")]
+    /// Lab file whose nodes give the cards their identities (env
+    /// PI_LAB_FILE, as for every command that takes a lab).
+    #[arg(long, value_name = "FILE", env = "PI_LAB_FILE")]
     pub lab: Option<PathBuf>,
     /// Node of --lab for the one target.
     #[arg(long, value_name = "NAME", requires = "lab", conflicts_with = "nodes")]
