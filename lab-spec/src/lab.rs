@@ -604,6 +604,40 @@ pub struct TestSpans {
     pub target: Option<Span>,
 }
 
+/// IPv4 or IPv6, named as netlab's `af` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Ipv4,
+    Ipv6,
+}
+
+impl AddressFamily {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ipv4" => Some(AddressFamily::Ipv4),
+            "ipv6" => Some(AddressFamily::Ipv6),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressFamily::Ipv4 => "ipv4",
+            AddressFamily::Ipv6 => "ipv6",
+        }
+    }
+
+    /// Does `ip` belong to this family?
+    pub fn holds(self, ip: &std::net::IpAddr) -> bool {
+        matches!(
+            (self, ip),
+            (AddressFamily::Ipv4, std::net::IpAddr::V4(_))
+                | (AddressFamily::Ipv6, std::net::IpAddr::V6(_))
+        )
+    }
+}
+
 /// What a test checks on each of its nodes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
@@ -619,8 +653,15 @@ pub enum TestCheck {
     /// kernel's routing table (or, `present = false`, is not), optionally
     /// from `protocol` (ospf, isis, bgp, kernel, ...).
     Route { prefix: String, present: bool, protocol: Option<String> },
-    /// `count` pings to `to` (a node or an address) get an answer.
-    Ping { to: String, count: u32 },
+    /// `count` pings to `to` (a node or an address) get an answer; to a
+    /// node, over `af` (its first address of that family; default: its
+    /// first address, IPv4 before IPv6).
+    Ping {
+        to: String,
+        count: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        af: Option<AddressFamily>,
+    },
     /// `command` (run on the node) prints something matching `pattern`.
     Exec { command: String, pattern: String },
     /// vtysh's `command` answers JSON for which `expect` holds

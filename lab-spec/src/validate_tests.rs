@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use super::Validator;
 use crate::diagnostics::{Span, did_you_mean, list};
-use crate::lab::{Fault, TestCheck, TestSpec};
+use crate::lab::{AddressFamily, Fault, TestCheck, TestSpec};
 
 impl Validator<'_> {
     pub(super) fn tests(&mut self) {
@@ -42,6 +42,7 @@ impl Validator<'_> {
                 }
             }
             self.target(test);
+            self.ping_family(test);
             self.fault(test);
         }
     }
@@ -123,6 +124,32 @@ impl Validator<'_> {
         }
         let span = test.spans.target.clone().unwrap_or(test.spans.header.clone());
         self.unknown(target, span, &format!("the {what} of test {}", test.name));
+    }
+
+    /// A ping over IPv6 needs a lab with IPv6, and an address named with
+    /// `af` must be of that family.
+    fn ping_family(&mut self, test: &TestSpec) {
+        let TestCheck::Ping { to, af: Some(af), .. } = &test.check else { return };
+        let span = test.spans.target.clone().unwrap_or(test.spans.header.clone());
+        let pools = &self.lab.pools;
+        let any6 = pools.loopback6.is_some() || pools.p2p6.is_some() || pools.segments6.is_some();
+        if *af == AddressFamily::Ipv6 && !any6 {
+            self.error(
+                span,
+                format!("test {} pings over IPv6, and the lab has no IPv6", test.name),
+                "add pools.loopback6 (routers) or pools.segments6 (hosts), or remove af",
+            );
+            return;
+        }
+        if let Ok(ip) = to.parse::<IpAddr>()
+            && !af.holds(&ip)
+        {
+            self.error(
+                span,
+                format!("test {} pings {ip} with af = {:?}", test.name, af.as_str()),
+                "name an address of that family, a node, or remove af",
+            );
+        }
     }
 
     fn unknown(&mut self, node: &str, span: Span, place: &str) {

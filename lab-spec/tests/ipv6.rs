@@ -172,7 +172,7 @@ fn lab_tests_may_name_ipv6_addresses_and_prefixes() {
         example_text("fabric-unnumbered.toml")
     );
     let lab = parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(lab.tests.len(), 4);
+    assert_eq!(lab.tests.len(), 5);
 }
 
 /// An IGP fabric example made dual-stack.

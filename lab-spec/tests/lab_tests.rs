@@ -105,7 +105,7 @@ show = { command = "show bgp summary json", expect = 'ipv4Unicast.peers["10.1.0.
         lab.tests[4].check,
         TestCheck::Route { prefix: "0.0.0.0/0".into(), present: false, protocol: None }
     );
-    assert_eq!(lab.tests[5].check, TestCheck::Ping { to: "r2".into(), count: 2 });
+    assert_eq!(lab.tests[5].check, TestCheck::Ping { to: "r2".into(), count: 2, af: None });
 }
 
 #[test]
@@ -173,6 +173,31 @@ fn mistakes_are_reported_where_they_are() {
         8,
         "test x is defined twice",
         "line 16",
+    );
+}
+
+#[test]
+fn a_ping_names_its_address_family_as_netlab_does() {
+    let six = "\n[pools]\nloopback6 = \"2001:db8::/64\"\n\n[underlay]\nunnumbered = true\n";
+    let ping =
+        "\n[[validate]]\nname = \"x\"\nnodes = [\"r1\"]\nping = { to = \"r2\", af = \"ipv6\" }\n";
+    let lab = parse(&with(&format!("{six}{ping}")), "t.toml").unwrap();
+    let af = Some(lab_spec::lab::AddressFamily::Ipv6);
+    assert_eq!(lab.tests[0].check, TestCheck::Ping { to: "r2".into(), count: 3, af });
+    assert_error(ping, 18, 15, "pings over IPv6, and the lab has no IPv6", "pools.loopback6");
+    assert_error(
+        "\n[[validate]]\nname = \"x\"\nnodes = [\"r1\"]\nping = { to = \"r2\", af = \"inet6\" }\n",
+        18,
+        26,
+        "af \"inet6\" is not an address family",
+        "af = \"ipv6\"",
+    );
+    assert_error(
+        "\n[[validate]]\nname = \"x\"\nnodes = [\"r1\"]\nping = { to = \"10.0.0.2\", af = \"ipv6\" }\n\n[pools]\nloopback6 = \"2001:db8::/64\"\n\n[underlay]\nunnumbered = true\n",
+        18,
+        15,
+        "pings 10.0.0.2 with af = \"ipv6\"",
+        "that family",
     );
 }
 

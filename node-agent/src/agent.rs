@@ -577,7 +577,7 @@ impl Runner {
     /// One pass for `cfg`: network, FRR, sFlow; publishes the result.
     fn pass(&mut self, cfg: &NodeConfig) -> Result<ReconcileReport, NetlinkError> {
         let started = Instant::now();
-        let mut report = network_pass(&mut self.nl, cfg, false)?;
+        let mut report = network_pass(&mut self.nl, cfg, self.current.as_ref(), false)?;
         impair_pass(cfg, self.current.as_ref(), false, &mut report);
         // Before FRR: sampling needs only the interfaces, and a reload
         // that takes long on a busy host must not hold it back.
@@ -733,7 +733,7 @@ pub fn pass(
     cfg: &NodeConfig,
     dry_run: bool,
 ) -> Result<ReconcileReport, NetlinkError> {
-    let mut report = network_pass(nl, cfg, dry_run)?;
+    let mut report = network_pass(nl, cfg, None, dry_run)?;
     impair_pass(cfg, None, dry_run, &mut report);
     frr_pass(frr, cfg, dry_run, &mut report);
     Ok(report)
@@ -762,9 +762,10 @@ fn impair_pass(
 fn network_pass(
     nl: &mut Netlink,
     cfg: &NodeConfig,
+    previous: Option<&NodeConfig>,
     dry_run: bool,
 ) -> Result<ReconcileReport, NetlinkError> {
-    let (plan, net) = network::reconcile(nl, cfg, dry_run)?;
+    let (plan, net) = network::reconcile(nl, cfg, previous, dry_run)?;
     Ok(ReconcileReport {
         config_version: version_of(cfg),
         planned: plan.changes.iter().map(ToString::to_string).collect(),

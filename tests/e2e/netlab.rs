@@ -2,7 +2,8 @@
 //! as published, and three more in netlab's other syntaxes (nodes as a
 //! dictionary, groups, links as lists, dictionaries and `interfaces`,
 //! VXLAN over OSPF with `vlan.access` hosts, EVPN over IS-IS with route
-//! reflectors, eBGP with `as_list`). Each converts (`lab import`), runs
+//! reflectors, eBGP with `as_list`, dual-stack eBGP unnumbered with
+//! IPv6 addressing pools). Each converts (`lab import`), runs
 //! (`lab up` on the YAML itself) and validates (its netlab tests too).
 //! A topology pi-lab cannot build fails with a position.
 
@@ -155,6 +156,32 @@ fn an_ebgp_fabric_with_as_list_runs_and_validates() {
         return;
     }
     converts_runs_and_validates("ebgp-fabric.yml", "eb", 5);
+}
+
+#[test]
+fn an_ipv6_unnumbered_topology_written_the_netlab_way_runs_and_validates() {
+    if !prerequisites("netlab_unnumbered_ipv6", true, TOOLS) {
+        return;
+    }
+    let topo = converts_runs_and_validates("unnumbered-ipv6.yml", "u6", 5);
+    // `unnumbered: true` on the link and on one interface mean the same:
+    // both of the spine's sessions run on their interfaces.
+    let render = topo.pi_lab(&["lab", "render", "--json", topo.file(), "spine"]);
+    let spine: serde_json::Value = serde_json::from_slice(&render.stdout).unwrap();
+    let sessions = spine["config"]["bgp"]["neighbors"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{spine:#}");
+    assert!(sessions.iter().all(|n| n["unnumbered"] == true), "{sessions:#?}");
+    // The converted lab keeps netlab's af on its ping, and validate ran it
+    // to hb's IPv6 address.
+    let toml = std::fs::read_to_string(topo.dir.join("lab.toml")).unwrap();
+    assert!(toml.contains("ping = { to = \"hb\", af = \"ipv6\" }"), "{toml}");
+    let validate = topo.pi_lab(&["validate", "--json", "--deadline", "60s", topo.file()]);
+    let report: serde_json::Value = serde_json::from_slice(&validate.stdout).unwrap();
+    let checks = report["checks"].as_array().unwrap();
+    let green6 = checks.iter().find(|c| c["name"].as_str().unwrap().starts_with("green6 on ha"));
+    let green6 = green6.unwrap_or_else(|| panic!("no green6 check: {report:#}"));
+    assert_eq!(green6["verdict"], "pass", "{green6:#}");
+    assert!(green6["detail"].as_str().unwrap().contains("(2001:db8:20:"), "{green6:#}");
 }
 
 #[test]

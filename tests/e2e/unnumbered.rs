@@ -90,4 +90,35 @@ fn unnumbered_dual_stack_fabric_carries_both_families_and_validates() {
     let said = text(&out);
     assert!(said.contains("reachability  blue: h1 -> h2:eth1 (2001:db8:"), "{said}");
     eprintln!("unnumbered fabric: validate passed after {:.1} s", started.elapsed().as_secs_f64());
+    ipv6_goes_when_the_lab_drops_it(&lab);
+}
+
+/// The same lab without its IPv6 pools, provisioned: the agents take the
+/// IPv6 addresses the lab gave away, and BGP stays unnumbered (IPv4 over
+/// IPv6 link-local next hops needs no global IPv6).
+fn ipv6_goes_when_the_lab_drops_it(lab: &TestLab) {
+    let text4 = std::fs::read_to_string(&lab.file).unwrap();
+    let mut doc: toml::Table = text4.parse().unwrap();
+    doc.remove("pools");
+    std::fs::write(&lab.file, toml::to_string(&doc).unwrap()).unwrap();
+    let out = lab.pi_lab().args(["provision", "--timeout", "90"]).arg(&lab.file).output().unwrap();
+    assert!(out.status.success(), "provision without IPv6:\n{}", text(&out));
+    let global6 = |node: &str| {
+        let out = lab.exec(node, &["ip", "-6", "-o", "addr", "show", "scope", "global"]);
+        text(&out).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    for node in ["leaf1", "h1"] {
+        eventually(30, || match global6(node) {
+            left if left.is_empty() => Ok(()),
+            left => Err(format!("{node} still has {left:?}")),
+        })
+        .unwrap();
+    }
+    for node in ROUTERS {
+        eventually(60, || sessions_established(lab, node)).unwrap();
+    }
+    let (h1, h2) = (lab.config("h1"), lab.config("h2"));
+    let v4 = h2.interfaces[0].address.unwrap();
+    let port = crate::fleet::host_port_towards(&h1, &v4);
+    eventually(60, || ping(lab, "h1", &port, &v4.addr().to_string())).unwrap();
 }

@@ -646,7 +646,10 @@ impl Builder<'_> {
             let nodes: Vec<String> = t.nodes.iter().map(|n| quote(n)).collect();
             let _ = writeln!(out, "nodes = [{}]", nodes.join(", "));
             let _ = match &t.check {
-                NCheck::Ping(to) => writeln!(out, "ping = {}", quote(to)),
+                NCheck::Ping(to, None) => writeln!(out, "ping = {}", quote(to)),
+                NCheck::Ping(to, Some(af)) => {
+                    writeln!(out, "ping = {{ to = {}, af = {} }}", quote(to), quote(af.as_str()))
+                }
                 NCheck::Bgp(peer) => writeln!(out, "bgp = {}", quote(peer)),
                 NCheck::Ospf(peer) => writeln!(out, "ospf = {}", quote(peer)),
                 NCheck::Isis(peer) => writeln!(out, "isis = {}", quote(peer)),

@@ -142,8 +142,8 @@ pub struct NTest {
 
 #[derive(Debug, Clone)]
 pub enum NCheck {
-    /// `ping('h2')`
-    Ping(String),
+    /// `ping('h2')`, `ping('h2',af='ipv6')`
+    Ping(String, Option<crate::lab::AddressFamily>),
     /// `bgp_neighbor(node.bgp.neighbors, 'r2')`
     Bgp(String),
     /// `ospf_neighbor(nodes.r2.ospf.router_id)` or `ospf_neighbor('r2')`

@@ -35,7 +35,7 @@ use toml::de::DeValue;
 
 use super::{Field, Reader, Table, Value, name_ok, role};
 use crate::diagnostics::{Span, list};
-use crate::lab::{Fault, TestCheck, TestFault, TestSpans, TestSpec};
+use crate::lab::{AddressFamily, Fault, TestCheck, TestFault, TestSpans, TestSpec};
 
 const TEST_KEYS: &[&str] = &[
     "name",
@@ -266,7 +266,21 @@ impl Reader {
                 let count = table
                     .and_then(|t| self.integer(t, "count", &place, 1..=100))
                     .map_or(3, |c| c.0 as u32);
-                Some(TestCheck::Ping { to, count })
+                let af = match table.and_then(|t| self.string(t, "af", &place)) {
+                    None => None,
+                    Some((text, span)) => match AddressFamily::parse(&text) {
+                        Some(af) => Some(af),
+                        None => {
+                            self.error(
+                                span,
+                                format!("af {text:?} is not an address family"),
+                                "write af = \"ipv4\" or af = \"ipv6\"",
+                            );
+                            return None;
+                        }
+                    },
+                };
+                Some(TestCheck::Ping { to, count, af })
             }
             "exec" => {
                 let t = self.check_table(
@@ -320,7 +334,7 @@ impl Reader {
                 let allowed: &[&str] = match field {
                     "neighbor" => &["neighbor", "state"],
                     "prefix" => &["prefix", "present", "protocol"],
-                    _ => &["to", "count"],
+                    _ => &["to", "count", "af"],
                 };
                 self.keys(t, allowed, place);
                 let text = self.string(t, field, place);

@@ -8,8 +8,9 @@
 //! kernel ─────observe6───> Observed6 ┘   (pure)
 //! ```
 //!
-//! A config without IPv6 never reads or touches the kernel's IPv6: an
-//! IPv4-only lab reconciles exactly as before. Addresses are added with
+//! A config without IPv6 never reads or touches the kernel's IPv6 (an
+//! IPv4-only lab reconciles exactly as before), except to take away the
+//! addresses the config before it put there. Addresses are added with
 //! `nodad` (a lab's addresses are planned, and duplicate address detection
 //! would hold each back for a second); link-local addresses are the
 //! kernel's and never touched.
@@ -43,12 +44,34 @@ pub struct Desired6 {
     /// Ports with a BGP session on the interface: they need a link-local
     /// address.
     pub link_local: BTreeSet<String>,
+    /// Addresses the previous config put on interfaces this one gives no
+    /// IPv6 address (a lab that dropped IPv6, or a link): taken away where
+    /// they still are. Addresses typed in by hand there stay.
+    pub dropped: BTreeMap<String, BTreeSet<Ipv6Net>>,
 }
 
 impl Desired6 {
     pub fn is_empty(&self) -> bool {
-        self.addresses.is_empty() && self.enabled.is_empty()
+        self.addresses.is_empty() && self.enabled.is_empty() && self.dropped.is_empty()
     }
+
+    /// Wants IPv6 itself (not only to take some away).
+    fn wants_ipv6(&self) -> bool {
+        !self.addresses.is_empty() || !self.enabled.is_empty()
+    }
+}
+
+/// [`desired6`] of `cfg`, plus what `previous` (the config in force
+/// until now) had on interfaces `cfg` gives none.
+pub fn desired6_after(cfg: &NodeConfig, previous: Option<&NodeConfig>) -> Desired6 {
+    let mut d = desired6(cfg);
+    let Some(previous) = previous else { return d };
+    for (iface, had) in desired6(previous).addresses {
+        if !d.addresses.contains_key(&iface) {
+            d.dropped.insert(iface, had);
+        }
+    }
+    d
 }
 
 /// The kernel's IPv6, as far as the agent cares.
@@ -137,7 +160,13 @@ fn is_link_local(ip: &Ipv6Addr) -> bool {
 /// links exist now and which are up.
 pub fn plan6(d: &Desired6, o: &Observed6, observed: &Observed) -> Plan {
     let mut p = Plan::default();
-    if d.is_empty() {
+    for (iface, had) in &d.dropped {
+        let still = o.addresses.get(iface).into_iter().flatten().filter(|a| had.contains(a));
+        for address in still {
+            p.changes.push(Change::RemoveAddress6 { interface: iface.clone(), address: *address });
+        }
+    }
+    if !d.wants_ipv6() {
         return p;
     }
     if !o.kernel_ipv6 {
@@ -209,6 +238,7 @@ mod tests {
             ]),
             enabled: ["lo", "eth1", "eth3"].into_iter().map(String::from).collect(),
             link_local: BTreeSet::from(["eth1".to_string()]),
+            dropped: BTreeMap::new(),
         }
     }
 
@@ -269,6 +299,30 @@ mod tests {
         assert!(p.problems[0].starts_with("eth1: no IPv6 link-local address"), "{:?}", p.problems);
         o.kernel_ipv6 = false;
         assert!(plan6(&desired(), &o, &links).problems[0].contains("the kernel has no IPv6"));
+    }
+
+    #[test]
+    fn a_lab_that_drops_ipv6_takes_its_addresses_away_and_leaves_hand_made_ones() {
+        let mut before = lab_spec::fixtures::leaf();
+        before.loopback6 = Some("2001:db8::65".parse().unwrap());
+        let after = lab_spec::fixtures::leaf();
+        let d = desired6_after(&after, Some(&before));
+        assert!(!d.is_empty() && !d.wants_ipv6());
+        let o = Observed6 {
+            addresses: BTreeMap::from([(
+                "lo".into(),
+                BTreeSet::from([net("::1/128"), net("2001:db8::65/128"), net("2001:db8:7::1/128")]),
+            )]),
+            kernel_ipv6: true,
+            ..Observed6::default()
+        };
+        let text: Vec<String> =
+            plan6(&d, &o, &observed(&["lo"])).changes.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["ip addr del 2001:db8::65/128 dev lo"]);
+        // Gone already: nothing to do; and with no earlier config, nothing read.
+        assert_eq!(plan6(&d, &Observed6::default(), &observed(&["lo"])), Plan::default());
+        assert!(desired6_after(&after, None).is_empty());
+        assert!(desired6_after(&after, Some(&after)).is_empty());
     }
 
     #[test]

@@ -310,15 +310,18 @@ impl fmt::Display for Change {
 }
 
 /// One reconcile pass: observe, plan, and (unless `dry_run`) apply.
+/// `previous` is the config in force until now, if another.
 pub fn reconcile(
     nl: &mut crate::netlink::Netlink,
     cfg: &lab_spec::NodeConfig,
+    previous: Option<&lab_spec::NodeConfig>,
     dry_run: bool,
 ) -> Result<(Plan, Report), crate::netlink::NetlinkError> {
     let observed = observe(nl)?;
     let mut plan = plan(&desired(cfg), &observed);
-    // IPv6 only where the config has some: an IPv4-only lab reads none.
-    let want6 = ipv6::desired6(cfg);
+    // IPv6 only where this config or the one before had some: an
+    // IPv4-only lab reads none.
+    let want6 = ipv6::desired6_after(cfg, previous);
     if !want6.is_empty() {
         let plan6 = ipv6::plan6(&want6, &ipv6::observe6(nl, &observed)?, &observed);
         plan.changes.extend(plan6.changes);

@@ -58,7 +58,7 @@ impl Reader<'_> {
             };
             let Some(call) = self.string(&plugin.value, "plugin") else { continue };
             let Some(check) = plugin_check(&call) else {
-                self.error(plugin.value.span.clone(), format!("plugin {call} is not one pi-lab runs"), "pi-lab runs ping('X'), bgp_neighbor(node.bgp.neighbors,'X'), ospf_neighbor(nodes.X.ospf.router_id) and isis_neighbor('X')");
+                self.error(plugin.value.span.clone(), format!("plugin {call} is not one pi-lab runs"), "pi-lab runs ping('X') (af='ipv6' too), bgp_neighbor(node.bgp.neighbors,'X'), ospf_neighbor(nodes.X.ospf.router_id) and isis_neighbor('X')");
                 continue;
             };
             out.push(NTest {
@@ -76,7 +76,8 @@ impl Reader<'_> {
     }
 }
 
-/// `ping('h2')`, `bgp_neighbor(node.bgp.neighbors,'r2')`,
+/// `ping('h2')` (and `ping('h2',af='ipv6')`),
+/// `bgp_neighbor(node.bgp.neighbors,'r2')`,
 /// `ospf_neighbor(nodes.r2.ospf.router_id)`, `isis_neighbor('r2')`.
 fn plugin_check(call: &str) -> Option<NCheck> {
     let (function, args) = call.trim().split_once('(')?;
@@ -94,7 +95,21 @@ fn plugin_check(call: &str) -> Option<NCheck> {
         Some(pi_lab_name(rest.split('.').next()?))
     };
     match function.trim() {
-        "ping" => quoted(args.first()?).map(NCheck::Ping),
+        "ping" => {
+            let to = quoted(args.first()?)?;
+            // Only af changes nothing else: expect='fail', src or pkt_len
+            // would make it another test than the one pi-lab runs.
+            let af = match &args[1..] {
+                [] => None,
+                [af] => {
+                    let value = af.strip_prefix("af")?.trim_start().strip_prefix('=')?.trim();
+                    let value = value.trim_matches(|c| c == '\'' || c == '"');
+                    Some(crate::lab::AddressFamily::parse(value)?)
+                }
+                _ => return None,
+            };
+            Some(NCheck::Ping(to, af))
+        }
         "bgp_neighbor" => quoted(args.get(1)?).map(NCheck::Bgp),
         "ospf_neighbor" => {
             let a = args.first()?;
@@ -111,7 +126,17 @@ mod tests {
 
     #[test]
     fn plugins_pi_lab_runs() {
-        assert!(matches!(plugin_check("ping('h2')"), Some(NCheck::Ping(h)) if h == "h2"));
+        assert!(matches!(plugin_check("ping('h2')"), Some(NCheck::Ping(h, None)) if h == "h2"));
+        assert!(matches!(
+            plugin_check("ping('h2', af='ipv6')"),
+            Some(NCheck::Ping(h, Some(crate::lab::AddressFamily::Ipv6))) if h == "h2"
+        ));
+        assert!(matches!(
+            plugin_check("ping(\"h2\",af=\"ipv4\")"),
+            Some(NCheck::Ping(_, Some(crate::lab::AddressFamily::Ipv4)))
+        ));
+        assert!(plugin_check("ping('h2',af='ipx')").is_none());
+        assert!(plugin_check("ping('h2',expect='fail')").is_none());
         assert!(
             matches!(plugin_check("bgp_neighbor(node.bgp.neighbors,'r_2')"), Some(NCheck::Bgp(h)) if h == "r-2")
         );

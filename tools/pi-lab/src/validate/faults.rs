@@ -113,7 +113,7 @@ fn not_ready(mut check: Check, fault: &Fault) -> Check {
 /// run is timed by that echo.
 fn poll_check(check: &TestCheck) -> TestCheck {
     match check {
-        TestCheck::Ping { to, .. } => TestCheck::Ping { to: to.clone(), count: 1 },
+        TestCheck::Ping { to, af, .. } => TestCheck::Ping { to: to.clone(), count: 1, af: *af },
         other => other.clone(),
     }
 }
@@ -415,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_ping_sends_one_echo_per_run() {
-        let ping = TestCheck::Ping { to: "h2".into(), count: 3 };
-        assert_eq!(poll_check(&ping), TestCheck::Ping { to: "h2".into(), count: 1 });
+        let ping = TestCheck::Ping { to: "h2".into(), count: 3, af: None };
+        assert_eq!(poll_check(&ping), TestCheck::Ping { to: "h2".into(), count: 1, af: None });
     }
 }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use lab_spec::lab::{TestCheck, TestSpec};
+use lab_spec::lab::{AddressFamily, TestCheck, TestSpec};
 use lab_spec::{HealthReport, NodeConfig};
 
 use super::checks::{Check, Kind, Verdict};
@@ -132,7 +132,7 @@ pub fn check_on(
                 Err(e) => Outcome::Fail(e.to_string()),
             }
         }
-        TestCheck::Ping { to, count } => ping(fleet, runner, node, to, *count),
+        TestCheck::Ping { to, count, af } => ping(fleet, runner, node, to, *count, *af),
         TestCheck::Route { prefix, present, protocol } => {
             route(fleet, runner, node, prefix, *present, protocol.as_deref())
         }
@@ -151,14 +151,25 @@ fn addresses(config: &NodeConfig) -> Vec<IpAddr> {
     v4.chain(ports4).chain(v6).chain(ports6).collect()
 }
 
-/// The address to reach a node at: its loopback, else its first address.
-fn address_of(fleet: &FleetClient, target: &str) -> Result<IpAddr, String> {
+/// The address to reach a node at: its loopback, else its first address
+/// (of family `af`, if given).
+fn address_of(
+    fleet: &FleetClient,
+    target: &str,
+    af: Option<AddressFamily>,
+) -> Result<IpAddr, String> {
     if let Ok(addr) = target.parse() {
         return Ok(addr);
     }
     let config =
         fleet.nodes.get(target).ok_or_else(|| format!("{target} is not a node of the lab"))?;
-    addresses(config).first().copied().ok_or_else(|| format!("{target} has no address"))
+    let mut all = addresses(config).into_iter();
+    match af {
+        None => all.next().ok_or_else(|| format!("{target} has no address")),
+        Some(af) => all
+            .find(|a| af.holds(a))
+            .ok_or_else(|| format!("{target} has no {} address", af.as_str())),
+    }
 }
 
 /// Does the BGP or IGP peer entry (`description`, `address`) name `target`
@@ -228,9 +239,10 @@ fn ping(
     node: &str,
     to: &str,
     count: u32,
+    af: Option<AddressFamily>,
 ) -> Outcome {
     let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
-    let address = match address_of(fleet, to) {
+    let address = match address_of(fleet, to, af) {
         Ok(a) => a.to_string(),
         Err(e) => return Outcome::Fail(e),
     };
@@ -265,7 +277,7 @@ fn route(
     let Some(runner) = runner else { return Outcome::Skip(UNREACHABLE.into()) };
     let prefix = match prefix.parse::<IpNet>() {
         Ok(net) => net.trunc(),
-        Err(_) => match address_of(fleet, prefix) {
+        Err(_) => match address_of(fleet, prefix, None) {
             Ok(addr) => IpNet::from(addr),
             Err(e) => return Outcome::Fail(e),
         },
@@ -390,14 +402,14 @@ mod tests {
     #[test]
     fn nodes_come_from_names_and_roles_and_the_node_filter() {
         let fleet = two_node_client();
-        let t = test(TestCheck::Ping { to: "10.0.0.1".into(), count: 1 });
+        let t = test(TestCheck::Ping { to: "10.0.0.1".into(), count: 1, af: None });
         assert_eq!(nodes_of(&fleet, &t, &[]), ["leaf1", "spine1"]);
         assert_eq!(nodes_of(&fleet, &t, &["spine1".into()]), ["spine1"]);
     }
 
     #[test]
     fn verdicts_carry_the_messages_and_warnings_do_not_fail() {
-        let mut t = test(TestCheck::Ping { to: "10.0.0.1".into(), count: 1 });
+        let mut t = test(TestCheck::Ping { to: "10.0.0.1".into(), count: 1, af: None });
         let c = judge(&t, "leaf1", Outcome::Fail("no reply".into()));
         assert_eq!((c.verdict, c.detail.as_str()), (Verdict::Fail, "broken (no reply)"));
         t.warning = true;
@@ -409,7 +421,7 @@ mod tests {
     fn commands_are_skipped_without_a_shell() {
         let fleet = two_node_client();
         for check in [
-            TestCheck::Ping { to: "spine1".into(), count: 1 },
+            TestCheck::Ping { to: "spine1".into(), count: 1, af: None },
             TestCheck::Route { prefix: "10.0.0.0/24".into(), present: true, protocol: None },
             TestCheck::Exec { command: "true".into(), pattern: ".".into() },
             TestCheck::Show { command: "show bgp summary json".into(), expect: "a".into() },
