@@ -1,11 +1,12 @@
 //! `pi-lab inventory`: the lab as an Ansible inventory (YAML or INI, a group
-//! per role, host variables from the compiled configs) or as Prometheus
-//! `file_sd` targets for every agent's `/metrics`.
+//! per role, host variables from the compiled configs), as Prometheus
+//! `file_sd` targets for every agent's `/metrics`, or as the topology
+//! sFlow-RT takes (`PUT /topology/json`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use lab_spec::NodeConfig;
+use lab_spec::{NodeConfig, Plan};
 use serde_json::json;
 
 use crate::fleet_client::FleetClient;
@@ -19,6 +20,9 @@ pub enum Format {
     AnsibleIni,
     /// Prometheus file_sd JSON targets.
     Prometheus,
+    /// sFlow-RT's topology JSON: nodes with their sFlow agent address,
+    /// links by port name.
+    SflowRtTopology,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +30,8 @@ pub enum Format {
   pi-lab inventory lab.toml --format ansible > inventory.yml
   ansible -i inventory.yml leaf -m ping
   pi-lab inventory lab.toml --format prometheus --out /etc/prometheus/file_sd/pi-lab.json
+  pi-lab inventory lab.toml --format sflow-rt-topology > topology.json
+  curl -X PUT -H 'Content-Type: application/json' -d @topology.json http://COLLECTOR:8008/topology/json
 
 With --out the file is replaced atomically, as Prometheus' file_sd wants.")]
 pub struct InventoryArgs {
@@ -50,7 +56,7 @@ pub fn run(args: &InventoryArgs) -> Result<ExitCode, InventoryError> {
     let lab = CompiledLab::load(&args.lab.file)?;
     // No request is made: the client only says where each agent listens.
     let fleet = FleetClient::open(&lab, std::time::Duration::from_secs(5));
-    let text = render(&fleet, args.format);
+    let text = render(&fleet, &lab.plan, args.format);
     match &args.out {
         Some(path) => write_atomic(path, &text)
             .map_err(|source| InventoryError::Write { path: path.clone(), source })?,
@@ -59,11 +65,12 @@ pub fn run(args: &InventoryArgs) -> Result<ExitCode, InventoryError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn render(fleet: &FleetClient, format: Format) -> String {
+pub fn render(fleet: &FleetClient, plan: &Plan, format: Format) -> String {
     match format {
         Format::Ansible => ansible_yaml(fleet),
         Format::AnsibleIni => ansible_ini(fleet),
         Format::Prometheus => prometheus(fleet),
+        Format::SflowRtTopology => sflow_rt_topology(fleet, plan),
     }
 }
 
@@ -167,6 +174,33 @@ fn prometheus(fleet: &FleetClient) -> String {
     text
 }
 
+/// Every node with the agent address its datagrams carry, and every lab
+/// link by node and port name. Ports carry no ifIndex: sFlow-RT learns it
+/// from the port name structures the agents send, as it does from hsflowd.
+fn sflow_rt_topology(fleet: &FleetClient, plan: &Plan) -> String {
+    let nodes: serde_json::Map<String, serde_json::Value> = fleet
+        .nodes
+        .values()
+        .map(|c| (c.hostname.clone(), json!({ "agent": c.sflow.agent_address.to_string() })))
+        .collect();
+    let links: serde_json::Map<String, serde_json::Value> = plan
+        .links
+        .iter()
+        .map(|l| {
+            let name = format!("{}:{}-{}:{}", l.a.node, l.a.interface, l.b.node, l.b.interface);
+            let ends = json!({
+                "node1": l.a.node, "port1": l.a.interface,
+                "node2": l.b.node, "port2": l.b.interface,
+            });
+            (name, ends)
+        })
+        .collect();
+    let topology = json!({ "nodes": nodes, "links": links });
+    let mut text = serde_json::to_string_pretty(&topology).unwrap_or_else(|_| "{}".into());
+    text.push('\n');
+    text
+}
+
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     lab_spec::replace_file::replace(
         path,
@@ -181,11 +215,55 @@ mod tests {
 
     use super::*;
     use crate::fleet_client::tests::two_node_client;
+    use crate::lab_file::CompiledLab;
+
+    fn example(name: &str) -> CompiledLab {
+        let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        CompiledLab::load(Path::new(&path)).expect("example loads")
+    }
+
+    /// For the formats that read no links.
+    fn no_links() -> Plan {
+        let mut plan = example("two-router.toml").plan;
+        plan.links.clear();
+        plan
+    }
+
+    #[test]
+    fn sflow_rt_topology_has_every_agent_and_every_link_by_port() {
+        let lab = example("fabric.toml");
+        let fleet = FleetClient::with_runs_on(
+            &lab,
+            crate::lab_host::RunsOn::Boards,
+            std::time::Duration::from_secs(1),
+        );
+        let text = render(&fleet, &lab.plan, Format::SflowRtTopology);
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let nodes = doc["nodes"].as_object().unwrap();
+        assert_eq!(nodes.len(), lab.lab.nodes.len());
+        // Routers send from their loopback, hosts from their management address.
+        let leaf1 = lab.configs["leaf1"].loopback.unwrap().to_string();
+        assert_eq!(doc["nodes"]["leaf1"], json!({ "agent": leaf1 }));
+        let h1 = lab.configs["h1"].management.address.addr().to_string();
+        assert_eq!(doc["nodes"]["h1"]["agent"], h1);
+        let links = doc["links"].as_object().unwrap();
+        assert_eq!(links.len(), lab.plan.links.len());
+        assert_eq!(
+            links["spine1:eth1-leaf1:eth1"],
+            json!({ "node1": "spine1", "port1": "eth1", "node2": "leaf1", "port2": "eth1" })
+        );
+        // Every end names a node of the topology.
+        for l in links.values() {
+            for end in ["node1", "node2"] {
+                assert!(nodes.contains_key(l[end].as_str().unwrap()), "{l}");
+            }
+        }
+    }
 
     #[test]
     fn prometheus_targets_carry_lab_node_and_role() {
         let fleet = two_node_client();
-        let text = render(&fleet, Format::Prometheus);
+        let text = render(&fleet, &no_links(), Format::Prometheus);
         let groups: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         assert_eq!(groups.len(), 2);
         let leaf = groups.iter().find(|g| g["labels"]["node"] == "leaf1").unwrap();
@@ -197,7 +275,7 @@ mod tests {
     #[test]
     fn ansible_yaml_parses_and_groups_by_role() {
         let fleet = two_node_client();
-        let text = render(&fleet, Format::Ansible);
+        let text = render(&fleet, &no_links(), Format::Ansible);
         // An independent YAML parser (PyYAML) reads it back, when present.
         let parsed = std::process::Command::new("python3")
             .args(["-c", "import sys, yaml, json; print(json.dumps(yaml.safe_load(sys.stdin)))"])
@@ -231,7 +309,7 @@ mod tests {
 
     #[test]
     fn ansible_ini_has_a_section_per_role() {
-        let text = render(&two_node_client(), Format::AnsibleIni);
+        let text = render(&two_node_client(), &no_links(), Format::AnsibleIni);
         assert!(
             text.contains(
                 "[leaf]\nleaf1 ansible_host=192.168.200.11 pilab_role=leaf pilab_asn=65001"
