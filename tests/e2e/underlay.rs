@@ -137,8 +137,12 @@ fn dual_stack_ospf_fabric_runs_ospfv3_beside_ospfv2_and_validates() {
     // The IPv6 loopbacks route through OSPFv3.
     let (leaf1, leaf4) = (lab.config("leaf1"), lab.config("leaf4"));
     let lo6 = leaf4.loopback6.unwrap().to_string();
-    let route = lab.exec("leaf1", &["ip", "-6", "route", "show", &lo6]);
-    assert!(text(&route).contains("proto ospf"), "{}", text(&route));
+    // Full comes before the routes do.
+    eventually(30, || {
+        let route = text(&lab.exec("leaf1", &["ip", "-6", "route", "show", &lo6]));
+        if route.contains("proto ospf") { Ok(()) } else { Err(format!("route: {route:?}")) }
+    })
+    .unwrap();
     let from = leaf1.loopback6.unwrap().to_string();
     eventually(30, || ping(&lab, "leaf1", &from, &lo6)).unwrap();
     let out = lab.pi_lab().args(["validate", "--deadline", "90s"]).arg(&lab.file).output();

@@ -3,7 +3,9 @@
 //! (`examples/fabric-unnumbered.toml`). Every session is Established on
 //! its interface, over IPv6 link-local addresses, and carries IPv4 routes
 //! with IPv6 next hops; h1 reaches h2 in both segments (static and EVPN)
-//! over IPv4 and IPv6; `pi-lab validate` passes.
+//! over IPv4 and IPv6; `pi-lab validate` passes. And its numbered twin
+//! (`examples/fabric.toml` with IPv6 pools): IPv6 rides the IPv4 sessions,
+//! with each link's IPv6 address as the next hop.
 
 // Test helpers: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -129,4 +131,69 @@ fn ipv6_goes_when_the_lab_drops_it(lab: &TestLab) {
     let v4 = h2.interfaces[0].address.unwrap();
     let port = crate::fleet::host_port_towards(&h1, &v4);
     eventually(60, || ping(lab, "h1", &port, &v4.addr().to_string())).unwrap();
+}
+
+#[test]
+fn numbered_dual_stack_fabric_carries_ipv6_over_its_ipv4_sessions() {
+    if !prerequisites("numbered_dual_stack_fabric", true, TOOLS) {
+        return;
+    }
+    let lab = TestLab::in_family("v6", "fabric.toml", "nd", 113, |doc| {
+        let pools: toml::Table = toml::from_str(
+            "loopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"",
+        )
+        .unwrap();
+        doc.insert("pools".into(), pools.into());
+    });
+    let started = Instant::now();
+    assert_eq!(lab.up()["converged"], true);
+    for node in ROUTERS {
+        eventually(30, || sessions_established(&lab, node)).unwrap();
+    }
+    // leaf3's IPv6 loopback, learnt over IPv4 sessions: BGP's next hops
+    // are the spines' global IPv6 addresses on the links (not IPv4-mapped
+    // ones), and the kernel routes through both spines (over the
+    // link-local addresses FRR sends beside them, as eBGP does).
+    let (leaf1, leaf3) = (lab.config("leaf1"), lab.config("leaf3"));
+    let lo6 = leaf3.loopback6.unwrap().to_string();
+    let spines6: Vec<String> = leaf1
+        .interfaces
+        .iter()
+        .filter(|i| i.description.contains("spine"))
+        .filter_map(|port| {
+            // The other end of the link's /64 (::1 and ::2).
+            let mut seg = port.address6?.addr().segments();
+            seg[7] = if seg[7] == 1 { 2 } else { 1 };
+            Some(std::net::Ipv6Addr::from(seg).to_string())
+        })
+        .collect();
+    assert_eq!(spines6.len(), 2, "{leaf1:?}");
+    let show = format!("show bgp ipv6 unicast {lo6}/128 json");
+    eventually(30, || {
+        let bgp = text(&lab.exec("leaf1", &["vtysh", "-N", &lab.ns("leaf1"), "-c", &show]));
+        let route = text(&lab.exec("leaf1", &["ip", "-6", "route", "show", &lo6]));
+        let via_both = ["dev eth1", "dev eth2"].iter().all(|d| route.contains(d));
+        if spines6.iter().all(|s| bgp.contains(&format!("\"{s}\""))) && via_both {
+            Ok(())
+        } else {
+            Err(format!("{lo6}: bgp {bgp}\nkernel {route:?}\nwant next hops {spines6:?}"))
+        }
+    })
+    .unwrap();
+    let from6 = leaf1.loopback6.unwrap().to_string();
+    eventually(30, || ping(&lab, "leaf1", &from6, &lo6)).unwrap();
+    // h1 reaches h2 over IPv6 in both segments.
+    let (h1, h2) = (lab.config("h1"), lab.config("h2"));
+    for h2_port in &h2.interfaces {
+        let v6 = h2_port.address6.unwrap();
+        let port = port6_towards(&h1, &v6);
+        eventually(60, || ping(&lab, "h1", &port, &v6.addr().to_string())).unwrap();
+    }
+    let out = lab.pi_lab().args(["validate", "--deadline", "90s"]).arg(&lab.file).output();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(0), "validate:\n{}", text(&out));
+    eprintln!(
+        "numbered dual-stack: validate passed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }
