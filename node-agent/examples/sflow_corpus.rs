@@ -48,6 +48,7 @@ fn main() -> anyhow::Result<()> {
                 ]
                 .concat(),
             },
+            vni_ingress: Some(10010),
         };
         let mut packer = Packer::new(agent, 0);
         let mut stream = Vec::new();

@@ -26,5 +26,6 @@ mod netlab;
 mod pi_lab_tests;
 mod scale;
 mod sflow_fleet;
+mod sflow_vxlan;
 mod underlay;
 mod unnumbered;

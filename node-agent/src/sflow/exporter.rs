@@ -60,6 +60,7 @@ impl Exporter {
             out: Mutex::new(Output::new(cfg, opts.sub_agent_id)?),
             stats: Mutex::new(SflowState::default()),
             rate: AtomicU32::new(0),
+            vnis: Mutex::new(HashMap::new()),
             started: Instant::now(),
         });
         let mut worker =
@@ -163,6 +164,8 @@ struct Shared {
     stats: Mutex<SflowState>,
     /// Current sampling rate, for the reader's flow samples.
     rate: AtomicU32,
+    /// ifIndex to VNI of the sampled VXLAN devices.
+    vnis: Mutex<HashMap<u32, u32>>,
     started: Instant,
 }
 
@@ -363,6 +366,8 @@ impl Worker {
         }
         let rate = self.cfg.sampling_rate;
         self.shared.rate.store(rate, Ordering::Relaxed);
+        *lock(&self.shared.vnis) =
+            selected(links, &self.cfg.interfaces).filter_map(|l| Some((l.index, l.vni?))).collect();
         if let Some(s) = &mut self.sampling {
             if s.rate != rate || s.devices != devices {
                 nft::install(&devices, rate, self.opts.nflog_group)?;
@@ -401,11 +406,13 @@ impl Worker {
     }
 }
 
-/// The interfaces named in the settings; all but loopback when none are.
+/// The interfaces named in the settings (all but loopback when none are),
+/// and the VXLAN devices: samples there are the frames of one tunnel, and
+/// carry its VNI.
 fn selected<'a>(links: &'a [Link], names: &'a [String]) -> impl Iterator<Item = &'a Link> + 'a {
-    links
-        .iter()
-        .filter(move |l| if names.is_empty() { !l.is_loopback() } else { names.contains(&l.name) })
+    links.iter().filter(move |l| {
+        if names.is_empty() { !l.is_loopback() } else { names.contains(&l.name) || l.vni.is_some() }
+    })
 }
 
 /// The NFLOG reader thread: sampled packets to flow samples, until stopped.
@@ -425,11 +432,15 @@ fn read_samples(mut nflog: NflogGroup, shared: &Shared, stop: &AtomicBool) {
             continue;
         }
         let rate = shared.rate.load(Ordering::Relaxed).max(1);
+        let vnis = lock(&shared.vnis).clone();
         let samples: Vec<Vec<u8>> = {
             let mut out = lock(&shared.out);
             packets
                 .into_iter()
-                .map(|p| flow_sample(p, rate, nflog.drops, &mut pools, &mut out.sequences).encode())
+                .map(|p| {
+                    let vni = vnis.get(&p.in_ifindex).copied();
+                    flow_sample(p, rate, nflog.drops, vni, &mut pools, &mut out.sequences).encode()
+                })
                 .collect()
         };
         let n = samples.len() as u64;
@@ -441,6 +452,7 @@ fn flow_sample(
     p: SampledPacket,
     rate: u32,
     drops: u32,
+    vni_ingress: Option<u32>,
     pools: &mut HashMap<u32, u32>,
     sequences: &mut SampleSequences,
 ) -> FlowSample {
@@ -456,6 +468,7 @@ fn flow_sample(
         input: p.in_ifindex,
         output: p.out_ifindex,
         header: p.header,
+        vni_ingress,
     }
 }
 
@@ -503,8 +516,8 @@ mod tests {
             },
             seq: None,
         };
-        let a = flow_sample(p.clone(), 100, 0, &mut pools, &mut seqs);
-        let b = flow_sample(p, 100, 2, &mut pools, &mut seqs);
+        let a = flow_sample(p.clone(), 100, 0, None, &mut pools, &mut seqs);
+        let b = flow_sample(p, 100, 2, Some(10010), &mut pools, &mut seqs);
         assert_eq!((a.sequence, a.sample_pool), (1, 100));
         assert_eq!((b.sequence, b.sample_pool, b.drops), (2, 200, 2));
     }

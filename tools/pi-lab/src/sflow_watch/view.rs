@@ -346,6 +346,7 @@ mod tests {
                     proto: "udp".into(),
                     src_port: None,
                     dst_port: None,
+                    vni: None,
                 },
             })
         };

@@ -231,7 +231,8 @@ function drawFlows(flows) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
     td.append(`${f.src} → ${f.dst}`, document.createElement("br"));
-    text(td.appendChild(document.createElement("span")), `${f.proto}, sampled on ${f.seen_on}`).className = "muted";
+    const vni = f.vni == null ? "" : ` in VNI ${f.vni}`;
+    text(td.appendChild(document.createElement("span")), `${f.proto}${vni}, sampled on ${f.seen_on}`).className = "muted";
     tr.appendChild(td);
     cell(tr, rate(f.bps), "num");
     cell(tr, f.pps.toFixed(0), "num");
