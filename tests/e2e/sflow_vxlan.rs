@@ -4,7 +4,8 @@
 //! sflow doing the XDR) shows h1's pings to h2 in segment blue as a flow
 //! in VNI 10010, sampled on a leaf's `vxlan10010`; samples from the
 //! spines' underlay ports show the same inner flow, its VNI read from the
-//! VXLAN header.
+//! VXLAN header. `status` says how the agents sample (nflog), what, and
+//! how many samples were lost.
 
 // Test helpers: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -68,4 +69,13 @@ fn flows_in_a_vxlan_segment_are_shown_with_their_vni() {
         pings.iter().find(|v| v["node"].as_str().is_some_and(|n| n.starts_with("spine")));
     let on_spine = on_spine.unwrap_or_else(|| panic!("no sample on a spine: {pings:#?}"));
     assert_eq!(on_spine["vni"], 10010, "{on_spine}");
+    // status says how leaf1 samples, and that its VXLAN devices are in it.
+    let out = lab.pi_lab().args(["status", "--json", "--timeout", "30"]).arg(&lab.file).output();
+    let nodes: serde_json::Value = serde_json::from_slice(&out.unwrap().stdout).unwrap();
+    let leaf1 = nodes.as_array().unwrap().iter().find(|n| n["node"] == "leaf1").unwrap();
+    let sflow = &leaf1["report"]["sflow"];
+    assert_eq!(sflow["sampling_method"], "nflog", "{sflow}");
+    let sampled = sflow["sampling_interfaces"].as_array().unwrap();
+    assert!(sampled.iter().any(|i| i == "vxlan10010"), "{sflow}");
+    assert!(sflow["samples_lost"].is_u64(), "{sflow}");
 }

@@ -258,6 +258,9 @@ impl Output {
     }
 }
 
+/// The sampling method this exporter runs, as the health report names it.
+const METHOD: &str = "nflog";
+
 /// What the sampling rules currently cover.
 struct Sampling {
     rate: u32,
@@ -388,13 +391,21 @@ impl Worker {
             .name("sflow-nflog".into())
             .spawn(move || read_samples(nflog, &shared, &stop))
             .map_err(SflowError::Socket)?;
-        lock(&self.shared.stats).sampling_interfaces = devices.clone();
+        {
+            let mut stats = lock(&self.shared.stats);
+            stats.sampling_interfaces = devices.clone();
+            stats.sampling_method = Some(METHOD.into());
+        }
         self.sampling = Some(Sampling { rate, devices, reader_stop, reader });
         Ok(())
     }
 
     fn stop_sampling(&mut self) {
-        lock(&self.shared.stats).sampling_interfaces.clear();
+        {
+            let mut stats = lock(&self.shared.stats);
+            stats.sampling_interfaces.clear();
+            stats.sampling_method = None;
+        }
         if let Some(s) = self.sampling.take() {
             if let Err(e) = nft::remove() {
                 tracing::warn!("sFlow: removing the sampling rules: {e}");
@@ -419,8 +430,15 @@ fn selected<'a>(links: &'a [Link], names: &'a [String]) -> impl Iterator<Item = 
 fn read_samples(mut nflog: NflogGroup, shared: &Shared, stop: &AtomicBool) {
     // sample_pool per input interface: packets that could have been sampled.
     let mut pools: HashMap<u32, u32> = HashMap::new();
+    let mut lost_before = nflog.drops;
     while !stop.load(Ordering::Relaxed) {
-        let packets = match nflog.read() {
+        let read = nflog.read();
+        let lost = nflog.drops.wrapping_sub(lost_before);
+        if lost > 0 {
+            lock(&shared.stats).samples_lost += u64::from(lost);
+            lost_before = nflog.drops;
+        }
+        let packets = match read {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("sFlow: reading NFLOG: {e}");

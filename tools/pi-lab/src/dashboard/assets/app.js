@@ -345,7 +345,7 @@ function showDetails(d) {
     ["SoC temperature", board.soc_temperature_celsius != null ? board.soc_temperature_celsius.toFixed(1) + " °C" : null],
     ["throttled", board.throttled != null ? String(board.throttled) : null],
     ["under-voltage", board.under_voltage != null ? String(board.under_voltage) : null],
-    ["sFlow", r.sflow.enabled ? `${r.sflow.datagrams_sent} datagrams sent` + (r.sflow.sampling_rate ? `, sampling 1-in-${r.sflow.sampling_rate}` : "") : "off"],
+    ["sFlow", r.sflow.enabled ? `${r.sflow.datagrams_sent} datagrams sent` + (r.sflow.sampling_rate ? `, sampling 1-in-${r.sflow.sampling_rate}` + (r.sflow.sampling_method ? ` (${r.sflow.sampling_method}, ${r.sflow.samples_lost || 0} lost)` : "") : "") : "off"],
   ]);
   section(body, "Neighbours");
   const neighbours = [];
