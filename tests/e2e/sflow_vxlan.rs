@@ -23,6 +23,8 @@ fn flows_in_a_vxlan_segment_are_shown_with_their_vni() {
     let lab = TestLab::edited("fabric.toml", "vx", 114, |doc| {
         let sflow = doc.get_mut("sflow").and_then(|s| s.as_table_mut()).unwrap();
         sflow.insert("sampling_rate".into(), 1.into());
+        // Counter samples bring the port names (vxlan10010) within the watch.
+        sflow.insert("polling_interval".into(), 2.into());
     });
     assert_eq!(lab.up()["converged"], true);
     let (h1, h2) = (lab.config("h1"), lab.config("h2"));
@@ -36,7 +38,7 @@ fn flows_in_a_vxlan_segment_are_shown_with_their_vni() {
     let watch = lab
         .pi_lab()
         .args(["sflow", "watch", "--json", "--duration", "8", "--top", "50"])
-        .args(["--listen", "172.31.114.1:6343"])
+        .args(["--listen", "172.31.114.1:6343", "--lab"])
         .arg(&lab.file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
