@@ -4,9 +4,6 @@
 //! JSON, and the first 8 bytes of the SHA-256 of the FRR text), taken
 //! before the change. A difference means a lab without IPv6 pools would
 //! get a new config, and its agents would reload.
-//!
-//! The two board examples have since gained an unnumbered VLAN link (the
-//! emulated boards run one): they are pinned as they were, without it.
 
 use std::path::PathBuf;
 
@@ -74,26 +71,6 @@ fn example(name: &str) -> PathBuf {
     if name.ends_with(".yml") { dir.join("netlab").join(name) } else { dir.join(name) }
 }
 
-/// The unnumbered link the board examples gained after the pins.
-const LATER_LINK: &str = "[[links]]
-a = \"leaf1:eth0.102\"
-b = \"leaf2:eth0.102\"
-unnumbered = true                    # BGP on the interface: no /31
-";
-
-fn configs_of(file: &str) -> std::collections::BTreeMap<String, lab_spec::NodeConfig> {
-    if !file.contains("boards") || file.contains("router") {
-        let compiled = lab_spec::compile_file(&example(file), "secret");
-        return compiled.unwrap_or_else(|e| panic!("{file}: {e}")).2;
-    }
-    let text = std::fs::read_to_string(example(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    assert!(text.contains(LATER_LINK), "{file} no longer has its unnumbered link as pinned here");
-    let lab = lab_spec::parse(&text.replace(LATER_LINK, ""), file)
-        .unwrap_or_else(|e| panic!("{file}: {e}"));
-    let plan = lab_spec::Plan::new(&lab).unwrap_or_else(|e| panic!("{file}: {e}"));
-    lab_spec::compile::compile(&lab, &plan, "secret")
-}
-
 #[test]
 fn ipv4_only_configs_and_frr_texts_are_unchanged() {
     let mut checked = 0;
@@ -101,7 +78,8 @@ fn ipv4_only_configs_and_frr_texts_are_unchanged() {
         if file.ends_with(".yml") && !cfg!(feature = "netlab") {
             continue;
         }
-        let configs = configs_of(file);
+        let (_, _, configs) = lab_spec::compile_file(&example(file), "secret")
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
         let config = &configs[*node];
         assert_eq!(config.version, *version, "{file} {node}: NodeConfig changed");
         let text = lab_spec::frr::render(config);

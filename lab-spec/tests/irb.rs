@@ -156,8 +156,7 @@ fn example(name: &str) -> PathBuf {
 }
 
 /// A lab without irb compiles to the very configs it did before irb
-/// existed: no `address` key (the versions are pinned in
-/// ipv4_unchanged.rs).
+/// existed: no `address` key, and the same version (pinned from then).
 #[test]
 fn a_config_without_irb_serializes_exactly_as_before() {
     let lab = lab_spec::load(&example("boards.toml")).unwrap();
@@ -183,6 +182,7 @@ remote_vteps = ["10.0.0.232"]
 
 "#
     );
+    assert_eq!(leaf1.version, "0843968a8bfebb52");
     assert_eq!(leaf1.version, leaf1.content_version());
 }
 
