@@ -202,14 +202,6 @@ pub struct SflowState {
     /// place and read); empty while packet sampling is off.
     #[serde(default)]
     pub sampling_interfaces: Vec<String>,
-    /// How packets are sampled while they are: `nflog` (nftables and
-    /// NFLOG, as hsflowd without psample).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sampling_method: Option<String>,
-    /// Samples taken that never reached the agent (gaps in the kernel's
-    /// sequence numbers, or a full socket).
-    #[serde(default)]
-    pub samples_lost: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

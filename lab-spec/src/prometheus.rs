@@ -41,14 +41,6 @@ impl<'a> Family<'a> {
         }
     }
 
-    /// A sample with `labels`, if there are any to say.
-    pub fn with_labels_opt(self, labels: Option<Labels<'a>>, value: f64) -> Self {
-        match labels {
-            Some(l) => self.with(l, value),
-            None => self,
-        }
-    }
-
     /// HELP, TYPE and one line per sample; nothing without samples.
     pub fn write(&self, out: &mut String) {
         if self.samples.is_empty() {

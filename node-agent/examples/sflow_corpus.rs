@@ -48,7 +48,6 @@ fn main() -> anyhow::Result<()> {
                 ]
                 .concat(),
             },
-            vni_ingress: Some(10010),
         };
         let mut packer = Packer::new(agent, 0);
         let mut stream = Vec::new();

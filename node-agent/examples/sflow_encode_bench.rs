@@ -94,7 +94,6 @@ fn main() {
             stripped: 4,
             header: vec![0x5a; 128],
         },
-        vni_ingress: None,
     };
     report(
         "flow datagram, 7 samples of 128-byte headers",

@@ -62,8 +62,6 @@ fn metrics_parse_with_an_independent_parser() {
     assert_eq!(value("pilab_sflow_datagrams_sent_total", None), 123.0);
     assert_eq!(value("pilab_sflow_send_errors_total", None), 2.0);
     assert_eq!(value("pilab_sflow_samples_sent_total", Some(("kind", "counter"))), 456.0);
-    assert_eq!(value("pilab_sflow_samples_lost_total", None), 7.0);
-    assert_eq!(value("pilab_sflow_sampling_method", Some(("method", "nflog"))), 1.0);
     assert_eq!(value("pilab_reconcile_errors_total", None), 3.0);
     assert_eq!(value("pilab_reconcile_last_duration_seconds", None), 0.042);
     assert_eq!(value("pilab_healthy", None), 0.0);

@@ -272,7 +272,6 @@ fn flow_sample_datagram_matches_hand_written_bytes() {
             stripped: 4,
             header: arp_eth,
         },
-        vni_ingress: None,
     };
     #[rustfmt::skip]
     let body: [u8; 80] = [
@@ -297,39 +296,4 @@ fn flow_sample_datagram_matches_hand_written_bytes() {
         0x08, 0x06, 0x00, 0x00,             // EtherType ARP, 2 bytes padding
     ];
     assert_eq!(one_datagram(sample.encode()), with_header(&body));
-}
-
-#[test]
-fn a_vni_record_follows_the_header_record() {
-    let plain = FlowSample {
-        sequence: 1,
-        source: DataSource::interface(9),
-        sampling_rate: 10,
-        sample_pool: 10,
-        drops: 0,
-        input: 9,
-        output: 0,
-        header: SampledHeader { header_protocol: 1, frame_length: 64, stripped: 4, header: vec![] },
-        vni_ingress: None,
-    };
-    let tunnel = FlowSample { vni_ingress: Some(10010), ..plain.clone() }.encode();
-    let plain = plain.encode();
-    // The same sample, 12 bytes longer, with two records instead of one...
-    assert_eq!(tunnel.len(), plain.len() + 12);
-    assert_eq!(
-        &tunnel[4..8],
-        &(u32::from_be_bytes(plain[4..8].try_into().unwrap()) + 12).to_be_bytes()
-    );
-    assert_eq!(&tunnel[36..40], &[0, 0, 0, 2]);
-    assert_eq!(&plain[36..40], &[0, 0, 0, 1]);
-    assert_eq!((&tunnel[..4], &tunnel[8..36]), (&plain[..4], &plain[8..36]));
-    assert_eq!(&tunnel[40..plain.len()], &plain[40..]);
-    // ...the last being extended_vni_ingress.
-    #[rustfmt::skip]
-    let vni: [u8; 12] = [
-        0x00, 0x00, 0x04, 0x06, // record data_format (0:1030) extended_vni_ingress
-        0x00, 0x00, 0x00, 0x04, // record length 4
-        0x00, 0x00, 0x27, 0x1a, // vni 10010
-    ];
-    assert_eq!(&tunnel[plain.len()..], &vni);
 }

@@ -152,7 +152,6 @@ fn flow_sample() -> FlowSample {
         input: 7,
         output: 0,
         header: SampledHeader { header_protocol: 1, frame_length: 102, stripped: 4, header: frame },
-        vni_ingress: None,
     }
 }
 
@@ -443,28 +442,6 @@ fn flow_sample_round_trips_through_both_decoders() {
     let FpFlow::RawPacketHeader(h) = &s.records[0] else { panic!("{:?}", s.records[0]) };
     assert_eq!((h.header_protocol, h.frame_length, h.stripped), (1, 102, 4));
     assert_eq!((h.header_length as usize, &h.header), (f.header.header.len(), &f.header.header));
-}
-
-#[test]
-fn a_sample_from_a_vxlan_device_names_its_vni_to_both_decoders() {
-    let f = FlowSample { vni_ingress: Some(10010), ..flow_sample() };
-    let bytes = datagram(AGENT, &[f.encode()]);
-
-    let d = sflow_parser::parse_datagram(&bytes).expect("sflow-parser decodes");
-    let SampleData::FlowSample(s) = &d.samples[0].sample_data else { panic!("{:?}", d.samples[0]) };
-    assert_eq!(s.flow_records.len(), 2);
-    assert!(matches!(s.flow_records[0].flow_data, FlowData::SampledHeader(_)));
-    let FlowData::ExtendedVniIngress(v) = &s.flow_records[1].flow_data else {
-        panic!("{:?}", s.flow_records[1])
-    };
-    assert_eq!(v.vni, 10010);
-
-    let r = SflowParser::default().parse_bytes(&bytes);
-    assert!(r.error.is_none(), "{:?}", r.error);
-    let SflowSample::Flow(s) = &r.datagrams[0].samples[0] else { panic!("{:?}", r.datagrams[0]) };
-    let FpFlow::ExtendedVniIngress(v) = &s.records[1] else { panic!("{:?}", s.records[1]) };
-    assert_eq!(v.vni, 10010);
-    assert!(matches!(s.records[0], FpFlow::RawPacketHeader(_)));
 }
 
 #[test]

@@ -26,6 +26,5 @@ mod netlab;
 mod pi_lab_tests;
 mod scale;
 mod sflow_fleet;
-mod sflow_vxlan;
 mod underlay;
 mod unnumbered;

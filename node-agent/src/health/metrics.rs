@@ -228,16 +228,6 @@ fn sflow(r: &HealthReport) -> Vec<Family<'_>> {
         .with(vec![("kind", "flow".to_string())], n(s.flow_samples_sent)),
         Family::counter("pilab_sflow_send_errors_total", "sFlow datagrams that could not be sent.")
             .with(Vec::new(), n(s.send_errors)),
-        Family::counter(
-            "pilab_sflow_samples_lost_total",
-            "Packet samples taken that never reached the agent.",
-        )
-        .with(Vec::new(), n(s.samples_lost)),
-        Family::gauge(
-            "pilab_sflow_sampling_method",
-            "1 for the method packets are sampled with now (none while sampling is off).",
-        )
-        .with_labels_opt(s.sampling_method.as_ref().map(|m| vec![("method", m.clone())]), 1.0),
     ]
 }
 

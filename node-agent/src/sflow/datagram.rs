@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::records::{
-    CounterRecord, HostAdapter, InterfaceRecords, SampledHeader, encode_sampled_header,
-    encode_vni_ingress, format,
+    CounterRecord, HostAdapter, InterfaceRecords, SampledHeader, encode_sampled_header, format,
 };
 use super::xdr::{Xdr, data_format};
 
@@ -54,9 +53,6 @@ pub struct FlowSample {
     /// ifIndex the packet went out on, 0 when unknown.
     pub output: u32,
     pub header: SampledHeader,
-    /// Sampled on a VXLAN device: the VNI of the tunnel the frame came
-    /// out of (`extended_vni_ingress`).
-    pub vni_ingress: Option<u32>,
 }
 
 impl CounterSample {
@@ -86,11 +82,8 @@ impl FlowSample {
         x.u32(self.sampling_rate).u32(self.sample_pool).u32(self.drops);
         // Interface format 0 (ifIndex) in the top two bits.
         x.u32(self.input & 0x3fff_ffff).u32(self.output & 0x3fff_ffff);
-        x.u32(1 + u32::from(self.vni_ingress.is_some()));
+        x.u32(1);
         encode_sampled_header(&self.header, &mut x);
-        if let Some(vni) = self.vni_ingress {
-            encode_vni_ingress(vni, &mut x);
-        }
         x.end_block(at);
         x.into_bytes()
     }

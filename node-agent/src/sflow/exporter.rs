@@ -60,7 +60,6 @@ impl Exporter {
             out: Mutex::new(Output::new(cfg, opts.sub_agent_id)?),
             stats: Mutex::new(SflowState::default()),
             rate: AtomicU32::new(0),
-            vnis: Mutex::new(HashMap::new()),
             started: Instant::now(),
         });
         let mut worker =
@@ -164,8 +163,6 @@ struct Shared {
     stats: Mutex<SflowState>,
     /// Current sampling rate, for the reader's flow samples.
     rate: AtomicU32,
-    /// ifIndex to VNI of the sampled VXLAN devices.
-    vnis: Mutex<HashMap<u32, u32>>,
     started: Instant,
 }
 
@@ -257,9 +254,6 @@ impl Output {
         (sent, errors)
     }
 }
-
-/// The sampling method this exporter runs, as the health report names it.
-const METHOD: &str = "nflog";
 
 /// What the sampling rules currently cover.
 struct Sampling {
@@ -369,8 +363,6 @@ impl Worker {
         }
         let rate = self.cfg.sampling_rate;
         self.shared.rate.store(rate, Ordering::Relaxed);
-        *lock(&self.shared.vnis) =
-            selected(links, &self.cfg.interfaces).filter_map(|l| Some((l.index, l.vni?))).collect();
         if let Some(s) = &mut self.sampling {
             if s.rate != rate || s.devices != devices {
                 nft::install(&devices, rate, self.opts.nflog_group)?;
@@ -391,21 +383,13 @@ impl Worker {
             .name("sflow-nflog".into())
             .spawn(move || read_samples(nflog, &shared, &stop))
             .map_err(SflowError::Socket)?;
-        {
-            let mut stats = lock(&self.shared.stats);
-            stats.sampling_interfaces = devices.clone();
-            stats.sampling_method = Some(METHOD.into());
-        }
+        lock(&self.shared.stats).sampling_interfaces = devices.clone();
         self.sampling = Some(Sampling { rate, devices, reader_stop, reader });
         Ok(())
     }
 
     fn stop_sampling(&mut self) {
-        {
-            let mut stats = lock(&self.shared.stats);
-            stats.sampling_interfaces.clear();
-            stats.sampling_method = None;
-        }
+        lock(&self.shared.stats).sampling_interfaces.clear();
         if let Some(s) = self.sampling.take() {
             if let Err(e) = nft::remove() {
                 tracing::warn!("sFlow: removing the sampling rules: {e}");
@@ -417,28 +401,19 @@ impl Worker {
     }
 }
 
-/// The interfaces named in the settings (all but loopback when none are),
-/// and the VXLAN devices: samples there are the frames of one tunnel, and
-/// carry its VNI.
+/// The interfaces named in the settings; all but loopback when none are.
 fn selected<'a>(links: &'a [Link], names: &'a [String]) -> impl Iterator<Item = &'a Link> + 'a {
-    links.iter().filter(move |l| {
-        if names.is_empty() { !l.is_loopback() } else { names.contains(&l.name) || l.vni.is_some() }
-    })
+    links
+        .iter()
+        .filter(move |l| if names.is_empty() { !l.is_loopback() } else { names.contains(&l.name) })
 }
 
 /// The NFLOG reader thread: sampled packets to flow samples, until stopped.
 fn read_samples(mut nflog: NflogGroup, shared: &Shared, stop: &AtomicBool) {
     // sample_pool per input interface: packets that could have been sampled.
     let mut pools: HashMap<u32, u32> = HashMap::new();
-    let mut lost_before = nflog.drops;
     while !stop.load(Ordering::Relaxed) {
-        let read = nflog.read();
-        let lost = nflog.drops.wrapping_sub(lost_before);
-        if lost > 0 {
-            lock(&shared.stats).samples_lost += u64::from(lost);
-            lost_before = nflog.drops;
-        }
-        let packets = match read {
+        let packets = match nflog.read() {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("sFlow: reading NFLOG: {e}");
@@ -450,15 +425,11 @@ fn read_samples(mut nflog: NflogGroup, shared: &Shared, stop: &AtomicBool) {
             continue;
         }
         let rate = shared.rate.load(Ordering::Relaxed).max(1);
-        let vnis = lock(&shared.vnis).clone();
         let samples: Vec<Vec<u8>> = {
             let mut out = lock(&shared.out);
             packets
                 .into_iter()
-                .map(|p| {
-                    let vni = vnis.get(&p.in_ifindex).copied();
-                    flow_sample(p, rate, nflog.drops, vni, &mut pools, &mut out.sequences).encode()
-                })
+                .map(|p| flow_sample(p, rate, nflog.drops, &mut pools, &mut out.sequences).encode())
                 .collect()
         };
         let n = samples.len() as u64;
@@ -470,7 +441,6 @@ fn flow_sample(
     p: SampledPacket,
     rate: u32,
     drops: u32,
-    vni_ingress: Option<u32>,
     pools: &mut HashMap<u32, u32>,
     sequences: &mut SampleSequences,
 ) -> FlowSample {
@@ -486,7 +456,6 @@ fn flow_sample(
         input: p.in_ifindex,
         output: p.out_ifindex,
         header: p.header,
-        vni_ingress,
     }
 }
 
@@ -534,8 +503,8 @@ mod tests {
             },
             seq: None,
         };
-        let a = flow_sample(p.clone(), 100, 0, None, &mut pools, &mut seqs);
-        let b = flow_sample(p, 100, 2, Some(10010), &mut pools, &mut seqs);
+        let a = flow_sample(p.clone(), 100, 0, &mut pools, &mut seqs);
+        let b = flow_sample(p, 100, 2, &mut pools, &mut seqs);
         assert_eq!((a.sequence, a.sample_pool), (1, 100));
         assert_eq!((b.sequence, b.sample_pool, b.drops), (2, 200, 2));
     }

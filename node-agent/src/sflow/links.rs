@@ -6,9 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{
-    InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State, Stats64,
-};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage, State, Stats64};
 
 use super::records::{HostAdapter, HostNetIo, IfCounters, InterfaceRecords, UNKNOWN_U32};
 use crate::netlink::{Netlink, NetlinkError};
@@ -47,9 +45,6 @@ pub struct Link {
     pub speed: u64,
     /// sFlow ifDirection: 0 unknown, 1 full, 2 half duplex.
     pub direction: u32,
-    /// The VNI of a VXLAN device: frames arriving on it came out of that
-    /// tunnel.
-    pub vni: Option<u32>,
 }
 
 /// Every link of the current network namespace, with counters and speed.
@@ -88,21 +83,10 @@ pub fn link(l: &LinkMessage) -> Link {
             LinkAttribute::Address(mac) => link.mac = mac.as_slice().try_into().ok(),
             LinkAttribute::OperState(state) => link.oper_up = *state == State::Up,
             LinkAttribute::Stats64(stats) => link.stats = stats64(stats),
-            LinkAttribute::LinkInfo(info) => link.vni = vni(info),
             _ => {}
         }
     }
     link
-}
-
-fn vni(info: &[LinkInfo]) -> Option<u32> {
-    info.iter().find_map(|i| match i {
-        LinkInfo::Data(InfoData::Vxlan(data)) => data.iter().find_map(|d| match d {
-            InfoVxlan::Id(vni) => Some(*vni),
-            _ => None,
-        }),
-        _ => None,
-    })
 }
 
 fn stats64(s: &Stats64) -> LinkStats {
@@ -286,21 +270,6 @@ mod tests {
         assert!(lo.is_loopback());
         assert_eq!(lo.if_counters().if_type, 24);
         assert!(lo.index >= 1);
-    }
-
-    #[test]
-    fn a_vxlan_device_says_its_vni() {
-        use netlink_packet_route::link::InfoKind;
-        let mut msg = LinkMessage::default();
-        msg.header.index = 7;
-        msg.attributes.push(LinkAttribute::IfName("vxlan10010".into()));
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Vxlan),
-            LinkInfo::Data(InfoData::Vxlan(vec![InfoVxlan::Port(4789), InfoVxlan::Id(10010)])),
-        ]));
-        assert_eq!(link(&msg).vni, Some(10010));
-        msg.attributes.pop();
-        assert_eq!(link(&msg).vni, None);
     }
 
     #[test]

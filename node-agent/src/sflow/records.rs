@@ -22,9 +22,6 @@ pub mod format {
     pub const PORT_NAME: u32 = 1005;
     /// `flow_data` format of a raw packet header.
     pub const SAMPLED_HEADER: u32 = 1;
-    /// `extended_vni_ingress` (0:1030, sFlow tunnel structures): the VNI
-    /// of the tunnel the sampled frame came out of.
-    pub const VNI_INGRESS: u32 = 1030;
     /// `sample_data` formats.
     pub const FLOW_SAMPLE: u32 = 1;
     pub const COUNTERS_SAMPLE_EXPANDED: u32 = 4;
@@ -367,14 +364,6 @@ fn encode_host_disk_io(d: &HostDiskIo, x: &mut Xdr) {
 fn encode_host_net_io(n: &HostNetIo, x: &mut Xdr) {
     x.u64(n.bytes_in).u32(n.pkts_in).u32(n.errs_in).u32(n.drops_in);
     x.u64(n.bytes_out).u32(n.pkts_out).u32(n.errs_out).u32(n.drops_out);
-}
-
-/// Writes an `extended_vni_ingress` flow record.
-pub fn encode_vni_ingress(vni: u32, x: &mut Xdr) {
-    x.u32(data_format(0, format::VNI_INGRESS));
-    let at = x.begin_block();
-    x.u32(vni);
-    x.end_block(at);
 }
 
 /// Writes a raw packet header flow record (format, length, record).

@@ -85,10 +85,8 @@ pub fn template() -> HealthReport {
             counter_samples_sent: 456,
             flow_samples_sent: 0,
             send_errors: 2,
-            sampling_rate: 10,
-            sampling_interfaces: vec!["eth1".into()],
-            sampling_method: Some("nflog".into()),
-            samples_lost: 7,
+            sampling_rate: 0,
+            sampling_interfaces: Vec::new(),
         },
         reconcile: ReconcileState {
             config_version: None,

@@ -79,8 +79,6 @@ fn datagrams_from(agent: IpAddr) -> Vec<Vec<u8>> {
             stripped: 4,
             header: udp_frame(),
         },
-        // As if sampled on vxlan10010: the agent names the tunnel.
-        vni_ingress: Some(10010),
     };
     let mut out = packer.pack(&poll(1, 1_000_000, 1000), 10_000).expect("fits");
     out.extend(packer.pack(&[flow.encode()], 11_000).expect("fits"));
@@ -193,7 +191,6 @@ fn watch_shows_rates_and_flows_and_survives_bad_datagrams() {
     assert_eq!((flow["dst"].as_str(), flow["proto"].as_str()), (Some("10.1.0.1"), Some("udp")));
     assert_eq!((flow["src_port"].as_u64(), flow["dst_port"].as_u64()), (Some(5000), Some(53)));
     assert_eq!(flow["input"], "eth1");
-    assert_eq!(flow["vni"], 10010, "the flow's VXLAN segment, from extended_vni_ingress");
 }
 
 /// `GET path` on a local server; the body of a 200 answer.
@@ -249,7 +246,7 @@ fn watch_names_lab_links_and_serves_metrics() {
     assert!(
         metrics.lines().any(|l| l.starts_with("pi_lab_sflow_flow_bytes_per_second{")
             && l.contains(
-                "src=\"10.1.0.2\",dst=\"10.1.0.1\",proto=\"udp\",src_port=\"5000\",dst_port=\"53\",vni=\"10010\""
+                "src=\"10.1.0.2\",dst=\"10.1.0.1\",proto=\"udp\",src_port=\"5000\",dst_port=\"53\""
             )),
         "{metrics}"
     );

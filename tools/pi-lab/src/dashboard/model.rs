@@ -215,8 +215,6 @@ pub struct FlowLive {
     pub src: String,
     pub dst: String,
     pub proto: String,
-    /// The VXLAN segment the flow runs in, when it was sampled in one.
-    pub vni: Option<u32>,
     pub bps: f64,
     pub pps: f64,
 }
@@ -284,7 +282,6 @@ pub fn live(
                 src: port(&f.key.src, f.key.src_port),
                 dst: port(&f.key.dst, f.key.dst_port),
                 proto: f.key.proto.clone(),
-                vni: f.key.vni,
                 bps: f.bps,
                 pps: f.pps,
             }

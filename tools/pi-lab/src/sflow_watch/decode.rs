@@ -68,8 +68,7 @@ pub struct FlowObservation {
     pub key: FlowKey,
 }
 
-/// Who talks to whom, from the sampled header. In a VXLAN packet, the
-/// inner frame's addresses, with the VNI.
+/// Who talks to whom, from the sampled header.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct FlowKey {
     pub src: String,
@@ -77,14 +76,7 @@ pub struct FlowKey {
     pub proto: String,
     pub src_port: Option<u16>,
     pub dst_port: Option<u16>,
-    /// The VXLAN segment: from the agent's tunnel structure
-    /// (`extended_vni_ingress`/`_egress`), else from the sampled header.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vni: Option<u32>,
 }
-
-/// VXLAN's UDP port (IANA).
-const VXLAN_PORT: u16 = 4789;
 
 pub fn decode(bytes: &[u8]) -> Result<Datagram, Bad> {
     if bytes.len() > MAX_ACCEPTED {
@@ -192,22 +184,13 @@ fn counter(r: &CounterRecord, name: &Option<String>) -> Option<Sample> {
 }
 
 fn flow(input: u32, rate: u32, records: &[FlowRecord]) -> Option<Sample> {
-    let tunnel = records.iter().find_map(|r| match r {
-        FlowRecord::ExtendedVniIngress(v) => Some(v.vni),
-        FlowRecord::ExtendedVniEgress(v) => Some(v.vni),
-        _ => None,
-    });
     records.iter().find_map(|r| match r {
-        FlowRecord::RawPacketHeader(h) => {
-            let mut key = flow_key(h.header_protocol, &h.header);
-            key.vni = tunnel.or(key.vni);
-            Some(Sample::Flow(FlowObservation {
-                input: input & 0x3fff_ffff,
-                sampling_rate: rate,
-                frame_length: h.frame_length,
-                key,
-            }))
-        }
+        FlowRecord::RawPacketHeader(h) => Some(Sample::Flow(FlowObservation {
+            input: input & 0x3fff_ffff,
+            sampling_rate: rate,
+            frame_length: h.frame_length,
+            key: flow_key(h.header_protocol, &h.header),
+        })),
         _ => None,
     })
 }
@@ -223,22 +206,7 @@ pub fn flow_key(header_protocol: u32, h: &[u8]) -> FlowKey {
 }
 
 fn unknown_key(proto: String) -> FlowKey {
-    FlowKey { src: "?".into(), dst: "?".into(), proto, src_port: None, dst_port: None, vni: None }
-}
-
-/// A UDP datagram to the VXLAN port with the VNI flag set: the inner
-/// frame's key, with its VNI. Anything else: `outer` as it is.
-fn vxlan_or(outer: FlowKey, udp: &[u8]) -> FlowKey {
-    if outer.proto != "udp" || outer.dst_port != Some(VXLAN_PORT) {
-        return outer;
-    }
-    match (udp.get(8), udp.get(12..15), udp.get(16..)) {
-        (Some(flags), Some(vni), Some(inner)) if flags & 0x08 != 0 => FlowKey {
-            vni: Some(u32::from_be_bytes([0, vni[0], vni[1], vni[2]])),
-            ..ethernet_key(inner)
-        },
-        _ => outer,
-    }
+    FlowKey { src: "?".into(), dst: "?".into(), proto, src_port: None, dst_port: None }
 }
 
 fn be16(h: &[u8], at: usize) -> Option<u16> {
@@ -267,7 +235,6 @@ fn ethernet_key(h: &[u8]) -> FlowKey {
             proto: if t == 0x0806 { "arp".into() } else { format!("ethertype-0x{t:04x}") },
             src_port: None,
             dst_port: None,
-            vni: None,
         },
         _ => unknown_key("truncated".into()),
     }
@@ -297,18 +264,10 @@ fn ipv4_key(h: &[u8]) -> FlowKey {
     };
     let ihl = usize::from(vihl & 0x0f) * 4;
     let first_fragment = be16(h, 6).is_some_and(|f| f & 0x1fff == 0);
-    let l4 = h.get(ihl..).unwrap_or_default();
-    let (src_port, dst_port) = if first_fragment { ports(proto, l4) } else { (None, None) };
+    let (src_port, dst_port) =
+        if first_fragment { ports(proto, h.get(ihl..).unwrap_or_default()) } else { (None, None) };
     let v4 = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string();
-    let key = FlowKey {
-        src: v4(src),
-        dst: v4(dst),
-        proto: ip_proto(proto),
-        src_port,
-        dst_port,
-        vni: None,
-    };
-    vxlan_or(key, l4)
+    FlowKey { src: v4(src), dst: v4(dst), proto: ip_proto(proto), src_port, dst_port }
 }
 
 fn ipv6_key(h: &[u8]) -> FlowKey {
@@ -318,17 +277,8 @@ fn ipv6_key(h: &[u8]) -> FlowKey {
     let v6 = |b: &[u8]| {
         <[u8; 16]>::try_from(b).map(|a| Ipv6Addr::from(a).to_string()).unwrap_or_default()
     };
-    let l4 = h.get(40..).unwrap_or_default();
-    let (src_port, dst_port) = ports(next, l4);
-    let key = FlowKey {
-        src: v6(src),
-        dst: v6(dst),
-        proto: ip_proto(next),
-        src_port,
-        dst_port,
-        vni: None,
-    };
-    vxlan_or(key, l4)
+    let (src_port, dst_port) = ports(next, h.get(40..).unwrap_or_default());
+    FlowKey { src: v6(src), dst: v6(dst), proto: ip_proto(next), src_port, dst_port }
 }
 
 #[cfg(test)]
@@ -348,34 +298,6 @@ mod tests {
             ("10.1.0.1", "10.1.0.2", "udp")
         );
         assert_eq!((k.src_port, k.dst_port), (Some(4660), Some(53)));
-    }
-
-    #[test]
-    fn a_vxlan_packet_is_its_inner_flow_in_its_vni() {
-        // Outer: 10.0.0.1 -> 10.0.0.3, UDP 49152 -> 4789; VXLAN VNI 10010;
-        // inner: 172.16.77.97 -> 172.16.77.98, ICMP.
-        let mut h = vec![0u8; 12];
-        h.extend_from_slice(&[0x08, 0x00]);
-        h.extend_from_slice(&[
-            0x45, 0, 0, 134, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 3,
-        ]);
-        h.extend_from_slice(&[0xc0, 0x00, 0x12, 0xb5, 0, 114, 0, 0]);
-        h.extend_from_slice(&[0x08, 0, 0, 0, 0x00, 0x27, 0x1a, 0]);
-        h.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
-        h.extend_from_slice(&[0x45, 0, 0, 84, 0, 0, 0x40, 0, 64, 1, 0, 0]);
-        h.extend_from_slice(&[172, 16, 77, 97, 172, 16, 77, 98]);
-        let k = flow_key(1, &h);
-        assert_eq!(
-            (k.src.as_str(), k.dst.as_str(), k.proto.as_str(), k.vni),
-            ("172.16.77.97", "172.16.77.98", "icmp", Some(10010))
-        );
-        // Without the VNI flag it is a plain UDP datagram.
-        h[42] = 0;
-        let k = flow_key(1, &h);
-        assert_eq!((k.dst.as_str(), k.dst_port, k.vni), ("10.0.0.3", Some(4789), None));
-        // Cut inside the inner frame: still no panic, and still the VNI.
-        h[42] = 0x08;
-        assert_eq!(flow_key(1, &h[..60]).vni, Some(10010));
     }
 
     #[test]

@@ -151,7 +151,6 @@ fn flow_labels(f: &FlowRow) -> Labels<'static> {
         ("proto", f.key.proto.clone()),
         ("src_port", port(f.key.src_port)),
         ("dst_port", port(f.key.dst_port)),
-        ("vni", f.key.vni.map(|v| v.to_string()).unwrap_or_default()),
     ]
 }
 
@@ -227,7 +226,6 @@ mod tests {
                     proto: "icmp".into(),
                     src_port: None,
                     dst_port: None,
-                    vni: None,
                 },
                 bps: 8000.0,
                 pps: 10.0,
@@ -256,7 +254,7 @@ mod tests {
             text.lines().filter(|l| l.starts_with("pi_lab_sflow_interface_out_octets_total{"));
         assert_eq!(series.count(), 2);
         assert!(text.contains(
-            "pi_lab_sflow_flow_bytes_per_second{agent=\"10.0.0.1\",node=\"leaf1\",ifname=\"eth1\",src=\"10.1.0.1\",dst=\"10.1.0.2\",proto=\"icmp\",src_port=\"\",dst_port=\"\",vni=\"\"} 1000\n"
+            "pi_lab_sflow_flow_bytes_per_second{agent=\"10.0.0.1\",node=\"leaf1\",ifname=\"eth1\",src=\"10.1.0.1\",dst=\"10.1.0.2\",proto=\"icmp\",src_port=\"\",dst_port=\"\"} 1000\n"
         ));
         assert!(text.contains("pi_lab_sflow_datagrams_skipped_total{reason=\"truncated\"} 1\n"));
         assert!(text.contains("# TYPE pi_lab_sflow_interface_in_octets_total counter\n"));

@@ -346,7 +346,6 @@ mod tests {
                     proto: "udp".into(),
                     src_port: None,
                     dst_port: None,
-                    vni: None,
                 },
             })
         };

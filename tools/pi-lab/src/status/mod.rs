@@ -201,14 +201,6 @@ pub fn render(statuses: &[NodeStatus]) -> String {
     out
 }
 
-/// `, 1-in-10 nflog` (and `, 3 lost`) while packets are sampled.
-fn sampling_note(s: &lab_spec::health::SflowState) -> String {
-    let Some(method) = &s.sampling_method else { return String::new() };
-    let lost =
-        if s.samples_lost > 0 { format!(", {} lost", s.samples_lost) } else { String::new() };
-    format!(", 1-in-{} {method}{lost}", s.sampling_rate)
-}
-
 /// The TC cell: `-`, `eth1` (as the lab file), `2 ports, 1 by hand`,
 /// `1 NOT APPLIED`.
 fn tc_cell(r: &HealthReport) -> String {
@@ -253,7 +245,7 @@ fn row(s: &NodeStatus) -> Vec<String> {
     let sflow = if !r.sflow.enabled {
         "off".to_string()
     } else if r.sflow.datagrams_sent > 0 {
-        format!("yes ({}){}", r.sflow.datagrams_sent, sampling_note(&r.sflow))
+        format!("yes ({})", r.sflow.datagrams_sent)
     } else {
         "no".into()
     };
@@ -322,17 +314,6 @@ pub fn duration(seconds: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn the_sflow_cell_says_how_packets_are_sampled_and_how_many_were_lost() {
-        let mut s = lab_spec::health::SflowState { sampling_rate: 10, ..Default::default() };
-        assert_eq!(sampling_note(&s), "");
-        s.sampling_method = Some("nflog".into());
-        assert_eq!(sampling_note(&s), ", 1-in-10 nflog");
-        s.samples_lost = 3;
-        assert_eq!(sampling_note(&s), ", 1-in-10 nflog, 3 lost");
-    }
-
     use super::*;
 
     #[test]

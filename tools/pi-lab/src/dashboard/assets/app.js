@@ -231,8 +231,7 @@ function drawFlows(flows) {
     const tr = document.createElement("tr");
     const td = document.createElement("td");
     td.append(`${f.src} → ${f.dst}`, document.createElement("br"));
-    const vni = f.vni == null ? "" : ` in VNI ${f.vni}`;
-    text(td.appendChild(document.createElement("span")), `${f.proto}${vni}, sampled on ${f.seen_on}`).className = "muted";
+    text(td.appendChild(document.createElement("span")), `${f.proto}, sampled on ${f.seen_on}`).className = "muted";
     tr.appendChild(td);
     cell(tr, rate(f.bps), "num");
     cell(tr, f.pps.toFixed(0), "num");
@@ -345,7 +344,7 @@ function showDetails(d) {
     ["SoC temperature", board.soc_temperature_celsius != null ? board.soc_temperature_celsius.toFixed(1) + " °C" : null],
     ["throttled", board.throttled != null ? String(board.throttled) : null],
     ["under-voltage", board.under_voltage != null ? String(board.under_voltage) : null],
-    ["sFlow", r.sflow.enabled ? `${r.sflow.datagrams_sent} datagrams sent` + (r.sflow.sampling_rate ? `, sampling 1-in-${r.sflow.sampling_rate}` + (r.sflow.sampling_method ? ` (${r.sflow.sampling_method}, ${r.sflow.samples_lost || 0} lost)` : "") : "") : "off"],
+    ["sFlow", r.sflow.enabled ? `${r.sflow.datagrams_sent} datagrams sent` + (r.sflow.sampling_rate ? `, sampling 1-in-${r.sflow.sampling_rate}` : "") : "off"],
   ]);
   section(body, "Neighbours");
   const neighbours = [];

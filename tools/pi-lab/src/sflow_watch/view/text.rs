@@ -81,13 +81,12 @@ pub fn render(s: &Snapshot, listen: &str) -> String {
             port(&f.key.src, f.key.src_port),
             port(&f.key.dst, f.key.dst_port),
             f.key.proto.clone(),
-            f.key.vni.map_or("-".into(), |v| v.to_string()),
             rate(f.bps),
             rate(f.pps),
         ]
     });
-    let flows = Table::new(["SEEN ON", "SOURCE", "DESTINATION", "PROTO", "VNI", "bit/s", "pkt/s"])
-        .right(&[5, 6])
+    let flows = Table::new(["SEEN ON", "SOURCE", "DESTINATION", "PROTO", "bit/s", "pkt/s"])
+        .right(&[4, 5])
         .with_rows(flows);
     let _ = write!(out, "\nTOP SAMPLED FLOWS (estimated)\n{flows}");
     out
