@@ -240,6 +240,34 @@ fn has_route(lab: &TestLab, node: &str, dst: &str) -> bool {
     routes.as_array().into_iter().flatten().any(|r| r["dst"] == dst)
 }
 
+/// A lab edit that makes it dual-stack: IPv6 pools for loopbacks, links
+/// and segments.
+pub(crate) fn with_ipv6_pools(doc: &mut toml::Table) {
+    let pools: toml::Table = toml::from_str(
+        "loopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"",
+    )
+    .unwrap();
+    doc.insert("pools".into(), pools.into());
+}
+
+/// `ip [-6] route show DESTINATION` on `node` says `want`. Sessions and
+/// adjacencies come up before their routes are installed: wait with
+/// [`eventually`].
+pub(crate) fn route_says(
+    lab: &TestLab,
+    node: &str,
+    destination: &str,
+    want: &str,
+) -> Result<(), String> {
+    let family = if destination.contains(':') { "-6" } else { "-4" };
+    let route = text(&lab.exec(node, &["ip", family, "route", "show", destination]));
+    if route.contains(want) {
+        Ok(())
+    } else {
+        Err(format!("{node}: route to {destination} is {route:?}, want {want:?}"))
+    }
+}
+
 pub(crate) fn ping(lab: &TestLab, node: &str, port: &str, address: &str) -> Result<(), String> {
     let out = lab.exec(node, &["ping", "-c", "1", "-W", "1", "-I", port, address]);
     if out.status.success() {

@@ -13,7 +13,8 @@ use lab_spec::node_config::IgpProtocol;
 
 use crate::common::prerequisites;
 use crate::fleet::{
-    TOOLS, TestLab, eventually, host_port_towards, ping, sessions_established, text,
+    TOOLS, TestLab, eventually, host_port_towards, ping, route_says, sessions_established, text,
+    with_ipv6_pools,
 };
 
 /// Every adjacency `node`'s config expects is up, as FRR says it.
@@ -118,13 +119,7 @@ fn dual_stack_ospf_fabric_runs_ospfv3_beside_ospfv2_and_validates() {
     if !prerequisites("dual_stack_ospf_fabric", true, TOOLS) {
         return;
     }
-    let lab = TestLab::in_family("v6", "fabric-ospf.toml", "o6", 112, |doc| {
-        let pools: toml::Table = toml::from_str(
-            "loopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"",
-        )
-        .unwrap();
-        doc.insert("pools".into(), pools.into());
-    });
+    let lab = TestLab::in_family("v6", "fabric-ospf.toml", "o6", 112, with_ipv6_pools);
     let started = Instant::now();
     assert_eq!(lab.up()["converged"], true);
     for node in ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"] {
@@ -137,12 +132,7 @@ fn dual_stack_ospf_fabric_runs_ospfv3_beside_ospfv2_and_validates() {
     // The IPv6 loopbacks route through OSPFv3.
     let (leaf1, leaf4) = (lab.config("leaf1"), lab.config("leaf4"));
     let lo6 = leaf4.loopback6.unwrap().to_string();
-    // Full comes before the routes do.
-    eventually(30, || {
-        let route = text(&lab.exec("leaf1", &["ip", "-6", "route", "show", &lo6]));
-        if route.contains("proto ospf") { Ok(()) } else { Err(format!("route: {route:?}")) }
-    })
-    .unwrap();
+    eventually(30, || route_says(&lab, "leaf1", &lo6, "proto ospf")).unwrap();
     let from = leaf1.loopback6.unwrap().to_string();
     eventually(30, || ping(&lab, "leaf1", &from, &lo6)).unwrap();
     let out = lab.pi_lab().args(["validate", "--deadline", "90s"]).arg(&lab.file).output();

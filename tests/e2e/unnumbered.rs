@@ -5,7 +5,8 @@
 //! with IPv6 next hops; h1 reaches h2 in both segments (static and EVPN)
 //! over IPv4 and IPv6; `pi-lab validate` passes. And its numbered twin
 //! (`examples/fabric.toml` with IPv6 pools): IPv6 rides the IPv4 sessions,
-//! with each link's IPv6 address as the next hop.
+//! BGP's next hop is each link's IPv6 address, and the kernel routes over
+//! the link-local address FRR sends beside it.
 
 // Test helpers: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
@@ -15,7 +16,9 @@ use std::time::Instant;
 use lab_spec::NodeConfig;
 
 use crate::common::prerequisites;
-use crate::fleet::{TOOLS, TestLab, eventually, ping, sessions_established, text};
+use crate::fleet::{
+    TOOLS, TestLab, eventually, ping, route_says, sessions_established, text, with_ipv6_pools,
+};
 
 const ROUTERS: [&str; 6] = ["spine1", "spine2", "leaf1", "leaf2", "leaf3", "leaf4"];
 
@@ -60,13 +63,8 @@ fn unnumbered_dual_stack_fabric_carries_both_families_and_validates() {
     }
     // IPv4 loopbacks through IPv6 next hops (RFC 5549), IPv6 loopbacks too.
     let (leaf1, leaf3) = (lab.config("leaf1"), lab.config("leaf3"));
-    // Established comes before the routes do: wait for leaf3's loopback.
     let lo3 = leaf3.loopback.unwrap().to_string();
-    eventually(30, || {
-        let route = text(&lab.exec("leaf1", &["ip", "route", "show", &lo3]));
-        if route.contains("via inet6 fe80:") { Ok(()) } else { Err(format!("route: {route:?}")) }
-    })
-    .unwrap();
+    eventually(30, || route_says(&lab, "leaf1", &lo3, "via inet6 fe80:")).unwrap();
     let lo6 = leaf3.loopback6.unwrap().to_string();
     let from6 = leaf1.loopback6.unwrap().to_string();
     eventually(30, || ping(&lab, "leaf1", &from6, &lo6)).unwrap();
@@ -138,13 +136,7 @@ fn numbered_dual_stack_fabric_carries_ipv6_over_its_ipv4_sessions() {
     if !prerequisites("numbered_dual_stack_fabric", true, TOOLS) {
         return;
     }
-    let lab = TestLab::in_family("v6", "fabric.toml", "nd", 113, |doc| {
-        let pools: toml::Table = toml::from_str(
-            "loopback6 = \"2001:db8::/64\"\np2p6 = \"2001:db8:1::/48\"\nsegments6 = \"2001:db8:2::/48\"",
-        )
-        .unwrap();
-        doc.insert("pools".into(), pools.into());
-    });
+    let lab = TestLab::in_family("v6", "fabric.toml", "nd", 113, with_ipv6_pools);
     let started = Instant::now();
     assert_eq!(lab.up()["converged"], true);
     for node in ROUTERS {

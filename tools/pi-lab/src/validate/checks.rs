@@ -121,6 +121,15 @@ pub fn igp(fleet: &FleetClient, reports: &Reports) -> Vec<Check> {
     checks
 }
 
+/// The adjacencies of one protocol in a health report.
+fn reported(r: &HealthReport, kind: Kind) -> &[lab_spec::health::IgpAdjacencyState] {
+    match kind {
+        Kind::Ospf => &r.ospf,
+        Kind::Ospf6 => &r.ospf6,
+        _ => &r.isis,
+    }
+}
+
 /// One check per adjacency `igp` expects, of one protocol.
 fn adjacency_checks(
     node: &str,
@@ -129,21 +138,18 @@ fn adjacency_checks(
     want: &str,
     report: Option<&Result<HealthReport, String>>,
 ) -> Vec<Check> {
-    let list = |r: &HealthReport| match kind {
-        Kind::Ospf => r.ospf.clone(),
-        Kind::Ospf6 => r.ospf6.clone(),
-        _ => r.isis.clone(),
-    };
     igp.neighbors
         .iter()
         .map(|n| {
             let name = format!("{node} -> {} on {} ({})", n.description, n.interface, n.router_id);
             let (ok, detail) = match report {
-                Some(Ok(r)) => match list(r).iter().find(|a| a.interface == n.interface) {
-                    Some(a) if a.up => (true, a.state.clone()),
-                    Some(a) => (false, format!("{} (want {want})", a.state)),
-                    None => (false, "the agent does not report this adjacency".into()),
-                },
+                Some(Ok(r)) => {
+                    match reported(r, kind).iter().find(|a| a.interface == n.interface) {
+                        Some(a) if a.up => (true, a.state.clone()),
+                        Some(a) => (false, format!("{} (want {want})", a.state)),
+                        None => (false, "the agent does not report this adjacency".into()),
+                    }
+                }
                 Some(Err(e)) => (false, e.clone()),
                 None => (false, "no answer".into()),
             };
